@@ -1,0 +1,69 @@
+/* emitter.h - the only writer of the protocol channel (stdout). */
+/* SPDX-License-Identifier: MIT */
+#ifndef AB_EMITTER_H
+#define AB_EMITTER_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ab/error.h"
+
+/*
+ * One AirbyteMessage per line. Every STATE and TRACE is followed by fflush.
+ * Secrets registered with ab_emitter_add_secret() are replaced by "**********"
+ * in every LOG and TRACE text it writes (and in a CONNECTION_STATUS message),
+ * in their raw and in their JSON-escaped form; invalid UTF-8 in those texts
+ * becomes U+FFFD. LOG messages over 64 KiB are cut (after masking) and marked.
+ * The level filter starts at AB_LOG_INFO. Errors are sticky: after a failed
+ * write (a broken pipe is an error) every call returns that error (AB_ERR_IO).
+ */
+struct ab_emitter;
+
+enum ab_log_level {
+    AB_LOG_TRACE = 0,
+    AB_LOG_DEBUG,
+    AB_LOG_INFO,
+    AB_LOG_WARN,
+    AB_LOG_ERROR,
+    AB_LOG_FATAL
+};
+
+/* out is borrowed for the emitter's lifetime. now_ms may be NULL (real clock);
+ * it exists so tests get stable emitted_at values. */
+struct ab_emitter *ab_emitter_new(FILE *out, int64_t (*now_ms)(void), struct ab_error *err);
+void ab_emitter_free(struct ab_emitter *em);
+
+/* Copies s; strings shorter than 4 bytes are ignored (they would mask words). */
+enum ab_status ab_emitter_add_secret(struct ab_emitter *em, const char *s);
+/* Writes the secrets-masked form of text into out (always NUL-terminated,
+ * truncated to size). Exposed so that files (dead letters) can use it too. */
+void ab_emitter_mask(const struct ab_emitter *em, const char *text, char *out, size_t size);
+
+void ab_emitter_set_level(struct ab_emitter *em, enum ab_log_level min);
+bool ab_emitter_enabled(const struct ab_emitter *em, enum ab_log_level level);
+
+enum ab_status ab_emitter_log(struct ab_emitter *em, enum ab_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+enum ab_status ab_emitter_vlog(struct ab_emitter *em, enum ab_log_level level, const char *fmt,
+                               va_list ap) __attribute__((format(printf, 3, 0)));
+
+/* TRACE ERROR with failure_type from err->code; stream may be NULL. */
+enum ab_status ab_emitter_trace_error(struct ab_emitter *em, const struct ab_error *err,
+                                      const char *stream, const char *ns);
+/* SPEC: spec_json is the whole ConnectorSpecification object, written compact. */
+enum ab_status ab_emitter_spec(struct ab_emitter *em, const char *spec_json);
+/* CONNECTION_STATUS; message may be NULL. */
+enum ab_status ab_emitter_connection_status(struct ab_emitter *em, bool ok, const char *message);
+/* STATE: writes {"type":"STATE","state":{<members>,"destinationStats":{...}}}
+ * where members is the state object's member list without braces (as built
+ * by ab_proto_state_members()). Counts are written with a decimal point:
+ * "destinationStats":{"recordCount":N.0,"rejectedRecordCount":M.0}. */
+enum ab_status ab_emitter_state(struct ab_emitter *em, const char *members, size_t len,
+                                uint64_t record_count, uint64_t rejected_count);
+/* Writes a complete pre-serialised message line (a "\n" is appended). */
+enum ab_status ab_emitter_raw(struct ab_emitter *em, const char *json, size_t len, bool flush);
+enum ab_status ab_emitter_flush(struct ab_emitter *em);
+
+#endif

@@ -1,0 +1,77 @@
+/* mapping.h - which stream loads which target object, and how fields map. */
+/* SPDX-License-Identifier: MIT */
+#ifndef AB_MAPPING_H
+#define AB_MAPPING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "ab/buf.h"
+#include "ab/catalog.h"
+#include "ab/error.h"
+
+/*
+ * Config shape (the "stream_mappings" array of both destinations):
+ *   [{"stream": "clientes", "namespace": "erp", "object": "customers",
+ *     "fields": {"external_id": "id", "email": "contato.email"}}]
+ * "fields" maps a target field to a source field path (dot-separated). With
+ * "fields", only the listed target fields are sent; without it the record's
+ * top-level fields are sent as they are, except Airbyte's own ("_ab_*",
+ * "_airbyte_*"). A stream with no mapping whose name equals an object name
+ * loads that object with identical fields.
+ */
+struct ab_mapping_field {
+    char *to;
+    struct ab_path from;
+};
+
+struct ab_mapping {
+    char *stream;
+    char *ns; /* NULL: any namespace */
+    char *object;
+    struct ab_mapping_field *fields;
+    size_t nfields;
+    bool identity; /* no "fields": pass the record through */
+};
+
+struct ab_mappings {
+    struct ab_mapping *m; /* the explicit mappings, in config order */
+    size_t n;
+    /* private: identity mappings made by ab_mappings_resolve(), one
+     * allocation each so that returned pointers never move */
+    struct ab_mapping **implicit;
+    size_t nimplicit;
+};
+
+/* Parses the array (NULL or JSON null: no explicit mappings). objects is the
+ * NULL-terminated list of valid object names (NULL: any name); an unknown
+ * object, a missing stream or an empty field path is AB_ERR_CONFIG naming its
+ * index. Without "object" the object is the stream's name; without "fields"
+ * the mapping is an identity one. Two entries for the same stream and
+ * namespace are an error. On failure ms is left empty. */
+enum ab_status ab_mappings_parse(struct ab_mappings *ms, yajl_val arr, const char *const *objects,
+                                 struct ab_error *err);
+void ab_mappings_release(struct ab_mappings *ms);
+
+/* The mapping for a stream: an explicit one (one for exactly ns beats one
+ * for any namespace), else an identity mapping when the stream's name is an
+ * object name (stored in ms), else NULL with err set: AB_ERR_CONFIG naming
+ * the stream when it has no mapping, AB_ERR_NOMEM. The pointer is borrowed
+ * from ms and stays valid until ab_mappings_release(). */
+const struct ab_mapping *ab_mappings_resolve(struct ab_mappings *ms, const char *stream,
+                                             const char *ns, const char *const *objects,
+                                             struct ab_error *err);
+
+/* Target field value: for an identity mapping data[field], otherwise the
+ * mapped source path; NULL when absent. */
+yajl_val ab_mapping_get(const struct ab_mapping *m, yajl_val data, const char *field);
+
+/* Writes the mapped record as a JSON object into out. Members whose value is
+ * absent are left out. extra_key/extra_val (may be NULL) add one member
+ * when the mapped record has none of that name (a default brand). */
+enum ab_status ab_mapping_write(const struct ab_mapping *m, yajl_val data, const char *extra_key,
+                                const char *extra_val, struct ab_buf *out, struct ab_error *err);
+
+#endif

@@ -1,0 +1,83 @@
+/* protocol.h - reading Airbyte messages and preparing STATE echoes. */
+/* SPDX-License-Identifier: MIT */
+#ifndef AB_PROTOCOL_H
+#define AB_PROTOCOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "ab/buf.h"
+#include "ab/error.h"
+
+enum ab_msg_type {
+    AB_MSG_UNKNOWN = 0, /* a type this connector does not know: ignored */
+    AB_MSG_RECORD,
+    AB_MSG_STATE,
+    AB_MSG_TRACE,
+    AB_MSG_LOG,
+    AB_MSG_CONTROL,
+    AB_MSG_OTHER /* a known type a destination does not consume (SPEC, CATALOG, ...) */
+};
+
+enum ab_state_type { AB_STATE_STREAM = 0, AB_STATE_GLOBAL, AB_STATE_LEGACY };
+
+enum ab_stream_status {
+    AB_STATUS_NONE = 0,
+    AB_STATUS_STARTED,
+    AB_STATUS_RUNNING,
+    AB_STATUS_COMPLETE,
+    AB_STATUS_INCOMPLETE
+};
+
+/*
+ * A parsed message. All pointers borrow from root, which the message owns:
+ * ab_msg_release() frees it. Fields not relevant to the type are NULL/0.
+ */
+struct ab_msg {
+    enum ab_msg_type type;
+    const char *type_name; /* the "type" text as received */
+    yajl_val root;
+
+    /* RECORD */
+    const char *stream;
+    const char *ns; /* NULL when absent or null */
+    yajl_val data;  /* always an object for a valid RECORD */
+    int64_t emitted_at;
+
+    /* STATE */
+    enum ab_state_type state_type;
+    yajl_val state; /* the "state" object */
+    /* STREAM state: its descriptor (stream/ns above are set too) */
+    double source_count; /* sourceStats.recordCount, -1 when absent */
+
+    /* TRACE of type STREAM_STATUS (stream/ns set too; stream NULL when the
+     * descriptor has no name, status NONE when absent or unknown). A TRACE is
+     * never an error; trace_type is NULL when it has none. */
+    enum ab_stream_status status;
+    const char *trace_type;
+};
+
+/*
+ * Parses one line. Malformed JSON, a missing or non-string "type", a RECORD
+ * without stream or with non-object data, a STATE whose state is not an object
+ * or whose STREAM descriptor has no name: AB_ERR_PROTOCOL naming what is wrong
+ * (the caller prefixes the line number). Unknown types and unknown fields are
+ * not errors.
+ */
+enum ab_status ab_msg_parse(struct ab_msg *msg, const char *line, size_t len, struct ab_error *err);
+void ab_msg_release(struct ab_msg *msg);
+
+/*
+ * Serialises the members of the state object without the enclosing braces and
+ * without any incoming "destinationStats", preserving every other member,
+ * its order and the exact number text (the platform's integer "id" stays an
+ * integer). Appends to out.
+ */
+enum ab_status ab_proto_state_members(struct ab_buf *out, yajl_val state, struct ab_error *err);
+
+const char *ab_stream_status_name(enum ab_stream_status s);
+
+#endif

@@ -1,0 +1,139 @@
+/* buf.c - growable byte buffer with a hard cap. */
+/* SPDX-License-Identifier: MIT */
+#include "ab/buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ab_buf_init(struct ab_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+void ab_buf_release(struct ab_buf *b)
+{
+    free(b->data);
+    ab_buf_init(b, b->max);
+}
+
+void ab_buf_reset(struct ab_buf *b)
+{
+    b->len = 0;
+    if (b->data) {
+        b->data[0] = '\0';
+    }
+}
+
+enum ab_status ab_buf_reserve(struct ab_buf *b, size_t extra, struct ab_error *err)
+{
+    size_t need;
+    size_t cap;
+    char *p;
+
+    if (extra > b->max || b->len > b->max - extra) {
+        return ab_error_set(err, AB_ERR_PROTOCOL, "data exceeds the limit of %zu bytes", b->max);
+    }
+    need = b->len + extra + 1;
+    if (need <= b->cap) {
+        return AB_OK;
+    }
+    cap = b->cap ? b->cap : 256;
+    while (cap < need) {
+        cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
+    }
+    p = realloc(b->data, cap);
+    if (!p) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (buffer of %zu bytes)", cap);
+    }
+    b->data = p;
+    b->cap = cap;
+    return AB_OK;
+}
+
+enum ab_status ab_buf_add(struct ab_buf *b, const void *p, size_t n, struct ab_error *err)
+{
+    enum ab_status rc = ab_buf_reserve(b, n, err);
+
+    if (rc != AB_OK) {
+        return rc;
+    }
+    if (n) {
+        memcpy(b->data + b->len, p, n);
+    }
+    b->len += n;
+    b->data[b->len] = '\0';
+    return AB_OK;
+}
+
+enum ab_status ab_buf_adds(struct ab_buf *b, const char *s, struct ab_error *err)
+{
+    return ab_buf_add(b, s, strlen(s), err);
+}
+
+enum ab_status ab_buf_addc(struct ab_buf *b, char c, struct ab_error *err)
+{
+    if (b->len + 1 < b->cap) {
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return AB_OK;
+    }
+    return ab_buf_add(b, &c, 1, err);
+}
+
+enum ab_status ab_buf_printf(struct ab_buf *b, struct ab_error *err, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    enum ab_status rc;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "cannot format text");
+    }
+    rc = ab_buf_reserve(b, (size_t)n, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    va_start(ap, fmt);
+    (void)vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return AB_OK;
+}
+
+char *ab_buf_detach(struct ab_buf *b, size_t *len)
+{
+    char *p = b->data;
+
+    if (len) {
+        *len = b->len;
+    }
+    ab_buf_init(b, b->max);
+    return p;
+}
+
+void ab_buf_consume(struct ab_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        ab_buf_reset(b);
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    b->data[b->len] = '\0';
+}
+
+void ab_buf_truncate(struct ab_buf *b, size_t len)
+{
+    if (len < b->len) {
+        b->len = len;
+        b->data[len] = '\0';
+    }
+}

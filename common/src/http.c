@@ -1,0 +1,1734 @@
+/* http.c - HTTP client over curl multi: concurrency, retries, rate limiting. */
+/* SPDX-License-Identifier: MIT */
+#include "ab/http.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <zlib.h>
+
+/*
+ * Invariants:
+ * - Every submitted request is on exactly one of three lists: queue (new,
+ *   FIFO), retry (waiting for its due time, in scheduling order) or active
+ *   (an easy handle in the multi). pending = sum of the three.
+ * - A request leaves the lists only to be completed (callback, then freed) or
+ *   aborted (ab_http_free, or ab_http_run when waiting failed).
+ * - Attempt state (easy handle, header list, response buffer) belongs to the
+ *   request while it is active; the easy handle goes back to the pool after.
+ * - The Authorization value lives only in h->bearer / h->token and in the
+ *   attempt's header list; both are wiped before they are freed, and no log
+ *   or error text is ever built from headers.
+ * - curl_global_init() is reference-counted by libcurl: each client takes one
+ *   reference in ab_http_new() and drops it in ab_http_free().
+ */
+
+#define AB_HTTP_TOKEN_MAX        8192
+#define AB_HTTP_MAX_RETRY_STATUS 16
+#define AB_HTTP_LABEL_MAX        128
+#define AB_HTTP_RA_MAX           64
+#define AB_HTTP_ERROR_MAX        256
+
+struct ab_http_list {
+    struct ab_http_req *head;
+    struct ab_http_req *tail;
+    size_t n;
+};
+
+/* Why an attempt ended without a usable answer. */
+enum ab_http_body_fail { AB_HTTP_BODY_OK = 0, AB_HTTP_BODY_TOO_LARGE, AB_HTTP_BODY_NOMEM };
+
+struct ab_http_req {
+    struct ab_http_req *prev;
+    struct ab_http_req *next;
+    struct ab_http_list *on; /* the list holding it, NULL before submit */
+
+    char *method;
+    char *url;
+    char label[AB_HTTP_LABEL_MAX];
+    struct curl_slist *headers; /* caller's header lines */
+    char *body;
+    size_t body_len;
+    char *type; /* Content-Type, NULL: none */
+    unsigned flags;
+    int retry_status[AB_HTTP_MAX_RETRY_STATUS];
+    size_t n_retry_status;
+    bool gzipped;
+
+    ab_http_done_fn done;
+    void *arg;
+    int64_t submit_us;
+    int64_t due_us;      /* earliest start of the next attempt (retry list) */
+    int attempts;        /* attempts made, all kinds */
+    int retries;         /* retries used, counted against max_retries */
+    bool auth_refreshed; /* the token_expired retry was used */
+    bool force_auth;     /* the next attempt asks the provider for a new token */
+
+    /* the attempt on the wire */
+    CURL *easy;
+    struct curl_slist *attempt_headers;
+    int64_t attempt_us;
+    struct ab_buf resp;
+    char errbuf[CURL_ERROR_SIZE];
+    char retry_after[AB_HTTP_RA_MAX];
+    bool replayed;
+    enum ab_http_body_fail body_fail;
+
+    /* the outcome of the last attempt */
+    int status;
+    long retry_after_ms;
+    bool in_doubt;
+    enum ab_status fail_code; /* when status == 0 */
+    char error[AB_HTTP_ERROR_MAX];
+};
+
+struct ab_http {
+    struct ab_http_opts o;
+    char *ca_path;
+    char *user_agent;
+    bool curl_inited;
+    CURLM *multi;
+    CURL **pool; /* idle easy handles, at most max_in_flight */
+    size_t n_pool;
+
+    struct ab_http_list queue;
+    struct ab_http_list retry;
+    struct ab_http_list active;
+
+    struct ab_ratelimit rl;
+    int64_t next_wake_us; /* when a blocked start may become possible */
+    uint64_t rng;
+    struct ab_http_stats stats;
+
+    char *bearer;
+    ab_http_auth_fn auth_fn;
+    void *auth_arg;
+    char *token; /* AB_HTTP_TOKEN_MAX bytes, the provider's output */
+
+    bool in_callback;
+    size_t n_done;                 /* callbacks run by the current ab_http_wait() */
+    enum ab_status done_fail_code; /* of the request whose callback runs */
+};
+
+/* ---- small helpers ---- */
+
+int64_t ab_now_us(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        return 0;
+    }
+    return (int64_t)ts.tv_sec * 1000000 + (int64_t)ts.tv_nsec / 1000;
+}
+
+static void wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+
+    while (n--) {
+        *v++ = 0;
+    }
+}
+
+static void free_secret(char *s)
+{
+    if (s) {
+        wipe(s, strlen(s));
+        free(s);
+    }
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+
+    if (p) {
+        memcpy(p, s, n);
+    }
+    return p;
+}
+
+static int lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
+}
+
+/* ASCII case-insensitive, independent of the locale. */
+static bool prefix_ci(const char *p, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (len < n) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (lower((unsigned char)p[i]) != lower((unsigned char)name[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool contains(const char *hay, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+
+    if (n == 0 || len < n) {
+        return n == 0;
+    }
+    for (size_t i = 0; i + n <= len; i++) {
+        if (memcmp(hay + i, needle, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Saturates far below INT64_MAX so that now + ms_to_us(x) cannot overflow. */
+static int64_t ms_to_us(long ms)
+{
+    const int64_t max_ms = INT64_MAX / 4000;
+
+    return (int64_t)ms > max_ms ? max_ms * 1000 : (int64_t)ms * 1000;
+}
+
+static void list_push(struct ab_http_list *l, struct ab_http_req *r)
+{
+    r->prev = l->tail;
+    r->next = NULL;
+    if (l->tail) {
+        l->tail->next = r;
+    } else {
+        l->head = r;
+    }
+    l->tail = r;
+    l->n++;
+    r->on = l;
+}
+
+static void list_remove(struct ab_http_req *r)
+{
+    struct ab_http_list *l = r->on;
+
+    if (!l) {
+        return;
+    }
+    if (r->prev) {
+        r->prev->next = r->next;
+    } else {
+        l->head = r->next;
+    }
+    if (r->next) {
+        r->next->prev = r->prev;
+    } else {
+        l->tail = r->prev;
+    }
+    l->n--;
+    r->prev = NULL;
+    r->next = NULL;
+    r->on = NULL;
+}
+
+static void http_log(struct ab_http *h, enum ab_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void http_log(struct ab_http *h, enum ab_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!h->o.log || !ab_emitter_enabled(h->o.log, level)) {
+        return;
+    }
+    va_start(ap, fmt);
+    /* A failed log write is sticky in the emitter; the driver sees it there. */
+    (void)ab_emitter_vlog(h->o.log, level, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- exposed pure helpers ---- */
+
+static uint64_t xorshift64s(uint64_t *state)
+{
+    uint64_t x = *state;
+
+    if (x == 0) {
+        x = 0x9E3779B97F4A7C15ULL;
+    }
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+long ab_http_backoff_ms(long base_ms, long max_ms, int attempt, uint64_t *rng)
+{
+    long cap = base_ms;
+
+    if (base_ms <= 0 || max_ms <= 0) {
+        return 0;
+    }
+    if (cap > max_ms) {
+        cap = max_ms;
+    }
+    for (int i = 1; i < attempt && cap < max_ms; i++) {
+        cap = cap > max_ms / 2 ? max_ms : cap * 2;
+    }
+    /* Full jitter: uniform in [0, cap]; the high bits of xorshift64* are the good ones. */
+    return (long)((xorshift64s(rng) >> 11) % ((uint64_t)cap + 1));
+}
+
+void ab_ratelimit_init(struct ab_ratelimit *rl, double rate, double burst, int64_t now_us)
+{
+    rl->rate = rate > 0 ? rate : 0;
+    if (burst > 0) {
+        rl->burst = burst;
+    } else {
+        rl->burst = rate > 1 ? rate : 1;
+    }
+    rl->tokens = rl->burst;
+    rl->last_us = now_us;
+}
+
+long ab_ratelimit_take(struct ab_ratelimit *rl, int64_t now_us)
+{
+    double need_ms;
+    long wait;
+
+    if (rl->rate <= 0) {
+        return 0;
+    }
+    if (now_us > rl->last_us) {
+        rl->tokens += (double)(now_us - rl->last_us) / 1e6 * rl->rate;
+        if (rl->tokens > rl->burst) {
+            rl->tokens = rl->burst;
+        }
+        rl->last_us = now_us;
+    }
+    /* The epsilon absorbs rounding after waiting exactly the announced time. */
+    if (rl->tokens >= 1.0 - 1e-9) {
+        rl->tokens -= 1.0;
+        return 0;
+    }
+    need_ms = (1.0 - rl->tokens) / rl->rate * 1000.0;
+    if (need_ms > (double)LONG_MAX / 2) {
+        return LONG_MAX / 2;
+    }
+    wait = (long)need_ms;
+    if ((double)wait < need_ms) {
+        wait++;
+    }
+    return wait < 1 ? 1 : wait;
+}
+
+/* Cursor over a Retry-After value, for the three HTTP date forms. */
+struct ab_scan {
+    const char *p;
+    const char *end;
+};
+
+static bool scan_lit(struct ab_scan *s, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0) {
+        return false;
+    }
+    s->p += n;
+    return true;
+}
+
+static bool scan_digits(struct ab_scan *s, int n, int *out)
+{
+    int v = 0;
+
+    if (s->end - s->p < n) {
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        char c = s->p[i];
+
+        if (c < '0' || c > '9') {
+            return false;
+        }
+        v = v * 10 + (c - '0');
+    }
+    s->p += n;
+    *out = v;
+    return true;
+}
+
+static bool scan_month(struct ab_scan *s, int *mon)
+{
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+    for (int i = 0; i < 12; i++) {
+        if (scan_lit(s, months[i])) {
+            *mon = i + 1;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool scan_wkday(struct ab_scan *s, bool long_form)
+{
+    static const char *const shortd[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+    static const char *const longd[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
+                                        "Friday", "Saturday", "Sunday"};
+
+    for (int i = 0; i < 7; i++) {
+        if (scan_lit(s, long_form ? longd[i] : shortd[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool scan_time(struct ab_scan *s, int *hh, int *mm, int *ss)
+{
+    return scan_digits(s, 2, hh) && scan_lit(s, ":") && scan_digits(s, 2, mm) && scan_lit(s, ":") &&
+           scan_digits(s, 2, ss);
+}
+
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    int64_t era;
+    int64_t yoe;
+    int64_t doy;
+    int64_t doe;
+
+    y -= m <= 2 ? 1 : 0;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+    return (m == 2 && leap) ? 29 : days[m - 1];
+}
+
+/* IMF-fixdate, RFC 850 or asctime (RFC 9110 5.6.7); false when malformed. */
+static bool parse_http_date(const char *p, const char *end, int64_t *out)
+{
+    struct ab_scan s = {p, end};
+    int day = 0;
+    int mon = 0;
+    int year = 0;
+    int hh = 0;
+    int mm = 0;
+    int ss = 0;
+    bool ok;
+
+    /* Sun, 06 Nov 1994 08:49:37 GMT */
+    ok = scan_wkday(&s, false) && scan_lit(&s, ", ") && scan_digits(&s, 2, &day) &&
+         scan_lit(&s, " ") && scan_month(&s, &mon) && scan_lit(&s, " ") &&
+         scan_digits(&s, 4, &year) && scan_lit(&s, " ") && scan_time(&s, &hh, &mm, &ss) &&
+         scan_lit(&s, " GMT") && s.p == s.end;
+    if (!ok) {
+        /* Sunday, 06-Nov-94 08:49:37 GMT */
+        s.p = p;
+        ok = scan_wkday(&s, true) && scan_lit(&s, ", ") && scan_digits(&s, 2, &day) &&
+             scan_lit(&s, "-") && scan_month(&s, &mon) && scan_lit(&s, "-") &&
+             scan_digits(&s, 2, &year) && scan_lit(&s, " ") && scan_time(&s, &hh, &mm, &ss) &&
+             scan_lit(&s, " GMT") && s.p == s.end;
+        year += year < 70 ? 2000 : 1900;
+    }
+    if (!ok) {
+        /* Sun Nov  6 08:49:37 1994 */
+        s.p = p;
+        ok =
+            scan_wkday(&s, false) && scan_lit(&s, " ") && scan_month(&s, &mon) && scan_lit(&s, " ");
+        if (ok && scan_lit(&s, " ")) {
+            ok = scan_digits(&s, 1, &day);
+        } else if (ok) {
+            ok = scan_digits(&s, 2, &day);
+        }
+        ok = ok && scan_lit(&s, " ") && scan_time(&s, &hh, &mm, &ss) && scan_lit(&s, " ") &&
+             scan_digits(&s, 4, &year) && s.p == s.end;
+    }
+    if (!ok || mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hh > 23 ||
+        mm > 59 || ss > 60) {
+        return false;
+    }
+    *out = days_from_civil(year, mon, day) * 86400 + (int64_t)hh * 3600 + (int64_t)mm * 60 + ss;
+    return true;
+}
+
+long ab_http_parse_retry_after(const char *value, int64_t now_unix_s)
+{
+    const char *p = value;
+    const char *end;
+    int64_t when = 0;
+    int64_t delta;
+
+    if (!value) {
+        return -1;
+    }
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    end = p + strlen(p);
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n')) {
+        end--;
+    }
+    if (p == end) {
+        return -1;
+    }
+    if (*p >= '0' && *p <= '9') {
+        long secs = 0;
+
+        for (const char *q = p; q < end; q++) {
+            if (*q < '0' || *q > '9') {
+                return -1;
+            }
+            if (secs > LONG_MAX / 10000) {
+                secs = LONG_MAX / 1000; /* saturate: capped by the caller anyway */
+            } else {
+                secs = secs * 10 + (*q - '0');
+            }
+        }
+        return secs > LONG_MAX / 1000 ? LONG_MAX : secs * 1000;
+    }
+    if (!parse_http_date(p, end, &when)) {
+        return -1;
+    }
+    delta = when - now_unix_s;
+    if (delta <= 0) {
+        return 0;
+    }
+    return delta > LONG_MAX / 1000 ? LONG_MAX : (long)delta * 1000;
+}
+
+/* ---- requests ---- */
+
+struct ab_http_req *ab_http_req_new(const char *method, const char *url, struct ab_error *err)
+{
+    struct ab_http_req *r = NULL;
+
+    if (!method || !*method || !url || !*url) {
+        ab_error_set(err, AB_ERR_INTERNAL, "HTTP request needs a method and a URL");
+        goto fail;
+    }
+    for (const char *p = method; *p; p++) {
+        if (*p < 'A' || *p > 'Z') {
+            ab_error_set(err, AB_ERR_INTERNAL, "invalid HTTP method '%s'", method);
+            goto fail;
+        }
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r) {
+        goto nomem;
+    }
+    ab_buf_init(&r->resp, AB_BUF_UNBOUNDED);
+    r->retry_after_ms = -1;
+    r->method = dup_str(method);
+    r->url = dup_str(url);
+    if (!r->method || !r->url) {
+        goto nomem;
+    }
+    return r;
+nomem:
+    ab_error_set(err, AB_ERR_NOMEM, "out of memory (HTTP request)");
+fail:
+    ab_http_req_free(r);
+    return NULL;
+}
+
+void ab_http_req_free(struct ab_http_req *r)
+{
+    if (!r) {
+        return;
+    }
+    free(r->method);
+    free(r->url);
+    curl_slist_free_all(r->headers);
+    free(r->body);
+    free(r->type);
+    ab_buf_release(&r->resp);
+    /* Only reached with the attempt over; kept for safety. */
+    curl_slist_free_all(r->attempt_headers);
+    free(r);
+}
+
+enum ab_status ab_http_req_header(struct ab_http_req *r, const char *line, struct ab_error *err)
+{
+    struct curl_slist *l;
+    const char *colon;
+
+    colon = strchr(line, ':');
+    if (!colon || colon == line || strpbrk(line, "\r\n")) {
+        /* Never echo the line: it may hold a credential. */
+        return ab_error_set(err, AB_ERR_INTERNAL, "invalid HTTP header line");
+    }
+    l = curl_slist_append(r->headers, line);
+    if (!l) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (HTTP header)");
+    }
+    r->headers = l;
+    return AB_OK;
+}
+
+enum ab_status ab_http_req_body(struct ab_http_req *r, struct ab_buf *body, const char *type,
+                                struct ab_error *err)
+{
+    free(r->body);
+    free(r->type);
+    r->type = NULL;
+    r->gzipped = false;
+    r->body = ab_buf_detach(body, &r->body_len);
+    if (type) {
+        r->type = dup_str(type);
+        if (!r->type) {
+            free(r->body);
+            r->body = NULL;
+            r->body_len = 0;
+            return ab_error_set(err, AB_ERR_NOMEM, "out of memory (HTTP body)");
+        }
+        if (strpbrk(r->type, "\r\n")) {
+            free(r->type);
+            r->type = NULL;
+            free(r->body);
+            r->body = NULL;
+            r->body_len = 0;
+            return ab_error_set(err, AB_ERR_INTERNAL, "invalid content type");
+        }
+    }
+    return AB_OK;
+}
+
+void ab_http_req_flags(struct ab_http_req *r, unsigned flags)
+{
+    r->flags = flags;
+}
+
+void ab_http_req_retry_status(struct ab_http_req *r, int status)
+{
+    for (size_t i = 0; i < r->n_retry_status; i++) {
+        if (r->retry_status[i] == status) {
+            return;
+        }
+    }
+    if (r->n_retry_status < AB_HTTP_MAX_RETRY_STATUS) {
+        r->retry_status[r->n_retry_status++] = status;
+    }
+}
+
+void ab_http_req_label(struct ab_http_req *r, const char *label)
+{
+    (void)snprintf(r->label, sizeof(r->label), "%s", label ? label : "");
+}
+
+/* "POST host/path": no userinfo, query or fragment, which may carry secrets. */
+static void default_label(struct ab_http_req *r)
+{
+    const char *p = strstr(r->url, "://");
+    const char *host;
+    const char *at;
+    size_t n;
+
+    p = p ? p + 3 : r->url;
+    n = strcspn(p, "/?#");
+    at = memchr(p, '@', n);
+    host = at ? at + 1 : p;
+    n = strcspn(host, "?#");
+    if (n > INT_MAX) {
+        n = INT_MAX;
+    }
+    (void)snprintf(r->label, sizeof(r->label), "%s %.*s", r->method, (int)n, host);
+}
+
+static enum ab_status gzip_body(struct ab_http_req *r, struct ab_error *err)
+{
+    z_stream zs;
+    uLong bound;
+    unsigned char *out = NULL;
+    enum ab_status rc = AB_OK;
+    int zrc;
+
+    memset(&zs, 0, sizeof(zs));
+    if (r->body_len > UINT_MAX) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "request body too large to compress");
+    }
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK) {
+        return ab_error_set(err, AB_ERR_NOMEM, "cannot initialise gzip compression");
+    }
+    bound = deflateBound(&zs, (uLong)r->body_len);
+    if (bound > UINT_MAX) {
+        rc = ab_error_set(err, AB_ERR_INTERNAL, "request body too large to compress");
+        goto out;
+    }
+    out = malloc(bound);
+    if (!out) {
+        rc = ab_error_set(err, AB_ERR_NOMEM, "out of memory (gzip body of %lu bytes)", bound);
+        goto out;
+    }
+    zs.next_in = (Bytef *)r->body;
+    zs.avail_in = (uInt)r->body_len;
+    zs.next_out = out;
+    zs.avail_out = (uInt)bound;
+    zrc = deflate(&zs, Z_FINISH);
+    if (zrc != Z_STREAM_END) {
+        rc = ab_error_set(err, AB_ERR_INTERNAL, "gzip compression failed (zlib %d)", zrc);
+        goto out;
+    }
+    free(r->body);
+    r->body = (char *)out;
+    r->body_len = (size_t)zs.total_out;
+    r->gzipped = true;
+    out = NULL;
+out:
+    (void)deflateEnd(&zs);
+    free(out);
+    return rc;
+}
+
+/* ---- client ---- */
+
+void ab_http_opts_init(struct ab_http_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->connect_timeout_ms = 10000;
+    o->request_timeout_ms = 60000;
+    o->max_in_flight = 4;
+    o->max_retries = 5;
+    o->backoff_base_ms = 500;
+    o->backoff_max_ms = 30000;
+    o->max_retry_after_ms = 300000;
+    o->max_response_bytes = (size_t)64 * 1024 * 1024;
+}
+
+static uint64_t clock_seed(void)
+{
+    struct timespec ts;
+    uint64_t s = (uint64_t)ab_now_us();
+
+    if (clock_gettime(CLOCK_REALTIME, &ts) == 0) {
+        s ^= (uint64_t)ts.tv_nsec << 20 ^ (uint64_t)ts.tv_sec;
+    }
+    /* splitmix64 finaliser spreads the few changing bits over the state. */
+    s += 0x9E3779B97F4A7C15ULL;
+    s = (s ^ (s >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    s = (s ^ (s >> 27)) * 0x94D049BB133111EBULL;
+    s ^= s >> 31;
+    return s ? s : 1;
+}
+
+/* Zero or negative values mean "the default". */
+static void apply_defaults(struct ab_http_opts *o)
+{
+    struct ab_http_opts def;
+
+    ab_http_opts_init(&def);
+    if (o->connect_timeout_ms <= 0) {
+        o->connect_timeout_ms = def.connect_timeout_ms;
+    }
+    if (o->request_timeout_ms <= 0) {
+        o->request_timeout_ms = def.request_timeout_ms;
+    }
+    if (o->max_in_flight <= 0) {
+        o->max_in_flight = def.max_in_flight;
+    }
+    if (o->max_retries < 0) {
+        o->max_retries = def.max_retries;
+    }
+    if (o->backoff_base_ms <= 0) {
+        o->backoff_base_ms = def.backoff_base_ms;
+    }
+    if (o->backoff_max_ms <= 0) {
+        o->backoff_max_ms = def.backoff_max_ms;
+    }
+    if (o->max_retry_after_ms < 0) {
+        o->max_retry_after_ms = def.max_retry_after_ms;
+    }
+    if (o->max_response_bytes == 0) {
+        o->max_response_bytes = def.max_response_bytes;
+    }
+}
+
+struct ab_http *ab_http_new(const struct ab_http_opts *o, struct ab_error *err)
+{
+    struct ab_http *h;
+    struct ab_http_opts def;
+
+    ab_http_opts_init(&def);
+    h = calloc(1, sizeof(*h));
+    if (!h) {
+        ab_error_set(err, AB_ERR_NOMEM, "out of memory (HTTP client)");
+        return NULL;
+    }
+    h->o = o ? *o : def;
+    apply_defaults(&h->o);
+    h->o.ca_path = NULL;
+    h->o.user_agent = NULL;
+    if (o && o->ca_path) {
+        h->ca_path = dup_str(o->ca_path);
+        if (!h->ca_path) {
+            goto nomem;
+        }
+    }
+    if (o && o->user_agent) {
+        h->user_agent = dup_str(o->user_agent);
+        if (!h->user_agent) {
+            goto nomem;
+        }
+    }
+    h->rng = h->o.seed ? h->o.seed : clock_seed();
+    ab_ratelimit_init(&h->rl, h->o.requests_per_second, h->o.burst, ab_now_us());
+    h->pool = calloc((size_t)h->o.max_in_flight, sizeof(*h->pool));
+    h->token = calloc(1, AB_HTTP_TOKEN_MAX);
+    if (!h->pool || !h->token) {
+        goto nomem;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        ab_error_set(err, AB_ERR_INTERNAL, "cannot initialise libcurl");
+        goto fail;
+    }
+    h->curl_inited = true;
+    h->multi = curl_multi_init();
+    if (!h->multi) {
+        goto nomem;
+    }
+    /* Connections stay open in the multi's cache and are reused (keep-alive). */
+    if (curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)h->o.max_in_flight) !=
+            CURLM_OK ||
+        curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->o.max_in_flight * 2) !=
+            CURLM_OK) {
+        ab_error_set(err, AB_ERR_INTERNAL, "cannot configure libcurl");
+        goto fail;
+    }
+    return h;
+nomem:
+    ab_error_set(err, AB_ERR_NOMEM, "out of memory (HTTP client)");
+fail:
+    ab_http_free(h);
+    return NULL;
+}
+
+static void free_attempt_headers(struct ab_http_req *r)
+{
+    /* The list holds the Authorization line: wipe before freeing. */
+    for (struct curl_slist *l = r->attempt_headers; l; l = l->next) {
+        if (l->data && prefix_ci(l->data, strlen(l->data), "authorization:")) {
+            wipe(l->data, strlen(l->data));
+        }
+    }
+    curl_slist_free_all(r->attempt_headers);
+    r->attempt_headers = NULL;
+}
+
+static void release_easy(struct ab_http *h, CURL *e)
+{
+    if (h->n_pool < (size_t)h->o.max_in_flight) {
+        h->pool[h->n_pool++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
+
+/* Takes r off the wire without completing it. */
+static void detach_attempt(struct ab_http *h, struct ab_http_req *r)
+{
+    if (r->easy) {
+        (void)curl_multi_remove_handle(h->multi, r->easy);
+        release_easy(h, r->easy);
+        r->easy = NULL;
+    }
+    free_attempt_headers(r);
+}
+
+/* Removes r from the client without calling its callback. */
+static void abort_req(struct ab_http *h, struct ab_http_req *r)
+{
+    detach_attempt(h, r);
+    list_remove(r);
+    ab_http_req_free(r);
+}
+
+static void abort_list(struct ab_http *h, struct ab_http_list *l)
+{
+    struct ab_http_req *next;
+
+    for (struct ab_http_req *r = l->head; r; r = next) {
+        next = r->next;
+        detach_attempt(h, r);
+        ab_http_req_free(r);
+    }
+    memset(l, 0, sizeof(*l));
+}
+
+void ab_http_free(struct ab_http *h)
+{
+    if (!h) {
+        return;
+    }
+    abort_list(h, &h->active);
+    abort_list(h, &h->retry);
+    abort_list(h, &h->queue);
+    for (size_t i = 0; i < h->n_pool; i++) {
+        curl_easy_cleanup(h->pool[i]);
+    }
+    free(h->pool);
+    if (h->multi) {
+        (void)curl_multi_cleanup(h->multi);
+    }
+    if (h->curl_inited) {
+        curl_global_cleanup();
+    }
+    free_secret(h->bearer);
+    if (h->token) {
+        wipe(h->token, AB_HTTP_TOKEN_MAX);
+        free(h->token);
+    }
+    free(h->ca_path);
+    free(h->user_agent);
+    free(h);
+}
+
+enum ab_status ab_http_set_bearer(struct ab_http *h, const char *token, struct ab_error *err)
+{
+    char *t = NULL;
+
+    if (token) {
+        if (strpbrk(token, "\r\n")) {
+            return ab_error_set(err, AB_ERR_CONFIG, "the bearer token contains a line break");
+        }
+        t = dup_str(token);
+        if (!t) {
+            return ab_error_set(err, AB_ERR_NOMEM, "out of memory (bearer token)");
+        }
+    }
+    free_secret(h->bearer);
+    h->bearer = t;
+    return AB_OK;
+}
+
+void ab_http_set_auth(struct ab_http *h, ab_http_auth_fn fn, void *arg)
+{
+    h->auth_fn = fn;
+    h->auth_arg = arg;
+}
+
+size_t ab_http_pending(const struct ab_http *h)
+{
+    return h->queue.n + h->retry.n + h->active.n;
+}
+
+size_t ab_http_active(const struct ab_http *h)
+{
+    return h->active.n;
+}
+
+void ab_http_get_stats(const struct ab_http *h, struct ab_http_stats *out)
+{
+    *out = h->stats;
+}
+
+enum ab_status ab_http_submit(struct ab_http *h, struct ab_http_req *r, ab_http_done_fn done,
+                              void *arg, struct ab_error *err)
+{
+    enum ab_status rc;
+
+    if (!r) {
+        (void)ab_error_set(err, AB_ERR_INTERNAL, "no HTTP request to submit");
+        return AB_ERR_INTERNAL;
+    }
+    if (!done) {
+        rc = ab_error_set(err, AB_ERR_INTERNAL, "HTTP request without a callback");
+        goto fail;
+    }
+    if (!r->label[0]) {
+        default_label(r);
+    }
+    if ((r->flags & AB_HTTP_GZIP) && r->body_len > 0 && !r->gzipped) {
+        rc = gzip_body(r, err);
+        if (rc != AB_OK) {
+            goto fail;
+        }
+    }
+    r->done = done;
+    r->arg = arg;
+    r->submit_us = ab_now_us();
+    r->due_us = r->submit_us;
+    list_push(&h->queue, r);
+    return AB_OK;
+fail:
+    ab_http_req_free(r);
+    return rc;
+}
+
+/* ---- attempts ---- */
+
+static void complete(struct ab_http *h, struct ab_http_req *r, bool transient)
+{
+    struct ab_http_resp resp;
+
+    list_remove(r);
+    memset(&resp, 0, sizeof(resp));
+    resp.status = r->status;
+    resp.transient = transient;
+    resp.in_doubt = r->status == 0 && r->in_doubt;
+    resp.body = r->resp.data ? r->resp.data : "";
+    resp.body_len = r->resp.len;
+    resp.error = r->status != 0 ? "" : r->error;
+    resp.attempts = r->attempts;
+    resp.replayed = r->replayed;
+    resp.retry_after_ms = r->retry_after_ms;
+    resp.elapsed_s = (double)(ab_now_us() - r->submit_us) / 1e6;
+    h->stats.requests++;
+    h->n_done++;
+    h->done_fail_code = r->status == 0 ? r->fail_code : AB_OK;
+    h->in_callback = true;
+    r->done(r->arg, &resp);
+    h->in_callback = false;
+    ab_http_req_free(r);
+}
+
+static bool can_retry(const struct ab_http *h, const struct ab_http_req *r, bool in_doubt)
+{
+    if (r->flags & AB_HTTP_NO_RETRY) {
+        return false;
+    }
+    if (in_doubt && (r->flags & AB_HTTP_NO_RETRY_IN_DOUBT)) {
+        return false;
+    }
+    return r->retries < h->o.max_retries;
+}
+
+/* Schedules the next attempt; why is the log text ("HTTP 503"). */
+static void schedule_retry(struct ab_http *h, struct ab_http_req *r, const char *why)
+{
+    long delay;
+
+    r->retries++;
+    delay = ab_http_backoff_ms(h->o.backoff_base_ms, h->o.backoff_max_ms, r->retries, &h->rng);
+    if (r->retry_after_ms >= 0) {
+        long ra = r->retry_after_ms;
+
+        if (ra > h->o.max_retry_after_ms) {
+            ra = h->o.max_retry_after_ms;
+        }
+        if (ra > delay) {
+            delay = ra;
+        }
+    }
+    r->due_us = ab_now_us() + ms_to_us(delay);
+    list_remove(r);
+    list_push(&h->retry, r);
+    http_log(h, AB_LOG_WARN, "retrying '%s' in %ld ms after %s (attempt %d of %d)", r->label, delay,
+             why, r->retries + 1, h->o.max_retries + 1);
+}
+
+/* Copies src into dst (size > 0), truncated, always NUL-terminated; snprintf
+ * with "%s" would draw gcc's format-truncation warning at -O2. */
+static void copy_text(char *dst, size_t size, const char *prefix, const char *src)
+{
+    size_t p = strlen(prefix);
+    size_t n = strlen(src);
+
+    if (p >= size) {
+        p = size - 1;
+    }
+    memcpy(dst, prefix, p);
+    if (n > size - 1 - p) {
+        n = size - 1 - p;
+    }
+    memcpy(dst + p, src, n);
+    dst[p + n] = '\0';
+}
+
+/* An attempt failed before reaching the wire (auth provider, setup). */
+static void fail_local(struct ab_http *h, struct ab_http_req *r, enum ab_status code,
+                       const char *msg)
+{
+    bool transient = code == AB_ERR_TRANSIENT;
+
+    r->status = 0;
+    r->in_doubt = false;
+    r->fail_code = code;
+    r->retry_after_ms = -1;
+    copy_text(r->error, sizeof(r->error), "", msg);
+    http_log(h, AB_LOG_DEBUG, "'%s' attempt %d: %s", r->label, r->attempts, msg);
+    if (transient && can_retry(h, r, false)) {
+        char why[AB_HTTP_ERROR_MAX + 32];
+
+        copy_text(why, sizeof(why), "error: ", msg);
+        schedule_retry(h, r, why);
+        return;
+    }
+    complete(h, r, transient);
+}
+
+static enum ab_status add_header(struct curl_slist **l, const char *line)
+{
+    struct curl_slist *n = curl_slist_append(*l, line);
+
+    if (!n) {
+        return AB_ERR_NOMEM;
+    }
+    *l = n;
+    return AB_OK;
+}
+
+static enum ab_status add_auth_header(struct ab_http *h, struct ab_http_req *r,
+                                      struct ab_error *err)
+{
+    enum ab_status rc = AB_OK;
+    const char *tok = NULL;
+    char *line = NULL;
+    size_t n;
+
+    if (h->auth_fn) {
+        memset(h->token, 0, AB_HTTP_TOKEN_MAX);
+        rc = h->auth_fn(h->auth_arg, r->force_auth, h->token, AB_HTTP_TOKEN_MAX, err);
+        r->force_auth = false;
+        if (rc != AB_OK) {
+            (void)ab_error_prefix(err, "cannot get an access token");
+            goto out;
+        }
+        h->token[AB_HTTP_TOKEN_MAX - 1] = '\0';
+        tok = h->token;
+    } else if (h->bearer) {
+        tok = h->bearer;
+    }
+    if (!tok) {
+        return AB_OK;
+    }
+    if (!*tok || strpbrk(tok, "\r\n")) {
+        rc = ab_error_set(err, AB_ERR_INTERNAL, "the access token is empty or malformed");
+        goto out;
+    }
+    n = strlen(tok) + sizeof("Authorization: Bearer ");
+    line = malloc(n);
+    if (!line) {
+        rc = ab_error_set(err, AB_ERR_NOMEM, "out of memory (authorization header)");
+        goto out;
+    }
+    (void)snprintf(line, n, "Authorization: Bearer %s", tok);
+    if (add_header(&r->attempt_headers, line) != AB_OK) {
+        rc = ab_error_set(err, AB_ERR_NOMEM, "out of memory (authorization header)");
+    }
+out:
+    if (line) {
+        wipe(line, n);
+        free(line);
+    }
+    if (h->auth_fn) {
+        wipe(h->token, AB_HTTP_TOKEN_MAX);
+    }
+    return rc;
+}
+
+static bool has_body(const struct ab_http_req *r)
+{
+    return strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0;
+}
+
+static enum ab_status build_headers(struct ab_http *h, struct ab_http_req *r, struct ab_error *err)
+{
+    enum ab_status rc = AB_OK;
+    char *line = NULL;
+
+    for (const struct curl_slist *l = r->headers; l && rc == AB_OK; l = l->next) {
+        rc = add_header(&r->attempt_headers, l->data);
+    }
+    if (rc == AB_OK && has_body(r) && r->type) {
+        size_t n = strlen(r->type) + sizeof("Content-Type: ");
+
+        line = malloc(n);
+        if (!line) {
+            rc = AB_ERR_NOMEM;
+        } else {
+            (void)snprintf(line, n, "Content-Type: %s", r->type);
+            rc = add_header(&r->attempt_headers, line);
+        }
+    } else if (rc == AB_OK && has_body(r)) {
+        /* No type given: suppress curl's form-urlencoded default. */
+        rc = add_header(&r->attempt_headers, "Content-Type:");
+    }
+    if (rc == AB_OK && has_body(r) && r->gzipped) {
+        rc = add_header(&r->attempt_headers, "Content-Encoding: gzip");
+    }
+    if (rc == AB_OK) {
+        /* Bodies are in memory: waiting for 100-continue only costs a round trip. */
+        rc = add_header(&r->attempt_headers, "Expect:");
+    }
+    free(line);
+    if (rc != AB_OK) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (HTTP headers)");
+    }
+    return add_auth_header(h, r, err);
+}
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
+{
+    struct ab_http_req *r = ud;
+    size_t n = size * nmemb;
+    struct ab_error e;
+
+    ab_error_init(&e);
+    if (ab_buf_add(&r->resp, p, n, &e) != AB_OK) {
+        r->body_fail = e.code == AB_ERR_NOMEM ? AB_HTTP_BODY_NOMEM : AB_HTTP_BODY_TOO_LARGE;
+        return 0;
+    }
+    return n;
+}
+
+/* Copies the trimmed value of a "Name: value" line. */
+static void header_value(const char *p, size_t len, size_t name_len, char *out, size_t size)
+{
+    size_t i = name_len + 1;
+    size_t end = len;
+
+    while (i < len && (p[i] == ' ' || p[i] == '\t')) {
+        i++;
+    }
+    while (end > i &&
+           (p[end - 1] == '\r' || p[end - 1] == '\n' || p[end - 1] == ' ' || p[end - 1] == '\t')) {
+        end--;
+    }
+    if (end - i >= size) {
+        end = i + size - 1;
+    }
+    memcpy(out, p + i, end - i);
+    out[end - i] = '\0';
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
+{
+    struct ab_http_req *r = ud;
+    size_t n = size * nmemb;
+    char v[16];
+
+    if (prefix_ci(p, n, "HTTP/")) {
+        /* A new response (after a 1xx): its headers replace the previous ones. */
+        r->retry_after[0] = '\0';
+        r->replayed = false;
+    } else if (prefix_ci(p, n, "retry-after:")) {
+        header_value(p, n, strlen("retry-after"), r->retry_after, sizeof(r->retry_after));
+    } else if (prefix_ci(p, n, "idempotent-replayed:")) {
+        header_value(p, n, strlen("idempotent-replayed"), v, sizeof(v));
+        r->replayed = prefix_ci(v, strlen(v), "true") && strlen(v) == 4;
+    }
+    return n;
+}
+
+static CURLcode configure_easy(struct ab_http *h, struct ab_http_req *r, CURL *e)
+{
+    int bad = 0; /* failed setopt calls */
+    bool get = strcmp(r->method, "GET") == 0;
+    bool head = strcmp(r->method, "HEAD") == 0;
+
+    bad += curl_easy_setopt(e, CURLOPT_URL, r->url) != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)r) != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms) != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->o.request_timeout_ms) != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
+    if (h->ca_path) {
+        bad += curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_path) != CURLE_OK;
+    }
+    if (h->user_agent) {
+        bad += curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent) != CURLE_OK;
+    }
+    bad += curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "") != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->attempt_headers) != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r) != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)r) != CURLE_OK;
+    bad += curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
+    if (h->o.max_response_bytes <= (size_t)INT64_MAX) {
+        bad += curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
+                                (curl_off_t)h->o.max_response_bytes) != CURLE_OK;
+    }
+    if (r->flags & AB_HTTP_NO_RETRY_IN_DOUBT) {
+        /* curl silently re-sends a request once when a reused connection
+         * turns out dead; a fresh connection keeps "at most once". */
+        bad += curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK;
+    }
+    if (get) {
+        bad += curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) != CURLE_OK;
+    } else if (head) {
+        bad += curl_easy_setopt(e, CURLOPT_NOBODY, 1L) != CURLE_OK;
+    } else {
+        if (strcmp(r->method, "POST") != 0) {
+            bad += curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method) != CURLE_OK;
+        }
+        if (r->body_len > 0 || strcmp(r->method, "DELETE") != 0) {
+            bad += curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len) !=
+                   CURLE_OK;
+            bad += curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "") != CURLE_OK;
+        }
+    }
+    return bad == 0 ? CURLE_OK : CURLE_OUT_OF_MEMORY;
+}
+
+static CURL *acquire_easy(struct ab_http *h)
+{
+    if (h->n_pool > 0) {
+        CURL *e = h->pool[--h->n_pool];
+
+        curl_easy_reset(e);
+        return e;
+    }
+    return curl_easy_init();
+}
+
+static void start_attempt(struct ab_http *h, struct ab_http_req *r)
+{
+    struct ab_error err;
+    CURL *e = NULL;
+
+    ab_error_init(&err);
+    list_remove(r);
+    r->attempts++;
+    r->status = 0;
+    r->in_doubt = false;
+    r->error[0] = '\0';
+    r->errbuf[0] = '\0';
+    r->retry_after[0] = '\0';
+    r->retry_after_ms = -1;
+    r->replayed = false;
+    r->body_fail = AB_HTTP_BODY_OK;
+    ab_buf_release(&r->resp);
+    ab_buf_init(&r->resp, h->o.max_response_bytes);
+
+    if (build_headers(h, r, &err) != AB_OK) {
+        free_attempt_headers(r);
+        fail_local(h, r, err.code, err.message);
+        return;
+    }
+    e = acquire_easy(h);
+    if (!e) {
+        free_attempt_headers(r);
+        fail_local(h, r, AB_ERR_NOMEM, "cannot create a curl handle");
+        return;
+    }
+    if (configure_easy(h, r, e) != CURLE_OK) {
+        release_easy(h, e);
+        free_attempt_headers(r);
+        fail_local(h, r, AB_ERR_NOMEM, "cannot configure a curl handle");
+        return;
+    }
+    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+        release_easy(h, e);
+        free_attempt_headers(r);
+        fail_local(h, r, AB_ERR_INTERNAL, "cannot start a curl transfer");
+        return;
+    }
+    r->easy = e;
+    r->attempt_us = ab_now_us();
+    list_push(&h->active, r);
+    h->stats.attempts++;
+    if (r->attempts > 1) {
+        h->stats.retries++;
+    }
+}
+
+/* The next request allowed to start now, or NULL; *next_due gets the earliest
+ * future due time of the retry list. */
+static struct ab_http_req *pick(struct ab_http *h, int64_t now, int64_t *next_due)
+{
+    *next_due = INT64_MAX;
+    for (struct ab_http_req *r = h->retry.head; r; r = r->next) {
+        if (r->due_us <= now) {
+            return r;
+        }
+        if (r->due_us < *next_due) {
+            *next_due = r->due_us;
+        }
+    }
+    return h->queue.head;
+}
+
+static void start_attempts(struct ab_http *h)
+{
+    h->next_wake_us = INT64_MAX;
+    while (h->active.n < (size_t)h->o.max_in_flight) {
+        int64_t now = ab_now_us();
+        int64_t next_due;
+        struct ab_http_req *r = pick(h, now, &next_due);
+        long wait;
+
+        if (!r) {
+            h->next_wake_us = next_due;
+            return;
+        }
+        wait = ab_ratelimit_take(&h->rl, now);
+        if (wait > 0) {
+            h->next_wake_us = now + ms_to_us(wait);
+            return;
+        }
+        start_attempt(h, r);
+    }
+}
+
+/* Transport errors that happen before any byte of the request is sent. */
+static bool curl_not_sent(CURLcode cc)
+{
+    switch (cc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Transport errors that retrying cannot fix (the configuration must change). */
+static bool curl_config_error(CURLcode cc)
+{
+    switch (cc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool transient_status(const struct ab_http_req *r, int status)
+{
+    if (status == 408 || status == 429 || (status >= 500 && status <= 599)) {
+        return true;
+    }
+    for (size_t i = 0; i < r->n_retry_status; i++) {
+        if (r->retry_status[i] == status) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Classifies a transport failure; returns whether it is transient. */
+static bool transport_failure(struct ab_http *h, struct ab_http_req *r, CURLcode cc)
+{
+    h->stats.transport_errors++;
+    r->status = 0;
+    if (r->body_fail == AB_HTTP_BODY_TOO_LARGE || cc == CURLE_FILESIZE_EXCEEDED) {
+        (void)snprintf(r->error, sizeof(r->error), "response too large (over %zu bytes)",
+                       h->o.max_response_bytes);
+        r->fail_code = AB_ERR_PROTOCOL;
+        r->in_doubt = false;
+        return false;
+    }
+    if (r->body_fail == AB_HTTP_BODY_NOMEM) {
+        (void)snprintf(r->error, sizeof(r->error), "out of memory (response body)");
+        r->fail_code = AB_ERR_NOMEM;
+        r->in_doubt = false;
+        return false;
+    }
+    (void)snprintf(r->error, sizeof(r->error), "%s",
+                   r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
+    if (curl_config_error(cc)) {
+        r->fail_code = AB_ERR_CONFIG;
+        r->in_doubt = false;
+        return false;
+    }
+    r->fail_code = AB_ERR_TRANSIENT;
+    r->in_doubt = !curl_not_sent(cc);
+    return true;
+}
+
+static void finish_attempt(struct ab_http *h, struct ab_http_req *r, CURLcode cc)
+{
+    long code = 0;
+    curl_off_t sent = 0;
+    bool transient = false;
+    bool refresh = false;
+    long ms = (long)((ab_now_us() - r->attempt_us) / 1000);
+    char why[AB_HTTP_ERROR_MAX + 32];
+
+    (void)curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+    if (curl_easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &sent) == CURLE_OK && sent > 0) {
+        h->stats.bytes_sent += (uint64_t)sent;
+    }
+    detach_attempt(h, r);
+    list_remove(r);
+    r->retry_after_ms =
+        r->retry_after[0] ? ab_http_parse_retry_after(r->retry_after, (int64_t)time(NULL)) : -1;
+
+    if (cc == CURLE_OK && (code < 100 || code > 999)) {
+        cc = CURLE_WEIRD_SERVER_REPLY;
+    }
+    if (cc != CURLE_OK) {
+        transient = transport_failure(h, r, cc);
+        http_log(h, AB_LOG_DEBUG, "'%s' attempt %d: %s%s after %ld ms", r->label, r->attempts,
+                 r->error, r->in_doubt ? " (outcome unknown)" : "", ms);
+        (void)snprintf(why, sizeof(why), "transport error: %s", r->error);
+    } else {
+        r->status = (int)code;
+        r->in_doubt = false;
+        r->fail_code = AB_OK;
+        if (code == 429) {
+            h->stats.throttled++;
+        }
+        if (code == 401 && h->auth_fn && !r->auth_refreshed &&
+            contains(r->resp.data ? r->resp.data : "", r->resp.len, "token_expired")) {
+            refresh = true;
+        } else if (code < 200 || code > 299) {
+            transient = transient_status(r, r->status);
+        }
+        http_log(h, AB_LOG_DEBUG, "'%s' attempt %d: HTTP %d after %ld ms", r->label, r->attempts,
+                 r->status, ms);
+        (void)snprintf(why, sizeof(why), "HTTP %d", r->status);
+    }
+    if (refresh && !(r->flags & AB_HTTP_NO_RETRY)) {
+        /* Not counted against max_retries: the next attempt forces a new token. */
+        r->auth_refreshed = true;
+        r->force_auth = true;
+        r->due_us = ab_now_us();
+        list_push(&h->retry, r);
+        http_log(h, AB_LOG_WARN, "retrying '%s' with a new access token after HTTP 401", r->label);
+        return;
+    }
+    if (transient && can_retry(h, r, r->in_doubt)) {
+        schedule_retry(h, r, why);
+        return;
+    }
+    complete(h, r, transient);
+}
+
+static enum ab_status drive(struct ab_http *h, struct ab_error *err)
+{
+    int running = 0;
+    CURLMcode mc;
+
+    start_attempts(h);
+    mc = curl_multi_perform(h->multi, &running);
+    if (mc != CURLM_OK) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "curl_multi_perform failed: %s",
+                            curl_multi_strerror(mc));
+    }
+    for (;;) {
+        int left = 0;
+        CURLMsg *msg = curl_multi_info_read(h->multi, &left);
+        CURL *e;
+        CURLcode cc;
+        char *priv = NULL;
+
+        if (!msg) {
+            break;
+        }
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        /* msg is invalid once the handle is removed: copy what is needed. */
+        e = msg->easy_handle;
+        cc = msg->data.result;
+        if (curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv) {
+            return ab_error_set(err, AB_ERR_INTERNAL, "curl transfer without its request");
+        }
+        finish_attempt(h, (struct ab_http_req *)(void *)priv, cc);
+    }
+    start_attempts(h);
+    return AB_OK;
+}
+
+/* Milliseconds to poll: until the deadline or the next possible start. */
+static int poll_ms(const struct ab_http *h, int64_t now, int64_t deadline)
+{
+    int64_t until = deadline < h->next_wake_us ? deadline : h->next_wake_us;
+    int64_t ms;
+
+    if (until == INT64_MAX) {
+        return INT_MAX;
+    }
+    ms = (until - now + 999) / 1000;
+    if (ms > INT_MAX) {
+        return INT_MAX;
+    }
+    return ms < 0 ? 0 : (int)ms;
+}
+
+static unsigned set_fds(struct curl_waitfd *fds, int fd1, int fd2)
+{
+    unsigned n = 0;
+
+    if (fd1 >= 0) {
+        fds[n].fd = fd1;
+        fds[n].events = CURL_WAIT_POLLIN;
+        fds[n].revents = 0;
+        n++;
+    }
+    if (fd2 >= 0) {
+        fds[n].fd = fd2;
+        fds[n].events = CURL_WAIT_POLLIN;
+        fds[n].revents = 0;
+        n++;
+    }
+    return n;
+}
+
+/* POLLHUP/POLLERR count as readable: the caller's read reports them. */
+static void read_fds(const struct curl_waitfd *fds, unsigned n, int fd1, bool *r1, bool *r2)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (fds[i].revents == 0) {
+            continue;
+        }
+        if (fds[i].fd == fd1) {
+            *r1 = true;
+        } else {
+            *r2 = true;
+        }
+    }
+}
+
+enum ab_status ab_http_wait(struct ab_http *h, int extra_fd, int extra_fd2, long timeout_ms,
+                            bool *extra_ready, bool *extra2_ready, struct ab_error *err)
+{
+    int64_t deadline = timeout_ms >= 0 ? ab_now_us() + ms_to_us(timeout_ms) : INT64_MAX;
+    bool ready1 = false;
+    bool ready2 = false;
+    enum ab_status rc = AB_OK;
+
+    if (h->in_callback) {
+        (void)ab_error_set(err, AB_ERR_INTERNAL, "ab_http_wait called from a completion callback");
+        rc = AB_ERR_INTERNAL;
+        goto out;
+    }
+    h->n_done = 0;
+    for (;;) {
+        struct curl_waitfd fds[2];
+        unsigned nfds;
+        int64_t now;
+        CURLMcode mc;
+
+        rc = drive(h, err);
+        if (rc != AB_OK || h->n_done > 0 || ready1 || ready2) {
+            break;
+        }
+        now = ab_now_us();
+        if (now >= deadline || (ab_http_pending(h) == 0 && extra_fd < 0 && extra_fd2 < 0)) {
+            break;
+        }
+        nfds = set_fds(fds, extra_fd, extra_fd2);
+        /* Returns early when curl's own timers or sockets need attention. */
+        mc = curl_multi_poll(h->multi, nfds ? fds : NULL, nfds, poll_ms(h, now, deadline), NULL);
+        if (mc != CURLM_OK) {
+            (void)ab_error_set(err, AB_ERR_INTERNAL, "curl_multi_poll failed: %s",
+                               curl_multi_strerror(mc));
+            rc = AB_ERR_INTERNAL;
+            break;
+        }
+        read_fds(fds, nfds, extra_fd, &ready1, &ready2);
+    }
+out:
+    if (extra_ready) {
+        *extra_ready = ready1;
+    }
+    if (extra2_ready) {
+        *extra2_ready = ready2;
+    }
+    return rc;
+}
+
+/* ab_http_run()'s view of its one request. */
+struct ab_http_run_ctx {
+    struct ab_http *h;
+    bool done;
+    int status;
+    bool in_doubt;
+    enum ab_status fail_code;
+    char error[AB_HTTP_ERROR_MAX];
+    char label[AB_HTTP_LABEL_MAX];
+    struct ab_buf *out;
+    enum ab_status copy_rc;
+    struct ab_error *err;
+};
+
+static void run_done(void *arg, const struct ab_http_resp *resp)
+{
+    struct ab_http_run_ctx *c = arg;
+
+    c->done = true;
+    c->status = resp->status;
+    c->in_doubt = resp->in_doubt;
+    c->fail_code = c->h->done_fail_code;
+    (void)snprintf(c->error, sizeof(c->error), "%s", resp->error);
+    if (c->out) {
+        ab_buf_reset(c->out);
+        c->copy_rc = ab_buf_add(c->out, resp->body, resp->body_len, c->err);
+    }
+}
+
+enum ab_status ab_http_run(struct ab_http *h, struct ab_http_req *r, int *status,
+                           struct ab_buf *out_body, struct ab_error *err)
+{
+    struct ab_http_run_ctx c;
+    enum ab_status rc;
+
+    memset(&c, 0, sizeof(c));
+    c.h = h;
+    c.out = out_body;
+    c.err = err;
+    if (status) {
+        *status = 0;
+    }
+    if (!r) {
+        (void)ab_error_set(err, AB_ERR_INTERNAL, "no HTTP request to run");
+        return AB_ERR_INTERNAL;
+    }
+    if (!r->label[0]) {
+        default_label(r);
+    }
+    (void)snprintf(c.label, sizeof(c.label), "%s", r->label);
+    rc = ab_http_submit(h, r, run_done, &c, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    while (!c.done) {
+        rc = ab_http_wait(h, -1, -1, -1, NULL, NULL, err);
+        if (rc != AB_OK) {
+            break;
+        }
+    }
+    if (!c.done) {
+        /* c lives on this stack: the request must not outlive the call. */
+        abort_req(h, r);
+        return rc;
+    }
+    if (c.copy_rc != AB_OK) {
+        return c.copy_rc;
+    }
+    if (status) {
+        *status = c.status;
+    }
+    if (c.status == 0) {
+        return ab_error_set(err,
+                            c.in_doubt || c.fail_code == AB_OK ? AB_ERR_TRANSIENT : c.fail_code,
+                            "HTTP request '%s' failed: %s%s", c.label, c.error,
+                            c.in_doubt ? " (outcome unknown)" : "");
+    }
+    return AB_OK;
+}

@@ -1,0 +1,444 @@
+/* mapping.c - which stream loads which target object, and how fields map. */
+/* SPDX-License-Identifier: MIT */
+/*
+ * Explicit mappings live in ms->m (parsed once from the config). Identity
+ * mappings made up by ab_mappings_resolve() live in ms->implicit, each in its
+ * own allocation, so a pointer returned by resolve stays valid until
+ * ab_mappings_release() however many streams are resolved after it.
+ */
+#include "ab/mapping.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ab/json.h"
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+
+    if (p) {
+        memcpy(p, s, n);
+    }
+    return p;
+}
+
+static bool ns_equal(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static bool in_list(const char *const *list, const char *s)
+{
+    for (; list && *list; list++) {
+        if (strcmp(*list, s) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void mapping_release(struct ab_mapping *m)
+{
+    size_t i;
+
+    free(m->stream);
+    free(m->ns);
+    free(m->object);
+    for (i = 0; m->fields && i < m->nfields; i++) {
+        free(m->fields[i].to);
+        ab_path_release(&m->fields[i].from);
+    }
+    free(m->fields);
+    memset(m, 0, sizeof(*m));
+}
+
+void ab_mappings_release(struct ab_mappings *ms)
+{
+    size_t i;
+
+    if (!ms) {
+        return;
+    }
+    for (i = 0; ms->m && i < ms->n; i++) {
+        mapping_release(&ms->m[i]);
+    }
+    free(ms->m);
+    for (i = 0; ms->implicit && i < ms->nimplicit; i++) {
+        mapping_release(ms->implicit[i]);
+        free(ms->implicit[i]);
+    }
+    free(ms->implicit);
+    memset(ms, 0, sizeof(*ms));
+}
+
+/* "customers, orders" (for messages). */
+static void list_text(char *buf, size_t size, const char *const *list)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (; list && *list && len + 1 < size; list++) {
+        int n = snprintf(buf + len, size - len, "%s%s", len ? ", " : "", *list);
+
+        if (n < 0) {
+            break;
+        }
+        len += (size_t)n;
+    }
+}
+
+/* AB_ERR_CONFIG with a message, as a constant so that analysers (which do
+ * not follow variadic calls) see the failure. */
+#define CONFIG_ERROR(err, ...)                                                                     \
+    ((void)ab_error_set((err), AB_ERR_CONFIG, __VA_ARGS__), AB_ERR_CONFIG)
+
+/* Constant return (not ab_error_set's) so that analysers see the failure. */
+static enum ab_status nomem(struct ab_error *err)
+{
+    (void)ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+    return AB_ERR_NOMEM;
+}
+
+static enum ab_status parse_fields(struct ab_mapping *m, yajl_val fields, size_t idx,
+                                   struct ab_error *err)
+{
+    size_t i;
+
+    if (fields->type != yajl_t_object) {
+        return CONFIG_ERROR(err,
+                            "stream_mappings[%zu].fields: must be an object of "
+                            "{\"target\": \"source.path\"}",
+                            idx);
+    }
+    if (fields->u.object.len == 0) {
+        return CONFIG_ERROR(err, "stream_mappings[%zu].fields: must list at least one field", idx);
+    }
+    m->fields = calloc(fields->u.object.len, sizeof(*m->fields));
+    if (!m->fields) {
+        return nomem(err);
+    }
+    for (i = 0; i < fields->u.object.len; i++) {
+        const char *to = fields->u.object.keys[i];
+        const char *from = ab_json_str(fields->u.object.values[i]);
+        struct ab_mapping_field *f = &m->fields[i];
+        enum ab_status rc;
+        size_t j;
+
+        if (!*to) {
+            return CONFIG_ERROR(err, "stream_mappings[%zu].fields: empty target field name", idx);
+        }
+        for (j = 0; j < i; j++) {
+            if (strcmp(m->fields[j].to, to) == 0) {
+                return CONFIG_ERROR(err, "stream_mappings[%zu].fields.%s: listed twice", idx, to);
+            }
+        }
+        if (!from) {
+            return CONFIG_ERROR(err,
+                                "stream_mappings[%zu].fields.%s: must be a source field path "
+                                "string",
+                                idx, to);
+        }
+        f->to = dup_str(to);
+        if (!f->to) {
+            return nomem(err);
+        }
+        m->nfields = i + 1;
+        rc = ab_path_parse(&f->from, from, err);
+        if (rc == AB_ERR_CONFIG) {
+            (void)ab_error_prefix(err, "stream_mappings[%zu].fields.%s", idx, to);
+        }
+        if (rc != AB_OK) {
+            return rc;
+        }
+    }
+    return AB_OK;
+}
+
+static enum ab_status parse_one(struct ab_mapping *m, yajl_val e, size_t idx,
+                                const char *const *objects, struct ab_error *err)
+{
+    yajl_val v;
+    const char *stream = ab_json_str(ab_json_get(e, "stream"));
+    const char *object;
+
+    if (!e || e->type != yajl_t_object) {
+        return CONFIG_ERROR(err, "stream_mappings[%zu]: must be an object", idx);
+    }
+    if (!stream || !*stream) {
+        return CONFIG_ERROR(err, "stream_mappings[%zu].stream: is required (a stream name)", idx);
+    }
+    m->stream = dup_str(stream);
+    if (!m->stream) {
+        return nomem(err);
+    }
+    v = ab_json_get(e, "namespace");
+    if (!ab_json_is_null(v)) {
+        if (!ab_json_str(v)) {
+            return CONFIG_ERROR(err, "stream_mappings[%zu].namespace: must be a string", idx);
+        }
+        m->ns = dup_str(v->u.string);
+        if (!m->ns) {
+            return nomem(err);
+        }
+    }
+    v = ab_json_get(e, "object");
+    if (!ab_json_is_null(v) && !ab_json_str(v)) {
+        return CONFIG_ERROR(err, "stream_mappings[%zu].object: must be a string", idx);
+    }
+    /* no "object": the stream loads the object of the same name */
+    object = ab_json_str(v) ? v->u.string : stream;
+    if (objects && !in_list(objects, object)) {
+        char names[512];
+
+        list_text(names, sizeof(names), objects);
+        return CONFIG_ERROR(err,
+                            "stream_mappings[%zu].object: unknown object '%s' (expected one of "
+                            "%s)",
+                            idx, object, names);
+    }
+    m->object = dup_str(object);
+    if (!m->object) {
+        return nomem(err);
+    }
+    v = ab_json_get(e, "fields");
+    if (ab_json_is_null(v)) {
+        m->identity = true;
+        return AB_OK;
+    }
+    return parse_fields(m, v, idx, err);
+}
+
+enum ab_status ab_mappings_parse(struct ab_mappings *ms, yajl_val arr, const char *const *objects,
+                                 struct ab_error *err)
+{
+    enum ab_status rc;
+    size_t i;
+
+    memset(ms, 0, sizeof(*ms));
+    if (ab_json_is_null(arr)) {
+        return AB_OK;
+    }
+    if (arr->type != yajl_t_array) {
+        return CONFIG_ERROR(err, "stream_mappings: must be an array");
+    }
+    if (arr->u.array.len == 0) {
+        return AB_OK;
+    }
+    ms->m = calloc(arr->u.array.len, sizeof(*ms->m));
+    if (!ms->m) {
+        return nomem(err);
+    }
+    for (i = 0; i < arr->u.array.len; i++) {
+        size_t j;
+
+        ms->n = i + 1; /* so that release frees a half-parsed entry */
+        rc = parse_one(&ms->m[i], arr->u.array.values[i], i, objects, err);
+        if (rc != AB_OK) {
+            goto fail;
+        }
+        for (j = 0; j < i; j++) {
+            if (strcmp(ms->m[j].stream, ms->m[i].stream) == 0 &&
+                ((!ms->m[j].ns && !ms->m[i].ns) ||
+                 (ms->m[j].ns && ms->m[i].ns && strcmp(ms->m[j].ns, ms->m[i].ns) == 0))) {
+                rc = CONFIG_ERROR(err,
+                                  "stream_mappings[%zu]: stream '%s' is already mapped by "
+                                  "stream_mappings[%zu]",
+                                  i, ms->m[i].stream, j);
+                goto fail;
+            }
+        }
+    }
+    return AB_OK;
+fail:
+    ab_mappings_release(ms);
+    return rc;
+}
+
+static enum ab_status add_identity(struct ab_mappings *ms, const char *stream,
+                                   struct ab_mapping **out, struct ab_error *err)
+{
+    struct ab_mapping **list;
+    struct ab_mapping *m;
+
+    list = realloc(ms->implicit,
+                   (ms->nimplicit + 1) * sizeof(*list)); /* NOLINT(bugprone-sizeof-expression) */
+    if (!list) {
+        return nomem(err);
+    }
+    ms->implicit = list;
+    m = calloc(1, sizeof(*m));
+    if (!m) {
+        return nomem(err);
+    }
+    m->stream = dup_str(stream);
+    m->object = dup_str(stream);
+    m->identity = true;
+    if (!m->stream || !m->object) {
+        mapping_release(m);
+        free(m);
+        return nomem(err);
+    }
+    list[ms->nimplicit++] = m;
+    *out = m;
+    return AB_OK;
+}
+
+const struct ab_mapping *ab_mappings_resolve(struct ab_mappings *ms, const char *stream,
+                                             const char *ns, const char *const *objects,
+                                             struct ab_error *err)
+{
+    struct ab_mapping *any = NULL;
+    struct ab_mapping *m = NULL;
+    size_t i;
+
+    for (i = 0; i < ms->n; i++) {
+        if (strcmp(ms->m[i].stream, stream) != 0) {
+            continue;
+        }
+        if (ms->m[i].ns && ns_equal(ms->m[i].ns, ns)) {
+            return &ms->m[i]; /* an exact namespace beats "any namespace" */
+        }
+        if (!ms->m[i].ns && !any) {
+            any = &ms->m[i];
+        }
+    }
+    if (any) {
+        return any;
+    }
+    for (i = 0; i < ms->nimplicit; i++) {
+        if (strcmp(ms->implicit[i]->stream, stream) == 0) {
+            return ms->implicit[i];
+        }
+    }
+    if (!in_list(objects, stream)) {
+        char names[512];
+
+        list_text(names, sizeof(names), objects);
+        if (ns && *ns) {
+            (void)ab_error_set(
+                err, AB_ERR_CONFIG,
+                "stream '%s' (namespace '%s') has no entry in stream_mappings and is "
+                "not an object name (%s)",
+                stream, ns, names);
+        } else {
+            (void)ab_error_set(err, AB_ERR_CONFIG,
+                               "stream '%s' has no entry in stream_mappings and is not an object "
+                               "name (%s)",
+                               stream, names);
+        }
+        return NULL;
+    }
+    if (add_identity(ms, stream, &m, err) != AB_OK) {
+        return NULL;
+    }
+    return m;
+}
+
+static bool is_airbyte_field(const char *key)
+{
+    return strncmp(key, "_ab_", 4) == 0 || strncmp(key, "_airbyte_", 9) == 0;
+}
+
+yajl_val ab_mapping_get(const struct ab_mapping *m, yajl_val data, const char *field)
+{
+    size_t i;
+
+    if (!m || !field) {
+        return NULL;
+    }
+    if (m->identity) {
+        return ab_json_get(data, field);
+    }
+    for (i = 0; i < m->nfields; i++) {
+        if (strcmp(m->fields[i].to, field) == 0) {
+            return ab_path_get(&m->fields[i].from, data);
+        }
+    }
+    return NULL;
+}
+
+/* Writer state: the extra member is written in place of a null member of
+ * the same name, or appended at the end when there was none. */
+struct writer {
+    struct ab_buf *out;
+    const char *extra_key;
+    const char *extra_val;
+    size_t nmembers;
+    bool extra_done;
+};
+
+static enum ab_status write_member(struct writer *w, const char *key, yajl_val v,
+                                   struct ab_error *err)
+{
+    enum ab_status rc;
+    bool extra = w->extra_key && !w->extra_done && strcmp(key, w->extra_key) == 0;
+
+    if (w->nmembers++) {
+        rc = ab_buf_addc(w->out, ',', err);
+        if (rc != AB_OK) {
+            return rc;
+        }
+    }
+    rc = ab_json_write_cstr(w->out, key, err);
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(w->out, ':', err);
+    }
+    if (rc != AB_OK) {
+        return rc;
+    }
+    if (extra) {
+        w->extra_done = true;
+        if (ab_json_is_null(v)) {
+            return ab_json_write_cstr(w->out, w->extra_val, err);
+        }
+    }
+    return ab_json_write(w->out, v, err);
+}
+
+enum ab_status ab_mapping_write(const struct ab_mapping *m, yajl_val data, const char *extra_key,
+                                const char *extra_val, struct ab_buf *out, struct ab_error *err)
+{
+    struct writer w;
+    enum ab_status rc;
+    size_t start = out->len;
+    size_t i;
+
+    if (!data || data->type != yajl_t_object) {
+        return ab_error_set(err, AB_ERR_REJECTED, "record data is %s, not an object",
+                            ab_json_type_name(data));
+    }
+    w.out = out;
+    w.extra_key = (extra_key && extra_val) ? extra_key : NULL;
+    w.extra_val = extra_val;
+    w.nmembers = 0;
+    w.extra_done = false;
+    rc = ab_buf_addc(out, '{', err);
+    if (m->identity) {
+        for (i = 0; rc == AB_OK && i < data->u.object.len; i++) {
+            if (!is_airbyte_field(data->u.object.keys[i])) {
+                rc = write_member(&w, data->u.object.keys[i], data->u.object.values[i], err);
+            }
+        }
+    } else {
+        for (i = 0; rc == AB_OK && i < m->nfields; i++) {
+            yajl_val v = ab_path_get(&m->fields[i].from, data);
+
+            if (v) {
+                rc = write_member(&w, m->fields[i].to, v, err);
+            }
+        }
+    }
+    if (rc == AB_OK && w.extra_key && !w.extra_done) {
+        rc = write_member(&w, w.extra_key, NULL, err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(out, '}', err);
+    }
+    if (rc != AB_OK) {
+        ab_buf_truncate(out, start);
+    }
+    return rc;
+}

@@ -1,0 +1,395 @@
+/* test_mapping.c - stream to object mappings and mapped record output. */
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ab/buf.h"
+#include "ab/json.h"
+#include "ab/mapping.h"
+
+#include "ab_test.h"
+
+static const char *const objects[] = {"customers", "orders", NULL};
+
+/* Parses JSON written with ' for " (keeps the tables readable). */
+static yajl_val sq_parse(const char *sq)
+{
+    struct ab_error err;
+    size_t n = strlen(sq);
+    char *text = malloc(n + 1);
+    yajl_val v;
+    size_t i;
+
+    assert_non_null(text);
+    for (i = 0; i <= n; i++) {
+        text[i] = sq[i];
+        if (text[i] == '\'') {
+            text[i] = '"';
+        }
+    }
+    ab_error_init(&err);
+    v = ab_json_parse(text, n, &err);
+    if (!v) {
+        fail_msg("bad test JSON %s: %s", sq, err.message);
+    }
+    free(text);
+    return v;
+}
+
+/* A copy of sq with ' replaced by " (caller frees). */
+static char *sq_text(const char *sq)
+{
+    size_t n = strlen(sq);
+    char *t = malloc(n + 1);
+    size_t i;
+
+    assert_non_null(t);
+    for (i = 0; i <= n; i++) {
+        t[i] = sq[i];
+        if (t[i] == '\'') {
+            t[i] = '"';
+        }
+    }
+    return t;
+}
+
+static void parse_ok(struct ab_mappings *ms, const char *sq)
+{
+    struct ab_error err;
+    yajl_val arr = sq_parse(sq);
+
+    ab_error_init(&err);
+    if (ab_mappings_parse(ms, arr, objects, &err) != AB_OK) {
+        fail_msg("cannot parse %s: %s", sq, err.message);
+    }
+    yajl_tree_free(arr);
+}
+
+static void test_parse_errors_name_the_index(void **state)
+{
+    static const struct {
+        const char *json;
+        const char *message;
+    } cases[] = {
+        {"{}", "stream_mappings: must be an array"},
+        {"[1]", "stream_mappings[0]: must be an object"},
+        {"[{'stream':'customers'},{'object':'orders'}]",
+         "stream_mappings[1].stream: is required (a stream name)"},
+        {"[{'stream':''}]", "stream_mappings[0].stream: is required (a stream name)"},
+        {"[{'stream':'s','namespace':1,'object':'orders'}]",
+         "stream_mappings[0].namespace: must be a string"},
+        {"[{'stream':'s','object':1}]", "stream_mappings[0].object: must be a string"},
+        {"[{'stream':'s','object':'orders'},{'stream':'t','object':'contacts'}]",
+         "stream_mappings[1].object: unknown object 'contacts' (expected one of customers, "
+         "orders)"},
+        {"[{'stream':'clientes'}]",
+         "stream_mappings[0].object: unknown object 'clientes' (expected one of customers, "
+         "orders)"},
+        {"[{'stream':'s','object':'orders','fields':['id']}]",
+         "stream_mappings[0].fields: must be an object of {\"target\": \"source.path\"}"},
+        {"[{'stream':'s','object':'orders','fields':{}}]",
+         "stream_mappings[0].fields: must list at least one field"},
+        {"[{'stream':'s','object':'orders','fields':{'id':1}}]",
+         "stream_mappings[0].fields.id: must be a source field path string"},
+        {"[{'stream':'s','object':'orders','fields':{'id':'x','email':''}}]",
+         "stream_mappings[0].fields.email: empty field path"},
+        {"[{'stream':'s','object':'orders','fields':{'email':'contato..email'}}]",
+         "stream_mappings[0].fields.email: empty segment in field path 'contato..email'"},
+        {"[{'stream':'s','object':'orders','fields':{'':'x'}}]",
+         "stream_mappings[0].fields: empty target field name"},
+        {"[{'stream':'s','object':'orders','fields':{'id':'a','id':'b'}}]",
+         "stream_mappings[0].fields.id: listed twice"},
+        {"[{'stream':'s','object':'orders'},{'stream':'s','object':'customers'}]",
+         "stream_mappings[1]: stream 's' is already mapped by stream_mappings[0]"},
+        {"[{'stream':'s','namespace':'erp','object':'orders'},{'stream':'s','object':'orders'},"
+         "{'stream':'s','namespace':'erp','object':'customers'}]",
+         "stream_mappings[2]: stream 's' is already mapped by stream_mappings[0]"},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ab_mappings ms;
+        struct ab_error err;
+        yajl_val arr = sq_parse(cases[i].json);
+
+        ab_error_init(&err);
+        assert_int_equal(ab_mappings_parse(&ms, arr, objects, &err), AB_ERR_CONFIG);
+        if (strcmp(err.message, cases[i].message) != 0) {
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err.message, cases[i].message);
+        }
+        assert_int_equal(ms.n, 0);
+        assert_null(ms.m);
+        yajl_tree_free(arr);
+    }
+}
+
+static void test_parse_null_and_absent(void **state)
+{
+    struct ab_mappings ms;
+    struct ab_error err;
+    yajl_val null = sq_parse("null");
+
+    (void)state;
+    ab_error_init(&err);
+    assert_int_equal(ab_mappings_parse(&ms, NULL, objects, &err), AB_OK);
+    assert_int_equal(ms.n, 0);
+    ab_mappings_release(&ms);
+    assert_int_equal(ab_mappings_parse(&ms, null, objects, &err), AB_OK);
+    assert_int_equal(ms.n, 0);
+    ab_mappings_release(&ms);
+    ab_mappings_release(&ms);
+    ab_mappings_release(NULL);
+    yajl_tree_free(null);
+}
+
+static void test_parse_shapes(void **state)
+{
+    struct ab_mappings ms;
+    char buf[64];
+
+    (void)state;
+    parse_ok(&ms, "[{'stream':'clientes','namespace':'erp','object':'customers',"
+                  "'fields':{'external_id':'id','email':'contato.email'}},"
+                  "{'stream':'orders'},"
+                  "{'stream':'pedidos','namespace':null,'object':'orders','fields':null}]");
+    assert_int_equal(ms.n, 3);
+    assert_string_equal(ms.m[0].stream, "clientes");
+    assert_string_equal(ms.m[0].ns, "erp");
+    assert_string_equal(ms.m[0].object, "customers");
+    assert_false(ms.m[0].identity);
+    assert_int_equal(ms.m[0].nfields, 2);
+    assert_string_equal(ms.m[0].fields[0].to, "external_id");
+    assert_string_equal(ab_path_str(&ms.m[0].fields[0].from, buf, sizeof(buf)), "id");
+    assert_string_equal(ms.m[0].fields[1].to, "email");
+    assert_int_equal(ms.m[0].fields[1].from.n, 2);
+    assert_string_equal(ab_path_str(&ms.m[0].fields[1].from, buf, sizeof(buf)), "contato.email");
+    /* no object: the stream's own name; no fields: identity */
+    assert_string_equal(ms.m[1].object, "orders");
+    assert_null(ms.m[1].ns);
+    assert_true(ms.m[1].identity);
+    assert_true(ms.m[2].identity);
+    assert_null(ms.m[2].ns);
+    ab_mappings_release(&ms);
+    assert_int_equal(ms.n, 0);
+}
+
+static void test_write_table(void **state)
+{
+    static const struct {
+        const char *mappings;
+        const char *stream;
+        const char *data;
+        const char *extra_key;
+        const char *extra_val;
+        const char *want;
+    } cases[] = {
+        /* explicit fields, nested source paths, absent members left out */
+        {"[{'stream':'s','object':'customers','fields':{'external_id':'id','email':"
+         "'contato.email','phone':'contato.phone','city':'addr.city'}}]",
+         "s", "{'id':'c-1','contato':{'email':'a@b.c','phone':null},'addr':'flat','x':1}", NULL,
+         NULL, "{'external_id':'c-1','email':'a@b.c','phone':null}"},
+        /* numbers keep their source text, objects and arrays are copied */
+        {"[{'stream':'s','object':'orders','fields':{'total':'t','big':'b','items':'i'}}]", "s",
+         "{'t':1.50,'b':123456789012345678901234567890,'i':[{'q':2e3}]}", NULL, NULL,
+         "{'total':1.50,'big':123456789012345678901234567890,'items':[{'q':2e3}]}"},
+        /* identity drops Airbyte's own fields only */
+        {"[{'stream':'s','object':'orders'}]", "s",
+         "{'_ab_cdc_deleted_at':null,'id':1,'_airbyte_raw_id':'r','_abc':2,'airbyte_x':3,"
+         "'_ab_cdc_lsn':4,'name':'n\\u00e9\\n'}",
+         NULL, NULL, "{'id':1,'_abc':2,'airbyte_x':3,'name':'n\xc3\xa9\\n'}"},
+        /* extra brand appended when absent */
+        {"[{'stream':'s','object':'orders'}]", "s", "{'id':1}", "brand", "acme",
+         "{'id':1,'brand':'acme'}"},
+        /* kept when present */
+        {"[{'stream':'s','object':'orders'}]", "s", "{'brand':'other','id':1}", "brand", "acme",
+         "{'brand':'other','id':1}"},
+        /* filled in place when null */
+        {"[{'stream':'s','object':'orders'}]", "s", "{'brand':null,'id':1}", "brand", "acme",
+         "{'brand':'acme','id':1}"},
+        /* explicit mapping: brand mapped from an absent source gets the default */
+        {"[{'stream':'s','object':'orders','fields':{'id':'id','brand':'meta.brand'}}]", "s",
+         "{'id':1}", "brand", "acme", "{'id':1,'brand':'acme'}"},
+        {"[{'stream':'s','object':'orders','fields':{'id':'id','brand':'meta.brand'}}]", "s",
+         "{'id':1,'meta':{'brand':'b2'}}", "brand", "acme", "{'id':1,'brand':'b2'}"},
+        /* brand not among the fields is still added */
+        {"[{'stream':'s','object':'orders','fields':{'id':'id'}}]", "s", "{'id':1,'brand':'z'}",
+         "brand", "acme", "{'id':1,'brand':'acme'}"},
+        /* no extra_val: nothing added */
+        {"[{'stream':'s','object':'orders'}]", "s", "{'id':1}", "brand", NULL, "{'id':1}"},
+        /* empty record */
+        {"[{'stream':'s','object':'orders'}]", "s", "{'_ab_x':1}", NULL, NULL, "{}"},
+        {"[{'stream':'s','object':'orders'}]", "s", "{}", "brand", "a\"b", "{'brand':'a\\'b'}"},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ab_mappings ms;
+        struct ab_error err;
+        struct ab_buf out;
+        const struct ab_mapping *m;
+        yajl_val data = sq_parse(cases[i].data);
+        char *want = sq_text(cases[i].want);
+        ab_error_init(&err);
+        parse_ok(&ms, cases[i].mappings);
+        m = ab_mappings_resolve(&ms, cases[i].stream, NULL, objects, &err);
+        assert_non_null(m);
+        ab_buf_init(&out, 4096);
+        assert_int_equal(ab_buf_adds(&out, "prefix:", &err), AB_OK);
+        assert_int_equal(
+            ab_mapping_write(m, data, cases[i].extra_key, cases[i].extra_val, &out, &err), AB_OK);
+        if (strcmp(out.data + 7, want) != 0) {
+            fail_msg("case %zu: got %s, want %s", i, out.data + 7, want);
+        }
+        ab_buf_release(&out);
+        ab_mappings_release(&ms);
+        free(want);
+        yajl_tree_free(data);
+    }
+}
+
+static void test_write_errors_leave_buffer_unchanged(void **state)
+{
+    struct ab_mappings ms;
+    struct ab_error err;
+    struct ab_buf out;
+    const struct ab_mapping *m;
+    yajl_val arr = sq_parse("[1]");
+    yajl_val big = sq_parse("{'id':'0123456789012345678901234567890123456789'}");
+
+    (void)state;
+    ab_error_init(&err);
+    parse_ok(&ms, "[{'stream':'s','object':'orders'}]");
+    m = ab_mappings_resolve(&ms, "s", NULL, objects, &err);
+    assert_non_null(m);
+
+    ab_buf_init(&out, 32);
+    assert_int_equal(ab_buf_adds(&out, "keep", &err), AB_OK);
+    assert_int_equal(ab_mapping_write(m, arr, NULL, NULL, &out, &err), AB_ERR_REJECTED);
+    assert_string_equal(err.message, "record data is array, not an object");
+    assert_int_equal(ab_mapping_write(m, NULL, NULL, NULL, &out, &err), AB_ERR_REJECTED);
+    assert_int_equal(ab_mapping_write(m, big, NULL, NULL, &out, &err), AB_ERR_PROTOCOL);
+    assert_int_equal(out.len, 4);
+    assert_string_equal(out.data, "keep");
+    ab_buf_release(&out);
+    ab_mappings_release(&ms);
+    yajl_tree_free(arr);
+    yajl_tree_free(big);
+}
+
+static void test_resolve(void **state)
+{
+    struct ab_mappings ms;
+    struct ab_error err;
+    const struct ab_mapping *m;
+    const struct ab_mapping *orders;
+    const struct ab_mapping *customers;
+
+    (void)state;
+    ab_error_init(&err);
+    parse_ok(&ms, "[{'stream':'clientes','object':'customers','fields':{'id':'id'}},"
+                  "{'stream':'clientes','namespace':'erp','object':'orders'},"
+                  "{'stream':'customers','namespace':'crm','object':'orders'}]");
+
+    /* any namespace */
+    m = ab_mappings_resolve(&ms, "clientes", NULL, objects, &err);
+    assert_ptr_equal(m, &ms.m[0]);
+    m = ab_mappings_resolve(&ms, "clientes", "other", objects, &err);
+    assert_ptr_equal(m, &ms.m[0]);
+    /* an exact namespace beats "any" */
+    m = ab_mappings_resolve(&ms, "clientes", "erp", objects, &err);
+    assert_ptr_equal(m, &ms.m[1]);
+
+    /* default identity by name, stored and stable across later resolves */
+    orders = ab_mappings_resolve(&ms, "orders", NULL, objects, &err);
+    assert_non_null(orders);
+    assert_true(orders->identity);
+    assert_string_equal(orders->object, "orders");
+    assert_string_equal(orders->stream, "orders");
+    customers = ab_mappings_resolve(&ms, "customers", "public", objects, &err);
+    assert_non_null(customers);
+    assert_true(customers->identity);
+    assert_string_equal(customers->object, "customers");
+    assert_ptr_equal(ab_mappings_resolve(&ms, "orders", "x", objects, &err), orders);
+    assert_string_equal(orders->object, "orders");
+    assert_int_equal(ms.nimplicit, 2);
+    /* the explicit mapping for namespace crm still wins there */
+    assert_ptr_equal(ab_mappings_resolve(&ms, "customers", "crm", objects, &err), &ms.m[2]);
+
+    /* unknown stream */
+    ab_error_init(&err);
+    assert_null(ab_mappings_resolve(&ms, "invoices", NULL, objects, &err));
+    assert_int_equal(err.code, AB_ERR_CONFIG);
+    assert_string_equal(err.message, "stream 'invoices' has no entry in stream_mappings and is "
+                                     "not an object name (customers, orders)");
+    assert_null(ab_mappings_resolve(&ms, "invoices", "erp", objects, &err));
+    assert_string_equal(err.message, "stream 'invoices' (namespace 'erp') has no entry in "
+                                     "stream_mappings and is not an object name (customers, "
+                                     "orders)");
+    ab_mappings_release(&ms);
+    assert_int_equal(ms.nimplicit, 0);
+    assert_null(ms.implicit);
+}
+
+static void test_get(void **state)
+{
+    struct ab_mappings ms;
+    struct ab_error err;
+    const struct ab_mapping *m;
+    yajl_val data = sq_parse("{'id':7,'contato':{'email':'e'},'_ab_x':1}");
+
+    (void)state;
+    ab_error_init(&err);
+    parse_ok(&ms, "[{'stream':'s','object':'customers','fields':{'external_id':'id',"
+                  "'email':'contato.email','phone':'contato.phone'}}]");
+    m = ab_mappings_resolve(&ms, "s", NULL, objects, &err);
+    assert_non_null(m);
+    assert_int_equal(ab_mapping_get(m, data, "external_id")->u.number.i, 7);
+    assert_string_equal(ab_json_str(ab_mapping_get(m, data, "email")), "e");
+    assert_null(ab_mapping_get(m, data, "phone"));
+    assert_null(ab_mapping_get(m, data, "id")); /* a source name, not a target */
+    assert_null(ab_mapping_get(m, data, NULL));
+
+    m = ab_mappings_resolve(&ms, "orders", NULL, objects, &err);
+    assert_non_null(m);
+    assert_int_equal(ab_mapping_get(m, data, "id")->u.number.i, 7);
+    assert_non_null(ab_mapping_get(m, data, "_ab_x"));
+    assert_null(ab_mapping_get(m, data, "contato.email"));
+    assert_null(ab_mapping_get(NULL, data, "id"));
+    ab_mappings_release(&ms);
+    yajl_tree_free(data);
+}
+
+static void test_any_object_when_list_is_null(void **state)
+{
+    struct ab_mappings ms;
+    struct ab_error err;
+    yajl_val arr = sq_parse("[{'stream':'s','object':'Anything'}]");
+
+    (void)state;
+    ab_error_init(&err);
+    assert_int_equal(ab_mappings_parse(&ms, arr, NULL, &err), AB_OK);
+    assert_string_equal(ms.m[0].object, "Anything");
+    assert_null(ab_mappings_resolve(&ms, "t", NULL, NULL, &err));
+    assert_int_equal(err.code, AB_ERR_CONFIG);
+    ab_mappings_release(&ms);
+    yajl_tree_free(arr);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_errors_name_the_index),
+        cmocka_unit_test(test_parse_null_and_absent),
+        cmocka_unit_test(test_parse_shapes),
+        cmocka_unit_test(test_write_table),
+        cmocka_unit_test(test_write_errors_leave_buffer_unchanged),
+        cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_get),
+        cmocka_unit_test(test_any_object_when_list_is_null),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,201 @@
+/* test_crm360.c - pure parts of destination-crm360: spec, keys, record building. */
+/* SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ab/json.h"
+#include "ab/mapping.h"
+
+#include "ab_test.h"
+#include "crm360.h"
+
+static void test_spec_declares_every_field_read(void **state)
+{
+    static const char *const fields[] = {"api_url",
+                                         "api_key",
+                                         "brand",
+                                         "batch_size",
+                                         "max_batch_bytes",
+                                         "stream_mappings",
+                                         "rejected_records",
+                                         "dead_letter_path",
+                                         "max_in_flight",
+                                         "requests_per_second",
+                                         "burst",
+                                         "connect_timeout_seconds",
+                                         "request_timeout_seconds",
+                                         "max_retries",
+                                         "ca_path",
+                                         "gzip",
+                                         "max_line_bytes",
+                                         "progress_interval_seconds",
+                                         "max_checkpoint_wait_seconds",
+                                         "log_level",
+                                         NULL};
+    struct ab_error err;
+    yajl_val spec = ab_json_parse(crm_spec_json, strlen(crm_spec_json), &err);
+    yajl_val props;
+    size_t i;
+
+    (void)state;
+    assert_non_null(spec);
+    props = ab_json_get_dotted(spec, "connectionSpecification.properties");
+    assert_non_null(props);
+    for (i = 0; fields[i]; i++) {
+        assert_non_null(ab_json_get(props, fields[i]));
+    }
+    assert_true(ab_json_get_bool(ab_json_get(props, "api_key"), "airbyte_secret", false));
+    assert_int_equal(ab_json_get_int(ab_json_get(props, "batch_size"), "maximum", 0), 1000);
+    yajl_tree_free(spec);
+}
+
+static void test_idempotency_key_deterministic(void **state)
+{
+    char k1[CRM_IDEMPOTENCY_KEY_SIZE];
+    char k2[CRM_IDEMPOTENCY_KEY_SIZE];
+    const char body[] = "{\"records\":[{\"external_id\":\"C-1\"}]}";
+
+    (void)state;
+    crm_idempotency_key(7, CRM_CUSTOMERS, CRM_UPSERT, body, strlen(body), k1);
+    crm_idempotency_key(7, CRM_CUSTOMERS, CRM_UPSERT, body, strlen(body), k2);
+    assert_string_equal(k1, k2);
+    assert_int_equal(strlen(k1), 7 + 64);
+    assert_memory_equal(k1, "crm360-", 7);
+    /* every input changes the key */
+    crm_idempotency_key(8, CRM_CUSTOMERS, CRM_UPSERT, body, strlen(body), k2);
+    assert_string_not_equal(k1, k2);
+    crm_idempotency_key(7, CRM_ORDERS, CRM_UPSERT, body, strlen(body), k2);
+    assert_string_not_equal(k1, k2);
+    crm_idempotency_key(7, CRM_CUSTOMERS, CRM_DELETE, body, strlen(body), k2);
+    assert_string_not_equal(k1, k2);
+    crm_idempotency_key(7, CRM_CUSTOMERS, CRM_UPSERT, body, strlen(body) - 1, k2);
+    assert_string_not_equal(k1, k2);
+}
+
+struct build_case {
+    const char *data;
+    const char *brand;
+    enum crm_op op;
+    enum ab_status rc;
+    const char *expect; /* the record, or a substring of the errors */
+};
+
+static const struct build_case build_cases[] = {
+    {"{\"external_id\":\"C-1\",\"brand\":\"b\",\"email\":\"a@b.co\",\"_ab_cdc_lsn\":5}", NULL,
+     CRM_UPSERT, AB_OK, "{\"external_id\":\"C-1\",\"brand\":\"b\",\"email\":\"a@b.co\"}"},
+    {"{\"external_id\":\"C-1\",\"email\":\"a@b.co\"}", "lojas", CRM_UPSERT, AB_OK,
+     "{\"external_id\":\"C-1\",\"email\":\"a@b.co\",\"brand\":\"lojas\"}"},
+    {"{\"external_id\":\"C-1\",\"brand\":\"own\"}", "lojas", CRM_UPSERT, AB_OK,
+     "{\"external_id\":\"C-1\",\"brand\":\"own\"}"},
+    {"{\"brand\":\"b\",\"email\":\"a@b.co\"}", NULL, CRM_UPSERT, AB_ERR_REJECTED,
+     "\"field\":\"external_id\",\"code\":\"missing_field\""},
+    {"{\"external_id\":\"\",\"brand\":\"b\"}", NULL, CRM_UPSERT, AB_ERR_REJECTED,
+     "\"code\":\"missing_field\""},
+    {"{\"external_id\":12,\"brand\":\"b\"}", NULL, CRM_UPSERT, AB_ERR_REJECTED,
+     "\"field\":\"external_id\",\"code\":\"invalid_type\""},
+    {"{\"external_id\":\"C-1\"}", NULL, CRM_UPSERT, AB_ERR_REJECTED, "\"field\":\"brand\""},
+    {"{\"external_id\":\"C-1\",\"brand\":\"b\",\"updated_at\":\"2026-01-01T00:00:00Z\","
+     "\"_ab_cdc_deleted_at\":\"2026-02-01T00:00:00Z\"}",
+     NULL, CRM_DELETE, AB_OK,
+     "{\"external_id\":\"C-1\",\"brand\":\"b\",\"deleted_at\":\"2026-02-01T00:00:00Z\"}"},
+    {"{\"external_id\":\"C-1\",\"updated_at\":\"2026-01-01T00:00:00Z\"}", "x", CRM_DELETE, AB_OK,
+     "{\"external_id\":\"C-1\",\"brand\":\"x\",\"deleted_at\":\"2026-01-01T00:00:00Z\"}"},
+    {"{\"external_id\":\"C-1\",\"brand\":\"b\"}", NULL, CRM_DELETE, AB_ERR_REJECTED,
+     "\"field\":\"deleted_at\""},
+    {"{\"external_id\":\"99999999999999999999999\",\"brand\":\"b\",\"n\":"
+     "123456789012345678901234567890}",
+     NULL, CRM_UPSERT, AB_OK,
+     "{\"external_id\":\"99999999999999999999999\",\"brand\":\"b\",\"n\":"
+     "123456789012345678901234567890}"},
+};
+
+static void test_build_record_table(void **state)
+{
+    static const char *const objects[] = {"customers", "orders", NULL};
+    struct ab_mappings maps;
+    const struct ab_mapping *m;
+    struct ab_error err;
+    size_t i;
+
+    (void)state;
+    memset(&maps, 0, sizeof(maps));
+    ab_error_init(&err);
+    assert_int_equal(ab_mappings_parse(&maps, NULL, objects, &err), AB_OK);
+    m = ab_mappings_resolve(&maps, "customers", NULL, objects, &err);
+    assert_non_null(m);
+    for (i = 0; i < sizeof(build_cases) / sizeof(build_cases[0]); i++) {
+        const struct build_case *bc = &build_cases[i];
+        yajl_val data = ab_json_parse(bc->data, strlen(bc->data), &err);
+        struct ab_buf out;
+        struct ab_buf errors;
+        enum ab_status rc;
+
+        assert_non_null(data);
+        ab_buf_init(&out, AB_BUF_UNBOUNDED);
+        ab_buf_init(&errors, AB_BUF_UNBOUNDED);
+        rc = crm_build_record(m, data, bc->brand, bc->op, &out, &errors, &err);
+        if (rc != bc->rc) {
+            fail_msg("case %zu: status %d, expected %d (%s)", i, rc, bc->rc, err.message);
+        }
+        if (rc == AB_OK) {
+            assert_string_equal(out.data, bc->expect);
+        } else {
+            assert_int_equal(out.len, 0);
+            if (!strstr(errors.data, bc->expect)) {
+                fail_msg("case %zu: errors %s lack %s", i, errors.data, bc->expect);
+            }
+            /* the errors are a JSON array */
+            yajl_tree_free(ab_json_parse(errors.data, errors.len, &err));
+        }
+        ab_buf_release(&out);
+        ab_buf_release(&errors);
+        yajl_tree_free(data);
+    }
+    ab_mappings_release(&maps);
+}
+
+static void test_build_record_with_field_mapping(void **state)
+{
+    static const char *const objects[] = {"customers", "orders", NULL};
+    const char cfg[] = "[{\"stream\":\"clientes\",\"object\":\"customers\",\"fields\":{"
+                       "\"external_id\":\"id\",\"email\":\"contato.email\",\"brand\":\"marca\"}}]";
+    const char rec[] = "{\"id\":\"9\",\"marca\":\"m\",\"contato\":{\"email\":\"x@y.br\"},\"z\":1}";
+    struct ab_mappings maps;
+    const struct ab_mapping *m;
+    struct ab_error err;
+    yajl_val arr = ab_json_parse(cfg, strlen(cfg), &err);
+    yajl_val data = ab_json_parse(rec, strlen(rec), &err);
+    struct ab_buf out;
+    struct ab_buf errors;
+
+    (void)state;
+    memset(&maps, 0, sizeof(maps));
+    assert_int_equal(ab_mappings_parse(&maps, arr, objects, &err), AB_OK);
+    m = ab_mappings_resolve(&maps, "clientes", NULL, objects, &err);
+    assert_non_null(m);
+    assert_string_equal(m->object, "customers");
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    ab_buf_init(&errors, AB_BUF_UNBOUNDED);
+    assert_int_equal(crm_build_record(m, data, NULL, CRM_UPSERT, &out, &errors, &err), AB_OK);
+    assert_non_null(strstr(out.data, "\"external_id\":\"9\""));
+    assert_non_null(strstr(out.data, "\"email\":\"x@y.br\""));
+    assert_non_null(strstr(out.data, "\"brand\":\"m\""));
+    assert_null(strstr(out.data, "\"z\""));
+    ab_buf_release(&out);
+    ab_buf_release(&errors);
+    ab_mappings_release(&maps);
+    yajl_tree_free(arr);
+    yajl_tree_free(data);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spec_declares_every_field_read),
+        cmocka_unit_test(test_idempotency_key_deterministic),
+        cmocka_unit_test(test_build_record_table),
+        cmocka_unit_test(test_build_record_with_field_mapping),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
