@@ -17,7 +17,7 @@ endif()
 function(ab_add_unit_test name dir)
   add_executable(${name} ${dir}/${name}.c)
   target_link_libraries(${name} PRIVATE ${ARGN} PkgConfig::CMOCKA ab_warnings)
-  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/common/tests)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
   target_compile_definitions(${name} PRIVATE
     AB_TEST_DATA_DIR="${CMAKE_CURRENT_SOURCE_DIR}/${dir}/data")
   if(AB_VALGRIND)

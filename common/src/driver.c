@@ -28,7 +28,8 @@
 #define EXIT_FATAL 1
 #define EXIT_USAGE 2
 
-#define CHECK_MAX_PROBLEMS 8192
+#define CHECK_MAX_PROBLEMS  8192
+#define FORCED_FLUSH_GAP_US (10 * 1000000LL)
 
 struct ab_check {
     struct ab_buf text;
@@ -69,7 +70,8 @@ struct ab_driver {
     uint64_t last_progress_records;
     int64_t progress_every_us;
     int64_t max_wait_us;
-    long last_stream; /* lookup cache */
+    int64_t last_forced_us; /* last flush forced by a waiting state */
+    long last_stream;       /* lookup cache */
 };
 
 /* The self-pipe the signal handler writes to: the only mutable global, since a
@@ -666,7 +668,10 @@ static enum ab_status run_loop(struct ab_driver *d, struct ab_error *err)
             return AB_OK;
         }
         if (!final_flushed && ab_ckpt_oldest_us(d->ck) >= 0 &&
-            now - ab_ckpt_oldest_us(d->ck) > d->max_wait_us) {
+            now - ab_ckpt_oldest_us(d->ck) > d->max_wait_us &&
+            now - d->last_forced_us >= FORCED_FLUSH_GAP_US) {
+            /* once per gap: what a forced flush sent may still be on its way */
+            d->last_forced_us = now;
             AB_INFO(d->em, "a state has waited %.0f s: flushing",
                     (double)(now - ab_ckpt_oldest_us(d->ck)) / 1e6);
             rc = d->ops->flush(d->self, false, err);

@@ -1,0 +1,15 @@
+/* shops.h - destination-shops: products and inventory into the Shops import API. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SHP_SHOPS_H
+#define SHP_SHOPS_H
+
+#include "ab/driver.h"
+
+/* The connector's ops table: main() is ab_destination_main(argc, argv,
+ * &shp_destination_ops). */
+extern const struct ab_destination_ops shp_destination_ops;
+
+/* The whole ConnectorSpecification (compact JSON). */
+extern const char shp_spec_json[];
+
+#endif

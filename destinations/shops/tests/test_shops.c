@@ -1,0 +1,524 @@
+/* test_shops.c - unit tests of destination-shops' pure parts. */
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ab/config.h"
+#include "ab/json.h"
+
+#include "ab_test.h"
+#include "auth.h"
+#include "part.h"
+#include "shops.h"
+#include "shops_int.h"
+#include "wire.h"
+
+/* ---- spec ------------------------------------------------------------------ */
+
+static yajl_val parse(const char *text)
+{
+    struct ab_error err = {0};
+    yajl_val v = ab_json_parse(text, strlen(text), &err);
+
+    if (!v) {
+        fail_msg("invalid JSON: %s", err.message);
+    }
+    return v;
+}
+
+static void test_spec_is_valid_json_with_modes(void **state)
+{
+    yajl_val spec = parse(shp_spec_json);
+    yajl_val modes = ab_json_get(spec, "supported_destination_sync_modes");
+    const char *want[] = {"append", "append_dedup", "overwrite"};
+    size_t i;
+
+    (void)state;
+    assert_true(YAJL_IS_ARRAY(modes));
+    assert_int_equal(modes->u.array.len, 3);
+    for (i = 0; i < 3; i++) {
+        assert_string_equal(ab_json_str(modes->u.array.values[i]), want[i]);
+    }
+    assert_true(YAJL_IS_TRUE(ab_json_get(spec, "supportsIncremental")));
+    assert_string_equal(ab_json_get_str(spec, "protocol_version", ""), "0.5.0");
+    assert_non_null(ab_json_get_str(spec, "documentationUrl", NULL));
+    yajl_tree_free(spec);
+}
+
+static void test_spec_declares_every_field_read(void **state)
+{
+    static const char *const fields[] = {"api_url",
+                                         "client_id",
+                                         "client_secret",
+                                         "channel",
+                                         "stream_mappings",
+                                         "label_prefix",
+                                         "part_max_items",
+                                         "part_max_bytes",
+                                         "gzip",
+                                         "min_commit_records",
+                                         "max_commit_interval_seconds",
+                                         "replace_deactivate_without_complete",
+                                         "spool_memory_bytes",
+                                         "spool_dir",
+                                         "rejected_records",
+                                         "dead_letter_path",
+                                         "max_line_bytes",
+                                         "progress_interval_seconds",
+                                         "max_checkpoint_wait_seconds",
+                                         "log_level",
+                                         "max_in_flight",
+                                         "requests_per_second",
+                                         "burst",
+                                         "connect_timeout_seconds",
+                                         "request_timeout_seconds",
+                                         "max_retries",
+                                         "ca_path",
+                                         NULL};
+    yajl_val spec = parse(shp_spec_json);
+    yajl_val props = ab_json_get_dotted(spec, "connectionSpecification.properties");
+    size_t i;
+
+    (void)state;
+    for (i = 0; fields[i]; i++) {
+        if (!ab_json_get(props, fields[i])) {
+            fail_msg("spec does not declare '%s'", fields[i]);
+        }
+    }
+    assert_true(YAJL_IS_TRUE(ab_json_get(ab_json_get(props, "client_secret"), "airbyte_secret")));
+    yajl_tree_free(spec);
+}
+
+static void test_spec_defaults_fill_a_minimal_config(void **state)
+{
+    yajl_val spec = parse(shp_spec_json);
+    yajl_val schema = ab_json_get(spec, "connectionSpecification");
+    yajl_val cfg = parse("{\"api_url\":\"https://api.shops.example/\",\"client_id\":\"c\","
+                         "\"client_secret\":\"s3cr3t\",\"channel\":\"store-br\"}");
+    struct ab_error err = {0};
+    struct shp_config c;
+
+    (void)state;
+    assert_int_equal(ab_config_validate(cfg, schema, &err), AB_OK);
+    assert_string_equal(ab_json_get_str(cfg, "rejected_records", ""), "dead_letter");
+    assert_string_equal(ab_json_get_str(cfg, "dead_letter_path", ""), "rejected-records.jsonl");
+    assert_int_equal(ab_json_get_int(cfg, "max_line_bytes", 0), 67108864);
+    assert_int_equal(ab_json_get_int(cfg, "max_in_flight", 0), 4);
+    assert_int_equal(ab_json_get_int(cfg, "max_retries", 0), 5);
+    assert_int_equal(ab_json_get_int(cfg, "request_timeout_seconds", 0), 120);
+    assert_string_equal(ab_json_get_str(cfg, "log_level", ""), "INFO");
+
+    assert_int_equal(shp_config_load(&c, cfg, &err), AB_OK);
+    assert_string_equal(c.api_url, "https://api.shops.example"); /* slash trimmed */
+    assert_string_equal(c.label_prefix, "airbyte-shops");
+    assert_int_equal(c.lim.max_items, 1000);
+    assert_int_equal(c.lim.max_bytes, 8388608);
+    assert_true(c.gzip);
+    assert_int_equal(c.min_commit_records, 50000);
+    assert_int_equal(c.max_commit_interval_us, (int64_t)300 * 1000000);
+    assert_int_equal(c.spool_memory_bytes, 67108864);
+    assert_false(c.deactivate_without_complete);
+    assert_null(c.spool_dir);
+    shp_config_release(&c);
+    yajl_tree_free(cfg);
+    yajl_tree_free(spec);
+}
+
+static void test_spec_rejects_bad_values(void **state)
+{
+    static const char *const bad[] = {
+        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "\"b\",\"part_max_items\":1001}",
+        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "\"b\",\"part_max_bytes\":8388609}",
+        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "\"b\",\"label_prefix\":\"has space\"}",
+        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"channel\":\"b\"}",
+        "{\"api_url\":\"ftp://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":\"b\"}",
+        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "\"b\",\"stream_mappings\":[{\"stream\":\"p\",\"object\":\"orders\"}]}",
+        NULL};
+    yajl_val spec = parse(shp_spec_json);
+    yajl_val schema = ab_json_get(spec, "connectionSpecification");
+    size_t i;
+
+    (void)state;
+    for (i = 0; bad[i]; i++) {
+        struct ab_error err = {0};
+        yajl_val cfg = parse(bad[i]);
+
+        if (ab_config_validate(cfg, schema, &err) != AB_ERR_CONFIG) {
+            fail_msg("config %zu was accepted: %s", i, bad[i]);
+        }
+        yajl_tree_free(cfg);
+    }
+    yajl_tree_free(spec);
+}
+
+/* ---- identities ------------------------------------------------------------ */
+
+static void test_sha256_known_vector(void **state)
+{
+    char hex[65];
+
+    (void)state;
+    shp_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static void test_label_format_and_limit(void **state)
+{
+    char label[SHP_LABEL_MAX + 1];
+    char longp[300];
+    struct ab_error err = {0};
+
+    (void)state;
+    assert_int_equal(shp_label(label, sizeof(label), "airbyte-shops", "42", 3, &err), AB_OK);
+    assert_string_equal(label, "airbyte-shops:42:3");
+    memset(longp, 'x', sizeof(longp) - 1);
+    longp[sizeof(longp) - 1] = '\0';
+    assert_int_equal(shp_label(label, sizeof(label), longp, "42", 1, &err), AB_ERR_CONFIG);
+}
+
+static void test_idempotency_key_is_deterministic(void **state)
+{
+    char a[SHP_KEY_SIZE];
+    char b[SHP_KEY_SIZE];
+    char c[SHP_KEY_SIZE];
+    char d[SHP_KEY_SIZE];
+    char e[SHP_KEY_SIZE];
+    size_t i;
+
+    (void)state;
+    shp_idempotency_key(a, "airbyte-shops", "42", "00aa11bb22cc33dd", 1);
+    shp_idempotency_key(b, "airbyte-shops", "42", "00aa11bb22cc33dd", 1);
+    shp_idempotency_key(c, "airbyte-shops", "42", "00aa11bb22cc33dd", 2);
+    shp_idempotency_key(d, "airbyte-shops", "42", "ffaa11bb22cc33dd", 1);
+    shp_idempotency_key(e, "other", "42", "00aa11bb22cc33dd", 1);
+    assert_string_equal(a, b);     /* a retried creation returns the same import */
+    assert_string_not_equal(a, c); /* the next import of the run */
+    assert_string_not_equal(a, d); /* another attempt of the same sync */
+    assert_string_not_equal(a, e);
+    assert_int_equal(strlen(a), SHP_KEY_SIZE - 1);
+    assert_memory_equal(a, "shp-", 4);
+    for (i = 4; a[i]; i++) {
+        assert_non_null(strchr("0123456789abcdef", a[i]));
+    }
+    /* "0" vs "\n0": the separator keeps field boundaries apart */
+    shp_idempotency_key(c, "a", "b1", "r", 1);
+    shp_idempotency_key(d, "a", "b", "1r", 1);
+    assert_string_not_equal(c, d);
+}
+
+static void test_checkpoint_text_digest_over_64k(void **state)
+{
+    struct ab_buf out;
+    struct ab_error err = {0};
+    size_t big = SHP_CHECKPOINT_MAX + 1;
+    char *members = malloc(big);
+
+    (void)state;
+    assert_non_null(members);
+    memset(members, 'a', big);
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    assert_int_equal(shp_checkpoint_text(&out, "\"type\":\"STREAM\"", 15, &err), AB_OK);
+    assert_string_equal(out.data, "\"type\":\"STREAM\"");
+    assert_int_equal(shp_checkpoint_text(&out, members, SHP_CHECKPOINT_MAX, &err), AB_OK);
+    assert_int_equal(out.len, SHP_CHECKPOINT_MAX); /* exactly 64 KiB still fits */
+    assert_int_equal(shp_checkpoint_text(&out, members, big, &err), AB_OK);
+    assert_int_equal(out.len, 7 + 64);
+    assert_memory_equal(out.data, "sha256:", 7);
+    ab_buf_release(&out);
+    free(members);
+}
+
+static void test_url_and_form_encoding(void **state)
+{
+    struct ab_buf b;
+    struct ab_error err = {0};
+
+    (void)state;
+    ab_buf_init(&b, AB_BUF_UNBOUNDED);
+    assert_int_equal(shp_url_escape(&b, "store br/1:x~_.-", &err), AB_OK);
+    assert_string_equal(b.data, "store%20br%2F1%3Ax~_.-");
+    ab_buf_reset(&b);
+    assert_int_equal(shp_form_add(&b, "grant_type", "client_credentials", &err), AB_OK);
+    assert_int_equal(shp_form_add(&b, "client_secret", "a b&c=d+é", &err), AB_OK);
+    assert_string_equal(b.data, "grant_type=client_credentials&client_secret=a+b%26c%3Dd%2B%C3%A9");
+    ab_buf_release(&b);
+}
+
+static void test_error_code_shapes(void **state)
+{
+    yajl_val a = parse("{\"error\":{\"code\":\"token_expired\",\"message\":\"x\"}}");
+    yajl_val b = parse("{\"error\":\"invalid_client\"}");
+    yajl_val c = parse("{\"ok\":true}");
+
+    (void)state;
+    assert_string_equal(shp_error_code(a), "token_expired");
+    assert_string_equal(shp_error_code(b), "invalid_client");
+    assert_string_equal(shp_error_code(c), "");
+    assert_string_equal(shp_error_code(NULL), "");
+    yajl_tree_free(a);
+    yajl_tree_free(b);
+    yajl_tree_free(c);
+}
+
+static void test_auth_parse(void **state)
+{
+    yajl_val ok = parse("{\"access_token\":\"tok\",\"token_type\":\"Bearer\",\"expires_in\":60}");
+    yajl_val noexp = parse("{\"access_token\":\"tok\"}");
+    yajl_val none = parse("{\"token_type\":\"Bearer\"}");
+    yajl_val mac = parse("{\"access_token\":\"t\",\"token_type\":\"mac\"}");
+    struct ab_error err = {0};
+    const char *t = NULL;
+    double e = 0;
+
+    (void)state;
+    assert_int_equal(shp_auth_parse(ok, &t, &e, &err), AB_OK);
+    assert_string_equal(t, "tok");
+    assert_true(e > 59.0 && e < 61.0);
+    assert_int_equal(shp_auth_parse(noexp, &t, &e, &err), AB_OK);
+    assert_true(e > 3599.0 && e < 3601.0);
+    assert_int_equal(shp_auth_parse(none, &t, &e, &err), AB_ERR_PROTOCOL);
+    assert_int_equal(shp_auth_parse(mac, &t, &e, &err), AB_ERR_PROTOCOL);
+    yajl_tree_free(ok);
+    yajl_tree_free(noexp);
+    yajl_tree_free(none);
+    yajl_tree_free(mac);
+}
+
+/* ---- parts ----------------------------------------------------------------- */
+
+static void test_record_header_round_trip(void **state)
+{
+    unsigned char h[SHP_REC_HEADER];
+    struct shp_rec_meta in = {.stream = 70000, .seq = 0x0123456789ABCDEFULL, .lineno = 42};
+    struct shp_rec_meta out;
+
+    (void)state;
+    shp_rec_header_encode(h, &in);
+    shp_rec_header_decode(h, &out);
+    assert_int_equal(out.stream, in.stream);
+    assert_true(out.seq == in.seq);
+    assert_true(out.lineno == in.lineno);
+}
+
+/* Splits items of the given sizes into parts; returns the number of parts
+ * and their item counts in counts[]; checks each body against its count. */
+static size_t split(const size_t *sizes, size_t n, const struct shp_part_limits *lim,
+                    size_t *counts)
+{
+    struct shp_part_acc acc;
+    struct ab_buf body;
+    struct ab_error err = {0};
+    size_t parts = 0;
+    size_t i;
+    size_t start = 0;
+    char *item = malloc(lim->max_bytes + 1);
+
+    assert_non_null(item);
+    ab_buf_init(&body, AB_BUF_UNBOUNDED);
+    shp_part_acc_init(&acc, "products");
+    for (i = 0; i <= n; i++) {
+        if (i == n || !shp_part_fits(&acc, sizes[i], lim)) {
+            size_t k;
+
+            if (acc.count == 0) {
+                break;
+            }
+            /* the body of the closed part is exactly as counted */
+            assert_int_equal(shp_part_body_begin(&body, "products", &err), AB_OK);
+            for (k = start; k < i; k++) {
+                memset(item, 'x', sizes[k]);
+                item[0] = '"';
+                item[sizes[k] - 1] = '"';
+                assert_int_equal(shp_part_body_add(&body, k == start, item, sizes[k], &err), AB_OK);
+            }
+            assert_int_equal(shp_part_body_end(&body, &err), AB_OK);
+            assert_int_equal(body.len, acc.bytes);
+            assert_true(body.len <= lim->max_bytes);
+            assert_true(acc.count <= lim->max_items);
+            counts[parts++] = acc.count;
+            start = i;
+            shp_part_acc_init(&acc, "products");
+            if (i == n) {
+                break;
+            }
+        }
+        assert_true(shp_part_fits(&acc, sizes[i], lim));
+        shp_part_acc_add(&acc, sizes[i]);
+    }
+    ab_buf_release(&body);
+    free(item);
+    return parts;
+}
+
+static void test_parts_split_by_items(void **state)
+{
+    static size_t sizes[2500];
+    size_t counts[10];
+    struct shp_part_limits lim = {.max_items = 1000, .max_bytes = 8388608};
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < 2500; i++) {
+        sizes[i] = 10;
+    }
+    assert_int_equal(split(sizes, 2500, &lim, counts), 3);
+    assert_int_equal(counts[0], 1000);
+    assert_int_equal(counts[1], 1000);
+    assert_int_equal(counts[2], 500);
+}
+
+static void test_parts_split_by_bytes(void **state)
+{
+    size_t sizes[7] = {400, 400, 400, 100, 900, 100, 10};
+    size_t counts[7];
+    size_t over = shp_part_overhead("products");
+    struct shp_part_limits lim = {.max_items = 1000, .max_bytes = 1024};
+
+    (void)state;
+    /* 400+1+400 fits with the overhead; a third 400 would not */
+    assert_int_equal(split(sizes, 7, &lim, counts), 4);
+    assert_int_equal(counts[0], 2);
+    assert_int_equal(counts[1], 2); /* 400 + 100 */
+    assert_int_equal(counts[2], 1); /* 900 */
+    assert_int_equal(counts[3], 2);
+    assert_true(over + 900 <= 1024);
+}
+
+static void test_parts_exact_fit_boundary(void **state)
+{
+    struct shp_part_limits lim = {.max_items = 1000, .max_bytes = 1024};
+    size_t over = shp_part_overhead("inventory");
+    struct shp_part_acc acc;
+
+    (void)state;
+    assert_int_equal(over, strlen("{\"object\":\"inventory\",\"items\":[]}"));
+    assert_true(shp_item_fits_alone("inventory", 1024 - over, &lim));
+    assert_false(shp_item_fits_alone("inventory", 1024 - over + 1, &lim));
+    shp_part_acc_init(&acc, "inventory");
+    shp_part_acc_add(&acc, 100);
+    /* the comma counts: exactly up to the limit, not one byte more */
+    assert_true(shp_part_fits(&acc, 1024 - over - 100 - 1, &lim));
+    assert_false(shp_part_fits(&acc, 1024 - over - 100, &lim));
+}
+
+static void test_parts_split_by_item_count_limit(void **state)
+{
+    struct shp_part_limits lim = {.max_items = 3, .max_bytes = 8388608};
+    size_t sizes[7] = {5, 5, 5, 5, 5, 5, 5};
+    size_t counts[7];
+
+    (void)state;
+    assert_int_equal(split(sizes, 7, &lim, counts), 3);
+    assert_int_equal(counts[0], 3);
+    assert_int_equal(counts[1], 3);
+    assert_int_equal(counts[2], 1);
+}
+
+/* ---- decisions ------------------------------------------------------------- */
+
+static void test_in_doubt_decision_table(void **state)
+{
+    static const struct {
+        const char *status;
+        enum shp_next next;
+    } rows[] = {
+        {"committed", SHP_NEXT_FETCH_RESULT},
+        {"open", SHP_NEXT_COMMIT},
+        {"committing", SHP_NEXT_WAIT},
+        {"expired", SHP_NEXT_RECREATE},
+        {"aborted", SHP_NEXT_RECREATE},
+        {"weird", SHP_NEXT_FAIL},
+        {"", SHP_NEXT_FAIL},
+        {NULL, SHP_NEXT_FAIL},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        if (shp_resolve_decide(rows[i].status) != rows[i].next) {
+            fail_msg("status '%s': got '%s'", rows[i].status ? rows[i].status : "(null)",
+                     shp_next_name(shp_resolve_decide(rows[i].status)));
+        }
+    }
+}
+
+static void test_commit_answer_decision_table(void **state)
+{
+    static const struct {
+        int status;
+        bool transient;
+        const char *code;
+        enum shp_next next;
+    } rows[] = {
+        {200, false, "", SHP_NEXT_DONE},
+        {0, true, "", SHP_NEXT_RESOLVE},   /* in doubt, reset, timeout */
+        {0, false, "", SHP_NEXT_FAIL},     /* local: no token, bad CA */
+        {500, true, "", SHP_NEXT_RESOLVE}, /* 5xx after the retries */
+        {503, true, "", SHP_NEXT_RESOLVE},
+        {429, true, "", SHP_NEXT_RESOLVE},
+        {408, true, "", SHP_NEXT_RESOLVE},
+        {409, false, "import_committing", SHP_NEXT_RESOLVE},
+        {409, false, "parts_missing", SHP_NEXT_UPLOAD_MISSING},
+        {409, false, "parts_unexpected", SHP_NEXT_FAIL},
+        {410, false, "import_expired", SHP_NEXT_RECREATE},
+        {410, false, "import_aborted", SHP_NEXT_RECREATE},
+        {413, false, "checkpoint_too_large", SHP_NEXT_FAIL},
+        {404, false, "not_found", SHP_NEXT_FAIL},
+        {401, false, "unauthorized", SHP_NEXT_FAIL},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        enum shp_next got = shp_commit_decide(rows[i].status, rows[i].transient, rows[i].code);
+
+        if (got != rows[i].next) {
+            fail_msg("HTTP %d %s: got '%s', want '%s'", rows[i].status, rows[i].code,
+                     shp_next_name(got), shp_next_name(rows[i].next));
+        }
+    }
+    assert_int_equal(shp_commit_decide(409, false, NULL), SHP_NEXT_FAIL);
+}
+
+static void test_wait_backoff(void **state)
+{
+    (void)state;
+    assert_int_equal(shp_wait_ms(1, -1), 1000);
+    assert_int_equal(shp_wait_ms(2, -1), 2000);
+    assert_int_equal(shp_wait_ms(3, -1), 4000);
+    assert_int_equal(shp_wait_ms(10, -1), 30000);
+    assert_int_equal(shp_wait_ms(1, 5000), 5000);       /* Retry-After wins when longer */
+    assert_int_equal(shp_wait_ms(1, 10000000), 300000); /* capped */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spec_is_valid_json_with_modes),
+        cmocka_unit_test(test_spec_declares_every_field_read),
+        cmocka_unit_test(test_spec_defaults_fill_a_minimal_config),
+        cmocka_unit_test(test_spec_rejects_bad_values),
+        cmocka_unit_test(test_sha256_known_vector),
+        cmocka_unit_test(test_label_format_and_limit),
+        cmocka_unit_test(test_idempotency_key_is_deterministic),
+        cmocka_unit_test(test_checkpoint_text_digest_over_64k),
+        cmocka_unit_test(test_url_and_form_encoding),
+        cmocka_unit_test(test_error_code_shapes),
+        cmocka_unit_test(test_auth_parse),
+        cmocka_unit_test(test_record_header_round_trip),
+        cmocka_unit_test(test_parts_split_by_items),
+        cmocka_unit_test(test_parts_split_by_bytes),
+        cmocka_unit_test(test_parts_exact_fit_boundary),
+        cmocka_unit_test(test_parts_split_by_item_count_limit),
+        cmocka_unit_test(test_in_doubt_decision_table),
+        cmocka_unit_test(test_commit_answer_decision_table),
+        cmocka_unit_test(test_wait_backoff),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
