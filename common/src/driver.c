@@ -47,6 +47,7 @@ struct ab_driver {
     struct ab_deadletter *dl;
     struct ab_http *http; /* borrowed from the destination */
     struct ab_jsonl_reader *reader;
+    struct ab_json_arena *arena; /* the current line's tree */
     void *self;
 
     const char *config_path;
@@ -478,7 +479,8 @@ static enum ab_status handle_line(struct ab_driver *d, const char *line, size_t 
     enum ab_status rc;
 
     d->lines++;
-    rc = ab_msg_parse(&msg, line, len, err);
+    ab_json_arena_reset(d->arena);
+    rc = ab_msg_parse_in(&msg, d->arena, line, len, err);
     if (rc != AB_OK) {
         return rc;
     }
@@ -720,6 +722,10 @@ static enum ab_status cmd_write(struct ab_driver *d, struct ab_error *err)
     if (!d->reader) {
         return err->code;
     }
+    d->arena = ab_json_arena_new(err);
+    if (!d->arena) {
+        return err->code;
+    }
     rc = d->ops->open(d, &d->self, err);
     if (rc != AB_OK) {
         return rc;
@@ -902,6 +908,7 @@ static void driver_release(struct ab_driver *d)
         (void)ab_deadletter_close(d->dl, &ignored);
     }
     ab_jsonl_reader_free(d->reader);
+    ab_json_arena_free(d->arena);
     ab_ckpt_free(d->ck);
     ab_catalog_release(&d->catalog);
     if (d->config) {

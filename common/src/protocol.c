@@ -206,16 +206,35 @@ static void msg_init(struct ab_msg *msg)
     msg->source_count = -1.0;
 }
 
+static enum ab_status parse_root(struct ab_msg *msg, struct ab_error *err);
+
 enum ab_status ab_msg_parse(struct ab_msg *msg, const char *line, size_t len, struct ab_error *err)
+{
+    msg_init(msg);
+    msg->root = ab_json_parse(line, len, err);
+    if (!msg->root) {
+        return err ? err->code : AB_ERR_PROTOCOL;
+    }
+    return parse_root(msg, err);
+}
+
+enum ab_status ab_msg_parse_in(struct ab_msg *msg, struct ab_json_arena *arena, const char *line,
+                               size_t len, struct ab_error *err)
+{
+    msg_init(msg);
+    msg->root = ab_json_parse_arena(arena, line, len, err);
+    if (!msg->root) {
+        return err ? err->code : AB_ERR_PROTOCOL;
+    }
+    msg->in_arena = true;
+    return parse_root(msg, err);
+}
+
+static enum ab_status parse_root(struct ab_msg *msg, struct ab_error *err)
 {
     enum ab_status rc = AB_OK;
     size_t i;
 
-    msg_init(msg);
-    msg->root = ab_json_parse(line, len, err);
-    if (!msg->root) {
-        return AB_ERR_PROTOCOL;
-    }
     if (msg->root->type != yajl_t_object) {
         rc = ab_error_set(err, AB_ERR_PROTOCOL, "message is not a JSON object (got %s)",
                           ab_json_type_name(msg->root));
@@ -262,7 +281,9 @@ void ab_msg_release(struct ab_msg *msg)
     if (!msg) {
         return;
     }
-    yajl_tree_free(msg->root);
+    if (!msg->in_arena) {
+        yajl_tree_free(msg->root);
+    }
     msg_init(msg);
 }
 

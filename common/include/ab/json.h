@@ -23,6 +23,23 @@
  * The result belongs to the caller: yajl_tree_free(). */
 yajl_val ab_json_parse(const char *text, size_t len, struct ab_error *err);
 
+/*
+ * An arena for trees parsed on the hot path (one per input line): nodes,
+ * strings and arrays are carved from large blocks, and
+ * ab_json_arena_reset() drops them all at once, keeping one block for the
+ * next line. Trees from ab_json_parse_arena() are read-only, stay valid until
+ * the next reset of their arena, and are never passed to yajl_tree_free().
+ * They are the same yajl_val structures as yajl_tree's, so every accessor
+ * here works on them. Parsing is strict JSON (no comments), UTF-8 validated.
+ */
+struct ab_json_arena;
+
+struct ab_json_arena *ab_json_arena_new(struct ab_error *err);
+void ab_json_arena_free(struct ab_json_arena *a);
+void ab_json_arena_reset(struct ab_json_arena *a);
+yajl_val ab_json_parse_arena(struct ab_json_arena *a, const char *text, size_t len,
+                             struct ab_error *err);
+
 /* Member of an object by key; NULL when v is not an object or has no such key.
  * Borrowed from v. */
 yajl_val ab_json_get(yajl_val v, const char *key);

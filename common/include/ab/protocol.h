@@ -11,6 +11,7 @@
 
 #include "ab/buf.h"
 #include "ab/error.h"
+#include "ab/json.h"
 
 enum ab_msg_type {
     AB_MSG_UNKNOWN = 0, /* a type this connector does not know: ignored */
@@ -58,6 +59,8 @@ struct ab_msg {
      * never an error; trace_type is NULL when it has none. */
     enum ab_stream_status status;
     const char *trace_type;
+
+    bool in_arena; /* root lives in an arena, not freed by ab_msg_release() */
 };
 
 /*
@@ -68,6 +71,10 @@ struct ab_msg {
  * not errors.
  */
 enum ab_status ab_msg_parse(struct ab_msg *msg, const char *line, size_t len, struct ab_error *err);
+/* As ab_msg_parse(), with the tree in arena (json.h): the message is valid
+ * until the arena is reset; ab_msg_release() it before that. */
+enum ab_status ab_msg_parse_in(struct ab_msg *msg, struct ab_json_arena *arena, const char *line,
+                               size_t len, struct ab_error *err);
 void ab_msg_release(struct ab_msg *msg);
 
 /*
