@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run_tests.sh - the whole test suite: format check, gcc build with every
-# test, clang ASan+UBSan build with the unit, end-to-end and bad-input tests,
+# test, cppcheck, clang ASan+UBSan build with the unit, end-to-end and bad-input tests,
 # and the unit tests under valgrind. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,10 @@ step "gcc build, all tests"
 cmake -S . -B build/gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/gcc -j"$jobs"
 (cd build/gcc && ctest --output-on-failure -j"$jobs")
+
+step "static analysis (cppcheck)"
+cppcheck --project=build/gcc/compile_commands.json --enable=warning,performance,portability \
+  --inline-suppr --suppress=missingIncludeSystem --error-exitcode=1 -q
 
 step "clang ASan+UBSan build: unit, end-to-end and bad-input tests"
 cmake -S . -B build/asan -DCMAKE_C_COMPILER=clang -DAB_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null

@@ -471,9 +471,30 @@ static void test_sticky_error_flush_fails(void **state)
     }
     em = ab_emitter_new(f, fixed_clock, &err);
     assert_non_null(em);
-    /* buffered: the LOG itself succeeds, the STATE's flush fails */
-    assert_int_equal(ab_emitter_log(em, AB_LOG_INFO, "buffered"), AB_OK);
+    /* a DEBUG line is buffered: the LOG itself succeeds, the STATE's flush
+     * fails (INFO and above are flushed at once) */
+    ab_emitter_set_level(em, AB_LOG_DEBUG);
+    assert_int_equal(ab_emitter_log(em, AB_LOG_DEBUG, "buffered"), AB_OK);
     assert_int_equal(ab_emitter_state(em, "\"id\":1", 6, 1, 0), AB_ERR_IO);
+    assert_sticky(em);
+    ab_emitter_free(em);
+    (void)fclose(f);
+}
+
+static void test_info_log_flushed_at_once(void **state)
+{
+    FILE *f = fopen("/dev/full", "w");
+    struct ab_error err = {0};
+    struct ab_emitter *em;
+
+    (void)state;
+    if (!f) {
+        skip();
+    }
+    em = ab_emitter_new(f, fixed_clock, &err);
+    assert_non_null(em);
+    /* the flush of an INFO line reaches the device and fails there */
+    assert_int_equal(ab_emitter_log(em, AB_LOG_INFO, "now"), AB_ERR_IO);
     assert_sticky(em);
     ab_emitter_free(em);
     (void)fclose(f);
@@ -528,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_bad_spec),
         cmocka_unit_test(test_sticky_error_read_only_stream),
         cmocka_unit_test(test_sticky_error_flush_fails),
+        cmocka_unit_test(test_info_log_flushed_at_once),
         cmocka_unit_test(test_sticky_error_broken_pipe),
         cmocka_unit_test(test_new_without_stream),
     };

@@ -499,7 +499,9 @@ enum ab_status ab_emitter_vlog(struct ab_emitter *em, enum ab_log_level level, c
         rc = drop_line(em, rc);
         goto out;
     }
-    rc = send_line(em, false);
+    /* INFO and above reach the platform at once; DEBUG lines ride along with
+     * the next flush. */
+    rc = send_line(em, level >= AB_LOG_INFO);
 out:
     ab_buf_release(&msg);
     return rc;

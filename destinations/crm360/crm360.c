@@ -667,6 +667,7 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
         if (rc != AB_OK) {
             return rc;
         }
+        pump(c);
         b = NULL;
     }
     if (!b) {

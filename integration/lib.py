@@ -1,0 +1,695 @@
+"""lib.py - shared helpers for the connector integration tests.
+
+Generic on purpose: nothing here knows about one destination. It covers
+
+* temporary work directories (config, catalog and input files, outputs),
+* emulator (or any local server) subprocesses that announce their port in a
+  port file,
+* running a connector binary with stdin from a file, bytes or an iterator,
+  capturing stdout/stderr to files, resource usage (CPU, peak RSS) and exit
+  status, optionally streaming stdout lines to a callback while it runs,
+* parsing stdout as Airbyte messages (every line must be one JSON
+  AirbyteMessage),
+* small JSON-over-HTTP helpers for admin endpoints,
+* a unittest entry point that takes --bin and exits non-zero on failure.
+
+Standard library only.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EMULATORS = os.path.join(HERE, "emulators")
+
+# Set by main() from --bin; tests read it through binary().
+_BINARY = None
+# --keep: leave work directories behind for inspection.
+KEEP = os.environ.get("AB_IT_KEEP", "") not in ("", "0")
+
+
+def binary():
+    if not _BINARY:
+        raise unittest.SkipTest("no connector binary given (--bin)")
+    return _BINARY
+
+
+# ---------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------
+
+
+class Workdir:
+    """A temporary directory; removed on cleanup() unless KEEP is set or
+    keep=True was asked (e.g. after a failure)."""
+
+    def __init__(self, prefix="ab-it-"):
+        self.path = tempfile.mkdtemp(prefix=prefix)
+
+    def join(self, *names):
+        return os.path.join(self.path, *names)
+
+    def write_json(self, name, obj):
+        path = self.join(name)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(obj, f)
+        return path
+
+    def write_bytes(self, name, data):
+        path = self.join(name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def write_lines(self, name, objs, final_newline=True):
+        """Write JSON documents (or raw str/bytes lines) one per line."""
+        path = self.join(name)
+        with open(path, "wb") as f:
+            items = list(objs)
+            for i, o in enumerate(items):
+                if isinstance(o, bytes):
+                    line = o
+                elif isinstance(o, str):
+                    line = o.encode("utf-8")
+                else:
+                    line = json.dumps(o, separators=(",", ":")).encode("utf-8")
+                f.write(line)
+                if final_newline or i + 1 < len(items):
+                    f.write(b"\n")
+        return path
+
+    def files(self):
+        for root, _, names in os.walk(self.path):
+            for n in names:
+                yield os.path.join(root, n)
+
+    def cleanup(self, keep=False):
+        if keep or KEEP:
+            sys.stderr.write("kept work directory %s\n" % self.path)
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def read_jsonl(path, allow_partial_tail=False):
+    """Parse a JSON-lines file. A missing file is an empty list. With
+    allow_partial_tail, an unterminated last line (a writer killed mid-line)
+    is dropped instead of failing."""
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as f:
+        data = f.read()
+    out = []
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError as exc:
+            raise AssertionError("%s line %d is not JSON: %s: %r" % (path, i, exc, line[:200]))
+    if tail.strip():
+        if not allow_partial_tail:
+            raise AssertionError("%s: last line has no newline: %r" % (path, tail[:200]))
+    return out
+
+
+def read_input_lines(path):
+    """The lines of an input file as bytes, without their newlines."""
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def assert_absent(needle, paths=(), blobs=()):
+    """Fail if needle (str) occurs in any of the files or byte strings."""
+    if not needle:
+        return
+    raw = needle.encode("utf-8")
+    for p in paths:
+        if os.path.isfile(p):
+            with open(p, "rb") as f:
+                if raw in f.read():
+                    raise AssertionError("secret found in %s" % p)
+    for i, b in enumerate(blobs):
+        if raw in b:
+            raise AssertionError("secret found in output blob %d" % i)
+
+
+# ---------------------------------------------------------------------------
+# HTTP
+# ---------------------------------------------------------------------------
+
+
+def http_request(method, url, body=None, headers=None, timeout=60):
+    """Return (status, headers dict, body bytes); never raises on HTTP errors."""
+    data = None
+    hdrs = dict(headers or {})
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+        hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def http_json(method, url, body=None, headers=None, timeout=60):
+    status, _, data = http_request(method, url, body, headers, timeout)
+    try:
+        obj = json.loads(data) if data else None
+    except ValueError:
+        obj = data
+    return status, obj
+
+
+def free_port():
+    """A port nothing listens on (bound then closed)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ---------------------------------------------------------------------------
+# Emulators
+# ---------------------------------------------------------------------------
+
+
+class Server:
+    """A local server subprocess started with --port 0 --port-file F; ready
+    once F holds the port number. Usable as a context manager."""
+
+    def __init__(self, script, args=(), workdir=None, name=None, timeout=20):
+        self.script = script
+        self.args = list(args)
+        self.name = name or os.path.splitext(os.path.basename(script))[0]
+        self.timeout = timeout
+        self._own_dir = workdir is None
+        self.dir = tempfile.mkdtemp(prefix="ab-srv-") if workdir is None else workdir
+        self.port_file = os.path.join(self.dir, "%s.port" % self.name)
+        self.log_path = os.path.join(self.dir, "%s.log" % self.name)
+        self.proc = None
+        self.port = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, self.script, "--port", "0", "--port-file", self.port_file]
+            + self.args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited with %s; log:\n%s"
+                                   % (self.name, self.proc.returncode, self.log()))
+            try:
+                with open(self.port_file) as f:
+                    text = f.read().strip()
+                if text:
+                    self.port = int(text)
+                    return self
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("%s did not write its port file in %ss" % (self.name, self.timeout))
+
+    def log(self):
+        try:
+            with open(self.log_path, "r", encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+        if self._own_dir and not KEEP:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # JSON admin helpers
+    def get(self, path, timeout=120):
+        status, obj = http_json("GET", self.url + path, timeout=timeout)
+        if status != 200:
+            raise AssertionError("GET %s: HTTP %s %r" % (path, status, obj))
+        return obj
+
+    def post(self, path, body=None, timeout=60):
+        status, obj = http_json("POST", self.url + path, body if body is not None else {},
+                                timeout=timeout)
+        if status != 200:
+            raise AssertionError("POST %s: HTTP %s %r" % (path, status, obj))
+        return obj
+
+
+# ---------------------------------------------------------------------------
+# Airbyte messages
+# ---------------------------------------------------------------------------
+
+# AirbyteMessage type -> the member that must carry its payload.
+MESSAGE_MEMBERS = {
+    "RECORD": "record", "STATE": "state", "LOG": "log", "TRACE": "trace",
+    "SPEC": "spec", "CONNECTION_STATUS": "connectionStatus", "CATALOG": "catalog",
+    "CONTROL": "control", "DESTINATION_CATALOG": "destination_catalog",
+}
+LOG_LEVELS = ("FATAL", "ERROR", "WARN", "INFO", "DEBUG", "TRACE")
+
+
+class ProtocolError(AssertionError):
+    pass
+
+
+def check_message(msg, where="message"):
+    """Assert that msg (parsed JSON) is a well-formed AirbyteMessage."""
+    if not isinstance(msg, dict):
+        raise ProtocolError("%s is not a JSON object" % where)
+    t = msg.get("type")
+    if t not in MESSAGE_MEMBERS:
+        raise ProtocolError("%s has unknown type %r" % (where, t))
+    body = msg.get(MESSAGE_MEMBERS[t])
+    if not isinstance(body, dict):
+        raise ProtocolError("%s of type %s has no %r object" % (where, t, MESSAGE_MEMBERS[t]))
+    if t == "LOG":
+        if body.get("level") not in LOG_LEVELS or not isinstance(body.get("message"), str):
+            raise ProtocolError("%s: bad LOG %r" % (where, body))
+    elif t == "TRACE":
+        if not isinstance(body.get("type"), str) or not isinstance(
+                body.get("emitted_at"), (int, float)):
+            raise ProtocolError("%s: TRACE needs type and emitted_at: %r" % (where, body))
+        if body["type"] == "ERROR":
+            e = body.get("error")
+            if not isinstance(e, dict) or not isinstance(e.get("message"), str):
+                raise ProtocolError("%s: TRACE ERROR without error.message" % where)
+    elif t == "CONNECTION_STATUS":
+        if body.get("status") not in ("SUCCEEDED", "FAILED"):
+            raise ProtocolError("%s: bad connectionStatus %r" % (where, body))
+    return msg
+
+
+def parse_messages(data, allow_partial_tail=False):
+    """Split stdout bytes into AirbyteMessages, asserting every line is one
+    (UTF-8, JSON object, known type). Output must end with a newline unless
+    allow_partial_tail (a process killed with SIGKILL mid-write)."""
+    msgs = []
+    if not data:
+        return msgs
+    lines = data.split(b"\n")
+    tail = lines.pop()
+    if tail and not allow_partial_tail:
+        raise ProtocolError("stdout ends with a partial line: %r" % tail[:200])
+    for i, line in enumerate(lines, 1):
+        try:
+            text = line.decode("utf-8")
+            msg = json.loads(text)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ProtocolError("stdout line %d is not JSON (%s): %r" % (i, exc, line[:300]))
+        msgs.append(check_message(msg, "stdout line %d" % i))
+    return msgs
+
+
+SANITIZER_MARKS = (b"ERROR: AddressSanitizer", b"ERROR: LeakSanitizer", b"runtime error:",
+                   b"WARNING: ThreadSanitizer", b"ERROR: MemorySanitizer")
+
+
+def sanitizer_report(stderr):
+    """The part of stderr from the first sanitizer report on ("" if none).
+    Any such report fails the run, whatever its exit code."""
+    idx = [stderr.find(m) for m in SANITIZER_MARKS]
+    idx = [i for i in idx if i >= 0]
+    if not idx:
+        return ""
+    start = stderr.rfind(b"\n", 0, min(idx)) + 1
+    return stderr[start:start + 4000].decode("utf-8", "replace")
+
+
+class RunResult:
+    def __init__(self, rc, stdout, stderr, wall, user, sys_, maxrss_kb, timed_out,
+                 stdout_path=None, stderr_path=None, allow_partial_tail=False):
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        self.wall = wall
+        self.user = user
+        self.sys = sys_
+        self.cpu = user + sys_
+        self.maxrss_kb = maxrss_kb
+        self.timed_out = timed_out
+        self.stdout_path = stdout_path
+        self.stderr_path = stderr_path
+        self.messages = parse_messages(stdout, allow_partial_tail)
+
+    def of_type(self, t):
+        return [m for m in self.messages if m["type"] == t]
+
+    @property
+    def states(self):
+        return [m["state"] for m in self.of_type("STATE")]
+
+    def logs(self, level=None):
+        return [m["log"]["message"] for m in self.of_type("LOG")
+                if level is None or m["log"]["level"] == level]
+
+    @property
+    def errors(self):
+        """The error objects of TRACE ERROR messages."""
+        return [m["trace"]["error"] for m in self.of_type("TRACE")
+                if m["trace"].get("type") == "ERROR"]
+
+    def describe(self):
+        out = self.stdout.decode("utf-8", "replace")
+        err = self.stderr.decode("utf-8", "replace")
+        if len(out) > 6000:
+            out = out[:3000] + "\n...\n" + out[-3000:]
+        return "exit %s after %.1fs\n--- stdout\n%s\n--- stderr\n%s" % (
+            self.rc, self.wall, out, err[-3000:])
+
+
+GNU_TIME = "/usr/bin/time"
+
+
+class Connector:
+    """A connector process. stdin from a file path, bytes, an iterable of
+    byte chunks (written by a thread; a closed pipe ends the writer), or
+    keep_stdin_open to hold the pipe open after the data. stdout is read by a
+    thread: each complete line (bytes, without newline) goes to on_line(line)
+    as it arrives. stderr goes to a file. wait() reaps with wait4, so the
+    CPU time is the process's own.
+
+    Peak RSS: Linux carries the forking process's RSS high-water mark into
+    the child across exec, so ru_maxrss of a child forked by this (large)
+    Python process is at least Python's own RSS. With measure=True the
+    connector runs under GNU time (forked from a small process), whose %M is
+    the connector's true peak; do not signal such a run (the signal would go
+    to time). Otherwise peak RSS is VmHWM polled from /proc while it runs
+    (exact except for growth in its last few milliseconds)."""
+
+    def __init__(self, bin_path, args, workdir, name="run", stdin=None,
+                 keep_stdin_open=False, on_line=None, env=None, cwd=None, measure=False):
+        self.workdir = workdir
+        self.time_path = None
+        argv = [bin_path] + list(args)
+        if measure and os.access(GNU_TIME, os.X_OK):
+            self.time_path = workdir.join("%s.time" % name)
+            argv = [GNU_TIME, "-f", "%M %U %S", "-o", self.time_path] + argv
+        self.hwm_kb = 0
+        self.stdout_path = workdir.join("%s.stdout" % name)
+        self.stderr_path = workdir.join("%s.stderr" % name)
+        self._stderr = open(self.stderr_path, "wb")
+        self._stdin_file = None
+        self._writer = None
+        self.on_line = on_line
+        self.keep_stdin_open = keep_stdin_open
+        if isinstance(stdin, str):
+            self._stdin_file = open(stdin, "rb")
+            stdin_arg = self._stdin_file
+        elif stdin is None and not keep_stdin_open:
+            stdin_arg = subprocess.DEVNULL
+        else:
+            stdin_arg = subprocess.PIPE
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdin=stdin_arg,
+                                     stdout=subprocess.PIPE, stderr=self._stderr,
+                                     env=env, cwd=cwd or workdir.path)
+        self.pid = self.proc.pid
+        self._chunks = []
+        self.lines = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+        if stdin_arg is subprocess.PIPE:
+            self._writer = threading.Thread(target=self._write_stdin, args=(stdin,), daemon=True)
+            self._writer.start()
+        self.result = None
+        self.callback_error = None
+        self._status = None
+        self._rusage = None
+        self.end_time = None
+
+    def _write_stdin(self, data):
+        pipe = self.proc.stdin
+        try:
+            if isinstance(data, (bytes, bytearray)):
+                view = memoryview(data)
+                for off in range(0, len(view), 1 << 16):
+                    pipe.write(view[off:off + (1 << 16)])
+            elif data is not None:
+                for chunk in data:
+                    pipe.write(chunk)
+            pipe.flush()
+            if self.keep_stdin_open:
+                return
+            pipe.close()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
+    def close_stdin(self):
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def _read_stdout(self):
+        buf = b""
+        f = self.proc.stdout
+        while True:
+            chunk = f.read1(1 << 16) if hasattr(f, "read1") else f.read(1 << 16)
+            if not chunk:
+                break
+            with self._lock:
+                self._chunks.append(chunk)
+            buf += chunk
+            while True:
+                nl = buf.find(b"\n")
+                if nl < 0:
+                    break
+                line, buf = buf[:nl], buf[nl + 1:]
+                with self._lock:
+                    self.lines.append(line)
+                if self.on_line and self.callback_error is None:
+                    try:
+                        self.on_line(line)
+                    except BaseException as exc:  # reported by wait()
+                        self.callback_error = exc
+
+    def stdout_so_far(self):
+        with self._lock:
+            return b"".join(self._chunks)
+
+    def _poll_hwm(self):
+        try:
+            with open("/proc/%d/status" % self.pid, "rb") as f:
+                for line in f:
+                    if line.startswith(b"VmHWM:"):
+                        self.hwm_kb = max(self.hwm_kb, int(line.split()[1]))
+                        break
+        except (OSError, ValueError, IndexError):
+            pass
+
+    def _reap(self, block):
+        """wait4 the process once; True when it has ended (status kept)."""
+        if self._status is not None:
+            return True
+        pid, status, ru = os.wait4(self.pid, 0 if block else os.WNOHANG)
+        if pid != self.pid:
+            return False
+        self._status, self._rusage = status, ru
+        self.end_time = time.monotonic()
+        return True
+
+    def poll(self):
+        """The exit code, or None while running (reaps without losing the
+        resource usage; never use self.proc.poll())."""
+        if not self._reap(False):
+            return None
+        return os.waitstatus_to_exitcode(self._status)
+
+    def signal(self, sig):
+        if self._status is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout=300, allow_partial_tail=False):
+        """Reap the process (SIGKILL after timeout) and return a RunResult."""
+        if self.result is not None:
+            return self.result
+        deadline = self.t0 + timeout
+        timed_out = False
+        while not self._reap(False):
+            self._poll_hwm()
+            if time.monotonic() > deadline:
+                timed_out = True
+                os.kill(self.pid, signal.SIGKILL)
+                self._reap(True)
+                break
+            time.sleep(0.005)
+        status, ru = self._status, self._rusage
+        wall = self.end_time - self.t0
+        rc = os.waitstatus_to_exitcode(status)
+        self.proc.returncode = rc
+        self._reader.join(30)
+        if self._writer:
+            self.close_stdin()
+            self._writer.join(5)
+        if self._stdin_file:
+            self._stdin_file.close()
+        self._stderr.close()
+        out = self.stdout_so_far()
+        with open(self.stdout_path, "wb") as f:
+            f.write(out)
+        with open(self.stderr_path, "rb") as f:
+            err = f.read()
+        maxrss = self.hwm_kb
+        user, sys_ = ru.ru_utime, ru.ru_stime
+        if self.time_path:
+            try:
+                with open(self.time_path) as f:
+                    fields = f.read().split()
+                maxrss = int(fields[-3])
+                user, sys_ = float(fields[-2]), float(fields[-1])
+            except (OSError, ValueError, IndexError):
+                pass
+        self.result = RunResult(rc, out, err, wall, user, sys_, maxrss, timed_out,
+                                self.stdout_path, self.stderr_path,
+                                allow_partial_tail=allow_partial_tail or rc < 0)
+        if self.callback_error is not None:
+            raise self.callback_error
+        report = sanitizer_report(err)
+        if report:
+            raise AssertionError("sanitizer report from %s:\n%s" % (self.stderr_path, report))
+        return self.result
+
+
+def run_connector(bin_path, args, workdir, stdin=None, timeout=300, name="run", **kw):
+    """Run to completion; see Connector for stdin forms."""
+    return Connector(bin_path, args, workdir, name=name, stdin=stdin, **kw).wait(timeout)
+
+
+# ---------------------------------------------------------------------------
+# Input streams
+# ---------------------------------------------------------------------------
+
+
+def run_gen_stream(workdir, name="input", **opts):
+    """Run gen_stream.py with --key value options (underscores become dashes;
+    True flags are bare). workdir: a Workdir or a directory path. Returns
+    (input path, expected dict)."""
+    base = workdir if isinstance(workdir, str) else workdir.path
+    out = os.path.join(base, name + ".jsonl")
+    exp = os.path.join(base, name + ".expected.json")
+    cmd = [sys.executable, os.path.join(HERE, "gen_stream.py"), "--out", out, "--expected", exp]
+    for k, v in opts.items():
+        flag = "--" + k.replace("_", "-")
+        if v is True:
+            cmd.append(flag)
+        elif v is not None and v is not False:
+            cmd += [flag, str(v)]
+    subprocess.run(cmd, check=True)
+    with open(exp, encoding="utf-8") as f:
+        return out, json.load(f)
+
+
+def parse_input(path):
+    """The messages of an input file as (lineno, message) pairs (1-based).
+    Lines that are not JSON (bad-input tests) are skipped."""
+    out = []
+    for i, line in enumerate(read_input_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append((i, json.loads(line.decode("utf-8"))))
+        except (UnicodeDecodeError, ValueError):
+            continue
+    return out
+
+
+def strip_dest_stats(state):
+    s = dict(state)
+    s.pop("destinationStats", None)
+    return s
+
+
+# ---------------------------------------------------------------------------
+# Test runner
+# ---------------------------------------------------------------------------
+
+
+class Timed(unittest.TextTestResult):
+    """Prints each test's duration in verbose mode."""
+
+    def startTest(self, test):
+        self._t0 = time.monotonic()
+        super().startTest(test)
+
+    def addSuccess(self, test):
+        if self.showAll:
+            self.stream.write("(%.1fs) " % (time.monotonic() - self._t0))
+        super().addSuccess(test)
+
+
+def main(description=None, extra_args=None):
+    """Entry point for a test script: --bin PATH plus unittest arguments.
+    extra_args(parser) may add options; the parsed namespace is returned in
+    lib.OPTIONS. Exits 0 only when every test passed."""
+    global _BINARY, KEEP, OPTIONS
+    p = argparse.ArgumentParser(description=description, add_help=True)
+    p.add_argument("--bin", help="connector binary under test")
+    p.add_argument("--keep", action="store_true", help="keep work directories")
+    if extra_args:
+        extra_args(p)
+    opts, rest = p.parse_known_args()
+    _BINARY = os.path.abspath(opts.bin) if opts.bin else None
+    if _BINARY and not os.access(_BINARY, os.X_OK):
+        sys.stderr.write("not an executable: %s\n" % _BINARY)
+        sys.exit(2)
+    KEEP = KEEP or opts.keep
+    OPTIONS = opts
+    argv = [sys.argv[0], "-v"] + rest
+    prog = unittest.main(module="__main__", argv=argv, exit=False,
+                         testRunner=unittest.TextTestRunner(resultclass=Timed, verbosity=2))
+    res = prog.result
+    ok = res.wasSuccessful() and res.testsRun > 0
+    sys.exit(0 if ok else 1)
+
+
+OPTIONS = None

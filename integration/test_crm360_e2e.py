@@ -1,0 +1,660 @@
+#!/usr/bin/env python3
+"""End-to-end tests of destination-crm360 against the CRM360 emulator.
+
+    test_crm360_e2e.py --bin build/destinations/crm360/destination-crm360 [-k name]
+
+The first part of this file holds the CRM360-specific helpers the other
+CRM360 test scripts import (emulator start-up, config and catalog, expected
+store and dead-letter comparison, state checks); the tests follow.
+"""
+
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+
+# ---------------------------------------------------------------------------
+# CRM360 helpers
+# ---------------------------------------------------------------------------
+
+EMULATOR = os.path.join(lib.EMULATORS, "crm360_emulator.py")
+# Fresh random keys per process, so a leak cannot hide behind a constant.
+API_KEY = "sk-crm360-rw-" + secrets.token_hex(12)
+RO_KEY = "sk-crm360-ro-" + secrets.token_hex(12)
+WRONG_KEY = "sk-crm360-wrong-" + secrets.token_hex(12)
+ALL_KEYS = (API_KEY, RO_KEY, WRONG_KEY)
+
+FIELDS = {
+    "customers": ("external_id", "brand", "email", "name", "phone", "document", "tags",
+                  "attributes", "created_at", "updated_at"),
+    "orders": ("external_id", "brand", "customer_external_id", "status", "currency", "total",
+               "items", "placed_at", "updated_at"),
+}
+OBJECTS = ("customers", "orders")
+
+
+def start_emulator(rate=0, seed=7, extra=()):
+    """The emulator with a read-write key and a read-only key."""
+    args = ["--rate", str(rate), "--api-key", API_KEY, "--api-key", RO_KEY + ":read",
+            "--seed", str(seed)] + list(extra)
+    return lib.Server(EMULATOR, args, name="crm360").start()
+
+
+def catalog(mode="append_dedup", streams=OBJECTS, sync_id=42, modes=None, namespace=None):
+    cs = []
+    for s in streams:
+        m = (modes or {}).get(s, mode)
+        cs.append({
+            "stream": {"name": s, "namespace": namespace, "json_schema": {"type": "object"},
+                       "supported_sync_modes": ["full_refresh", "incremental"],
+                       "source_defined_primary_key": [["brand"], ["external_id"]]},
+            "sync_mode": "incremental", "destination_sync_mode": m,
+            "primary_key": [["brand"], ["external_id"]], "cursor_field": ["updated_at"],
+            "generation_id": 1, "minimum_generation_id": 0, "sync_id": sync_id})
+    return {"streams": cs}
+
+
+def config(url, workdir, **over):
+    cfg = {"api_url": url, "api_key": API_KEY, "requests_per_second": 0,
+           "dead_letter_path": workdir.join("dead-letters.jsonl"), "batch_size": 100,
+           "max_in_flight": 4, "max_retries": 5, "connect_timeout_seconds": 5,
+           "request_timeout_seconds": 20}
+    cfg.update(over)
+    return {k: v for k, v in cfg.items() if v is not None}
+
+
+def key_of(rec):
+    return "%s/%s" % (rec.get("brand"), rec.get("external_id"))
+
+
+def expected_stored(obj, rec):
+    """What CRM360 stores for an accepted input record: known fields only,
+    null dropped, email lower-cased."""
+    out = {k: rec[k] for k in FIELDS[obj] if rec.get(k) is not None}
+    if obj == "customers":
+        out["email"] = out["email"].lower()
+    if obj == "orders":
+        out["items"] = [{"sku": i["sku"], "quantity": i["quantity"],
+                         "unit_price": i["unit_price"]} for i in out["items"]]
+    return out
+
+
+def dump_by_key(dump):
+    return {obj: {key_of(r): r for r in dump[obj]} for obj in OBJECTS}
+
+
+def assert_store_matches(tc, dump, expected):
+    """Every stored record is the latest valid version of an expected key
+    (field by field), every expected key is stored, nothing else is."""
+    stored = dump_by_key(dump)
+    for obj in OBJECTS:
+        exp = expected[obj]
+        have = stored[obj]
+        missing = sorted(set(exp) - set(have))
+        extra = sorted(set(have) - set(exp))
+        tc.assertFalse(missing, "%s: %d expected keys not stored, e.g. %s"
+                       % (obj, len(missing), missing[:5]))
+        tc.assertFalse(extra, "%s: %d unexpected keys stored, e.g. %s"
+                       % (obj, len(extra), extra[:5]))
+        bad = []
+        for key, rec in exp.items():
+            s = dict(have[key])
+            s.pop("version", None)
+            deleted = s.pop("deleted", None)
+            want = expected_stored(obj, rec)
+            if deleted or s != want:
+                bad.append((key, s, want, deleted))
+        tc.assertFalse(bad, "%s: %d records differ from the latest valid version; first: "
+                       "stored %r expected %r deleted=%r" % ((obj, len(bad)) + (bad[0][1:] if bad
+                                                                               else (0, 0, 0))))
+
+
+def reason_matches(dl, reason):
+    """A dead-letter entry's errors hold gen_stream's reason ('code field'
+    or 'code')."""
+    parts = reason.split()
+    for e in dl.get("errors") or []:
+        if e.get("code") == parts[0] and (len(parts) == 1 or e.get("field") == parts[1]):
+            return True
+    return False
+
+
+def assert_dead_letters(tc, entries, invalid, line_map=None, exact=True):
+    """entries: dead-letter lines; invalid: gen_stream's list. line_map maps a
+    dead-letter line number to the original input line (restarted runs).
+    exact: each invalid record exactly once; else at least once. No entry may
+    be for another (valid) line."""
+    want = {(i["stream"], i["line"]): i for i in invalid}
+    seen = {}
+    for e in entries:
+        for k in ("stream", "line", "errors", "record", "rejected_by"):
+            tc.assertIn(k, e, "dead-letter entry without %r: %r" % (k, e))
+        line = line_map(e["line"]) if line_map else e["line"]
+        k = (e["stream"], line)
+        tc.assertIn(k, want, "dead letter for a record that is not invalid: %r" % e)
+        rec = e["record"] if isinstance(e["record"], dict) else {}
+        tc.assertEqual(key_of(rec), want[k]["key"], "dead letter for line %s holds key %s, "
+                       "expected %s" % (line, key_of(rec), want[k]["key"]))
+        tc.assertTrue(reason_matches(e, want[k]["reason"]),
+                      "dead letter for line %s has errors %r, expected %s"
+                      % (line, e["errors"], want[k]["reason"]))
+        seen[k] = seen.get(k, 0) + 1
+    missing = sorted(set(want) - set(seen))
+    tc.assertFalse(missing, "%d invalid records missing from the dead letters, e.g. %s"
+                   % (len(missing), missing[:5]))
+    if exact:
+        dup = {k: n for k, n in seen.items() if n > 1}
+        tc.assertFalse(dup, "invalid records dead-lettered more than once: %s" % dup)
+
+
+def input_states(path):
+    """[(line, state, stream-or-None, window_lines)] of an input file, where
+    window_lines are the RECORD lines the state's window covers (its stream's
+    records since that stream's previous state, or every record since the
+    previous GLOBAL state)."""
+    out = []
+    pending = {}   # stream -> record lines since its last state
+    pending_all = []
+    for line, m in lib.parse_input(path):
+        if m["type"] == "RECORD":
+            s = m["record"]["stream"]
+            pending.setdefault(s, []).append(line)
+            pending_all.append(line)
+        elif m["type"] == "STATE":
+            st = m["state"]
+            if st.get("type") == "GLOBAL":
+                out.append((line, st, None, pending_all))
+                pending_all, pending = [], {}
+            else:
+                s = st["stream"]["stream_descriptor"]["name"]
+                out.append((line, st, s, pending.pop(s, [])))
+    return out
+
+
+def assert_states(tc, input_path, res, invalid, prefix=False):
+    """Emitted states are the input states in order, unchanged but for
+    destinationStats; the counts add up per window."""
+    ins = input_states(input_path)
+    outs = res.states
+    if prefix:
+        tc.assertLessEqual(len(outs), len(ins))
+        ins = ins[:len(outs)]
+    tc.assertEqual(len(outs), len(ins), "emitted %d states, input has %d"
+                   % (len(outs), len(ins)))
+    bad_lines = {i["line"] for i in invalid}
+    for n, ((line, st, _, window), out) in enumerate(zip(ins, outs)):
+        tc.assertEqual(lib.strip_dest_stats(out), st,
+                       "state %d (input line %d) differs from the input" % (n + 1, line))
+        if "id" in st:
+            tc.assertIs(type(out["id"]), int, "state id must stay an integer: %r" % out["id"])
+        ds = out.get("destinationStats")
+        tc.assertIsInstance(ds, dict, "state %d has no destinationStats" % (n + 1))
+        rc, rej = ds.get("recordCount"), ds.get("rejectedRecordCount", 0)
+        src = st.get("sourceStats", {}).get("recordCount")
+        if src is not None:
+            tc.assertEqual(rc + rej, src, "state at line %d: %s + %s != sourceStats %s"
+                           % (line, rc, rej, src))
+        tc.assertEqual(rc + rej, len(window), "state at line %d: counts %s + %s, window has %d "
+                       "records" % (line, rc, rej, len(window)))
+        want_rej = sum(1 for ln in window if ln in bad_lines)
+        tc.assertEqual(rej, want_rej, "state at line %d: rejectedRecordCount %s, %d invalid "
+                       "records in its window" % (line, rej, want_rej))
+
+
+def order_customer_map(input_path):
+    """order key -> customer key, from the input's order records."""
+    out = {}
+    for _, m in lib.parse_input(input_path):
+        if m["type"] == "RECORD" and m["record"]["stream"] == "orders":
+            d = m["record"]["data"]
+            out[key_of(d)] = "%s/%s" % (d.get("brand"), d.get("customer_external_id"))
+    return out
+
+
+def assert_orders_after_customers(tc, applied, input_path):
+    """For each applied order write, the first applied write of its customer
+    has a smaller sequence number."""
+    first_customer = {}
+    cust_of = order_customer_map(input_path)
+    checked = 0
+    for a in sorted(applied, key=lambda a: a["seq"]):
+        k = "%s/%s" % (a["brand"], a["external_id"])
+        if a["object"] == "customers":
+            first_customer.setdefault(k, a["seq"])
+        elif a["status"] in ("created", "updated"):
+            c = cust_of.get(k)
+            tc.assertIsNotNone(c, "applied order %s is not in the input" % k)
+            tc.assertIn(c, first_customer, "order %s (seq %d) applied before its customer %s"
+                        % (k, a["seq"], c))
+            checked += 1
+    return checked
+
+
+class CrmCase(unittest.TestCase):
+    """One emulator per class, reset before each test; a work directory per
+    test; after each test every file the test produced (stdout, stderr, dead
+    letters, ...) is searched for the API keys."""
+
+    emulator_rate = 0
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = start_emulator(rate=cls.emulator_rate)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+
+    def setUp(self):
+        self.emu.post("/_admin/reset")
+        self.wd = lib.Workdir(prefix="crm360-it-")
+        self.config_files = set()
+        self.runs = []
+
+    def tearDown(self):
+        failed = self._failed()
+        try:
+            if not failed:
+                self.assert_no_secrets()
+        finally:
+            self.wd.cleanup(keep=failed)
+
+    def _failed(self):
+        outcome = getattr(self, "_outcome", None)
+        if outcome is None:
+            return False
+        errs = getattr(outcome, "errors", None)
+        if errs is None:  # Python >= 3.11
+            res = getattr(outcome, "result", None)
+            if res is None:
+                return False
+            return any(t is self for t, _ in res.errors + res.failures)
+        return any(e for _, e in errs)
+
+    def assert_no_secrets(self):
+        files = [p for p in self.wd.files() if p not in self.config_files]
+        for key in ALL_KEYS:
+            lib.assert_absent(key, paths=files)
+
+    # -- running ---------------------------------------------------------------
+
+    def write_config(self, cfg, name="config.json"):
+        p = self.wd.write_json(name, cfg)
+        self.config_files.add(p)
+        return p
+
+    def cfg(self, **over):
+        return config(self.emu.url, self.wd, **over)
+
+    def write(self, input_path, cfg=None, cat=None, name="write", timeout=180, **kw):
+        cfg_path = self.write_config(cfg or self.cfg(), name + ".config.json")
+        cat_path = self.wd.write_json(name + ".catalog.json", cat or catalog())
+        res = lib.run_connector(lib.binary(), ["write", "--config", cfg_path, "--catalog",
+                                               cat_path], self.wd, stdin=input_path, name=name,
+                                timeout=timeout, **kw)
+        self.assertFalse(res.timed_out, "timed out:\n" + res.describe())
+        for key in ALL_KEYS:
+            lib.assert_absent(key, blobs=[res.stdout, res.stderr])
+        self.runs.append(res)
+        return res
+
+    def check(self, cfg, name="check"):
+        cfg_path = self.write_config(cfg, name + ".config.json")
+        res = lib.run_connector(lib.binary(), ["check", "--config", cfg_path], self.wd,
+                                name=name, timeout=60)
+        self.assertEqual(res.rc, 0, res.describe())
+        st = res.of_type("CONNECTION_STATUS")
+        self.assertEqual(len(st), 1, "expected one CONNECTION_STATUS:\n" + res.describe())
+        self.assertEqual(res.errors, [], res.describe())
+        return res, st[0]["connectionStatus"]
+
+    def assert_ok(self, res):
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assertEqual(res.errors, [], res.describe())
+
+    def assert_fatal(self, res, failure_type=None, contains=()):
+        """Exit 1 and exactly one TRACE ERROR, naming every string in
+        contains."""
+        self.assertEqual(res.rc, 1, res.describe())
+        errs = res.errors
+        self.assertEqual(len(errs), 1, "expected exactly one TRACE ERROR:\n" + res.describe())
+        e = errs[0]
+        if failure_type:
+            self.assertEqual(e.get("failure_type"), failure_type, res.describe())
+        for c in contains:
+            self.assertIn(c, e["message"], "TRACE message lacks %r:\n%s" % (c, res.describe()))
+        return e
+
+    def dead_letters(self, path=None):
+        return lib.read_jsonl(path or self.wd.join("dead-letters.jsonl"))
+
+    def dump(self):
+        return self.emu.get("/_admin/dump")
+
+    def applied(self):
+        return self.emu.get("/_admin/applied")
+
+
+def split_states_at(input_path, line):
+    """Input states strictly before / after a line number."""
+    ins = input_states(input_path)
+    return [s for s in ins if s[0] < line], [s for s in ins if s[0] > line]
+
+
+# ---------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------
+
+SPEC_FIELDS = ("api_url", "api_key", "brand", "batch_size", "max_batch_bytes", "max_in_flight",
+               "requests_per_second", "burst", "connect_timeout_seconds",
+               "request_timeout_seconds", "max_retries", "gzip", "rejected_records",
+               "dead_letter_path", "stream_mappings", "max_line_bytes",
+               "progress_interval_seconds", "max_checkpoint_wait_seconds", "log_level")
+
+
+class Commands(CrmCase):
+    def test_spec(self):
+        res = lib.run_connector(lib.binary(), ["spec"], self.wd, name="spec", timeout=30)
+        self.assert_ok(res)
+        self.assertEqual([m["type"] for m in res.messages], ["SPEC"], res.describe())
+        spec = res.messages[0]["spec"]
+        cs = spec["connectionSpecification"]
+        self.assertEqual(cs.get("type"), "object")
+        self.assertEqual(set(cs.get("required", [])), {"api_url", "api_key"})
+        props = cs["properties"]
+        for f in SPEC_FIELDS:
+            self.assertIn(f, props, "spec lacks %s" % f)
+        self.assertIs(props["api_key"].get("airbyte_secret"), True)
+        self.assertEqual(set(props["rejected_records"]["enum"]), {"dead_letter", "fail"})
+        modes = spec.get("supported_destination_sync_modes")
+        self.assertIn("append_dedup", modes)
+        self.assertIn("soft_delete", modes)
+        self.assertNotIn("overwrite", modes)
+
+    def test_usage_errors_exit_2(self):
+        for args in (["write", "--bogus"], [], ["spec", "check"], ["check", "--config"]):
+            res = lib.run_connector(lib.binary(), args, self.wd, name="usage", timeout=30)
+            self.assertEqual(res.rc, 2, "%s:\n%s" % (args, res.describe()))
+            self.assertEqual(res.errors, [])
+
+    def test_check_succeeds(self):
+        res, st = self.check(self.cfg())
+        self.assertEqual(st["status"], "SUCCEEDED", res.describe())
+
+    def test_check_wrong_key(self):
+        res, st = self.check(self.cfg(api_key=WRONG_KEY))
+        self.assertEqual(st["status"], "FAILED", res.describe())
+        self.assertIn("api_key", st.get("message", ""))
+        self.assertIn("401", st.get("message", ""))
+
+    def test_check_key_without_write_scope(self):
+        res, st = self.check(self.cfg(api_key=RO_KEY))
+        self.assertEqual(st["status"], "FAILED", res.describe())
+        msg = st.get("message", "")
+        self.assertIn("api_key", msg)
+        self.assertIn("write", msg)
+
+    def test_check_unreachable(self):
+        port = lib.free_port()
+        t0 = time.monotonic()
+        res, st = self.check(self.cfg(api_url="http://127.0.0.1:%d" % port,
+                                      connect_timeout_seconds=3, request_timeout_seconds=5))
+        self.assertEqual(st["status"], "FAILED", res.describe())
+        self.assertIn("127.0.0.1:%d" % port, st.get("message", ""))
+        self.assertLess(time.monotonic() - t0, 30)
+
+    def test_plain_http_to_remote_host_rejected(self):
+        for url in ("http://crm360.example.com", "http://localhost.example.com:8080",
+                    "http://127.0.0.1.nip.io", "http://10.0.0.1:%d" % self.emu.port):
+            res, st = self.check(self.cfg(api_url=url, connect_timeout_seconds=2,
+                                          request_timeout_seconds=3), name="check-http")
+            self.assertEqual(st["status"], "FAILED", "%s accepted:\n%s" % (url, res.describe()))
+            self.assertIn("https", st.get("message", ""), url)
+            self.assertIn("api_url", st.get("message", ""), url)
+        inp = self.wd.write_lines("empty.jsonl", [])
+        res = self.write(inp, cfg=self.cfg(api_url="http://crm360.example.com"))
+        self.assert_fatal(res, "config_error", ["api_url", "https"])
+        self.assertEqual(res.states, [])
+
+    def test_write_with_wrong_key_fails_as_config_error(self):
+        inp, exp = lib.run_gen_stream(self.wd, customers=20, orders=20, seed=3)
+        res = self.write(inp, cfg=self.cfg(api_key=WRONG_KEY))
+        self.assert_fatal(res, "config_error", ["api_key"])
+        self.assertEqual(res.states, [])
+        self.assertEqual(self.applied(), [])
+
+    def test_write_unreachable_is_transient(self):
+        inp, _ = lib.run_gen_stream(self.wd, customers=20, orders=20, seed=3)
+        res = self.write(inp, cfg=self.cfg(api_url="http://127.0.0.1:%d" % lib.free_port(),
+                                           max_retries=1, connect_timeout_seconds=2))
+        self.assert_fatal(res, "transient_error")
+        self.assertEqual(res.states, [])
+
+    def test_overwrite_is_a_config_error(self):
+        inp, _ = lib.run_gen_stream(self.wd, customers=20, orders=20, seed=3)
+        res = self.write(inp, cat=catalog(modes={"customers": "overwrite"}))
+        self.assert_fatal(res, "config_error", ["customers", "overwrite"])
+        self.assertEqual(res.states, [])
+        self.assertEqual(self.applied(), [])
+
+
+class Sync(CrmCase):
+    """Full syncs of generated streams."""
+
+    def full_sync(self, state_type="STREAM", seed=11, customers=1500, orders=3000, invalid=24,
+                  timeout=180, **cfg_over):
+        inp, exp = lib.run_gen_stream(self.wd, customers=customers, orders=orders,
+                                      invalid=invalid, update_rate=0.15, state_every=40,
+                                      state_type=state_type, seed=seed, complete=True)
+        res = self.write(inp, cfg=self.cfg(**cfg_over), timeout=timeout)
+        self.assert_ok(res)
+        assert_store_matches(self, self.dump(), exp)
+        assert_dead_letters(self, self.dead_letters(), exp["invalid"])
+        assert_states(self, inp, res, exp["invalid"])
+        self.assertGreater(len(res.states), 10)
+        return inp, exp, res
+
+    def test_stream_states_max_in_flight_1(self):
+        self.full_sync(max_in_flight=1, batch_size=50)
+
+    def test_stream_states_max_in_flight_8(self):
+        # DEBUG logging: the most verbose output is searched for the key too.
+        inp, _, _ = self.full_sync(max_in_flight=8, batch_size=25, log_level="DEBUG", seed=12)
+        n = assert_orders_after_customers(self, self.applied(), inp)
+        self.assertGreater(n, 1000)
+
+    def test_global_states(self):
+        self.full_sync(state_type="GLOBAL", seed=13, max_in_flight=4, batch_size=60)
+
+    def test_gzip_off_and_byte_limited_batches(self):
+        # Batches cut by max_batch_bytes (4 KiB: ~10 records) rather than by
+        # batch_size; must take well under a second, 60 s is generous.
+        self.full_sync(seed=14, customers=400, orders=800, invalid=8, gzip=False,
+                       max_batch_bytes=4096, batch_size=1000, timeout=60)
+
+    def test_orders_never_applied_before_their_customer(self):
+        # Out-of-order completion: random latency per request, many small
+        # batches in flight, orders dense right after their customers.
+        self.emu.post("/_admin/faults", {"latency_ms": 1, "latency_jitter_ms": 25, "seed": 5})
+        inp, exp = lib.run_gen_stream(self.wd, customers=600, orders=1800, invalid=8,
+                                      update_rate=0.2, state_every=30, seed=21)
+        res = self.write(inp, cfg=self.cfg(max_in_flight=8, batch_size=7))
+        self.assert_ok(res)
+        n = assert_orders_after_customers(self, self.applied(), inp)
+        self.assertGreater(n, 1500)
+        assert_store_matches(self, self.dump(), exp)
+        assert_dead_letters(self, self.dead_letters(), exp["invalid"])
+
+    def test_rerun_is_idempotent(self):
+        inp, exp = lib.run_gen_stream(self.wd, customers=500, orders=1000, invalid=8,
+                                      update_rate=0.15, state_every=40, seed=15)
+        cfg = self.cfg(max_in_flight=4, batch_size=50)
+        first = self.write(inp, cfg=cfg, name="first")
+        self.assert_ok(first)
+        applied = self.applied()
+        dump = self.dump()
+        assert_store_matches(self, dump, exp)
+        second = self.write(inp, cfg=cfg, name="second")
+        self.assert_ok(second)
+        again = self.applied()
+        self.assertEqual(len(again), len(applied),
+                         "the rerun applied %d more writes, e.g. %s"
+                         % (len(again) - len(applied), again[len(applied):][:3]))
+        self.assertEqual(self.dump(), dump, "the rerun changed the store")
+        assert_states(self, inp, second, exp["invalid"])
+        self.assertEqual([lib.strip_dest_stats(s) for s in second.states],
+                         [lib.strip_dest_stats(s) for s in first.states])
+
+    def test_soft_delete_and_cdc_deleted_at(self):
+        inp, exp = lib.run_gen_stream(self.wd, customers=40, orders=60, update_rate=0,
+                                      state_every=20, seed=16)
+        self.assert_ok(self.write(inp, name="load"))
+        before = dump_by_key(self.dump())
+        custs = sorted(exp["customers"].values(), key=key_of)
+        ords = sorted(exp["orders"].values(), key=key_of)
+        later = "2027-01-01T00:00:00Z"
+        earlier = "2025-06-01T00:00:00Z"  # older than every stored updated_at
+        lines = []
+
+        def rec(stream, data):
+            lines.append({"type": "RECORD", "record": {"stream": stream, "emitted_at": 1,
+                                                        "data": data}})
+
+        # customers: CDC deletes in an append_dedup stream
+        rec("customers", dict(custs[0], _ab_cdc_deleted_at=later))
+        rec("customers", dict(custs[1], _ab_cdc_deleted_at="2027-01-02T03:04:05Z"))
+        rec("customers", dict(custs[2], _ab_cdc_deleted_at=earlier))        # stale
+        rec("customers", dict(custs[3], _ab_cdc_deleted_at=None,            # upsert
+                              name="Renamed", updated_at=later))
+        lines.append({"type": "STATE", "state": {"type": "STREAM", "stream": {
+            "stream_descriptor": {"name": "customers"}, "stream_state": {"c": 1}},
+            "sourceStats": {"recordCount": 4.0}, "id": 1}})
+        # orders: a soft_delete stream (deleted_at from updated_at)
+        rec("orders", dict(ords[0], updated_at=later))
+        rec("orders", dict(ords[1], updated_at=later, _ab_cdc_deleted_at=later))
+        rec("orders", {"external_id": "O-NOPE", "brand": "aurora", "updated_at": later})
+        lines.append({"type": "STATE", "state": {"type": "STREAM", "stream": {
+            "stream_descriptor": {"name": "orders"}, "stream_state": {"c": 2}},
+            "sourceStats": {"recordCount": 3.0}, "id": 2}})
+        inp2 = self.wd.write_lines("deletes.jsonl", lines)
+        n_applied = len(self.applied())
+        res = self.write(inp2, name="deletes", cat=catalog(modes={"orders": "soft_delete"}))
+        self.assert_ok(res)
+        self.assertEqual(len(res.states), 2)
+        for s in res.states:
+            self.assertEqual(s["destinationStats"]["rejectedRecordCount"], 0)
+        after = dump_by_key(self.dump())
+        c = after["customers"]
+        o = after["orders"]
+        self.assertTrue(c[key_of(custs[0])]["deleted"])
+        self.assertEqual(c[key_of(custs[0])]["deleted_at"], later)
+        self.assertTrue(c[key_of(custs[1])]["deleted"])
+        self.assertEqual(c[key_of(custs[1])]["deleted_at"], "2027-01-02T03:04:05Z")
+        self.assertFalse(c[key_of(custs[2])]["deleted"], "a delete older than the record "
+                         "must be stale")
+        self.assertEqual(c[key_of(custs[2])], before["customers"][key_of(custs[2])])
+        self.assertFalse(c[key_of(custs[3])]["deleted"])
+        self.assertEqual(c[key_of(custs[3])]["name"], "Renamed")
+        self.assertTrue(o[key_of(ords[0])]["deleted"])
+        self.assertEqual(o[key_of(ords[0])]["deleted_at"], later)
+        self.assertTrue(o[key_of(ords[1])]["deleted"])
+        self.assertNotIn("aurora/O-NOPE", o)
+        # nothing else changed
+        for obj, touched in (("customers", custs[:4]), ("orders", ords[:2])):
+            keys = {key_of(r) for r in touched}
+            for k, r in before[obj].items():
+                if k not in keys:
+                    self.assertEqual(after[obj][k], r)
+        new = self.applied()[n_applied:]
+        self.assertEqual(sorted(a["status"] for a in new),
+                         ["deleted", "deleted", "deleted", "deleted", "updated"], new)
+        self.assertEqual(self.dead_letters(), [])
+
+
+class FailPolicy(CrmCase):
+    def run_fail(self, inp, first_bad_line, stream, rejected_by):
+        res = self.write(inp, cfg=self.cfg(rejected_records="fail", max_in_flight=4,
+                                           batch_size=20))
+        e = self.assert_fatal(res, None, ["line %d" % first_bad_line, "'%s'" % stream])
+        self.assertIn(rejected_by, e["message"])
+        ins = input_states(inp)
+        out = res.states
+        self.assertLessEqual(len(out), len(ins))
+        for (line, st, _, _), o in zip(ins, out):
+            self.assertEqual(lib.strip_dest_stats(o), st)
+            self.assertLess(line, first_bad_line, "state at input line %d emitted after the "
+                            "rejected record at line %d" % (line, first_bad_line))
+        return res
+
+    def test_fail_on_local_rejection(self):
+        inp, exp = lib.run_gen_stream(self.wd, customers=300, orders=600, invalid=4,
+                                      state_every=20, seed=31)
+        first = exp["invalid"][0]
+        self.assertEqual(first["reason"], "missing_field external_id")
+        res = self.run_fail(inp, first["line"], "customers", "destination")
+        before, _ = split_states_at(inp, first["line"])
+        self.assertGreater(len(before), 0)
+
+    def test_fail_on_target_rejection(self):
+        inp, exp = lib.run_gen_stream(self.wd, customers=300, orders=600, invalid=4,
+                                      state_every=20, seed=32)
+        # keep only the second invalid record (a bad email CRM360 rejects):
+        # drop the first (missing external_id) and every invalid after it.
+        drop = {i["line"] for i in exp["invalid"] if i["reason"] != "invalid_format email"}
+        lines = [ln for n, ln in enumerate(lib.read_input_lines(inp), 1) if n not in drop]
+        inp2 = self.wd.write_lines("one-bad.jsonl", lines)
+        bad = [n for n, ln in enumerate(lines, 1) if b'"not-an-email"' in ln]
+        self.assertEqual(len(bad), 1)
+        self.run_fail(inp2, bad[0], "customers", "target")
+
+
+class Signals(CrmCase):
+    def test_sigterm_mid_run(self):
+        # Slow answers keep requests in flight; stdin stays open like a
+        # source that is still producing.
+        self.emu.post("/_admin/faults", {"latency_ms": 400})
+        inp, exp = lib.run_gen_stream(self.wd, customers=2000, orders=4000, state_every=20,
+                                      seed=41)
+        with open(inp, "rb") as f:
+            data = f.read()
+        cfg_path = self.write_config(self.cfg(max_in_flight=4, batch_size=20), "sig.config.json")
+        cat_path = self.wd.write_json("sig.catalog.json", catalog())
+        first_state = threading.Event()
+
+        def on_line(line):
+            if line.startswith(b'{"type":"STATE"'):
+                first_state.set()
+
+        p = lib.Connector(lib.binary(), ["write", "--config", cfg_path, "--catalog", cat_path],
+                          self.wd, name="sigterm", stdin=data, keep_stdin_open=True,
+                          on_line=on_line)
+        try:
+            self.assertTrue(first_state.wait(60), "no state within 60 s")
+            time.sleep(0.3)
+            self.assertIsNone(p.poll(), "the destination ended before SIGTERM")
+            t0 = time.monotonic()
+            p.signal(signal.SIGTERM)
+            deadline = t0 + 5
+            while p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            took = time.monotonic() - t0
+        finally:
+            res = p.wait(timeout=120)
+        sys.stderr.write("[exit %.2f s after SIGTERM] " % took)
+        self.assertLess(took, 5.0, "exit took %.1f s after SIGTERM" % took)
+        self.assertEqual(res.rc, 143, res.describe())
+        self.assertTrue(res.stdout.endswith(b"\n"), "partial last line: %r" % res.stdout[-100:])
+        # every line parsed (lib.parse_messages) and the states are a prefix
+        assert_states(self, inp, res, [], prefix=True)
+        self.assertGreater(len(res.states), 0)
+        self.assertLess(len(res.states), len(input_states(inp)))
+
+
+if __name__ == "__main__":
+    lib.main(__doc__.split("\n")[0])
