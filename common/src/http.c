@@ -664,8 +664,7 @@ static enum ab_status gzip_body(struct ab_http_req *r, struct ab_error *err)
     if (r->body_len > UINT_MAX) {
         return ab_error_set(err, AB_ERR_INTERNAL, "request body too large to compress");
     }
-    if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK) {
+    if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
         return ab_error_set(err, AB_ERR_NOMEM, "cannot initialise gzip compression");
     }
     bound = deflateBound(&zs, (uLong)r->body_len);
