@@ -183,6 +183,11 @@ bool ab_driver_failed(const struct ab_driver *d)
     return d->failed;
 }
 
+bool ab_driver_input_failed(const struct ab_driver *d)
+{
+    return d->input_failed;
+}
+
 void ab_check_problem(struct ab_check *chk, const char *fmt, ...)
 {
     char line[AB_ERROR_MSG_MAX];

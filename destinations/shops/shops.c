@@ -570,8 +570,11 @@ static enum ab_status final_replace(struct shp_dest *s, struct ab_error *err)
 {
     char missing[300];
     bool complete = replace_complete(s, missing, sizeof(missing));
+    /* Input that stopped at a bad line is no end of the source's data: the
+     * catalog is never replaced from it, whatever the flag says. */
+    bool input_failed = ab_driver_input_failed(s->d);
 
-    if (complete || s->cfg.deactivate_without_complete) {
+    if (!input_failed && (complete || s->cfg.deactivate_without_complete)) {
         if (!s->replace_imp && !track_import(s, true, err)) {
             return err->code;
         }
@@ -590,11 +593,17 @@ static enum ab_status final_replace(struct shp_dest *s, struct ab_error *err)
         shp_imp_seal(s, s->replace_imp);
         return AB_OK;
     }
-    (void)snprintf(s->replace_note, sizeof(s->replace_note),
-                   "stream(s) %s did not report COMPLETE (the end of input does not prove the "
-                   "source finished): their records are loaded in merge mode and nothing is "
-                   "deactivated",
-                   missing);
+    if (input_failed) {
+        (void)snprintf(s->replace_note, sizeof(s->replace_note),
+                       "reading stopped at bad input: the records before it are loaded in merge "
+                       "mode and nothing is deactivated");
+    } else {
+        (void)snprintf(s->replace_note, sizeof(s->replace_note),
+                       "stream(s) %s did not report COMPLETE (the end of input does not prove "
+                       "the source finished): their records are loaded in merge mode and nothing "
+                       "is deactivated",
+                       missing);
+    }
     AB_WARN(s->em, "replace not applied: %s", s->replace_note);
     s->replace_outcome_known = true;
     s->replace_applied = false;

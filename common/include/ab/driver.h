@@ -121,6 +121,12 @@ void ab_driver_add_committed(struct ab_driver *d, uint64_t n);
 void ab_driver_fail(struct ab_driver *d, const struct ab_error *err);
 bool ab_driver_failed(const struct ab_driver *d);
 
+/* True once reading stopped at bad input (a malformed or oversize line, a
+ * record of a stream outside the catalog). The final flush that follows
+ * commits what came before, but it is no successful end of input: nothing
+ * that needs the whole of a stream (a replace) may be finalised. */
+bool ab_driver_input_failed(const struct ab_driver *d);
+
 /*
  * HTTP options from the common config fields: "max_in_flight",
  * "requests_per_second", "burst", "connect_timeout_seconds",

@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""Bad input for destination-shops: each case has one defined outcome.
+
+    test_shops_badinput.py --bin build/destinations/shops/destination-shops
+
+The same semantics as the core driver (and destination-crm360):
+
+| input                                   | outcome                                        |
+|-----------------------------------------|------------------------------------------------|
+| malformed JSON line N                   | fatal TRACE system_error naming "line N";      |
+|                                         | states before N emitted (their records         |
+|                                         | committed), none after                         |
+| truncated last line (no newline)        | the same, naming the last line                 |
+| complete last line without newline      | accepted                                       |
+| CRLF line endings                       | accepted                                       |
+| invalid UTF-8 on line N                 | fatal system_error naming "line N"             |
+| RECORD for a stream not in the catalog  | fatal system_error naming the line and stream  |
+| line over max_line_bytes                | fatal naming the line and the limit (a line of |
+|                                         | exactly the limit is accepted); peak RSS       |
+|                                         | < 100 MB for a 200 MB line with a 1 MiB limit  |
+| RECORD missing its key (sku)            | dead letter (missing_field sku), sync goes on  |
+| wrong field types                       | dead letter via the API's upload rejection,    |
+|                                         | sync goes on                                   |
+| STATE for a stream not in the catalog   | passed through in order, counts 0, WARN        |
+| empty input                             | exit 0, no states, nothing created             |
+| unknown message type                    | ignored with one WARN                          |
+| integers over 64 bits                   | stored exactly in attributes; state ids and    |
+|                                         | cursors echoed with the same digits            |
+| bad input in a full refresh (overwrite) | fatal as above, nothing deactivated, also with |
+|                                         | replace_deactivate_without_complete            |
+"""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+from test_shops_e2e import (STREAMS, ShopsCase, assert_dead_letters,  # noqa: E402
+                            assert_no_open_imports, assert_states, assert_store_equals,
+                            catalog, dump_by_key, expected_store, input_states, item_key,
+                            ts_key)
+
+BIG = 123456789012345678901234567890          # > 2^64
+BIG_NEG = -98765432109876543210987654321
+U64_PLUS_1 = 18446744073709551616
+MiB = 1024 * 1024
+T = "2026-03-01T00:00:00Z"
+
+
+def js(obj):
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def record(stream, data):
+    return {"type": "RECORD", "record": {"stream": stream, "emitted_at": 1767225600000,
+                                         "data": data}}
+
+
+def insert_mid_window(lines, bad, after_state=3, skip=2):
+    """Insert bad lines `skip` lines after the after_state-th STATE; returns
+    (lines, 1-based number of the first inserted line)."""
+    seen = 0
+    for i, ln in enumerate(lines):
+        if ln.startswith(b'{"type":"STATE"'):
+            seen += 1
+            if seen == after_state:
+                at = i + 1 + skip
+                return lines[:at] + list(bad) + lines[at:], at + 1
+    raise AssertionError("not enough states")
+
+
+def fix_source_stats(lines):
+    """Recompute sourceStats.recordCount of STREAM states after records were
+    inserted (lines that are not JSON are left alone)."""
+    counts = {}
+    out = []
+    for ln in lines:
+        try:
+            m = json.loads(ln)
+        except ValueError:
+            out.append(ln)
+            continue
+        if isinstance(m, dict) and m.get("type") == "RECORD":
+            s = m["record"]["stream"]
+            counts[s] = counts.get(s, 0) + 1
+        elif isinstance(m, dict) and m.get("type") == "STATE" and \
+                m["state"].get("type") == "STREAM":
+            s = m["state"]["stream"]["stream_descriptor"]["name"]
+            m["state"]["sourceStats"] = {"recordCount": float(counts.pop(s, 0))}
+            ln = js(m)
+        out.append(ln)
+    return out
+
+
+class BadInput(ShopsCase):
+    # -- helpers -------------------------------------------------------------
+
+    def base(self, seed=101, **opts):
+        """A small generated stream (100 records, a state every 10 records of
+        a stream) as a list of byte lines, and its expected outcome."""
+        o = dict(products=40, inventory=60, state_every=10, update_rate=0.1, seed=seed)
+        o.update(opts)
+        inp, exp = self.gen(name="base", **o)
+        return lib.read_input_lines(inp), exp
+
+    def product_line(self, lines):
+        return next(json.loads(ln)["record"]["data"] for ln in lines
+                    if b'"stream":"products"' in ln and ln.startswith(b'{"type":"RECORD"'))
+
+    def inventory_line(self, lines):
+        return next(json.loads(ln)["record"]["data"] for ln in lines
+                    if b'"stream":"inventory"' in ln and ln.startswith(b'{"type":"RECORD"'))
+
+    def valid_records_before(self, inp, line_no):
+        """(stream, key) -> latest instant among RECORD lines before line_no."""
+        latest = {}
+        for n, m in lib.parse_input(inp):
+            if n >= line_no or m.get("type") != "RECORD":
+                continue
+            d = m["record"]["data"]
+            k = (m["record"]["stream"], item_key(m["record"]["stream"], d))
+            latest[k] = max(latest.get(k, 0), ts_key(d["updated_at"]))
+        return latest
+
+    def assert_input_error(self, inp, res, line_no, contains=(), failure_type="system_error"):
+        """Fatal at line_no: one TRACE error naming it, every state before it
+        emitted (with its records stored), none after; no import left open."""
+        self.assert_fatal(res, failure_type, ["line %d" % line_no] + list(contains))
+        before = [s for s in input_states(inp) if s[0] < line_no]
+        self.assertGreater(len(before), 0)
+        self.assertEqual(len(res.states), len(before),
+                         "expected the %d states before line %d, got %d:\n%s"
+                         % (len(before), line_no, len(res.states), res.describe()))
+        for (ln, st, _, _), out in zip(before, res.states):
+            self.assertEqual(lib.strip_dest_stats(out), st)
+        dump = self.dump()
+        stored = dump_by_key(dump)
+        for (stream, key), inst in self.valid_records_before(inp, line_no).items():
+            self.assertIn(key, stored[stream], "%s %s (before line %d) not stored"
+                          % (stream, key, line_no))
+            self.assertGreaterEqual(ts_key(stored[stream][key]["updated_at"]), inst)
+        return dump
+
+    # -- fatal input errors --------------------------------------------------
+
+    def test_malformed_json_line(self):
+        lines, _ = self.base()
+        bad = b'{"type":"RECORD","record":{"stream":"products","data":{"sku":"X-1",}}}'
+        lines, n = insert_mid_window(lines, [bad])
+        inp = self.wd.write_lines("in.jsonl", lines)
+        self.assert_input_error(inp, self.write(inp), n)
+
+    def test_malformed_json_first_line(self):
+        lines, _ = self.base()
+        inp = self.wd.write_lines("in.jsonl", [b"RECORD products P-1"] + lines)
+        res = self.write(inp)
+        self.assert_fatal(res, "system_error", ["line 1"])
+        self.assertEqual(res.states, [])
+        self.assertEqual(self.applied(), [])
+
+    def test_truncated_last_line(self):
+        lines, _ = self.base()
+        full = lines[10]
+        self.assertTrue(full.startswith(b'{"type":"RECORD"'))
+        lines = lines + [full[:len(full) // 2]]
+        inp = self.wd.write_lines("in.jsonl", lines, final_newline=False)
+        self.assert_input_error(inp, self.write(inp), len(lines))
+
+    def test_complete_last_line_without_newline(self):
+        lines, exp = self.base()
+        self.assertTrue(lines[-1].startswith(b'{"type":"STATE"'))
+        inp = self.wd.write_lines("in.jsonl", lines, final_newline=False)
+        res = self.write(inp)
+        self.assert_ok(res)
+        assert_states(self, inp, res, [])
+        self.assertEqual(res.states[-1]["id"], json.loads(lines[-1])["state"]["id"])
+        assert_store_equals(self, self.dump(), expected_store(exp))
+
+    def test_crlf_line_endings(self):
+        lines, exp = self.base()
+        inp = self.wd.write_bytes("in.jsonl", b"".join(ln + b"\r\n" for ln in lines))
+        res = self.write(inp)
+        self.assert_ok(res)
+        self.assertEqual(len(res.states), len(input_states(inp)))
+        assert_store_equals(self, self.dump(), expected_store(exp))
+
+    def test_invalid_utf8(self):
+        lines, _ = self.base()
+        bad = (b'{"type":"RECORD","record":{"stream":"products","emitted_at":1,"data":'
+               b'{"sku":"P-\xff\xfe-1","brand":"aurora","title":"x","price":"1.00",'
+               b'"currency":"BRL","updated_at":"2026-05-01T00:00:00Z"}}}')
+        lines, n = insert_mid_window(lines, [bad], after_state=4)
+        inp = self.wd.write_lines("in.jsonl", lines)
+        self.assert_input_error(inp, self.write(inp), n)
+
+    def test_record_for_stream_not_in_catalog(self):
+        lines, _ = self.base()
+        bad = js(record("collections", {"sku": "C-1", "updated_at": T}))
+        lines, n = insert_mid_window(lines, [bad], after_state=2)
+        inp = self.wd.write_lines("in.jsonl", lines)
+        self.assert_input_error(inp, self.write(inp), n, ["collections"])
+
+    def test_line_over_max_line_bytes_boundary(self):
+        """A line of exactly max_line_bytes is accepted; one byte more is
+        fatal naming the line and the limit."""
+        limit = 64 * 1024
+        lines, _ = self.base()
+        rec = json.loads(lines[0])
+        self.assertEqual(rec["type"], "RECORD")
+
+        def padded(size):
+            rec["record"]["padding"] = ""   # unknown message member: ignored
+            raw = js(rec)
+            rec["record"]["padding"] = "x" * (size - len(raw))
+            raw = js(rec)
+            self.assertEqual(len(raw), size)
+            return raw
+
+        ok_lines = [padded(limit)] + lines[1:]
+        inp = self.wd.write_lines("fits.jsonl", ok_lines)
+        res = self.write(inp, cfg=self.cfg(max_line_bytes=limit), name="fits")
+        self.assert_ok(res)
+        self.assertEqual(len(res.states), len(input_states(inp)))
+
+        self.emu.post("/_admin/reset")
+        over, n = insert_mid_window(lines, [padded(limit + 1)])
+        inp = self.wd.write_lines("over.jsonl", over)
+        res = self.write(inp, cfg=self.cfg(max_line_bytes=limit), name="over")
+        self.assert_input_error(inp, res, n, [str(limit)])
+
+    def test_200mb_line_memory_bounded(self):
+        """A 200 MB line with max_line_bytes 1 MiB: fatal naming the line and
+        the limit, peak RSS of the destination < 100 MB."""
+        lines, _ = self.base()
+        head, n = insert_mid_window(lines, [b"@@HUGE@@"])
+        head = head[:n - 1]
+        tail = lines[n - 1:]
+        chunk = b"y" * MiB
+
+        def stream():
+            yield b"".join(ln + b"\n" for ln in head)
+            yield b'{"type":"RECORD","record":{"stream":"products","data":{"sku":"P-HUGE",'
+            yield b'"brand":"aurora","description":"'
+            for _ in range(200):
+                yield chunk
+            yield b'"}}}\n'
+            yield b"".join(ln + b"\n" for ln in tail)
+
+        # for the state check: the same lines with a small stand-in
+        inp = self.wd.write_lines("huge-standin.jsonl", head + [b"@@huge@@"] + tail)
+        cfg_path = self.write_config(self.cfg(max_line_bytes=MiB), "huge.config.json")
+        cat_path = self.wd.write_json("huge.catalog.json", catalog())
+        res = lib.run_connector(lib.binary(), ["write", "--config", cfg_path, "--catalog",
+                                               cat_path], self.wd, stdin=stream(), name="huge",
+                                timeout=120)
+        self.assertFalse(res.timed_out, res.describe())
+        self.assert_input_error(inp, res, n, [str(MiB)])
+        peak_mb = res.maxrss_kb / 1024.0
+        sys.stderr.write("[200 MB line: peak RSS %.1f MB, %.2f s] " % (peak_mb, res.wall))
+        self.assertLess(peak_mb, 100, "peak RSS %.1f MB" % peak_mb)
+
+    # -- rejected records: dead letter, the sync goes on ---------------------
+
+    def run_with_rejects(self, bad_records, unknown_ok=False):
+        """Insert (stream, data, reason, rejected_by) records mid-window; the
+        sync must finish, dead-letter exactly them and count them in their
+        states; every valid record is stored."""
+        lines, exp = self.base()
+        bad_lines = [js(record(s, d)) for s, d, _, _ in bad_records]
+        lines, n = insert_mid_window(lines, bad_lines)
+        inp = self.wd.write_lines("in.jsonl", fix_source_stats(lines))
+        invalid = [{"stream": s, "line": n + i, "reason": r, "rejected_by": by}
+                   for i, (s, _, r, by) in enumerate(bad_records)]
+        res = self.write(inp)
+        self.assert_ok(res)
+        assert_states(self, inp, res, invalid)
+        assert_dead_letters(self, self.dead_letters(), invalid)
+        dump = self.dump()
+        assert_store_equals(self, dump, expected_store(exp))
+        assert_no_open_imports(self, dump)
+        return res
+
+    def test_record_missing_its_key(self):
+        lines, _ = self.base()
+        prod = self.product_line(lines)
+        inv = self.inventory_line(lines)
+        p = dict(prod, updated_at=T)
+        del p["sku"]
+        i = dict(inv, updated_at=T)
+        del i["sku"]
+        self.run_with_rejects([
+            ("products", p, "missing_field sku", "destination"),
+            ("products", dict(p, sku=None), "missing_field sku", "destination"),
+            ("inventory", i, "missing_field sku", "destination"),
+            ("inventory", dict(i, sku=None), "missing_field sku", "destination"),
+            # present but empty: the API's rule (an empty required string)
+            ("products", dict(p, sku=""), "missing_field sku", "target"),
+        ])
+
+    def test_wrong_field_types(self):
+        lines, _ = self.base()
+        prod = self.product_line(lines)
+        inv = self.inventory_line(lines)
+        self.run_with_rejects([
+            ("products", dict(prod, sku="W-1", price=59.9, updated_at=T),
+             "invalid_type price", "target"),
+            ("products", dict(prod, sku="W-2", price=60, updated_at=T),
+             "invalid_type price", "target"),
+            ("products", dict(prod, sku="W-3", price="59.999", updated_at=T),
+             "invalid_format price", "target"),
+            ("products", dict(prod, sku=12345, updated_at=T), "invalid_type sku", "target"),
+            ("products", dict(prod, sku="W-5", title=123, updated_at=T),
+             "invalid_type title", "target"),
+            ("products", dict(prod, sku="W-6", active="yes", updated_at=T),
+             "invalid_type active", "target"),
+            ("products", dict(prod, sku="W-7", images="https://x.example/a.jpg", updated_at=T),
+             "invalid_type images", "target"),
+            ("products", dict(prod, sku="W-8", attributes=["size", "M"], updated_at=T),
+             "invalid_type attributes", "target"),
+            ("products", dict(prod, sku="W-9", updated_at=1767225600),
+             "invalid_type updated_at", "target"),
+            ("inventory", dict(inv, quantity="5", updated_at=T), "invalid_type quantity",
+             "target"),
+            ("inventory", dict(inv, quantity=1.5, updated_at=T), "invalid_type quantity",
+             "target"),
+            ("inventory", dict(inv, location=5, updated_at=T), "invalid_type location",
+             "target"),
+            ("inventory", dict(inv, quantity=BIG, updated_at=T), "out_of_range quantity",
+             "target"),
+            ("inventory", dict(inv, sku=["P-1"], updated_at=T), "invalid_type sku", "target"),
+        ])
+
+    # -- tolerated input -----------------------------------------------------
+
+    def test_state_for_stream_not_in_catalog(self):
+        lines, exp = self.base()
+        st = {"type": "STATE", "state": {
+            "type": "STREAM", "stream": {"stream_descriptor": {"name": "collections"},
+                                         "stream_state": {"cursor": "c-77"}},
+            "sourceStats": {"recordCount": 0.0}, "id": 9001}}
+        lines, n = insert_mid_window(lines, [js(st)], after_state=3)
+        inp = self.wd.write_lines("in.jsonl", lines)
+        res = self.write(inp)
+        self.assert_ok(res)
+        assert_states(self, inp, res, [])
+        out = [s for s in res.states if s.get("id") == 9001]
+        self.assertEqual(len(out), 1)
+        self.assertEqual(out[0]["destinationStats"],
+                         {"recordCount": 0, "rejectedRecordCount": 0})
+        self.assertTrue(any("collections" in m for m in res.logs("WARN")), res.describe())
+        assert_store_equals(self, self.dump(), expected_store(exp))
+
+    def test_empty_input(self):
+        for name, data in (("empty", b""), ("blank", b"\n\n  \n")):
+            inp = self.wd.write_bytes(name + ".jsonl", data)
+            res = self.write(inp, name=name)
+            self.assert_ok(res)
+            self.assertEqual(res.states, [])
+        self.assertEqual(self.applied(), [])
+        self.assertEqual(self.dump()["imports"], [], "an empty input created imports")
+
+    def test_unknown_message_type(self):
+        lines, exp = self.base()
+        unk = js({"type": "SHINY_NEW_THING", "shiny_new_thing": {"a": 1}})
+        lines, n = insert_mid_window(lines, [unk, unk])
+        inp = self.wd.write_lines("in.jsonl", lines)
+        res = self.write(inp)
+        self.assert_ok(res)
+        assert_states(self, inp, res, [])
+        warns = [m for m in res.logs("WARN") if "SHINY_NEW_THING" in m]
+        self.assertEqual(len(warns), 1, res.describe())
+        assert_store_equals(self, self.dump(), expected_store(exp))
+
+    def test_integers_over_64_bits(self):
+        lines, _ = self.base()
+        prod = self.product_line(lines)
+        attrs = {"big": BIG, "neg": BIG_NEG, "u64_plus_1": U64_PLUS_1,
+                 "nested": {"list": [BIG, -U64_PLUS_1]}, "size": "M"}
+        data = dict(prod, sku="P-BIG", updated_at="2026-04-01T00:00:00Z", attributes=attrs)
+        st_id = 98765432109876543210987654321987654321
+        st = {"type": "STATE", "state": {
+            "type": "STREAM", "stream": {"stream_descriptor": {"name": "products"},
+                                         "stream_state": {"cursor": BIG}},
+            "sourceStats": {"recordCount": 1.0}, "id": st_id}}
+        inp = self.wd.write_lines("in.jsonl", [js(record("products", data)), js(st)])
+        res = self.write(inp)
+        self.assert_ok(res)
+        self.assertEqual(len(res.states), 1)
+        self.assertEqual(res.states[0]["id"], st_id)
+        self.assertEqual(res.states[0]["stream"]["stream_state"]["cursor"], BIG)
+        self.assertIn(b'"id":%d' % st_id, res.stdout, "state id not echoed digit for digit")
+        self.assertIn(b'"cursor":%d' % BIG, res.stdout)
+        stored = dump_by_key(self.dump())["products"]["P-BIG"]
+        self.assertEqual(stored["attributes"], attrs)
+        # the checkpoint stored with the import keeps the digits too
+        imps = [i for i in self.dump()["imports"] if i["status"] == "committed"]
+        self.assertEqual(len(imps), 1)
+        self.assertIn('"id":%d' % st_id, imps[0]["checkpoint"])
+
+    # -- bad input in a full refresh -----------------------------------------
+
+    def full_refresh_with_bad_line(self, flag):
+        seed_lines, seed_exp = self.base(seed=201)
+        seed = self.wd.write_lines("seed.jsonl", seed_lines)
+        self.assert_ok(self.write(seed, name="seed", cfg=self.cfg(
+            dead_letter_path=self.wd.join("seed-dl.jsonl"))))
+        old = expected_store(seed_exp)
+        # a refresh holding only parents from 5 on, COMPLETE at the end, with
+        # a malformed line in the middle
+        lines, _ = self.base(seed=202, sku_start=5, time_offset=seed_exp["clock"] + 100,
+                             complete=True)
+        bad = b'{"type":"RECORD","record":{"stream":"products","data":{"sku":'
+        lines, n = insert_mid_window(lines, [bad], after_state=3)
+        inp = self.wd.write_lines("in.jsonl", lines)
+        res = self.write(inp, cat=catalog(mode="overwrite"),
+                         cfg=self.cfg(replace_deactivate_without_complete=flag))
+        self.assert_fatal(res, "system_error", ["line %d" % n])
+        after = dump_by_key(self.dump())
+        deact = [(s, k) for s in STREAMS for k, v in old[s].items()
+                 if k in after[s] and after[s][k] != v and
+                 ts_key(after[s][k]["updated_at"]) == ts_key(v["updated_at"])]
+        self.assertEqual(deact, [], "a failed full refresh deactivated %d items, e.g. %s"
+                         % (len(deact), deact[:3]))
+        self.assertEqual(self.stats()["deactivated"], {"products": 0, "inventory": 0})
+        self.assertEqual(len(res.states), len([s for s in input_states(inp) if s[0] < n]))
+
+    def test_bad_line_in_full_refresh_deactivates_nothing(self):
+        self.full_refresh_with_bad_line(False)
+
+    def test_bad_line_in_full_refresh_deactivates_nothing_even_with_flag(self):
+        """replace_deactivate_without_complete makes a normal end of input
+        count as completion; a fatal input error is not a normal end."""
+        self.full_refresh_with_bad_line(True)
+
+
+if __name__ == "__main__":
+    lib.main(__doc__.split("\n")[0])

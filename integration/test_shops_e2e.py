@@ -1,0 +1,1619 @@
+#!/usr/bin/env python3
+"""End-to-end tests of destination-shops against the Shops emulator.
+
+    test_shops_e2e.py --bin build/destinations/shops/destination-shops [-k name]
+
+The first part of this file holds the Shops-specific helpers the other Shops
+test scripts import (emulator start-up, config and catalog, the generator,
+expected store and dead-letter comparison, state checks, the live state
+checker); the tests follow.
+
+What the tests assert (each against the real binary and the real emulator):
+
+* merge runs (append_dedup and append; STREAM and GLOBAL states): the stored
+  products (variants with their parent_sku) and inventory per location equal
+  the latest valid version of every key, field by field; the dead letters are
+  exactly the invalid records, with the expected error and `rejected_by`;
+  the emitted states are the input states, in order, unchanged but for
+  destinationStats, whose counts add up (recordCount + rejectedRecordCount
+  == sourceStats, the rejected count equal to the invalid records of the
+  window); no state goes out before the import holding its records committed
+  (checked live, by the stdout reader, against the emulator's applied writes,
+  and afterwards against each import's committed_at); no import of ours is
+  left open; no key version is applied twice;
+* min_commit_records 1: one import per window, each committed in order with
+  its window's state as checkpoint; a huge min_commit_records: one import for
+  every window, its checkpoint the last state, every state after its commit;
+* replace runs (overwrite + COMPLETE): the channel's items missing from the
+  full refresh are deactivated (products active:false, inventory quantity 0,
+  updated_at kept), the others replaced, the deactivation counts reported;
+  states wait for the replace commit; products overwrite with inventory
+  append_dedup (STREAM and GLOBAL states): inventory of new products waits
+  for the replace import (nothing wrongly dead-lettered as unknown_sku),
+  inventory is not deactivated; an empty full refresh with COMPLETE
+  deactivates everything; lost answers of the replace commit and an expiry
+  of the replace import midway change nothing in the outcome;
+* check: ok; wrong secret -> FAILED, exit 0; unknown channel -> FAILED;
+  unreachable API and plain http to a remote host -> FAILED; write with a
+  wrong secret or an unsupported sync mode -> config_error, nothing loaded;
+* secrets: neither the client secret nor any access token (tok_...) appears
+  in stdout, stderr, dead letters or any other file the runs leave;
+* OAuth tokens expiring early (2 s TTL in a slow run; revoked tokens) are
+  replaced and the run succeeds; forced expiries of open imports make the
+  destination re-create them and upload their records again (rejections not
+  dead-lettered twice); commits slower than the request timeout are resolved
+  through the import's status; 5xx/429/resets and lost commit answers are
+  survived; the API's own rate limit is respected by the client-side limit,
+  and its 429s are retried; a rerun of the same input applies nothing new;
+* stream_mappings (nested source paths, a namespace; a missing mapped key is
+  dead-lettered naming the source path; a mapping without sku is a config
+  error); rejected_records "fail" (local and upload rejections: fatal naming
+  the line, no state at or after it, nothing later committed); the spool on
+  disk (no file left, none visible); a quiet source with stdin open gets its
+  states through max_commit_interval_seconds; stale open imports of ours
+  are aborted at start, another prefix's and another channel's are not;
+  parts cut by part_max_bytes and an item too large for any part
+  dead-lettered (too_long); a STATE over 64 KiB becomes a sha256 checkpoint;
+  LOG lines (progress) reach stdout while a long full refresh runs.
+"""
+
+import hashlib
+import json
+import os
+import random
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.parse
+from datetime import datetime
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+
+# ---------------------------------------------------------------------------
+# Shops helpers
+# ---------------------------------------------------------------------------
+
+EMULATOR = os.path.join(lib.EMULATORS, "shops_emulator.py")
+GENERATOR = os.path.join(lib.HERE, "gen_shops_stream.py")
+# Fresh random credentials per process, so a leak cannot hide behind a constant.
+CLIENT_ID = "it-shops-client"
+SECRET = "cs-shops-" + secrets.token_hex(16)
+WRONG_SECRET = "cs-shops-wrong-" + secrets.token_hex(12)
+OTHER_CLIENT = "it-other-client"
+OTHER_SECRET = "cs-other-" + secrets.token_hex(12)
+ALL_SECRETS = (SECRET, WRONG_SECRET, OTHER_SECRET)
+CHANNEL = "store-br"
+OTHER_CHANNEL = "store-ar"
+LABEL_PREFIX = "it-shops"
+# The emulator's access tokens: "tok_" + 32 url-safe base64 characters.
+TOKEN_RE = re.compile(rb"tok_[A-Za-z0-9_-]{20,}")
+
+STREAMS = ("products", "inventory")
+PRODUCT_FIELDS = ("sku", "parent_sku", "brand", "title", "description", "price",
+                  "compare_at_price", "currency", "attributes", "images", "active",
+                  "updated_at")
+
+
+def start_emulator(rate=0, seed=7, token_ttl=None, import_ttl=None, extra=()):
+    args = ["--rate", str(rate), "--client", "%s:%s" % (CLIENT_ID, SECRET),
+            "--client", "%s:%s" % (OTHER_CLIENT, OTHER_SECRET),
+            "--channel", "%s:Loja BR:BRL" % CHANNEL,
+            "--channel", "%s:Tienda AR:ARS" % OTHER_CHANNEL,
+            "--seed", str(seed)]
+    if token_ttl is not None:
+        args += ["--token-ttl", str(token_ttl)]
+    if import_ttl is not None:
+        args += ["--import-ttl", str(import_ttl)]
+    return lib.Server(EMULATOR, args + list(extra), name="shops").start()
+
+
+def catalog(mode="append_dedup", modes=None, sync_id=42, namespace=None, streams=STREAMS):
+    cs = []
+    for s in streams:
+        m = (modes or {}).get(s, mode)
+        pk = [["sku"]] if s == "products" else [["sku"], ["location"]]
+        cs.append({
+            "stream": {"name": s, "namespace": namespace, "json_schema": {"type": "object"},
+                       "supported_sync_modes": ["full_refresh", "incremental"],
+                       "source_defined_primary_key": pk},
+            "sync_mode": "full_refresh" if m == "overwrite" else "incremental",
+            "destination_sync_mode": m, "primary_key": pk, "cursor_field": ["updated_at"],
+            "generation_id": 1, "minimum_generation_id": 0, "sync_id": sync_id})
+    return {"streams": cs}
+
+
+def config(url, workdir, **over):
+    cfg = {"api_url": url, "client_id": CLIENT_ID, "client_secret": SECRET,
+           "channel": CHANNEL, "label_prefix": LABEL_PREFIX, "requests_per_second": 0,
+           "dead_letter_path": workdir.join("dead-letters.jsonl"), "min_commit_records": 300,
+           "part_max_items": 100, "max_in_flight": 4, "max_retries": 5,
+           "connect_timeout_seconds": 5, "request_timeout_seconds": 20}
+    cfg.update(over)
+    return {k: v for k, v in cfg.items() if v is not None}
+
+
+def run_gen(workdir, name="input", **opts):
+    """Run gen_shops_stream.py with --key value options (underscores become
+    dashes; True flags are bare). Returns (input path, expected dict)."""
+    out = workdir.join(name + ".jsonl")
+    exp = workdir.join(name + ".expected.json")
+    cmd = [sys.executable, GENERATOR, "--out", out, "--expected", exp]
+    for k, v in opts.items():
+        flag = "--" + k.replace("_", "-")
+        if v is True:
+            cmd.append(flag)
+        elif v is not None and v is not False:
+            cmd += [flag, str(v)]
+    subprocess.run(cmd, check=True)
+    with open(exp, encoding="utf-8") as f:
+        return out, json.load(f)
+
+
+def ts_key(text):
+    """An RFC 3339 time as a comparable instant (seconds since the epoch)."""
+    t = text.replace("z", "Z").replace("t", "T")
+    if t.endswith("Z"):
+        t = t[:-1] + "+00:00"
+    return datetime.fromisoformat(t).timestamp()
+
+
+def inv_key(sku, location):
+    return "%s|%s" % (sku, location if location is not None else "default")
+
+
+def item_key(stream, data):
+    if stream == "products":
+        return data.get("sku")
+    return inv_key(data.get("sku"), data.get("location"))
+
+
+def stored_product(d):
+    """What the API stores for an accepted product: known fields, null
+    dropped, active defaulting to true."""
+    out = {k: d[k] for k in PRODUCT_FIELDS if d.get(k) is not None}
+    out.setdefault("active", True)
+    return out
+
+
+def stored_inventory(d):
+    return {"sku": d["sku"], "location": d.get("location") or "default",
+            "quantity": d["quantity"], "updated_at": d["updated_at"]}
+
+
+def stored_view(stream, d):
+    return stored_product(d) if stream == "products" else stored_inventory(d)
+
+
+def dump_by_key(dump):
+    out = {"products": {}, "inventory": {}}
+    for p in dump["products"]:
+        p = dict(p)
+        p.pop("channel", None)
+        out["products"][p["sku"]] = p
+    for i in dump["inventory"]:
+        i = dict(i)
+        i.pop("channel", None)
+        out["inventory"][inv_key(i["sku"], i["location"])] = i
+    return out
+
+
+def expected_store(exp):
+    """Stored form of a generator's expected file: stream -> key -> item."""
+    return {s: {k: stored_view(s, d) for k, d in exp[s].items()} for s in STREAMS}
+
+
+def expected_after_replace(old, new, replaced=STREAMS):
+    """The store after a full refresh `new` (stored form) replaced `old` for
+    the objects in `replaced`: keys only in old are deactivated, updated_at
+    kept; other objects merge."""
+    out = {}
+    for s in STREAMS:
+        m = {}
+        for k, v in old[s].items():
+            if s in replaced and k not in new[s]:
+                v = dict(v, active=False) if s == "products" else dict(v, quantity=0)
+            m[k] = v
+        for k, v in new[s].items():
+            cur = m.get(k)
+            if cur is None or ts_key(v["updated_at"]) >= ts_key(cur["updated_at"]):
+                m[k] = v
+        out[s] = m
+    return out
+
+
+def merge_stores(*stores):
+    """Latest version of every key over several stored-form stores."""
+    out = {s: {} for s in STREAMS}
+    for st in stores:
+        for s in STREAMS:
+            for k, v in st[s].items():
+                cur = out[s].get(k)
+                if cur is None or ts_key(v["updated_at"]) >= ts_key(cur["updated_at"]):
+                    out[s][k] = v
+    return out
+
+
+def assert_store_equals(tc, dump, want, what="store"):
+    """The channel holds exactly the items of want (stored form), field by
+    field."""
+    have = dump_by_key(dump)
+    for s in STREAMS:
+        missing = sorted(set(want[s]) - set(have[s]))
+        extra = sorted(set(have[s]) - set(want[s]))
+        tc.assertFalse(missing, "%s: %s: %d expected keys not stored, e.g. %s"
+                       % (what, s, len(missing), missing[:5]))
+        tc.assertFalse(extra, "%s: %s: %d unexpected keys stored, e.g. %s"
+                       % (what, s, len(extra), extra[:5]))
+        bad = [(k, have[s][k], v) for k, v in want[s].items() if have[s][k] != v]
+        tc.assertFalse(bad, "%s: %s: %d items differ; first %s: stored %r expected %r"
+                       % ((what, s, len(bad)) + (bad[0] if bad else (None, None, None))))
+
+
+def reason_matches(entry, reason):
+    """A dead-letter entry's errors hold the generator's reason ('code
+    field')."""
+    code, _, field = reason.partition(" ")
+    for e in entry.get("errors") or []:
+        if e.get("code") == code and (not field or e.get("field") == field):
+            return True
+    return False
+
+
+def assert_dead_letters(tc, entries, invalid, line_map=None, exact=True):
+    """entries: dead-letter lines; invalid: the generator's list. line_map
+    maps a dead-letter line to the original input line (restarted runs).
+    exact: each invalid record exactly once, else at least once. No entry may
+    be for a valid record."""
+    want = {(i["stream"], i["line"]): i for i in invalid}
+    seen = {}
+    for e in entries:
+        for k in ("stream", "line", "errors", "record", "rejected_by"):
+            tc.assertIn(k, e, "dead-letter entry without %r: %r" % (k, e))
+        line = line_map(e["line"]) if line_map else e["line"]
+        k = (e["stream"], line)
+        tc.assertIn(k, want, "dead letter for a record that is not invalid: %r" % (e,))
+        w = want[k]
+        tc.assertTrue(reason_matches(e, w["reason"]), "dead letter for line %s has errors %r, "
+                      "expected %s" % (line, e["errors"], w["reason"]))
+        if w.get("rejected_by"):
+            tc.assertEqual(e["rejected_by"], w["rejected_by"], "dead letter %r" % (e,))
+        if w.get("key") and w["rejected_by"] == "target":
+            tc.assertEqual(item_key(e["stream"], e["record"]), w["key"],
+                           "dead letter of line %s holds another item" % line)
+        seen[k] = seen.get(k, 0) + 1
+    missing = sorted(set(want) - set(seen))
+    tc.assertFalse(missing, "%d invalid records missing from the dead letters, e.g. %s"
+                   % (len(missing), missing[:5]))
+    if exact:
+        dup = {k: n for k, n in seen.items() if n > 1}
+        tc.assertFalse(dup, "invalid records dead-lettered more than once: %s" % dup)
+
+
+def input_states(path):
+    """[(line, state, stream-or-None, window_lines)] of an input file, where
+    window_lines are the RECORD lines the state's window covers (its stream's
+    records since that stream's previous state, or every record since the
+    previous GLOBAL state)."""
+    out = []
+    pending = {}
+    pending_all = []
+    for line, m in lib.parse_input(path):
+        if m.get("type") == "RECORD":
+            s = m["record"]["stream"]
+            pending.setdefault(s, []).append(line)
+            pending_all.append(line)
+        elif m.get("type") == "STATE":
+            st = m["state"]
+            if st.get("type") == "GLOBAL":
+                out.append((line, st, None, pending_all))
+                pending_all, pending = [], {}
+            else:
+                s = st["stream"]["stream_descriptor"]["name"]
+                out.append((line, st, s, pending.pop(s, [])))
+    return out
+
+
+def assert_states(tc, input_path, res, invalid, prefix=False):
+    """Emitted states are the input states in order, unchanged but for
+    destinationStats; the counts add up per window."""
+    ins = input_states(input_path)
+    outs = res.states
+    if prefix:
+        tc.assertLessEqual(len(outs), len(ins))
+        ins = ins[:len(outs)]
+    tc.assertEqual(len(outs), len(ins), "emitted %d states, input has %d"
+                   % (len(outs), len(ins)))
+    bad_lines = {i["line"] for i in invalid}
+    for n, ((line, st, _, window), out) in enumerate(zip(ins, outs)):
+        tc.assertEqual(lib.strip_dest_stats(out), st,
+                       "state %d (input line %d) differs from the input" % (n + 1, line))
+        if "id" in st:
+            tc.assertIs(type(out["id"]), int, "state id must stay an integer: %r" % out["id"])
+        ds = out.get("destinationStats")
+        tc.assertIsInstance(ds, dict, "state %d has no destinationStats" % (n + 1))
+        rc, rej = ds.get("recordCount"), ds.get("rejectedRecordCount", 0)
+        src = st.get("sourceStats", {}).get("recordCount")
+        if src is not None:
+            tc.assertEqual(rc + rej, src, "state at line %d: %s + %s != sourceStats %s"
+                           % (line, rc, rej, src))
+        tc.assertEqual(rc + rej, len(window), "state at line %d: counts %s + %s, window has %d "
+                       "records" % (line, rc, rej, len(window)))
+        want_rej = sum(1 for ln in window if ln in bad_lines)
+        tc.assertEqual(rej, want_rej, "state at line %d: rejectedRecordCount %s, %d invalid "
+                       "records in its window" % (line, rej, want_rej))
+
+
+def our_imports(dump, prefix=LABEL_PREFIX):
+    return [i for i in dump["imports"] if (i.get("label") or "").startswith(prefix + ":")]
+
+
+def assert_no_open_imports(tc, dump, prefix=LABEL_PREFIX):
+    left = [(i["import_id"], i["status"], i["label"]) for i in our_imports(dump, prefix)
+            if i["status"] in ("open", "committing")]
+    tc.assertEqual(left, [], "imports of ours left open: %s" % left)
+
+
+def checkpoint_state(imp):
+    """The STATE message (as a dict) an import's checkpoint names, or None."""
+    cp = imp.get("checkpoint")
+    if not cp:
+        return None
+    if cp.startswith("sha256:"):
+        return {"sha256": cp}
+    return json.loads("{" + cp + "}")
+
+
+class Source:
+    """An input file, indexed: states, and every valid record with its key
+    and updated_at, for the live checks and restarts."""
+
+    def __init__(self, path, expected):
+        self.path = path
+        self.lines = lib.read_input_lines(path)
+        self.msgs = {}
+        self.state_line_by_id = {}
+        self.state_stream = {}      # line -> stream name, or None for GLOBAL
+        self.valid = {}             # stream -> [(line, key, instant)]
+        self.record_at = {}         # (stream, key, instant) -> line (valid records)
+        self.invalid_lines = {i["line"] for i in expected["invalid"]}
+        for n, m in lib.parse_input(path):
+            self.msgs[n] = m
+            t = m.get("type")
+            if t == "STATE":
+                st = m["state"]
+                self.state_line_by_id[st.get("id")] = n
+                self.state_stream[n] = (None if st.get("type") == "GLOBAL"
+                                        else st["stream"]["stream_descriptor"]["name"])
+            elif t == "RECORD" and n not in self.invalid_lines:
+                s = m["record"]["stream"]
+                d = m["record"]["data"]
+                k, inst = item_key(s, d), ts_key(d["updated_at"])
+                self.valid.setdefault(s, []).append((n, k, inst))
+                self.record_at[(s, k, inst)] = n
+        self.streams = sorted(self.valid)
+        self.state_lines = sorted(self.state_stream)
+
+    def after(self, line):
+        """Original line numbers after `line` (a restart from that state)."""
+        return list(range(line + 1, len(self.lines) + 1))
+
+    def data(self, lines):
+        return b"".join(self.lines[n - 1] + b"\n" for n in lines)
+
+
+def applied_key(a):
+    if a["object"] == "products":
+        return ("products", a["sku"])
+    return ("inventory", inv_key(a["sku"], a["location"]))
+
+
+class Checker:
+    """Verifies each emitted STATE as soon as the stdout reader thread reads
+    it: it is the next input state of the run, unchanged but for its counts,
+    which add up; and every valid record of its scope before it in the input
+    is applied in the emulator (an applied write of that key with an
+    updated_at at least the record's). Also notes when each state arrived and
+    which import ids the destination logged as created."""
+
+    CREATED_RE = re.compile(r"import (imp_[A-Za-z0-9_]+) created")
+
+    def __init__(self, emu, source, live=True):
+        self.emu = emu
+        self.src = source
+        self.live = live
+        self.mirror = {}            # (stream, key) -> max applied instant
+        self.seen = 0               # applied entries fetched so far
+        self.failures = []
+        self.states_checked = 0
+        self.records_checked = 0
+        self.refreshes = 0          # /_admin/applied calls made
+        self.lock = threading.Lock()
+        self.on_created = None      # callback(import_id) for tests
+        self.begin_run(list(range(1, len(source.lines) + 1)))
+
+    def begin_run(self, run_lines):
+        self.run_states = [n for n in run_lines if n in self.src.state_stream]
+        self.emitted = []           # original lines of the states emitted this run
+        self.arrivals = []          # (original line, time.time()) of this run
+        self.checked = {s: 0 for s in self.src.streams}
+        self.run_lines = run_lines
+        # Per stream, the records of this run start at the first of them in
+        # run_lines (a restart resumes each stream at a suffix of its lines);
+        # earlier ones were covered by states of earlier runs.
+        in_run = set(run_lines)
+        for s in self.src.streams:
+            recs = self.src.valid[s]
+            i = 0
+            while i < len(recs) and recs[i][0] not in in_run:
+                i += 1
+            self.checked[s] = i
+
+    def refresh(self):
+        self.refreshes += 1
+        new = self.emu.get("/_admin/applied?since=%d" % self.seen)
+        self.seen += len(new)
+        for a in new:
+            k = applied_key(a)
+            inst = ts_key(a["updated_at"])
+            if inst > self.mirror.get(k, float("-inf")):
+                self.mirror[k] = inst
+
+    def on_line(self, raw):
+        t = time.time()
+        if b'"STATE"' not in raw and b" created (mode " not in raw:
+            return
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            return  # lib.parse_messages reports it at the end
+        if msg.get("type") == "LOG" and self.on_created:
+            m = self.CREATED_RE.search(msg.get("log", {}).get("message", ""))
+            if m:
+                self.on_created(m.group(1))
+            return
+        if msg.get("type") != "STATE":
+            return
+        with self.lock:
+            try:
+                self._check(msg["state"], t)
+            except Exception as exc:  # keep reading; reported at the end
+                self.failures.append("checker error: %r" % (exc,))
+
+    def _check(self, st, t):
+        line = self.src.state_line_by_id.get(st.get("id"))
+        if line is None:
+            self.failures.append("emitted a state with unknown id %r" % st.get("id"))
+            return
+        self.arrivals.append((line, t))
+        k = len(self.emitted)
+        if k >= len(self.run_states) or self.run_states[k] != line:
+            self.failures.append("state of input line %d emitted out of order (expected %s)"
+                                 % (line, self.run_states[k] if k < len(self.run_states)
+                                    else None))
+        orig = self.src.msgs[line]["state"]
+        if lib.strip_dest_stats(st) != orig:
+            self.failures.append("state at line %d changed: %r" % (line, st))
+        ds = st.get("destinationStats", {})
+        src_count = orig.get("sourceStats", {}).get("recordCount")
+        if src_count is not None and \
+                ds.get("recordCount", -1) + ds.get("rejectedRecordCount", 0) != src_count:
+            self.failures.append("state at line %d: destinationStats %r, sourceStats %r"
+                                 % (line, ds, orig["sourceStats"]))
+        self.emitted.append(line)
+        if not self.live:
+            return
+        self.refresh()
+        scope = self.src.state_stream[line]
+        for s in ([scope] if scope else self.src.streams):
+            recs = self.src.valid.get(s, [])
+            i = self.checked.get(s, 0)
+            while i < len(recs) and recs[i][0] < line:
+                n, key, inst = recs[i]
+                have = self.mirror.get((s, key))
+                if have is None or have < inst:
+                    self.failures.append(
+                        "state at line %d emitted but %s %s (line %d) is not applied "
+                        "(applied up to %s)" % (line, s, key, n, have))
+                i += 1
+                self.records_checked += 1
+            self.checked[s] = i
+        self.states_checked += 1
+
+
+class Expirer(threading.Thread):
+    """Every `every` seconds (a random interval by default), while armed,
+    lists the open imports of ours through the API (GET
+    /v1/imports?status=open&label_prefix=, with a token of the same client:
+    imports are visible to their client only) and expires one of them with
+    POST /_admin/expire. arm(n): n more expirations. Requests that meet an
+    injected fault are simply tried again later. (The destination's LOG lines
+    are not flushed before its next STATE, so its "created" log cannot serve
+    as the trigger.)"""
+
+    def __init__(self, emu, rng, every=None):
+        super().__init__(daemon=True)
+        self.emu = emu
+        self.rng = rng
+        self.every = every
+        self.remaining = 0
+        self.expired = []
+        self.admin_calls = 0        # POST /_admin/expire calls made
+        self.errors = 0
+        self._halt = threading.Event()
+        self._token = None
+
+    def token(self):
+        if self._token is None:
+            body = urllib.parse.urlencode({"grant_type": "client_credentials",
+                                           "client_id": CLIENT_ID,
+                                           "client_secret": SECRET}).encode()
+            st, obj = lib.http_json("POST", self.emu.url + "/oauth/token", body,
+                                    {"Content-Type": "application/x-www-form-urlencoded"})
+            if st != 200:
+                raise AssertionError("token: HTTP %s %r" % (st, obj))
+            self._token = obj["access_token"]
+        return self._token
+
+    def open_imports(self):
+        url = (self.emu.url + "/v1/imports?channel=%s&status=open&label_prefix=%s:"
+               % (CHANNEL, LABEL_PREFIX))
+        try:
+            st, obj = lib.http_json("GET", url, headers={"Authorization": "Bearer "
+                                                         + self.token()}, timeout=10)
+        except OSError:
+            return []       # an injected connection reset
+        if st == 401:
+            self._token = None
+        if st != 200:
+            return []
+        return [i["import_id"] for i in obj["data"]]
+
+    def arm(self, n):
+        self.remaining = n
+
+    @property
+    def armed(self):
+        return self.remaining > 0
+
+    def run(self):
+        while not self._halt.wait(self.every or self.rng.uniform(0.05, 0.25)):
+            if self.remaining <= 0:
+                continue
+            try:
+                ids = self.open_imports()
+                if not ids:
+                    continue
+                target = self.rng.choice(ids)
+                self.admin_calls += 1
+                st, _ = lib.http_json("POST", self.emu.url + "/_admin/expire?import_id="
+                                      + target)
+                if st == 200:
+                    self.expired.append(target)
+                    self.remaining -= 1
+            except Exception:  # noqa: BLE001 - counted, the test goes on
+                self.errors += 1
+
+    def stop(self):
+        self._halt.set()
+        self.join(10)
+
+
+def assert_states_after_commits(tc, src, arrivals, dump, applied, strict_mapping=True):
+    """No state went out before the imports holding the records of its scope
+    committed: each valid record before a state is mapped to the import that
+    applied it (the emulator's applied log), and that import's committed_at
+    must not be later than the moment the state was read (2 ms for the
+    emulator's rounding). arrivals: [(input line of the state, time)]."""
+    committed = {i["import_id"]: ts_key(i["committed_at"]) for i in dump["imports"]
+                 if i["status"] == "committed"}
+    first_commit = {}
+    for a in applied:
+        k = (a["object"], applied_key(a)[1], ts_key(a["updated_at"]))
+        first_commit.setdefault(k, committed.get(a["import_id"]))
+    # per stream: (line, commit time) of every valid record, in line order
+    unmapped = []
+    per_stream = {}
+    for s, recs in src.valid.items():
+        lst = []
+        for n, key, inst in recs:
+            c = first_commit.get((s, key, inst))
+            if c is None:
+                unmapped.append((s, key, n))
+                continue
+            lst.append((n, c))
+        per_stream[s] = lst
+    if strict_mapping:
+        tc.assertFalse(unmapped, "%d valid records were never applied, e.g. %s"
+                       % (len(unmapped), unmapped[:3]))
+    late = []
+    for line, t in arrivals:
+        scope = src.state_stream[line]
+        worst = None
+        for s in ([scope] if scope else list(per_stream)):
+            for n, c in per_stream.get(s, []):
+                if n >= line:
+                    break
+                if worst is None or c > worst[0]:
+                    worst = (c, s, n)
+        if worst is not None and worst[0] > t + 0.002:
+            late.append("state at line %d read at %.3f, but %s line %d was committed at %.3f"
+                        % (line, t, worst[1], worst[2], worst[0]))
+    tc.assertFalse(late, "%d states emitted before their import committed: %s"
+                   % (len(late), late[:3]))
+
+
+def assert_no_key_version_twice(tc, applied):
+    counts = {}
+    for a in applied:
+        k = applied_key(a) + (a["updated_at"],)
+        counts[k] = counts.get(k, 0) + 1
+    twice = {k: n for k, n in counts.items() if n > 1}
+    tc.assertFalse(twice, "%d key versions applied more than once, e.g. %s"
+                   % (len(twice), list(twice.items())[:3]))
+
+
+def summary_numbers(res, name):
+    """The number before `name` in the destination's summary lines
+    ('imports created 3' -> 3), or None."""
+    pat = re.compile(re.escape(name) + r" (\d+)")
+    for m in res.logs():
+        if m.startswith("shops:"):
+            g = pat.search(m)
+            if g:
+                return int(g.group(1))
+    return None
+
+
+class ShopsCase(unittest.TestCase):
+    """One emulator per class, reset before each test; a work directory per
+    test; after each test every file the test produced (stdout, stderr, dead
+    letters, ...) is searched for the secrets and for access tokens."""
+
+    emulator_args = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = start_emulator(**cls.emulator_args)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+
+    def setUp(self):
+        self.emu.post("/_admin/reset")
+        self.wd = lib.Workdir(prefix="shops-it-")
+        self.config_files = set()
+        self.runs = []
+
+    def tearDown(self):
+        failed = self._failed()
+        try:
+            if not failed:
+                self.assert_no_secrets()
+        finally:
+            self.wd.cleanup(keep=failed)
+
+    def _failed(self):
+        outcome = getattr(self, "_outcome", None)
+        if outcome is None:
+            return False
+        errs = getattr(outcome, "errors", None)
+        if errs is None:  # Python >= 3.11
+            res = getattr(outcome, "result", None)
+            if res is None:
+                return False
+            return any(t is self for t, _ in res.errors + res.failures)
+        return any(e for _, e in errs)
+
+    def assert_no_secrets(self, extra_paths=()):
+        files = [p for p in self.wd.files() if p not in self.config_files] + list(extra_paths)
+        for key in ALL_SECRETS:
+            lib.assert_absent(key, paths=files)
+        for p in files:
+            if os.path.isfile(p):
+                with open(p, "rb") as f:
+                    m = TOKEN_RE.search(f.read())
+                self.assertIsNone(m, "an access token appears in %s" % p)
+
+    # -- running ---------------------------------------------------------------
+
+    def write_config(self, cfg, name="config.json"):
+        p = self.wd.write_json(name, cfg)
+        self.config_files.add(p)
+        return p
+
+    def cfg(self, **over):
+        return config(self.emu.url, self.wd, **over)
+
+    def gen(self, name="input", **opts):
+        return run_gen(self.wd, name=name, **opts)
+
+    def start(self, input_path, cfg=None, cat=None, name="write", on_line=None, data=None):
+        cfg_path = self.write_config(cfg or self.cfg(), name + ".config.json")
+        cat_path = self.wd.write_json(name + ".catalog.json", cat or catalog())
+        return lib.Connector(lib.binary(), ["write", "--config", cfg_path, "--catalog",
+                                            cat_path], self.wd, name=name,
+                             stdin=data if data is not None else input_path, on_line=on_line)
+
+    def finish(self, conn, timeout=180):
+        res = conn.wait(timeout=timeout)
+        self.assertFalse(res.timed_out, "timed out:\n" + res.describe())
+        for key in ALL_SECRETS:
+            lib.assert_absent(key, blobs=[res.stdout, res.stderr])
+        self.assertIsNone(TOKEN_RE.search(res.stdout + res.stderr),
+                          "an access token appears in the output")
+        self.runs.append(res)
+        return res
+
+    def write(self, input_path, cfg=None, cat=None, name="write", timeout=180, on_line=None):
+        return self.finish(self.start(input_path, cfg, cat, name, on_line), timeout)
+
+    def check(self, cfg, name="check"):
+        cfg_path = self.write_config(cfg, name + ".config.json")
+        res = lib.run_connector(lib.binary(), ["check", "--config", cfg_path], self.wd,
+                                name=name, timeout=60)
+        for key in ALL_SECRETS:
+            lib.assert_absent(key, blobs=[res.stdout, res.stderr])
+        self.assertEqual(res.rc, 0, res.describe())
+        st = res.of_type("CONNECTION_STATUS")
+        self.assertEqual(len(st), 1, "expected one CONNECTION_STATUS:\n" + res.describe())
+        self.assertEqual(res.errors, [], res.describe())
+        return res, st[0]["connectionStatus"]
+
+    def assert_ok(self, res):
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assertEqual(res.errors, [], res.describe())
+
+    def assert_fatal(self, res, failure_type=None, contains=()):
+        """Exit 1 and exactly one TRACE ERROR (the last message), naming
+        every string in contains."""
+        self.assertEqual(res.rc, 1, res.describe())
+        errs = res.errors
+        self.assertEqual(len(errs), 1, "expected exactly one TRACE ERROR:\n" + res.describe())
+        traces = [m for m in res.messages if m["type"] == "TRACE"]
+        self.assertIs(res.messages[-1], traces[-1], "the TRACE ERROR is not the last message")
+        e = errs[0]
+        if failure_type:
+            self.assertEqual(e.get("failure_type"), failure_type, res.describe())
+        for c in contains:
+            self.assertIn(c, e["message"], "TRACE message lacks %r:\n%s" % (c, res.describe()))
+        return e
+
+    def dead_letters(self, path=None):
+        return lib.read_jsonl(path or self.wd.join("dead-letters.jsonl"))
+
+    def dump(self, channel=CHANNEL):
+        return self.emu.get("/_admin/dump?channel=%s" % channel)
+
+    def applied(self):
+        return self.emu.get("/_admin/applied")
+
+    def stats(self):
+        return self.emu.get("/_admin/stats")
+
+    def full_check(self, inp, exp, res, checker, want_store=None, fresh=True):
+        """Everything a merge or replace run must satisfy."""
+        self.assert_ok(res)
+        self.assertFalse(checker.failures, "live checker: %d failures, first %s"
+                         % (len(checker.failures), checker.failures[:3]))
+        self.assertEqual(checker.emitted, checker.run_states, "not every state was emitted")
+        dump = self.dump()
+        assert_store_equals(self, dump, want_store or expected_store(exp))
+        assert_dead_letters(self, self.dead_letters(), exp["invalid"])
+        assert_states(self, inp, res, exp["invalid"])
+        assert_no_open_imports(self, dump)
+        applied = self.applied()
+        assert_no_key_version_twice(self, applied)
+        assert_states_after_commits(self, checker.src, checker.arrivals, dump, applied,
+                                    strict_mapping=fresh)
+        return dump, applied
+
+
+# ---------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------
+
+SPEC_FIELDS = ("api_url", "client_id", "client_secret", "channel", "stream_mappings",
+               "label_prefix", "part_max_items", "part_max_bytes", "gzip",
+               "min_commit_records", "max_commit_interval_seconds",
+               "replace_deactivate_without_complete", "spool_memory_bytes", "spool_dir",
+               "rejected_records", "dead_letter_path", "max_in_flight",
+               "requests_per_second", "burst", "connect_timeout_seconds",
+               "request_timeout_seconds", "max_retries", "ca_path", "max_line_bytes",
+               "progress_interval_seconds", "max_checkpoint_wait_seconds", "log_level")
+
+
+class Commands(ShopsCase):
+    def test_spec(self):
+        res = lib.run_connector(lib.binary(), ["spec"], self.wd, name="spec", timeout=30)
+        self.assert_ok(res)
+        self.assertEqual([m["type"] for m in res.messages], ["SPEC"], res.describe())
+        spec = res.messages[0]["spec"]
+        cs = spec["connectionSpecification"]
+        self.assertEqual(set(cs.get("required", [])),
+                         {"api_url", "client_id", "client_secret", "channel"})
+        props = cs["properties"]
+        for f in SPEC_FIELDS:
+            self.assertIn(f, props, "spec lacks %s" % f)
+        self.assertIs(props["client_secret"].get("airbyte_secret"), True)
+        self.assertEqual(props["min_commit_records"].get("default"), 50000)
+        self.assertEqual(props["replace_deactivate_without_complete"].get("default"), False)
+        self.assertEqual(sorted(spec.get("supported_destination_sync_modes")),
+                         ["append", "append_dedup", "overwrite"])
+
+    def test_check_ok(self):
+        res, st = self.check(self.cfg())
+        self.assertEqual(st["status"], "SUCCEEDED", res.describe())
+        self.assertGreaterEqual(self.stats()["tokens_issued"], 1)
+
+    def test_check_wrong_secret(self):
+        res, st = self.check(self.cfg(client_secret=WRONG_SECRET))
+        self.assertEqual(st["status"], "FAILED", res.describe())
+        msg = st.get("message", "")
+        self.assertTrue("invalid_client" in msg or "client_secret" in msg, msg)
+        self.assertNotIn(WRONG_SECRET, msg)
+
+    def test_check_unknown_channel(self):
+        res, st = self.check(self.cfg(channel="store-nowhere"))
+        self.assertEqual(st["status"], "FAILED", res.describe())
+        self.assertIn("store-nowhere", st.get("message", ""))
+
+    def test_check_unreachable(self):
+        port = lib.free_port()
+        res, st = self.check(self.cfg(api_url="http://127.0.0.1:%d" % port,
+                                      connect_timeout_seconds=2, request_timeout_seconds=3,
+                                      max_retries=1))
+        self.assertEqual(st["status"], "FAILED", res.describe())
+
+    def test_check_plain_http_to_remote_host(self):
+        res, st = self.check(self.cfg(api_url="http://shops.example.com"))
+        self.assertEqual(st["status"], "FAILED", res.describe())
+        self.assertIn("https", st.get("message", ""))
+
+    def test_write_with_wrong_secret_is_config_error(self):
+        inp, _ = self.gen(products=20, inventory=20, seed=3)
+        res = self.write(inp, cfg=self.cfg(client_secret=WRONG_SECRET))
+        self.assert_fatal(res, "config_error")
+        self.assertEqual(res.states, [])
+        self.assertEqual(self.applied(), [])
+
+    def test_unsupported_sync_mode(self):
+        inp, _ = self.gen(products=20, inventory=20, seed=3)
+        res = self.write(inp, cat=catalog(modes={"inventory": "soft_delete"}))
+        self.assert_fatal(res, "config_error", ["inventory", "soft_delete"])
+        self.assertEqual(res.states, [])
+        self.assertEqual(self.applied(), [])
+
+
+class Merge(ShopsCase):
+    """Incremental syncs (append_dedup / append): merge imports."""
+
+    def merge_run(self, gen_opts, cfg_over=None, faults=None, mode="append_dedup",
+                  timeout=180, checker_hook=None):
+        inp, exp = self.gen(**gen_opts)
+        src = Source(inp, exp)
+        checker = Checker(self.emu, src)
+        if checker_hook:
+            checker_hook(checker)
+        if faults:
+            self.emu.post("/_admin/faults", faults)
+        res = self.write(inp, cfg=self.cfg(**(cfg_over or {})), cat=catalog(mode=mode),
+                         on_line=checker.on_line, timeout=timeout)
+        if faults:
+            self.emu.post("/_admin/faults", {})
+        dump, applied = self.full_check(inp, exp, res, checker)
+        return inp, exp, res, dump, applied, checker
+
+    def test_stream_states_products_variants_inventory(self):
+        # A short commit delay widens the window in which a premature state
+        # would be caught by the live check.
+        inp, exp, res, dump, applied, checker = self.merge_run(
+            dict(products=1200, inventory=3000, invalid=25, locations=4, update_rate=0.15,
+                 state_every=60, seed=11),
+            faults={"commit_delay_ms": 60})
+        store = dump_by_key(dump)
+        variants = [p for p in store["products"].values() if "parent_sku" in p]
+        self.assertGreater(len(variants), 200)
+        for v in variants:
+            self.assertIn(v["parent_sku"], store["products"], "variant %s without its parent"
+                          % v["sku"])
+            self.assertIn("size", v["attributes"])
+            self.assertIn("color", v["attributes"])
+        per_sku = {}
+        for i in store["inventory"].values():
+            per_sku.setdefault(i["sku"], set()).add(i["location"])
+        self.assertGreater(sum(1 for locs in per_sku.values() if len(locs) >= 3), 20)
+        self.assertIn("default", {i["location"] for i in store["inventory"].values()})
+        kinds = {i["reason"] for i in exp["invalid"]}
+        self.assertEqual(len(kinds), 5, kinds)
+        self.assertGreater(checker.records_checked, 3000)
+        # every record was sent once: no re-upload, every state counted
+        self.assertEqual(summary_numbers(res, "re-created"), 0)
+        self.assertGreater(len(res.states), 50)
+
+    def test_global_states_debug_log_no_gzip(self):
+        # DEBUG logging: the most verbose output is searched for secrets too.
+        self.merge_run(dict(products=500, inventory=1500, invalid=10, state_every=70,
+                            state_type="GLOBAL", seed=12),
+                       cfg_over=dict(log_level="DEBUG", gzip=False, max_in_flight=8,
+                                     part_max_items=37))
+
+    def test_append_mode(self):
+        self.merge_run(dict(products=300, inventory=600, invalid=5, seed=13), mode="append")
+
+    def test_one_import_per_window(self):
+        inp, exp, res, dump, _, _ = self.merge_run(
+            dict(products=150, inventory=300, invalid=5, state_every=25, seed=14),
+            cfg_over=dict(min_commit_records=1))
+        # the import is sealed at every state that follows a record
+        sealing = []
+        last_was_record = False
+        for n, m in lib.parse_input(inp):
+            if m["type"] == "RECORD":
+                last_was_record = True
+            elif m["type"] == "STATE":
+                if last_was_record:
+                    sealing.append(m["state"]["id"])
+                last_was_record = False
+        imps = [i for i in our_imports(dump) if i["status"] == "committed"]
+        self.assertEqual(len(our_imports(dump)), len(imps), "imports not committed: %s"
+                         % [i for i in our_imports(dump) if i["status"] != "committed"])
+        imps.sort(key=lambda i: i["committed_at"])
+        self.assertEqual([checkpoint_state(i)["id"] for i in imps], sealing,
+                         "expected one import per window, committed in order with the "
+                         "window's state as checkpoint")
+        self.assertEqual(summary_numbers(res, "imports created"), len(sealing))
+
+    def test_windows_share_one_import(self):
+        inp, exp, res, dump, _, checker = self.merge_run(
+            dict(products=400, inventory=1200, invalid=6, state_every=20, seed=15),
+            cfg_over=dict(min_commit_records=10 ** 9))
+        imps = our_imports(dump)
+        self.assertEqual(len(imps), 1, "expected a single import: %s" % imps)
+        self.assertEqual(imps[0]["status"], "committed")
+        self.assertEqual(imps[0]["mode"], "merge")
+        last = input_states(inp)[-1][1]
+        self.assertEqual(checkpoint_state(imps[0]), last, "the checkpoint is not the last state")
+        self.assertGreater(len(res.states), 60)
+        committed = ts_key(imps[0]["committed_at"])
+        early = [(line, t) for line, t in checker.arrivals if t + 0.002 < committed]
+        self.assertEqual(early, [], "states read before the only import committed")
+        self.assertGreaterEqual(len(imps[0]["parts"]), 16)
+
+    def test_rerun_is_idempotent(self):
+        inp, exp = self.gen(products=400, inventory=1200, invalid=8, update_rate=0.2, seed=16)
+        src = Source(inp, exp)
+        checker = Checker(self.emu, src)
+        first = self.write(inp, name="first", on_line=checker.on_line)
+        self.full_check(inp, exp, first, checker)
+        applied = self.applied()
+        store = dump_by_key(self.dump())
+        os.unlink(self.wd.join("dead-letters.jsonl"))
+        checker.begin_run(list(range(1, len(src.lines) + 1)))
+        second = self.write(inp, name="second", on_line=checker.on_line)
+        self.assert_ok(second)
+        self.assertEqual(checker.failures, [])
+        again = self.applied()
+        self.assertEqual(len(again), len(applied), "the rerun applied %d more writes, e.g. %s"
+                         % (len(again) - len(applied), again[len(applied):][:3]))
+        self.assertEqual(dump_by_key(self.dump()), store, "the rerun changed the store")
+        assert_states(self, inp, second, exp["invalid"])
+        assert_dead_letters(self, self.dead_letters(), exp["invalid"])
+        assert_no_open_imports(self, self.dump())
+        self.assertEqual(summary_numbers(second, "products applied"), 0)
+
+    def test_faults_and_lost_commit_answers(self):
+        faults = {"rate_429": 0.05, "rate_500": 0.05, "rate_503": 0.05, "rate_reset": 0.04,
+                  "rate_commit_drop": 0.3, "retry_after": 1, "latency_ms": 1,
+                  "latency_jitter_ms": 8, "seed": 5}
+        _, _, res, _, _, _ = self.merge_run(
+            dict(products=600, inventory=1800, invalid=10, state_every=40, seed=17),
+            cfg_over=dict(min_commit_records=150, max_retries=10), faults=faults)
+        st = self.stats()["faults"]
+        for kind in ("429", "500", "503", "reset", "commit_drop"):
+            self.assertGreater(st[kind], 0, "no %s fault injected: %s" % (kind, st))
+        self.assertGreater(summary_numbers(res, "commits in doubt"), 0)
+
+    def test_commit_slower_than_request_timeout(self):
+        """Each commit takes 2.5 s, the request timeout is 1 s: the commit
+        answer never arrives in time; the destination asks the import's
+        status (committing, then committed) instead of committing blindly
+        again, and fetches the stored result."""
+        _, _, res, _, _, _ = self.merge_run(
+            dict(products=100, inventory=200, invalid=4, state_every=50, seed=19),
+            cfg_over=dict(min_commit_records=150, request_timeout_seconds=1, max_retries=3),
+            faults={"commit_delay_ms": 2500}, timeout=240)
+        self.assertGreater(summary_numbers(res, "commits in doubt"), 0)
+        st = self.stats()
+        self.assertEqual(st["commits"], summary_numbers(res, "committed"))
+        self.assertTrue(any("committing" in m for m in res.logs()), res.describe())
+
+    def test_forced_import_expiry_recreates(self):
+        """Open imports expired under the destination's feet (twice) are
+        re-created and their records uploaded again; the rejections of the
+        parts uploaded again are not dead-lettered twice."""
+        expirer = Expirer(self.emu, random.Random(5), every=0.1)
+        expirer.arm(2)
+        expirer.start()
+        try:
+            _, _, res, dump, _, _ = self.merge_run(
+                dict(products=400, inventory=1200, invalid=30, state_every=40, seed=18),
+                cfg_over=dict(min_commit_records=400, max_in_flight=1, part_max_items=50),
+                faults={"latency_ms": 25})
+        finally:
+            expirer.stop()
+        self.assertEqual(len(expirer.expired), 2, "could not expire two open imports")
+        status = {i["import_id"]: i["status"] for i in our_imports(dump)}
+        for i in expirer.expired:
+            self.assertEqual(status[i], "expired")
+        self.assertGreaterEqual(summary_numbers(res, "re-created"), 2)
+
+
+class Features(ShopsCase):
+    """Mappings, the fail policy, the spool on disk, the commit timer, the
+    recovery of stale imports."""
+
+    def test_stream_mappings_with_namespace(self):
+        t = lambda k: "2026-02-01T00:%02d:%02dZ" % (k // 60, k % 60)  # noqa: E731
+        lines = []
+        n = 0
+        for i in range(20):
+            n += 1
+            d = {"codigo": "M-%03d" % i, "marca": "aurora", "nome": "Item %d" % i,
+                 "preco": {"valor": "%d.90" % (10 + i), "moeda": "BRL"},
+                 "atributos": {"size": "M"}, "interno": "not sent", "alterado_em": t(n)}
+            if i % 4 == 3:
+                d["pai"] = "M-%03d" % (i - 1)
+            lines.append({"type": "RECORD", "record": {"stream": "catalogo", "namespace": "erp",
+                                                       "emitted_at": 1, "data": d}})
+        bad_p = len(lines) + 1
+        lines.append({"type": "RECORD", "record": {"stream": "catalogo", "namespace": "erp",
+                                                   "emitted_at": 1, "data": {
+                                                       "marca": "aurora", "nome": "sem codigo",
+                                                       "alterado_em": t(99)}}})
+        lines.append({"type": "STATE", "state": {"type": "STREAM", "stream": {
+            "stream_descriptor": {"name": "catalogo", "namespace": "erp"},
+            "stream_state": {"c": 1}}, "sourceStats": {"recordCount": 21.0}, "id": 1}})
+        for i in range(30):
+            n += 1
+            lines.append({"type": "RECORD", "record": {"stream": "estoque", "emitted_at": 1,
+                                                       "data": {
+                "produto": {"codigo": "M-%03d" % (i % 20)}, "loja": "loja-%d" % (i // 20),
+                "qtd": i, "alterado_em": t(n)}}})
+        bad_i = len(lines) + 1
+        lines.append({"type": "RECORD", "record": {"stream": "estoque", "emitted_at": 1,
+                                                   "data": {"produto": {}, "qtd": 1,
+                                                            "alterado_em": t(99)}}})
+        lines.append({"type": "STATE", "state": {"type": "STREAM", "stream": {
+            "stream_descriptor": {"name": "estoque"}, "stream_state": {"c": 2}},
+            "sourceStats": {"recordCount": 31.0}, "id": 2}})
+        inp = self.wd.write_lines("mapped.jsonl", lines)
+        cat = catalog()
+        cat["streams"][0]["stream"].update(name="catalogo", namespace="erp")
+        cat["streams"][1]["stream"]["name"] = "estoque"
+        mappings = [
+            {"stream": "catalogo", "namespace": "erp", "object": "products",
+             "fields": {"sku": "codigo", "parent_sku": "pai", "brand": "marca", "title": "nome",
+                        "price": "preco.valor", "currency": "preco.moeda",
+                        "attributes": "atributos", "updated_at": "alterado_em"}},
+            {"stream": "estoque", "object": "inventory",
+             "fields": {"sku": "produto.codigo", "location": "loja", "quantity": "qtd",
+                        "updated_at": "alterado_em"}}]
+        res = self.write(inp, cat=cat, cfg=self.cfg(stream_mappings=mappings))
+        self.assert_ok(res)
+        self.assertEqual([s["destinationStats"]["rejectedRecordCount"] for s in res.states],
+                         [1, 1])
+        store = dump_by_key(self.dump())
+        self.assertEqual(len(store["products"]), 20)
+        self.assertEqual(len(store["inventory"]), 30)
+        p3 = store["products"]["M-003"]
+        self.assertEqual(p3, {"sku": "M-003", "parent_sku": "M-002", "brand": "aurora",
+                              "title": "Item 3", "price": "13.90", "currency": "BRL",
+                              "attributes": {"size": "M"}, "active": True,
+                              "updated_at": t(4)})
+        self.assertEqual(store["inventory"]["M-005|loja-1"]["quantity"], 25)
+        dls = {e["line"]: e for e in self.dead_letters()}
+        self.assertEqual(sorted(dls), [bad_p, bad_i])
+        self.assertEqual(dls[bad_p]["stream"], "catalogo")
+        self.assertEqual(dls[bad_p]["namespace"], "erp")
+        self.assertIn("codigo", dls[bad_p]["errors"][0]["message"])
+        self.assertIn("produto.codigo", dls[bad_i]["errors"][0]["message"])
+        for e in dls.values():
+            self.assertEqual(e["errors"][0]["code"], "missing_field")
+            self.assertEqual(e["rejected_by"], "destination")
+
+    def test_mapping_without_sku_is_config_error(self):
+        inp, _ = self.gen(products=10, inventory=10, seed=3)
+        res = self.write(inp, cfg=self.cfg(stream_mappings=[
+            {"stream": "inventory", "object": "inventory",
+             "fields": {"location": "location", "quantity": "quantity"}}]))
+        self.assert_fatal(res, "config_error", ["inventory", "sku"])
+        self.assertEqual(self.dump()["imports"], [])
+
+    def fail_policy(self, kind, rejected_by):
+        inp, exp = self.gen(products=300, inventory=700, invalid=3, invalid_kinds=kind,
+                            state_every=20, seed=71)
+        first = exp["invalid"][0]
+        res = self.write(inp, cfg=self.cfg(rejected_records="fail", min_commit_records=100))
+        e = self.assert_fatal(res, None, ["line %d" % first["line"], first["stream"]])
+        self.assertIn(rejected_by, e["message"])
+        ins = input_states(inp)
+        self.assertGreater(len(res.states), 0)
+        for (line, st, _, _), o in zip(ins, res.states):
+            self.assertEqual(lib.strip_dest_stats(o), st)
+            self.assertLess(line, first["line"], "state at input line %d emitted after the "
+                            "rejected record at line %d" % (line, first["line"]))
+        # nothing after the import holding the rejected record was committed:
+        # every applied write is of a record before the next state
+        nxt = min(line for line, _, _, _ in ins if line > first["line"])
+        src = Source(inp, exp)
+        late = []
+        for a in self.applied():
+            line = src.record_at.get((a["object"], applied_key(a)[1], ts_key(a["updated_at"])))
+            if line is None or line > nxt:
+                late.append((line, a))
+        self.assertEqual(late, [], "records after the failing window were committed")
+        self.assertEqual(len(self.dead_letters()), 0)
+        return res
+
+    def test_fail_policy_local_rejection(self):
+        self.fail_policy("missing_sku", "destination")
+
+    def test_fail_policy_upload_rejection(self):
+        self.fail_policy("price_number", "target")
+
+    def test_spool_on_disk(self):
+        """spool_memory_bytes 0: records wait for their commit in a temporary
+        file of spool_dir, unlinked at once (seen through /proc/PID/fd while
+        the run goes on), and nothing is left behind."""
+        spool = self.wd.join("spool")
+        os.mkdir(spool)
+        inp, exp = self.gen(products=500, inventory=1500, invalid=5, seed=72)
+        src = Source(inp, exp)
+        checker = Checker(self.emu, src)
+        self.emu.post("/_admin/faults", {"commit_delay_ms": 50, "latency_ms": 5})
+        p = self.start(inp, cfg=self.cfg(spool_memory_bytes=0, spool_dir=spool,
+                                         min_commit_records=500),
+                       on_line=checker.on_line)
+        targets = set()
+        while p.poll() is None:
+            try:
+                for fd in os.listdir("/proc/%d/fd" % p.pid):
+                    try:
+                        targets.add(os.readlink("/proc/%d/fd/%s" % (p.pid, fd)))
+                    except OSError:
+                        pass
+            except OSError:
+                break
+            time.sleep(0.01)
+        res = self.finish(p)
+        self.full_check(inp, exp, res, checker)
+        in_spool = sorted(t for t in targets if t.startswith(spool + "/"))
+        self.assertTrue(in_spool, "no spool file was opened in spool_dir")
+        self.assertEqual([t for t in in_spool if not t.endswith(" (deleted)")], [],
+                         "spool files were visible (not unlinked)")
+        self.assertEqual(os.listdir(spool), [], "spool files left behind")
+
+    def test_quiet_source_commits_on_timer(self):
+        """Records and states, then the source goes quiet with stdin open:
+        max_commit_interval_seconds commits the import and the states go out
+        without more input."""
+        inp, exp = self.gen(products=100, inventory=200, state_every=50, seed=73)
+        src = Source(inp, exp)
+        checker = Checker(self.emu, src)
+        cfg_path = self.write_config(self.cfg(min_commit_records=10 ** 6,
+                                              max_commit_interval_seconds=1), "quiet.json")
+        cat_path = self.wd.write_json("quiet.catalog.json", catalog())
+        with open(inp, "rb") as f:
+            data = f.read()
+        p = lib.Connector(lib.binary(), ["write", "--config", cfg_path, "--catalog", cat_path],
+                          self.wd, name="quiet", stdin=data, keep_stdin_open=True,
+                          on_line=checker.on_line)
+        try:
+            t0 = time.monotonic()
+            while len(checker.emitted) < len(checker.run_states) and \
+                    time.monotonic() - t0 < 15 and p.poll() is None:
+                time.sleep(0.05)
+            took = time.monotonic() - t0
+            self.assertIsNone(p.poll(), "the destination ended with stdin open")
+            self.assertEqual(len(checker.emitted), len(checker.run_states),
+                             "states still held %.1f s after the source went quiet" % took)
+        finally:
+            p.close_stdin()
+        res = self.finish(p, timeout=60)
+        self.full_check(inp, exp, res, checker)
+        self.assertLess(took, 6)
+
+    def test_progress_logs_flow_during_a_long_full_refresh(self):
+        """A full refresh emits no STATE before its end; its LOG lines
+        (progress every progress_interval_seconds, import created...) must
+        still reach stdout while it runs, or the platform shows nothing for
+        the whole sync."""
+        inp, exp = self.gen(products=100, inventory=300, complete=True, seed=77)
+        src = Source(inp, exp)
+        checker = Checker(self.emu, src)
+        seen = []
+
+        def on_line(raw):
+            if b'"LOG"' in raw:
+                seen.append((time.monotonic(), raw))
+            checker.on_line(raw)
+
+        self.emu.post("/_admin/faults", {"latency_ms": 100})
+        cfg_path = self.write_config(self.cfg(progress_interval_seconds=1, max_in_flight=1,
+                                              part_max_items=20), "slow.json")
+        cat_path = self.wd.write_json("slow.catalog.json", catalog(mode="overwrite"))
+        with open(inp, "rb") as f:
+            data = f.read()
+        t0 = time.monotonic()
+        p = lib.Connector(lib.binary(), ["write", "--config", cfg_path, "--catalog", cat_path],
+                          self.wd, name="slow", stdin=data, keep_stdin_open=True,
+                          on_line=on_line)
+        try:
+            time.sleep(4)
+            early = [raw for t, raw in seen if t - t0 < 4]
+            running = p.poll() is None
+        finally:
+            p.close_stdin()
+        res = self.finish(p, timeout=120)
+        self.emu.post("/_admin/faults", {})
+        self.assertTrue(running, "the run ended too soon for this test")
+        self.full_check(inp, exp, res, checker)
+        self.assertTrue([r for r in early if b"progress:" in r],
+                        "no progress LOG reached stdout in the first 4 s of a full refresh "
+                        "(%d LOG lines then, %d in all)" % (len(early), len(seen)))
+
+    def test_stale_open_imports_aborted_at_start(self):
+        tok = api_token(self.emu)
+        ours = api_create_import(self.emu, tok, LABEL_PREFIX + ":41:1")
+        theirs = api_create_import(self.emu, tok, "other-conn:41:1")
+        other_channel = api_create_import(self.emu, tok, LABEL_PREFIX + ":41:2",
+                                          channel=OTHER_CHANNEL)
+        inp, exp = self.gen(products=50, inventory=100, seed=74)
+        res = self.write(inp)
+        self.assert_ok(res)
+        status = {i["import_id"]: i["status"] for i in self.emu.get("/_admin/dump")["imports"]}
+        self.assertEqual(status[ours], "aborted")
+        self.assertEqual(status[theirs], "open", "another connection's import was aborted")
+        self.assertEqual(status[other_channel], "open", "an import of another channel "
+                         "was aborted")
+        self.assertEqual(summary_numbers(res, "stale imports aborted at start"), 1)
+        assert_store_equals(self, self.dump(), expected_store(exp))
+
+
+    def test_item_too_large_for_a_part_and_byte_cut_parts(self):
+        """part_max_bytes 4096: parts are cut by size; an item that cannot
+        fit a part of its own is dead-lettered as too_long by the
+        destination."""
+        lines, exp = self.gen_lines(products=200, inventory=300, seed=75)
+        big = dict(self.first_data(lines, "products"), sku="BIG-1",
+                   description="x" * 5000, updated_at="2026-06-01T00:00:00Z")
+        lines.insert(5, json.dumps({"type": "RECORD", "record": {
+            "stream": "products", "emitted_at": 1, "data": big}}).encode())
+        lines = fix_stream_source_stats(lines)
+        inp = self.wd.write_lines("in.jsonl", lines)
+        invalid = [{"stream": "products", "line": 6, "reason": "too_long",
+                    "rejected_by": "destination"}]
+        exp = dict(exp, invalid=invalid)
+        src = Source(inp, exp)
+        checker = Checker(self.emu, src)
+        res = self.write(inp, cfg=self.cfg(part_max_bytes=4096, gzip=False,
+                                           min_commit_records=10 ** 6),
+                         on_line=checker.on_line)
+        dump, _ = self.full_check(inp, exp, res, checker)
+        parts = sum(len(i["parts"]) for i in our_imports(dump))
+        # each part body is at most 4096 bytes: at least this many parts
+        size = sum(len(json.dumps(m["record"]["data"], separators=(",", ":"),
+                              ensure_ascii=False).encode()) + 1
+                   for _, m in lib.parse_input(inp) if m["type"] == "RECORD")
+        self.assertGreaterEqual(parts, (size - 5000) // 4096, "parts were not cut by size")
+        self.assertGreater(parts, 10)
+
+    def test_huge_state_checkpoint_is_hashed(self):
+        """A STATE over 64 KiB: the import's checkpoint is sha256:<hex> of
+        it (the API's limit), and the state is emitted unchanged."""
+        lines, exp = self.gen_lines(products=30, inventory=30, state_every=1000, seed=76)
+        big = {"type": "STATE", "state": {"type": "STREAM", "stream": {
+            "stream_descriptor": {"name": "products"},
+            "stream_state": {"blob": "z" * 70000}},
+            "sourceStats": {"recordCount": 0.0}, "id": 777}}
+        lines.append(json.dumps(big).encode())
+        lines = fix_stream_source_stats(lines)
+        inp = self.wd.write_lines("in.jsonl", lines)
+        res = self.write(inp)
+        self.assert_ok(res)
+        assert_states(self, inp, res, [])
+        cps = [i["checkpoint"] for i in our_imports(self.dump())]
+        self.assertEqual(len(cps), 1)
+        self.assertRegex(cps[0], r"^sha256:[0-9a-f]{64}$")
+        members = json.dumps(big["state"], separators=(",", ":"))[1:-1].encode()
+        self.assertEqual(cps[0], "sha256:" + hashlib.sha256(members).hexdigest())
+
+    def gen_lines(self, **opts):
+        inp, exp = self.gen(name="base", **opts)
+        return lib.read_input_lines(inp), exp
+
+    @staticmethod
+    def first_data(lines, stream):
+        for ln in lines:
+            m = json.loads(ln)
+            if m["type"] == "RECORD" and m["record"]["stream"] == stream:
+                return m["record"]["data"]
+        raise AssertionError("no %s record" % stream)
+
+
+def fix_stream_source_stats(lines):
+    """Recompute sourceStats.recordCount of STREAM states after records were
+    inserted."""
+    counts = {}
+    out = []
+    for ln in lines:
+        m = json.loads(ln)
+        if m.get("type") == "RECORD":
+            counts[m["record"]["stream"]] = counts.get(m["record"]["stream"], 0) + 1
+        elif m.get("type") == "STATE" and m["state"].get("type") == "STREAM":
+            st = m["state"]["stream"]["stream_descriptor"]["name"]
+            m["state"]["sourceStats"] = {"recordCount": float(counts.pop(st, 0))}
+            ln = json.dumps(m, separators=(",", ":")).encode()
+        out.append(ln)
+    return out
+
+
+class RateLimited(ShopsCase):
+    """The API allows 5 requests/s with bursts of 10 (its default)."""
+
+    emulator_args = {"rate": 5}
+
+    def test_client_rate_limit_avoids_429(self):
+        inp, exp = self.gen(products=150, inventory=250, invalid=4, state_every=50, seed=91)
+        src = Source(inp, exp)
+        checker = Checker(self.emu, src)
+        res = self.write(inp, cfg=self.cfg(requests_per_second=4, burst=5, part_max_items=40,
+                                           min_commit_records=150),
+                         on_line=checker.on_line)
+        self.full_check(inp, exp, res, checker)
+        st = self.stats()
+        self.assertEqual(st["rate_limited"], 0, "the client-side limit let 429s happen")
+        self.assertGreater(st["requests"], 15)
+
+    def test_429_retried_after_retry_after(self):
+        inp, exp = self.gen(products=150, inventory=250, invalid=4, state_every=50, seed=92)
+        src = Source(inp, exp)
+        checker = Checker(self.emu, src)
+        res = self.write(inp, cfg=self.cfg(requests_per_second=0, part_max_items=20,
+                                           max_in_flight=8, max_retries=10,
+                                           min_commit_records=150),
+                         on_line=checker.on_line)
+        self.full_check(inp, exp, res, checker)
+        self.assertGreater(self.stats()["rate_limited"], 0, "no 429: the test proves nothing")
+        self.assertGreater(summary_numbers(res, "retries"), 0)
+
+
+def api_token(emu):
+    body = ("grant_type=client_credentials&client_id=%s&client_secret=%s"
+            % (CLIENT_ID, SECRET)).encode()
+    st, obj = lib.http_json("POST", emu.url + "/oauth/token", body,
+                            {"Content-Type": "application/x-www-form-urlencoded"})
+    assert st == 200, (st, obj)
+    return obj["access_token"]
+
+
+def api_create_import(emu, token, label, channel=CHANNEL, mode="merge"):
+    st, obj = lib.http_json("POST", emu.url + "/v1/imports",
+                            {"channel": channel, "mode": mode,
+                             "objects": ["products", "inventory"], "label": label},
+                            {"Authorization": "Bearer " + token,
+                             "Idempotency-Key": "it-" + secrets.token_hex(8)})
+    assert st == 201, (st, obj)
+    return obj["import_id"]
+
+
+class TokenExpiry(ShopsCase):
+    """Access tokens that live 2 s, in a run slowed to several seconds."""
+
+    emulator_args = {"token_ttl": 2}
+
+    def test_short_token_ttl_and_revoked_tokens(self):
+        inp, exp = self.gen(products=300, inventory=900, invalid=6, state_every=30, seed=21)
+        src = Source(inp, exp)
+        checker = Checker(self.emu, src)
+        self.emu.post("/_admin/faults", {"latency_ms": 150, "rate_token_expire": 0.05,
+                                         "seed": 3})
+        t0 = time.monotonic()
+        res = self.write(inp, cfg=self.cfg(min_commit_records=100, max_in_flight=1,
+                                           part_max_items=50, max_retries=8),
+                         on_line=checker.on_line)
+        took = time.monotonic() - t0
+        stats = self.stats()
+        self.emu.post("/_admin/faults", {})
+        self.full_check(inp, exp, res, checker)
+        self.assertGreater(took, 5, "the run must outlive a couple of tokens")
+        self.assertGreater(stats["faults"]["token_expire"], 0)
+        fetched = summary_numbers(res, "tokens fetched")
+        self.assertGreaterEqual(fetched, 3, "tokens fetched %s in %.1f s" % (fetched, took))
+        self.assertGreaterEqual(stats["tokens_issued"], fetched)
+
+
+class Replace(ShopsCase):
+    """Full refreshes (overwrite): one replace import, committed at the end."""
+
+    def preseed(self, **opts):
+        inp, exp = self.gen(name="seed", **opts)
+        res = self.write(inp, name="seed", cfg=self.cfg(
+            dead_letter_path=self.wd.join("seed-dead-letters.jsonl")))
+        self.assert_ok(res)
+        want = expected_store(exp)
+        assert_store_equals(self, self.dump(), want, "pre-seeded store")
+        return exp, want
+
+    def test_replace_with_complete_deactivates_missing_items(self):
+        old_exp, old = self.preseed(products=400, inventory=1000, invalid=0, seed=31)
+        # the full refresh: parents from 100 on (so 0..99 and their variants
+        # disappear), newer times, some new parents, other locations
+        inp, exp = self.gen(products=500, inventory=1200, invalid=10, seed=32,
+                            sku_start=100, time_offset=old_exp["clock"] + 1000, complete=True,
+                            locations=5, state_every=40)
+        new = expected_store(exp)
+        want = expected_after_replace(old, new)
+        n_deact = {s: sum(1 for k, v in old[s].items() if k not in new[s] and
+                          (v["active"] if s == "products" else v["quantity"] != 0))
+                   for s in STREAMS}
+        self.assertGreater(n_deact["products"], 100)
+        self.assertGreater(n_deact["inventory"], 100)
+        self.assertGreater(len(set(old["products"]) & set(new["products"])), 50)
+        src = Source(inp, exp)
+        checker = Checker(self.emu, src)
+        self.emu.post("/_admin/faults", {"commit_delay_ms": 100})
+        res = self.write(inp, cat=catalog(mode="overwrite"), on_line=checker.on_line)
+        dump, _ = self.full_check(inp, exp, res, checker, want_store=want)
+        store = dump_by_key(dump)
+        for k, v in old["products"].items():
+            if k not in new["products"]:
+                self.assertIs(store["products"][k]["active"], False)
+                self.assertEqual(store["products"][k]["updated_at"], v["updated_at"])
+        for k, v in old["inventory"].items():
+            if k not in new["inventory"]:
+                self.assertEqual(store["inventory"][k]["quantity"], 0)
+                self.assertEqual(store["inventory"][k]["updated_at"], v["updated_at"])
+        reps = [i for i in our_imports(dump) if i["mode"] == "replace"]
+        self.assertEqual([i["status"] for i in reps], ["committed"], reps)
+        self.assertEqual(sorted(reps[0]["objects"]), ["inventory", "products"])
+        # every state of a replaced stream waits for the replace commit
+        committed = ts_key(reps[0]["committed_at"])
+        early = [line for line, t in checker.arrivals if t + 0.002 < committed]
+        self.assertEqual(early, [], "states emitted before the replace import committed")
+        st = self.stats()["deactivated"]
+        self.assertEqual(st, n_deact)
+        self.assertEqual(summary_numbers(res, "deactivated"), n_deact["products"])
+        self.assertTrue(any("replace:" in m for m in res.logs("INFO")), res.describe())
+
+    def test_replace_products_with_incremental_inventory(self):
+        """products overwrite, inventory append_dedup: inventory of products
+        that exist only in the pending replace import waits for it (deferred),
+        nothing is wrongly rejected, inventory is not deactivated."""
+        self.mixed_modes("STREAM")
+
+    def test_replace_products_with_incremental_inventory_global_states(self):
+        self.mixed_modes("GLOBAL")
+
+    def mixed_modes(self, state_type):
+        old_exp, old = self.preseed(products=200, inventory=500, seed=41)
+        inp, exp = self.gen(products=300, inventory=900, invalid=10, seed=42, sku_start=100,
+                            time_offset=old_exp["clock"] + 1000, complete=True,
+                            state_every=40, state_type=state_type)
+        new = expected_store(exp)
+        want = expected_after_replace(old, new, replaced=("products",))
+        src = Source(inp, exp)
+        checker = Checker(self.emu, src)
+        res = self.write(inp, cat=catalog(modes={"products": "overwrite",
+                                                 "inventory": "append_dedup"}),
+                         on_line=checker.on_line)
+        # Deferred inventory commits after the last merge import, so an older
+        # deferred version can meet a newer one already applied ('unchanged'):
+        # not every version shows up in the applied log (fresh=False).
+        dump, _ = self.full_check(inp, exp, res, checker, want_store=want, fresh=False)
+        store = dump_by_key(dump)
+        self.assertTrue(all(v["quantity"] == store["inventory"][k]["quantity"]
+                            for k, v in old["inventory"].items() if k not in new["inventory"]),
+                        "inventory of an append stream was deactivated")
+        deferred = re.search(r"(\d+) deferred after the replace import",
+                             " ".join(res.logs()))
+        self.assertIsNotNone(deferred, res.describe())
+        self.assertGreater(int(deferred.group(1)), 0, "no inventory record needed deferring: "
+                           "the test does not exercise the deferral")
+        self.assertEqual(self.stats()["deactivated"]["inventory"], 0)
+        self.assertGreater(self.stats()["deactivated"]["products"], 30)
+
+    def replace_run(self, faults=None, before=None, cfg_over=None, seed=81):
+        """Pre-seed, then a full refresh with COMPLETE under faults; the
+        store must be the replaced one."""
+        old_exp, old = self.preseed(products=300, inventory=800, seed=seed)
+        inp, exp = self.gen(products=300, inventory=800, invalid=6, seed=seed + 1,
+                            sku_start=60, time_offset=old_exp["clock"] + 1000, complete=True,
+                            state_every=40)
+        want = expected_after_replace(old, expected_store(exp))
+        src = Source(inp, exp)
+        checker = Checker(self.emu, src)
+        if before:
+            before()
+        if faults:
+            self.emu.post("/_admin/faults", faults)
+        res = self.write(inp, cat=catalog(mode="overwrite"), on_line=checker.on_line,
+                         cfg=self.cfg(**(cfg_over or {})))
+        n_deact = self.stats()["deactivated"]
+        self.emu.post("/_admin/faults", {})
+        dump, _ = self.full_check(inp, exp, res, checker, want_store=want)
+        self.assertGreater(n_deact["products"], 30)
+        self.assertEqual(summary_numbers(res, "deactivated"), n_deact["products"],
+                         "the summary does not report the commit's deactivations")
+        return res, dump
+
+    def test_replace_commit_answer_lost(self):
+        """The answers of the replace commit are lost (the commit runs, the
+        connection is reset) until the test lifts the fault (after 2 or a few
+        more): the destination asks the import's status and fetches the
+        stored result (counts, commit-time rejections) rather than re-running
+        anything."""
+        stop = threading.Event()
+
+        def lift_after_two_drops():
+            while not stop.wait(0.01):
+                if self.stats()["faults"]["commit_drop"] >= 2:
+                    self.emu.post("/_admin/faults", {})
+                    return
+
+        t = threading.Thread(target=lift_after_two_drops, daemon=True)
+        t.start()
+        try:
+            res, dump = self.replace_run(faults={"rate_commit_drop": 1.0})
+        finally:
+            stop.set()
+            t.join(5)
+        drops = self.stats()["faults"]["commit_drop"]
+        self.assertGreaterEqual(drops, 2)
+        self.assertGreaterEqual(summary_numbers(res, "commits in doubt"), drops)
+        self.assertGreater(summary_numbers(res, "commits in doubt"), 0)
+        self.assertGreater(self.stats()["commit_replays"], 0)
+        reps = [i for i in our_imports(dump) if i["mode"] == "replace"]
+        self.assertEqual([i["status"] for i in reps], ["committed"])
+
+    def test_replace_import_expired_midway(self):
+        """The replace import (open for the whole run) is expired twice while
+        it takes parts: it is re-created, its records uploaded again from the
+        spool, and the replace still applies exactly once."""
+        expirer = Expirer(self.emu, random.Random(6), every=0.1)
+        expirer.start()
+        try:
+            res, dump = self.replace_run(faults={"latency_ms": 40},
+                                         cfg_over=dict(max_in_flight=1, part_max_items=50),
+                                         before=lambda: expirer.arm(2))
+        finally:
+            expirer.stop()
+        self.assertEqual(len(expirer.expired), 2, "could not expire the replace import twice")
+        reps = [i for i in our_imports(dump) if i["mode"] == "replace"]
+        self.assertEqual(sorted(i["status"] for i in reps),
+                         ["committed", "expired", "expired"], reps)
+        self.assertGreaterEqual(summary_numbers(res, "re-created"), 2)
+
+    def test_empty_full_refresh_with_complete_deactivates_everything(self):
+        _, old = self.preseed(products=100, inventory=300, seed=51)
+        lines = [{"type": "TRACE", "trace": {
+            "type": "STREAM_STATUS", "emitted_at": 1.0,
+            "stream_status": {"stream_descriptor": {"name": s}, "status": "COMPLETE"}}}
+            for s in STREAMS]
+        inp = self.wd.write_lines("empty.jsonl", lines)
+        res = self.write(inp, cat=catalog(mode="overwrite"))
+        self.assert_ok(res)
+        want = expected_after_replace(old, {"products": {}, "inventory": {}})
+        dump = self.dump()
+        assert_store_equals(self, dump, want)
+        assert_no_open_imports(self, dump)
+
+
+if __name__ == "__main__":
+    lib.main(__doc__.split("\n")[0])
