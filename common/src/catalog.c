@@ -47,17 +47,6 @@ static enum ab_dest_mode dest_mode_parse(const char *s)
     return AB_DEST_UNKNOWN;
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-
-    if (p) {
-        memcpy(p, s, n);
-    }
-    return p;
-}
-
 /* Constant return (not ab_error_set's) so that analysers see the failure. */
 static enum ab_status nomem(struct ab_error *err)
 {
@@ -240,7 +229,7 @@ static enum ab_status path_from_json(struct ab_path *p, yajl_val arr, char *what
         return rc;
     }
     for (i = 0; i < arr->u.array.len; i++) {
-        p->keys[i] = dup_str(arr->u.array.values[i]->u.string);
+        p->keys[i] = strdup(arr->u.array.values[i]->u.string);
         if (!p->keys[i]) {
             ab_path_release(p);
             return nomem(err);
@@ -330,7 +319,7 @@ static enum ab_status parse_names(struct ab_stream *s, yajl_val cs, size_t idx,
     if (!name || !*name) {
         return stream_error(err, idx, NULL, "missing stream.name");
     }
-    s->name = dup_str(name);
+    s->name = strdup(name);
     if (!s->name) {
         return nomem(err);
     }
@@ -340,7 +329,7 @@ static enum ab_status parse_names(struct ab_stream *s, yajl_val cs, size_t idx,
     }
     ns = ab_json_str(v);
     if (ns && *ns) {
-        s->ns = dup_str(ns);
+        s->ns = strdup(ns);
         if (!s->ns) {
             return nomem(err);
         }
@@ -378,7 +367,7 @@ static enum ab_status parse_modes(struct ab_stream *s, yajl_val cs, size_t idx,
         (void)snprintf(what, sizeof(what), "unknown destination_sync_mode '%s'", str);
         return stream_error(err, idx, s->name, what);
     }
-    s->dest_mode_name = dup_str(str);
+    s->dest_mode_name = strdup(str);
     if (!s->dest_mode_name) {
         return nomem(err);
     }
@@ -390,7 +379,7 @@ static enum ab_status parse_modes(struct ab_stream *s, yajl_val cs, size_t idx,
     if (!ab_json_str(v)) {
         return stream_error(err, idx, s->name, "destination_object_name must be a string");
     }
-    s->destination_object = dup_str(v->u.string);
+    s->destination_object = strdup(v->u.string);
     return s->destination_object ? AB_OK : nomem(err);
 }
 
@@ -510,62 +499,6 @@ fail:
     return rc;
 }
 
-/* Reads a whole file of at most max bytes (NUL-terminated; free() it). */
-static enum ab_status read_file(const char *path, size_t max, struct ab_buf *out, char *why,
-                                size_t whysz)
-{
-    const size_t chunk = 65536;
-    enum ab_status rc = AB_OK;
-    struct ab_error e;
-    FILE *fp = fopen(path, "rb");
-
-    ab_buf_init(out, AB_BUF_UNBOUNDED);
-    if (!fp) {
-        (void)strerror_r(errno, why, whysz);
-        return AB_ERR_CONFIG;
-    }
-    ab_error_init(&e);
-    for (;;) {
-        size_t room = max - out->len;
-        size_t want = room < chunk ? room : chunk;
-        size_t n;
-
-        if (room == 0) {
-            if (fgetc(fp) != EOF) {
-                (void)snprintf(why, whysz, "larger than %zu bytes", max);
-                rc = AB_ERR_CONFIG;
-            }
-            break;
-        }
-        if (ab_buf_reserve(out, want, &e) != AB_OK) {
-            (void)snprintf(why, whysz, "out of memory");
-            rc = AB_ERR_NOMEM;
-            break;
-        }
-        n = fread(out->data + out->len, 1, want, fp);
-        out->len += n;
-        out->data[out->len] = '\0';
-        if (n < want) {
-            break;
-        }
-    }
-    if (rc == AB_OK && ferror(fp)) {
-        (void)snprintf(why, whysz, "read error");
-        rc = AB_ERR_CONFIG;
-    }
-    (void)fclose(fp);
-    if (rc == AB_OK && !out->data && ab_buf_reserve(out, 1, &e) != AB_OK) {
-        (void)snprintf(why, whysz, "out of memory");
-        rc = AB_ERR_NOMEM;
-    } else if (rc == AB_OK && out->len == 0) {
-        out->data[0] = '\0';
-    }
-    if (rc != AB_OK) {
-        ab_buf_release(out);
-    }
-    return rc;
-}
-
 enum ab_status ab_catalog_load(struct ab_catalog *cat, const char *path, struct ab_error *err)
 {
     struct ab_error perr;
@@ -577,7 +510,7 @@ enum ab_status ab_catalog_load(struct ab_catalog *cat, const char *path, struct 
     ab_error_init(&perr);
     cat->streams = NULL;
     cat->n = 0;
-    rc = read_file(path, CATALOG_MAX_BYTES, &text, why, sizeof(why));
+    rc = ab_buf_read_file(path, CATALOG_MAX_BYTES, &text, why, sizeof(why));
     if (rc != AB_OK) {
         return ab_error_set(err, rc, "cannot read catalog '%s': %s", path, why);
     }

@@ -871,62 +871,6 @@ enum ab_status ab_config_validate(yajl_val config, yajl_val schema, struct ab_er
 
 /* ---- loading ---- */
 
-/* Reads a whole file of at most max bytes (NUL-terminated; free() it). */
-static enum ab_status read_file(const char *path, size_t max, struct ab_buf *out, char *why,
-                                size_t whysz)
-{
-    const size_t chunk = 65536;
-    enum ab_status rc = AB_OK;
-    struct ab_error e;
-    FILE *fp = fopen(path, "rb");
-
-    ab_buf_init(out, AB_BUF_UNBOUNDED);
-    if (!fp) {
-        (void)strerror_r(errno, why, whysz);
-        return AB_ERR_CONFIG;
-    }
-    ab_error_init(&e);
-    for (;;) {
-        size_t room = max - out->len;
-        size_t want = room < chunk ? room : chunk;
-        size_t n;
-
-        if (room == 0) {
-            if (fgetc(fp) != EOF) {
-                (void)snprintf(why, whysz, "larger than %zu bytes", max);
-                rc = AB_ERR_CONFIG;
-            }
-            break;
-        }
-        if (ab_buf_reserve(out, want, &e) != AB_OK) {
-            (void)snprintf(why, whysz, "out of memory");
-            rc = AB_ERR_NOMEM;
-            break;
-        }
-        n = fread(out->data + out->len, 1, want, fp);
-        out->len += n;
-        out->data[out->len] = '\0';
-        if (n < want) {
-            break;
-        }
-    }
-    if (rc == AB_OK && ferror(fp)) {
-        (void)snprintf(why, whysz, "read error");
-        rc = AB_ERR_CONFIG;
-    }
-    (void)fclose(fp);
-    if (rc == AB_OK && !out->data && ab_buf_reserve(out, 1, &e) != AB_OK) {
-        (void)snprintf(why, whysz, "out of memory");
-        rc = AB_ERR_NOMEM;
-    } else if (rc == AB_OK && out->len == 0) {
-        out->data[0] = '\0';
-    }
-    if (rc != AB_OK) {
-        ab_buf_release(out);
-    }
-    return rc;
-}
-
 enum ab_status ab_config_load(const char *path, yajl_val schema, yajl_val *out,
                               struct ab_error *err)
 {
@@ -938,7 +882,7 @@ enum ab_status ab_config_load(const char *path, yajl_val schema, yajl_val *out,
 
     *out = NULL;
     ab_error_init(&perr);
-    rc = read_file(path, CONFIG_MAX_BYTES, &text, why, sizeof(why));
+    rc = ab_buf_read_file(path, CONFIG_MAX_BYTES, &text, why, sizeof(why));
     if (rc != AB_OK) {
         return ab_error_set(err, rc, "cannot read config '%s': %s", path, why);
     }

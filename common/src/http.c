@@ -144,17 +144,6 @@ static void free_secret(char *s)
     }
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-
-    if (p) {
-        memcpy(p, s, n);
-    }
-    return p;
-}
-
 static int lower(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
@@ -536,8 +525,8 @@ struct ab_http_req *ab_http_req_new(const char *method, const char *url, struct 
     }
     ab_buf_init(&r->resp, AB_BUF_UNBOUNDED);
     r->retry_after_ms = -1;
-    r->method = dup_str(method);
-    r->url = dup_str(url);
+    r->method = strdup(method);
+    r->url = strdup(url);
     if (!r->method || !r->url) {
         goto nomem;
     }
@@ -592,7 +581,7 @@ enum ab_status ab_http_req_body(struct ab_http_req *r, struct ab_buf *body, cons
     r->gzipped = false;
     r->body = ab_buf_detach(body, &r->body_len);
     if (type) {
-        r->type = dup_str(type);
+        r->type = strdup(type);
         if (!r->type) {
             free(r->body);
             r->body = NULL;
@@ -776,13 +765,13 @@ struct ab_http *ab_http_new(const struct ab_http_opts *o, struct ab_error *err)
     h->o.ca_path = NULL;
     h->o.user_agent = NULL;
     if (o && o->ca_path) {
-        h->ca_path = dup_str(o->ca_path);
+        h->ca_path = strdup(o->ca_path);
         if (!h->ca_path) {
             goto nomem;
         }
     }
     if (o && o->user_agent) {
-        h->user_agent = dup_str(o->user_agent);
+        h->user_agent = strdup(o->user_agent);
         if (!h->user_agent) {
             goto nomem;
         }
@@ -907,7 +896,7 @@ enum ab_status ab_http_set_bearer(struct ab_http *h, const char *token, struct a
         if (strpbrk(token, "\r\n")) {
             return ab_error_set(err, AB_ERR_CONFIG, "the bearer token contains a line break");
         }
-        t = dup_str(token);
+        t = strdup(token);
         if (!t) {
             return ab_error_set(err, AB_ERR_NOMEM, "out of memory (bearer token)");
         }

@@ -295,17 +295,6 @@ const char *ab_json_type_name(yajl_val v)
     return "null";
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-
-    if (p) {
-        memcpy(p, s, n);
-    }
-    return p;
-}
-
 yajl_val ab_json_clone(yajl_val v)
 {
     yajl_val c;
@@ -322,14 +311,14 @@ yajl_val ab_json_clone(yajl_val v)
     c->type = v->type;
     switch (v->type) {
     case yajl_t_string:
-        c->u.string = dup_str(v->u.string);
+        c->u.string = strdup(v->u.string);
         if (!c->u.string) {
             goto fail;
         }
         break;
     case yajl_t_number:
         c->u.number = v->u.number;
-        c->u.number.r = dup_str(v->u.number.r);
+        c->u.number.r = strdup(v->u.number.r);
         if (!c->u.number.r) {
             goto fail;
         }
@@ -342,7 +331,7 @@ yajl_val ab_json_clone(yajl_val v)
             goto fail;
         }
         for (i = 0; i < n; i++) {
-            c->u.object.keys[i] = dup_str(v->u.object.keys[i]);
+            c->u.object.keys[i] = strdup(v->u.object.keys[i]);
             c->u.object.values[i] = ab_json_clone(v->u.object.values[i]);
             c->u.object.len = i + 1;
             if (!c->u.object.keys[i] || !c->u.object.values[i]) {

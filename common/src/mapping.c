@@ -14,17 +14,6 @@
 
 #include "ab/json.h"
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-
-    if (p) {
-        memcpy(p, s, n);
-    }
-    return p;
-}
-
 static bool ns_equal(const char *a, const char *b)
 {
     return strcmp(a ? a : "", b ? b : "") == 0;
@@ -141,7 +130,7 @@ static enum ab_status parse_fields(struct ab_mapping *m, yajl_val fields, size_t
                                 "string",
                                 idx, to);
         }
-        f->to = dup_str(to);
+        f->to = strdup(to);
         if (!f->to) {
             return nomem(err);
         }
@@ -170,7 +159,7 @@ static enum ab_status parse_one(struct ab_mapping *m, yajl_val e, size_t idx,
     if (!stream || !*stream) {
         return CONFIG_ERROR(err, "stream_mappings[%zu].stream: is required (a stream name)", idx);
     }
-    m->stream = dup_str(stream);
+    m->stream = strdup(stream);
     if (!m->stream) {
         return nomem(err);
     }
@@ -179,7 +168,7 @@ static enum ab_status parse_one(struct ab_mapping *m, yajl_val e, size_t idx,
         if (!ab_json_str(v)) {
             return CONFIG_ERROR(err, "stream_mappings[%zu].namespace: must be a string", idx);
         }
-        m->ns = dup_str(v->u.string);
+        m->ns = strdup(v->u.string);
         if (!m->ns) {
             return nomem(err);
         }
@@ -199,7 +188,7 @@ static enum ab_status parse_one(struct ab_mapping *m, yajl_val e, size_t idx,
                             "%s)",
                             idx, object, names);
     }
-    m->object = dup_str(object);
+    m->object = strdup(object);
     if (!m->object) {
         return nomem(err);
     }
@@ -273,8 +262,8 @@ static enum ab_status add_identity(struct ab_mappings *ms, const char *stream,
     if (!m) {
         return nomem(err);
     }
-    m->stream = dup_str(stream);
-    m->object = dup_str(stream);
+    m->stream = strdup(stream);
+    m->object = strdup(stream);
     m->identity = true;
     if (!m->stream || !m->object) {
         mapping_release(m);

@@ -76,17 +76,6 @@ static const char *default_dir(void)
     return (t && *t) ? t : "/tmp";
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-
-    if (p) {
-        memcpy(p, s, n);
-    }
-    return p;
-}
-
 static enum ab_status io_error(struct ab_error *err, const char *what, const char *dir, int e)
 {
     char msg[256];
@@ -149,7 +138,7 @@ struct ab_spool *ab_spool_new(const struct ab_spool_opts *o, struct ab_error *er
     if (sp->max_record > UINT32_MAX) {
         sp->max_record = UINT32_MAX;
     }
-    sp->dir = dup_str((o->dir && *o->dir) ? o->dir : default_dir());
+    sp->dir = strdup((o->dir && *o->dir) ? o->dir : default_dir());
     if (!sp->dir) {
         ab_error_set(err, AB_ERR_NOMEM, "out of memory (spool)");
         ab_spool_free(sp);

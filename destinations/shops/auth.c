@@ -35,17 +35,6 @@ static void wipe(void *p, size_t n)
     }
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-
-    if (p) {
-        memcpy(p, s, n);
-    }
-    return p;
-}
-
 static void free_secret(char *s, size_t n)
 {
     if (s) {
@@ -85,8 +74,8 @@ struct shp_auth *shp_auth_new(struct ab_driver *d, const char *api_url, const ch
     a->fail_driver = fail_driver;
     n = strlen(api_url) + sizeof("/oauth/token");
     a->url = malloc(n);
-    a->client_id = dup_str(client_id);
-    a->client_secret = dup_str(client_secret);
+    a->client_id = strdup(client_id);
+    a->client_secret = strdup(client_secret);
     a->token = calloc(1, TOKEN_MAX);
     if (!a->url || !a->client_id || !a->client_secret || !a->token) {
         ab_error_set(err, AB_ERR_NOMEM, "out of memory (auth)");

@@ -41,4 +41,11 @@ void ab_buf_consume(struct ab_buf *b, size_t n);
 /* Truncates to len bytes (len <= b->len). */
 void ab_buf_truncate(struct ab_buf *b, size_t len);
 
+/* Reads a whole file of at most max bytes into out (initialised here;
+ * NUL-terminated). On failure out is released, why holds the reason
+ * (strerror text, "larger than N bytes", ...) and the status is
+ * AB_ERR_CONFIG, or AB_ERR_NOMEM. */
+enum ab_status ab_buf_read_file(const char *path, size_t max, struct ab_buf *out, char *why,
+                                size_t whysz);
+
 #endif
