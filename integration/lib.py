@@ -452,16 +452,17 @@ class Connector:
         self._chunks = []
         self.lines = []
         self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
-        self._reader.start()
-        if stdin_arg is subprocess.PIPE:
-            self._writer = threading.Thread(target=self._write_stdin, args=(stdin,), daemon=True)
-            self._writer.start()
+        # set before the threads start: the reader uses them at once
         self.result = None
         self.callback_error = None
         self._status = None
         self._rusage = None
         self.end_time = None
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+        if stdin_arg is subprocess.PIPE:
+            self._writer = threading.Thread(target=self._write_stdin, args=(stdin,), daemon=True)
+            self._writer.start()
 
     def _write_stdin(self, data):
         pipe = self.proc.stdin

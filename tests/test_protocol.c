@@ -288,6 +288,54 @@ static void test_state_members_not_object(void **state)
     ab_buf_release(&out);
 }
 
+struct raw_case {
+    const char *line;
+    const char *members; /* expected */
+};
+
+static void test_state_members_raw(void **state)
+{
+    static const struct raw_case cases[] = {
+        /* escapes, spacing and number text come back byte for byte */
+        {"{\"type\":\"STATE\",\"state\":{\"type\":\"STREAM\",\"stream\":{\"stream_descriptor\":"
+         "{\"name\":\"a\\/b\"},\"stream_state\":{\"c\":\"\\u00e9\",\"n\":1.50e1}},\"id\":17}}",
+         "\"type\":\"STREAM\",\"stream\":{\"stream_descriptor\":{\"name\":\"a\\/b\"},"
+         "\"stream_state\":{\"c\":\"\\u00e9\",\"n\":1.50e1}},\"id\":17"},
+        {"  { \"state\" : { \"type\" : \"GLOBAL\", \"global\":{\"shared_state\":{\"k\":[1, "
+         "{\"}\":\"{\"}]}}"
+         ", \"id\": 123456789012345678901234567890 } , \"type\":\"STATE\", \"x\":[\"state\"]}  ",
+         "\"type\" : \"GLOBAL\", \"global\":{\"shared_state\":{\"k\":[1, {\"}\":\"{\"}]}}, \"id\": "
+         "123456789012345678901234567890"},
+        /* an incoming destinationStats is dropped: serialised without it */
+        {"{\"type\":\"STATE\",\"state\":{\"type\":\"LEGACY\",\"data\":{\"a\":1},"
+         "\"destinationStats\":{\"recordCount\":9.0},\"id\":2}}",
+         "\"type\":\"LEGACY\",\"data\":{\"a\":1},\"id\":2"},
+    };
+    struct ab_error err;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ab_msg msg;
+        struct ab_buf out;
+        size_t len = strlen(cases[i].line);
+
+        ab_error_init(&err);
+        ab_buf_init(&out, AB_BUF_UNBOUNDED);
+        if (ab_msg_parse(&msg, cases[i].line, len, &err) != AB_OK) {
+            fail_msg("case %zu: %s", i, err.message);
+        }
+        assert_int_equal(msg.type, AB_MSG_STATE);
+        assert_int_equal(ab_proto_state_members_raw(&out, cases[i].line, len, msg.state, &err),
+                         AB_OK);
+        if (strcmp(out.data, cases[i].members) != 0) {
+            fail_msg("case %zu:\n got  %s\n want %s", i, out.data, cases[i].members);
+        }
+        ab_buf_release(&out);
+        ab_msg_release(&msg);
+    }
+}
+
 static void test_status_names(void **state)
 {
     (void)state;
@@ -315,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_state_members_appends),
         cmocka_unit_test(test_state_members_capped),
         cmocka_unit_test(test_state_members_not_object),
+        cmocka_unit_test(test_state_members_raw),
         cmocka_unit_test(test_status_names),
         cmocka_unit_test(test_release_null),
     };

@@ -423,7 +423,8 @@ static enum ab_status on_record(struct ab_driver *d, struct ab_msg *msg, uint64_
     return d->ops->record(d->self, &rec, err);
 }
 
-static enum ab_status on_state(struct ab_driver *d, struct ab_msg *msg, struct ab_error *err)
+static enum ab_status on_state(struct ab_driver *d, struct ab_msg *msg, const char *line,
+                               size_t len, struct ab_error *err)
 {
     struct ab_buf members;
     enum ab_ckpt_scope scope = AB_CKPT_GLOBAL;
@@ -446,7 +447,7 @@ static enum ab_status on_state(struct ab_driver *d, struct ab_msg *msg, struct a
         }
     }
     ab_buf_init(&members, AB_BUF_UNBOUNDED);
-    rc = ab_proto_state_members(&members, msg->state, err);
+    rc = ab_proto_state_members_raw(&members, line, len, msg->state, err);
     if (rc == AB_OK) {
         rc = ab_ckpt_state(d->ck, scope, stream, members.data ? members.data : "", members.len,
                            ab_now_us(), err);
@@ -494,7 +495,7 @@ static enum ab_status handle_line(struct ab_driver *d, const char *line, size_t 
         rc = on_record(d, &msg, lineno, err);
         break;
     case AB_MSG_STATE:
-        rc = on_state(d, &msg, err);
+        rc = on_state(d, &msg, line, len, err);
         break;
     case AB_MSG_TRACE:
         rc = on_trace(d, &msg, err);

@@ -318,3 +318,135 @@ enum ab_status ab_proto_state_members(struct ab_buf *out, yajl_val state, struct
     }
     return rc;
 }
+
+/*
+ * A scanner over text yajl has already validated: it finds where members and
+ * values begin and end without building anything.
+ */
+static size_t skip_ws(const char *s, size_t i, size_t n)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) {
+        i++;
+    }
+    return i;
+}
+
+static size_t skip_string(const char *s, size_t i, size_t n)
+{
+    for (i++; i < n; i++) {
+        if (s[i] == '\\') {
+            i++;
+        } else if (s[i] == '"') {
+            return i + 1;
+        }
+    }
+    return n;
+}
+
+static size_t skip_value(const char *s, size_t i, size_t n)
+{
+    size_t depth = 0;
+
+    if (i < n && s[i] == '"') {
+        return skip_string(s, i, n);
+    }
+    if (i < n && s[i] != '{' && s[i] != '[') {
+        while (i < n && !strchr(",}] \t\r\n", s[i])) {
+            i++;
+        }
+        return i;
+    }
+    for (; i < n; i++) {
+        if (s[i] == '"') {
+            i = skip_string(s, i, n) - 1;
+        } else if (s[i] == '{' || s[i] == '[') {
+            depth++;
+        } else if ((s[i] == '}' || s[i] == ']') && --depth == 0) {
+            return i + 1;
+        }
+    }
+    return n;
+}
+
+/* Calls back on each member of the object at s[i] ('{'): key span (quotes
+ * included) and value span. True, with *end after the object, when the
+ * object was walked to its end. */
+static bool each_member(const char *s, size_t i, size_t n,
+                        void (*fn)(void *arg, const char *key, size_t klen, size_t vstart,
+                                   size_t vend),
+                        void *arg, size_t *end)
+{
+    if (i >= n || s[i] != '{') {
+        return false;
+    }
+    for (i = skip_ws(s, i + 1, n); i < n && s[i] != '}';) {
+        size_t kstart = i;
+        size_t kend;
+        size_t vstart;
+        size_t vend;
+
+        if (s[i] != '"') {
+            return false;
+        }
+        kend = skip_string(s, i, n);
+        i = skip_ws(s, kend, n);
+        if (i >= n || s[i] != ':') {
+            return false;
+        }
+        vstart = skip_ws(s, i + 1, n);
+        vend = skip_value(s, vstart, n);
+        fn(arg, s + kstart, kend - kstart, vstart, vend);
+        i = skip_ws(s, vend, n);
+        if (i < n && s[i] == ',') {
+            i = skip_ws(s, i + 1, n);
+        }
+    }
+    if (i >= n) {
+        return false;
+    }
+    *end = i + 1;
+    return true;
+}
+
+struct span {
+    const char *want; /* key with its quotes */
+    size_t start;
+    size_t end;
+    bool found;
+};
+
+static void find_member(void *arg, const char *key, size_t klen, size_t vstart, size_t vend)
+{
+    struct span *sp = arg;
+
+    if (!sp->found && klen == strlen(sp->want) && memcmp(key, sp->want, klen) == 0) {
+        sp->found = true;
+        sp->start = vstart;
+        sp->end = vend;
+    }
+}
+
+enum ab_status ab_proto_state_members_raw(struct ab_buf *out, const char *line, size_t len,
+                                          yajl_val state, struct ab_error *err)
+{
+    struct span st = {"\"state\"", 0, 0, false};
+    struct span stats = {"\"destinationStats\"", 0, 0, false};
+    size_t start = skip_ws(line, 0, len);
+    size_t end;
+
+    if (!each_member(line, start, len, find_member, &st, &end) || !st.found) {
+        return ab_proto_state_members(out, state, err);
+    }
+    if (!each_member(line, st.start, st.end, find_member, &stats, &end) || end != st.end ||
+        stats.found) {
+        /* an incoming destinationStats is replaced: serialise without it */
+        return ab_proto_state_members(out, state, err);
+    }
+    /* the members between the braces, surrounding blanks trimmed */
+    start = skip_ws(line, st.start + 1, st.end - 1);
+    end = st.end - 1;
+    while (end > start && strchr(" \t\r\n", line[end - 1])) {
+        end--;
+    }
+    return ab_buf_add(out, line + start, end - start, err);
+}

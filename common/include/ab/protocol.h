@@ -85,6 +85,16 @@ void ab_msg_release(struct ab_msg *msg);
  */
 enum ab_status ab_proto_state_members(struct ab_buf *out, yajl_val state, struct ab_error *err);
 
+/*
+ * The same members, byte for byte as they stand in line (the whole message
+ * line msg was parsed from, of len bytes): what goes back is exactly what
+ * came in, escapes and spacing included. Falls back to
+ * ab_proto_state_members() when the state carries its own
+ * "destinationStats" (it is replaced) or its key is spelled with escapes.
+ */
+enum ab_status ab_proto_state_members_raw(struct ab_buf *out, const char *line, size_t len,
+                                          yajl_val state, struct ab_error *err);
+
 const char *ab_stream_status_name(enum ab_stream_status s);
 
 #endif
