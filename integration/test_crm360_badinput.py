@@ -204,6 +204,18 @@ class BadInput(CrmCase):
         res = self.write(inp, cfg=self.cfg(max_line_bytes=limit), name="over")
         self.assert_input_error(inp, res, n, [str(limit)])
 
+    def test_oversize_line_in_the_same_read_as_earlier_lines(self):
+        """The lines read together with the start of an oversize line are
+        still loaded and their states emitted before the fatal error."""
+        lines, _ = base_lines(self)
+        over, n = insert_mid_window(lines, [b'{"type":"RECORD","record":{"stream":"customers",'
+                                            b'"data":{"x":"' + b"y" * 5000 + b'"}}}'])
+        inp = self.wd.write_lines("over-small.jsonl", over)
+        # every line before the bad one fits in the first read of 64 KiB
+        self.assertLess(sum(len(x) + 1 for x in over[:n - 1]), 64 * 1024)
+        res = self.write(inp, cfg=self.cfg(max_line_bytes=1024), name="over-small")
+        self.assert_input_error(inp, res, n, ["1024"])
+
     def test_200mb_line_memory_bounded(self):
         """A 200 MB line with max_line_bytes 1 MiB: fatal naming the line and
         the limit, peak RSS of the destination < 100 MB."""

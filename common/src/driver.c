@@ -61,6 +61,8 @@ struct ab_driver {
     /* an input error stops reading; what came before it is still committed */
     bool input_failed;
     struct ab_error input_err;
+    bool reader_failed; /* the reader refused a line: no more input */
+    struct ab_error reader_err;
 
     bool dl_dirty; /* dead letters written since the last sync */
     uint64_t committed;
@@ -654,6 +656,11 @@ static enum ab_status run_loop(struct ab_driver *d, struct ab_error *err)
         }
         now = ab_now_us();
         log_progress(d, now, false);
+        if (eof && drained && d->reader_failed && !d->input_failed) {
+            /* every complete line before the oversize one has been handled */
+            d->input_failed = true;
+            d->input_err = d->reader_err;
+        }
         if (!final_flushed && ((eof && drained) || d->input_failed)) {
             rc = d->ops->flush(d->self, true, err);
             if (rc != AB_OK) {
@@ -694,8 +701,11 @@ static enum ab_status run_loop(struct ab_driver *d, struct ab_error *err)
         if (ready) {
             rc = ab_jsonl_reader_fill(d->reader, STDIN_FILENO, &eof, err);
             if (rc == AB_ERR_PROTOCOL) {
-                d->input_failed = true;
-                d->input_err = *err;
+                /* an oversize line: read no further, but the lines before
+                 * it are still handed out and loaded */
+                d->reader_failed = true;
+                d->reader_err = *err;
+                eof = true;
             } else if (rc != AB_OK) {
                 return rc;
             }
