@@ -3,7 +3,7 @@
 # Safe to run again: apt-get skips what is already there.
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format cppcheck valgrind python3 procps time git
+pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format cppcheck valgrind python3 procps time git openssl
       libcurl4-openssl-dev libyajl-dev libpq-dev libssl-dev libcmocka-dev zlib1g-dev)
 
 missing=()

@@ -11,6 +11,7 @@ store and dead-letter comparison, state checks); the tests follow.
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -612,6 +613,59 @@ class FailPolicy(CrmCase):
         bad = [n for n, ln in enumerate(lines, 1) if b'"not-an-email"' in ln]
         self.assertEqual(len(bad), 1)
         self.run_fail(inp2, bad[0], "customers", "target")
+
+
+class Tls(CrmCase):
+    """https with TLS verification: a certificate signed by a private CA is
+    accepted only when ca_path names that CA."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = lib.Workdir(prefix="crm360-pki-")
+        d = cls.pki.path
+
+        def ssl_cmd(*args):
+            subprocess.run(["openssl"] + list(args), cwd=d, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        ssl_cmd("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+                "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA")
+        ssl_cmd("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out",
+                "srv.csr", "-subj", "/CN=127.0.0.1")
+        with open(os.path.join(d, "san.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        ssl_cmd("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "san.ext")
+        cls.ca = os.path.join(d, "ca.pem")
+        cls.emu = start_emulator(extra=["--tls-cert", os.path.join(d, "srv.pem"),
+                                        "--tls-key", os.path.join(d, "srv.key")])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+        cls.pki.cleanup()
+
+    def https_cfg(self, **over):
+        return self.cfg(api_url="https://127.0.0.1:%d" % self.emu.port, **over)
+
+    def test_verified_with_ca_path(self):
+        res, st = self.check(self.https_cfg(ca_path=self.ca))
+        self.assertEqual(st["status"], "SUCCEEDED", res.describe())
+        inp, exp = lib.run_gen_stream(self.wd, customers=30, orders=30, state_every=10, seed=3)
+        res = self.write(inp, cfg=self.https_cfg(ca_path=self.ca))
+        self.assert_ok(res)
+        self.assertEqual(len(res.states), len(input_states(inp)))
+        assert_store_matches(self, self.dump(), exp)
+
+    def test_unknown_ca_refused(self):
+        res, st = self.check(self.https_cfg())
+        self.assertEqual(st["status"], "FAILED", res.describe())
+        self.assertIn("certificate", st["message"].lower(), res.describe())
+        inp, _ = lib.run_gen_stream(self.wd, customers=10, orders=10, state_every=5, seed=3)
+        res = self.write(inp, cfg=self.https_cfg())
+        self.assert_fatal(res, "config_error", ["certificate"])
+        self.assertEqual(res.states, [])
+        self.assertEqual(self.emu.get("/_admin/applied"), [])
 
 
 class Signals(CrmCase):

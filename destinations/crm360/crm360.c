@@ -358,7 +358,10 @@ static void report_failure(struct crm_dest *c, struct crm_batch *b, const struct
         code = ab_json_get_str(ab_json_get(root, "error"), "code", "");
         message = ab_json_get_str(ab_json_get(root, "error"), "message", "");
     }
-    if (resp->transient || resp->status == 0) {
+    if (resp->status == 0 && !resp->transient && !resp->in_doubt) {
+        /* what retrying cannot fix: TLS verification, a malformed URL */
+        ab_error_set(&err, AB_ERR_CONFIG, "cannot send %s to CRM360: %s", what, resp->error);
+    } else if (resp->transient || resp->status == 0) {
         st = AB_ERR_TRANSIENT;
         if (resp->status) {
             ab_error_set(&err, st, "CRM360 kept failing %s: HTTP %d after %d attempts", what,

@@ -43,6 +43,7 @@ import re
 import signal
 import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
@@ -1672,6 +1673,8 @@ def build_parser():
     p.add_argument("--journal", help="append one JSON line per applied write to this file")
     p.add_argument("--idempotency-ttl", type=float, default=IDEMPOTENCY_TTL,
                    help="seconds an Idempotency-Key is remembered (default 86400)")
+    p.add_argument("--tls-cert", help="serve https with this PEM certificate (chain)")
+    p.add_argument("--tls-key", help="the certificate's PEM private key")
     return p
 
 
@@ -1684,6 +1687,12 @@ def main(argv=None):
                         args.journal, args.idempotency_ttl)
     server = Server((args.host, args.port), emulator)
     port = server.server_address[1]
+    scheme = "http"
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
 
     def stop(signum, frame):
         raise SystemExit(0)
@@ -1692,7 +1701,7 @@ def main(argv=None):
     if args.port_file:
         write_port_file(args.port_file, port)
     limit = f"{args.rate:g}/s burst {args.burst}" if args.rate > 0 else "off"
-    sys.stderr.write(f"crm360-emulator: listening on http://{args.host}:{port} "
+    sys.stderr.write(f"crm360-emulator: listening on {scheme}://{args.host}:{port} "
                      f"workspace '{args.workspace}', {len(keys)} key(s), rate limit {limit}\n")
     sys.stderr.flush()
     try:
