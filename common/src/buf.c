@@ -78,7 +78,7 @@ enum ab_status ab_buf_adds(struct ab_buf *b, const char *s, struct ab_error *err
 
 enum ab_status ab_buf_addc(struct ab_buf *b, char c, struct ab_error *err)
 {
-    if (b->len + 1 < b->cap) {
+    if (b->len + 1 < b->cap && b->len < b->max) {
         b->data[b->len++] = c;
         b->data[b->len] = '\0';
         return AB_OK;

@@ -1,0 +1,501 @@
+/* test_driver.c - the driver with a fake destination, in a child process. */
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ab/driver.h"
+#include "ab/json.h"
+
+#include "ab_test.h"
+
+/*
+ * The fake destination commits nothing until flush(): every record joins the
+ * one open unit, and flush marks it done. So a STATE can only go out after a
+ * flush, which the driver calls at end of input or when a state waited
+ * max_checkpoint_wait_seconds. A record whose data has "reject": true is
+ * rejected through the driver.
+ */
+
+static const char spec_json[] =
+    "{\"supported_destination_sync_modes\":[\"append\"],\"connectionSpecification\":{"
+    "\"type\":\"object\",\"required\":[\"name\"],\"properties\":{"
+    "\"name\":{\"type\":\"string\",\"minLength\":1},"
+    "\"token\":{\"type\":\"string\",\"airbyte_secret\":true},"
+    "\"dead_letter_path\":{\"type\":\"string\"},"
+    "\"max_checkpoint_wait_seconds\":{\"type\":\"number\",\"default\":600},"
+    "\"log_level\":{\"type\":\"string\",\"default\":\"INFO\"}}}}";
+
+struct fake {
+    struct ab_driver *d;
+    uint64_t unit;
+    size_t records;
+};
+
+static enum ab_status fake_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err)
+{
+    (void)err;
+    if (strcmp(ab_json_get_str(ab_driver_config(d), "name", ""), "bad") == 0) {
+        ab_check_problem(chk, "name 'bad' is refused");
+        ab_check_problem(chk, "and a second problem");
+    }
+    return AB_OK;
+}
+
+static enum ab_status fake_open(struct ab_driver *d, void **self, struct ab_error *err)
+{
+    struct fake *f = calloc(1, sizeof(*f));
+
+    if (!f) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+    }
+    f->d = d;
+    *self = f;
+    return AB_OK;
+}
+
+static enum ab_status fake_record(void *self, const struct ab_record *rec, struct ab_error *err)
+{
+    struct fake *f = self;
+
+    if (ab_json_get_bool(rec->data, "reject", false)) {
+        return ab_driver_reject(f->d, rec->stream, rec->seq, rec->lineno, "destination",
+                                "{\"reject\":true}", 15,
+                                "[{\"field\":\"reject\",\"code\":\"refused\"}]", err);
+    }
+    if (f->unit == 0) {
+        f->unit = ab_ckpt_unit_open(ab_driver_ckpt(f->d), err);
+        if (f->unit == 0) {
+            return err->code;
+        }
+    }
+    f->records++;
+    return ab_ckpt_unit_add(ab_driver_ckpt(f->d), f->unit, rec->stream, rec->seq, err);
+}
+
+static bool fake_busy(void *self)
+{
+    (void)self;
+    return false;
+}
+
+static enum ab_status fake_flush(void *self, bool final, struct ab_error *err)
+{
+    struct fake *f = self;
+
+    (void) final;
+    (void)err;
+    if (f->unit) {
+        ab_ckpt_unit_done(ab_driver_ckpt(f->d), f->unit);
+        ab_driver_add_committed(f->d, f->records);
+        f->unit = 0;
+        f->records = 0;
+    }
+    return AB_OK;
+}
+
+static bool fake_idle(void *self)
+{
+    return ((struct fake *)self)->unit == 0;
+}
+
+static void fake_close(void *self)
+{
+    free(self);
+}
+
+static const struct ab_destination_ops fake_ops = {
+    .name = "test-dest",
+    .version = "1.0",
+    .spec_json = spec_json,
+    .check = fake_check,
+    .open = fake_open,
+    .record = fake_record,
+    .busy = fake_busy,
+    .flush = fake_flush,
+    .idle = fake_idle,
+    .close = fake_close,
+};
+
+/* ---- running the driver in a child ---------------------------------------- */
+
+struct run {
+    int rc;
+    char *out; /* stdout */
+};
+
+static char dir[] = "/tmp/ab-test-driver-XXXXXX";
+
+static char *path_in(const char *name)
+{
+    static char p[256];
+
+    (void)snprintf(p, sizeof(p), "%s/%s", dir, name);
+    return p;
+}
+
+static void write_file(const char *name, const char *text)
+{
+    FILE *f = fopen(path_in(name), "w");
+
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static char *read_fd(int fd)
+{
+    size_t cap = 4096;
+    size_t len = 0;
+    char *buf = malloc(cap);
+    ssize_t n;
+
+    assert_non_null(buf);
+    for (;;) {
+        if (len + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/*
+ * Runs ab_destination_main(argv) in a child with input on stdin. With
+ * hold_until non-NULL, stdin stays open until stdout shows that text (or
+ * 10 s pass), as a source that is still running would.
+ */
+static struct run run_main(const char *const *argv, const char *input, const char *hold_until)
+{
+    int in[2];
+    int out[2];
+    pid_t pid;
+    int status = 0;
+    struct run r;
+    int argc = 0;
+
+    while (argv[argc]) {
+        argc++;
+    }
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    (void)fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        (void)dup2(in[0], STDIN_FILENO);
+        (void)dup2(out[1], STDOUT_FILENO);
+        (void)close(in[0]);
+        (void)close(in[1]);
+        (void)close(out[0]);
+        (void)close(out[1]);
+        _exit(ab_destination_main(argc, (char **)(uintptr_t)argv, &fake_ops));
+    }
+    (void)close(in[0]);
+    (void)close(out[1]);
+    if (input && *input) {
+        size_t len = strlen(input);
+
+        assert_int_equal(write(in[1], input, len), (ssize_t)len);
+    }
+    if (hold_until) {
+        char seen[65536];
+        size_t len = 0;
+        int waited = 0;
+
+        seen[0] = '\0';
+        while (!strstr(seen, hold_until) && waited < 10000) {
+            struct pollfd p = {out[0], POLLIN, 0};
+            ssize_t n;
+
+            if (poll(&p, 1, 100) <= 0) {
+                waited += 100;
+                continue;
+            }
+            n = read(out[0], seen + len, sizeof(seen) - 1 - len);
+            if (n <= 0) {
+                break;
+            }
+            len += (size_t)n;
+            seen[len] = '\0';
+        }
+        (void)close(in[1]);
+        r.out = read_fd(out[0]);
+        {
+            /* keep what was read while holding */
+            char *all = malloc(len + strlen(r.out) + 1);
+
+            assert_non_null(all);
+            memcpy(all, seen, len);
+            strcpy(all + len, r.out);
+            free(r.out);
+            r.out = all;
+        }
+    } else {
+        (void)close(in[1]);
+        r.out = read_fd(out[0]);
+    }
+    (void)close(out[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+
+    for (hay = strstr(hay, needle); hay; hay = strstr(hay + 1, needle)) {
+        n++;
+    }
+    return n;
+}
+
+static const char catalog_json[] =
+    "{\"streams\":[{\"stream\":{\"name\":\"a\",\"json_schema\":{}},\"sync_mode\":\"incremental\","
+    "\"destination_sync_mode\":\"append\"},{\"stream\":{\"name\":\"b\",\"json_schema\":{}},"
+    "\"sync_mode\":\"incremental\",\"destination_sync_mode\":\"append\"}]}";
+
+static int setup(void **state)
+{
+    char config[512];
+
+    (void)state;
+    if (!mkdtemp(dir)) {
+        return -1;
+    }
+    (void)snprintf(
+        config, sizeof(config),
+        "{\"name\":\"ok\",\"token\":\"s3cr3t-t0ken\",\"dead_letter_path\":\"%s/dl.jsonl\"}", dir);
+    write_file("config.json", config);
+    (void)snprintf(
+        config, sizeof(config),
+        "{\"name\":\"ok\",\"token\":\"s3cr3t-t0ken\",\"dead_letter_path\":\"%s/dl.jsonl\","
+        "\"max_checkpoint_wait_seconds\":1}",
+        dir);
+    write_file("fast.json", config);
+    write_file("bad.json", "{\"name\":\"bad\",\"token\":\"s3cr3t-t0ken\"}");
+    write_file("invalid.json", "{\"name\":\"\",\"token\":\"s3cr3t-t0ken\"}");
+    write_file("catalog.json", catalog_json);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[300];
+
+    (void)state;
+    (void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+#define REC(stream, extra)                                                                         \
+    "{\"type\":\"RECORD\",\"record\":{\"stream\":\"" stream "\",\"data\":{\"k\":1" extra "}}}\n"
+#define STATE(stream, id)                                                                          \
+    "{\"type\":\"STATE\",\"state\":{\"type\":\"STREAM\",\"stream\":{\"stream_descriptor\":"        \
+    "{\"name\":\"" stream "\"},\"stream_state\":{}},\"id\":" id "}}\n"
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_spec_and_version(void **state)
+{
+    const char *spec[] = {"dest", "spec", NULL};
+    const char *version[] = {"dest", "--version", NULL};
+    const char *none[] = {"dest", NULL};
+    const char *unknown[] = {"dest", "write", "--frobnicate", NULL};
+    struct run r;
+
+    (void)state;
+    r = run_main(spec, NULL, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "{\"type\":\"SPEC\",\"spec\":{"));
+    assert_non_null(strstr(r.out, "\"connectionSpecification\""));
+    free(r.out);
+    r = run_main(version, NULL, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.out, "test-dest 1.0\n");
+    free(r.out);
+    r = run_main(none, NULL, NULL);
+    assert_int_equal(r.rc, 2);
+    free(r.out);
+    r = run_main(unknown, NULL, NULL);
+    assert_int_equal(r.rc, 2);
+    free(r.out);
+}
+
+static void test_check_reports_every_problem(void **state)
+{
+    const char *bad[] = {"dest", "check", "--config", NULL, NULL};
+    const char *invalid[] = {"dest", "--config", NULL, "check", NULL};
+    char p1[256];
+    char p2[256];
+    struct run r;
+
+    (void)state;
+    (void)snprintf(p1, sizeof(p1), "%s", path_in("bad.json"));
+    bad[3] = p1;
+    r = run_main(bad, NULL, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "\"status\":\"FAILED\""));
+    assert_non_null(strstr(r.out, "name 'bad' is refused; and a second problem"));
+    assert_null(strstr(r.out, "s3cr3t-t0ken"));
+    free(r.out);
+    /* arguments in another order; a config the spec refuses */
+    (void)snprintf(p2, sizeof(p2), "%s", path_in("invalid.json"));
+    invalid[2] = p2;
+    r = run_main(invalid, NULL, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "\"status\":\"FAILED\""));
+    assert_non_null(strstr(r.out, "name"));
+    assert_null(strstr(r.out, "s3cr3t-t0ken"));
+    free(r.out);
+}
+
+static const char *write_argv[] = {"dest", "write", "--config", NULL, "--catalog", NULL, NULL};
+
+static struct run write_run(const char *config, const char *input, const char *hold_until)
+{
+    static char c[256];
+    static char k[256];
+
+    (void)snprintf(c, sizeof(c), "%s", path_in(config));
+    (void)snprintf(k, sizeof(k), "%s", path_in("catalog.json"));
+    write_argv[3] = c;
+    write_argv[5] = k;
+    return run_main(write_argv, input, hold_until);
+}
+
+static void test_states_after_commit_with_counts(void **state)
+{
+    struct run r;
+    const char *first;
+    const char *second;
+
+    (void)state;
+    r = write_run("config.json",
+                  REC("a", "") REC("b", "") REC("a", "") STATE("a", "7")
+                      REC("a", ",\"reject\":true") REC("a", "") STATE("a", "8") STATE("b", "9"),
+                  NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(count(r.out, "\"type\":\"STATE\""), 3);
+    first = strstr(r.out, "\"id\":7,\"destinationStats\":{\"recordCount\":2.0,"
+                          "\"rejectedRecordCount\":0.0}");
+    second = strstr(r.out, "\"id\":8,\"destinationStats\":{\"recordCount\":1.0,"
+                           "\"rejectedRecordCount\":1.0}");
+    assert_non_null(first);
+    assert_non_null(second);
+    assert_true(first < second);
+    assert_non_null(strstr(r.out, "\"id\":9,\"destinationStats\":{\"recordCount\":1.0,"));
+    assert_null(strstr(r.out, "TRACE"));
+    free(r.out);
+}
+
+static void test_bad_line_commits_what_came_before(void **state)
+{
+    struct run r;
+
+    (void)state;
+    r = write_run(
+        "config.json",
+        REC("a", "") STATE("a", "1") "{\"type\":\"RECORD\",\n" REC("a", "") STATE("a", "2"), NULL);
+    assert_int_equal(r.rc, 1);
+    assert_int_equal(count(r.out, "\"type\":\"STATE\""), 1);
+    assert_non_null(strstr(r.out, "\"id\":1,"));
+    assert_non_null(strstr(r.out, "line 3: invalid JSON"));
+    assert_non_null(strstr(r.out, "\"failure_type\":\"system_error\""));
+    free(r.out);
+}
+
+static void test_unknown_stream_and_types(void **state)
+{
+    struct run r;
+
+    (void)state;
+    r = write_run("config.json",
+                  "{\"type\":\"WHATEVER\",\"x\":1}\n" STATE("zz", "1") REC("a", "") STATE("a", "2")
+                      REC("zz", ""),
+                  NULL);
+    assert_int_equal(r.rc, 1);
+    /* the unknown type is skipped with a warning; the state of an unknown
+     * stream passes through in order; the record of one is fatal */
+    assert_non_null(strstr(r.out, "'WHATEVER' is unknown"));
+    assert_non_null(strstr(r.out, "\"id\":1,\"destinationStats\":{\"recordCount\":0.0"));
+    assert_non_null(strstr(r.out, "\"id\":2,"));
+    assert_non_null(strstr(r.out, "line 5: record for stream 'zz' which is not in the configured"));
+    free(r.out);
+}
+
+static void test_empty_input(void **state)
+{
+    struct run r;
+
+    (void)state;
+    r = write_run("config.json", "", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_null(strstr(r.out, "\"type\":\"STATE\""));
+    assert_non_null(strstr(r.out, "0 records read"));
+    free(r.out);
+}
+
+static void test_waiting_state_forces_a_flush(void **state)
+{
+    struct run r;
+
+    (void)state;
+    /* stdin stays open: only the max_checkpoint_wait_seconds timer can get
+     * the state out */
+    r = write_run("fast.json", REC("a", "") STATE("a", "5"), "\"id\":5,");
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "a state has waited"));
+    assert_non_null(strstr(r.out, "\"id\":5,\"destinationStats\":{\"recordCount\":1.0"));
+    free(r.out);
+}
+
+static void test_fail_config_is_config_error(void **state)
+{
+    const char *argv[] = {"dest", "write", "--config", NULL, "--catalog", "/nonexistent", NULL};
+    char c[256];
+    struct run r;
+
+    (void)state;
+    (void)snprintf(c, sizeof(c), "%s", path_in("invalid.json"));
+    argv[3] = c;
+    r = run_main(argv, "", NULL);
+    assert_int_equal(r.rc, 1);
+    assert_int_equal(count(r.out, "\"type\":\"TRACE\""), 1);
+    assert_non_null(strstr(r.out, "\"failure_type\":\"config_error\""));
+    assert_null(strstr(r.out, "s3cr3t-t0ken"));
+    free(r.out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spec_and_version),
+        cmocka_unit_test(test_check_reports_every_problem),
+        cmocka_unit_test(test_states_after_commit_with_counts),
+        cmocka_unit_test(test_bad_line_commits_what_came_before),
+        cmocka_unit_test(test_unknown_stream_and_types),
+        cmocka_unit_test(test_empty_input),
+        cmocka_unit_test(test_waiting_state_forces_a_flush),
+        cmocka_unit_test(test_fail_config_is_config_error),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
