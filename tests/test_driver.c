@@ -159,9 +159,11 @@ static char *read_fd(int fd)
     assert_non_null(buf);
     for (;;) {
         if (len + 1 >= cap) {
+            char *grown = realloc(buf, cap * 2);
+
+            assert_non_null(grown);
+            buf = grown;
             cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
         }
         n = read(fd, buf + len, cap - len - 1);
         if (n < 0 && errno == EINTR) {
