@@ -372,6 +372,20 @@ static enum ab_status set_failed(struct ab_emitter *em)
     return em->failed;
 }
 
+/* Starts a message in em->line with its opening text; the sticky error, if
+ * any, instead. */
+static enum ab_status begin_line(struct ab_emitter *em, const char *head)
+{
+    if (!em) {
+        return AB_ERR_INTERNAL;
+    }
+    if (em->failed != AB_OK) {
+        return em->failed;
+    }
+    ab_buf_reset(&em->line);
+    return ab_buf_adds(&em->line, head, NULL);
+}
+
 /* Writes em->line plus "\n" as one piece; flushes when asked. */
 static enum ab_status send_line(struct ab_emitter *em, bool flush)
 {
@@ -654,15 +668,11 @@ enum ab_status ab_emitter_connection_status(struct ab_emitter *em, bool ok, cons
     enum ab_status rc;
     struct ab_buf *b;
 
-    if (!em) {
-        return AB_ERR_INTERNAL;
-    }
-    if (em->failed != AB_OK) {
-        return em->failed;
+    rc = begin_line(em, "{\"type\":\"CONNECTION_STATUS\",\"connectionStatus\":{\"status\":");
+    if (rc != AB_OK) {
+        return rc;
     }
     b = &em->line;
-    ab_buf_reset(b);
-    rc = ab_buf_adds(b, "{\"type\":\"CONNECTION_STATUS\",\"connectionStatus\":{\"status\":", NULL);
     if (rc == AB_OK) {
         rc = ab_buf_adds(b, ok ? "\"SUCCEEDED\"" : "\"FAILED\"", NULL);
     }
@@ -687,15 +697,11 @@ enum ab_status ab_emitter_state(struct ab_emitter *em, const char *members, size
     enum ab_status rc;
     struct ab_buf *b;
 
-    if (!em) {
-        return AB_ERR_INTERNAL;
-    }
-    if (em->failed != AB_OK) {
-        return em->failed;
+    rc = begin_line(em, "{\"type\":\"STATE\",\"state\":{");
+    if (rc != AB_OK) {
+        return rc;
     }
     b = &em->line;
-    ab_buf_reset(b);
-    rc = ab_buf_adds(b, "{\"type\":\"STATE\",\"state\":{", NULL);
     if (rc == AB_OK && members && len > 0) {
         rc = ab_buf_add(b, members, len, NULL);
         if (rc == AB_OK) {
