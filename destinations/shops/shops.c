@@ -388,6 +388,12 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
     if (rc == AB_ERR_REJECTED) {
         return reject_local(s, rec, "", "invalid_type", err->message, err);
     }
+    if (rc == AB_OK && rec->deleted) {
+        rc = shp_deactivate_item(st->obj == SHP_PRODUCTS,
+                                 ab_json_str(ab_json_get(rec->data, "_ab_cdc_deleted_at")),
+                                 &s->item, err);
+        s->stats.deleted++;
+    }
     if (rc != AB_OK) {
         return rc;
     }
@@ -678,9 +684,10 @@ static void shp_summary(void *self, struct ab_emitter *em)
             (unsigned long long)s->stats.deactivated[0], (unsigned long long)s->stats.applied[1],
             (unsigned long long)s->stats.unchanged[1], (unsigned long long)s->stats.deactivated[1]);
     AB_INFO(em,
-            "shops: %llu records sent, %llu rejected (%llu by the destination, %llu at part "
-            "upload, %llu at commit); %llu deferred after the replace import (unknown_sku)",
-            (unsigned long long)s->stats.records,
+            "shops: %llu records sent (%llu deleted upstream, sent deactivated), %llu rejected "
+            "(%llu by the destination, %llu at part upload, %llu at commit); %llu deferred after "
+            "the replace import (unknown_sku)",
+            (unsigned long long)s->stats.records, (unsigned long long)s->stats.deleted,
             (unsigned long long)(s->stats.rejected_local + s->stats.rejected_upload +
                                  s->stats.rejected_commit),
             (unsigned long long)s->stats.rejected_local,

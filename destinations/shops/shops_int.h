@@ -177,6 +177,7 @@ struct shp_stats {
     uint64_t parts_uploaded;
     uint64_t commits_in_doubt;
     uint64_t deferred;
+    uint64_t deleted; /* records deleted upstream, sent deactivated */
 };
 
 struct shp_dest {

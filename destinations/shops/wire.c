@@ -223,3 +223,56 @@ long shp_wait_ms(unsigned k, long retry_after_ms)
     }
     return ms;
 }
+
+enum ab_status shp_deactivate_item(bool product, const char *deleted_at, struct ab_buf *item,
+                                   struct ab_error *err)
+{
+    const char *field = product ? "active" : "quantity";
+    const char *value = product ? "false" : "0";
+    yajl_val obj = ab_json_parse(item->data ? item->data : "", item->len, err);
+    struct ab_buf out;
+    enum ab_status rc;
+    size_t i;
+
+    if (!obj) {
+        return err->code;
+    }
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    rc = ab_buf_addc(&out, '{', err);
+    for (i = 0; rc == AB_OK && obj->type == yajl_t_object && i < obj->u.object.len; i++) {
+        const char *key = obj->u.object.keys[i];
+
+        if (strcmp(key, field) == 0 || (deleted_at && strcmp(key, "updated_at") == 0)) {
+            continue;
+        }
+        rc = ab_json_write_cstr(&out, key, err);
+        if (rc == AB_OK) {
+            rc = ab_buf_addc(&out, ':', err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_json_write(&out, obj->u.object.values[i], err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_buf_addc(&out, ',', err);
+        }
+    }
+    if (rc == AB_OK && deleted_at) {
+        rc = ab_buf_adds(&out, "\"updated_at\":", err);
+        if (rc == AB_OK) {
+            rc = ab_json_write_cstr(&out, deleted_at, err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_buf_addc(&out, ',', err);
+        }
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_printf(&out, err, "\"%s\":%s}", field, value);
+    }
+    if (rc == AB_OK) {
+        ab_buf_reset(item);
+        rc = ab_buf_add(item, out.data, out.len, err);
+    }
+    ab_buf_release(&out);
+    yajl_tree_free(obj);
+    return rc;
+}

@@ -107,4 +107,14 @@ const char *shp_next_name(enum shp_next n);
  * or retry_after_ms when that is longer (capped at 300 s). */
 long shp_wait_ms(unsigned k, long retry_after_ms);
 
+/*
+ * Shops has no delete: a record deleted upstream (a non-null
+ * _ab_cdc_deleted_at) deactivates its item instead, as a full refresh would.
+ * Rewrites the mapped item (a JSON object) in place: a product gets
+ * "active": false, an inventory row "quantity": 0, and updated_at becomes
+ * deleted_at when given, so last write wins against older versions.
+ */
+enum ab_status shp_deactivate_item(bool product, const char *deleted_at, struct ab_buf *item,
+                                   struct ab_error *err);
+
 #endif

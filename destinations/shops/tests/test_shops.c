@@ -496,6 +496,44 @@ static void test_wait_backoff(void **state)
     assert_int_equal(shp_wait_ms(1, 10000000), 300000); /* capped */
 }
 
+struct deactivate_case {
+    bool product;
+    const char *deleted_at;
+    const char *item;
+    const char *expect;
+};
+
+static void test_deactivate_deleted_items(void **state)
+{
+    static const struct deactivate_case cases[] = {
+        {true, "2026-02-01T00:00:00Z",
+         "{\"sku\":\"P1\",\"active\":true,\"title\":\"T\",\"updated_at\":\"2026-01-01T00:00:00Z\"}",
+         "{\"sku\":\"P1\",\"title\":\"T\",\"updated_at\":\"2026-02-01T00:00:00Z\",\"active\":"
+         "false}"},
+        {false, "2026-02-01T00:00:00Z",
+         "{\"sku\":\"P1\",\"location\":\"l\",\"quantity\":7,\"updated_at\":\"x\"}",
+         "{\"sku\":\"P1\",\"location\":\"l\",\"updated_at\":\"2026-02-01T00:00:00Z\","
+         "\"quantity\":0}"},
+        /* no deletion time as text: updated_at stays */
+        {false, NULL, "{\"sku\":\"P1\",\"updated_at\":\"u\"}",
+         "{\"sku\":\"P1\",\"updated_at\":\"u\",\"quantity\":0}"},
+    };
+    struct ab_error err;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ab_buf item;
+
+        ab_buf_init(&item, AB_BUF_UNBOUNDED);
+        assert_int_equal(ab_buf_adds(&item, cases[i].item, &err), AB_OK);
+        assert_int_equal(shp_deactivate_item(cases[i].product, cases[i].deleted_at, &item, &err),
+                         AB_OK);
+        assert_string_equal(item.data, cases[i].expect);
+        ab_buf_release(&item);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_in_doubt_decision_table),
         cmocka_unit_test(test_commit_answer_decision_table),
         cmocka_unit_test(test_wait_backoff),
+        cmocka_unit_test(test_deactivate_deleted_items),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
