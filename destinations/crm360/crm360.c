@@ -828,13 +828,20 @@ static char *dup_url(const char *url)
     return p;
 }
 
-static enum ab_status make_client(struct ab_driver *d, struct ab_http **out, struct ab_error *err)
+/* check asks once or twice: an operator waits for its answer. */
+#define CHECK_MAX_RETRIES 1
+
+static enum ab_status make_client(struct ab_driver *d, bool for_check, struct ab_http **out,
+                                  struct ab_error *err)
 {
     yajl_val cfg = ab_driver_config(d);
     struct ab_http_opts o;
     enum ab_status rc;
 
     ab_driver_http_opts(d, &o);
+    if (for_check && o.max_retries > CHECK_MAX_RETRIES) {
+        o.max_retries = CHECK_MAX_RETRIES;
+    }
     o.user_agent = "destination-crm360/0.1.0";
     *out = ab_http_new(&o, err);
     if (!*out) {
@@ -960,7 +967,7 @@ static enum ab_status crm_open(struct ab_driver *d, void **self, struct ab_error
         rc = resolve_streams(c, err);
     }
     if (rc == AB_OK) {
-        rc = make_client(d, &c->http, err);
+        rc = make_client(d, false, &c->http, err);
     }
     if (rc == AB_OK) {
         ab_driver_set_http(d, c->http);
@@ -996,7 +1003,7 @@ static enum ab_status crm_check(struct ab_driver *d, struct ab_check *chk, struc
     }
     ab_buf_init(&body, 1 << 20);
     base = dup_url(url);
-    if (!base || make_client(d, &http, &e) != AB_OK) {
+    if (!base || make_client(d, true, &http, &e) != AB_OK) {
         ab_check_problem(chk, "cannot set up the HTTP client: %s", e.message);
         goto out;
     }
