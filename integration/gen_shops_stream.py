@@ -36,9 +36,12 @@ the items out (for large benchmark streams).
 
 import argparse
 import json
+import os
 import random
 import sys
-from datetime import datetime, timedelta, timezone
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from airbyte_input import GEN_EPOCH, StreamGenerator  # noqa: E402
 
 BRANDS = ["aurora", "bossa", "caju", "duna", "estela", "flor", "garoa"]
 KINDS = ["Camiseta", "Calça", "Vestido", "Tênis", "Jaqueta", "Bermuda", "Saia", "Blusa"]
@@ -47,22 +50,20 @@ COLORS = ["azul", "preto", "branco", "verde", "vermelho", "areia", "rosa"]
 COLLECTIONS = ["verao-2026", "inverno-2026", "basicos", "praia"]
 LOCATIONS = ["cd-sao-paulo", "loja-rio", "loja-bh", "loja-poa", "cd-recife", "loja-sp-2"]
 DEFAULT_LOCATION = "default"
-BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
-BASE_EPOCH = int(BASE.timestamp())
+BASE_EPOCH = int(GEN_EPOCH.timestamp())
 STREAMS = ("products", "inventory")
-
-
-def ts(seconds):
-    return (BASE + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def inv_key(sku, location):
     return "%s|%s" % (sku, location if location is not None else DEFAULT_LOCATION)
 
 
-class Generator:
+class Generator(StreamGenerator):
     def __init__(self, args):
         self.a = args
+        self.streams = STREAMS
+        self.state_type = args.state_type
+        self.namespace = args.namespace
         self.rng = random.Random(args.seed)
         self.clock = args.time_offset
         self.state_id = args.state_id_start
@@ -86,15 +87,6 @@ class Generator:
 
     # -- output ----------------------------------------------------------------
 
-    def tick(self):
-        self.clock += 1 + self.rng.randrange(3)
-        return ts(self.clock)
-
-    def emit(self, obj):
-        self.out.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False))
-        self.out.write("\n")
-        self.lines += 1
-
     def record(self, stream, data, valid, reason=None, rejected_by=None, key=None):
         self.emit({"type": "RECORD", "record": {
             "stream": stream, "namespace": self.a.namespace,
@@ -109,26 +101,6 @@ class Generator:
             self.invalid.append({"stream": stream, "key": key, "reason": reason,
                                  "rejected_by": rejected_by, "line": self.lines})
         self.maybe_state(stream)
-
-    def state(self, stream=None):
-        self.state_id += 1
-        if self.a.state_type == "GLOBAL":
-            count, self.since_global = self.since_global, 0
-            for s in self.since_state:
-                self.since_state[s] = 0
-            st = {"type": "GLOBAL", "global": {
-                "shared_state": {"position": self.lines},
-                "stream_states": [
-                    {"stream_descriptor": {"name": s, "namespace": self.a.namespace},
-                     "stream_state": {"cursor": ts(self.clock)}} for s in STREAMS]}}
-        else:
-            count, self.since_state[stream] = self.since_state[stream], 0
-            st = {"type": "STREAM", "stream": {
-                "stream_descriptor": {"name": stream, "namespace": self.a.namespace},
-                "stream_state": {"cursor": ts(self.clock), "line": self.lines}}}
-        st["sourceStats"] = {"recordCount": float(count)}
-        st["id"] = self.state_id
-        self.emit({"type": "STATE", "state": st})
 
     def maybe_state(self, stream):
         every = self.a.state_every

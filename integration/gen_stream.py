@@ -16,18 +16,18 @@ emulator's stored data and the dead-letter file against it.
 
 import argparse
 import json
+import os
 import random
 import sys
-from datetime import datetime, timedelta, timezone
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from airbyte_input import StreamGenerator  # noqa: E402
+from airbyte_input import gen_time as ts  # noqa: E402
 
 BRANDS = ["aurora", "bossa", "caju", "duna", "estela", "flor", "garoa",
           "horizonte", "ipe", "jambo", "kiri"]
 STATUSES = ["pending", "paid", "shipped", "delivered", "cancelled", "returned"]
-BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-def ts(seconds):
-    return (BASE + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+STREAMS = ("customers", "orders")
 
 
 def cpf(rng):
@@ -39,9 +39,12 @@ def cpf(rng):
     return "".join(map(str, digits))
 
 
-class Generator:
+class Generator(StreamGenerator):
     def __init__(self, args):
         self.args = args
+        self.streams = STREAMS
+        self.state_type = args.state_type
+        self.namespace = args.namespace
         self.rng = random.Random(args.seed)
         self.clock = 0
         self.state_id = 0
@@ -52,15 +55,6 @@ class Generator:
         self.invalid = []
         self.lines = 0
         self.out = None
-
-    def tick(self):
-        self.clock += 1 + self.rng.randrange(3)
-        return ts(self.clock)
-
-    def emit(self, obj):
-        self.out.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False))
-        self.out.write("\n")
-        self.lines += 1
 
     def record(self, stream, data, valid, reason=None):
         self.emit({"type": "RECORD", "record": {
@@ -74,27 +68,6 @@ class Generator:
         else:
             self.invalid.append({"stream": stream, "key": key, "reason": reason,
                                  "line": self.lines})
-
-    def state(self, stream=None):
-        self.state_id += 1
-        if self.args.state_type == "GLOBAL":
-            count, self.since_global = self.since_global, 0
-            for s in self.since_state:
-                self.since_state[s] = 0
-            st = {"type": "GLOBAL", "global": {
-                "shared_state": {"position": self.lines},
-                "stream_states": [
-                    {"stream_descriptor": {"name": s, "namespace": self.args.namespace},
-                     "stream_state": {"cursor": ts(self.clock)}}
-                    for s in ("customers", "orders")]}}
-        else:
-            count, self.since_state[stream] = self.since_state[stream], 0
-            st = {"type": "STREAM", "stream": {
-                "stream_descriptor": {"name": stream, "namespace": self.args.namespace},
-                "stream_state": {"cursor": ts(self.clock), "line": self.lines}}}
-        st["sourceStats"] = {"recordCount": float(count)}
-        st["id"] = self.state_id
-        self.emit({"type": "STATE", "state": st})
 
     def customer(self, n, version):
         brand = BRANDS[n % len(BRANDS)]

@@ -11,7 +11,13 @@ Generic on purpose: nothing here knows about one destination. It covers
 * parsing stdout as Airbyte messages (every line must be one JSON
   AirbyteMessage),
 * small JSON-over-HTTP helpers for admin endpoints,
+* running a stream generator script,
+* a base TestCase for a destination's tests (an emulator per class, a work
+  directory per test, spec/check/write runs, the search for leaked secrets,
+  outcome assertions),
 * a unittest entry point that takes --bin and exits non-zero on failure.
+
+airbyte_input.py builds on it for what concerns the input streams.
 
 Standard library only.
 """
@@ -615,14 +621,15 @@ def run_connector(bin_path, args, workdir, stdin=None, timeout=300, name="run", 
 # ---------------------------------------------------------------------------
 
 
-def run_gen_stream(workdir, name="input", **opts):
-    """Run gen_stream.py with --key value options (underscores become dashes;
-    True flags are bare). workdir: a Workdir or a directory path. Returns
-    (input path, expected dict)."""
+def run_generator(script, workdir, name="input", **opts):
+    """Run a stream generator (gen_stream.py, gen_shops_stream.py: --out
+    and --expected files) with --key value options (underscores become
+    dashes; True flags are bare). workdir: a Workdir or a directory path.
+    Returns (input path, expected dict)."""
     base = workdir if isinstance(workdir, str) else workdir.path
     out = os.path.join(base, name + ".jsonl")
     exp = os.path.join(base, name + ".expected.json")
-    cmd = [sys.executable, os.path.join(HERE, "gen_stream.py"), "--out", out, "--expected", exp]
+    cmd = [sys.executable, script, "--out", out, "--expected", exp]
     for k, v in opts.items():
         flag = "--" + k.replace("_", "-")
         if v is True:
@@ -632,6 +639,11 @@ def run_gen_stream(workdir, name="input", **opts):
     subprocess.run(cmd, check=True)
     with open(exp, encoding="utf-8") as f:
         return out, json.load(f)
+
+
+def run_gen_stream(workdir, name="input", **opts):
+    """Run gen_stream.py (customers and orders) through run_generator."""
+    return run_generator(os.path.join(HERE, "gen_stream.py"), workdir, name, **opts)
 
 
 def parse_input(path):
@@ -652,6 +664,185 @@ def strip_dest_stats(state):
     s = dict(state)
     s.pop("destinationStats", None)
     return s
+
+
+# ---------------------------------------------------------------------------
+# Test cases
+# ---------------------------------------------------------------------------
+
+
+class DestinationCase(unittest.TestCase):
+    """The base of a destination's test cases. One emulator per class
+    (launch_emulator(), in cls.emu), reset (POST /_admin/reset) before each
+    test; a work directory per test (self.wd), kept when the test failed;
+    after each test that passed, every file the test produced (stdout,
+    stderr, dead letters, ...) but the config files is searched for the
+    secrets. Runs of the connector's write and check go through write(),
+    start()/finish() and check(), which search their output for the secrets
+    too and keep the results in self.runs.
+
+    A subclass gives launch_emulator(), cfg(**over) (a config for self.emu),
+    default_catalog(), its secrets and its work-directory prefix."""
+
+    workdir_prefix = "ab-it-"
+    # Strings no output or file of a test may hold (API keys, secrets).
+    secret_values = ()
+    # A compiled bytes pattern of secrets made while the tests run (access
+    # tokens), or None, and what a match is called in a failure.
+    secret_pattern = None
+    secret_pattern_name = "a secret"
+    # assert_fatal: the TRACE ERROR must also be the last message.
+    fatal_error_last = False
+
+    @classmethod
+    def launch_emulator(cls):
+        """The started emulator (a Server) the tests of the class share."""
+        raise NotImplementedError
+
+    def cfg(self, **over):
+        """A connector config for self.emu, with members replaced by over."""
+        raise NotImplementedError
+
+    def default_catalog(self):
+        """The configured catalog of a write run that names none."""
+        raise NotImplementedError
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = cls.launch_emulator()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+
+    def setUp(self):
+        self.emu.post("/_admin/reset")
+        self.wd = Workdir(prefix=self.workdir_prefix)
+        self.config_files = set()
+        self.runs = []
+
+    def tearDown(self):
+        failed = self._failed()
+        try:
+            if not failed:
+                self.assert_no_secrets()
+        finally:
+            self.wd.cleanup(keep=failed)
+
+    def _failed(self):
+        """Whether this test has failed or errored so far."""
+        outcome = getattr(self, "_outcome", None)
+        if outcome is None:
+            return False
+        errs = getattr(outcome, "errors", None)
+        if errs is None:  # Python >= 3.11
+            res = getattr(outcome, "result", None)
+            if res is None:
+                return False
+            return any(t is self for t, _ in res.errors + res.failures)
+        return any(e for _, e in errs)
+
+    def assert_no_secrets(self, extra_paths=()):
+        """No file of the work directory but the config files (and none of
+        extra_paths) holds a secret."""
+        files = [p for p in self.wd.files() if p not in self.config_files] + list(extra_paths)
+        for key in self.secret_values:
+            assert_absent(key, paths=files)
+        if self.secret_pattern is None:
+            return
+        for p in files:
+            if os.path.isfile(p):
+                with open(p, "rb") as f:
+                    m = self.secret_pattern.search(f.read())
+                self.assertIsNone(m, "%s appears in %s" % (self.secret_pattern_name, p))
+
+    # -- running ---------------------------------------------------------------
+
+    def write_config(self, cfg, name="config.json"):
+        """Write a config file (left out of the secrets search)."""
+        p = self.wd.write_json(name, cfg)
+        self.config_files.add(p)
+        return p
+
+    def start(self, input_path, cfg=None, cat=None, name="write", on_line=None, data=None):
+        """Start `write` on input_path (or on data: bytes or chunks) with cfg
+        (default self.cfg()) and cat (default self.default_catalog()); see
+        Connector for on_line."""
+        cfg_path = self.write_config(cfg or self.cfg(), name + ".config.json")
+        cat_path = self.wd.write_json(name + ".catalog.json", cat or self.default_catalog())
+        return Connector(binary(), ["write", "--config", cfg_path, "--catalog", cat_path],
+                         self.wd, name=name, stdin=data if data is not None else input_path,
+                         on_line=on_line)
+
+    def finish(self, conn, timeout=180):
+        """Wait for a started run: it must end in time, its output hold no
+        secret."""
+        res = conn.wait(timeout=timeout)
+        self.assertFalse(res.timed_out, "timed out:\n" + res.describe())
+        for key in self.secret_values:
+            assert_absent(key, blobs=[res.stdout, res.stderr])
+        if self.secret_pattern is not None:
+            self.assertIsNone(self.secret_pattern.search(res.stdout + res.stderr),
+                              "%s appears in the output" % self.secret_pattern_name)
+        self.runs.append(res)
+        return res
+
+    def write(self, input_path, cfg=None, cat=None, name="write", timeout=180, on_line=None):
+        """Run `write` to its end (start, then finish)."""
+        return self.finish(self.start(input_path, cfg, cat, name, on_line), timeout)
+
+    def spec(self):
+        """Run `spec`: exit 0 with one message, a SPEC; returns its spec."""
+        res = run_connector(binary(), ["spec"], self.wd, name="spec", timeout=30)
+        self.assert_ok(res)
+        self.assertEqual([m["type"] for m in res.messages], ["SPEC"], res.describe())
+        return res.messages[0]["spec"]
+
+    def check(self, cfg, name="check"):
+        """Run `check`: exit 0 with one CONNECTION_STATUS and no TRACE
+        error; returns (result, connectionStatus)."""
+        cfg_path = self.write_config(cfg, name + ".config.json")
+        res = run_connector(binary(), ["check", "--config", cfg_path], self.wd,
+                            name=name, timeout=60)
+        for key in self.secret_values:
+            assert_absent(key, blobs=[res.stdout, res.stderr])
+        self.assertEqual(res.rc, 0, res.describe())
+        st = res.of_type("CONNECTION_STATUS")
+        self.assertEqual(len(st), 1, "expected one CONNECTION_STATUS:\n" + res.describe())
+        self.assertEqual(res.errors, [], res.describe())
+        return res, st[0]["connectionStatus"]
+
+    # -- outcome ---------------------------------------------------------------
+
+    def assert_ok(self, res):
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assertEqual(res.errors, [], res.describe())
+
+    def assert_fatal(self, res, failure_type=None, contains=()):
+        """Exit 1 and exactly one TRACE ERROR (the last message, with
+        fatal_error_last), naming every string in contains; returns its
+        error object."""
+        self.assertEqual(res.rc, 1, res.describe())
+        errs = res.errors
+        self.assertEqual(len(errs), 1, "expected exactly one TRACE ERROR:\n" + res.describe())
+        if self.fatal_error_last:
+            traces = [m for m in res.messages if m["type"] == "TRACE"]
+            self.assertIs(res.messages[-1], traces[-1], "the TRACE ERROR is not the last message")
+        e = errs[0]
+        if failure_type:
+            self.assertEqual(e.get("failure_type"), failure_type, res.describe())
+        for c in contains:
+            self.assertIn(c, e["message"], "TRACE message lacks %r:\n%s" % (c, res.describe()))
+        return e
+
+    def dead_letters(self, path=None):
+        """The dead-letter entries (default: the work directory's
+        dead-letters.jsonl)."""
+        return read_jsonl(path or self.wd.join("dead-letters.jsonl"))
+
+    def applied(self):
+        """The emulator's log of applied writes."""
+        return self.emu.get("/_admin/applied")
 
 
 # ---------------------------------------------------------------------------

@@ -27,13 +27,13 @@ files (one per run) hold every invalid record and no valid one.
 import json
 import os
 import random
-import signal
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
+from airbyte_input import Restarts, check_emitted_state  # noqa: E402
 from test_crm360_e2e import (CrmCase, assert_dead_letters, assert_store_matches,  # noqa: E402
                              catalog, key_of)
 
@@ -44,7 +44,8 @@ MAX_RUNS = 40
 
 
 class Source:
-    """The original input, indexed: what a restarted source would send."""
+    """The original input, indexed: its messages and states (what
+    airbyte_input.resume_lines restarts it from) and its valid records."""
 
     def __init__(self, path, expected):
         self.lines = lib.read_input_lines(path)
@@ -65,30 +66,6 @@ class Source:
                 self.valid.setdefault(m["record"]["stream"], []).append(
                     (n, key_of(d), d["updated_at"]))
         self.streams = sorted(self.valid)
-
-    def stream_of(self, n):
-        m = self.msgs.get(n)
-        if m is None:
-            return None
-        if m["type"] == "RECORD":
-            return m["record"]["stream"]
-        if m["type"] == "STATE":
-            return self.state_stream[n]
-        return None
-
-    def resume(self, last):
-        """Original line numbers of a restarted input. last: stream (or
-        None for GLOBAL) -> line of its last emitted state."""
-        out = []
-        g = last.get(None, 0)
-        for n in range(1, len(self.lines) + 1):
-            s = self.stream_of(n)
-            if n <= g:
-                continue
-            if s is not None and n <= last.get(s, 0):
-                continue
-            out.append(n)
-        return out
 
 
 class Checker:
@@ -130,18 +107,10 @@ class Checker:
                 self.failures.append("checker error: %r" % exc)
 
     def _check(self, st):
-        line = self.src.state_line_by_id.get(st.get("id"))
+        line = check_emitted_state(self.src, st, self.run_states, self.emitted, self.failures)
         if line is None:
-            self.failures.append("emitted a state with unknown id %r" % st.get("id"))
             return
-        k = len(self.emitted)
-        if k >= len(self.run_states) or self.run_states[k] != line:
-            self.failures.append("state of input line %d emitted out of order (expected %s)"
-                                 % (line, self.run_states[k] if k < len(self.run_states)
-                                    else None))
         orig = self.src.msgs[line]["state"]
-        if lib.strip_dest_stats(st) != orig:
-            self.failures.append("state at line %d changed: %r" % (line, st))
         ds = st.get("destinationStats", {})
         if ds.get("recordCount", -1) + ds.get("rejectedRecordCount", 0) != \
                 orig["sourceStats"]["recordCount"]:
@@ -176,11 +145,6 @@ class Crash(CrmCase):
         self.emu.post("/_admin/faults", dict(FAULTS, seed=seed))
         checker = Checker(self.emu, src)
         cat_path = self.wd.write_json("catalog.json", catalog(sync_id=seed))
-        last = {}                   # stream or None -> last emitted state line
-        kills = 0
-        run_maps = []
-        results = []
-        per_run = []                # (states emitted, first input line, rc)
         # Kill plan: 12 kills once the output reaches seeded random input
         # lines (one in each twelfth of 10%..80%), a random 0-200 ms later so requests
         # are in flight, and 3 more at random times after a start (maybe
@@ -191,47 +155,20 @@ class Crash(CrmCase):
         plans = [("line", pt, rng.uniform(0, 0.2)) for pt in points]
         for _ in range(3):
             plans.insert(rng.randrange(len(plans) + 1), ("time", rng.uniform(0.05, 1.0), 0))
-        t_start = time.monotonic()
-        for run in range(MAX_RUNS):
-            lines = src.resume(last)
-            run_maps.append(lines)
+
+        def start_run(run, lines):
             data = b"".join(src.lines[n - 1] + b"\n" for n in lines)
             cfg = self.cfg(max_in_flight=4, batch_size=100, max_retries=20,
                            request_timeout_seconds=5, connect_timeout_seconds=2,
                            dead_letter_path=self.wd.join("dl-%02d.jsonl" % run))
             cfg_path = self.write_config(cfg, "config-%02d.json" % run)
-            checker.begin_run(lines)
-            p = lib.Connector(lib.binary(), ["write", "--config", cfg_path, "--catalog",
-                                             cat_path], self.wd, name="run-%02d" % run,
-                              stdin=data, on_line=checker.on_line)
-            plan = plans.pop(0) if plans else None
-            if plan is not None:
-                kind, value, extra = plan
-                if kind == "time":
-                    time.sleep(value)
-                else:
-                    # once a state at or past input line `value` is out
-                    deadline = time.monotonic() + 60
-                    while ((not checker.emitted or checker.emitted[-1] < value)
-                           and p.poll() is None and time.monotonic() < deadline):
-                        time.sleep(0.002)
-                    time.sleep(extra)
-                p.signal(signal.SIGKILL)
-            res = p.wait(timeout=150)
-            results.append(res)
-            self.assertFalse(res.timed_out, "run %d timed out:\n%s" % (run, res.describe()))
-            if res.rc == -signal.SIGKILL:
-                kills += 1
-            else:
-                self.assertEqual(res.rc, 0, "run %d:\n%s" % (run, res.describe()))
-                self.assertEqual(res.errors, [])
-            for n in checker.emitted:
-                last[src.state_stream[n]] = n
-            per_run.append((len(checker.emitted), lines[0] if lines else None, res.rc))
-            if res.rc == 0:
-                self.assertEqual(checker.emitted, checker.run_states,
-                                 "the final run did not emit every state")
-                break   # (a late kill may find the run already done)
+            return lib.Connector(lib.binary(), ["write", "--config", cfg_path, "--catalog",
+                                                cat_path], self.wd, name="run-%02d" % run,
+                                 stdin=data, on_line=checker.on_line)
+
+        t_start = time.monotonic()
+        runs = Restarts(src, checker).run(self, plans, start_run, MAX_RUNS, wait_limit=60)
+        kills, results, per_run = runs.kills, runs.results, runs.per_run
         self.assertGreaterEqual(kills, MIN_KILLS)
         elapsed = time.monotonic() - t_start
         self.assertFalse(checker.failures, "%d checker failures, first: %s"
@@ -250,12 +187,7 @@ class Crash(CrmCase):
         self.assertFalse(twice, "%d key versions applied more than once, e.g. %s"
                          % (len(twice), list(twice.items())[:3]))
         # dead letters: every invalid record at least once, no valid one
-        entries = []
-        for run, lines in enumerate(run_maps):
-            for e in lib.read_jsonl(self.wd.join("dl-%02d.jsonl" % run),
-                                    allow_partial_tail=results[run].rc != 0):
-                e = dict(e, line=lines[e["line"] - 1])
-                entries.append(e)
+        entries = runs.dead_letters(lambda run: self.wd.join("dl-%02d.jsonl" % run))
         assert_dead_letters(self, entries, exp["invalid"], exact=False)
 
         stats = self.emu.get("/_admin/stats")

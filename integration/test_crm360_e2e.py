@@ -5,7 +5,9 @@
 
 The first part of this file holds the CRM360-specific helpers the other
 CRM360 test scripts import (emulator start-up, config and catalog, expected
-store and dead-letter comparison, state checks); the tests follow.
+store and dead-letter comparison, the test case class); the tests follow.
+What does not depend on the destination (test case machinery, input streams,
+state checks) is in lib.py and airbyte_input.py.
 """
 
 import os
@@ -15,10 +17,11 @@ import subprocess
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
+from airbyte_input import (assert_states, check_dead_letters, input_states,  # noqa: E402
+                           reason_matches)
 
 # ---------------------------------------------------------------------------
 # CRM360 helpers
@@ -116,96 +119,22 @@ def assert_store_matches(tc, dump, expected):
                                                                                else (0, 0, 0))))
 
 
-def reason_matches(dl, reason):
-    """A dead-letter entry's errors hold gen_stream's reason ('code field'
-    or 'code')."""
-    parts = reason.split()
-    for e in dl.get("errors") or []:
-        if e.get("code") == parts[0] and (len(parts) == 1 or e.get("field") == parts[1]):
-            return True
-    return False
-
-
 def assert_dead_letters(tc, entries, invalid, line_map=None, exact=True):
     """entries: dead-letter lines; invalid: gen_stream's list. line_map maps a
     dead-letter line number to the original input line (restarted runs).
     exact: each invalid record exactly once; else at least once. No entry may
-    be for another (valid) line."""
-    want = {(i["stream"], i["line"]): i for i in invalid}
-    seen = {}
-    for e in entries:
-        for k in ("stream", "line", "errors", "record", "rejected_by"):
-            tc.assertIn(k, e, "dead-letter entry without %r: %r" % (k, e))
-        line = line_map(e["line"]) if line_map else e["line"]
-        k = (e["stream"], line)
-        tc.assertIn(k, want, "dead letter for a record that is not invalid: %r" % e)
+    be for another (valid) line. Each entry holds the key and the reason
+    ('code field' or 'code') of its invalid record."""
+
+    def check_entry(e, want, line):
         rec = e["record"] if isinstance(e["record"], dict) else {}
-        tc.assertEqual(key_of(rec), want[k]["key"], "dead letter for line %s holds key %s, "
-                       "expected %s" % (line, key_of(rec), want[k]["key"]))
-        tc.assertTrue(reason_matches(e, want[k]["reason"]),
+        tc.assertEqual(key_of(rec), want["key"], "dead letter for line %s holds key %s, "
+                       "expected %s" % (line, key_of(rec), want["key"]))
+        tc.assertTrue(reason_matches(e, want["reason"]),
                       "dead letter for line %s has errors %r, expected %s"
-                      % (line, e["errors"], want[k]["reason"]))
-        seen[k] = seen.get(k, 0) + 1
-    missing = sorted(set(want) - set(seen))
-    tc.assertFalse(missing, "%d invalid records missing from the dead letters, e.g. %s"
-                   % (len(missing), missing[:5]))
-    if exact:
-        dup = {k: n for k, n in seen.items() if n > 1}
-        tc.assertFalse(dup, "invalid records dead-lettered more than once: %s" % dup)
+                      % (line, e["errors"], want["reason"]))
 
-
-def input_states(path):
-    """[(line, state, stream-or-None, window_lines)] of an input file, where
-    window_lines are the RECORD lines the state's window covers (its stream's
-    records since that stream's previous state, or every record since the
-    previous GLOBAL state)."""
-    out = []
-    pending = {}   # stream -> record lines since its last state
-    pending_all = []
-    for line, m in lib.parse_input(path):
-        if m["type"] == "RECORD":
-            s = m["record"]["stream"]
-            pending.setdefault(s, []).append(line)
-            pending_all.append(line)
-        elif m["type"] == "STATE":
-            st = m["state"]
-            if st.get("type") == "GLOBAL":
-                out.append((line, st, None, pending_all))
-                pending_all, pending = [], {}
-            else:
-                s = st["stream"]["stream_descriptor"]["name"]
-                out.append((line, st, s, pending.pop(s, [])))
-    return out
-
-
-def assert_states(tc, input_path, res, invalid, prefix=False):
-    """Emitted states are the input states in order, unchanged but for
-    destinationStats; the counts add up per window."""
-    ins = input_states(input_path)
-    outs = res.states
-    if prefix:
-        tc.assertLessEqual(len(outs), len(ins))
-        ins = ins[:len(outs)]
-    tc.assertEqual(len(outs), len(ins), "emitted %d states, input has %d"
-                   % (len(outs), len(ins)))
-    bad_lines = {i["line"] for i in invalid}
-    for n, ((line, st, _, window), out) in enumerate(zip(ins, outs)):
-        tc.assertEqual(lib.strip_dest_stats(out), st,
-                       "state %d (input line %d) differs from the input" % (n + 1, line))
-        if "id" in st:
-            tc.assertIs(type(out["id"]), int, "state id must stay an integer: %r" % out["id"])
-        ds = out.get("destinationStats")
-        tc.assertIsInstance(ds, dict, "state %d has no destinationStats" % (n + 1))
-        rc, rej = ds.get("recordCount"), ds.get("rejectedRecordCount", 0)
-        src = st.get("sourceStats", {}).get("recordCount")
-        if src is not None:
-            tc.assertEqual(rc + rej, src, "state at line %d: %s + %s != sourceStats %s"
-                           % (line, rc, rej, src))
-        tc.assertEqual(rc + rej, len(window), "state at line %d: counts %s + %s, window has %d "
-                       "records" % (line, rc, rej, len(window)))
-        want_rej = sum(1 for ln in window if ln in bad_lines)
-        tc.assertEqual(rej, want_rej, "state at line %d: rejectedRecordCount %s, %d invalid "
-                       "records in its window" % (line, rej, want_rej))
+    check_dead_letters(tc, entries, invalid, check_entry, line_map, exact)
 
 
 def order_customer_map(input_path):
@@ -237,109 +166,27 @@ def assert_orders_after_customers(tc, applied, input_path):
     return checked
 
 
-class CrmCase(unittest.TestCase):
+class CrmCase(lib.DestinationCase):
     """One emulator per class, reset before each test; a work directory per
     test; after each test every file the test produced (stdout, stderr, dead
     letters, ...) is searched for the API keys."""
 
     emulator_rate = 0
+    workdir_prefix = "crm360-it-"
+    secret_values = ALL_KEYS
 
     @classmethod
-    def setUpClass(cls):
-        cls.emu = start_emulator(rate=cls.emulator_rate)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop()
-
-    def setUp(self):
-        self.emu.post("/_admin/reset")
-        self.wd = lib.Workdir(prefix="crm360-it-")
-        self.config_files = set()
-        self.runs = []
-
-    def tearDown(self):
-        failed = self._failed()
-        try:
-            if not failed:
-                self.assert_no_secrets()
-        finally:
-            self.wd.cleanup(keep=failed)
-
-    def _failed(self):
-        outcome = getattr(self, "_outcome", None)
-        if outcome is None:
-            return False
-        errs = getattr(outcome, "errors", None)
-        if errs is None:  # Python >= 3.11
-            res = getattr(outcome, "result", None)
-            if res is None:
-                return False
-            return any(t is self for t, _ in res.errors + res.failures)
-        return any(e for _, e in errs)
-
-    def assert_no_secrets(self):
-        files = [p for p in self.wd.files() if p not in self.config_files]
-        for key in ALL_KEYS:
-            lib.assert_absent(key, paths=files)
-
-    # -- running ---------------------------------------------------------------
-
-    def write_config(self, cfg, name="config.json"):
-        p = self.wd.write_json(name, cfg)
-        self.config_files.add(p)
-        return p
+    def launch_emulator(cls):
+        return start_emulator(rate=cls.emulator_rate)
 
     def cfg(self, **over):
         return config(self.emu.url, self.wd, **over)
 
-    def write(self, input_path, cfg=None, cat=None, name="write", timeout=180, **kw):
-        cfg_path = self.write_config(cfg or self.cfg(), name + ".config.json")
-        cat_path = self.wd.write_json(name + ".catalog.json", cat or catalog())
-        res = lib.run_connector(lib.binary(), ["write", "--config", cfg_path, "--catalog",
-                                               cat_path], self.wd, stdin=input_path, name=name,
-                                timeout=timeout, **kw)
-        self.assertFalse(res.timed_out, "timed out:\n" + res.describe())
-        for key in ALL_KEYS:
-            lib.assert_absent(key, blobs=[res.stdout, res.stderr])
-        self.runs.append(res)
-        return res
-
-    def check(self, cfg, name="check"):
-        cfg_path = self.write_config(cfg, name + ".config.json")
-        res = lib.run_connector(lib.binary(), ["check", "--config", cfg_path], self.wd,
-                                name=name, timeout=60)
-        self.assertEqual(res.rc, 0, res.describe())
-        st = res.of_type("CONNECTION_STATUS")
-        self.assertEqual(len(st), 1, "expected one CONNECTION_STATUS:\n" + res.describe())
-        self.assertEqual(res.errors, [], res.describe())
-        return res, st[0]["connectionStatus"]
-
-    def assert_ok(self, res):
-        self.assertEqual(res.rc, 0, res.describe())
-        self.assertEqual(res.errors, [], res.describe())
-
-    def assert_fatal(self, res, failure_type=None, contains=()):
-        """Exit 1 and exactly one TRACE ERROR, naming every string in
-        contains."""
-        self.assertEqual(res.rc, 1, res.describe())
-        errs = res.errors
-        self.assertEqual(len(errs), 1, "expected exactly one TRACE ERROR:\n" + res.describe())
-        e = errs[0]
-        if failure_type:
-            self.assertEqual(e.get("failure_type"), failure_type, res.describe())
-        for c in contains:
-            self.assertIn(c, e["message"], "TRACE message lacks %r:\n%s" % (c, res.describe()))
-        return e
-
-    def dead_letters(self, path=None):
-        return lib.read_jsonl(path or self.wd.join("dead-letters.jsonl"))
+    def default_catalog(self):
+        return catalog()
 
     def dump(self):
         return self.emu.get("/_admin/dump")
-
-    def applied(self):
-        return self.emu.get("/_admin/applied")
 
 
 def split_states_at(input_path, line):
@@ -361,10 +208,7 @@ SPEC_FIELDS = ("api_url", "api_key", "brand", "batch_size", "max_batch_bytes", "
 
 class Commands(CrmCase):
     def test_spec(self):
-        res = lib.run_connector(lib.binary(), ["spec"], self.wd, name="spec", timeout=30)
-        self.assert_ok(res)
-        self.assertEqual([m["type"] for m in res.messages], ["SPEC"], res.describe())
-        spec = res.messages[0]["spec"]
+        spec = self.spec()
         cs = spec["connectionSpecification"]
         self.assertEqual(cs.get("type"), "object")
         self.assertEqual(set(cs.get("required", [])), {"api_url", "api_key"})

@@ -35,62 +35,15 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import airbyte_input  # noqa: E402
 import lib  # noqa: E402
+from airbyte_input import (BIG, BIG_NEG, BIG_STATE_ID, U64_PLUS_1, assert_states,  # noqa: E402
+                           fix_source_stats, input_states, insert_mid_window, js, record)
 from test_shops_e2e import (STREAMS, ShopsCase, assert_dead_letters,  # noqa: E402
-                            assert_no_open_imports, assert_states, assert_store_equals,
-                            catalog, dump_by_key, expected_store, input_states, item_key,
-                            ts_key)
+                            assert_no_open_imports, assert_store_equals, catalog, dump_by_key,
+                            expected_store, item_key, ts_key)
 
-BIG = 123456789012345678901234567890          # > 2^64
-BIG_NEG = -98765432109876543210987654321
-U64_PLUS_1 = 18446744073709551616
-MiB = 1024 * 1024
 T = "2026-03-01T00:00:00Z"
-
-
-def js(obj):
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def record(stream, data):
-    return {"type": "RECORD", "record": {"stream": stream, "emitted_at": 1767225600000,
-                                         "data": data}}
-
-
-def insert_mid_window(lines, bad, after_state=3, skip=2):
-    """Insert bad lines `skip` lines after the after_state-th STATE; returns
-    (lines, 1-based number of the first inserted line)."""
-    seen = 0
-    for i, ln in enumerate(lines):
-        if ln.startswith(b'{"type":"STATE"'):
-            seen += 1
-            if seen == after_state:
-                at = i + 1 + skip
-                return lines[:at] + list(bad) + lines[at:], at + 1
-    raise AssertionError("not enough states")
-
-
-def fix_source_stats(lines):
-    """Recompute sourceStats.recordCount of STREAM states after records were
-    inserted (lines that are not JSON are left alone)."""
-    counts = {}
-    out = []
-    for ln in lines:
-        try:
-            m = json.loads(ln)
-        except ValueError:
-            out.append(ln)
-            continue
-        if isinstance(m, dict) and m.get("type") == "RECORD":
-            s = m["record"]["stream"]
-            counts[s] = counts.get(s, 0) + 1
-        elif isinstance(m, dict) and m.get("type") == "STATE" and \
-                m["state"].get("type") == "STREAM":
-            s = m["state"]["stream"]["stream_descriptor"]["name"]
-            m["state"]["sourceStats"] = {"recordCount": float(counts.pop(s, 0))}
-            ln = js(m)
-        out.append(ln)
-    return out
 
 
 class BadInput(ShopsCase):
@@ -126,14 +79,9 @@ class BadInput(ShopsCase):
     def assert_input_error(self, inp, res, line_no, contains=(), failure_type="system_error"):
         """Fatal at line_no: one TRACE error naming it, every state before it
         emitted (with its records stored), none after; no import left open."""
-        self.assert_fatal(res, failure_type, ["line %d" % line_no] + list(contains))
-        before = [s for s in input_states(inp) if s[0] < line_no]
+        before = airbyte_input.assert_fatal_at_line(self, inp, res, line_no, contains,
+                                                    failure_type)
         self.assertGreater(len(before), 0)
-        self.assertEqual(len(res.states), len(before),
-                         "expected the %d states before line %d, got %d:\n%s"
-                         % (len(before), line_no, len(res.states), res.describe()))
-        for (ln, st, _, _), out in zip(before, res.states):
-            self.assertEqual(lib.strip_dest_stats(out), st)
         dump = self.dump()
         stored = dump_by_key(dump)
         for (stream, key), inst in self.valid_records_before(inp, line_no).items():
@@ -161,28 +109,16 @@ class BadInput(ShopsCase):
 
     def test_truncated_last_line(self):
         lines, _ = self.base()
-        full = lines[10]
-        self.assertTrue(full.startswith(b'{"type":"RECORD"'))
-        lines = lines + [full[:len(full) // 2]]
-        inp = self.wd.write_lines("in.jsonl", lines, final_newline=False)
-        self.assert_input_error(inp, self.write(inp), len(lines))
+        airbyte_input.check_truncated_last_line(self, lines)
 
     def test_complete_last_line_without_newline(self):
         lines, exp = self.base()
-        self.assertTrue(lines[-1].startswith(b'{"type":"STATE"'))
-        inp = self.wd.write_lines("in.jsonl", lines, final_newline=False)
-        res = self.write(inp)
-        self.assert_ok(res)
-        assert_states(self, inp, res, [])
-        self.assertEqual(res.states[-1]["id"], json.loads(lines[-1])["state"]["id"])
+        airbyte_input.check_complete_last_line_without_newline(self, lines)
         assert_store_equals(self, self.dump(), expected_store(exp))
 
     def test_crlf_line_endings(self):
         lines, exp = self.base()
-        inp = self.wd.write_bytes("in.jsonl", b"".join(ln + b"\r\n" for ln in lines))
-        res = self.write(inp)
-        self.assert_ok(res)
-        self.assertEqual(len(res.states), len(input_states(inp)))
+        airbyte_input.check_crlf_line_endings(self, lines)
         assert_store_equals(self, self.dump(), expected_store(exp))
 
     def test_invalid_utf8(self):
@@ -204,61 +140,18 @@ class BadInput(ShopsCase):
     def test_line_over_max_line_bytes_boundary(self):
         """A line of exactly max_line_bytes is accepted; one byte more is
         fatal naming the line and the limit."""
-        limit = 64 * 1024
         lines, _ = self.base()
-        rec = json.loads(lines[0])
-        self.assertEqual(rec["type"], "RECORD")
-
-        def padded(size):
-            rec["record"]["padding"] = ""   # unknown message member: ignored
-            raw = js(rec)
-            rec["record"]["padding"] = "x" * (size - len(raw))
-            raw = js(rec)
-            self.assertEqual(len(raw), size)
-            return raw
-
-        ok_lines = [padded(limit)] + lines[1:]
-        inp = self.wd.write_lines("fits.jsonl", ok_lines)
-        res = self.write(inp, cfg=self.cfg(max_line_bytes=limit), name="fits")
-        self.assert_ok(res)
-        self.assertEqual(len(res.states), len(input_states(inp)))
-
-        self.emu.post("/_admin/reset")
-        over, n = insert_mid_window(lines, [padded(limit + 1)])
-        inp = self.wd.write_lines("over.jsonl", over)
-        res = self.write(inp, cfg=self.cfg(max_line_bytes=limit), name="over")
-        self.assert_input_error(inp, res, n, [str(limit)])
+        airbyte_input.check_max_line_bytes_boundary(self, lines, 64 * 1024)
 
     def test_200mb_line_memory_bounded(self):
         """A 200 MB line with max_line_bytes 1 MiB: fatal naming the line and
         the limit, peak RSS of the destination < 100 MB."""
         lines, _ = self.base()
-        head, n = insert_mid_window(lines, [b"@@HUGE@@"])
-        head = head[:n - 1]
-        tail = lines[n - 1:]
-        chunk = b"y" * MiB
-
-        def stream():
-            yield b"".join(ln + b"\n" for ln in head)
-            yield b'{"type":"RECORD","record":{"stream":"products","data":{"sku":"P-HUGE",'
-            yield b'"brand":"aurora","description":"'
-            for _ in range(200):
-                yield chunk
-            yield b'"}}}\n'
-            yield b"".join(ln + b"\n" for ln in tail)
-
-        # for the state check: the same lines with a small stand-in
-        inp = self.wd.write_lines("huge-standin.jsonl", head + [b"@@huge@@"] + tail)
-        cfg_path = self.write_config(self.cfg(max_line_bytes=MiB), "huge.config.json")
-        cat_path = self.wd.write_json("huge.catalog.json", catalog())
-        res = lib.run_connector(lib.binary(), ["write", "--config", cfg_path, "--catalog",
-                                               cat_path], self.wd, stdin=stream(), name="huge",
-                                timeout=120)
-        self.assertFalse(res.timed_out, res.describe())
-        self.assert_input_error(inp, res, n, [str(MiB)])
-        peak_mb = res.maxrss_kb / 1024.0
-        sys.stderr.write("[200 MB line: peak RSS %.1f MB, %.2f s] " % (peak_mb, res.wall))
-        self.assertLess(peak_mb, 100, "peak RSS %.1f MB" % peak_mb)
+        airbyte_input.check_200mb_line(
+            self, lines,
+            b'{"type":"RECORD","record":{"stream":"products","data":{"sku":"P-HUGE",'
+            b'"brand":"aurora","description":"',
+            b'"}}}\n')
 
     # -- rejected records: dead letter, the sync goes on ---------------------
 
@@ -335,41 +228,16 @@ class BadInput(ShopsCase):
 
     def test_state_for_stream_not_in_catalog(self):
         lines, exp = self.base()
-        st = {"type": "STATE", "state": {
-            "type": "STREAM", "stream": {"stream_descriptor": {"name": "collections"},
-                                         "stream_state": {"cursor": "c-77"}},
-            "sourceStats": {"recordCount": 0.0}, "id": 9001}}
-        lines, n = insert_mid_window(lines, [js(st)], after_state=3)
-        inp = self.wd.write_lines("in.jsonl", lines)
-        res = self.write(inp)
-        self.assert_ok(res)
-        assert_states(self, inp, res, [])
-        out = [s for s in res.states if s.get("id") == 9001]
-        self.assertEqual(len(out), 1)
-        self.assertEqual(out[0]["destinationStats"],
-                         {"recordCount": 0, "rejectedRecordCount": 0})
-        self.assertTrue(any("collections" in m for m in res.logs("WARN")), res.describe())
+        airbyte_input.check_state_for_unknown_stream(self, lines, "collections", "c-77")
         assert_store_equals(self, self.dump(), expected_store(exp))
 
     def test_empty_input(self):
-        for name, data in (("empty", b""), ("blank", b"\n\n  \n")):
-            inp = self.wd.write_bytes(name + ".jsonl", data)
-            res = self.write(inp, name=name)
-            self.assert_ok(res)
-            self.assertEqual(res.states, [])
-        self.assertEqual(self.applied(), [])
+        airbyte_input.check_empty_input(self)
         self.assertEqual(self.dump()["imports"], [], "an empty input created imports")
 
     def test_unknown_message_type(self):
         lines, exp = self.base()
-        unk = js({"type": "SHINY_NEW_THING", "shiny_new_thing": {"a": 1}})
-        lines, n = insert_mid_window(lines, [unk, unk])
-        inp = self.wd.write_lines("in.jsonl", lines)
-        res = self.write(inp)
-        self.assert_ok(res)
-        assert_states(self, inp, res, [])
-        warns = [m for m in res.logs("WARN") if "SHINY_NEW_THING" in m]
-        self.assertEqual(len(warns), 1, res.describe())
+        airbyte_input.check_unknown_message_type(self, lines, copies=2)
         assert_store_equals(self, self.dump(), expected_store(exp))
 
     def test_integers_over_64_bits(self):
@@ -378,25 +246,13 @@ class BadInput(ShopsCase):
         attrs = {"big": BIG, "neg": BIG_NEG, "u64_plus_1": U64_PLUS_1,
                  "nested": {"list": [BIG, -U64_PLUS_1]}, "size": "M"}
         data = dict(prod, sku="P-BIG", updated_at="2026-04-01T00:00:00Z", attributes=attrs)
-        st_id = 98765432109876543210987654321987654321
-        st = {"type": "STATE", "state": {
-            "type": "STREAM", "stream": {"stream_descriptor": {"name": "products"},
-                                         "stream_state": {"cursor": BIG}},
-            "sourceStats": {"recordCount": 1.0}, "id": st_id}}
-        inp = self.wd.write_lines("in.jsonl", [js(record("products", data)), js(st)])
-        res = self.write(inp)
-        self.assert_ok(res)
-        self.assertEqual(len(res.states), 1)
-        self.assertEqual(res.states[0]["id"], st_id)
-        self.assertEqual(res.states[0]["stream"]["stream_state"]["cursor"], BIG)
-        self.assertIn(b'"id":%d' % st_id, res.stdout, "state id not echoed digit for digit")
-        self.assertIn(b'"cursor":%d' % BIG, res.stdout)
+        airbyte_input.check_integers_over_64_bits(self, "products", data)
         stored = dump_by_key(self.dump())["products"]["P-BIG"]
         self.assertEqual(stored["attributes"], attrs)
         # the checkpoint stored with the import keeps the digits too
         imps = [i for i in self.dump()["imports"] if i["status"] == "committed"]
         self.assertEqual(len(imps), 1)
-        self.assertIn('"id":%d' % st_id, imps[0]["checkpoint"])
+        self.assertIn('"id":%d' % BIG_STATE_ID, imps[0]["checkpoint"])
 
     # -- bad input in a full refresh -----------------------------------------
 

@@ -38,12 +38,12 @@ record before it is applied in the emulator. At the end:
 
 import os
 import random
-import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
+from airbyte_input import Restarts  # noqa: E402
 from test_shops_e2e import (Checker, Expirer, ShopsCase, Source, assert_dead_letters,  # noqa: E402
                             assert_no_key_version_twice, assert_no_open_imports,
                             assert_states_after_commits, assert_store_equals, catalog,
@@ -56,26 +56,6 @@ MIN_KILLS = 10
 MAX_RUNS = 40
 EXPIRE_RUNS = 0.7       # share of the runs in which one open import is expired
 RECREATE_LOG = b"creating a new import and uploading its"
-
-
-def resume_lines(src, last):
-    """Original line numbers of a restarted input. last: stream (None for
-    GLOBAL) -> line of its last emitted state. GLOBAL: everything after the
-    last emitted state. STREAM: a line of stream s stays when it is after the
-    last emitted state of s (the source keeps one cursor per stream)."""
-    g = last.get(None, 0)
-    out = []
-    for n in range(g + 1, len(src.lines) + 1):
-        m = src.msgs.get(n)
-        s = None
-        if m is not None and m.get("type") == "RECORD":
-            s = m["record"]["stream"]
-        elif m is not None and m.get("type") == "STATE":
-            s = src.state_stream[n]
-        if s is not None and n <= last.get(s, 0):
-            continue
-        out.append(n)
-    return out
 
 
 class Crash(ShopsCase):
@@ -101,11 +81,6 @@ class Crash(ShopsCase):
         expirer.start()
         arm_rng = random.Random(seed + 2)
 
-        last = {}               # stream (None: GLOBAL) -> line of its last emitted state
-        kills = 0
-        run_maps = []
-        results = []
-        per_run = []            # (states emitted, first input line, rc)
         arrivals = []
         # Kill plan: 14 kills once a state at or past seeded random input
         # lines (10%..75%, increasing) is out, a random 0-200 ms later so
@@ -117,51 +92,26 @@ class Crash(ShopsCase):
         plans = [("line", pt, rng.uniform(0, 0.2)) for pt in points]
         for _ in range(3):
             plans.insert(rng.randrange(len(plans) + 1), ("time", rng.uniform(0.05, 1.0), 0))
+
+        def start_run(run, lines):
+            cfg = self.cfg(min_commit_records=500, part_max_items=100, max_in_flight=4,
+                           max_retries=20, request_timeout_seconds=5,
+                           connect_timeout_seconds=2,
+                           dead_letter_path=self.wd.join("dl-%02d.jsonl" % run))
+            cfg_path = self.write_config(cfg, "config-%02d.json" % run)
+            expirer.arm(1 if arm_rng.random() < EXPIRE_RUNS else 0)
+            return lib.Connector(lib.binary(), ["write", "--config", cfg_path, "--catalog",
+                                                cat_path], self.wd, name="run-%02d" % run,
+                                 stdin=src.data(lines), on_line=checker.on_line)
+
         t_start = time.monotonic()
+        runs = Restarts(src, checker)
         try:
-            for run in range(MAX_RUNS):
-                lines = resume_lines(src, last)
-                run_maps.append(lines)
-                cfg = self.cfg(min_commit_records=500, part_max_items=100, max_in_flight=4,
-                               max_retries=20, request_timeout_seconds=5,
-                               connect_timeout_seconds=2,
-                               dead_letter_path=self.wd.join("dl-%02d.jsonl" % run))
-                cfg_path = self.write_config(cfg, "config-%02d.json" % run)
-                checker.begin_run(lines)
-                expirer.arm(1 if arm_rng.random() < EXPIRE_RUNS else 0)
-                p = lib.Connector(lib.binary(), ["write", "--config", cfg_path, "--catalog",
-                                                 cat_path], self.wd, name="run-%02d" % run,
-                                  stdin=src.data(lines), on_line=checker.on_line)
-                plan = plans.pop(0) if plans else None
-                if plan is not None:
-                    kind, value, extra = plan
-                    if kind == "time":
-                        time.sleep(value)
-                    else:
-                        deadline = time.monotonic() + 90
-                        while ((not checker.emitted or checker.emitted[-1] < value)
-                               and p.poll() is None and time.monotonic() < deadline):
-                            time.sleep(0.002)
-                        time.sleep(extra)
-                    p.signal(signal.SIGKILL)
-                res = p.wait(timeout=150)
-                results.append(res)
-                self.assertFalse(res.timed_out, "run %d timed out:\n%s" % (run, res.describe()))
-                if res.rc == -signal.SIGKILL:
-                    kills += 1
-                else:
-                    self.assertEqual(res.rc, 0, "run %d:\n%s" % (run, res.describe()))
-                    self.assertEqual(res.errors, [])
-                arrivals += checker.arrivals
-                for n in checker.emitted:
-                    last[src.state_stream[n]] = n
-                per_run.append((len(checker.emitted), lines[0] if lines else None, res.rc))
-                if res.rc == 0:
-                    self.assertEqual(checker.emitted, checker.run_states,
-                                     "the final run did not emit every state")
-                    break
+            runs.run(self, plans, start_run, MAX_RUNS, wait_limit=90,
+                     after_run=lambda res: arrivals.extend(checker.arrivals))
         finally:
             expirer.stop()
+        kills, results, per_run = runs.kills, runs.results, runs.per_run
         expired = expirer.expired
         elapsed = time.monotonic() - t_start
         self.assertEqual(per_run[-1][2], 0, "no run finished in %d runs: %s" % (MAX_RUNS, per_run))
@@ -186,11 +136,7 @@ class Crash(ShopsCase):
         # no import of ours left open
         assert_no_open_imports(self, dump)
         # dead letters: every invalid record at least once, no valid one
-        entries = []
-        for run, lines in enumerate(run_maps):
-            for e in lib.read_jsonl(self.wd.join("dl-%02d.jsonl" % run),
-                                    allow_partial_tail=results[run].rc != 0):
-                entries.append(dict(e, line=lines[e["line"] - 1]))
+        entries = runs.dead_letters(lambda run: self.wd.join("dl-%02d.jsonl" % run))
         assert_dead_letters(self, entries, exp["invalid"], exact=False)
 
         faults = stats["faults"]

@@ -5,8 +5,10 @@
 
 The first part of this file holds the Shops-specific helpers the other Shops
 test scripts import (emulator start-up, config and catalog, the generator,
-expected store and dead-letter comparison, state checks, the live state
-checker); the tests follow.
+expected store and dead-letter comparison, the live state checker, the test
+case class); the tests follow. What does not depend on the destination (test
+case machinery, input streams, state checks) is in lib.py and
+airbyte_input.py.
 
 What the tests assert (each against the real binary and the real emulator):
 
@@ -63,16 +65,16 @@ import os
 import random
 import re
 import secrets
-import subprocess
 import sys
 import threading
 import time
-import unittest
 import urllib.parse
 from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
+from airbyte_input import (assert_states, check_dead_letters, check_emitted_state,  # noqa: E402
+                           input_states, reason_matches)
 
 # ---------------------------------------------------------------------------
 # Shops helpers
@@ -138,20 +140,9 @@ def config(url, workdir, **over):
 
 
 def run_gen(workdir, name="input", **opts):
-    """Run gen_shops_stream.py with --key value options (underscores become
-    dashes; True flags are bare). Returns (input path, expected dict)."""
-    out = workdir.join(name + ".jsonl")
-    exp = workdir.join(name + ".expected.json")
-    cmd = [sys.executable, GENERATOR, "--out", out, "--expected", exp]
-    for k, v in opts.items():
-        flag = "--" + k.replace("_", "-")
-        if v is True:
-            cmd.append(flag)
-        elif v is not None and v is not False:
-            cmd += [flag, str(v)]
-    subprocess.run(cmd, check=True)
-    with open(exp, encoding="utf-8") as f:
-        return out, json.load(f)
+    """Run gen_shops_stream.py through lib.run_generator. Returns (input
+    path, expected dict)."""
+    return lib.run_generator(GENERATOR, workdir, name, **opts)
 
 
 def ts_key(text):
@@ -254,30 +245,15 @@ def assert_store_equals(tc, dump, want, what="store"):
                        % ((what, s, len(bad)) + (bad[0] if bad else (None, None, None))))
 
 
-def reason_matches(entry, reason):
-    """A dead-letter entry's errors hold the generator's reason ('code
-    field')."""
-    code, _, field = reason.partition(" ")
-    for e in entry.get("errors") or []:
-        if e.get("code") == code and (not field or e.get("field") == field):
-            return True
-    return False
-
-
 def assert_dead_letters(tc, entries, invalid, line_map=None, exact=True):
     """entries: dead-letter lines; invalid: the generator's list. line_map
     maps a dead-letter line to the original input line (restarted runs).
     exact: each invalid record exactly once, else at least once. No entry may
-    be for a valid record."""
-    want = {(i["stream"], i["line"]): i for i in invalid}
-    seen = {}
-    for e in entries:
-        for k in ("stream", "line", "errors", "record", "rejected_by"):
-            tc.assertIn(k, e, "dead-letter entry without %r: %r" % (k, e))
-        line = line_map(e["line"]) if line_map else e["line"]
-        k = (e["stream"], line)
-        tc.assertIn(k, want, "dead letter for a record that is not invalid: %r" % (e,))
-        w = want[k]
+    be for a valid record. Each entry holds the reason ('code field') and
+    `rejected_by` of its invalid record, and the item when the API rejected
+    it."""
+
+    def check_entry(e, w, line):
         tc.assertTrue(reason_matches(e, w["reason"]), "dead letter for line %s has errors %r, "
                       "expected %s" % (line, e["errors"], w["reason"]))
         if w.get("rejected_by"):
@@ -285,67 +261,8 @@ def assert_dead_letters(tc, entries, invalid, line_map=None, exact=True):
         if w.get("key") and w["rejected_by"] == "target":
             tc.assertEqual(item_key(e["stream"], e["record"]), w["key"],
                            "dead letter of line %s holds another item" % line)
-        seen[k] = seen.get(k, 0) + 1
-    missing = sorted(set(want) - set(seen))
-    tc.assertFalse(missing, "%d invalid records missing from the dead letters, e.g. %s"
-                   % (len(missing), missing[:5]))
-    if exact:
-        dup = {k: n for k, n in seen.items() if n > 1}
-        tc.assertFalse(dup, "invalid records dead-lettered more than once: %s" % dup)
 
-
-def input_states(path):
-    """[(line, state, stream-or-None, window_lines)] of an input file, where
-    window_lines are the RECORD lines the state's window covers (its stream's
-    records since that stream's previous state, or every record since the
-    previous GLOBAL state)."""
-    out = []
-    pending = {}
-    pending_all = []
-    for line, m in lib.parse_input(path):
-        if m.get("type") == "RECORD":
-            s = m["record"]["stream"]
-            pending.setdefault(s, []).append(line)
-            pending_all.append(line)
-        elif m.get("type") == "STATE":
-            st = m["state"]
-            if st.get("type") == "GLOBAL":
-                out.append((line, st, None, pending_all))
-                pending_all, pending = [], {}
-            else:
-                s = st["stream"]["stream_descriptor"]["name"]
-                out.append((line, st, s, pending.pop(s, [])))
-    return out
-
-
-def assert_states(tc, input_path, res, invalid, prefix=False):
-    """Emitted states are the input states in order, unchanged but for
-    destinationStats; the counts add up per window."""
-    ins = input_states(input_path)
-    outs = res.states
-    if prefix:
-        tc.assertLessEqual(len(outs), len(ins))
-        ins = ins[:len(outs)]
-    tc.assertEqual(len(outs), len(ins), "emitted %d states, input has %d"
-                   % (len(outs), len(ins)))
-    bad_lines = {i["line"] for i in invalid}
-    for n, ((line, st, _, window), out) in enumerate(zip(ins, outs)):
-        tc.assertEqual(lib.strip_dest_stats(out), st,
-                       "state %d (input line %d) differs from the input" % (n + 1, line))
-        if "id" in st:
-            tc.assertIs(type(out["id"]), int, "state id must stay an integer: %r" % out["id"])
-        ds = out.get("destinationStats")
-        tc.assertIsInstance(ds, dict, "state %d has no destinationStats" % (n + 1))
-        rc, rej = ds.get("recordCount"), ds.get("rejectedRecordCount", 0)
-        src = st.get("sourceStats", {}).get("recordCount")
-        if src is not None:
-            tc.assertEqual(rc + rej, src, "state at line %d: %s + %s != sourceStats %s"
-                           % (line, rc, rej, src))
-        tc.assertEqual(rc + rej, len(window), "state at line %d: counts %s + %s, window has %d "
-                       "records" % (line, rc, rej, len(window)))
-        want_rej = sum(1 for ln in window if ln in bad_lines)
-        tc.assertEqual(rej, want_rej, "state at line %d: rejectedRecordCount %s, %d invalid "
-                       "records in its window" % (line, rej, want_rej))
+    check_dead_letters(tc, entries, invalid, check_entry, line_map, exact)
 
 
 def our_imports(dump, prefix=LABEL_PREFIX):
@@ -485,19 +402,11 @@ class Checker:
                 self.failures.append("checker error: %r" % (exc,))
 
     def _check(self, st, t):
-        line = self.src.state_line_by_id.get(st.get("id"))
+        line = check_emitted_state(self.src, st, self.run_states, self.emitted, self.failures)
         if line is None:
-            self.failures.append("emitted a state with unknown id %r" % st.get("id"))
             return
         self.arrivals.append((line, t))
-        k = len(self.emitted)
-        if k >= len(self.run_states) or self.run_states[k] != line:
-            self.failures.append("state of input line %d emitted out of order (expected %s)"
-                                 % (line, self.run_states[k] if k < len(self.run_states)
-                                    else None))
         orig = self.src.msgs[line]["state"]
-        if lib.strip_dest_stats(st) != orig:
-            self.failures.append("state at line %d changed: %r" % (line, st))
         ds = st.get("destinationStats", {})
         src_count = orig.get("sourceStats", {}).get("recordCount")
         if src_count is not None and \
@@ -669,129 +578,33 @@ def summary_numbers(res, name):
     return None
 
 
-class ShopsCase(unittest.TestCase):
+class ShopsCase(lib.DestinationCase):
     """One emulator per class, reset before each test; a work directory per
     test; after each test every file the test produced (stdout, stderr, dead
     letters, ...) is searched for the secrets and for access tokens."""
 
     emulator_args = {}
+    workdir_prefix = "shops-it-"
+    secret_values = ALL_SECRETS
+    secret_pattern = TOKEN_RE
+    secret_pattern_name = "an access token"
+    fatal_error_last = True
 
     @classmethod
-    def setUpClass(cls):
-        cls.emu = start_emulator(**cls.emulator_args)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop()
-
-    def setUp(self):
-        self.emu.post("/_admin/reset")
-        self.wd = lib.Workdir(prefix="shops-it-")
-        self.config_files = set()
-        self.runs = []
-
-    def tearDown(self):
-        failed = self._failed()
-        try:
-            if not failed:
-                self.assert_no_secrets()
-        finally:
-            self.wd.cleanup(keep=failed)
-
-    def _failed(self):
-        outcome = getattr(self, "_outcome", None)
-        if outcome is None:
-            return False
-        errs = getattr(outcome, "errors", None)
-        if errs is None:  # Python >= 3.11
-            res = getattr(outcome, "result", None)
-            if res is None:
-                return False
-            return any(t is self for t, _ in res.errors + res.failures)
-        return any(e for _, e in errs)
-
-    def assert_no_secrets(self, extra_paths=()):
-        files = [p for p in self.wd.files() if p not in self.config_files] + list(extra_paths)
-        for key in ALL_SECRETS:
-            lib.assert_absent(key, paths=files)
-        for p in files:
-            if os.path.isfile(p):
-                with open(p, "rb") as f:
-                    m = TOKEN_RE.search(f.read())
-                self.assertIsNone(m, "an access token appears in %s" % p)
-
-    # -- running ---------------------------------------------------------------
-
-    def write_config(self, cfg, name="config.json"):
-        p = self.wd.write_json(name, cfg)
-        self.config_files.add(p)
-        return p
+    def launch_emulator(cls):
+        return start_emulator(**cls.emulator_args)
 
     def cfg(self, **over):
         return config(self.emu.url, self.wd, **over)
 
+    def default_catalog(self):
+        return catalog()
+
     def gen(self, name="input", **opts):
         return run_gen(self.wd, name=name, **opts)
 
-    def start(self, input_path, cfg=None, cat=None, name="write", on_line=None, data=None):
-        cfg_path = self.write_config(cfg or self.cfg(), name + ".config.json")
-        cat_path = self.wd.write_json(name + ".catalog.json", cat or catalog())
-        return lib.Connector(lib.binary(), ["write", "--config", cfg_path, "--catalog",
-                                            cat_path], self.wd, name=name,
-                             stdin=data if data is not None else input_path, on_line=on_line)
-
-    def finish(self, conn, timeout=180):
-        res = conn.wait(timeout=timeout)
-        self.assertFalse(res.timed_out, "timed out:\n" + res.describe())
-        for key in ALL_SECRETS:
-            lib.assert_absent(key, blobs=[res.stdout, res.stderr])
-        self.assertIsNone(TOKEN_RE.search(res.stdout + res.stderr),
-                          "an access token appears in the output")
-        self.runs.append(res)
-        return res
-
-    def write(self, input_path, cfg=None, cat=None, name="write", timeout=180, on_line=None):
-        return self.finish(self.start(input_path, cfg, cat, name, on_line), timeout)
-
-    def check(self, cfg, name="check"):
-        cfg_path = self.write_config(cfg, name + ".config.json")
-        res = lib.run_connector(lib.binary(), ["check", "--config", cfg_path], self.wd,
-                                name=name, timeout=60)
-        for key in ALL_SECRETS:
-            lib.assert_absent(key, blobs=[res.stdout, res.stderr])
-        self.assertEqual(res.rc, 0, res.describe())
-        st = res.of_type("CONNECTION_STATUS")
-        self.assertEqual(len(st), 1, "expected one CONNECTION_STATUS:\n" + res.describe())
-        self.assertEqual(res.errors, [], res.describe())
-        return res, st[0]["connectionStatus"]
-
-    def assert_ok(self, res):
-        self.assertEqual(res.rc, 0, res.describe())
-        self.assertEqual(res.errors, [], res.describe())
-
-    def assert_fatal(self, res, failure_type=None, contains=()):
-        """Exit 1 and exactly one TRACE ERROR (the last message), naming
-        every string in contains."""
-        self.assertEqual(res.rc, 1, res.describe())
-        errs = res.errors
-        self.assertEqual(len(errs), 1, "expected exactly one TRACE ERROR:\n" + res.describe())
-        traces = [m for m in res.messages if m["type"] == "TRACE"]
-        self.assertIs(res.messages[-1], traces[-1], "the TRACE ERROR is not the last message")
-        e = errs[0]
-        if failure_type:
-            self.assertEqual(e.get("failure_type"), failure_type, res.describe())
-        for c in contains:
-            self.assertIn(c, e["message"], "TRACE message lacks %r:\n%s" % (c, res.describe()))
-        return e
-
-    def dead_letters(self, path=None):
-        return lib.read_jsonl(path or self.wd.join("dead-letters.jsonl"))
-
     def dump(self, channel=CHANNEL):
         return self.emu.get("/_admin/dump?channel=%s" % channel)
-
-    def applied(self):
-        return self.emu.get("/_admin/applied")
 
     def stats(self):
         return self.emu.get("/_admin/stats")
@@ -830,10 +643,7 @@ SPEC_FIELDS = ("api_url", "client_id", "client_secret", "channel", "stream_mappi
 
 class Commands(ShopsCase):
     def test_spec(self):
-        res = lib.run_connector(lib.binary(), ["spec"], self.wd, name="spec", timeout=30)
-        self.assert_ok(res)
-        self.assertEqual([m["type"] for m in res.messages], ["SPEC"], res.describe())
-        spec = res.messages[0]["spec"]
+        spec = self.spec()
         cs = spec["connectionSpecification"]
         self.assertEqual(set(cs.get("required", [])),
                          {"api_url", "client_id", "client_secret", "channel"})
