@@ -14,6 +14,7 @@
 #include "ab/log.h"
 #include "ab/protocol.h"
 
+#include "ab_golden.h"
 #include "ab_test.h"
 
 static int64_t fixed_clock(void)
@@ -53,49 +54,6 @@ static void mem_close(struct mem_out *m)
     ab_emitter_free(m->em);
     assert_int_equal(fclose(m->f), 0);
     free(m->data);
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    struct ab_buf b;
-    char chunk[4096];
-    size_t n;
-
-    if (!f) {
-        return NULL;
-    }
-    ab_buf_init(&b, AB_BUF_UNBOUNDED);
-    assert_int_equal(ab_buf_adds(&b, "", NULL), AB_OK);
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        assert_int_equal(ab_buf_add(&b, chunk, n, NULL), AB_OK);
-    }
-    assert_int_equal(fclose(f), 0);
-    return ab_buf_detach(&b, NULL);
-}
-
-/* Compares text with the golden file, or rewrites it under AB_UPDATE_GOLDEN=1. */
-static void check_golden(const char *name, const char *text)
-{
-    char path[1024];
-    const char *update = getenv("AB_UPDATE_GOLDEN"); /* NOLINT(concurrency-mt-unsafe) */
-    char *want;
-
-    (void)snprintf(path, sizeof(path), "%s/%s", AB_TEST_DATA_DIR, name);
-    if (update && strcmp(update, "1") == 0) {
-        FILE *f = fopen(path, "wb");
-
-        assert_non_null(f);
-        assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-        assert_int_equal(fclose(f), 0);
-        return;
-    }
-    want = read_file(path);
-    if (!want) {
-        fail_msg("missing golden file %s (run with AB_UPDATE_GOLDEN=1)", path);
-    }
-    assert_string_equal(text, want);
-    free(want);
 }
 
 static void test_messages_golden(void **state)
@@ -147,7 +105,7 @@ static void test_messages_golden(void **state)
     assert_int_equal(ab_emitter_state(m.em, NULL, 0, 0, 0), AB_OK);
     assert_int_equal(ab_emitter_raw(m.em, "{\"type\":\"TRACE\",\"x\":1}", 22, false), AB_OK);
     assert_int_equal(ab_emitter_flush(m.em), AB_OK);
-    check_golden("emitter/messages.golden", mem_text(&m));
+    ab_test_check_golden("emitter/messages.golden", mem_text(&m));
     mem_close(&m);
 }
 
@@ -185,7 +143,7 @@ static void test_golden_lines_are_json(void **state)
 
     (void)state;
     (void)snprintf(path, sizeof(path), "%s/%s", AB_TEST_DATA_DIR, "emitter/messages.golden");
-    text = read_file(path);
+    text = ab_test_read_file(path, NULL);
     assert_non_null(text);
     assert_lines_parse(text);
     free(text);

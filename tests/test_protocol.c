@@ -9,50 +9,8 @@
 #include "ab/json.h"
 #include "ab/protocol.h"
 
+#include "ab_golden.h"
 #include "ab_test.h"
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    struct ab_buf b;
-    char chunk[4096];
-    size_t n;
-
-    if (!f) {
-        return NULL;
-    }
-    ab_buf_init(&b, AB_BUF_UNBOUNDED);
-    assert_int_equal(ab_buf_adds(&b, "", NULL), AB_OK);
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        assert_int_equal(ab_buf_add(&b, chunk, n, NULL), AB_OK);
-    }
-    assert_int_equal(fclose(f), 0);
-    return ab_buf_detach(&b, len);
-}
-
-/* Compares text with the golden file, or rewrites it under AB_UPDATE_GOLDEN=1. */
-static void check_golden(const char *name, const char *text)
-{
-    char path[1024];
-    const char *update = getenv("AB_UPDATE_GOLDEN"); /* NOLINT(concurrency-mt-unsafe) */
-    char *want;
-
-    (void)snprintf(path, sizeof(path), "%s/%s", AB_TEST_DATA_DIR, name);
-    if (update && strcmp(update, "1") == 0) {
-        FILE *f = fopen(path, "wb");
-
-        assert_non_null(f);
-        assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-        assert_int_equal(fclose(f), 0);
-        return;
-    }
-    want = read_file(path, NULL);
-    if (!want) {
-        fail_msg("missing golden file %s (run with AB_UPDATE_GOLDEN=1)", path);
-    }
-    assert_string_equal(text, want);
-    free(want);
-}
 
 static const char *type_label(enum ab_msg_type t)
 {
@@ -162,7 +120,7 @@ static void test_messages_golden(void **state)
 
     (void)state;
     (void)snprintf(path, sizeof(path), "%s/protocol/messages.jsonl", AB_TEST_DATA_DIR);
-    input = read_file(path, &len);
+    input = ab_test_read_file(path, &len);
     assert_non_null(input);
     ab_buf_init(&out, AB_BUF_UNBOUNDED);
     p = input;
@@ -181,7 +139,7 @@ static void test_messages_golden(void **state)
         }
         p += n + 1;
     }
-    check_golden("protocol/messages.golden", out.data);
+    ab_test_check_golden("protocol/messages.golden", out.data);
     ab_buf_release(&out);
     free(input);
 }
