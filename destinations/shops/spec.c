@@ -12,7 +12,7 @@
 #pragma GCC diagnostic ignored "-Woverlength-strings"
 
 const char shp_spec_json[] =
-    "{\"documentationUrl\":\"https://docs.airbyte.com/integrations/destinations/shops\",\"support"
+    "{\"support"
     "sIncremental\":true,\"supportsNormalization\":false,\"supportsDBT\":false,\"supported_destin"
     "ation_sync_modes\":[\"append\",\"append_dedup\",\"overwrite\"],\"protocol_version\":\"0.5.0"
     "\",\"connectionSpecification\":{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"ti"
