@@ -1,4 +1,4 @@
-/* ab_golden.h - reading test data and comparing output with golden files. */
+/* ab_golden.h - test data: files, golden files, JSON written readably. */
 /* SPDX-License-Identifier: MIT */
 #ifndef AB_GOLDEN_H
 #define AB_GOLDEN_H
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ab/buf.h"
+#include "ab/json.h"
 
 #include "ab_test.h"
 
@@ -55,6 +56,29 @@ static inline void ab_test_check_golden(const char *name, const char *text)
     }
     assert_string_equal(text, want);
     free(want);
+}
+
+/* Parses JSON written with ' for " (keeps tables of cases readable); fails
+ * the test on invalid JSON. yajl_tree_free() the result. */
+static inline yajl_val ab_test_sq_parse(const char *sq)
+{
+    struct ab_error err;
+    size_t n = strlen(sq);
+    char *text = malloc(n + 1);
+    yajl_val v;
+    size_t i;
+
+    assert_non_null(text);
+    for (i = 0; i <= n; i++) {
+        text[i] = sq[i] == '\'' ? '"' : sq[i];
+    }
+    ab_error_init(&err);
+    v = ab_json_parse(text, n, &err);
+    if (!v) {
+        fail_msg("bad test JSON %s: %s", sq, err.message);
+    }
+    free(text);
+    return v;
 }
 
 #endif

@@ -10,37 +10,13 @@
 #include "ab/config.h"
 #include "ab/json.h"
 
+#include "ab_golden.h"
 #include "ab_test.h"
 
 #define DATA AB_TEST_DATA_DIR "/config/"
 
 /* Stands for "something not NULL" to check that failures reset *out. */
 static struct yajl_val_s not_null;
-
-/* Parses JSON written with ' for " (keeps the tables readable). */
-static yajl_val sq_parse(const char *sq)
-{
-    struct ab_error err;
-    size_t n = strlen(sq);
-    char *text = malloc(n + 1);
-    yajl_val v;
-    size_t i;
-
-    assert_non_null(text);
-    for (i = 0; i <= n; i++) {
-        text[i] = sq[i];
-        if (text[i] == '\'') {
-            text[i] = '"';
-        }
-    }
-    ab_error_init(&err);
-    v = ab_json_parse(text, n, &err);
-    if (!v) {
-        fail_msg("bad test JSON %s: %s", sq, err.message);
-    }
-    free(text);
-    return v;
-}
 
 static char *to_json(yajl_val v)
 {
@@ -207,8 +183,8 @@ static void test_validate_table(void **state)
     (void)state;
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct vcase *c = &cases[i];
-        yajl_val schema = sq_parse(c->schema);
-        yajl_val config = sq_parse(c->config);
+        yajl_val schema = ab_test_sq_parse(c->schema);
+        yajl_val config = ab_test_sq_parse(c->config);
         struct ab_error err;
         enum ab_status rc;
         char *text;
@@ -229,7 +205,7 @@ static void test_validate_table(void **state)
         }
         text = to_json(config);
         if (c->after) {
-            yajl_val after = sq_parse(c->after);
+            yajl_val after = ab_test_sq_parse(c->after);
             char *want = to_json(after);
 
             if (strcmp(text, want) != 0) {
@@ -283,7 +259,7 @@ static void test_load_valid_fills_defaults(void **state)
 static void test_default_object_takes_first_oneof_branch(void **state)
 {
     yajl_val spec = load_plain(DATA "spec.json");
-    yajl_val config = sq_parse("{'api_url':'http://localhost:8080','api_key':'12345678'}");
+    yajl_val config = ab_test_sq_parse("{'api_url':'http://localhost:8080','api_key':'12345678'}");
     struct ab_error err;
     char *text;
 
@@ -373,7 +349,7 @@ static void test_many_problems_are_capped(void **state)
     struct ab_buf s;
     struct ab_error err;
     yajl_val schema;
-    yajl_val config = sq_parse("{}");
+    yajl_val config = ab_test_sq_parse("{}");
     const char *more;
     int i;
 
@@ -385,7 +361,7 @@ static void test_many_problems_are_capped(void **state)
         assert_int_equal(ab_buf_printf(&s, &err, "%s'field_%03d'", i ? "," : "", i), AB_OK);
     }
     assert_int_equal(ab_buf_adds(&s, "]}", &err), AB_OK);
-    schema = sq_parse(s.data);
+    schema = ab_test_sq_parse(s.data);
     assert_int_equal(ab_config_validate(config, schema, &err), AB_ERR_CONFIG);
     assert_true(strlen(err.message) < AB_ERROR_MSG_MAX - 1);
     assert_non_null(strstr(err.message, "config is invalid: field_000: is required; "));
@@ -414,7 +390,7 @@ static void test_many_problems_are_capped(void **state)
 static void test_null_schema_and_config(void **state)
 {
     struct ab_error err;
-    yajl_val schema = sq_parse("{'type':'object'}");
+    yajl_val schema = ab_test_sq_parse("{'type':'object'}");
 
     (void)state;
     ab_error_init(&err);
@@ -454,8 +430,8 @@ static void test_each_secret_walks_everything(void **state)
 
     (void)state;
     for (i = 0; i < sizeof(scases) / sizeof(scases[0]); i++) {
-        yajl_val schema = sq_parse(scases[i].schema);
-        yajl_val config = sq_parse(scases[i].config);
+        yajl_val schema = ab_test_sq_parse(scases[i].schema);
+        yajl_val config = ab_test_sq_parse(scases[i].config);
         struct ab_buf got;
 
         ab_buf_init(&got, 4096);

@@ -8,34 +8,10 @@
 #include "ab/json.h"
 #include "ab/mapping.h"
 
+#include "ab_golden.h"
 #include "ab_test.h"
 
 static const char *const objects[] = {"customers", "orders", NULL};
-
-/* Parses JSON written with ' for " (keeps the tables readable). */
-static yajl_val sq_parse(const char *sq)
-{
-    struct ab_error err;
-    size_t n = strlen(sq);
-    char *text = malloc(n + 1);
-    yajl_val v;
-    size_t i;
-
-    assert_non_null(text);
-    for (i = 0; i <= n; i++) {
-        text[i] = sq[i];
-        if (text[i] == '\'') {
-            text[i] = '"';
-        }
-    }
-    ab_error_init(&err);
-    v = ab_json_parse(text, n, &err);
-    if (!v) {
-        fail_msg("bad test JSON %s: %s", sq, err.message);
-    }
-    free(text);
-    return v;
-}
 
 /* A copy of sq with ' replaced by " (caller frees). */
 static char *sq_text(const char *sq)
@@ -57,7 +33,7 @@ static char *sq_text(const char *sq)
 static void parse_ok(struct ab_mappings *ms, const char *sq)
 {
     struct ab_error err;
-    yajl_val arr = sq_parse(sq);
+    yajl_val arr = ab_test_sq_parse(sq);
 
     ab_error_init(&err);
     if (ab_mappings_parse(ms, arr, objects, &err) != AB_OK) {
@@ -112,7 +88,7 @@ static void test_parse_errors_name_the_index(void **state)
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct ab_mappings ms;
         struct ab_error err;
-        yajl_val arr = sq_parse(cases[i].json);
+        yajl_val arr = ab_test_sq_parse(cases[i].json);
 
         ab_error_init(&err);
         assert_int_equal(ab_mappings_parse(&ms, arr, objects, &err), AB_ERR_CONFIG);
@@ -129,7 +105,7 @@ static void test_parse_null_and_absent(void **state)
 {
     struct ab_mappings ms;
     struct ab_error err;
-    yajl_val null = sq_parse("null");
+    yajl_val null = ab_test_sq_parse("null");
 
     (void)state;
     ab_error_init(&err);
@@ -230,7 +206,7 @@ static void test_write_table(void **state)
         struct ab_error err;
         struct ab_buf out;
         const struct ab_mapping *m;
-        yajl_val data = sq_parse(cases[i].data);
+        yajl_val data = ab_test_sq_parse(cases[i].data);
         char *want = sq_text(cases[i].want);
         ab_error_init(&err);
         parse_ok(&ms, cases[i].mappings);
@@ -256,8 +232,8 @@ static void test_write_errors_leave_buffer_unchanged(void **state)
     struct ab_error err;
     struct ab_buf out;
     const struct ab_mapping *m;
-    yajl_val arr = sq_parse("[1]");
-    yajl_val big = sq_parse("{'id':'0123456789012345678901234567890123456789'}");
+    yajl_val arr = ab_test_sq_parse("[1]");
+    yajl_val big = ab_test_sq_parse("{'id':'0123456789012345678901234567890123456789'}");
 
     (void)state;
     ab_error_init(&err);
@@ -338,7 +314,7 @@ static void test_get(void **state)
     struct ab_mappings ms;
     struct ab_error err;
     const struct ab_mapping *m;
-    yajl_val data = sq_parse("{'id':7,'contato':{'email':'e'},'_ab_x':1}");
+    yajl_val data = ab_test_sq_parse("{'id':7,'contato':{'email':'e'},'_ab_x':1}");
 
     (void)state;
     ab_error_init(&err);
@@ -366,7 +342,7 @@ static void test_any_object_when_list_is_null(void **state)
 {
     struct ab_mappings ms;
     struct ab_error err;
-    yajl_val arr = sq_parse("[{'stream':'s','object':'Anything'}]");
+    yajl_val arr = ab_test_sq_parse("[{'stream':'s','object':'Anything'}]");
 
     (void)state;
     ab_error_init(&err);
