@@ -201,6 +201,25 @@ static struct ab_http_req *json_req(const char *method, const char *url, struct 
     return r;
 }
 
+/* A request to "<api_url>/v1/imports/<id><suffix>" (body's content is taken,
+ * also on failure; body may be NULL). */
+static struct ab_http_req *import_req(const struct shp_dest *s, const char *method, const char *id,
+                                      const char *suffix, struct ab_buf *body, const char *label,
+                                      struct ab_error *err)
+{
+    struct ab_http_req *r = NULL;
+    struct ab_buf url;
+
+    ab_buf_init(&url, 4096);
+    if (import_url(s, &url, id, suffix, err) == AB_OK) {
+        r = json_req(method, url.data, body, label, err);
+    } else if (body) {
+        ab_buf_release(body);
+    }
+    ab_buf_release(&url);
+    return r;
+}
+
 /* ---- imports --------------------------------------------------------------- */
 
 static struct shp_import *find_import(struct shp_dest *s, uint64_t serial)
@@ -432,17 +451,12 @@ void shp_imp_drop_empty(struct shp_dest *s, struct shp_import *imp)
 static void abort_remote(struct shp_dest *s, const char *id, const char *why)
 {
     struct ab_error e;
-    struct ab_buf url;
-    struct ab_http_req *r = NULL;
+    struct ab_http_req *r;
     char label[160];
 
     ab_error_init(&e);
-    ab_buf_init(&url, 4096);
-    if (import_url(s, &url, id, "", &e) == AB_OK) {
-        (void)snprintf(label, sizeof(label), "DELETE import %s", id);
-        r = json_req("DELETE", url.data, NULL, label, &e);
-    }
-    ab_buf_release(&url);
+    (void)snprintf(label, sizeof(label), "DELETE import %s", id);
+    r = import_req(s, "DELETE", id, "", NULL, label, &e);
     if (!r) {
         shp_fail(s, &e);
         return;
@@ -621,7 +635,6 @@ static void submit_part(struct shp_dest *s, struct shp_import *imp, size_t pi)
     struct ab_spool *sp = imp->spool[p->obj];
     struct ab_error e;
     struct ab_buf body;
-    struct ab_buf url;
     struct ab_http_req *r = NULL;
     uint64_t off = p->first;
     char label[SHP_ID_MAX + 64];
@@ -630,7 +643,6 @@ static void submit_part(struct shp_dest *s, struct shp_import *imp, size_t pi)
 
     ab_error_init(&e);
     ab_buf_init(&body, s->cfg.lim.max_bytes);
-    ab_buf_init(&url, 4096);
     rc = shp_part_body_begin(&body, shp_object_name(p->obj), &e);
     for (k = 0; rc == AB_OK && k < p->count; k++) {
         rc = ab_spool_read(sp, off, &s->scratch, &off, &e);
@@ -653,16 +665,12 @@ static void submit_part(struct shp_dest *s, struct shp_import *imp, size_t pi)
         char suffix[32];
 
         (void)snprintf(suffix, sizeof(suffix), "/parts/%zu", pi + 1);
-        rc = import_url(s, &url, imp->id, suffix, &e);
-    }
-    if (rc == AB_OK) {
         (void)snprintf(label, sizeof(label), "PUT %s part %zu", imp->id, pi + 1);
-        r = json_req("PUT", url.data, &body, label, &e);
+        r = import_req(s, "PUT", imp->id, suffix, &body, label, &e);
         if (!r) {
             rc = e.code;
         }
     }
-    ab_buf_release(&url);
     ab_buf_release(&body);
     if (rc != AB_OK) {
         shp_fail(s, &e);
@@ -962,14 +970,12 @@ static void submit_commit(struct shp_dest *s, struct shp_import *imp)
 {
     struct ab_error e;
     struct ab_buf body;
-    struct ab_buf url;
     struct ab_http_req *r = NULL;
     char label[SHP_ID_MAX + 32];
     enum ab_status rc;
 
     ab_error_init(&e);
     ab_buf_init(&body, SHP_CHECKPOINT_MAX * 8 + 256);
-    ab_buf_init(&url, 4096);
     rc = ab_buf_printf(&body, &e, "{\"parts\":%zu", imp->nparts);
     if (rc == AB_OK && imp->checkpoint) {
         rc = ab_buf_adds(&body, ",\"checkpoint\":", &e);
@@ -981,16 +987,12 @@ static void submit_commit(struct shp_dest *s, struct shp_import *imp)
         rc = ab_buf_addc(&body, '}', &e);
     }
     if (rc == AB_OK) {
-        rc = import_url(s, &url, imp->id, "/commit", &e);
-    }
-    if (rc == AB_OK) {
         (void)snprintf(label, sizeof(label), "POST %s commit", imp->id);
-        r = json_req("POST", url.data, &body, label, &e);
+        r = import_req(s, "POST", imp->id, "/commit", &body, label, &e);
         if (!r) {
             rc = e.code;
         }
     }
-    ab_buf_release(&url);
     ab_buf_release(&body);
     if (rc != AB_OK) {
         shp_fail(s, &e);
@@ -1010,17 +1012,12 @@ static void submit_commit(struct shp_dest *s, struct shp_import *imp)
 static void submit_get(struct shp_dest *s, struct shp_import *imp)
 {
     struct ab_error e;
-    struct ab_buf url;
-    struct ab_http_req *r = NULL;
+    struct ab_http_req *r;
     char label[SHP_ID_MAX + 32];
 
     ab_error_init(&e);
-    ab_buf_init(&url, 4096);
-    if (import_url(s, &url, imp->id, "", &e) == AB_OK) {
-        (void)snprintf(label, sizeof(label), "GET import %s", imp->id);
-        r = json_req("GET", url.data, NULL, label, &e);
-    }
-    ab_buf_release(&url);
+    (void)snprintf(label, sizeof(label), "GET import %s", imp->id);
+    r = import_req(s, "GET", imp->id, "", NULL, label, &e);
     if (!r) {
         shp_fail(s, &e);
         return;
