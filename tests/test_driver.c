@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ab/driver.h"
+#include "ab/destination.h"
 #include "ab/json.h"
 
 #include "ab_test.h"
@@ -79,7 +79,7 @@ static enum ab_status fake_record(void *self, const struct ab_record *rec, struc
     return ab_ckpt_unit_add(ab_driver_ckpt(f->d), f->unit, rec->stream, rec->seq, err);
 }
 
-static bool fake_busy(void *self)
+static bool fake_busy(const void *self)
 {
     (void)self;
     return false;
@@ -100,9 +100,9 @@ static enum ab_status fake_flush(void *self, bool final, struct ab_error *err)
     return AB_OK;
 }
 
-static bool fake_idle(void *self)
+static bool fake_idle(const void *self)
 {
-    return ((struct fake *)self)->unit == 0;
+    return ((const struct fake *)self)->unit == 0;
 }
 
 static void fake_close(void *self)

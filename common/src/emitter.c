@@ -720,6 +720,171 @@ enum ab_status ab_emitter_state(struct ab_emitter *em, const char *members, size
     return send_line(em, true);
 }
 
+/* Appends "name":<stream>[,"namespace":<ns>] (no masking: names are data). */
+static enum ab_status write_names(struct ab_buf *b, const char *name_key, const char *stream,
+                                  const char *ns)
+{
+    enum ab_status rc = ab_json_write_cstr(b, name_key, NULL);
+
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(b, ':', NULL);
+    }
+    if (rc == AB_OK) {
+        rc = ab_json_write_cstr(b, stream, NULL);
+    }
+    if (rc == AB_OK && ns) {
+        rc = write_key(b, "namespace", NULL);
+        if (rc == AB_OK) {
+            rc = ab_json_write_cstr(b, ns, NULL);
+        }
+    }
+    return rc;
+}
+
+enum ab_status ab_emitter_record(struct ab_emitter *em, const char *stream, const char *ns,
+                                 const char *data, size_t len)
+{
+    enum ab_status rc = begin_line(em, "{\"type\":\"RECORD\",\"record\":{");
+    struct ab_buf *b = &em->line;
+
+    if (rc == AB_OK) {
+        rc = write_names(b, "stream", stream, ns);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(b, ",\"data\":", NULL);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_add(b, data, len, NULL);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_printf(b, NULL, ",\"emitted_at\":%" PRId64 "}}", clock_ms(em));
+    }
+    if (rc != AB_OK) {
+        return em && em->failed != AB_OK ? em->failed : drop_line(em, rc);
+    }
+    return send_line(em, false);
+}
+
+enum ab_status ab_emitter_source_state(struct ab_emitter *em, const char *members, size_t len,
+                                       uint64_t record_count)
+{
+    enum ab_status rc = begin_line(em, "{\"type\":\"STATE\",\"state\":{");
+    struct ab_buf *b = &em->line;
+
+    if (rc == AB_OK) {
+        rc = ab_buf_add(b, members, len, NULL);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_printf(b, NULL, ",\"sourceStats\":{\"recordCount\":%" PRIu64 ".0}}}",
+                           record_count);
+    }
+    if (rc != AB_OK) {
+        return em && em->failed != AB_OK ? em->failed : drop_line(em, rc);
+    }
+    return send_line(em, true);
+}
+
+/* Starts {"type":"TRACE","trace":{"type":<type>,"emitted_at":N, */
+static enum ab_status begin_trace(struct ab_emitter *em, const char *type)
+{
+    enum ab_status rc = begin_line(em, "{\"type\":\"TRACE\",\"trace\":{\"type\":\"");
+
+    if (rc == AB_OK) {
+        rc = ab_buf_printf(&em->line, NULL, "%s\",\"emitted_at\":%" PRId64 ".0,", type,
+                           clock_ms(em));
+    }
+    return rc;
+}
+
+enum ab_status ab_emitter_stream_status(struct ab_emitter *em, const char *stream, const char *ns,
+                                        const char *status)
+{
+    enum ab_status rc = begin_trace(em, "STREAM_STATUS");
+    struct ab_buf *b = &em->line;
+
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(b, "\"stream_status\":{\"stream_descriptor\":{", NULL);
+    }
+    if (rc == AB_OK) {
+        rc = write_names(b, "name", stream, ns);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_printf(b, NULL, "},\"status\":\"%s\"}}}", status);
+    }
+    if (rc != AB_OK) {
+        return em && em->failed != AB_OK ? em->failed : drop_line(em, rc);
+    }
+    return send_line(em, true);
+}
+
+enum ab_status ab_emitter_estimate(struct ab_emitter *em, const char *stream, const char *ns,
+                                   int64_t rows, int64_t bytes)
+{
+    enum ab_status rc = begin_trace(em, "ESTIMATE");
+    struct ab_buf *b = &em->line;
+
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(b, "\"estimate\":{", NULL);
+    }
+    if (rc == AB_OK) {
+        rc = write_names(b, "name", stream, ns);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(b, ",\"type\":\"STREAM\"", NULL);
+    }
+    if (rc == AB_OK && rows >= 0) {
+        rc = ab_buf_printf(b, NULL, ",\"row_estimate\":%" PRId64, rows);
+    }
+    if (rc == AB_OK && bytes >= 0) {
+        rc = ab_buf_printf(b, NULL, ",\"byte_estimate\":%" PRId64, bytes);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(b, "}}}", NULL);
+    }
+    if (rc != AB_OK) {
+        return em && em->failed != AB_OK ? em->failed : drop_line(em, rc);
+    }
+    return send_line(em, false);
+}
+
+enum ab_status ab_emitter_control_config(struct ab_emitter *em, const char *config, size_t len)
+{
+    enum ab_status rc = begin_line(em, "{\"type\":\"CONTROL\",\"control\":{\"type\":"
+                                       "\"CONNECTOR_CONFIG\",");
+    struct ab_buf *b = &em->line;
+
+    if (rc == AB_OK) {
+        rc = ab_buf_printf(
+            b, NULL, "\"emitted_at\":%" PRId64 ".0,\"connectorConfig\":{\"config\":", clock_ms(em));
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_add(b, config, len, NULL);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(b, "}}}", NULL);
+    }
+    if (rc != AB_OK) {
+        return em && em->failed != AB_OK ? em->failed : drop_line(em, rc);
+    }
+    return send_line(em, true);
+}
+
+enum ab_status ab_emitter_catalog(struct ab_emitter *em, const char *catalog, size_t len)
+{
+    enum ab_status rc = begin_line(em, "{\"type\":\"CATALOG\",\"catalog\":");
+
+    if (rc == AB_OK) {
+        rc = ab_buf_add(&em->line, catalog, len, NULL);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(&em->line, '}', NULL);
+    }
+    if (rc != AB_OK) {
+        return em && em->failed != AB_OK ? em->failed : drop_line(em, rc);
+    }
+    return send_line(em, true);
+}
+
 enum ab_status ab_emitter_raw(struct ab_emitter *em, const char *json, size_t len, bool flush)
 {
     enum ab_status rc;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <poll.h>
+
 #include <curl/curl.h>
 #include <zlib.h>
 
@@ -1558,85 +1560,77 @@ static int poll_ms(const struct ab_http *h, int64_t now, int64_t deadline)
     return ms < 0 ? 0 : (int)ms;
 }
 
-static unsigned set_fds(struct curl_waitfd *fds, int fd1, int fd2)
-{
-    unsigned n = 0;
+#define AB_HTTP_MAX_EXTRA_FDS 16
 
-    if (fd1 >= 0) {
-        fds[n].fd = fd1;
-        fds[n].events = CURL_WAIT_POLLIN;
-        fds[n].revents = 0;
-        n++;
-    }
-    if (fd2 >= 0) {
-        fds[n].fd = fd2;
-        fds[n].events = CURL_WAIT_POLLIN;
-        fds[n].revents = 0;
-        n++;
-    }
-    return n;
-}
-
-/* POLLHUP/POLLERR count as readable: the caller's read reports them. */
-static void read_fds(const struct curl_waitfd *fds, unsigned n, int fd1, bool *r1, bool *r2)
+static bool any_ready(const struct pollfd *fds, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
-        if (fds[i].revents == 0) {
-            continue;
-        }
-        if (fds[i].fd == fd1) {
-            *r1 = true;
-        } else {
-            *r2 = true;
+        if (fds[i].revents) {
+            return true;
         }
     }
+    return false;
 }
 
-enum ab_status ab_http_wait(struct ab_http *h, int extra_fd, int extra_fd2, long timeout_ms,
-                            bool *extra_ready, bool *extra2_ready, struct ab_error *err)
+enum ab_status ab_http_wait(struct ab_http *h, struct pollfd *fds, unsigned nfds, long timeout_ms,
+                            struct ab_error *err)
 {
     int64_t deadline = timeout_ms >= 0 ? ab_now_us() + ms_to_us(timeout_ms) : INT64_MAX;
-    bool ready1 = false;
-    bool ready2 = false;
+    struct curl_waitfd cw[AB_HTTP_MAX_EXTRA_FDS];
     enum ab_status rc = AB_OK;
 
+    for (unsigned i = 0; i < nfds; i++) {
+        fds[i].revents = 0;
+    }
     if (h->in_callback) {
-        (void)ab_error_set(err, AB_ERR_INTERNAL, "ab_http_wait called from a completion callback");
-        rc = AB_ERR_INTERNAL;
-        goto out;
+        return ab_error_set(err, AB_ERR_INTERNAL, "ab_http_wait called from a completion callback");
+    }
+    if (nfds > AB_HTTP_MAX_EXTRA_FDS) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "ab_http_wait: more than %d descriptors",
+                            AB_HTTP_MAX_EXTRA_FDS);
     }
     h->n_done = 0;
     for (;;) {
-        struct curl_waitfd fds[2];
-        unsigned nfds;
         int64_t now;
         CURLMcode mc;
 
         rc = drive(h, err);
-        if (rc != AB_OK || h->n_done > 0 || ready1 || ready2) {
+        if (rc != AB_OK || h->n_done > 0 || any_ready(fds, nfds)) {
             break;
         }
         now = ab_now_us();
-        if (now >= deadline || (ab_http_pending(h) == 0 && extra_fd < 0 && extra_fd2 < 0)) {
+        if (now >= deadline || (ab_http_pending(h) == 0 && nfds == 0)) {
             break;
         }
-        nfds = set_fds(fds, extra_fd, extra_fd2);
+        for (unsigned i = 0; i < nfds; i++) {
+            cw[i].fd = fds[i].fd;
+            cw[i].events = (short)(((fds[i].events & POLLIN) ? CURL_WAIT_POLLIN : 0) |
+                                   ((fds[i].events & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
+            cw[i].revents = 0;
+        }
         /* Returns early when curl's own timers or sockets need attention. */
-        mc = curl_multi_poll(h->multi, nfds ? fds : NULL, nfds, poll_ms(h, now, deadline), NULL);
+        mc = curl_multi_poll(h->multi, nfds ? cw : NULL, nfds, poll_ms(h, now, deadline), NULL);
         if (mc != CURLM_OK) {
             (void)ab_error_set(err, AB_ERR_INTERNAL, "curl_multi_poll failed: %s",
                                curl_multi_strerror(mc));
             rc = AB_ERR_INTERNAL;
             break;
         }
-        read_fds(fds, nfds, extra_fd, &ready1, &ready2);
-    }
-out:
-    if (extra_ready) {
-        *extra_ready = ready1;
-    }
-    if (extra2_ready) {
-        *extra2_ready = ready2;
+        /* POLLHUP/POLLERR count as readable: the caller's read reports them. */
+        for (unsigned i = 0; i < nfds; i++) {
+            short r = 0;
+
+            if (cw[i].revents & CURL_WAIT_POLLIN) {
+                r |= POLLIN;
+            }
+            if (cw[i].revents & CURL_WAIT_POLLOUT) {
+                r |= POLLOUT;
+            }
+            if (cw[i].revents && !r) {
+                r = POLLIN;
+            }
+            fds[i].revents = r;
+        }
     }
     return rc;
 }
@@ -1696,7 +1690,7 @@ enum ab_status ab_http_run(struct ab_http *h, struct ab_http_req *r, int *status
         return rc;
     }
     while (!c.done) {
-        rc = ab_http_wait(h, -1, -1, -1, NULL, NULL, err);
+        rc = ab_http_wait(h, NULL, 0, -1, err);
         if (rc != AB_OK) {
             break;
         }

@@ -719,9 +719,9 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
     return rc;
 }
 
-static bool crm_busy(void *self)
+static bool crm_busy(const void *self)
 {
-    struct crm_dest *c = self;
+    const struct crm_dest *c = self;
 
     return c->queued + c->in_flight >= 2 * c->max_in_flight;
 }
@@ -738,9 +738,9 @@ static enum ab_status crm_flush(void *self, bool final, struct ab_error *err)
     return rc;
 }
 
-static bool crm_idle(void *self)
+static bool crm_idle(const void *self)
 {
-    struct crm_dest *c = self;
+    const struct crm_dest *c = self;
     int o;
     int op;
 

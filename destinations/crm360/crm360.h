@@ -10,7 +10,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "ab/buf.h"
-#include "ab/driver.h"
+#include "ab/destination.h"
 #include "ab/error.h"
 #include "ab/mapping.h"
 

@@ -1101,6 +1101,7 @@ static void wait_then_ask(struct shp_dest *s, struct shp_import *imp, long retry
     ms = shp_wait_ms(imp->resolve_rounds, retry_after_ms);
     imp->state = SHP_IMP_WAIT;
     imp->wait_until_us = ab_now_us() + (int64_t)ms * 1000;
+    shp_wake_at(s, imp->wait_until_us);
     AB_INFO(s->em, "import %s: a commit is running; asking again in %ld ms", imp->id, ms);
 }
 

@@ -429,6 +429,9 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
         return rc;
     }
     s->stats.records++;
+    if (imp == s->merge_cur) {
+        shp_wake_at(s, imp->created_us + s->cfg.max_commit_interval_us);
+    }
     shp_pump(s);
     return AB_OK;
 }
@@ -525,23 +528,50 @@ static enum ab_status shp_stream_status(void *self, size_t stream, enum ab_strea
     return AB_OK;
 }
 
-/* Timers: the commit interval of the open merge import, waits on commits. */
-static void tick(struct shp_dest *s)
+/* The wake-up timer: the commit interval of the open merge import, and the
+ * waits of imports asking again whether their commit finished. */
+static enum ab_status on_wake(void *arg, uint64_t id, struct ab_error *err)
 {
+    struct shp_dest *s = arg;
+
+    (void)err;
+    if (id == s->timer) {
+        s->timer = 0;
+    }
     if (s->failed) {
-        return;
+        return AB_OK;
     }
     if (merge_due(s, ab_now_us(), false)) {
         shp_imp_seal(s, s->merge_cur);
     }
     shp_pump(s);
+    if (s->merge_cur && s->merge_cur->records > 0) {
+        shp_wake_at(s, s->merge_cur->created_us + s->cfg.max_commit_interval_us);
+    }
+    return AB_OK;
 }
 
-static bool shp_busy(void *self)
+void shp_wake_at(struct shp_dest *s, int64_t when_us)
 {
-    struct shp_dest *s = self;
+    struct ab_loop *loop = ab_driver_loop(s->d);
+    struct ab_error err;
 
-    tick(s);
+    if (s->timer && s->timer_due_us <= when_us) {
+        return;
+    }
+    ab_loop_del_timer(loop, s->timer);
+    ab_error_init(&err);
+    s->timer = ab_loop_add_timer(loop, when_us - ab_now_us(), 0, on_wake, s, &err);
+    s->timer_due_us = when_us;
+    if (!s->timer) {
+        ab_driver_fail(s->d, &err);
+    }
+}
+
+static bool shp_busy(const void *self)
+{
+    const struct shp_dest *s = self;
+
     if (s->failed) {
         return false;
     }
@@ -663,11 +693,10 @@ static enum ab_status shp_flush(void *self, bool final, struct ab_error *err)
     return AB_OK;
 }
 
-static bool shp_idle(void *self)
+static bool shp_idle(const void *self)
 {
-    struct shp_dest *s = self;
+    const struct shp_dest *s = self;
 
-    tick(s);
     return !s->failed && s->imports == NULL && ab_http_pending(s->h) == 0;
 }
 

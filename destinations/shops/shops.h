@@ -3,7 +3,7 @@
 #ifndef SHP_SHOPS_H
 #define SHP_SHOPS_H
 
-#include "ab/driver.h"
+#include "ab/destination.h"
 
 /* The connector's ops table: main() is ab_destination_main(argc, argv,
  * &shp_destination_ops). */

@@ -11,7 +11,7 @@
 
 #include "ab/buf.h"
 #include "ab/checkpoint.h"
-#include "ab/driver.h"
+#include "ab/destination.h"
 #include "ab/emitter.h"
 #include "ab/error.h"
 #include "ab/http.h"
@@ -218,11 +218,17 @@ struct shp_dest {
     bool replace_applied;
     char replace_note[512];
     int64_t last_forced_seal_us;
+    uint64_t timer;       /* the one-shot wake-up timer, 0 when disarmed */
+    int64_t timer_due_us; /* when it is due */
 
     struct ab_buf item;    /* the record being mapped */
     struct ab_buf scratch; /* spool reads, rejection records */
     struct shp_stats stats;
 };
+
+/* shops.c: asks the loop to run the commit cadence and the pump at when_us
+ * (or earlier, when already due earlier). */
+void shp_wake_at(struct shp_dest *s, int64_t when_us);
 
 /* import.c: the import lifecycle. */
 struct shp_import *shp_imp_new(struct shp_dest *s, bool replace_track, struct ab_error *err);

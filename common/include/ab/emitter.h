@@ -62,6 +62,33 @@ enum ab_status ab_emitter_connection_status(struct ab_emitter *em, bool ok, cons
  * "destinationStats":{"recordCount":N.0,"rejectedRecordCount":M.0}. */
 enum ab_status ab_emitter_state(struct ab_emitter *em, const char *members, size_t len,
                                 uint64_t record_count, uint64_t rejected_count);
+/*
+ * Source messages. Names are written as JSON strings; data, members, config
+ * and catalog are pre-serialised JSON (valid, one line) written as they are,
+ * unmasked: they are the data the connector moves. RECORD and ESTIMATE lines
+ * are buffered (stdio); the others are flushed. A slow reader of stdout
+ * blocks these calls (stdout stays blocking), which is the source's
+ * back-pressure: nothing is buffered beyond stdio's buffer.
+ */
+/* {"type":"RECORD","record":{"stream":..,"namespace":..,"data":<data>,"emitted_at":ms}} */
+enum ab_status ab_emitter_record(struct ab_emitter *em, const char *stream, const char *ns,
+                                 const char *data, size_t len);
+/* {"type":"STATE","state":{<members>,"sourceStats":{"recordCount":N.0}}} */
+enum ab_status ab_emitter_source_state(struct ab_emitter *em, const char *members, size_t len,
+                                       uint64_t record_count);
+/* TRACE STREAM_STATUS; status is "STARTED", "RUNNING", "COMPLETE" or "INCOMPLETE". */
+enum ab_status ab_emitter_stream_status(struct ab_emitter *em, const char *stream, const char *ns,
+                                        const char *status);
+/* TRACE ESTIMATE of type STREAM; a negative count is left out. */
+enum ab_status ab_emitter_estimate(struct ab_emitter *em, const char *stream, const char *ns,
+                                   int64_t rows, int64_t bytes);
+/* CONTROL CONNECTOR_CONFIG: the platform stores config as the connector's new
+ * configuration (rotated credentials). It carries secrets by design, on the
+ * protocol channel only. */
+enum ab_status ab_emitter_control_config(struct ab_emitter *em, const char *config, size_t len);
+/* {"type":"CATALOG","catalog":<catalog>} */
+enum ab_status ab_emitter_catalog(struct ab_emitter *em, const char *catalog, size_t len);
+
 /* Writes a complete pre-serialised message line (a "\n" is appended). */
 enum ab_status ab_emitter_raw(struct ab_emitter *em, const char *json, size_t len, bool flush);
 enum ab_status ab_emitter_flush(struct ab_emitter *em);

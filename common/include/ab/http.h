@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <poll.h>
+
 #include "ab/buf.h"
 #include "ab/emitter.h"
 #include "ab/error.h"
@@ -132,8 +134,8 @@ size_t ab_http_active(const struct ab_http *h);
  * no extra fd is given. Callbacks may submit requests but must not call
  * ab_http_wait(), ab_http_run() or ab_http_free().
  */
-enum ab_status ab_http_wait(struct ab_http *h, int extra_fd, int extra_fd2, long timeout_ms,
-                            bool *extra_ready, bool *extra2_ready, struct ab_error *err);
+enum ab_status ab_http_wait(struct ab_http *h, struct pollfd *fds, unsigned nfds, long timeout_ms,
+                            struct ab_error *err);
 
 /* Blocking convenience: submits r and drives the client until it completes;
  * the answer is copied to out (body into out_body, reset first, may be NULL).

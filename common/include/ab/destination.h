@@ -1,0 +1,104 @@
+/* destination.h - what a destination gives the driver, and what it gets. */
+/* SPDX-License-Identifier: MIT */
+#ifndef AB_DESTINATION_H
+#define AB_DESTINATION_H
+
+#include "ab/checkpoint.h"
+#include "ab/driver.h"
+#include "ab/protocol.h"
+
+/*
+ * Commands: spec, check --config, write --config --catalog.
+ *
+ * write reads Airbyte messages on stdin. stdin is a descriptor of the event
+ * loop: it is watched only while the destination takes records (back-
+ * pressure), so committed states go out as soon as they are releasable even
+ * while the source is quiet. The run moves through explicit phases:
+ *
+ *   READING   lines are handed to the destination
+ *   FLUSHING  input ended (or stopped at bad input): the final flush was
+ *             asked for; waiting until the destination is idle
+ *   DONE      every state that can be released was emitted
+ *
+ * A STATE waiting longer than max_checkpoint_wait_seconds forces a flush (a
+ * timer); progress is logged every progress_interval_seconds (a timer).
+ * Common config fields the driver reads: "rejected_records",
+ * "dead_letter_path", "max_line_bytes", "progress_interval_seconds",
+ * "max_checkpoint_wait_seconds", "log_level".
+ */
+
+/* A record as handed to the destination; everything is borrowed for the call. */
+struct ab_record {
+    size_t stream; /* catalog index */
+    const struct ab_stream *desc;
+    uint64_t seq;
+    uint64_t lineno;
+    yajl_val data;
+    bool deleted; /* data has a non-null "_ab_cdc_deleted_at" */
+};
+
+struct ab_destination_ops {
+    const char *name;      /* "destination-crm360" */
+    const char *version;   /* "0.1.0" */
+    const char *spec_json; /* the whole ConnectorSpecification object */
+
+    /* check: config is already valid. Report each problem with
+     * ab_check_problem(); return non-OK only for an internal failure. */
+    enum ab_status (*check)(struct ab_driver *d, struct ab_check *chk, struct ab_error *err);
+
+    /* write: config and catalog loaded. Reject unsupported sync modes here
+     * (AB_ERR_CONFIG naming the stream). Must call ab_driver_set_http() when
+     * it uses HTTP; may register descriptors and timers with the loop. */
+    enum ab_status (*open)(struct ab_driver *d, void **self, struct ab_error *err);
+    /* One valid RECORD of a catalog stream. Must add it to a checkpoint unit
+     * or reject it (ab_driver_reject()) before returning. */
+    enum ab_status (*record)(void *self, const struct ab_record *rec, struct ab_error *err);
+    /* Optional: a STATE was queued (its records are before it). */
+    enum ab_status (*state)(void *self, const struct ab_msg *msg, struct ab_error *err);
+    /* Optional: a STREAM_STATUS trace for a catalog stream. */
+    enum ab_status (*stream_status)(void *self, size_t stream, enum ab_stream_status status,
+                                    struct ab_error *err);
+    /* Optional question, no side effects: true while the destination cannot
+     * take more records (stdin is not watched then). */
+    bool (*busy)(const void *self);
+    /* Send everything buffered. final: end of input, nothing more will come.
+     * Called also when a state has waited max_checkpoint_wait_seconds. */
+    enum ab_status (*flush)(void *self, bool final, struct ab_error *err);
+    /* Question, no side effects: true when nothing is buffered, in flight or
+     * waiting to be retried. */
+    bool (*idle)(const void *self);
+    /* Optional: log the destination's own summary lines. */
+    void (*summary)(void *self, struct ab_emitter *em);
+    /* Optional: called before close when the run ends; ok=false after a
+     * fatal error (do not commit anything then). */
+    enum ab_status (*finish)(void *self, bool ok, struct ab_error *err);
+    void (*close)(void *self);
+};
+
+int ab_destination_main(int argc, char **argv, const struct ab_destination_ops *ops);
+
+/* The checkpoint manager of the run (write only). */
+struct ab_ckpt *ab_driver_ckpt(struct ab_driver *d);
+
+/*
+ * A record was rejected (by validation before sending, or by the target).
+ * Writes the dead-letter line and counts it against its state. Under the
+ * "fail" policy returns AB_ERR_REJECTED with a message naming the stream,
+ * line and errors; the destination propagates it and the run stops.
+ * record_json is the record as sent (or as received), errors_json a JSON array
+ * of {"field","code","message"}.
+ */
+enum ab_status ab_driver_reject(struct ab_driver *d, size_t stream, uint64_t seq, uint64_t lineno,
+                                const char *rejected_by, const char *record_json, size_t record_len,
+                                const char *errors_json, struct ab_error *err);
+
+/* Counts committed records (for progress and the summary). */
+void ab_driver_add_committed(struct ab_driver *d, uint64_t n);
+
+/* True once reading stopped at bad input (a malformed or oversize line, a
+ * record of a stream outside the catalog). The final flush that follows
+ * commits what came before, but it is no successful end of input: nothing
+ * that needs the whole of a stream (a replace) may be finalised. */
+bool ab_driver_input_failed(const struct ab_driver *d);
+
+#endif

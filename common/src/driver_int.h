@@ -1,0 +1,104 @@
+/* driver_int.h - the driver's internals, shared by driver.c, write.c, read.c. */
+/* SPDX-License-Identifier: MIT */
+#ifndef AB_DRIVER_INT_H
+#define AB_DRIVER_INT_H
+
+#include <signal.h>
+
+#include "ab/buf.h"
+#include "ab/deadletter.h"
+#include "ab/destination.h"
+#include "ab/json.h"
+#include "ab/jsonl_reader.h"
+#include "ab/source.h"
+
+enum ab_kind { AB_KIND_DESTINATION, AB_KIND_SOURCE };
+
+/* Phases of a write run; moved only by write_set_phase(). */
+enum write_phase { WP_READING = 0, WP_FLUSHING, WP_DONE };
+
+/* Per catalog stream, for a read run. */
+struct read_stream {
+    yajl_val state_in;          /* borrowed from the driver's state tree */
+    uint64_t since_state;       /* records since this stream's last state */
+    enum ab_stream_status last; /* the last status emitted */
+};
+
+struct ab_driver {
+    enum ab_kind kind;
+    const struct ab_destination_ops *dops;
+    const struct ab_source_ops *sops;
+    const char *name;
+    const char *version;
+    const char *spec_json;
+
+    struct ab_emitter *em;
+    struct ab_loop *loop;
+    yajl_val spec;   /* the parsed ConnectorSpecification */
+    yajl_val schema; /* borrowed: spec.connectionSpecification */
+    yajl_val config;
+    struct ab_catalog catalog;
+    struct ab_http *http; /* borrowed from the connector */
+    void *self;           /* the connector's run object */
+
+    const char *config_path;
+    const char *catalog_path;
+    const char *state_path;
+
+    int64_t progress_every_us;
+    int64_t start_us;
+
+    /* sticky fatal error, from a callback or the loop */
+    bool failed;
+    struct ab_error fatal;
+
+    /* ---- write ---- */
+    enum write_phase phase;
+    struct ab_ckpt *ck;
+    struct ab_deadletter *dl;
+    struct ab_jsonl_reader *reader;
+    struct ab_json_arena *arena; /* the current line's tree */
+    const char *dl_path;
+    bool fail_on_reject;
+    bool eof;          /* stdin reached its end */
+    bool input_failed; /* reading stopped at bad input; what came before commits */
+    struct ab_error input_err;
+    bool reader_failed; /* the reader refused a line: no more input */
+    struct ab_error reader_err;
+    bool dl_dirty; /* dead letters written since the last sync */
+    uint64_t committed;
+    uint64_t lines;
+    uint64_t unknown_types;
+    int64_t max_wait_us;
+    int64_t last_forced_us; /* last flush forced by a waiting state */
+    uint64_t wait_timer;    /* the checkpoint-wait timer, 0 when disarmed */
+    long last_stream;       /* lookup cache */
+    uint64_t last_progress_records;
+    int64_t last_progress_us;
+
+    /* ---- read ---- */
+    yajl_val state_tree; /* the parsed --state file */
+    yajl_val shared_state;
+    struct read_stream *rs;
+    uint64_t since_global; /* records since the last GLOBAL state */
+    uint64_t emitted;
+    uint64_t states_out;
+    enum ab_source_next next;
+    struct ab_buf scratch; /* state members being composed */
+};
+
+/* The signal number that stopped the run, 0 while none. */
+extern volatile sig_atomic_t ab_driver_signal_seen;
+/* Registers the signal pipe with d->loop: a signal stops the loop. */
+enum ab_status ab_driver_watch_signals(struct ab_driver *d, struct ab_error *err);
+
+enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err);
+enum ab_status ab_driver_read(struct ab_driver *d, struct ab_error *err);
+enum ab_status ab_driver_discover(struct ab_driver *d, struct ab_error *err);
+void ab_driver_write_release(struct ab_driver *d);
+void ab_driver_read_release(struct ab_driver *d);
+
+/* "ns.name" or "name" into buf, for messages. */
+void ab_driver_describe_stream(char *buf, size_t size, const char *name, const char *ns);
+
+#endif
