@@ -297,6 +297,7 @@ enum ab_status ab_loop_turn(struct ab_loop *l, long max_wait_ms, struct ab_error
     enum ab_status rc;
     long ms;
 
+    l->stop = false;
     if (l->before_wait) {
         rc = l->before_wait(l->before_wait_arg, err);
         if (rc != AB_OK || l->stop) {
@@ -317,11 +318,10 @@ enum ab_status ab_loop_turn(struct ab_loop *l, long max_wait_ms, struct ab_error
 
 enum ab_status ab_loop_run(struct ab_loop *l, struct ab_error *err)
 {
-    enum ab_status rc = AB_OK;
+    enum ab_status rc;
 
-    l->stop = false;
-    while (!l->stop && rc == AB_OK) {
+    do {
         rc = ab_loop_turn(l, -1, err);
-    }
+    } while (rc == AB_OK && !l->stop);
     return rc;
 }
