@@ -286,16 +286,17 @@ static void test_load_reports_all_problems_at_once(void **state)
     ab_error_init(&err);
     assert_int_equal(ab_config_load(DATA "bad.json", spec, &config, &err), AB_ERR_CONFIG);
     assert_null(config);
-    assert_string_equal(err.message,
-                        "config is invalid: api_url: is required; "
-                        "api_key: must be at least 8 characters long; "
-                        "batch_size: must be <= 1000 (got 5000); "
-                        "rejected_records: must be one of dead_letter, fail (got 'merge'); "
-                        "stream_mappings[1].object: is required; "
-                        "stream_mappings[1].stream: must not be empty; "
-                        "stream_mappings[1].objekt: is not allowed (unknown field); "
-                        "auth.client_secret: is required; "
-                        "auth.client_id: must be a string, not an integer");
+    assert_string_equal(
+        err.message,
+        "config is invalid: api_url: is required; "
+        "api_key: must be at least 8 characters long; "
+        "batch_size: must be <= 1000 (got 5000); "
+        "rejected_records: must be one of dead_letter, fail (got 'merge'); "
+        "stream_mappings[1].object: is required; "
+        "stream_mappings[1].stream: must not be empty; "
+        "stream_mappings[1].objekt: is not allowed (unknown field; did you mean 'object'?); "
+        "auth.client_secret: is required; "
+        "auth.client_id: must be a string, not an integer");
     assert_null(strstr(err.message, "sk-shrt"));
     yajl_tree_free(spec);
 }
