@@ -286,16 +286,17 @@ static void test_load_reports_all_problems_at_once(void **state)
     ab_error_init(&err);
     assert_int_equal(ab_config_load(DATA "bad.json", spec, &config, &err), AB_ERR_CONFIG);
     assert_null(config);
-    assert_string_equal(err.message,
-                        "config is invalid: api_url: is required; "
-                        "api_key: must be at least 8 characters long; "
-                        "batch_size: must be <= 1000 (got 5000); "
-                        "rejected_records: must be one of dead_letter, fail (got 'merge'); "
-                        "stream_mappings[1].object: is required; "
-                        "stream_mappings[1].stream: must not be empty; "
-                        "stream_mappings[1].objekt: is not allowed (unknown field); "
-                        "auth.client_secret: is required; "
-                        "auth.client_id: must be a string, not an integer");
+    assert_string_equal(
+        err.message,
+        "config is invalid: api_url: is required; "
+        "api_key: must be at least 8 characters long; "
+        "batch_size: must be <= 1000 (got 5000); "
+        "rejected_records: must be one of dead_letter, fail (got 'merge'); "
+        "stream_mappings[1].object: is required; "
+        "stream_mappings[1].stream: must not be empty; "
+        "stream_mappings[1].objekt: is not allowed (unknown field; did you mean 'object'?); "
+        "auth.client_secret: is required; "
+        "auth.client_id: must be a string, not an integer");
     assert_null(strstr(err.message, "sk-shrt"));
     yajl_tree_free(spec);
 }
@@ -455,6 +456,125 @@ static void test_each_secret_walks_everything(void **state)
     }
 }
 
+/* ---- unknown fields ---- */
+
+struct warnings {
+    char text[2048];
+    size_t count;
+};
+
+static void collect_warning(void *arg, const char *message)
+{
+    struct warnings *w = arg;
+    size_t len = strlen(w->text);
+
+    (void)snprintf(w->text + len, sizeof(w->text) - len, "%s\n", message);
+    w->count++;
+}
+
+#define UNKNOWN_SCHEMA                                                                             \
+    "{'type':'object','required':['api_url'],'properties':{"                                       \
+    "'api_url':{'type':'string'},'batch_size':{'type':'integer','default':500},"                   \
+    "'max_in_flight':{'type':'integer'},'log_level':{'type':'string'},"                            \
+    "'stream_mappings':{'type':'array','items':{'type':'object','properties':"                     \
+    "{'stream':{'type':'string'}}}}}}"
+
+/* One WARN per unknown top-level field, naming the closest known one when it
+ * looks like a typo; the fields stay allowed and defaults are still filled. */
+static void test_unknown_fields_warn_with_suggestion(void **state)
+{
+    yajl_val schema = ab_test_sq_parse(UNKNOWN_SCHEMA);
+    yajl_val config = ab_test_sq_parse(
+        "{'api_url':'https://x','batchsize':5,'max_inflight':2,'LOG_LEVEL':'DEBUG',"
+        "'colour':'blue','stream_mappings':[{'stream':'s','strem':'t'}]}");
+    struct warnings w;
+    struct ab_error err;
+
+    (void)state;
+    memset(&w, 0, sizeof(w));
+    ab_error_init(&err);
+    assert_int_equal(ab_config_validate_warn(config, schema, collect_warning, &w, &err), AB_OK);
+    assert_string_equal(w.text,
+                        "config: unknown field 'batchsize' (did you mean 'batch_size'?)\n"
+                        "config: unknown field 'max_inflight' (did you mean 'max_in_flight'?)\n"
+                        "config: unknown field 'LOG_LEVEL' (did you mean 'log_level'?)\n"
+                        "config: unknown field 'colour'\n");
+    assert_int_equal(w.count, 4);
+    /* allowed, and the default of the field meant is filled in */
+    assert_int_equal(ab_json_get_int(config, "batch_size", 0), 500);
+    assert_int_equal(ab_json_get_int(config, "batchsize", 0), 5);
+    yajl_tree_free(config);
+
+    /* also reported when the config is invalid; no callback: nothing */
+    memset(&w, 0, sizeof(w));
+    config = ab_test_sq_parse("{'batchsize':5}");
+    assert_int_equal(ab_config_validate_warn(config, schema, collect_warning, &w, &err),
+                     AB_ERR_CONFIG);
+    assert_int_equal(w.count, 1);
+    assert_int_equal(ab_config_validate(config, schema, &err), AB_ERR_CONFIG);
+    yajl_tree_free(config);
+    yajl_tree_free(schema);
+}
+
+/* A key is quoted capped and with control characters and quotes replaced. */
+static void test_unknown_field_names_are_sanitised(void **state)
+{
+    /* a key with a newline and a quote, and a key of 74 characters */
+    static const char text[] =
+        "{\"api_url\":\"u\",\"a\\n'b\":1,"
+        "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\":2}";
+    yajl_val schema = ab_test_sq_parse(UNKNOWN_SCHEMA);
+    yajl_val config;
+    struct warnings w;
+    struct ab_error err;
+
+    (void)state;
+    ab_error_init(&err);
+    config = ab_json_parse(text, strlen(text), &err);
+    assert_non_null(config);
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(ab_config_validate_warn(config, schema, collect_warning, &w, &err), AB_OK);
+    assert_int_equal(w.count, 2);
+    assert_non_null(strstr(w.text, "config: unknown field 'a??b'\n"));
+    assert_non_null(strstr(w.text,
+                           "config: unknown field '"
+                           "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                           "...'\n"));
+    yajl_tree_free(config);
+    yajl_tree_free(schema);
+}
+
+/* The loader passes warnings on, and with additionalProperties false the
+ * problem carries the suggestion. */
+static void test_load_warns_and_strict_schema_suggests(void **state)
+{
+    yajl_val spec = load_plain(DATA "spec.json");
+    yajl_val config = NULL;
+    yajl_val schema;
+    struct warnings w;
+    struct ab_error err;
+
+    (void)state;
+    memset(&w, 0, sizeof(w));
+    ab_error_init(&err);
+    assert_int_equal(
+        ab_config_load_warn(DATA "valid.json", spec, collect_warning, &w, &config, &err), AB_OK);
+    assert_int_equal(w.count, 0);
+    yajl_tree_free(config);
+    yajl_tree_free(spec);
+
+    schema = ab_test_sq_parse("{'type':'object','additionalProperties':false,"
+                              "'properties':{'batch_size':{'type':'integer'}}}");
+    config = ab_test_sq_parse("{'batch_sise':1}");
+    assert_int_equal(ab_config_validate_warn(config, schema, collect_warning, &w, &err),
+                     AB_ERR_CONFIG);
+    assert_string_equal(err.message, "config is invalid: batch_sise: is not allowed (unknown "
+                                     "field; did you mean 'batch_size'?)");
+    assert_int_equal(w.count, 0);
+    yajl_tree_free(config);
+    yajl_tree_free(schema);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -467,6 +587,9 @@ int main(void)
         cmocka_unit_test(test_many_problems_are_capped),
         cmocka_unit_test(test_null_schema_and_config),
         cmocka_unit_test(test_each_secret_walks_everything),
+        cmocka_unit_test(test_unknown_fields_warn_with_suggestion),
+        cmocka_unit_test(test_unknown_field_names_are_sanitised),
+        cmocka_unit_test(test_load_warns_and_strict_schema_suggests),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

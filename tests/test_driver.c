@@ -23,14 +23,13 @@
  * rejected through the driver.
  */
 
+/* The driver's own options come from the common groups (ab/options.h). */
 static const char spec_json[] =
-    "{\"supported_destination_sync_modes\":[\"append\"],\"connectionSpecification\":{"
+    "{\"supported_destination_sync_modes\":[\"append\"],"
+    "\"x-ab-options\":{\"include\":[\"core\",\"destination\"]},\"connectionSpecification\":{"
     "\"type\":\"object\",\"required\":[\"name\"],\"properties\":{"
     "\"name\":{\"type\":\"string\",\"minLength\":1},"
-    "\"token\":{\"type\":\"string\",\"airbyte_secret\":true},"
-    "\"dead_letter_path\":{\"type\":\"string\"},"
-    "\"max_checkpoint_wait_seconds\":{\"type\":\"number\",\"default\":600},"
-    "\"log_level\":{\"type\":\"string\",\"default\":\"INFO\"}}}}";
+    "\"token\":{\"type\":\"string\",\"airbyte_secret\":true}}}}";
 
 struct fake {
     struct ab_driver *d;

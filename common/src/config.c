@@ -14,8 +14,10 @@
  */
 #include "ab/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +45,9 @@ struct vshared {
     struct re_entry *res;
     size_t nres;
     size_t capres;
-    enum ab_status fatal; /* AB_ERR_NOMEM once an allocation failed */
+    enum ab_status fatal;   /* AB_ERR_NOMEM once an allocation failed */
+    ab_config_warn_fn warn; /* unknown top-level fields; NULL: none */
+    void *warn_arg;
 };
 
 struct vctx {
@@ -588,6 +592,117 @@ fail:
     return false;
 }
 
+/* ---- unknown fields ---- */
+
+#define KEY_QUOTE_MAX 64
+
+/* Edit distance of a and b, ASCII case folded; SIZE_MAX when either is longer
+ * than KEY_QUOTE_MAX (no suggestion for such keys). */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    size_t lb = strlen(b);
+    size_t row[KEY_QUOTE_MAX + 1];
+    size_t i;
+    size_t j;
+
+    if (la > KEY_QUOTE_MAX || lb > KEY_QUOTE_MAX) {
+        return SIZE_MAX;
+    }
+    for (j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (i = 1; i <= la; i++) {
+        size_t diag = row[0];
+
+        row[0] = i;
+        for (j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost =
+                tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
+            size_t best = diag + cost;
+
+            if (up + 1 < best) {
+                best = up + 1;
+            }
+            if (row[j - 1] + 1 < best) {
+                best = row[j - 1] + 1;
+            }
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+/* The declared property closest to key, when close enough to be a typo
+ * (about one edit in four characters, at most 3); NULL otherwise. */
+static const char *closest_key(yajl_val props, const char *key)
+{
+    size_t len = strlen(key);
+    size_t limit = (len + 2) / 4;
+    size_t best = SIZE_MAX;
+    const char *found = NULL;
+    size_t i;
+
+    if (limit < 1) {
+        limit = 1;
+    } else if (limit > 3) {
+        limit = 3;
+    }
+    for (i = 0; props && i < props->u.object.len; i++) {
+        size_t d = distance(key, props->u.object.keys[i]);
+
+        if (d <= limit && d < best) {
+            best = d;
+            found = props->u.object.keys[i];
+        }
+    }
+    return found;
+}
+
+/* key for a message: at most KEY_QUOTE_MAX bytes, control characters and
+ * quotes replaced by '?'. */
+static void key_text(char *out, size_t size, const char *key)
+{
+    size_t n = 0;
+
+    for (; *key && n + 4 < size && n < KEY_QUOTE_MAX; key++) {
+        unsigned char ch = (unsigned char)*key;
+
+        out[n++] = (char)(ch < 0x20 || ch == 0x7F || ch == '\'' ? '?' : ch);
+    }
+    if (*key) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+}
+
+/* "<before>did you mean 'x'?<after>" or "". */
+static void suggestion(char *out, size_t size, yajl_val props, const char *key, const char *before,
+                       const char *after)
+{
+    const char *near = closest_key(props, key);
+
+    out[0] = '\0';
+    if (near) {
+        (void)snprintf(out, size, "%sdid you mean '%s'?%s", before, near, after);
+    }
+}
+
+static void warn_unknown(struct vctx *c, yajl_val props, const char *key)
+{
+    char line[PROBLEM_MAX];
+    char quoted[KEY_QUOTE_MAX + 8];
+    char hint[KEY_QUOTE_MAX + 32];
+
+    key_text(quoted, sizeof(quoted), key);
+    suggestion(hint, sizeof(hint), props, key, " (", ")");
+    (void)snprintf(line, sizeof(line), "config: unknown field '%s'%s", quoted, hint);
+    c->sh->warn(c->sh->warn_arg, line);
+}
+
 /* NOLINTNEXTLINE(misc-no-recursion): depth capped by SCHEMA_MAX_DEPTH */
 static void check_object(struct vctx *c, yajl_val v, yajl_val s, bool secret, int depth)
 {
@@ -635,7 +750,12 @@ static void check_object(struct vctx *c, yajl_val v, yajl_val s, bool secret, in
         if (sub) {
             validate(c, v->u.object.values[i], sub, secret, depth + 1);
         } else if (addl && addl->type == yajl_t_false) {
-            problem(c, "is not allowed (unknown field)");
+            char hint[KEY_QUOTE_MAX + 32];
+
+            suggestion(hint, sizeof(hint), props, key, "; ", "");
+            problem(c, "is not allowed (unknown field%s)", hint);
+        } else if (depth == 0 && c->fill && props && c->sh->warn) {
+            warn_unknown(c, props, key);
         }
         path_pop(c, old);
     }
@@ -838,6 +958,12 @@ static enum ab_status report(const struct vctx *c, struct ab_error *err)
 
 enum ab_status ab_config_validate(yajl_val config, yajl_val schema, struct ab_error *err)
 {
+    return ab_config_validate_warn(config, schema, NULL, NULL, err);
+}
+
+enum ab_status ab_config_validate_warn(yajl_val config, yajl_val schema, ab_config_warn_fn warn,
+                                       void *arg, struct ab_error *err)
+{
     struct vshared sh;
     struct vctx c;
     enum ab_status rc = AB_OK;
@@ -850,6 +976,8 @@ enum ab_status ab_config_validate(yajl_val config, yajl_val schema, struct ab_er
         return ab_error_set(err, AB_ERR_CONFIG, "config is invalid: config: is missing");
     }
     memset(&sh, 0, sizeof(sh));
+    sh.warn = warn;
+    sh.warn_arg = arg;
     ab_buf_init(&sh.path, PATH_MAX_BYTES);
     ctx_init(&c, &sh, true);
     validate(&c, config, schema, false, 0);
@@ -874,6 +1002,12 @@ enum ab_status ab_config_validate(yajl_val config, yajl_val schema, struct ab_er
 enum ab_status ab_config_load(const char *path, yajl_val schema, yajl_val *out,
                               struct ab_error *err)
 {
+    return ab_config_load_warn(path, schema, NULL, NULL, out, err);
+}
+
+enum ab_status ab_config_load_warn(const char *path, yajl_val schema, ab_config_warn_fn warn,
+                                   void *arg, yajl_val *out, struct ab_error *err)
+{
     struct ab_error perr;
     enum ab_status rc;
     struct ab_buf text;
@@ -892,7 +1026,7 @@ enum ab_status ab_config_load(const char *path, yajl_val schema, yajl_val *out,
     if (!config) {
         return ab_error_set(err, AB_ERR_CONFIG, "cannot parse config '%s': %s", path, perr.message);
     }
-    rc = ab_config_validate(config, schema, err);
+    rc = ab_config_validate_warn(config, schema, warn, arg, err);
     if (rc != AB_OK) {
         yajl_tree_free(config);
         return rc;

@@ -12,6 +12,7 @@
 
 #include "ab/config.h"
 #include "ab/log.h"
+#include "ab/options.h"
 
 #include "driver_int.h"
 
@@ -189,30 +190,9 @@ void ab_check_problem(struct ab_check *chk, const char *fmt, ...)
 
 /* ---- config helpers ------------------------------------------------------ */
 
-static double config_number(yajl_val config, const char *key, double fallback)
-{
-    return ab_json_get_double(config, key, fallback);
-}
-
 void ab_driver_http_opts(struct ab_driver *d, struct ab_http_opts *o)
 {
-    yajl_val c = d->config;
-    const char *ca = ab_json_get_str(c, "ca_path", NULL);
-
-    ab_http_opts_init(o);
-    o->max_in_flight = (int)config_number(c, "max_in_flight", o->max_in_flight);
-    o->requests_per_second = config_number(c, "requests_per_second", o->requests_per_second);
-    o->burst = config_number(c, "burst", o->burst);
-    o->connect_timeout_ms =
-        (long)(config_number(c, "connect_timeout_seconds", (double)o->connect_timeout_ms / 1e3) *
-               1e3);
-    o->request_timeout_ms =
-        (long)(config_number(c, "request_timeout_seconds", (double)o->request_timeout_ms / 1e3) *
-               1e3);
-    o->max_retries = (int)config_number(c, "max_retries", o->max_retries);
-    if (ca && *ca) {
-        o->ca_path = ca;
-    }
+    ab_opts_http(d->config, o);
     o->log = d->em;
 }
 
@@ -265,38 +245,45 @@ static void add_secret_cb(void *arg, const char *secret)
     ab_driver_add_secret(arg, secret);
 }
 
-/* Loads and validates the config; registers its secrets. */
+static void config_warn_cb(void *arg, const char *message)
+{
+    struct ab_driver *d = arg;
+
+    AB_WARN(d->em, "%s", message);
+}
+
+/* Loads and validates the config; registers its secrets. Every option comes
+ * from the config, its defaults filled in from the spec (ab/options.h). */
 static enum ab_status load_config(struct ab_driver *d, struct ab_error *err)
 {
+    struct ab_core_opts core;
     enum ab_status rc;
-    const char *level;
 
     if (!d->config_path) {
         return ab_error_set(err, AB_ERR_CONFIG, "missing --config <file>");
     }
-    rc = ab_config_load(d->config_path, d->schema, &d->config, err);
+    rc = ab_config_load_warn(d->config_path, d->schema, config_warn_cb, d, &d->config, err);
     if (d->config) {
         ab_config_each_secret(d->config, d->schema, add_secret_cb, d);
     }
     if (rc != AB_OK) {
         return rc;
     }
-    level = ab_json_get_str(d->config, "log_level", "INFO");
-    if (strcmp(level, "DEBUG") == 0) {
-        ab_emitter_set_level(d->em, AB_LOG_DEBUG);
-    } else if (strcmp(level, "WARN") == 0) {
-        ab_emitter_set_level(d->em, AB_LOG_WARN);
-    } else if (strcmp(level, "ERROR") == 0) {
-        ab_emitter_set_level(d->em, AB_LOG_ERROR);
-    }
-    d->progress_every_us =
-        (int64_t)(config_number(d->config, "progress_interval_seconds", 30) * 1e6);
+    ab_opts_core(d->config, &core);
+    ab_emitter_set_level(d->em, core.log_level);
+    d->progress_every_us = core.progress_every_us;
     if (d->kind == AB_KIND_DESTINATION) {
-        d->dl_path = ab_json_get_str(d->config, "dead_letter_path", "rejected-records.jsonl");
-        d->fail_on_reject =
-            strcmp(ab_json_get_str(d->config, "rejected_records", "dead_letter"), "fail") == 0;
-        d->max_wait_us =
-            (int64_t)(config_number(d->config, "max_checkpoint_wait_seconds", 600) * 1e6);
+        struct ab_destination_opts dest;
+
+        ab_opts_destination(d->config, &dest);
+        if (!dest.dead_letter_path) {
+            return ab_error_set(err, AB_ERR_INTERNAL,
+                                "the spec declares no default dead_letter_path");
+        }
+        d->dl_path = dest.dead_letter_path;
+        d->fail_on_reject = dest.fail_on_reject;
+        d->max_wait_us = dest.max_wait_us;
+        d->max_line_bytes = dest.max_line_bytes;
     }
     return AB_OK;
 }
@@ -531,10 +518,18 @@ static enum ab_status run_command(struct ab_driver *d, enum command cmd, const c
         (void)ab_emitter_raw(d->em, line, (size_t)n, true);
         return AB_OK;
     }
-    case CMD_SPEC:
-        return ab_emitter_spec(d->em, d->spec_json) == AB_OK
-                   ? AB_OK
-                   : ab_error_set(err, AB_ERR_INTERNAL, "cannot print the specification");
+    case CMD_SPEC: {
+        struct ab_buf text;
+
+        ab_buf_init(&text, AB_BUF_UNBOUNDED);
+        rc = ab_json_write(&text, d->spec, NULL);
+        if (rc == AB_OK) {
+            rc = ab_emitter_spec(d->em, text.data);
+        }
+        ab_buf_release(&text);
+        return rc == AB_OK ? AB_OK
+                           : ab_error_set(err, AB_ERR_INTERNAL, "cannot print the specification");
+    }
     case CMD_CHECK:
         rc = load_config(d, err);
         if (rc == AB_ERR_CONFIG) {
@@ -574,8 +569,6 @@ static int driver_main(struct ab_driver *d, int argc, char **argv)
 
     ab_error_init(&err);
     d->last_stream = -1;
-    d->progress_every_us = 30 * 1000000LL;
-    d->max_wait_us = 600 * 1000000LL;
     d->em = ab_emitter_new(stdout, wall_ms, &err);
     if (!d->em) {
         (void)fprintf(stderr, "%s: %s\n", d->name, err.message);
@@ -585,12 +578,11 @@ static int driver_main(struct ab_driver *d, int argc, char **argv)
     if (!d->loop) {
         goto fatal;
     }
-    d->spec = ab_json_parse(d->spec_json, strlen(d->spec_json), &err);
-    d->schema = ab_json_get(d->spec, "connectionSpecification");
-    if (!d->schema) {
-        ab_error_set(&err, AB_ERR_INTERNAL, "the connector's specification is invalid");
+    /* the connector's spec with the common option groups merged in */
+    if (ab_spec_build(d->spec_json, &d->spec, &err) != AB_OK) {
         goto fatal;
     }
+    d->schema = ab_json_get(d->spec, "connectionSpecification");
     rc = parse_args(d, argc, argv, &cmd, &err);
     if (rc != AB_OK) {
         (void)fprintf(stderr, "%s: %s\n", d->name, err.message);

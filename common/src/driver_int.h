@@ -60,6 +60,7 @@ struct ab_driver {
     struct ab_json_arena *arena; /* the current line's tree */
     const char *dl_path;
     bool fail_on_reject;
+    size_t max_line_bytes;
     bool eof;          /* stdin reached its end */
     bool input_failed; /* reading stopped at bad input; what came before commits */
     struct ab_error input_err;

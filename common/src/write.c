@@ -455,16 +455,13 @@ static enum ab_status before_wait(void *arg, struct ab_error *err)
 
 static enum ab_status write_open(struct ab_driver *d, struct ab_error *err)
 {
-    size_t max_line;
     enum ab_status rc;
 
     d->ck = ab_ckpt_new(d->catalog.n, err);
     if (!d->ck) {
         return err->code;
     }
-    max_line =
-        (size_t)ab_json_get_double(d->config, "max_line_bytes", (double)AB_JSONL_DEFAULT_MAX_LINE);
-    d->reader = ab_jsonl_reader_new(max_line, err);
+    d->reader = ab_jsonl_reader_new(d->max_line_bytes, err);
     if (!d->reader) {
         return err->code;
     }

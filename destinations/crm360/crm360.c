@@ -13,6 +13,7 @@
 #include "ab/http.h"
 #include "ab/json.h"
 #include "ab/log.h"
+#include "ab/options.h"
 
 /*
  * Records are grouped per (object, operation) into batches of at most
@@ -947,11 +948,12 @@ static enum ab_status crm_open(struct ab_driver *d, void **self, struct ab_error
     c->ck = ab_driver_ckpt(d);
     c->cat = ab_driver_catalog(d);
     c->sync_id = -1;
-    c->brand = ab_json_get_str(cfg, "brand", NULL);
-    c->batch_size = (size_t)ab_json_get_int(cfg, "batch_size", 500);
-    c->max_bytes = (size_t)ab_json_get_int(cfg, "max_batch_bytes", 8000000);
-    c->max_in_flight = (size_t)ab_json_get_int(cfg, "max_in_flight", 4);
-    c->gzip = ab_json_get_bool(cfg, "gzip", true);
+    /* defaults come from spec.json and the common groups, filled in by validation */
+    c->brand = ab_opt_str(cfg, "brand");
+    c->batch_size = (size_t)ab_opt_int(cfg, "batch_size");
+    c->max_bytes = (size_t)ab_opt_int(cfg, "max_batch_bytes");
+    c->max_in_flight = (size_t)ab_opt_int(cfg, "max_in_flight");
+    c->gzip = ab_opt_bool(cfg, "gzip");
     ab_buf_init(&c->scratch, AB_BUF_UNBOUNDED);
     ab_buf_init(&c->errors, AB_BUF_UNBOUNDED);
     rc = ab_driver_check_url(ab_json_get_str(cfg, "api_url", NULL), "api_url", err);

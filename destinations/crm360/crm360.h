@@ -14,6 +14,8 @@
 #include "ab/error.h"
 #include "ab/mapping.h"
 
+/* The connector's spec (spec.json, embedded at build time; x-ab-options
+ * merged by ab_spec_build()). */
 extern const char crm_spec_json[];
 extern const struct ab_destination_ops crm_destination_ops;
 

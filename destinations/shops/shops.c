@@ -11,6 +11,7 @@
 
 #include "ab/json.h"
 #include "ab/log.h"
+#include "ab/options.h"
 #include "ab/protocol.h"
 
 #include "shops_int.h"
@@ -67,24 +68,23 @@ enum ab_status shp_config_load(struct shp_config *c, yajl_val cfg, struct ab_err
     c->client_id = values[0];
     c->client_secret = values[1];
     c->channel = values[2];
-    c->label_prefix = ab_json_get_str(cfg, "label_prefix", "airbyte-shops");
-    c->spool_dir = ab_json_get_str(cfg, "spool_dir", NULL);
+    /* defaults come from spec.json and the common groups, filled in by validation */
+    c->label_prefix = ab_opt_str(cfg, "label_prefix");
+    c->spool_dir = ab_opt_str(cfg, "spool_dir");
     if (c->spool_dir && !*c->spool_dir) {
         c->spool_dir = NULL;
     }
-    c->lim.max_items = clamp_size(ab_json_get_int(cfg, "part_max_items", 1000), 1, 1000);
-    c->lim.max_bytes = clamp_size(ab_json_get_int(cfg, "part_max_bytes", 8388608), 1024, 8388608);
-    c->gzip = ab_json_get_bool(cfg, "gzip", true);
+    c->lim.max_items = clamp_size(ab_opt_int(cfg, "part_max_items"), 1, 1000);
+    c->lim.max_bytes = clamp_size(ab_opt_int(cfg, "part_max_bytes"), 1024, 8388608);
+    c->gzip = ab_opt_bool(cfg, "gzip");
     c->min_commit_records =
-        (uint64_t)clamp_size(ab_json_get_int(cfg, "min_commit_records", 50000), 1, SIZE_MAX);
-    interval = ab_json_get_int(cfg, "max_commit_interval_seconds", 300);
+        (uint64_t)clamp_size(ab_opt_int(cfg, "min_commit_records"), 1, SIZE_MAX);
+    interval = ab_opt_int(cfg, "max_commit_interval_seconds");
     c->max_commit_interval_us = (interval < 1 ? 1 : interval) * 1000000;
-    c->spool_memory_bytes =
-        clamp_size(ab_json_get_int(cfg, "spool_memory_bytes", 67108864), 0, SIZE_MAX);
-    c->deactivate_without_complete =
-        ab_json_get_bool(cfg, "replace_deactivate_without_complete", false);
-    c->max_in_flight = clamp_size(ab_json_get_int(cfg, "max_in_flight", 4), 1, 64);
-    if (strlen(c->label_prefix) > 64 || !*c->label_prefix) {
+    c->spool_memory_bytes = clamp_size(ab_opt_int(cfg, "spool_memory_bytes"), 0, SIZE_MAX);
+    c->deactivate_without_complete = ab_opt_bool(cfg, "replace_deactivate_without_complete");
+    c->max_in_flight = clamp_size(ab_opt_int(cfg, "max_in_flight"), 1, 64);
+    if (!c->label_prefix || strlen(c->label_prefix) > 64 || !*c->label_prefix) {
         return ab_error_set(err, AB_ERR_CONFIG, "label_prefix: must be 1 to 64 characters");
     }
     return AB_OK;

@@ -9,7 +9,8 @@
  * &shp_destination_ops). */
 extern const struct ab_destination_ops shp_destination_ops;
 
-/* The whole ConnectorSpecification (compact JSON). */
+/* The connector's spec (spec.json, embedded at build time; x-ab-options
+ * merged by ab_spec_build()). */
 extern const char shp_spec_json[];
 
 #endif

@@ -1,5 +1,7 @@
 /* example.c - source-example: the smallest real source on the connector core. */
 /* SPDX-License-Identifier: MIT */
+#include "example.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,29 +23,6 @@
 
 #define EX_NAME    "source-example"
 #define EX_VERSION "0.1.0"
-
-static const char ex_spec_json[] =
-    "{\"documentationUrl\":\"https://example.invalid/source-example\","
-    "\"connectionSpecification\":{\"$schema\":\"http://json-schema.org/draft-07/schema#\","
-    "\"title\":\"Example source\",\"type\":\"object\",\"required\":[\"count\"],"
-    "\"properties\":{"
-    "\"count\":{\"type\":\"integer\",\"title\":\"Rows\",\"description\":\"How many rows the "
-    "numbers stream has.\",\"minimum\":0},"
-    "\"page_size\":{\"type\":\"integer\",\"title\":\"Page size\",\"description\":\"Rows emitted "
-    "per step.\",\"minimum\":1,\"maximum\":100000,\"default\":1000},"
-    "\"state_every\":{\"type\":\"integer\",\"title\":\"State interval\",\"description\":\"Rows "
-    "between two states.\",\"minimum\":1,\"default\":10000},"
-    "\"page_delay_ms\":{\"type\":\"integer\",\"title\":\"Delay between pages (ms)\","
-    "\"description\":\"Waits on a loop timer between pages.\",\"minimum\":0,\"maximum\":60000,"
-    "\"default\":0},"
-    "\"token\":{\"type\":\"string\",\"title\":\"Token\",\"description\":\"A secret: check "
-    "refuses the value 'wrong'.\",\"airbyte_secret\":true,\"minLength\":4},"
-    "\"log_level\":{\"type\":\"string\",\"title\":\"Log level\",\"description\":\"Least "
-    "severe level logged.\",\"enum\":[\"DEBUG\",\"INFO\",\"WARN\",\"ERROR\"],\"default\":"
-    "\"INFO\"},"
-    "\"progress_interval_seconds\":{\"type\":\"integer\",\"title\":\"Progress interval (s)\","
-    "\"description\":\"Seconds between progress logs.\",\"minimum\":1,\"maximum\":86400,"
-    "\"default\":30}}}}";
 
 struct example {
     struct ab_driver *d;
@@ -221,7 +200,7 @@ static void ex_summary(void *self, struct ab_emitter *em)
     AB_INFO(em, "example: last id %" PRId64 " of %" PRId64, x->next_id - 1, x->count);
 }
 
-static const struct ab_source_ops ex_source_ops = {
+const struct ab_source_ops ex_source_ops = {
     .name = EX_NAME,
     .version = EX_VERSION,
     .spec_json = ex_spec_json,
@@ -232,8 +211,3 @@ static const struct ab_source_ops ex_source_ops = {
     .summary = ex_summary,
     .close = ex_close,
 };
-
-int main(int argc, char **argv)
-{
-    return ab_source_main(argc, argv, &ex_source_ops);
-}

@@ -22,6 +22,13 @@
  * value of a field marked airbyte_secret.
  */
 
+/* Receives one warning (a NUL-terminated line, valid during the call) per
+ * unknown top-level field of the config: "config: unknown field 'batchsize'
+ * (did you mean 'batch_size'?)". Unknown fields stay allowed unless the
+ * schema says additionalProperties: false (then each is a problem, with the
+ * same suggestion). Called on the validating thread, before the result. */
+typedef void (*ab_config_warn_fn)(void *arg, const char *message);
+
 /* Loads path (at most 16 MiB), validates against schema (the
  * connectionSpecification object; NULL: no validation) and fills defaults in
  * place. *out belongs to the caller (yajl_tree_free); NULL on failure. An
@@ -30,6 +37,13 @@ enum ab_status ab_config_load(const char *path, yajl_val schema, yajl_val *out,
                               struct ab_error *err);
 /* Validates (and fills defaults into) an already parsed config. */
 enum ab_status ab_config_validate(yajl_val config, yajl_val schema, struct ab_error *err);
+
+/* The same, reporting unknown top-level fields to warn (NULL: not reported),
+ * also when the config turns out invalid. */
+enum ab_status ab_config_load_warn(const char *path, yajl_val schema, ab_config_warn_fn warn,
+                                   void *arg, yajl_val *out, struct ab_error *err);
+enum ab_status ab_config_validate_warn(yajl_val config, yajl_val schema, ab_config_warn_fn warn,
+                                       void *arg, struct ab_error *err);
 
 /* Calls fn for every non-empty string value in config whose schema property
  * is marked airbyte_secret (at any depth: properties, items, and every

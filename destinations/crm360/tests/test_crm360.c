@@ -6,6 +6,7 @@
 #include "ab/json.h"
 #include "ab/mapping.h"
 
+#include "ab_spec_test.h"
 #include "ab_test.h"
 #include "crm360.h"
 
@@ -32,20 +33,36 @@ static void test_spec_declares_every_field_read(void **state)
                                          "max_checkpoint_wait_seconds",
                                          "log_level",
                                          NULL};
-    struct ab_error err;
-    yajl_val spec = ab_json_parse(crm_spec_json, strlen(crm_spec_json), &err);
-    yajl_val props;
-    size_t i;
+    yajl_val spec = spec_test_build(crm_spec_json);
+    yajl_val props = ab_json_get_dotted(spec, "connectionSpecification.properties");
 
     (void)state;
-    assert_non_null(spec);
-    props = ab_json_get_dotted(spec, "connectionSpecification.properties");
-    assert_non_null(props);
-    for (i = 0; fields[i]; i++) {
-        assert_non_null(ab_json_get(props, fields[i]));
-    }
+    spec_test_declares(spec, fields);
     assert_true(ab_json_get_bool(ab_json_get(props, "api_key"), "airbyte_secret", false));
     assert_int_equal(ab_json_get_int(ab_json_get(props, "batch_size"), "maximum", 0), 1000);
+    assert_null(ab_json_get(spec, "x-ab-options"));
+    assert_string_equal(ab_json_get_str(spec, "protocol_version", ""), "0.5.0");
+    yajl_tree_free(spec);
+}
+
+/* CRM360's own limit overrides the common rate defaults; the rest stay. */
+static void test_spec_defaults_reach_the_code(void **state)
+{
+    yajl_val spec = spec_test_build(crm_spec_json);
+    yajl_val cfg = spec_test_config(spec, "{\"api_url\":\"https://api.crm360.example\","
+                                          "\"api_key\":\"k\"}");
+    struct ab_http_opts o;
+
+    (void)state;
+    spec_test_driver_defaults(spec, cfg);
+    ab_opts_http(cfg, &o);
+    assert_true(o.requests_per_second > 9.99 && o.requests_per_second < 10.01);
+    assert_true(o.burst > 19.99 && o.burst < 20.01);
+    assert_int_equal(o.request_timeout_ms, 60000);
+    assert_int_equal(ab_opt_int(cfg, "batch_size"), 500);
+    assert_int_equal(ab_opt_int(cfg, "max_batch_bytes"), 8000000);
+    assert_null(ab_opt_str(cfg, "brand"));
+    yajl_tree_free(cfg);
     yajl_tree_free(spec);
 }
 
@@ -192,6 +209,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_declares_every_field_read),
+        cmocka_unit_test(test_spec_defaults_reach_the_code),
         cmocka_unit_test(test_idempotency_key_deterministic),
         cmocka_unit_test(test_build_record_table),
         cmocka_unit_test(test_build_record_with_field_mapping),

@@ -7,6 +7,7 @@
 #include "ab/config.h"
 #include "ab/json.h"
 
+#include "ab_spec_test.h"
 #include "ab_test.h"
 #include "auth.h"
 #include "part.h"
@@ -29,7 +30,7 @@ static yajl_val parse(const char *text)
 
 static void test_spec_is_valid_json_with_modes(void **state)
 {
-    yajl_val spec = parse(shp_spec_json);
+    yajl_val spec = spec_test_build(shp_spec_json);
     yajl_val modes = ab_json_get(spec, "supported_destination_sync_modes");
     const char *want[] = {"append", "append_dedup", "overwrite"};
     size_t i;
@@ -75,28 +76,25 @@ static void test_spec_declares_every_field_read(void **state)
                                          "max_retries",
                                          "ca_path",
                                          NULL};
-    yajl_val spec = parse(shp_spec_json);
+    yajl_val spec = spec_test_build(shp_spec_json);
     yajl_val props = ab_json_get_dotted(spec, "connectionSpecification.properties");
-    size_t i;
 
     (void)state;
-    for (i = 0; fields[i]; i++) {
-        if (!ab_json_get(props, fields[i])) {
-            fail_msg("spec does not declare '%s'", fields[i]);
-        }
-    }
+    spec_test_declares(spec, fields);
+    assert_null(ab_json_get(spec, "x-ab-options"));
     assert_true(YAJL_IS_TRUE(ab_json_get(ab_json_get(props, "client_secret"), "airbyte_secret")));
     yajl_tree_free(spec);
 }
 
 static void test_spec_defaults_fill_a_minimal_config(void **state)
 {
-    yajl_val spec = parse(shp_spec_json);
+    yajl_val spec = spec_test_build(shp_spec_json);
     yajl_val schema = ab_json_get(spec, "connectionSpecification");
     yajl_val cfg = parse("{\"api_url\":\"https://api.shops.example/\",\"client_id\":\"c\","
                          "\"client_secret\":\"s3cr3t\",\"channel\":\"store-br\"}");
     struct ab_error err = {0};
     struct shp_config c;
+    struct ab_http_opts o;
 
     (void)state;
     assert_int_equal(ab_config_validate(cfg, schema, &err), AB_OK);
@@ -119,6 +117,27 @@ static void test_spec_defaults_fill_a_minimal_config(void **state)
     assert_int_equal(c.spool_memory_bytes, 67108864);
     assert_false(c.deactivate_without_complete);
     assert_null(c.spool_dir);
+    /* what the code took is what the spec declares */
+    assert_string_equal(c.label_prefix, ab_json_str(spec_test_default(spec, "label_prefix")));
+    SPEC_TEST_EQ("part_max_items", c.lim.max_items, spec_test_default_num(spec, "part_max_items"));
+    SPEC_TEST_EQ("part_max_bytes", c.lim.max_bytes, spec_test_default_num(spec, "part_max_bytes"));
+    SPEC_TEST_EQ("min_commit_records", c.min_commit_records,
+                 spec_test_default_num(spec, "min_commit_records"));
+    SPEC_TEST_EQ("max_commit_interval_seconds (us)", c.max_commit_interval_us,
+                 spec_test_default_num(spec, "max_commit_interval_seconds") * 1e6);
+    SPEC_TEST_EQ("spool_memory_bytes", c.spool_memory_bytes,
+                 spec_test_default_num(spec, "spool_memory_bytes"));
+    SPEC_TEST_EQ("max_in_flight", c.max_in_flight, spec_test_default_num(spec, "max_in_flight"));
+    assert_true(c.gzip == YAJL_IS_TRUE(spec_test_default(spec, "gzip")));
+    assert_true(c.deactivate_without_complete ==
+                YAJL_IS_TRUE(spec_test_default(spec, "replace_deactivate_without_complete")));
+    spec_test_driver_defaults(spec, cfg);
+    /* Shops' own limits override the common HTTP defaults */
+    ab_opts_http(cfg, &o);
+    assert_true(o.requests_per_second > 4.99 && o.requests_per_second < 5.01);
+    assert_true(o.burst > 9.99 && o.burst < 10.01);
+    assert_int_equal(o.request_timeout_ms, 120000);
+    assert_int_equal(o.connect_timeout_ms, 10000);
     shp_config_release(&c);
     yajl_tree_free(cfg);
     yajl_tree_free(spec);
@@ -138,7 +157,7 @@ static void test_spec_rejects_bad_values(void **state)
         "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
         "\"b\",\"stream_mappings\":[{\"stream\":\"p\",\"object\":\"orders\"}]}",
         NULL};
-    yajl_val spec = parse(shp_spec_json);
+    yajl_val spec = spec_test_build(shp_spec_json);
     yajl_val schema = ab_json_get(spec, "connectionSpecification");
     size_t i;
 
