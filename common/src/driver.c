@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ab/buf.h"
+#include "ab/clock.h"
 #include "ab/config.h"
 #include "ab/deadletter.h"
 #include "ab/json.h"
@@ -115,14 +116,6 @@ static enum ab_status install_signals(struct ab_error *err)
     sa.sa_handler = SIG_IGN;
     (void)sigaction(SIGPIPE, &sa, NULL);
     return AB_OK;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- accessors ---------------------------------------------------------- */
@@ -572,12 +565,14 @@ static void log_summary(struct ab_driver *d, bool ok)
 static enum ab_status wait_events(struct ab_driver *d, bool want_stdin, long timeout_ms,
                                   bool *stdin_ready, struct ab_error *err)
 {
-    bool sig_ready = false;
-
     *stdin_ready = false;
     if (d->http) {
-        return ab_http_wait(d->http, want_stdin ? STDIN_FILENO : -1, signal_pipe[0], timeout_ms,
-                            stdin_ready, &sig_ready, err);
+        struct pollfd fds[2] = {{.fd = want_stdin ? STDIN_FILENO : -1, .events = POLLIN},
+                                {.fd = signal_pipe[0], .events = POLLIN}};
+        enum ab_status rc = ab_http_wait(d->http, fds, 2, timeout_ms, err);
+
+        *stdin_ready = fds[0].revents != 0;
+        return rc;
     }
     {
         struct pollfd fds[2];
@@ -950,7 +945,7 @@ int ab_destination_main(int argc, char **argv, const struct ab_destination_ops *
     d.last_stream = -1;
     d.progress_every_us = 30 * 1000000LL;
     d.max_wait_us = 600 * 1000000LL;
-    d.em = ab_emitter_new(stdout, wall_ms, &err);
+    d.em = ab_emitter_new(stdout, ab_wall_ms, &err);
     if (!d.em) {
         (void)fprintf(stderr, "%s: %s\n", ops->name, err.message);
         return EXIT_FATAL;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <strings.h>
+
 #include "ab/json.h"
 #include "ab/log.h"
 
@@ -143,6 +145,24 @@ void shp_reqs_free(struct shp_dest *s)
     }
 }
 
+/* ab_http_header_fn of every request (arg: its struct shp_req): a creation or
+ * commit whose Idempotency-Key the API already applied is answered from its
+ * store with "Idempotent-Replayed: true". */
+static void on_header(void *arg, const char *name, size_t name_len, const char *value,
+                      size_t value_len)
+{
+    static const char hdr[] = "idempotent-replayed";
+    struct shp_req *q = arg;
+
+    if (!name) {
+        q->replayed = false; /* a new answer */
+        return;
+    }
+    if (name_len == sizeof(hdr) - 1 && strncasecmp(name, hdr, name_len) == 0) {
+        q->replayed = value_len == 4 && strncasecmp(value, "true", 4) == 0;
+    }
+}
+
 /* Submits r (ownership taken) with a fresh context; false after shp_fail. */
 static bool submit(struct shp_dest *s, struct ab_http_req *r, enum shp_req_kind kind,
                    const struct shp_import *imp, size_t part, const char *id)
@@ -156,6 +176,7 @@ static bool submit(struct shp_dest *s, struct ab_http_req *r, enum shp_req_kind 
         fail_msg(s, AB_ERR_NOMEM, "out of memory (request context)");
         return false;
     }
+    ab_http_req_on_header(r, on_header, q);
     if (ab_http_submit(s->h, r, on_done, q, &e) != AB_OK) {
         req_unlink(q);
         free(q);
@@ -193,6 +214,7 @@ static struct ab_http_req *json_req(const char *method, const char *url, struct 
         return NULL;
     }
     ab_http_req_label(r, label);
+    ab_http_req_classify(r, shp_classify, NULL);
     if (ab_http_req_header(r, "Accept: application/json", err) != AB_OK ||
         (body && ab_http_req_body(r, body, "application/json", err) != AB_OK)) {
         ab_http_req_free(r);
@@ -588,8 +610,8 @@ static void submit_create(struct shp_dest *s, struct shp_import *imp)
     }
 }
 
-static void on_create(struct shp_dest *s, struct shp_import *imp, const struct ab_http_resp *resp,
-                      yajl_val body)
+static void on_create(struct shp_dest *s, struct shp_import *imp, const struct shp_req *q,
+                      const struct ab_http_resp *resp, yajl_val body)
 {
     const char *id;
     const char *status;
@@ -619,7 +641,7 @@ static void on_create(struct shp_dest *s, struct shp_import *imp, const struct a
     /* A pending fallback means it was sent as a replace import. */
     AB_INFO(s->em, "import %s created (mode %s%s)", imp->id,
             imp->mode_replace || imp->fallback_pending ? "replace" : "merge",
-            resp->replayed ? ", replayed" : "");
+            q->replayed ? ", replayed" : "");
     if (imp->fallback_pending) {
         imp->fallback_pending = false;
         abort_remote(s, imp->id, "the replace import is not committed without COMPLETE");
@@ -1127,8 +1149,8 @@ static bool mark_missing(struct shp_import *imp, yajl_val body)
     return any;
 }
 
-static void on_commit(struct shp_dest *s, struct shp_import *imp, const struct ab_http_resp *resp,
-                      yajl_val body)
+static void on_commit(struct shp_dest *s, struct shp_import *imp, const struct shp_req *q,
+                      const struct ab_http_resp *resp, yajl_val body)
 {
     const char *code = shp_error_code(body);
     enum shp_next next = shp_commit_decide(resp->status, resp->transient, code);
@@ -1136,7 +1158,7 @@ static void on_commit(struct shp_dest *s, struct shp_import *imp, const struct a
 
     switch (next) {
     case SHP_NEXT_DONE:
-        commit_done(s, imp, body, resp->replayed);
+        commit_done(s, imp, body, q->replayed);
         return;
     case SHP_NEXT_RESOLVE:
         s->stats.commits_in_doubt++;
@@ -1295,7 +1317,7 @@ static void on_done(void *arg, const struct ab_http_resp *resp)
     switch (q->kind) {
     case SHP_REQ_CREATE:
         if (imp && imp->gen == q->gen && imp->state == SHP_IMP_CREATING) {
-            on_create(s, imp, resp, body);
+            on_create(s, imp, q, resp, body);
         }
         break;
     case SHP_REQ_PART:
@@ -1303,7 +1325,7 @@ static void on_done(void *arg, const struct ab_http_resp *resp)
         break;
     case SHP_REQ_COMMIT:
         if (imp && imp->gen == q->gen && imp->state == SHP_IMP_COMMITTING) {
-            on_commit(s, imp, resp, body);
+            on_commit(s, imp, q, resp, body);
         }
         break;
     case SHP_REQ_GET:

@@ -11,6 +11,7 @@
 
 #include "ab/buf.h"
 #include "ab/checkpoint.h"
+#include "ab/clock.h"
 #include "ab/driver.h"
 #include "ab/emitter.h"
 #include "ab/error.h"
@@ -152,6 +153,7 @@ struct shp_req {
     unsigned gen;
     size_t part;
     char id[SHP_ID_MAX]; /* the import id the request addressed */
+    bool replayed;       /* the answer carried "Idempotent-Replayed: true" */
 };
 
 struct shp_stream {
@@ -253,6 +255,11 @@ enum ab_status shp_recover(struct shp_dest *s, struct ab_error *err);
 void shp_fail(struct shp_dest *s, const struct ab_error *err);
 /* Frees the request contexts the HTTP client will never complete. */
 void shp_reqs_free(struct shp_dest *s);
+
+/* auth.c: the ab_http_classify_fn of every request to the API (arg unused):
+ * 401 with error code "token_expired" is AB_HTTP_REFRESH_AUTH (a new token,
+ * one more attempt); everything else the client's defaults. */
+enum ab_http_verdict shp_classify(void *arg, const struct ab_http_resp *answer);
 
 /* check.c */
 enum ab_status shp_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err);

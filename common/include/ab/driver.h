@@ -53,7 +53,7 @@ void ab_check_problem(struct ab_check *chk, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 struct ab_destination_ops {
-    const char *name;      /* "destination-crm360" */
+    const char *name;      /* "destination-example" */
     const char *version;   /* "0.1.0" */
     const char *spec_json; /* the whole ConnectorSpecification object */
 
