@@ -11,6 +11,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "ab/assert.h"
+
 /*
  * Layout: a logical byte stream of frames "<u32 little-endian length><bytes>".
  * Logical bytes [0, mem_len) sit in RAM chunks; once a chunk cannot be taken
@@ -22,11 +24,22 @@
  * Writes to the file go through a small buffer (wbuf, holding file bytes
  * [file_flushed, file_len)); reads of the file go through a one-window cache
  * so sequential iteration costs one pread per window, not two per record.
+ *
+ * Invariants (SPOOL_OK, checked with AB_ASSERT after every change): RAM bytes
+ * fit the chunks taken; file bytes exist only while spilled; the file holds
+ * file_flushed bytes and the write buffer the rest (wlen <= its size); the
+ * chunks taken stay within the shared budget.
  */
 
 #define SPOOL_WBUF  ((size_t)64 * 1024)
 #define SPOOL_RBUF  ((size_t)64 * 1024)
 #define SPOOL_FRAME ((size_t)4)
+
+#define SPOOL_OK(sp)                                                                               \
+    ((sp)->mem_len <= (uint64_t)(sp)->nchunks * AB_SPOOL_CHUNK &&                                  \
+     ((sp)->spilled || (sp)->file_len == 0) &&                                                     \
+     (sp)->file_flushed + (sp)->wlen == (sp)->file_len && (sp)->wlen <= SPOOL_WBUF &&              \
+     (sp)->budget->used <= (sp)->budget->limit)
 
 struct ab_spool {
     struct ab_spool_budget own;
@@ -469,6 +482,8 @@ enum ab_status ab_spool_append2(struct ab_spool *sp, const void *a, size_t na, c
         return fail(sp, err);
     }
     sp->count++;
+    AB_ASSERT(SPOOL_OK(sp));
+    AB_ASSERT(ab_spool_end(sp) == start + SPOOL_FRAME + n);
     if (off) {
         *off = start;
     }
@@ -640,7 +655,10 @@ enum ab_status ab_spool_truncate(struct ab_spool *sp, uint64_t off, struct ab_er
         keep = (size_t)((sp->mem_len + AB_SPOOL_CHUNK - 1) / AB_SPOOL_CHUNK);
         free_chunks_from(sp, keep);
     }
+    AB_ASSERT(dropped <= sp->count);
     sp->count -= dropped;
+    AB_ASSERT(SPOOL_OK(sp));
+    AB_ASSERT(ab_spool_end(sp) == off);
     return AB_OK;
 }
 

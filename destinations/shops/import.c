@@ -7,6 +7,7 @@
 
 #include <strings.h>
 
+#include "ab/assert.h"
 #include "ab/json.h"
 #include "ab/log.h"
 
@@ -325,10 +326,88 @@ static void unlink_import(struct shp_dest *s, struct shp_import *imp)
     }
 }
 
+/* ---- state machines ---------------------------------------------------------- */
+
+bool shp_imp_transition_ok(enum shp_imp_state from, enum shp_imp_state to)
+{
+#define B(st) (1U << (st))
+    static const unsigned allowed[] = {
+        [SHP_IMP_NEW] = B(SHP_IMP_CREATING),
+        [SHP_IMP_CREATING] = B(SHP_IMP_OPEN) | B(SHP_IMP_NEW),
+        [SHP_IMP_OPEN] = B(SHP_IMP_COMMITTING) | B(SHP_IMP_NEW),
+        [SHP_IMP_COMMITTING] = B(SHP_IMP_COMMITTED) | B(SHP_IMP_RESOLVING) | B(SHP_IMP_WAIT) |
+                               B(SHP_IMP_OPEN) | B(SHP_IMP_COMMITTING) | B(SHP_IMP_NEW),
+        [SHP_IMP_WAIT] = B(SHP_IMP_RESOLVING) | B(SHP_IMP_NEW),
+        [SHP_IMP_RESOLVING] =
+            B(SHP_IMP_COMMITTING) | B(SHP_IMP_WAIT) | B(SHP_IMP_RESOLVING) | B(SHP_IMP_NEW),
+        [SHP_IMP_COMMITTED] = 0,
+    };
+
+    if ((unsigned)from >= sizeof(allowed) / sizeof(allowed[0]) || (unsigned)to >= 32) {
+        return false;
+    }
+    return (allowed[from] & B(to)) != 0;
+}
+
+bool shp_part_transition_ok(enum shp_part_state from, enum shp_part_state to)
+{
+    static const unsigned allowed[] = {
+        [SHP_PART_OPEN] = B(SHP_PART_READY),
+        [SHP_PART_READY] = B(SHP_PART_READY) | B(SHP_PART_UPLOADING),
+        [SHP_PART_UPLOADING] = B(SHP_PART_READY) | B(SHP_PART_UPLOADED),
+        [SHP_PART_UPLOADED] = B(SHP_PART_READY),
+    };
+
+    if ((unsigned)from >= sizeof(allowed) / sizeof(allowed[0]) || (unsigned)to >= 32) {
+        return false;
+    }
+    return (allowed[from] & B(to)) != 0;
+#undef B
+}
+
+const char *shp_imp_state_name(enum shp_imp_state st)
+{
+    switch (st) {
+    case SHP_IMP_NEW:
+        return "new";
+    case SHP_IMP_CREATING:
+        return "creating";
+    case SHP_IMP_OPEN:
+        return "open";
+    case SHP_IMP_COMMITTING:
+        return "committing";
+    case SHP_IMP_WAIT:
+        return "waiting";
+    case SHP_IMP_RESOLVING:
+        return "resolving";
+    case SHP_IMP_COMMITTED:
+        return "committed";
+    }
+    return "?";
+}
+
+void shp_imp_set_state(struct shp_dest *s, struct shp_import *imp, enum shp_imp_state to,
+                       const char *why)
+{
+    if (AB_ASSERTIONS_ON && !shp_imp_transition_ok(imp->state, to)) {
+        (void)fprintf(stderr, "import #%llu: illegal state transition %s -> %s (%s)\n",
+                      (unsigned long long)imp->serial, shp_imp_state_name(imp->state),
+                      shp_imp_state_name(to), why);
+    }
+    AB_ASSERT(shp_imp_transition_ok(imp->state, to));
+    if (s && s->em) {
+        AB_DEBUG(s->em, "import #%llu%s%s: %s -> %s (%s)", (unsigned long long)imp->serial,
+                 imp->id[0] ? " " : "", imp->id, shp_imp_state_name(imp->state),
+                 shp_imp_state_name(to), why);
+    }
+    imp->state = to;
+}
+
 static void set_part_state(struct shp_import *imp, size_t i, enum shp_part_state st)
 {
     struct shp_part *p = &imp->parts[i];
 
+    AB_ASSERT(shp_part_transition_ok((enum shp_part_state)p->state, st));
     if (p->state == SHP_PART_READY) {
         imp->nready--;
     }
@@ -506,8 +585,8 @@ static void recreate(struct shp_dest *s, struct shp_import *imp, const char *why
             imp->id[0] ? imp->id : "(not created)", why, (unsigned long long)imp->records);
     imp->gen++;
     imp->seq = ++s->import_seq;
+    shp_imp_set_state(s, imp, SHP_IMP_NEW, why);
     imp->id[0] = '\0';
-    imp->state = SHP_IMP_NEW;
     imp->resolve_rounds = 0;
     imp->missing_rounds = 0;
     for (i = 0; i < imp->nparts; i++) {
@@ -604,7 +683,7 @@ static void submit_create(struct shp_dest *s, struct shp_import *imp)
         return;
     }
     if (submit(s, r, SHP_REQ_CREATE, imp, 0, NULL)) {
-        imp->state = SHP_IMP_CREATING;
+        shp_imp_set_state(s, imp, SHP_IMP_CREATING, "creation sent");
         AB_DEBUG(s->em, "creating import '%s' (mode %s)", label,
                  imp->mode_replace ? "replace" : "merge");
     }
@@ -636,7 +715,7 @@ static void on_create(struct shp_dest *s, struct shp_import *imp, const struct s
         }
         return;
     }
-    imp->state = SHP_IMP_OPEN;
+    shp_imp_set_state(s, imp, SHP_IMP_OPEN, "created");
     s->stats.imports_created++;
     /* A pending fallback means it was sent as a replace import. */
     AB_INFO(s->em, "import %s created (mode %s%s)", imp->id,
@@ -1024,7 +1103,7 @@ static void submit_commit(struct shp_dest *s, struct shp_import *imp)
      * status tells what happened (GET /v1/imports/{id}). */
     ab_http_req_flags(r, AB_HTTP_NO_RETRY_IN_DOUBT);
     if (submit(s, r, SHP_REQ_COMMIT, imp, 0, imp->id)) {
-        imp->state = SHP_IMP_COMMITTING;
+        shp_imp_set_state(s, imp, SHP_IMP_COMMITTING, "commit sent");
         AB_INFO(s->em, "committing import %s (%s): %llu records in %zu parts", imp->id,
                 imp->mode_replace ? "replace" : "merge", (unsigned long long)imp->records,
                 imp->nparts);
@@ -1045,7 +1124,7 @@ static void submit_get(struct shp_dest *s, struct shp_import *imp)
         return;
     }
     if (submit(s, r, SHP_REQ_GET, imp, 0, imp->id)) {
-        imp->state = SHP_IMP_RESOLVING;
+        shp_imp_set_state(s, imp, SHP_IMP_RESOLVING, "status request sent");
     }
 }
 
@@ -1106,7 +1185,7 @@ static void commit_done(struct shp_dest *s, struct shp_import *imp, yajl_val bod
                                       : 0);
     /* Only now may the states covering these records go out. */
     ab_ckpt_unit_done(s->ck, imp->unit);
-    imp->state = SHP_IMP_COMMITTED;
+    shp_imp_set_state(s, imp, SHP_IMP_COMMITTED, "commit confirmed");
     unlink_import(s, imp);
     shp_imp_free(imp);
 }
@@ -1121,7 +1200,7 @@ static void wait_then_ask(struct shp_dest *s, struct shp_import *imp, long retry
         return;
     }
     ms = shp_wait_ms(imp->resolve_rounds, retry_after_ms);
-    imp->state = SHP_IMP_WAIT;
+    shp_imp_set_state(s, imp, SHP_IMP_WAIT, "a commit runs on the server");
     imp->wait_until_us = ab_now_us() + (int64_t)ms * 1000;
     AB_INFO(s->em, "import %s: a commit is running; asking again in %ld ms", imp->id, ms);
 }
@@ -1185,7 +1264,7 @@ static void on_commit(struct shp_dest *s, struct shp_import *imp, const struct s
         AB_WARN(s->em, "commit of import %s: parts missing on the server: uploading them again",
                 imp->id);
         imp->first_ready = 0;
-        imp->state = SHP_IMP_OPEN;
+        shp_imp_set_state(s, imp, SHP_IMP_OPEN, "parts missing on the server");
         return;
     case SHP_NEXT_RECREATE:
         recreate(s, imp, "the commit answered 410 (expired or aborted)");
@@ -1263,7 +1342,7 @@ static void redo(struct shp_dest *s, const struct shp_req *q, struct shp_import 
     switch (q->kind) {
     case SHP_REQ_CREATE:
         if (current && imp->state == SHP_IMP_CREATING) {
-            imp->state = SHP_IMP_NEW;
+            shp_imp_set_state(s, imp, SHP_IMP_NEW, "creation refused a token");
         }
         break;
     case SHP_REQ_PART:

@@ -226,6 +226,31 @@ struct shp_dest {
     struct shp_stats stats;
 };
 
+/*
+ * State machines, checked: every change of an import's or a part's state goes
+ * through one function in import.c that asserts (AB_ASSERT) the transition
+ * is in these tables. Imports (-> NEW is a re-creation):
+ *   NEW        -> CREATING
+ *   CREATING   -> OPEN | NEW
+ *   OPEN       -> COMMITTING | NEW
+ *   COMMITTING -> COMMITTED | RESOLVING | WAIT | OPEN (parts missing)
+ *                 | COMMITTING (sent again after a refused token) | NEW
+ *   WAIT       -> RESOLVING | NEW
+ *   RESOLVING  -> COMMITTING | WAIT | RESOLVING (sent again) | NEW
+ *   COMMITTED  -> (none: the import is freed)
+ * Parts: OPEN -> READY -> UPLOADING -> UPLOADED, UPLOADING -> READY (sent
+ * again), UPLOADED -> READY (missing on the server, re-creation), READY ->
+ * READY (re-creation). Pure functions, exposed for tests.
+ */
+bool shp_imp_transition_ok(enum shp_imp_state from, enum shp_imp_state to);
+bool shp_part_transition_ok(enum shp_part_state from, enum shp_part_state to);
+const char *shp_imp_state_name(enum shp_imp_state st);
+/* Moves imp to state to: asserts the transition is legal (in Debug and
+ * sanitizer builds; an illegal one prints both states and why to stderr,
+ * then aborts) and logs it at DEBUG with why. s may be NULL (no log). */
+void shp_imp_set_state(struct shp_dest *s, struct shp_import *imp, enum shp_imp_state to,
+                       const char *why);
+
 /* import.c: the import lifecycle. */
 struct shp_import *shp_imp_new(struct shp_dest *s, bool replace_track, struct ab_error *err);
 void shp_imp_free(struct shp_import *imp);
