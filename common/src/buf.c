@@ -62,8 +62,10 @@ enum ab_status ab_buf_reserve(struct ab_buf *b, size_t extra, struct ab_error *e
     if (!p) {
         return ab_error_set(err, AB_ERR_NOMEM, "out of memory (buffer of %zu bytes)", cap);
     }
+    p[b->len] = '\0'; /* a first allocation has none yet */
     b->data = p;
     b->cap = cap;
+    AB_ASSERT(BUF_OK(b));
     return AB_OK;
 }
 
