@@ -13,11 +13,11 @@ endif()
 set(src ${AB_WORK_DIR}/src)
 file(REMOVE_RECURSE ${AB_WORK_DIR})
 file(MAKE_DIRECTORY ${src})
-# What the configuration reads; build trees and the repository are left out.
+# What the configuration reads (build trees sit at the top, not copied).
 file(COPY ${AB_SOURCE_DIR}/CMakeLists.txt DESTINATION ${src})
 foreach(dir cmake common destinations integration tests)
   file(COPY ${AB_SOURCE_DIR}/${dir} DESTINATION ${src}
-       PATTERN "build*" EXCLUDE PATTERN "__pycache__" EXCLUDE)
+       PATTERN "__pycache__" EXCLUDE)
 endforeach()
 
 function(configure name out_rc out_text)
