@@ -1,24 +1,14 @@
 # shops.cmake - ctest registration of the destination-shops integration tests.
-# Included by integration/CMakeLists.txt. Each script is Python 3 (standard
-# library only), runs the real binary against the Shops emulator (or, for the
-# benchmark, also a minimal fast sink) on a free port in its own temporary
-# directory, prints a unittest-style summary and exits non-zero on failure.
+# Included by integration/CMakeLists.txt once it found python3. Each script
+# is Python 3 (standard library only), runs the real binary against the Shops
+# emulator (or, for the benchmark, also a minimal fast sink) on a free port in
+# its own temporary directory, prints a unittest-style summary and exits
+# non-zero on failure.
 #
 #   ctest -L integration        end-to-end, replace, bad-input and crash tests
 #   ctest -L integration -LE slow   ... without the crash test (~1 min)
 #   ctest -L bench              benchmark smoke (--quick); prints figures only
-if(NOT TARGET destination-shops)
-  return()
-endif()
-if(Python3_EXECUTABLE)
-  set(_shp_python ${Python3_EXECUTABLE})
-else()
-  find_program(_shp_python NAMES python3)
-  if(NOT _shp_python)
-    message(WARNING "python3 not found: destination-shops integration tests not registered")
-    return()
-  endif()
-endif()
+set(_shp_python ${Python3_EXECUTABLE})
 set(_shp_dir ${CMAKE_CURRENT_LIST_DIR})
 
 add_test(NAME shops_e2e

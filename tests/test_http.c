@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -14,10 +15,14 @@
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <spawn.h>
+#include <strings.h>
 
+#include "ab/clock.h"
 #include "ab/http.h"
 
 #include "ab_test.h"
+#include "clock_int.h"
+#include "http_int.h"
 
 #ifndef AB_HTTP_TEST_SERVER
 #define AB_HTTP_TEST_SERVER AB_TEST_DATA_DIR "/../http_test_server.py"
@@ -92,7 +97,6 @@ struct got {
     int status;
     bool transient;
     bool in_doubt;
-    bool replayed;
     int attempts;
     long retry_after_ms;
     double elapsed_s;
@@ -110,7 +114,6 @@ static void on_done(void *arg, const struct ab_http_resp *r)
     g->status = r->status;
     g->transient = r->transient;
     g->in_doubt = r->in_doubt;
-    g->replayed = r->replayed;
     g->attempts = r->attempts;
     g->retry_after_ms = r->retry_after_ms;
     g->elapsed_s = r->elapsed_s;
@@ -377,19 +380,17 @@ static void test_http_200_with_body(void **state)
     struct got g;
 
     (void)state;
-    fetch(h, "GET", "/seq?k=ok200&s=200&replayed=1", 0, &g);
+    fetch(h, "GET", "/seq?k=ok200&s=200", 0, &g);
     assert_int_equal(g.status, 200);
     assert_string_equal(g.body, "ok200 0 200");
     assert_int_equal(g.body_len, strlen("ok200 0 200"));
     assert_int_equal(g.attempts, 1);
     assert_false(g.transient);
     assert_false(g.in_doubt);
-    assert_true(g.replayed);
     assert_string_equal(g.error, "");
     assert_int_equal(g.retry_after_ms, -1);
     fetch(h, "GET", "/seq?k=ok200b&s=204", 0, &g);
     assert_int_equal(g.status, 204);
-    assert_false(g.replayed);
     assert_string_equal(g.body, "");
     ab_http_get_stats(h, &st);
     assert_int_equal(st.requests, 2);
@@ -472,24 +473,152 @@ static void test_http_404_final_without_retry(void **state)
     ab_http_free(h);
 }
 
-static void test_http_409_retried_only_when_added(void **state)
+/* What a classifier and a header hook saw, and the verdicts to give. */
+struct hooks {
+    int classified;      /* classifier calls */
+    int statuses[8];     /* status of each classified answer */
+    char last_body[256]; /* body of the last classified answer */
+    int starts;          /* header hook: responses started */
+    int fields;          /* header hook: fields of the current response */
+    bool marker;         /* the current response carries "Idempotent-Replayed: true" */
+    int retry_status;    /* this status is AB_HTTP_RETRY */
+    int final_status;    /* this status is AB_HTTP_FINAL */
+    int refresh_status;  /* this status is AB_HTTP_REFRESH_AUTH */
+};
+
+static enum ab_http_verdict classify_cb(void *arg, const struct ab_http_resp *a)
+{
+    struct hooks *k = arg;
+    size_t n = a->body_len < sizeof(k->last_body) - 1 ? a->body_len : sizeof(k->last_body) - 1;
+
+    assert_true(a->status != 0);
+    assert_false(a->transient);
+    assert_int_equal(a->attempts, k->classified + 1);
+    if (k->classified < 8) {
+        k->statuses[k->classified] = a->status;
+    }
+    k->classified++;
+    memcpy(k->last_body, a->body, n);
+    k->last_body[n] = '\0';
+    if (a->status == k->retry_status) {
+        return AB_HTTP_RETRY;
+    }
+    if (a->status == k->final_status) {
+        return AB_HTTP_FINAL;
+    }
+    if (a->status == k->refresh_status) {
+        return AB_HTTP_REFRESH_AUTH;
+    }
+    return AB_HTTP_DEFAULT;
+}
+
+static void header_cb(void *arg, const char *name, size_t name_len, const char *value,
+                      size_t value_len)
+{
+    struct hooks *k = arg;
+
+    if (!name) {
+        assert_int_equal(name_len, 0);
+        k->starts++;
+        k->fields = 0;
+        k->marker = false;
+        return;
+    }
+    assert_true(name_len > 0);
+    assert_null(memchr(name, ':', name_len));
+    k->fields++;
+    if (name_len == 19 && strncasecmp(name, "idempotent-replayed", 19) == 0) {
+        /* the value comes trimmed, without the line end */
+        k->marker = value_len == 4 && memcmp(value, "true", 4) == 0;
+    }
+}
+
+static void fetch_hooked(struct ab_http *h, const char *method, const char *path, struct hooks *k,
+                         struct got *g)
+{
+    struct ab_http_req *r = req_new(method, path);
+
+    ab_http_req_classify(r, classify_cb, k);
+    ab_http_req_on_header(r, header_cb, k);
+    submit(h, r, g);
+    drain(h, 30);
+    assert_int_equal(g->calls, 1);
+}
+
+static void test_http_classifier_retry_and_final(void **state)
 {
     struct ab_http *h = client_default();
-    struct ab_http_req *r;
+    struct hooks k;
     struct got g;
 
     (void)state;
+    /* Without a classifier a 409 is final. */
     fetch(h, "POST", "/seq?k=c409a&s=409,200", 0, &g);
     assert_int_equal(g.status, 409);
     assert_int_equal(g.attempts, 1);
     assert_false(g.transient);
-
-    r = req_new("POST", "/seq?k=c409b&s=409,200");
-    ab_http_req_retry_status(r, 409);
-    submit(h, r, &g);
-    drain(h, 30);
+    /* AB_HTTP_RETRY: retried, and the classifier sees every answer. */
+    memset(&k, 0, sizeof(k));
+    k.retry_status = 409;
+    fetch_hooked(h, "POST", "/seq?k=c409b&s=409,409,200", &k, &g);
+    assert_int_equal(g.status, 200);
+    assert_int_equal(g.attempts, 3);
+    assert_int_equal(k.classified, 3);
+    assert_int_equal(k.statuses[0], 409);
+    assert_int_equal(k.statuses[1], 409);
+    assert_int_equal(k.statuses[2], 200);
+    assert_string_equal(k.last_body, "c409b 2 200");
+    /* AB_HTTP_FINAL overrides the default retry of a 503. */
+    memset(&k, 0, sizeof(k));
+    k.final_status = 503;
+    fetch_hooked(h, "GET", "/seq?k=c503&s=503,200", &k, &g);
+    assert_int_equal(g.status, 503);
+    assert_int_equal(g.attempts, 1);
+    assert_false(g.transient);
+    assert_int_equal(k.classified, 1);
+    /* AB_HTTP_DEFAULT keeps the built-in rules: a 503 is retried. */
+    memset(&k, 0, sizeof(k));
+    fetch_hooked(h, "GET", "/seq?k=c503b&s=503,200", &k, &g);
     assert_int_equal(g.status, 200);
     assert_int_equal(g.attempts, 2);
+    /* AB_HTTP_RETRY until the retries are used up: transient. */
+    memset(&k, 0, sizeof(k));
+    k.retry_status = 418;
+    fetch_hooked(h, "GET", "/seq?k=c418&s=418", &k, &g);
+    assert_int_equal(g.status, 418);
+    assert_true(g.transient);
+    assert_int_equal(g.attempts, 4); /* max_retries 3 */
+    assert_int_equal(k.classified, 4);
+    /* AB_HTTP_REFRESH_AUTH without an auth provider is final. */
+    memset(&k, 0, sizeof(k));
+    k.refresh_status = 401;
+    fetch_hooked(h, "GET", "/seq?k=c401&s=401,200", &k, &g);
+    assert_int_equal(g.status, 401);
+    assert_int_equal(g.attempts, 1);
+    assert_false(g.transient);
+    ab_http_free(h);
+}
+
+static void test_http_header_hook_every_attempt(void **state)
+{
+    struct ab_http *h = client_default();
+    struct hooks k;
+    struct got g;
+
+    (void)state;
+    memset(&k, 0, sizeof(k));
+    fetch_hooked(h, "GET", "/seq?k=hdr&s=200&replayed=1", &k, &g);
+    assert_int_equal(g.status, 200);
+    assert_int_equal(k.starts, 1);
+    assert_true(k.fields >= 2);
+    assert_true(k.marker);
+    /* One start per attempt; the fields of the last answer are what is left. */
+    memset(&k, 0, sizeof(k));
+    fetch_hooked(h, "GET", "/seq?k=hdr2&s=503,200", &k, &g);
+    assert_int_equal(g.status, 200);
+    assert_int_equal(g.attempts, 2);
+    assert_int_equal(k.starts, 2);
+    assert_false(k.marker);
     ab_http_free(h);
 }
 
@@ -774,25 +903,55 @@ static enum ab_status auth_cb(void *arg, bool force, char *token, size_t size, s
     return AB_OK;
 }
 
+/* A connector's own expiry signal: 401 with "token_expired" in the body. */
+static enum ab_http_verdict expiry_classify(void *arg, const struct ab_http_resp *a)
+{
+    int *calls = arg;
+
+    (*calls)++;
+    if (a->status == 401 && strstr(a->body, "token_expired")) {
+        return AB_HTTP_REFRESH_AUTH;
+    }
+    return AB_HTTP_DEFAULT;
+}
+
+static void fetch_expiry(struct ab_http *h, const char *path, int *calls, struct got *g)
+{
+    struct ab_http_req *r = req_new("GET", path);
+
+    ab_http_req_classify(r, expiry_classify, calls);
+    submit(h, r, g);
+    drain(h, 30);
+    assert_int_equal(g->calls, 1);
+}
+
 static void test_http_token_expired_refreshes(void **state)
 {
     struct ab_http_opts o;
     struct ab_http *h;
     struct auth_ctx a = {0, 0, true, "old-token"};
     struct got g;
+    int calls = 0;
 
     (void)state;
     opts_for_test(&o);
     o.max_retries = 0; /* the refresh retry is not counted */
     h = client_new(&o);
     ab_http_set_auth(h, auth_cb, &a);
+    /* Without a classifier saying so, a 401 is final and no token is forced. */
     fetch(h, "GET", "/auth?good=new-token", 0, &g);
+    assert_int_equal(g.status, 401);
+    assert_int_equal(g.attempts, 1);
+    assert_int_equal(a.forced, 0);
+    a.calls = 0;
+    fetch_expiry(h, "/auth?good=new-token", &calls, &g);
+    assert_int_equal(calls, 2);
     assert_int_equal(g.status, 200);
     assert_int_equal(g.attempts, 2);
     assert_int_equal(a.forced, 1);
     assert_int_equal(a.calls, 2);
     /* Later requests use the new token with force=false. */
-    fetch(h, "GET", "/auth?good=new-token", 0, &g);
+    fetch_expiry(h, "/auth?good=new-token", &calls, &g);
     assert_int_equal(g.status, 200);
     assert_int_equal(g.attempts, 1);
     assert_int_equal(a.forced, 1);
@@ -801,7 +960,7 @@ static void test_http_token_expired_refreshes(void **state)
     a.current = "old-token";
     a.refresh_works = false;
     a.forced = 0;
-    fetch(h, "GET", "/auth?good=new-token", 0, &g);
+    fetch_expiry(h, "/auth?good=new-token", &calls, &g);
     assert_int_equal(g.status, 401);
     assert_false(g.transient);
     assert_int_equal(g.attempts, 2);
@@ -893,34 +1052,12 @@ static void test_http_response_too_large(void **state)
     ab_http_free(h);
 }
 
-/* Waits on up to two descriptors (-1: absent) and says which became ready. */
-static void wait2(struct ab_http *h, int fd1, int fd2, long ms, bool *r1, bool *r2)
-{
-    struct pollfd fds[2];
-    struct ab_error err;
-    unsigned n = 0;
-
-    ab_error_init(&err);
-    if (fd1 >= 0) {
-        fds[n].fd = fd1;
-        fds[n++].events = POLLIN;
-    }
-    if (fd2 >= 0) {
-        fds[n].fd = fd2;
-        fds[n++].events = POLLIN;
-    }
-    assert_int_equal(ab_http_wait(h, fds, n, ms, &err), AB_OK);
-    *r1 = fd1 >= 0 && fds[0].revents != 0;
-    *r2 = fd2 >= 0 && fds[n - 1].revents != 0;
-}
-
 static void test_http_extra_fd_ready(void **state)
 {
     struct ab_http *h = client_default();
     struct ab_http_req *r;
     struct ab_error err;
-    bool r1 = true;
-    bool r2 = true;
+    struct pollfd fds[3];
     int p1[2];
     int p2[2];
     int64_t start;
@@ -930,36 +1067,103 @@ static void test_http_extra_fd_ready(void **state)
     ab_error_init(&err);
     assert_int_equal(pipe(p1), 0);
     assert_int_equal(pipe(p2), 0);
-    /* Nothing to read: the full timeout passes. */
+    fds[0] = (struct pollfd){.fd = p1[0], .events = POLLIN, .revents = 77};
+    fds[1] = (struct pollfd){.fd = -1, .events = POLLIN, .revents = 77}; /* ignored */
+    fds[2] = (struct pollfd){.fd = p2[0], .events = POLLIN, .revents = 77};
+    /* Nothing to read: the full timeout passes, revents cleared. */
     start = ab_now_us();
-    wait2(h, p1[0], p2[0], 150, &r1, &r2);
-    assert_false(r1);
-    assert_false(r2);
+    assert_int_equal(ab_http_wait(h, fds, 3, 150, &err), AB_OK);
+    assert_int_equal(fds[0].revents, 0);
+    assert_int_equal(fds[1].revents, 0);
+    assert_int_equal(fds[2].revents, 0);
     assert_true(seconds_since(start) >= 0.14);
     /* Readable: returns at once, while a slow request is still pending. */
     r = req_new("GET", "/seq?k=fd&s=200&delay=1500");
     submit(h, r, &g);
     assert_int_equal(write(p1[1], "x", 1), 1);
     start = ab_now_us();
-    wait2(h, p1[0], p2[0], 5000, &r1, &r2);
-    assert_true(r1);
-    assert_false(r2);
+    assert_int_equal(ab_http_wait(h, fds, 3, 5000, &err), AB_OK);
+    assert_true(fds[0].revents & POLLIN);
+    assert_int_equal(fds[2].revents, 0);
     assert_true(seconds_since(start) < 1.0);
     assert_int_equal(ab_http_pending(h), 1);
     assert_int_equal(g.calls, 0);
-    /* The second fd alone. */
+    /* Another fd alone, the first no longer polled. */
+    fds[0].fd = -1;
     assert_int_equal(write(p2[1], "y", 1), 1);
-    wait2(h, -1, p2[0], 5000, &r1, &r2);
-    assert_false(r1);
-    assert_true(r2);
+    assert_int_equal(ab_http_wait(h, fds, 3, 5000, &err), AB_OK);
+    assert_int_equal(fds[0].revents, 0);
+    assert_true(fds[2].revents & POLLIN);
     drain(h, 30);
     assert_int_equal(g.calls, 1);
     assert_int_equal(g.status, 200);
+    /* A closed writer with nothing left to read is reported (POLLHUP), at
+     * once, with nothing pending. */
+    {
+        char c;
+
+        assert_int_equal(read(p2[0], &c, 1), 1);
+    }
+    (void)close(p2[1]);
+    start = ab_now_us();
+    assert_int_equal(ab_http_wait(h, &fds[2], 1, 5000, &err), AB_OK);
+    assert_true(fds[2].revents & POLLHUP);
+    assert_true(seconds_since(start) < 1.0);
     (void)close(p1[0]);
     (void)close(p1[1]);
     (void)close(p2[0]);
-    (void)close(p2[1]);
     ab_http_free(h);
+}
+
+static void test_http_wait_many_fds(void **state)
+{
+    struct ab_http *h = client_default();
+    struct ab_error err;
+    struct pollfd fds[20];
+    int pipes[20][2];
+
+    (void)state;
+    ab_error_init(&err);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(pipe(pipes[i]), 0);
+        fds[i] = (struct pollfd){.fd = pipes[i][0], .events = POLLIN};
+    }
+    /* More descriptors than fit on the stack; only the last is ready. */
+    assert_int_equal(write(pipes[19][1], "z", 1), 1);
+    assert_int_equal(ab_http_wait(h, fds, 20, 5000, &err), AB_OK);
+    for (int i = 0; i < 19; i++) {
+        assert_int_equal(fds[i].revents, 0);
+    }
+    assert_true(fds[19].revents & POLLIN);
+    /* Nothing pending and no descriptor: returns at once. */
+    assert_int_equal(ab_http_wait(h, NULL, 0, -1, &err), AB_OK);
+    for (int i = 0; i < 20; i++) {
+        (void)close(pipes[i][0]);
+        (void)close(pipes[i][1]);
+    }
+    ab_http_free(h);
+}
+
+static void test_fake_clock(void **state)
+{
+    struct ab_ratelimit rl;
+
+    (void)state;
+    assert_false(ab_clock_is_fake());
+    ab_clock_fake_set(1000, 1700000000000LL);
+    assert_true(ab_clock_is_fake());
+    assert_int_equal(ab_now_us(), 1000);
+    assert_int_equal(ab_wall_ms(), 1700000000000LL);
+    ab_ratelimit_init(&rl, 2, 1, ab_now_us());
+    assert_int_equal(ab_ratelimit_take(&rl, ab_now_us()), 0);
+    assert_int_equal(ab_ratelimit_take(&rl, ab_now_us()), 500);
+    ab_clock_fake_advance(500000);
+    assert_int_equal(ab_now_us(), 501000);
+    assert_int_equal(ab_wall_ms(), 1700000000500LL);
+    assert_int_equal(ab_ratelimit_take(&rl, ab_now_us()), 0);
+    ab_clock_fake_off();
+    assert_false(ab_clock_is_fake());
+    assert_true(ab_wall_ms() > 1700000000000LL);
 }
 
 static void test_http_run_blocking(void **state)
@@ -1126,7 +1330,8 @@ int main(void)
         cmocka_unit_test(test_http_503_then_200_retried),
         cmocka_unit_test(test_http_429_retry_after_honoured),
         cmocka_unit_test(test_http_404_final_without_retry),
-        cmocka_unit_test(test_http_409_retried_only_when_added),
+        cmocka_unit_test(test_http_classifier_retry_and_final),
+        cmocka_unit_test(test_http_header_hook_every_attempt),
         cmocka_unit_test(test_http_reset_retried),
         cmocka_unit_test(test_http_reset_in_doubt_reported),
         cmocka_unit_test(test_http_refused_not_in_doubt),
@@ -1140,6 +1345,8 @@ int main(void)
         cmocka_unit_test(test_http_retries_exhausted),
         cmocka_unit_test(test_http_response_too_large),
         cmocka_unit_test(test_http_extra_fd_ready),
+        cmocka_unit_test(test_http_wait_many_fds),
+        cmocka_unit_test(test_fake_clock),
         cmocka_unit_test(test_http_run_blocking),
         cmocka_unit_test(test_http_rate_limited_client),
         cmocka_unit_test(test_http_free_aborts_without_callbacks),

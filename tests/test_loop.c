@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include "ab/clock.h"
 #include "ab/http.h"
 #include "ab/loop.h"
 

@@ -8,6 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ab/assert.h"
+
+/*
+ * Invariants (checked with AB_ASSERT): len <= max, and when data is set,
+ * len < cap and data[len] == '\0'; without data, len == 0 and cap == 0.
+ */
+#define BUF_OK(b)                                                                                  \
+    ((b)->len <= (b)->max && ((b)->data ? (b)->len < (b)->cap && (b)->data[(b)->len] == '\0'       \
+                                        : (b)->len == 0 && (b)->cap == 0))
+
 void ab_buf_init(struct ab_buf *b, size_t max)
 {
     b->data = NULL;
@@ -36,6 +46,7 @@ enum ab_status ab_buf_reserve(struct ab_buf *b, size_t extra, struct ab_error *e
     size_t cap;
     char *p;
 
+    AB_ASSERT(BUF_OK(b));
     if (extra > b->max || b->len > b->max - extra) {
         return ab_error_set(err, AB_ERR_PROTOCOL, "data exceeds the limit of %zu bytes", b->max);
     }
@@ -51,8 +62,10 @@ enum ab_status ab_buf_reserve(struct ab_buf *b, size_t extra, struct ab_error *e
     if (!p) {
         return ab_error_set(err, AB_ERR_NOMEM, "out of memory (buffer of %zu bytes)", cap);
     }
+    p[b->len] = '\0'; /* a first allocation has none yet */
     b->data = p;
     b->cap = cap;
+    AB_ASSERT(BUF_OK(b));
     return AB_OK;
 }
 
@@ -68,6 +81,7 @@ enum ab_status ab_buf_add(struct ab_buf *b, const void *p, size_t n, struct ab_e
     }
     b->len += n;
     b->data[b->len] = '\0';
+    AB_ASSERT(BUF_OK(b));
     return AB_OK;
 }
 
@@ -81,6 +95,7 @@ enum ab_status ab_buf_addc(struct ab_buf *b, char c, struct ab_error *err)
     if (b->len + 1 < b->cap && b->len < b->max) {
         b->data[b->len++] = c;
         b->data[b->len] = '\0';
+        AB_ASSERT(BUF_OK(b));
         return AB_OK;
     }
     return ab_buf_add(b, &c, 1, err);
@@ -106,6 +121,7 @@ enum ab_status ab_buf_printf(struct ab_buf *b, struct ab_error *err, const char 
     (void)vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+    AB_ASSERT(BUF_OK(b));
     return AB_OK;
 }
 
@@ -133,6 +149,7 @@ void ab_buf_consume(struct ab_buf *b, size_t n)
 
 void ab_buf_truncate(struct ab_buf *b, size_t len)
 {
+    AB_ASSERT(len <= b->len);
     if (len < b->len) {
         b->len = len;
         b->data[len] = '\0';

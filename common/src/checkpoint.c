@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ab/assert.h"
+
 /*
  * Invariants.
  *
@@ -39,6 +41,10 @@
  * closes it. A rejection reported after its state went out (a caller bug:
  * the record left its unit before it was rejected) moves on to the next state
  * of the scope; recordCount then floors at 0.
+ *
+ * States leave in the order they arrived, each exactly once: their positions
+ * never decrease along the ring, and states_in = states_out + pending. These
+ * and the unit order are checked with AB_ASSERT.
  */
 
 struct ab_ckpt_entry {
@@ -76,6 +82,7 @@ struct ab_ckpt {
     uint64_t *rej_stream;
     uint64_t recv_global;
     uint64_t rej_global;
+    uint64_t last_released_pos; /* position of the last state released */
 
     struct ab_ckpt_unit *units; /* live units, sorted by id */
     size_t nunits;
@@ -232,8 +239,12 @@ enum ab_status ab_ckpt_state(struct ab_ckpt *ck, enum ab_ckpt_scope scope, size_
         ck->recv_stream[stream] = 0;
         ck->rej_stream[stream] = 0;
     }
+    /* Positions never decrease along the ring: release order is input order. */
+    AB_ASSERT(ck->nstates == 0 || state_at(ck, ck->nstates - 1)->pos <= st->pos);
+    AB_ASSERT(ck->nstates < ck->cap_states);
     ck->nstates++;
     ck->stats.states_in++;
+    AB_ASSERT(ck->stats.states_in == ck->stats.states_out + ck->nstates);
     return AB_OK;
 }
 
@@ -277,6 +288,8 @@ uint64_t ab_ckpt_unit_open(struct ab_ckpt *ck, struct ab_error *err)
         ck->units = u;
         ck->cap_units = cap;
     }
+    /* Ids only grow: appending keeps the live array sorted. */
+    AB_ASSERT(ck->nunits == 0 || ck->units[ck->nunits - 1].id < ck->next_unit);
     u = &ck->units[ck->nunits++];
     u->id = ck->next_unit++;
     u->min_seq = UINT64_MAX;
@@ -364,6 +377,7 @@ enum ab_status ab_ckpt_unit_add(struct ab_ckpt *ck, uint64_t unit, size_t stream
     if (seq < u->min_seq) {
         u->min_seq = seq;
     }
+    AB_ASSERT(u->min_seq <= e->min_seq && e->min_seq <= seq);
     return AB_OK;
 }
 
@@ -374,6 +388,7 @@ void ab_ckpt_unit_done(struct ab_ckpt *ck, uint64_t unit)
     if (idx == ck->nunits) {
         return;
     }
+    AB_ASSERT(ck->units[idx].id == unit);
     free(ck->units[idx].ent);
     memmove(&ck->units[idx], &ck->units[idx + 1], (ck->nunits - idx - 1) * sizeof(*ck->units));
     ck->nunits--;
@@ -480,17 +495,21 @@ enum ab_status ab_ckpt_release(struct ab_ckpt *ck, ab_ckpt_emit_fn emit, void *a
         if (!releasable(ck, st)) {
             break;
         }
+        /* In input order. */
+        AB_ASSERT(st->pos >= ck->last_released_pos);
         accepted = st->received > st->rejected ? st->received - st->rejected : 0;
         rc = emit(arg, st->members, st->len, accepted, st->rejected, err);
         if (rc != AB_OK) {
             /* The state stays at the head: the next call retries it. */
             goto out;
         }
+        ck->last_released_pos = st->pos;
         free(st->members);
         st->members = NULL;
         ck->head = (ck->head + 1) % ck->cap_states;
         ck->nstates--;
         ck->stats.states_out++;
+        AB_ASSERT(ck->stats.states_in == ck->stats.states_out + ck->nstates);
         n++;
     }
     if (ck->nstates == 0) {

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "ab/clock.h"
 #include "ab/config.h"
 #include "ab/log.h"
 #include "ab/options.h"
@@ -94,14 +95,6 @@ static void close_signal_pipe(void)
             signal_pipe[i] = -1;
         }
     }
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- accessors ---------------------------------------------------------- */
@@ -569,7 +562,7 @@ static int driver_main(struct ab_driver *d, int argc, char **argv)
 
     ab_error_init(&err);
     d->last_stream = -1;
-    d->em = ab_emitter_new(stdout, wall_ms, &err);
+    d->em = ab_emitter_new(stdout, ab_wall_ms, &err);
     if (!d->em) {
         (void)fprintf(stderr, "%s: %s\n", d->name, err.message);
         return EXIT_FATAL;

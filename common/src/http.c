@@ -2,6 +2,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "ab/http.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,10 +10,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <poll.h>
-
 #include <curl/curl.h>
 #include <zlib.h>
+
+#include "ab/clock.h"
+
+#include "http_int.h"
 
 /*
  * Invariants:
@@ -30,11 +33,11 @@
  *   reference in ab_http_new() and drops it in ab_http_free().
  */
 
-#define AB_HTTP_TOKEN_MAX        8192
-#define AB_HTTP_MAX_RETRY_STATUS 16
-#define AB_HTTP_LABEL_MAX        128
-#define AB_HTTP_RA_MAX           64
-#define AB_HTTP_ERROR_MAX        256
+#define AB_HTTP_TOKEN_MAX 8192
+#define AB_HTTP_LABEL_MAX 128
+#define AB_HTTP_RA_MAX    64
+#define AB_HTTP_ERROR_MAX 256
+#define AB_HTTP_STACK_FDS 8 /* ab_http_wait() fds without an allocation */
 
 struct ab_http_list {
     struct ab_http_req *head;
@@ -58,9 +61,11 @@ struct ab_http_req {
     size_t body_len;
     char *type; /* Content-Type, NULL: none */
     unsigned flags;
-    int retry_status[AB_HTTP_MAX_RETRY_STATUS];
-    size_t n_retry_status;
     bool gzipped;
+    ab_http_header_fn header_fn;
+    void *header_arg;
+    ab_http_classify_fn classify_fn;
+    void *classify_arg;
 
     ab_http_done_fn done;
     void *arg;
@@ -68,7 +73,7 @@ struct ab_http_req {
     int64_t due_us;      /* earliest start of the next attempt (retry list) */
     int attempts;        /* attempts made, all kinds */
     int retries;         /* retries used, counted against max_retries */
-    bool auth_refreshed; /* the token_expired retry was used */
+    bool auth_refreshed; /* the AB_HTTP_REFRESH_AUTH retry was used */
     bool force_auth;     /* the next attempt asks the provider for a new token */
 
     /* the attempt on the wire */
@@ -78,7 +83,6 @@ struct ab_http_req {
     struct ab_buf resp;
     char errbuf[CURL_ERROR_SIZE];
     char retry_after[AB_HTTP_RA_MAX];
-    bool replayed;
     enum ab_http_body_fail body_fail;
 
     /* the outcome of the last attempt */
@@ -119,16 +123,6 @@ struct ab_http {
 
 /* ---- small helpers ---- */
 
-int64_t ab_now_us(void)
-{
-    struct timespec ts;
-
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
-        return 0;
-    }
-    return (int64_t)ts.tv_sec * 1000000 + (int64_t)ts.tv_nsec / 1000;
-}
-
 static void wipe(void *p, size_t n)
 {
     volatile unsigned char *v = p;
@@ -165,21 +159,6 @@ static bool prefix_ci(const char *p, size_t len, const char *name)
         }
     }
     return true;
-}
-
-static bool contains(const char *hay, size_t len, const char *needle)
-{
-    size_t n = strlen(needle);
-
-    if (n == 0 || len < n) {
-        return n == 0;
-    }
-    for (size_t i = 0; i + n <= len; i++) {
-        if (memcmp(hay + i, needle, n) == 0) {
-            return true;
-        }
-    }
-    return false;
 }
 
 /* Saturates far below INT64_MAX so that now + ms_to_us(x) cannot overflow. */
@@ -607,16 +586,16 @@ void ab_http_req_flags(struct ab_http_req *r, unsigned flags)
     r->flags = flags;
 }
 
-void ab_http_req_retry_status(struct ab_http_req *r, int status)
+void ab_http_req_on_header(struct ab_http_req *r, ab_http_header_fn fn, void *arg)
 {
-    for (size_t i = 0; i < r->n_retry_status; i++) {
-        if (r->retry_status[i] == status) {
-            return;
-        }
-    }
-    if (r->n_retry_status < AB_HTTP_MAX_RETRY_STATUS) {
-        r->retry_status[r->n_retry_status++] = status;
-    }
+    r->header_fn = fn;
+    r->header_arg = fn ? arg : NULL;
+}
+
+void ab_http_req_classify(struct ab_http_req *r, ab_http_classify_fn fn, void *arg)
+{
+    r->classify_fn = fn;
+    r->classify_arg = fn ? arg : NULL;
 }
 
 void ab_http_req_label(struct ab_http_req *r, const char *label)
@@ -964,22 +943,27 @@ fail:
 
 /* ---- attempts ---- */
 
+/* The view of r's last attempt that callbacks and classifiers get. */
+static void make_resp(const struct ab_http_req *r, bool transient, struct ab_http_resp *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    resp->status = r->status;
+    resp->transient = transient;
+    resp->in_doubt = r->status == 0 && r->in_doubt;
+    resp->body = r->resp.data ? r->resp.data : "";
+    resp->body_len = r->resp.len;
+    resp->error = r->status != 0 ? "" : r->error;
+    resp->attempts = r->attempts;
+    resp->retry_after_ms = r->retry_after_ms;
+    resp->elapsed_s = (double)(ab_now_us() - r->submit_us) / 1e6;
+}
+
 static void complete(struct ab_http *h, struct ab_http_req *r, bool transient)
 {
     struct ab_http_resp resp;
 
     list_remove(r);
-    memset(&resp, 0, sizeof(resp));
-    resp.status = r->status;
-    resp.transient = transient;
-    resp.in_doubt = r->status == 0 && r->in_doubt;
-    resp.body = r->resp.data ? r->resp.data : "";
-    resp.body_len = r->resp.len;
-    resp.error = r->status != 0 ? "" : r->error;
-    resp.attempts = r->attempts;
-    resp.replayed = r->replayed;
-    resp.retry_after_ms = r->retry_after_ms;
-    resp.elapsed_s = (double)(ab_now_us() - r->submit_us) / 1e6;
+    make_resp(r, transient, &resp);
     h->stats.requests++;
     h->n_done++;
     h->done_fail_code = r->status == 0 ? r->fail_code : AB_OK;
@@ -1199,21 +1183,45 @@ static void header_value(const char *p, size_t len, size_t name_len, char *out, 
     out[end - i] = '\0';
 }
 
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Each header line of every response of an attempt (curl calls it for the
+ * status line, the fields and the blank line ending them). */
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 {
     struct ab_http_req *r = ud;
     size_t n = size * nmemb;
-    char v[16];
+    const char *colon;
+    size_t v;
+    size_t end = n;
 
     if (prefix_ci(p, n, "HTTP/")) {
         /* A new response (after a 1xx): its headers replace the previous ones. */
         r->retry_after[0] = '\0';
-        r->replayed = false;
-    } else if (prefix_ci(p, n, "retry-after:")) {
+        if (r->header_fn) {
+            r->header_fn(r->header_arg, NULL, 0, NULL, 0);
+        }
+        return n;
+    }
+    colon = memchr(p, ':', n);
+    if (!colon || colon == p || is_blank(p[0])) {
+        return n; /* the blank end line, or an obsolete folded line */
+    }
+    if (prefix_ci(p, n, "retry-after:")) {
         header_value(p, n, strlen("retry-after"), r->retry_after, sizeof(r->retry_after));
-    } else if (prefix_ci(p, n, "idempotent-replayed:")) {
-        header_value(p, n, strlen("idempotent-replayed"), v, sizeof(v));
-        r->replayed = prefix_ci(v, strlen(v), "true") && strlen(v) == 4;
+    }
+    if (r->header_fn) {
+        v = (size_t)(colon - p) + 1;
+        while (v < n && (p[v] == ' ' || p[v] == '\t')) {
+            v++;
+        }
+        while (end > v && is_blank(p[end - 1])) {
+            end--;
+        }
+        r->header_fn(r->header_arg, p, (size_t)(colon - p), p + v, end - v);
     }
     return n;
 }
@@ -1297,7 +1305,6 @@ static void start_attempt(struct ab_http *h, struct ab_http_req *r)
     r->errbuf[0] = '\0';
     r->retry_after[0] = '\0';
     r->retry_after_ms = -1;
-    r->replayed = false;
     r->body_fail = AB_HTTP_BODY_OK;
     ab_buf_release(&r->resp);
     ab_buf_init(&r->resp, h->o.max_response_bytes);
@@ -1406,17 +1413,35 @@ static bool curl_config_error(CURLcode cc)
     }
 }
 
-static bool transient_status(const struct ab_http_req *r, int status)
+static bool transient_status(int status)
 {
-    if (status == 408 || status == 429 || (status >= 500 && status <= 599)) {
-        return true;
+    return status == 408 || status == 429 || (status >= 500 && status <= 599);
+}
+
+/* What to do with the answer r just received (r->status != 0). */
+static enum ab_http_verdict classify(const struct ab_http *h, struct ab_http_req *r)
+{
+    enum ab_http_verdict v = AB_HTTP_DEFAULT;
+
+    if (r->classify_fn) {
+        struct ab_http_resp answer;
+
+        make_resp(r, false, &answer);
+        v = r->classify_fn(r->classify_arg, &answer);
     }
-    for (size_t i = 0; i < r->n_retry_status; i++) {
-        if (r->retry_status[i] == status) {
-            return true;
+    switch (v) {
+    case AB_HTTP_RETRY:
+    case AB_HTTP_FINAL:
+        return v;
+    case AB_HTTP_REFRESH_AUTH:
+        if (h->auth_fn && !r->auth_refreshed && !(r->flags & AB_HTTP_NO_RETRY)) {
+            return v;
         }
+        return AB_HTTP_FINAL;
+    case AB_HTTP_DEFAULT:
+    default:
+        return transient_status(r->status) ? AB_HTTP_RETRY : AB_HTTP_FINAL;
     }
-    return false;
 }
 
 /* Classifies a transport failure; returns whether it is transient. */
@@ -1465,7 +1490,7 @@ static void finish_attempt(struct ab_http *h, struct ab_http_req *r, CURLcode cc
     detach_attempt(h, r);
     list_remove(r);
     r->retry_after_ms =
-        r->retry_after[0] ? ab_http_parse_retry_after(r->retry_after, (int64_t)time(NULL)) : -1;
+        r->retry_after[0] ? ab_http_parse_retry_after(r->retry_after, ab_wall_ms() / 1000) : -1;
 
     if (cc == CURLE_OK && (code < 100 || code > 999)) {
         cc = CURLE_WEIRD_SERVER_REPLY;
@@ -1482,23 +1507,28 @@ static void finish_attempt(struct ab_http *h, struct ab_http_req *r, CURLcode cc
         if (code == 429) {
             h->stats.throttled++;
         }
-        if (code == 401 && h->auth_fn && !r->auth_refreshed &&
-            contains(r->resp.data ? r->resp.data : "", r->resp.len, "token_expired")) {
-            refresh = true;
-        } else if (code < 200 || code > 299) {
-            transient = transient_status(r, r->status);
-        }
         http_log(h, AB_LOG_DEBUG, "'%s' attempt %d: HTTP %d after %ld ms", r->label, r->attempts,
                  r->status, ms);
+        switch (classify(h, r)) {
+        case AB_HTTP_REFRESH_AUTH:
+            refresh = true;
+            break;
+        case AB_HTTP_RETRY:
+            transient = true;
+            break;
+        default:
+            break;
+        }
         (void)snprintf(why, sizeof(why), "HTTP %d", r->status);
     }
-    if (refresh && !(r->flags & AB_HTTP_NO_RETRY)) {
+    if (refresh) {
         /* Not counted against max_retries: the next attempt forces a new token. */
         r->auth_refreshed = true;
         r->force_auth = true;
         r->due_us = ab_now_us();
         list_push(&h->retry, r);
-        http_log(h, AB_LOG_WARN, "retrying '%s' with a new access token after HTTP 401", r->label);
+        http_log(h, AB_LOG_WARN, "retrying '%s' with a new access token after HTTP %d", r->label,
+                 r->status);
         return;
     }
     if (transient && can_retry(h, r, r->in_doubt)) {
@@ -1560,23 +1590,42 @@ static int poll_ms(const struct ab_http *h, int64_t now, int64_t deadline)
     return ms < 0 ? 0 : (int)ms;
 }
 
-#define AB_HTTP_MAX_EXTRA_FDS 16
-
-static bool any_ready(const struct pollfd *fds, unsigned n)
+static short to_curl_events(short ev)
 {
-    for (unsigned i = 0; i < n; i++) {
-        if (fds[i].revents) {
-            return true;
-        }
+    short c = 0;
+
+    c = (short)(c | ((ev & POLLIN) ? CURL_WAIT_POLLIN : 0));
+    c = (short)(c | ((ev & POLLPRI) ? CURL_WAIT_POLLPRI : 0));
+    c = (short)(c | ((ev & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
+    return c;
+}
+
+/*
+ * curl reports only POLLIN/POLLPRI/POLLOUT of extra fds, not POLLHUP or
+ * POLLERR (a closed pipe): the fds' real state comes from poll() with a zero
+ * timeout after curl returns. Returns whether any is ready, -1 on failure.
+ */
+static int probe_fds(struct pollfd *fds, unsigned nfds)
+{
+    int r;
+
+    if (nfds == 0) {
+        return 0;
     }
-    return false;
+    do {
+        r = poll(fds, (nfds_t)nfds, 0);
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? -1 : r > 0;
 }
 
 enum ab_status ab_http_wait(struct ab_http *h, struct pollfd *fds, unsigned nfds, long timeout_ms,
                             struct ab_error *err)
 {
     int64_t deadline = timeout_ms >= 0 ? ab_now_us() + ms_to_us(timeout_ms) : INT64_MAX;
-    struct curl_waitfd cw[AB_HTTP_MAX_EXTRA_FDS];
+    struct curl_waitfd stack_cfds[AB_HTTP_STACK_FDS];
+    struct curl_waitfd *cfds = stack_cfds;
+    unsigned ncfds = 0;
+    bool ready = false;
     enum ab_status rc = AB_OK;
 
     for (unsigned i = 0; i < nfds; i++) {
@@ -1585,52 +1634,50 @@ enum ab_status ab_http_wait(struct ab_http *h, struct pollfd *fds, unsigned nfds
     if (h->in_callback) {
         return ab_error_set(err, AB_ERR_INTERNAL, "ab_http_wait called from a completion callback");
     }
-    if (nfds > AB_HTTP_MAX_EXTRA_FDS) {
-        return ab_error_set(err, AB_ERR_INTERNAL, "ab_http_wait: more than %d descriptors",
-                            AB_HTTP_MAX_EXTRA_FDS);
+    if (nfds > AB_HTTP_STACK_FDS) {
+        cfds = calloc(nfds, sizeof(*cfds));
+        if (!cfds) {
+            return ab_error_set(err, AB_ERR_NOMEM, "out of memory (%u descriptors to poll)", nfds);
+        }
+    }
+    for (unsigned i = 0; i < nfds; i++) {
+        if (fds[i].fd >= 0) {
+            cfds[ncfds].fd = fds[i].fd;
+            cfds[ncfds].events = to_curl_events(fds[i].events);
+            cfds[ncfds].revents = 0;
+            ncfds++;
+        }
     }
     h->n_done = 0;
     for (;;) {
         int64_t now;
         CURLMcode mc;
+        int probed;
 
         rc = drive(h, err);
-        if (rc != AB_OK || h->n_done > 0 || any_ready(fds, nfds)) {
+        if (rc != AB_OK || h->n_done > 0 || ready) {
             break;
         }
         now = ab_now_us();
-        if (now >= deadline || (ab_http_pending(h) == 0 && nfds == 0)) {
+        if (now >= deadline || (ab_http_pending(h) == 0 && ncfds == 0)) {
             break;
-        }
-        for (unsigned i = 0; i < nfds; i++) {
-            cw[i].fd = fds[i].fd;
-            cw[i].events = (short)(((fds[i].events & POLLIN) ? CURL_WAIT_POLLIN : 0) |
-                                   ((fds[i].events & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
-            cw[i].revents = 0;
         }
         /* Returns early when curl's own timers or sockets need attention. */
-        mc = curl_multi_poll(h->multi, nfds ? cw : NULL, nfds, poll_ms(h, now, deadline), NULL);
+        mc = curl_multi_poll(h->multi, ncfds ? cfds : NULL, ncfds, poll_ms(h, now, deadline), NULL);
         if (mc != CURLM_OK) {
-            (void)ab_error_set(err, AB_ERR_INTERNAL, "curl_multi_poll failed: %s",
-                               curl_multi_strerror(mc));
-            rc = AB_ERR_INTERNAL;
+            rc = ab_error_set(err, AB_ERR_INTERNAL, "curl_multi_poll failed: %s",
+                              curl_multi_strerror(mc));
             break;
         }
-        /* POLLHUP/POLLERR count as readable: the caller's read reports them. */
-        for (unsigned i = 0; i < nfds; i++) {
-            short r = 0;
-
-            if (cw[i].revents & CURL_WAIT_POLLIN) {
-                r |= POLLIN;
-            }
-            if (cw[i].revents & CURL_WAIT_POLLOUT) {
-                r |= POLLOUT;
-            }
-            if (cw[i].revents && !r) {
-                r = POLLIN;
-            }
-            fds[i].revents = r;
+        probed = probe_fds(fds, nfds);
+        if (probed < 0) {
+            rc = ab_error_set(err, AB_ERR_IO, "poll failed: %s", strerror(errno));
+            break;
         }
+        ready = probed > 0;
+    }
+    if (cfds != stack_cfds) {
+        free(cfds);
     }
     return rc;
 }

@@ -157,6 +157,7 @@ enum ab_status ab_json_write_str(struct ab_buf *out, const char *s, size_t n, st
         return rc;
     }
     out->data[out->len++] = '"';
+    out->data[out->len] = '\0'; /* ab_buf keeps its content NUL-terminated */
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[6];

@@ -9,6 +9,7 @@
 
 #include <poll.h>
 
+#include "ab/clock.h"
 #include "ab/http.h"
 
 struct loop_fd {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ab/assert.h"
+#include "ab/clock.h"
 #include "ab/log.h"
 
 #include "driver_int.h"

@@ -1,5 +1,6 @@
 /* spool.c - append-only record store: RAM up to a budget, then a temporary file. */
 /* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include "ab/spool.h"
 
 #include <errno.h>
@@ -10,6 +11,8 @@
 #include <fcntl.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include "ab/assert.h"
 
 /*
  * Layout: a logical byte stream of frames "<u32 little-endian length><bytes>".
@@ -22,11 +25,22 @@
  * Writes to the file go through a small buffer (wbuf, holding file bytes
  * [file_flushed, file_len)); reads of the file go through a one-window cache
  * so sequential iteration costs one pread per window, not two per record.
+ *
+ * Invariants (SPOOL_OK, checked with AB_ASSERT after every change): RAM bytes
+ * fit the chunks taken; file bytes exist only while spilled; the file holds
+ * file_flushed bytes and the write buffer the rest (wlen <= its size); the
+ * chunks taken stay within the shared budget.
  */
 
 #define SPOOL_WBUF  ((size_t)64 * 1024)
 #define SPOOL_RBUF  ((size_t)64 * 1024)
 #define SPOOL_FRAME ((size_t)4)
+
+#define SPOOL_OK(sp)                                                                               \
+    ((sp)->mem_len <= (uint64_t)(sp)->nchunks * AB_SPOOL_CHUNK &&                                  \
+     ((sp)->spilled || (sp)->file_len == 0) &&                                                     \
+     (sp)->file_flushed + (sp)->wlen == (sp)->file_len && (sp)->wlen <= SPOOL_WBUF &&              \
+     (sp)->budget->used <= (sp)->budget->limit)
 
 struct ab_spool {
     struct ab_spool_budget own;
@@ -86,7 +100,10 @@ static enum ab_status io_error(struct ab_error *err, const char *what, const cha
     return ab_error_set(err, AB_ERR_IO, "%s in '%s': %s", what, dir, msg);
 }
 
-/* Creates an unlinked temporary file in dir; -1 and err on failure. */
+/* Creates an unlinked temporary file in dir; -1 and err on failure. Where
+ * the file system supports it the file never has a name (O_TMPFILE), so no
+ * other process can see customer data by path even for an instant; elsewhere
+ * it is created and unlinked at once. */
 static int make_temp(const char *dir, enum ab_status code, struct ab_error *err)
 {
     char path[4096];
@@ -94,6 +111,19 @@ static int make_temp(const char *dir, enum ab_status code, struct ab_error *err)
     int n;
     int flags;
 
+#ifdef O_TMPFILE
+    fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        return fd;
+    }
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+        (void)io_error(err, "cannot create a spool file", dir, errno);
+        if (err) {
+            err->code = code;
+        }
+        return -1;
+    }
+#endif
     n = snprintf(path, sizeof(path), "%s/ab-spool-XXXXXX", dir);
     if (n < 0 || (size_t)n >= sizeof(path)) {
         ab_error_set(err, code, "spool directory '%s': path too long", dir);
@@ -469,6 +499,8 @@ enum ab_status ab_spool_append2(struct ab_spool *sp, const void *a, size_t na, c
         return fail(sp, err);
     }
     sp->count++;
+    AB_ASSERT(SPOOL_OK(sp));
+    AB_ASSERT(ab_spool_end(sp) == start + SPOOL_FRAME + n);
     if (off) {
         *off = start;
     }
@@ -640,7 +672,10 @@ enum ab_status ab_spool_truncate(struct ab_spool *sp, uint64_t off, struct ab_er
         keep = (size_t)((sp->mem_len + AB_SPOOL_CHUNK - 1) / AB_SPOOL_CHUNK);
         free_chunks_from(sp, keep);
     }
+    AB_ASSERT(dropped <= sp->count);
     sp->count -= dropped;
+    AB_ASSERT(SPOOL_OK(sp));
+    AB_ASSERT(ab_spool_end(sp) == off);
     return AB_OK;
 }
 

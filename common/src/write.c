@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ab/assert.h"
+#include "ab/clock.h"
 #include "ab/log.h"
 
 #include "driver_int.h"

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <strings.h>
 
 #include "ab/catalog.h"
 #include "ab/checkpoint.h"
@@ -66,6 +67,7 @@ struct crm_batch {
     struct crm_rec *recs;
     size_t n;
     size_t cap;
+    bool replayed; /* the answer carried "Idempotent-Replayed: true" */
 };
 
 struct crm_dest {
@@ -458,12 +460,12 @@ static enum ab_status apply_results(struct crm_dest *c, struct crm_batch *b,
     if (rc == AB_OK) {
         ab_driver_add_committed(c->d,
                                 b->n - (c->results[b->obj][CRM_R_REJECTED] - rejected_before));
-        if (resp->replayed) {
+        if (b->replayed) {
             c->batches_replayed++;
         }
         AB_DEBUG(c->em, "batch %llu of %zu %s committed (%s)%s", (unsigned long long)b->id, b->n,
                  crm_object_name(b->obj), ab_json_get_str(root, "batch_id", "?"),
-                 resp->replayed ? ", replayed by CRM360" : "");
+                 b->replayed ? ", replayed by CRM360" : "");
     }
 out:
     yajl_tree_free(root);
@@ -493,6 +495,32 @@ static void on_batch_done(void *arg, const struct ab_http_resp *resp)
     if (!ab_driver_failed(c->d)) {
         pump(c);
     }
+}
+
+/* ab_http_header_fn of a batch request (arg: the batch): CRM360 answers a
+ * request whose Idempotency-Key it already applied from its store, saying
+ * so with "Idempotent-Replayed: true". */
+static void on_batch_header(void *arg, const char *name, size_t name_len, const char *value,
+                            size_t value_len)
+{
+    static const char hdr[] = "idempotent-replayed";
+    struct crm_batch *b = arg;
+
+    if (!name) {
+        b->replayed = false; /* a new answer */
+        return;
+    }
+    if (name_len == sizeof(hdr) - 1 && strncasecmp(name, hdr, name_len) == 0) {
+        b->replayed = value_len == 4 && strncasecmp(value, "true", 4) == 0;
+    }
+}
+
+/* ab_http_classify_fn of a batch request: 409 idempotency_key_in_use means
+ * the same batch is still being applied; it is retried after Retry-After. */
+static enum ab_http_verdict classify_batch(void *arg, const struct ab_http_resp *answer)
+{
+    (void)arg;
+    return answer->status == 409 ? AB_HTTP_RETRY : AB_HTTP_DEFAULT;
 }
 
 static enum ab_status send_batch(struct crm_dest *c, struct crm_batch *b, struct ab_error *err)
@@ -530,7 +558,9 @@ static enum ab_status send_batch(struct crm_dest *c, struct crm_batch *b, struct
         ab_http_req_free(req);
         return rc;
     }
-    ab_http_req_retry_status(req, 409); /* idempotency_key_in_use: wait and retry */
+    b->replayed = false;
+    ab_http_req_on_header(req, on_batch_header, b);
+    ab_http_req_classify(req, classify_batch, NULL);
     ab_http_req_flags(req, c->gzip ? AB_HTTP_GZIP : 0);
     ab_http_req_label(req, label);
     c->in_flight++;

@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ab/clock.h"
 #include "ab/json.h"
 #include "ab/log.h"
 
+#include "shops_int.h"
 #include "wire.h"
 
 #define TOKEN_MAX       8192
@@ -248,4 +250,21 @@ enum ab_status shp_auth_provide(void *arg, bool force, char *token, size_t size,
     }
     memcpy(token, a->token, n + 1);
     return AB_OK;
+}
+
+enum ab_http_verdict shp_classify(void *arg, const struct ab_http_resp *answer)
+{
+    yajl_val body;
+    bool expired;
+
+    (void)arg;
+    if (answer->status != 401) {
+        return AB_HTTP_DEFAULT;
+    }
+    body = ab_json_parse(answer->body, answer->body_len, NULL);
+    expired = strcmp(shp_error_code(body), "token_expired") == 0;
+    if (body) {
+        yajl_tree_free(body);
+    }
+    return expired ? AB_HTTP_REFRESH_AUTH : AB_HTTP_DEFAULT;
 }

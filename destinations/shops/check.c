@@ -69,6 +69,7 @@ static void check_channel(struct ab_driver *d, struct ab_check *chk, const struc
         goto out;
     }
     ab_http_req_label(r, "GET channel");
+    ab_http_req_classify(r, shp_classify, NULL);
     if (ab_http_run(h, r, &status, &out, &e) != AB_OK) {
         ab_check_problem(chk, "cannot read channel '%s': %s", c->channel, e.message);
     } else if (status == 404) {

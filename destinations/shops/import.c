@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <strings.h>
+
+#include "ab/assert.h"
 #include "ab/json.h"
 #include "ab/log.h"
 
@@ -143,6 +146,24 @@ void shp_reqs_free(struct shp_dest *s)
     }
 }
 
+/* ab_http_header_fn of every request (arg: its struct shp_req): a creation or
+ * commit whose Idempotency-Key the API already applied is answered from its
+ * store with "Idempotent-Replayed: true". */
+static void on_header(void *arg, const char *name, size_t name_len, const char *value,
+                      size_t value_len)
+{
+    static const char hdr[] = "idempotent-replayed";
+    struct shp_req *q = arg;
+
+    if (!name) {
+        q->replayed = false; /* a new answer */
+        return;
+    }
+    if (name_len == sizeof(hdr) - 1 && strncasecmp(name, hdr, name_len) == 0) {
+        q->replayed = value_len == 4 && strncasecmp(value, "true", 4) == 0;
+    }
+}
+
 /* Submits r (ownership taken) with a fresh context; false after shp_fail. */
 static bool submit(struct shp_dest *s, struct ab_http_req *r, enum shp_req_kind kind,
                    const struct shp_import *imp, size_t part, const char *id)
@@ -156,6 +177,7 @@ static bool submit(struct shp_dest *s, struct ab_http_req *r, enum shp_req_kind 
         fail_msg(s, AB_ERR_NOMEM, "out of memory (request context)");
         return false;
     }
+    ab_http_req_on_header(r, on_header, q);
     if (ab_http_submit(s->h, r, on_done, q, &e) != AB_OK) {
         req_unlink(q);
         free(q);
@@ -193,6 +215,7 @@ static struct ab_http_req *json_req(const char *method, const char *url, struct 
         return NULL;
     }
     ab_http_req_label(r, label);
+    ab_http_req_classify(r, shp_classify, NULL);
     if (ab_http_req_header(r, "Accept: application/json", err) != AB_OK ||
         (body && ab_http_req_body(r, body, "application/json", err) != AB_OK)) {
         ab_http_req_free(r);
@@ -303,10 +326,88 @@ static void unlink_import(struct shp_dest *s, struct shp_import *imp)
     }
 }
 
+/* ---- state machines ---------------------------------------------------------- */
+
+bool shp_imp_transition_ok(enum shp_imp_state from, enum shp_imp_state to)
+{
+#define B(st) (1U << (st))
+    static const unsigned allowed[] = {
+        [SHP_IMP_NEW] = B(SHP_IMP_CREATING),
+        [SHP_IMP_CREATING] = B(SHP_IMP_OPEN) | B(SHP_IMP_NEW),
+        [SHP_IMP_OPEN] = B(SHP_IMP_COMMITTING) | B(SHP_IMP_NEW),
+        [SHP_IMP_COMMITTING] = B(SHP_IMP_COMMITTED) | B(SHP_IMP_RESOLVING) | B(SHP_IMP_WAIT) |
+                               B(SHP_IMP_OPEN) | B(SHP_IMP_COMMITTING) | B(SHP_IMP_NEW),
+        [SHP_IMP_WAIT] = B(SHP_IMP_RESOLVING) | B(SHP_IMP_NEW),
+        [SHP_IMP_RESOLVING] =
+            B(SHP_IMP_COMMITTING) | B(SHP_IMP_WAIT) | B(SHP_IMP_RESOLVING) | B(SHP_IMP_NEW),
+        [SHP_IMP_COMMITTED] = 0,
+    };
+
+    if ((unsigned)from >= sizeof(allowed) / sizeof(allowed[0]) || (unsigned)to >= 32) {
+        return false;
+    }
+    return (allowed[from] & B(to)) != 0;
+}
+
+bool shp_part_transition_ok(enum shp_part_state from, enum shp_part_state to)
+{
+    static const unsigned allowed[] = {
+        [SHP_PART_OPEN] = B(SHP_PART_READY),
+        [SHP_PART_READY] = B(SHP_PART_READY) | B(SHP_PART_UPLOADING),
+        [SHP_PART_UPLOADING] = B(SHP_PART_READY) | B(SHP_PART_UPLOADED),
+        [SHP_PART_UPLOADED] = B(SHP_PART_READY),
+    };
+
+    if ((unsigned)from >= sizeof(allowed) / sizeof(allowed[0]) || (unsigned)to >= 32) {
+        return false;
+    }
+    return (allowed[from] & B(to)) != 0;
+#undef B
+}
+
+const char *shp_imp_state_name(enum shp_imp_state st)
+{
+    switch (st) {
+    case SHP_IMP_NEW:
+        return "new";
+    case SHP_IMP_CREATING:
+        return "creating";
+    case SHP_IMP_OPEN:
+        return "open";
+    case SHP_IMP_COMMITTING:
+        return "committing";
+    case SHP_IMP_WAIT:
+        return "waiting";
+    case SHP_IMP_RESOLVING:
+        return "resolving";
+    case SHP_IMP_COMMITTED:
+        return "committed";
+    }
+    return "?";
+}
+
+void shp_imp_set_state(struct shp_dest *s, struct shp_import *imp, enum shp_imp_state to,
+                       const char *why)
+{
+    if (AB_ASSERTIONS_ON && !shp_imp_transition_ok(imp->state, to)) {
+        (void)fprintf(stderr, "import #%llu: illegal state transition %s -> %s (%s)\n",
+                      (unsigned long long)imp->serial, shp_imp_state_name(imp->state),
+                      shp_imp_state_name(to), why);
+    }
+    AB_ASSERT(shp_imp_transition_ok(imp->state, to));
+    if (s && s->em) {
+        AB_DEBUG(s->em, "import #%llu%s%s: %s -> %s (%s)", (unsigned long long)imp->serial,
+                 imp->id[0] ? " " : "", imp->id, shp_imp_state_name(imp->state),
+                 shp_imp_state_name(to), why);
+    }
+    imp->state = to;
+}
+
 static void set_part_state(struct shp_import *imp, size_t i, enum shp_part_state st)
 {
     struct shp_part *p = &imp->parts[i];
 
+    AB_ASSERT(shp_part_transition_ok((enum shp_part_state)p->state, st));
     if (p->state == SHP_PART_READY) {
         imp->nready--;
     }
@@ -484,8 +585,8 @@ static void recreate(struct shp_dest *s, struct shp_import *imp, const char *why
             imp->id[0] ? imp->id : "(not created)", why, (unsigned long long)imp->records);
     imp->gen++;
     imp->seq = ++s->import_seq;
+    shp_imp_set_state(s, imp, SHP_IMP_NEW, why);
     imp->id[0] = '\0';
-    imp->state = SHP_IMP_NEW;
     imp->resolve_rounds = 0;
     imp->missing_rounds = 0;
     for (i = 0; i < imp->nparts; i++) {
@@ -582,14 +683,14 @@ static void submit_create(struct shp_dest *s, struct shp_import *imp)
         return;
     }
     if (submit(s, r, SHP_REQ_CREATE, imp, 0, NULL)) {
-        imp->state = SHP_IMP_CREATING;
+        shp_imp_set_state(s, imp, SHP_IMP_CREATING, "creation sent");
         AB_DEBUG(s->em, "creating import '%s' (mode %s)", label,
                  imp->mode_replace ? "replace" : "merge");
     }
 }
 
-static void on_create(struct shp_dest *s, struct shp_import *imp, const struct ab_http_resp *resp,
-                      yajl_val body)
+static void on_create(struct shp_dest *s, struct shp_import *imp, const struct shp_req *q,
+                      const struct ab_http_resp *resp, yajl_val body)
 {
     const char *id;
     const char *status;
@@ -614,12 +715,12 @@ static void on_create(struct shp_dest *s, struct shp_import *imp, const struct a
         }
         return;
     }
-    imp->state = SHP_IMP_OPEN;
+    shp_imp_set_state(s, imp, SHP_IMP_OPEN, "created");
     s->stats.imports_created++;
     /* A pending fallback means it was sent as a replace import. */
     AB_INFO(s->em, "import %s created (mode %s%s)", imp->id,
             imp->mode_replace || imp->fallback_pending ? "replace" : "merge",
-            resp->replayed ? ", replayed" : "");
+            q->replayed ? ", replayed" : "");
     if (imp->fallback_pending) {
         imp->fallback_pending = false;
         abort_remote(s, imp->id, "the replace import is not committed without COMPLETE");
@@ -1002,7 +1103,7 @@ static void submit_commit(struct shp_dest *s, struct shp_import *imp)
      * status tells what happened (GET /v1/imports/{id}). */
     ab_http_req_flags(r, AB_HTTP_NO_RETRY_IN_DOUBT);
     if (submit(s, r, SHP_REQ_COMMIT, imp, 0, imp->id)) {
-        imp->state = SHP_IMP_COMMITTING;
+        shp_imp_set_state(s, imp, SHP_IMP_COMMITTING, "commit sent");
         AB_INFO(s->em, "committing import %s (%s): %llu records in %zu parts", imp->id,
                 imp->mode_replace ? "replace" : "merge", (unsigned long long)imp->records,
                 imp->nparts);
@@ -1023,7 +1124,7 @@ static void submit_get(struct shp_dest *s, struct shp_import *imp)
         return;
     }
     if (submit(s, r, SHP_REQ_GET, imp, 0, imp->id)) {
-        imp->state = SHP_IMP_RESOLVING;
+        shp_imp_set_state(s, imp, SHP_IMP_RESOLVING, "status request sent");
     }
 }
 
@@ -1084,7 +1185,7 @@ static void commit_done(struct shp_dest *s, struct shp_import *imp, yajl_val bod
                                       : 0);
     /* Only now may the states covering these records go out. */
     ab_ckpt_unit_done(s->ck, imp->unit);
-    imp->state = SHP_IMP_COMMITTED;
+    shp_imp_set_state(s, imp, SHP_IMP_COMMITTED, "commit confirmed");
     unlink_import(s, imp);
     shp_imp_free(imp);
 }
@@ -1099,7 +1200,7 @@ static void wait_then_ask(struct shp_dest *s, struct shp_import *imp, long retry
         return;
     }
     ms = shp_wait_ms(imp->resolve_rounds, retry_after_ms);
-    imp->state = SHP_IMP_WAIT;
+    shp_imp_set_state(s, imp, SHP_IMP_WAIT, "a commit runs on the server");
     imp->wait_until_us = ab_now_us() + (int64_t)ms * 1000;
     shp_wake_at(s, imp->wait_until_us);
     AB_INFO(s->em, "import %s: a commit is running; asking again in %ld ms", imp->id, ms);
@@ -1128,8 +1229,8 @@ static bool mark_missing(struct shp_import *imp, yajl_val body)
     return any;
 }
 
-static void on_commit(struct shp_dest *s, struct shp_import *imp, const struct ab_http_resp *resp,
-                      yajl_val body)
+static void on_commit(struct shp_dest *s, struct shp_import *imp, const struct shp_req *q,
+                      const struct ab_http_resp *resp, yajl_val body)
 {
     const char *code = shp_error_code(body);
     enum shp_next next = shp_commit_decide(resp->status, resp->transient, code);
@@ -1137,7 +1238,7 @@ static void on_commit(struct shp_dest *s, struct shp_import *imp, const struct a
 
     switch (next) {
     case SHP_NEXT_DONE:
-        commit_done(s, imp, body, resp->replayed);
+        commit_done(s, imp, body, q->replayed);
         return;
     case SHP_NEXT_RESOLVE:
         s->stats.commits_in_doubt++;
@@ -1164,7 +1265,7 @@ static void on_commit(struct shp_dest *s, struct shp_import *imp, const struct a
         AB_WARN(s->em, "commit of import %s: parts missing on the server: uploading them again",
                 imp->id);
         imp->first_ready = 0;
-        imp->state = SHP_IMP_OPEN;
+        shp_imp_set_state(s, imp, SHP_IMP_OPEN, "parts missing on the server");
         return;
     case SHP_NEXT_RECREATE:
         recreate(s, imp, "the commit answered 410 (expired or aborted)");
@@ -1242,7 +1343,7 @@ static void redo(struct shp_dest *s, const struct shp_req *q, struct shp_import 
     switch (q->kind) {
     case SHP_REQ_CREATE:
         if (current && imp->state == SHP_IMP_CREATING) {
-            imp->state = SHP_IMP_NEW;
+            shp_imp_set_state(s, imp, SHP_IMP_NEW, "creation refused a token");
         }
         break;
     case SHP_REQ_PART:
@@ -1296,7 +1397,7 @@ static void on_done(void *arg, const struct ab_http_resp *resp)
     switch (q->kind) {
     case SHP_REQ_CREATE:
         if (imp && imp->gen == q->gen && imp->state == SHP_IMP_CREATING) {
-            on_create(s, imp, resp, body);
+            on_create(s, imp, q, resp, body);
         }
         break;
     case SHP_REQ_PART:
@@ -1304,7 +1405,7 @@ static void on_done(void *arg, const struct ab_http_resp *resp)
         break;
     case SHP_REQ_COMMIT:
         if (imp && imp->gen == q->gen && imp->state == SHP_IMP_COMMITTING) {
-            on_commit(s, imp, resp, body);
+            on_commit(s, imp, q, resp, body);
         }
         break;
     case SHP_REQ_GET:

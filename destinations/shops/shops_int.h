@@ -11,6 +11,7 @@
 
 #include "ab/buf.h"
 #include "ab/checkpoint.h"
+#include "ab/clock.h"
 #include "ab/destination.h"
 #include "ab/emitter.h"
 #include "ab/error.h"
@@ -152,6 +153,7 @@ struct shp_req {
     unsigned gen;
     size_t part;
     char id[SHP_ID_MAX]; /* the import id the request addressed */
+    bool replayed;       /* the answer carried "Idempotent-Replayed: true" */
 };
 
 struct shp_stream {
@@ -230,6 +232,31 @@ struct shp_dest {
  * (or earlier, when already due earlier). */
 void shp_wake_at(struct shp_dest *s, int64_t when_us);
 
+/*
+ * State machines, checked: every change of an import's or a part's state goes
+ * through one function in import.c that asserts (AB_ASSERT) the transition
+ * is in these tables. Imports (-> NEW is a re-creation):
+ *   NEW        -> CREATING
+ *   CREATING   -> OPEN | NEW
+ *   OPEN       -> COMMITTING | NEW
+ *   COMMITTING -> COMMITTED | RESOLVING | WAIT | OPEN (parts missing)
+ *                 | COMMITTING (sent again after a refused token) | NEW
+ *   WAIT       -> RESOLVING | NEW
+ *   RESOLVING  -> COMMITTING | WAIT | RESOLVING (sent again) | NEW
+ *   COMMITTED  -> (none: the import is freed)
+ * Parts: OPEN -> READY -> UPLOADING -> UPLOADED, UPLOADING -> READY (sent
+ * again), UPLOADED -> READY (missing on the server, re-creation), READY ->
+ * READY (re-creation). Pure functions, exposed for tests.
+ */
+bool shp_imp_transition_ok(enum shp_imp_state from, enum shp_imp_state to);
+bool shp_part_transition_ok(enum shp_part_state from, enum shp_part_state to);
+const char *shp_imp_state_name(enum shp_imp_state st);
+/* Moves imp to state to: asserts the transition is legal (in Debug and
+ * sanitizer builds; an illegal one prints both states and why to stderr,
+ * then aborts) and logs it at DEBUG with why. s may be NULL (no log). */
+void shp_imp_set_state(struct shp_dest *s, struct shp_import *imp, enum shp_imp_state to,
+                       const char *why);
+
 /* import.c: the import lifecycle. */
 struct shp_import *shp_imp_new(struct shp_dest *s, bool replace_track, struct ab_error *err);
 void shp_imp_free(struct shp_import *imp);
@@ -259,6 +286,11 @@ enum ab_status shp_recover(struct shp_dest *s, struct ab_error *err);
 void shp_fail(struct shp_dest *s, const struct ab_error *err);
 /* Frees the request contexts the HTTP client will never complete. */
 void shp_reqs_free(struct shp_dest *s);
+
+/* auth.c: the ab_http_classify_fn of every request to the API (arg unused):
+ * 401 with error code "token_expired" is AB_HTTP_REFRESH_AUTH (a new token,
+ * one more attempt); everything else the client's defaults. */
+enum ab_http_verdict shp_classify(void *arg, const struct ab_http_resp *answer);
 
 /* check.c */
 enum ab_status shp_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ab/buf.h"
+#include "ab/clock.h"
 #include "ab/json.h"
 #include "ab/log.h"
 #include "ab/source.h"

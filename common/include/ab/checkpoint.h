@@ -15,7 +15,7 @@
  * stream for a STREAM state, every stream for GLOBAL and LEGACY. A state for a
  * stream outside the catalog covers nothing.
  *
- * A destination groups records into "units" (a CRM360 batch, a Shops import)
+ * A destination groups records into "units" (a batch, a transactional import)
  * and says when a unit is committed by the target. Only records that joined a
  * unit hold states back, so a destination adds each record to a unit (or
  * rejects it with ab_ckpt_reject()) before control returns to the driver.

@@ -38,7 +38,7 @@ struct ab_record {
 };
 
 struct ab_destination_ops {
-    const char *name;      /* "destination-crm360" */
+    const char *name;      /* "destination-x" */
     const char *version;   /* "0.1.0" */
     const char *spec_json; /* the whole ConnectorSpecification object */
 

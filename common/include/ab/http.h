@@ -19,12 +19,17 @@
  * callbacks. Connections are reused (keep-alive). TLS peers are verified.
  *
  * Each request is retried by this module when an attempt is transient:
- * transport failures (timeout, reset, refused, DNS), 408, 429, 500-599, plus
- * the statuses the request adds with ab_http_req_retry_status() (409 for
- * CRM360's "in use"). Backoff is capped exponential with full jitter
+ * transport failures (timeout, reset, refused, DNS), and answers its
+ * classifier calls AB_HTTP_RETRY (by default 408, 429, 500-599; see
+ * ab_http_req_classify()). Backoff is capped exponential with full jitter
  * (delay = rand(0, min(cap, base * 2^(n-1))) before retry n); a Retry-After header
  * (seconds or HTTP date) overrides it when longer. Every attempt first takes
  * a token from the rate limiter. The callback sees only the final outcome.
+ *
+ * This module knows HTTP, not any API: what an API means by a status, a
+ * header or an error body (a replayed idempotent request, an expired token,
+ * a "busy, try again" conflict) is read by the connector through the
+ * per-request hooks ab_http_req_on_header() and ab_http_req_classify().
  *
  * A transport failure after the request was sent leaves the outcome unknown
  * ("in doubt"): a retry is only safe when the request is idempotent (an
@@ -66,21 +71,53 @@ struct ab_http_resp {
     const char *body; /* NUL-terminated, never NULL */
     size_t body_len;
     const char *error;   /* transport error text ("" when status != 0) */
-    int attempts;        /* includes the token_expired retry and auth failures */
-    bool replayed;       /* "Idempotent-Replayed: true" was present */
+    int attempts;        /* includes the auth refresh retry and auth failures */
     long retry_after_ms; /* parsed Retry-After of the last answer, -1 when absent */
     double elapsed_s;    /* from submit to completion */
 };
 
 typedef void (*ab_http_done_fn)(void *arg, const struct ab_http_resp *resp);
 
-/* Supplies the bearer token before each attempt (Shops OAuth): fills token
- * (NUL-terminated, at most size bytes) or fails. Called with force=true after
- * an answer of 401 whose body has code "token_expired": the provider must
- * fetch a new token; the request is then retried once more (not counted as a
- * retry). Set with ab_http_set_auth(). */
+/* Supplies the bearer token before each attempt (an OAuth client, say): fills
+ * token (NUL-terminated, at most size bytes) or fails. Called with force=true
+ * for the attempt after one its classifier called AB_HTTP_REFRESH_AUTH: the
+ * provider must fetch a new token. Set with ab_http_set_auth(). */
 typedef enum ab_status (*ab_http_auth_fn)(void *arg, bool force, char *token, size_t size,
                                           struct ab_error *err);
+
+/*
+ * What to do with the answer to one attempt (a status was received).
+ *  AB_HTTP_DEFAULT       the built-in rules: 408, 429 and 500-599 are
+ *                        AB_HTTP_RETRY, every other status AB_HTTP_FINAL.
+ *  AB_HTTP_RETRY         transient: back off (Retry-After honoured) and try
+ *                        again, counted against max_retries; once they are
+ *                        used up (or with AB_HTTP_NO_RETRY) the answer goes to
+ *                        the callback with resp->transient set.
+ *  AB_HTTP_REFRESH_AUTH  the token was refused: the next attempt asks the
+ *                        auth provider for a new one (force=true) and starts
+ *                        at once, not counted as a retry. Honoured once per
+ *                        request, and only with an auth provider and without
+ *                        AB_HTTP_NO_RETRY; otherwise it is AB_HTTP_FINAL.
+ *  AB_HTTP_FINAL         hand this answer to the callback.
+ */
+enum ab_http_verdict { AB_HTTP_DEFAULT = 0, AB_HTTP_RETRY, AB_HTTP_REFRESH_AUTH, AB_HTTP_FINAL };
+
+/* Classifies the answer to each attempt. answer is valid during the call
+ * only; its status is never 0 (transport failures are not classified),
+ * transient is false, error is "", and attempts counts this one. Headers are
+ * not in it: a classifier that needs them collects them with
+ * ab_http_req_on_header() (called for the same attempt before it). */
+typedef enum ab_http_verdict (*ab_http_classify_fn)(void *arg, const struct ab_http_resp *answer);
+
+/* One response header field: name without the colon, value with leading and
+ * trailing white space removed; neither is NUL-terminated, both valid during
+ * the call only. name == NULL (lengths 0) marks the start of a response (its
+ * status line): of every attempt, and again after an interim 1xx answer, so
+ * the hook forgets what it saw before. The fields of the answer the callback
+ * gets are those after the last start mark; after a transport failure the
+ * hook may have seen some fields of the failed attempt. */
+typedef void (*ab_http_header_fn)(void *arg, const char *name, size_t name_len, const char *value,
+                                  size_t value_len);
 
 #define AB_HTTP_NO_RETRY_IN_DOUBT (1U << 0)
 #define AB_HTTP_GZIP              (1U << 1) /* send the body gzip-compressed */
@@ -109,7 +146,12 @@ enum ab_status ab_http_req_header(struct ab_http_req *r, const char *line, struc
 enum ab_status ab_http_req_body(struct ab_http_req *r, struct ab_buf *body, const char *type,
                                 struct ab_error *err);
 void ab_http_req_flags(struct ab_http_req *r, unsigned flags);
-void ab_http_req_retry_status(struct ab_http_req *r, int status);
+/* Per-request hooks, each replacing a previous one (fn NULL: none); arg is
+ * borrowed and must outlive the request (until its callback ran or the
+ * client was freed). Both run inside ab_http_wait()/ab_http_run(), for every
+ * attempt; they must not call into the client. */
+void ab_http_req_on_header(struct ab_http_req *r, ab_http_header_fn fn, void *arg);
+void ab_http_req_classify(struct ab_http_req *r, ab_http_classify_fn fn, void *arg);
 /* Short label for logs ("POST customers:batchUpsert #12"), copied. */
 void ab_http_req_label(struct ab_http_req *r, const char *label);
 
@@ -127,12 +169,13 @@ size_t ab_http_active(const struct ab_http *h);
 /*
  * Drives transfers, starts queued attempts as the concurrency and the rate
  * limiter allow, calls completion callbacks, and waits at most timeout_ms for
- * activity. extra_fd >= 0 is polled for reading too (stdin, a signal pipe):
- * *extra_ready tells whether it became readable. extra_fd2 likewise (or -1).
- * Returns as soon as a callback ran or an extra fd is readable, when
- * timeout_ms passed (< 0: no limit), or at once when nothing is pending and
- * no extra fd is given. Callbacks may submit requests but must not call
- * ab_http_wait(), ab_http_run() or ab_http_free().
+ * activity. fds (nfds entries, POSIX struct pollfd, may be NULL when nfds is
+ * 0) are polled too: events in, revents out (0, or what poll(2) reported,
+ * POLLHUP/POLLERR/POLLNVAL included); an entry with fd < 0 is ignored.
+ * Returns as soon as a callback ran or any fd is ready, when timeout_ms
+ * passed (< 0: no limit), or at once when nothing is pending and no fd is
+ * given. Callbacks may submit requests but must not call ab_http_wait(),
+ * ab_http_run() or ab_http_free().
  */
 enum ab_status ab_http_wait(struct ab_http *h, struct pollfd *fds, unsigned nfds, long timeout_ms,
                             struct ab_error *err);
@@ -154,27 +197,5 @@ struct ab_http_stats {
     uint64_t bytes_sent;
 };
 void ab_http_get_stats(const struct ab_http *h, struct ab_http_stats *out);
-
-/* Parses a Retry-After value (delta seconds or IMF-fixdate) relative to now;
- * -1 when unparseable. Exposed for tests. */
-long ab_http_parse_retry_after(const char *value, int64_t now_unix_s);
-
-/* Backoff delay for attempt (1 = first retry) with full jitter; exposed for
- * tests. rng is a xorshift state updated in place. */
-long ab_http_backoff_ms(long base_ms, long max_ms, int attempt, uint64_t *rng);
-
-/* Token bucket, exposed for tests: refill at rate per second up to burst.
- * ab_ratelimit_take() returns 0 when a token was taken, else the ms to wait. */
-struct ab_ratelimit {
-    double rate;
-    double burst;
-    double tokens;
-    int64_t last_us;
-};
-void ab_ratelimit_init(struct ab_ratelimit *rl, double rate, double burst, int64_t now_us);
-long ab_ratelimit_take(struct ab_ratelimit *rl, int64_t now_us);
-
-/* Monotonic clock in microseconds. */
-int64_t ab_now_us(void);
 
 #endif

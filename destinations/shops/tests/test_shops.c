@@ -4,6 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ab/assert.h"
 #include "ab/config.h"
 #include "ab/json.h"
 
@@ -552,6 +557,106 @@ static void test_deactivate_deleted_items(void **state)
     }
 }
 
+/* ---- state machines ---------------------------------------------------------- */
+
+static void test_import_transition_table(void **state)
+{
+    (void)state;
+    /* The normal life of an import. */
+    assert_true(shp_imp_transition_ok(SHP_IMP_NEW, SHP_IMP_CREATING));
+    assert_true(shp_imp_transition_ok(SHP_IMP_CREATING, SHP_IMP_OPEN));
+    assert_true(shp_imp_transition_ok(SHP_IMP_OPEN, SHP_IMP_COMMITTING));
+    assert_true(shp_imp_transition_ok(SHP_IMP_COMMITTING, SHP_IMP_COMMITTED));
+    /* In doubt, waiting, re-creation. */
+    assert_true(shp_imp_transition_ok(SHP_IMP_COMMITTING, SHP_IMP_RESOLVING));
+    assert_true(shp_imp_transition_ok(SHP_IMP_RESOLVING, SHP_IMP_WAIT));
+    assert_true(shp_imp_transition_ok(SHP_IMP_WAIT, SHP_IMP_RESOLVING));
+    assert_true(shp_imp_transition_ok(SHP_IMP_RESOLVING, SHP_IMP_COMMITTING));
+    assert_true(shp_imp_transition_ok(SHP_IMP_COMMITTING, SHP_IMP_OPEN));
+    assert_true(shp_imp_transition_ok(SHP_IMP_OPEN, SHP_IMP_NEW));
+    /* Illegal: skipping the creation or the commit, leaving COMMITTED. */
+    assert_false(shp_imp_transition_ok(SHP_IMP_NEW, SHP_IMP_OPEN));
+    assert_false(shp_imp_transition_ok(SHP_IMP_NEW, SHP_IMP_COMMITTED));
+    assert_false(shp_imp_transition_ok(SHP_IMP_OPEN, SHP_IMP_COMMITTED));
+    assert_false(shp_imp_transition_ok(SHP_IMP_CREATING, SHP_IMP_COMMITTING));
+    assert_false(shp_imp_transition_ok(SHP_IMP_WAIT, SHP_IMP_COMMITTED));
+    assert_false(shp_imp_transition_ok(SHP_IMP_NEW, SHP_IMP_NEW));
+    for (int to = SHP_IMP_NEW; to <= SHP_IMP_COMMITTED; to++) {
+        assert_false(shp_imp_transition_ok(SHP_IMP_COMMITTED, (enum shp_imp_state)to));
+    }
+    assert_false(shp_imp_transition_ok((enum shp_imp_state)99, SHP_IMP_NEW));
+    /* Parts. */
+    assert_true(shp_part_transition_ok(SHP_PART_OPEN, SHP_PART_READY));
+    assert_true(shp_part_transition_ok(SHP_PART_READY, SHP_PART_UPLOADING));
+    assert_true(shp_part_transition_ok(SHP_PART_UPLOADING, SHP_PART_UPLOADED));
+    assert_true(shp_part_transition_ok(SHP_PART_UPLOADED, SHP_PART_READY));
+    assert_false(shp_part_transition_ok(SHP_PART_OPEN, SHP_PART_UPLOADED));
+    assert_false(shp_part_transition_ok(SHP_PART_READY, SHP_PART_UPLOADED));
+    assert_false(shp_part_transition_ok(SHP_PART_UPLOADED, SHP_PART_OPEN));
+}
+
+/* Runs shp_imp_set_state(from -> to) in a child; returns its wait status and
+ * what it wrote to stderr. */
+static int set_state_in_child(enum shp_imp_state from, enum shp_imp_state to, char *out,
+                              size_t size)
+{
+    int fds[2];
+    pid_t pid;
+    int status = 0;
+    size_t n = 0;
+    ssize_t k;
+
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct shp_import imp;
+
+        (void)dup2(fds[1], STDERR_FILENO);
+        (void)close(fds[0]);
+        memset(&imp, 0, sizeof(imp));
+        imp.serial = 7;
+        imp.state = from;
+        shp_imp_set_state(NULL, &imp, to, "unit test");
+        _exit(imp.state == to ? 0 : 3);
+    }
+    (void)close(fds[1]);
+    while (n + 1 < size && (k = read(fds[0], out + n, size - 1 - n)) > 0) {
+        n += (size_t)k;
+    }
+    out[n] = '\0';
+    (void)close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static void test_illegal_transition_caught(void **state)
+{
+    char err[1024];
+    int st;
+
+    (void)state;
+    /* A legal transition passes in every build. */
+    st = set_state_in_child(SHP_IMP_OPEN, SHP_IMP_COMMITTING, err, sizeof(err));
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_string_equal(err, "");
+    /* COMMITTED -> OPEN: aborts with a message naming both states in Debug
+     * and sanitizer builds; compiled out of release builds. */
+    st = set_state_in_child(SHP_IMP_COMMITTED, SHP_IMP_OPEN, err, sizeof(err));
+    if (AB_ASSERTIONS_ON) {
+        assert_true(WIFSIGNALED(st));
+        assert_int_equal(WTERMSIG(st), SIGABRT);
+        assert_non_null(strstr(err, "illegal state transition committed -> open (unit test)"));
+        assert_non_null(strstr(err, "import.c:"));
+        assert_non_null(strstr(err, "assertion failed: shp_imp_transition_ok(imp->state, to)"));
+    } else {
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+        assert_string_equal(err, "");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -575,6 +680,8 @@ int main(void)
         cmocka_unit_test(test_commit_answer_decision_table),
         cmocka_unit_test(test_wait_backoff),
         cmocka_unit_test(test_deactivate_deleted_items),
+        cmocka_unit_test(test_import_transition_table),
+        cmocka_unit_test(test_illegal_transition_caught),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
