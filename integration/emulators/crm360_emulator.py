@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """crm360_emulator.py - local emulator of the CRM360 ingestion API, v1.
 
-Implements the contract in shared/api/crm360.md for the integration tests and
+Implements the contract in docs/api/crm360.md for the integration tests and
 benchmarks of destination-crm360. Standard library only.
 
 Layout of this file, top to bottom:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Shops import API v1 emulator.
 
-A local, in-memory implementation of the contract in ``shared/api/shops.md``
+A local, in-memory implementation of the contract in ``docs/api/shops.md``
 (OAuth 2.0 client credentials, channels, transactional imports made of parts,
 atomic commits, replace-mode deactivation, last-write-wins) for the
 destination-shops tests. Standard library only.
