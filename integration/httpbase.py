@@ -33,6 +33,7 @@ import base64
 import binascii
 import ipaddress
 import json
+import math
 import os
 import random
 import secrets
@@ -297,7 +298,7 @@ class RateLimiter:
                 self._buckets[client] = (tokens - 1.0, now)
                 return True, int(tokens - 1.0), 0
             self._buckets[client] = (tokens, now)
-        return False, 0, max(1, -int(-(1.0 - tokens) // self.rate))
+        return False, 0, max(1, math.ceil((1.0 - tokens) / self.rate))
 
 
 # ---------------------------------------------------------------------------
@@ -342,15 +343,6 @@ class FaultInjector:
             self.rng = random.Random(self.initial_seed if seed is None else seed)
             self.config = self.defaults()
             self._active = False
-
-    def set_default(self, name, value):
-        """Change the default of an `extra` field (and its current value when
-        it is at the old default)."""
-        with self.lock:
-            old = self.extra[name]
-            if self.config[name] == old[0]:
-                self.config[name] = value
-            self.extra[name] = (value,) + old[1:]
 
     def __getitem__(self, name):
         return self.config[name]
