@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
-from test_crm360_e2e import API_KEY, catalog, start_emulator  # noqa: E402
+from crm360_helpers import API_KEY, catalog, start_emulator  # noqa: E402
 
 SINK = os.path.join(lib.HERE, "fast_sink.py")
 

@@ -31,8 +31,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
-from test_shops_e2e import (CHANNEL, CLIENT_ID, GENERATOR, LABEL_PREFIX, SECRET,  # noqa: E402
-                            catalog, start_emulator)
+from shops_helpers import (CHANNEL, CLIENT_ID, GENERATOR, LABEL_PREFIX, SECRET,  # noqa: E402
+                           catalog, start_emulator)
 
 SINK = os.path.join(lib.HERE, "fast_sink_shops.py")
 RESULTS = []

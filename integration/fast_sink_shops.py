@@ -20,19 +20,19 @@ emulator's validation and storage dominating:
 * GET /_admin/stats: items, parts, commits, requests, bytes received and the
   sink's own CPU seconds.
 
-Nothing is validated or stored. Standard library only.
+Nothing is validated or stored. The server plumbing is httpbase.py.
+Standard library only.
 """
 
 import argparse
 import json
-import os
 import re
-import socket
 import sys
 import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpbase
 
 PART_RE = re.compile(r"^/v1/imports/([^/]+)/parts/(\d+)$")
 COMMIT_RE = re.compile(r"^/v1/imports/([^/]+)/commit$")
@@ -85,43 +85,19 @@ class Sink:
         return obj, items, len(data)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    sink = None
-
-    def log_message(self, *args):
-        pass
-
-    def body(self):
-        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
-            out = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(out)
-                out.append(self.rfile.read(size))
-                self.rfile.readline()
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
-
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+class Handler(httpbase.Handler):
+    server_version = "fast-sink-shops/1"
+    methods = ("GET", "POST", "PUT", "DELETE")
+    max_body = 64 * 1024 * 1024
 
     def send(self, status, obj):
-        """The whole answer in one write (no Nagle / delayed-ACK stalls)."""
-        data = json.dumps(obj, separators=(",", ":")).encode()
-        head = ("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                "\r\n" % (status, self.responses.get(status, ("",))[0], len(data)))
-        self.wfile.write(head.encode("ascii") + data)
-        self.wfile.flush()
+        self.send_json(status, obj)
 
-    def handle_any(self, method):
-        s = self.sink
-        raw = self.body()
-        path = self.path.split("?", 1)[0]
+    def handle_request(self):
+        s = self.app
+        method = self.method
+        raw = self.read_body()
+        path = self.url_path
         with s.lock:
             s.stats["requests"] += 1
             s.stats["bytes_in"] += len(raw)
@@ -186,43 +162,15 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(200, s.view(m.group(1)))
         return self.send(404, {"error": {"code": "not_found", "message": path}})
 
-    def do_GET(self):
-        self.handle_any("GET")
-
-    def do_POST(self):
-        self.handle_any("POST")
-
-    def do_PUT(self):
-        self.handle_any("PUT")
-
-    def do_DELETE(self):
-        self.handle_any("DELETE")
-
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--port-file")
+    httpbase.add_server_arguments(p)
     p.add_argument("--parse", action="store_true", help="count items with a JSON parse")
     a = p.parse_args(argv)
-    Handler.sink = Sink(a.parse)
-    srv = ThreadingHTTPServer((a.host, a.port), Handler)
-    srv.daemon_threads = True
-    port = srv.server_address[1]
-    if a.port_file:
-        tmp = a.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.rename(tmp, a.port_file)
-    sys.stderr.write("fast-sink-shops listening on http://%s:%d\n" % (a.host, port))
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    srv = httpbase.Server((a.host, a.port), Handler, Sink(a.parse), tls=(a.tls_cert, a.tls_key))
+    return httpbase.serve(srv, a.port_file, "fast-sink-shops listening on " + srv.url)
 
 
 if __name__ == "__main__":
-    import signal
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    main()
+    sys.exit(main())

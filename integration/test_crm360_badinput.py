@@ -32,8 +32,8 @@ import airbyte_input  # noqa: E402
 import lib  # noqa: E402
 from airbyte_input import (BIG, BIG_NEG, U64_PLUS_1, assert_states,  # noqa: E402
                            fix_source_stats, insert_mid_window, js, record)
-from test_crm360_e2e import (CrmCase, assert_dead_letters, dump_by_key,  # noqa: E402
-                             key_of)
+from crm360_helpers import (CrmCase, assert_dead_letters, dump_by_key,  # noqa: E402
+                            key_of)
 
 
 def base_lines(case, seed=101):

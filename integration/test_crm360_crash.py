@@ -34,8 +34,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 from airbyte_input import Restarts, check_emitted_state  # noqa: E402
-from test_crm360_e2e import (CrmCase, assert_dead_letters, assert_store_matches,  # noqa: E402
-                             catalog, key_of)
+from crm360_helpers import (CrmCase, assert_dead_letters, assert_store_matches,  # noqa: E402
+                            catalog, key_of)
 
 FAULTS = {"rate_429": 0.03, "rate_500": 0.03, "rate_503": 0.02, "rate_reset": 0.02,
           "rate_commit_drop": 0.03, "latency_ms": 1, "latency_jitter_ms": 12, "retry_after": 1}

@@ -39,9 +39,9 @@ import airbyte_input  # noqa: E402
 import lib  # noqa: E402
 from airbyte_input import (BIG, BIG_NEG, BIG_STATE_ID, U64_PLUS_1, assert_states,  # noqa: E402
                            fix_source_stats, input_states, insert_mid_window, js, record)
-from test_shops_e2e import (STREAMS, ShopsCase, assert_dead_letters,  # noqa: E402
-                            assert_no_open_imports, assert_store_equals, catalog, dump_by_key,
-                            expected_store, item_key, ts_key)
+from shops_helpers import (STREAMS, ShopsCase, assert_dead_letters,  # noqa: E402
+                           assert_no_open_imports, assert_store_equals, catalog, dump_by_key,
+                           expected_store, item_key, ts_key)
 
 T = "2026-03-01T00:00:00Z"
 

@@ -44,10 +44,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 from airbyte_input import Restarts  # noqa: E402
-from test_shops_e2e import (Checker, Expirer, ShopsCase, Source, assert_dead_letters,  # noqa: E402
-                            assert_no_key_version_twice, assert_no_open_imports,
-                            assert_states_after_commits, assert_store_equals, catalog,
-                            expected_store, our_imports)
+from shops_helpers import (Checker, Expirer, ShopsCase, Source, assert_dead_letters,  # noqa: E402
+                           assert_no_key_version_twice, assert_no_open_imports,
+                           assert_states_after_commits, assert_store_equals, catalog,
+                           expected_store, our_imports)
 
 FAULTS = {"rate_429": 0.04, "rate_500": 0.035, "rate_503": 0.03, "rate_reset": 0.03,
           "rate_token_expire": 0.025, "rate_commit_drop": 0.25, "latency_ms": 1,

@@ -31,9 +31,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
-from test_shops_e2e import (STREAMS, Checker, ShopsCase, Source,  # noqa: E402
-                            assert_store_equals, catalog, dump_by_key, expected_after_replace,
-                            expected_store, merge_stores, our_imports, summary_numbers)
+from shops_helpers import (STREAMS, Checker, ShopsCase, Source,  # noqa: E402
+                           assert_store_equals, catalog, dump_by_key, expected_after_replace,
+                           expected_store, merge_stores, our_imports, summary_numbers)
 
 
 class ReplaceIncomplete(ShopsCase):

@@ -23,57 +23,43 @@ Every method is handled alike. Paths and query parameters:
   /auth?good=TOKEN           200 when Authorization is "Bearer TOKEN", else
                              401 {"code":"token_expired"}
   /big?n=BYTES               answers BYTES bytes of "x"
+
+The server plumbing is integration/httpbase.py.
 """
 
 import gzip
 import os
-import socket
-import struct
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import httpbase  # noqa: E402
 
 LOCK = threading.Lock()
 COUNTS = {}
 CONNS = [0]
+TEXT = "text/plain"
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(httpbase.Handler):
+    server_version = "http-test-server/1"
+    methods = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+    max_body = 1 << 30
 
     def setup(self):
         super().setup()
         with LOCK:
             CONNS[0] += 1
 
-    def log_message(self, format, *args):  # noqa: A002 - keep the test output clean
-        pass
-
     def reply(self, status, body=b"", headers=()):
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.send_bytes(status, body, headers, TEXT)
 
-    def read_body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
-
-    def reset(self):
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.connection.close()
-        self.close_connection = True
-
-    def handle_any(self):
-        url = urlsplit(self.path)
-        q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+    def handle_request(self):
+        q = httpbase.query_params(self.query)
         body = self.read_body()
-        if url.path == "/seq":
+        path = self.url_path
+        if path == "/seq":
             key = q.get("k", "")
             seq = q.get("s", "200").split(",")
             with LOCK:
@@ -83,7 +69,7 @@ class Handler(BaseHTTPRequestHandler):
             if "delay" in q:
                 time.sleep(int(q["delay"]) / 1000.0)
             if what == "reset":
-                self.reset()
+                self.reset_connection()
                 return
             status = int(what)
             headers = []
@@ -92,54 +78,39 @@ class Handler(BaseHTTPRequestHandler):
             if q.get("replayed") == "1":
                 headers.append(("Idempotent-Replayed", "true"))
             self.reply(status, ("%s %d %d" % (key, n, status)).encode(), headers)
-        elif url.path == "/count":
+        elif path == "/count":
             with LOCK:
                 n = COUNTS.get(q.get("k", ""), 0)
             self.reply(200, str(n).encode())
-        elif url.path == "/conns":
+        elif path == "/conns":
             with LOCK:
                 n = CONNS[0]
             self.reply(200, str(n).encode())
-        elif url.path == "/echo":
+        elif path == "/echo":
             enc = self.headers.get("Content-Encoding") or ""
             data = gzip.decompress(body) if enc == "gzip" else body
             if q.get("info") == "1":
                 data = ("%s %d" % (enc or "none", len(body))).encode()
             self.reply(200, data, [("X-Echo-Encoding", enc or "none"),
                                    ("X-Echo-Raw-Length", str(len(body)))])
-        elif url.path == "/headers":
+        elif path == "/headers":
             text = "".join("%s: %s\n" % (k, v) for k, v in self.headers.items())
             self.reply(200, text.encode())
-        elif url.path == "/auth":
-            if self.headers.get("Authorization") == "Bearer " + q.get("good", ""):
+        elif path == "/auth":
+            if httpbase.bearer_token(self.headers) == q.get("good", ""):
                 self.reply(200, b"ok")
             else:
-                self.reply(401, b'{"code":"token_expired","message":"expired"}',
-                           [("Content-Type", "application/json")])
-        elif url.path == "/big":
+                self.send_bytes(401, b'{"code":"token_expired","message":"expired"}')
+        elif path == "/big":
             self.reply(200, b"x" * int(q.get("n", "0")))
         else:
             self.reply(404, b"no such path")
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default 5 drops SYNs of parallel connects
-
 
 def main():
-    server = Server(("127.0.0.1", 0), Handler)
-    tmp = sys.argv[1] + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % server.server_address[1])
-    os.rename(tmp, sys.argv[1])
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    server = httpbase.Server(("127.0.0.1", 0), Handler)
+    return httpbase.serve(server, sys.argv[1])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """crm360_emulator.py - local emulator of the CRM360 ingestion API, v1.
 
-Implements the contract in shared/api/crm360.md for the integration tests and
+Implements the contract in docs/api/crm360.md for the integration tests and
 benchmarks of destination-crm360. Standard library only.
 
 Layout of this file, top to bottom:
@@ -9,9 +9,11 @@ Layout of this file, top to bottom:
 * validation: pure functions that turn one input record into a `Prepared`
   value (clean record + sort key) or a list of per-field errors;
 * `Store`: the records, last-write-wins and delete rules, versions, listing;
-* `IdempotencyStore`, `RateLimiter`, `Faults`, `Stats`: request-level state;
+* `IdempotencyStore`, `Stats`: request-level state (rate limiting and fault
+  injection come from httpbase.py);
 * `Emulator`: owns all state behind one lock and applies whole batches;
-* `Handler`: the HTTP layer (routing, auth, envelope checks, fault injection);
+* `Handler`: the API over httpbase.Handler (routing, auth, envelope checks,
+  fault injection);
 * `main()`: command-line parsing and server start-up.
 
 Invariants:
@@ -33,28 +35,23 @@ import argparse
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
-import math
 import operator
 import os
 import random
 import re
-import signal
-import socket
-import socketserver
-import ssl
-import struct
 import sys
 import threading
 import time
 import traceback
-import zlib
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
 from datetime import date, datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import httpbase  # noqa: E402  (integration/httpbase.py: server plumbing)
+from httpbase import encode_json, error_body, parse_json  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # Contract constants
@@ -726,32 +723,7 @@ class IdempotencyStore:
         return len(self._entries)
 
 
-class RateLimiter:
-    """Token bucket per API key: `rate` tokens/s, capacity `burst`. A rate of
-    0 disables limiting. Not thread-safe: callers hold `Emulator.lock`."""
-
-    def __init__(self, rate, burst):
-        self.rate = rate
-        self.burst = burst
-        self.clear()
-
-    def clear(self):
-        self._buckets = {}
-
-    def take(self, api_key, now):
-        """Return `(allowed, remaining, retry_after_seconds)`."""
-        if self.rate <= 0:
-            return True, self.burst, 0
-        tokens, stamp = self._buckets.get(api_key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
-        if tokens >= 1.0:
-            tokens -= 1.0
-            self._buckets[api_key] = (tokens, now)
-            return True, int(tokens), 0
-        self._buckets[api_key] = (tokens, now)
-        return False, 0, max(1, math.ceil((1.0 - tokens) / self.rate))
-
-
+# Injected faults (POST /_admin/faults), stacked in this order.
 FAULT_KINDS = (
     ("rate_429", "429"),
     ("rate_500", "500"),
@@ -759,75 +731,6 @@ FAULT_KINDS = (
     ("rate_reset", "reset"),
     ("rate_commit_drop", "commit_drop"),
 )
-
-
-class Faults:
-    """Injected failures for batch endpoints, drawn from a seeded RNG.
-
-    Not thread-safe: callers hold `Emulator.lock`."""
-
-    def __init__(self, seed):
-        self.initial_seed = seed
-        self.reset()
-
-    def reset(self):
-        self.rng = random.Random(self.initial_seed)
-        self.config = self.defaults()
-
-    @staticmethod
-    def defaults():
-        config = {name: 0.0 for name, _ in FAULT_KINDS}
-        config.update(latency_ms=0, latency_jitter_ms=0, retry_after=1)
-        return config
-
-    def configure(self, spec):
-        """Replace the configuration; absent fields take their defaults.
-        Return an error message, or None on success."""
-        if type(spec) is not dict:
-            return "body must be a JSON object"
-        config = self.defaults()
-        for name, value in spec.items():
-            if name == "seed":
-                if value is not None and type(value) is not int:
-                    return "'seed' must be an integer"
-                continue
-            if name not in config:
-                return f"unknown field '{name}'"
-            if type(value) not in (int, float):
-                return f"'{name}' must be a number"
-            if name.startswith("rate_") and not 0.0 <= value <= 1.0:
-                return f"'{name}' must be between 0 and 1"
-            if name == "retry_after" and (type(value) is not int or value < 1):
-                return "'retry_after' must be an integer >= 1"
-            if value < 0:
-                return f"'{name}' must be >= 0"
-            config[name] = value
-        if sum(config[name] for name, _ in FAULT_KINDS) > 1.0 + 1e-9:
-            return "fault probabilities must add up to at most 1"
-        self.config = config
-        if "seed" in spec:
-            self.rng = random.Random(spec["seed"])
-        return None
-
-    def draw(self):
-        """One draw per batch request: a fault kind or None."""
-        if not any(self.config[name] for name, _ in FAULT_KINDS):
-            return None
-        roll = self.rng.random()
-        threshold = 0.0
-        for name, kind in FAULT_KINDS:
-            threshold += self.config[name]
-            if roll < threshold:
-                return kind
-        return None
-
-    def latency(self):
-        """Seconds to sleep before answering an /v1 request (0 when off)."""
-        ms = self.config["latency_ms"]
-        jitter = self.config["latency_jitter_ms"]
-        if jitter:
-            ms += self.rng.uniform(0, jitter)
-        return ms / 1000.0
 
 
 class Stats:
@@ -890,8 +793,8 @@ class Emulator:
         self.lock = threading.Lock()
         self.store = Store()
         self.idempotency = IdempotencyStore(idempotency_ttl)
-        self.limiter = RateLimiter(rate, burst)
-        self.faults = Faults(seed)
+        self.limiter = httpbase.RateLimiter(rate, burst)
+        self.faults = httpbase.FaultInjector(seed, FAULT_KINDS)
         self.stats = Stats()
         self.batch_ids = BatchIds(seed)
         self.applied = []  # (object, brand, external_id, updated_at, status, batch_id, seq)
@@ -980,68 +883,6 @@ def applied_entry(entry):
             "updated_at": updated_at, "status": status, "batch_id": batch_id, "seq": seq}
 
 
-def error_body(code, message, **extra):
-    """`{"error": {"code", "message", ...extra}, ...extra}`: extra fields sit
-    inside `error` and again at the top level."""
-    body = {"error": {"code": code, "message": message, **extra}}
-    body.update(extra)
-    return body
-
-
-def encode_json(obj):
-    return _ENCODER.encode(obj).encode("ascii")
-
-
-def _strict_float(text):
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError("number out of range")
-    return value
-
-
-def _reject_constant(name):
-    raise ValueError(f"invalid JSON constant {name}")
-
-
-def parse_json(data):
-    """Parse strict JSON from UTF-8 bytes; raise ValueError on any problem."""
-    try:
-        text = data.decode("utf-8")
-        return json.loads(text, parse_float=_strict_float, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, RecursionError) as exc:
-        raise ValueError(str(exc)) from None
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class BadEncoding(Exception):
-    pass
-
-
-def gunzip(data, limit):
-    """Decompress one or more gzip members, at most `limit` bytes of output."""
-    if not data:
-        raise BadEncoding("empty gzip body")
-    out = []
-    total = 0
-    try:
-        while data:
-            decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            chunk = decoder.decompress(data, limit + 1 - total)
-            total += len(chunk)
-            if total > limit:
-                raise BodyTooLarge()
-            if not decoder.eof:
-                raise BadEncoding("truncated gzip stream")
-            out.append(chunk)
-            data = decoder.unused_data
-    except zlib.error as exc:
-        raise BadEncoding(str(exc)) from None
-    return b"".join(out)
-
-
 def encode_cursor(position, brand, since):
     raw = json.dumps([list(position), brand, list(since) if since else None],
                      separators=_COMPACT)
@@ -1072,63 +913,27 @@ _BATCH_ROUTE = re.compile(r"/v1/(customers|orders):(batchUpsert|batchDelete)")
 _RECORD_ROUTE = re.compile(r"/v1/(customers|orders)/([^/]+)/([^/]+)")
 _LIST_ROUTE = re.compile(r"/v1/(customers|orders)")
 
-_STATUS_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
-                 408: "request_timeout", 411: "length_required", 413: "payload_too_large",
-                 414: "uri_too_long", 431: "headers_too_large", 501: "not_implemented",
-                 505: "http_version_not_supported"}
+class Handler(httpbase.Handler):
+    """One connection (plumbing in httpbase.Handler). Per-request state is
+    reset by `_begin()`."""
 
-
-class Handler(BaseHTTPRequestHandler):
-    """One connection. Per-request state is reset by `_begin()`."""
-
-    protocol_version = "HTTP/1.1"
     server_version = "crm360-emulator/1"
-    sys_version = ""
-    disable_nagle_algorithm = True
-    wbufsize = 64 * 1024  # headers and body leave in one write
-    timeout = IDLE_TIMEOUT
+    max_body = MAX_BYTES
+    drain_limit = DRAIN_LIMIT
 
     # -- plumbing ------------------------------------------------------------
 
     @property
     def emu(self):
-        return self.server.emulator
-
-    def log_message(self, format, *args):  # noqa: A002 - base class signature
-        pass
-
-    def version_string(self):
-        return self.server_version
+        return self.server.app
 
     def _begin(self):
         self._api = False
         self._slept = False
         self._drop = False
-        self._abort = False
-        self._must_close = False
         self._remaining = self.emu.limiter.burst
         self._body = b""
         self._body_too_large = False
-
-    def finish(self):
-        if getattr(self, "_abort", False):
-            self._reset_connection()
-            return
-        super().finish()
-
-    def _reset_connection(self):
-        """Close so the peer sees a TCP reset (SO_LINGER 0), not a FIN."""
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        for stream in (self.wfile, self.rfile):
-            try:
-                stream.close()
-            except (OSError, ValueError):
-                pass
-        self.connection.close()
 
     def _count(self, outcome):
         if self._api:
@@ -1138,27 +943,18 @@ class Handler(BaseHTTPRequestHandler):
     def _sleep_latency(self):
         if self._api and not self._slept:
             self._slept = True
-            with self.emu.lock:
-                delay = self.emu.faults.latency()
-                if delay:
-                    self.emu.stats.faults["latency"] += 1
+            delay = self.emu.faults.latency()
             if delay:
+                with self.emu.lock:
+                    self.emu.stats.faults["latency"] += 1
                 time.sleep(delay)
 
     def _write(self, status, data, headers=None):
-        """Write one complete response (always with Content-Length)."""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-RateLimit-Limit", str(self.emu.limiter.burst))
-        self.send_header("X-RateLimit-Remaining", str(self._remaining))
-        for name, value in (headers or {}).items():
-            self.send_header(name, str(value))
-        if self._must_close or self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        """Write one complete response, with the rate-limit headers."""
+        hdrs = [("X-RateLimit-Limit", self.emu.limiter.burst),
+                ("X-RateLimit-Remaining", self._remaining)]
+        hdrs.extend((headers or {}).items())
+        self.send_bytes(status, data, hdrs)
 
     def _send(self, status, payload, headers=None):
         data = payload if isinstance(payload, bytes) else encode_json(payload)
@@ -1166,8 +962,7 @@ class Handler(BaseHTTPRequestHandler):
         if self._drop:
             # commit-then-drop: the work is done, the answer never leaves.
             self._count("dropped")
-            self._abort = True
-            self.close_connection = True
+            self.reset_connection()
             return
         self._count(status)
         self._write(status, data, headers)
@@ -1175,121 +970,27 @@ class Handler(BaseHTTPRequestHandler):
     def _send_error(self, status, code, message, headers=None, **extra):
         self._send(status, error_body(code, message, **extra), headers)
 
-    def send_error(self, code, message=None, explain=None):
-        """Base-class hook for malformed requests: answer in JSON and close."""
-        self._begin()
-        self.close_connection = True
-        body = error_body(_STATUS_CODES.get(code, "http_error"), message or "request rejected")
-        self._write(code, encode_json(body))
+    def _send_http_error(self, exc):
+        self._send_error(exc.status, exc.code, exc.message, dict(exc.headers), **exc.extra)
 
-    # -- request body --------------------------------------------------------
-
-    def _read_body(self):
-        """Read the body into `_body`. Return False when the connection is
-        unusable (a response may already have been sent)."""
-        if self.headers.get("Transfer-Encoding") is not None:
-            return self._read_chunked()
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return True
-        length = length.strip()
-        if not (length.isascii() and length.isdigit()):
-            self._must_close = True
-            self._send_error(400, "invalid_request", "invalid Content-Length")
-            return False
-        size = int(length)
-        if size > MAX_BYTES:
-            self._body_too_large = True
-            if size > DRAIN_LIMIT:
-                self._must_close = True
-                return True
-            while size > 0:
-                chunk = self.rfile.read(min(size, 1 << 20))
-                if not chunk:
-                    self.close_connection = True
-                    return False
-                size -= len(chunk)
-            return True
-        self._body = self.rfile.read(size)
-        if len(self._body) < size:
-            self.close_connection = True
-            return False
-        return True
-
-    def _read_chunked(self):
-        if self.headers.get("Transfer-Encoding").strip().lower() != "chunked":
-            self._must_close = True
-            self._send_error(400, "invalid_request", "unsupported Transfer-Encoding")
-            return False
-        parts = []
-        total = 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                self._must_close = True
-                self._send_error(400, "invalid_request", "malformed chunked body")
-                return False
-            if size == 0:
-                while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
-                    pass
-                break
-            total += size
-            if total > DRAIN_LIMIT:
-                self._body_too_large = True
-                self._must_close = True
-                return True
-            chunk = self.rfile.read(size)
-            self.rfile.readline(8)
-            if len(chunk) < size:
-                self.close_connection = True
-                return False
-            if total <= MAX_BYTES:
-                parts.append(chunk)
-        if total > MAX_BYTES:
-            self._body_too_large = True
-        else:
-            self._body = b"".join(parts)
-        return True
+    def on_bug(self):
+        """A bug: report it, answer 500 (the base class closes)."""
+        traceback.print_exc(file=sys.stderr)
+        self._drop = False
+        self._send_error(500, "internal_error", "internal error")
 
     # -- dispatch ------------------------------------------------------------
 
-    def do_GET(self):
-        self._dispatch("GET")
-
-    def do_POST(self):
-        self._dispatch("POST")
-
-    def do_PUT(self):
-        self._dispatch("PUT")
-
-    def do_PATCH(self):
-        self._dispatch("PATCH")
-
-    def do_DELETE(self):
-        self._dispatch("DELETE")
-
-    def _dispatch(self, method):
+    def handle_request(self):
         self._begin()
-        try:
-            parts = urlsplit(self.path)
-            path = parts.path
-            if not self._read_body():
-                return
-            if path.startswith("/_admin/"):
-                self._admin(method, path, parts.query)
-            else:
-                self._api = True
-                self._api_request(method, path, parts.query)
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True
-        except Exception:  # a bug: report it, answer 500 and drop the connection
-            traceback.print_exc(file=sys.stderr)
-            self.close_connection = True
-            self._drop = False
-            self._abort = False
-            self._send_error(500, "internal_error", "internal error")
+        self._body = self.read_body()
+        self._body_too_large = self.body_oversize
+        path = self.url_path
+        if path.startswith("/_admin/"):
+            self._admin(self.method, path, self.query)
+        else:
+            self._api = True
+            self._api_request(self.method, path, self.query)
 
     def _route(self, method, path):
         """Return `(handler, scope, args)`, or `(None, status, allow)`."""
@@ -1410,13 +1111,12 @@ class Handler(BaseHTTPRequestHandler):
     def _inject_fault(self):
         """Draw a fault; return True when the request is finished."""
         emu = self.emu
-        with emu.lock:
-            kind = emu.faults.draw()
-            retry_after = emu.faults.config["retry_after"]
-            if kind is not None:
-                emu.stats.faults[kind] += 1
+        kind = emu.faults.draw()
         if kind is None:
             return False
+        retry_after = emu.faults["retry_after"]
+        with emu.lock:
+            emu.stats.faults[kind] += 1
         if kind == "429":
             self._send_error(429, "rate_limited", "rate limit exceeded",
                              headers={"Retry-After": retry_after}, retry_after=retry_after)
@@ -1427,8 +1127,7 @@ class Handler(BaseHTTPRequestHandler):
                              headers={"Retry-After": retry_after}, retry_after=retry_after)
         elif kind == "reset":
             self._count("reset")
-            self._abort = True
-            self.close_connection = True
+            self.reset_connection()
         else:  # commit_drop: process normally, then drop the answer
             self._drop = True
             return False
@@ -1450,11 +1149,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _decoded_body(self):
         """Return the uncompressed body, or None after answering."""
-        encodings = [e.strip().lower()
-                     for value in (self.headers.get_all("Content-Encoding") or [])
-                     for e in value.split(",")]
-        encodings = [e for e in encodings if e and e != "identity"]
-        if encodings not in ([], ["gzip"], ["x-gzip"]):
+        if httpbase.content_encodings(self.headers) not in ([], ["gzip"], ["x-gzip"]):
             self._send_error(415, "unsupported_encoding",
                              "Content-Encoding must be gzip or absent",
                              headers={"Accept-Encoding": "gzip"})
@@ -1462,14 +1157,12 @@ class Handler(BaseHTTPRequestHandler):
         if self._body_too_large:
             self._send_too_large(f"body exceeds {MAX_BYTES} bytes")
             return None
-        if not encodings:
-            return self._body
         try:
-            return gunzip(self._body, MAX_BYTES)
-        except BodyTooLarge:
+            return httpbase.decode_body(self.headers, self._body, MAX_BYTES)
+        except httpbase.BodyTooLarge:
             self._send_too_large(f"uncompressed body exceeds {MAX_BYTES} bytes")
-        except BadEncoding as exc:
-            self._send_error(400, "invalid_encoding", f"bad gzip body: {exc}")
+        except httpbase.HttpError as exc:
+            self._send_http_error(exc)
         return None
 
     def _send_too_large(self, message):
@@ -1541,78 +1234,56 @@ class Handler(BaseHTTPRequestHandler):
     # -- admin endpoints -----------------------------------------------------
 
     def _admin(self, method, path, query):
-        emu = self.emu
-        routes = {
-            "/_admin/health": ("GET",),
-            "/_admin/dump": ("GET",),
-            "/_admin/stats": ("GET",),
-            "/_admin/applied": ("GET",),
-            "/_admin/faults": ("GET", "POST"),
-            "/_admin/reset": ("POST",),
-        }
-        allowed = routes.get(path)
-        if allowed is None:
-            self._write(404, encode_json(error_body("not_found", "no such admin endpoint")))
-            return
-        if method not in allowed:
-            self._write(405, encode_json(error_body("method_not_allowed",
-                                                    "use " + " or ".join(allowed))),
-                        {"Allow": ", ".join(allowed)})
-            return
-        status, payload = 200, None
-        if path == "/_admin/health":
-            payload = {"status": "ok"}
-        elif path == "/_admin/dump":
-            with emu.lock:
-                payload = emu.store.dump()
-        elif path == "/_admin/stats":
-            with emu.lock:
-                payload = emu.stats_snapshot()
-        elif path == "/_admin/applied":
-            params = parse_qs(query)
-            after = params.get("after_seq", ["0"])[0]
-            after = int(after) if after.isascii() and after.isdigit() else 0
-            with emu.lock:
-                payload = [applied_entry(a) for a in emu.applied[after:]]
-        elif path == "/_admin/faults" and method == "GET":
-            with emu.lock:
-                payload = dict(emu.faults.config)
-        elif path == "/_admin/faults":
-            try:
-                spec = parse_json(self._body)
-            except ValueError as exc:
-                spec, problem = None, f"body is not valid JSON: {exc}"
-            else:
-                with emu.lock:
-                    problem = emu.faults.configure(spec)
-                    payload = dict(emu.faults.config)
-            if problem is not None:
-                status, payload = 400, error_body("invalid_request", problem)
-        else:  # /_admin/reset
-            emu.reset()
-            payload = {"status": "reset"}
-        self._write(status, encode_json(payload))
+        handler, _ = httpbase.route(_ADMIN_ROUTES, method, path, "no such admin endpoint")
+        self._write(200, encode_json(handler(self, query)))
+
+    def _admin_health(self, query):
+        return {"status": "ok"}
+
+    def _admin_dump(self, query):
+        with self.emu.lock:
+            return self.emu.store.dump()
+
+    def _admin_stats(self, query):
+        with self.emu.lock:
+            return self.emu.stats_snapshot()
+
+    def _admin_applied(self, query):
+        after = httpbase.query_params(query).get("after_seq", "0")
+        after = int(after) if after.isascii() and after.isdigit() else 0
+        with self.emu.lock:
+            return [applied_entry(a) for a in self.emu.applied[after:]]
+
+    def _admin_get_faults(self, query):
+        return self._faults_view()
+
+    def _admin_set_faults(self, query):
+        try:
+            spec = parse_json(self._body)
+        except ValueError as exc:
+            raise httpbase.HttpError(400, "invalid_request",
+                                     f"body is not valid JSON: {exc}") from None
+        self.emu.faults.configure(spec)
+        return self._faults_view()
+
+    def _faults_view(self):
+        view = self.emu.faults.view()
+        del view["seed"]
+        return view
+
+    def _admin_reset(self, query):
+        self.emu.reset()
+        return {"status": "reset"}
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-
-    def __init__(self, address, emulator):
-        self.emulator = emulator
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, Handler)
-
-    def server_bind(self):
-        # Skip HTTPServer's reverse DNS lookup of the bind address.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
+_ADMIN_ROUTES = [
+    ("/_admin/health", {"GET": Handler._admin_health}),
+    ("/_admin/dump", {"GET": Handler._admin_dump}),
+    ("/_admin/stats", {"GET": Handler._admin_stats}),
+    ("/_admin/applied", {"GET": Handler._admin_applied}),
+    ("/_admin/faults", {"GET": Handler._admin_get_faults, "POST": Handler._admin_set_faults}),
+    ("/_admin/reset", {"POST": Handler._admin_reset}),
+]
 
 
 # ---------------------------------------------------------------------------
@@ -1634,34 +1305,9 @@ def parse_api_key(text):
     return ApiKey(token, scopes)
 
 
-def loopback_host(text):
-    if text == "localhost":
-        return "127.0.0.1"
-    try:
-        if ipaddress.ip_address(text).is_loopback:
-            return text
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"'{text}' is not a loopback address")
-
-
-def write_port_file(path, port):
-    """Write atomically: readers see either no file or the whole number."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(f"{port}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def build_parser():
     p = argparse.ArgumentParser(description="CRM360 ingestion API v1 emulator")
-    p.add_argument("--host", type=loopback_host, default="127.0.0.1",
-                   help="loopback address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
-    p.add_argument("--port-file", help="write the bound port number to this file")
+    httpbase.add_server_arguments(p)  # --host --port --port-file --tls-cert --tls-key
     p.add_argument("--api-key", action="append", type=parse_api_key, dest="api_keys",
                    metavar="KEY[:scope,scope]",
                    help="accepted API key, repeatable (default demo-key:read,write)")
@@ -1673,8 +1319,6 @@ def build_parser():
     p.add_argument("--journal", help="append one JSON line per applied write to this file")
     p.add_argument("--idempotency-ttl", type=float, default=IDEMPOTENCY_TTL,
                    help="seconds an Idempotency-Key is remembered (default 86400)")
-    p.add_argument("--tls-cert", help="serve https with this PEM certificate (chain)")
-    p.add_argument("--tls-key", help="the certificate's PEM private key")
     return p
 
 
@@ -1685,33 +1329,12 @@ def main(argv=None):
     keys = args.api_keys or [ApiKey("demo-key", frozenset(SCOPES))]
     emulator = Emulator(args.workspace, keys, args.rate, args.burst, args.seed,
                         args.journal, args.idempotency_ttl)
-    server = Server((args.host, args.port), emulator)
-    port = server.server_address[1]
-    scheme = "http"
-    if args.tls_cert:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(args.tls_cert, args.tls_key)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-        scheme = "https"
-
-    def stop(signum, frame):
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    if args.port_file:
-        write_port_file(args.port_file, port)
+    server = httpbase.Server((args.host, args.port), Handler, emulator,
+                             tls=(args.tls_cert, args.tls_key))
     limit = f"{args.rate:g}/s burst {args.burst}" if args.rate > 0 else "off"
-    sys.stderr.write(f"crm360-emulator: listening on {scheme}://{args.host}:{port} "
-                     f"workspace '{args.workspace}', {len(keys)} key(s), rate limit {limit}\n")
-    sys.stderr.flush()
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        emulator.close()
-    return 0
+    banner = (f"crm360-emulator: listening on {server.url} workspace '{args.workspace}', "
+              f"{len(keys)} key(s), rate limit {limit}")
+    return httpbase.serve(server, args.port_file, banner, on_close=emulator.close)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Shops import API v1 emulator.
 
-A local, in-memory implementation of the contract in ``shared/api/shops.md``
+A local, in-memory implementation of the contract in ``docs/api/shops.md``
 (OAuth 2.0 client credentials, channels, transactional imports made of parts,
 atomic commits, replace-mode deactivation, last-write-wins) for the
 destination-shops tests. Standard library only.
@@ -26,22 +26,18 @@ import collections
 import datetime
 import gc
 import hmac
-import ipaddress
 import json
-import math
 import os
 import random
 import re
-import signal
-import socket
-import struct
 import sys
 import threading
 import time
 import traceback
 import urllib.parse
-import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import httpbase  # noqa: E402  (integration/httpbase.py: server plumbing)
 
 # ---------------------------------------------------------------------------
 # Limits and constants
@@ -72,21 +68,23 @@ MAX_QUANTITY = 10 ** 9
 MAX_PRICE_INT_DIGITS = 15
 DEFAULT_LOCATION = "default"
 
-RATE_FAULTS = ("rate_reset", "rate_429", "rate_500", "rate_503",
-               "rate_token_expire", "rate_commit_drop")
+# Injected faults (POST /_admin/faults), stacked in this order; commit_drop
+# is drawn for commits only.
+FAULT_KINDS = (("rate_reset", "reset"), ("rate_429", "429"), ("rate_500", "500"),
+               ("rate_503", "503"), ("rate_token_expire", "token_expire"),
+               ("rate_commit_drop", "commit_drop"))
+NON_COMMIT_FAULTS = frozenset(("reset", "429", "500", "503", "token_expire"))
 
 # ---------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------
 
-_encode_json = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 _canonical_json = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"),
                                    sort_keys=True).encode
 
 
-def to_json(value):
-    """Compact ASCII JSON bytes (safe even for lone surrogates)."""
-    return _encode_json(value).encode("ascii")
+to_json = httpbase.encode_json  # compact ASCII JSON bytes
+_encode_json = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
 
 def rfc3339(t):
@@ -96,27 +94,20 @@ def rfc3339(t):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + ".%03dZ" % frac
 
 
-class ApiError(Exception):
+class ApiError(httpbase.HttpError):
     """An error answer: {"error": {"code", "message", ...extra}, ...extra}.
 
     Extra fields (``missing``, ``max_bytes``...) appear inside ``error`` and
     again at the top level, so either reading works.
     """
 
-    def __init__(self, status, code, message, headers=None, **extra):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = list(headers or ())
-        self.extra = extra
-
     def response(self):
-        error = {"code": self.code, "message": self.message}
-        error.update(self.extra)
-        body = {"error": error}
-        body.update(self.extra)
-        return Response(self.status, body, self.headers)
+        return error_response(self)
+
+
+def error_response(exc):
+    """The Response for an httpbase.HttpError (ApiError included)."""
+    return Response(exc.status, exc.body(), exc.headers)
 
 
 class Response:
@@ -155,29 +146,6 @@ def oauth_error(status, code, description, headers=()):
     hdrs = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
     hdrs.extend(headers)
     return Response(status, body, hdrs)
-
-
-def gunzip(raw, limit):
-    """Decompress (possibly multi-member) gzip; None when over ``limit``."""
-    out = []
-    size = 0
-    data = raw
-    try:
-        while True:
-            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            chunk = d.decompress(data, limit + 1 - size)
-            size += len(chunk)
-            out.append(chunk)
-            if size > limit or d.unconsumed_tail:
-                return None
-            if not d.eof:
-                raise ApiError(400, "invalid_encoding", "truncated gzip body")
-            data = d.unused_data
-            if not data:
-                break
-    except zlib.error as exc:
-        raise ApiError(400, "invalid_encoding", "invalid gzip body: %s" % exc)
-    return b"".join(out)
 
 
 def _reject_constant(name):
@@ -579,73 +547,6 @@ class Import:
             part.items = None
 
 
-class Faults:
-    """Fault injection settings (see POST /_admin/faults)."""
-
-    FIELDS = ("seed", "rate_429", "rate_500", "rate_503", "rate_reset",
-              "rate_commit_drop", "rate_token_expire", "latency_ms",
-              "latency_jitter_ms", "retry_after", "import_ttl", "commit_delay_ms")
-
-    def __init__(self, import_ttl):
-        self.seed = None
-        self.rate_429 = 0.0
-        self.rate_500 = 0.0
-        self.rate_503 = 0.0
-        self.rate_reset = 0.0
-        self.rate_commit_drop = 0.0
-        self.rate_token_expire = 0.0
-        self.latency_ms = 0.0
-        self.latency_jitter_ms = 0.0
-        self.retry_after = 1
-        self.import_ttl = import_ttl
-        self.commit_delay_ms = 0.0
-
-    @classmethod
-    def from_json(cls, body, default_ttl):
-        if type(body) is not dict:
-            raise ApiError(400, "invalid_request", "body must be a JSON object")
-        unknown = sorted(set(body) - set(cls.FIELDS))
-        if unknown:
-            raise ApiError(400, "invalid_request", "unknown fault fields: %s" % ", ".join(unknown))
-        faults = cls(default_ttl)
-
-        def number(name, low, high):
-            v = body[name]
-            if type(v) not in (int, float) or not (low <= v <= high):
-                raise ApiError(400, "invalid_request",
-                               "%s must be a number in [%s, %s]" % (name, low, high), field=name)
-            return v
-
-        for name in RATE_FAULTS:
-            if body.get(name) is not None:
-                setattr(faults, name, float(number(name, 0, 1)))
-        total = sum(getattr(faults, name) for name in RATE_FAULTS)
-        if total > 1.0 + 1e-9:
-            raise ApiError(400, "invalid_request", "fault probabilities add up to more than 1")
-        for name in ("latency_ms", "latency_jitter_ms", "commit_delay_ms"):
-            if body.get(name) is not None:
-                setattr(faults, name, float(number(name, 0, 600000)))
-        if body.get("retry_after") is not None:
-            v = body["retry_after"]
-            if type(v) is not int or not (0 <= v <= 86400):
-                raise ApiError(400, "invalid_request", "retry_after must be an integer 0..86400",
-                               field="retry_after")
-            faults.retry_after = v
-        if body.get("import_ttl") is not None:
-            v = number("import_ttl", 0, 10 ** 9)
-            if v <= 0:
-                raise ApiError(400, "invalid_request", "import_ttl must be > 0", field="import_ttl")
-            faults.import_ttl = v
-        if body.get("seed") is not None:
-            if type(body["seed"]) is not int:
-                raise ApiError(400, "invalid_request", "seed must be an integer", field="seed")
-            faults.seed = body["seed"]
-        return faults
-
-    def view(self):
-        return {name: getattr(self, name) for name in self.FIELDS}
-
-
 # ---------------------------------------------------------------------------
 # Application
 # ---------------------------------------------------------------------------
@@ -662,15 +563,15 @@ _ROUTES = [
     (re.compile(r"/v1/imports/([^/]+)/commit"), {"POST": "commit"}),
 ]
 
-_ADMIN_ROUTES = {
-    "/_admin/health": {"GET": "admin_health"},
-    "/_admin/dump": {"GET": "admin_dump"},
-    "/_admin/stats": {"GET": "admin_stats"},
-    "/_admin/applied": {"GET": "admin_applied"},
-    "/_admin/faults": {"GET": "admin_get_faults", "POST": "admin_set_faults"},
-    "/_admin/expire": {"POST": "admin_expire"},
-    "/_admin/reset": {"POST": "admin_reset"},
-}
+_ADMIN_ROUTES = [
+    ("/_admin/health", {"GET": "admin_health"}),
+    ("/_admin/dump", {"GET": "admin_dump"}),
+    ("/_admin/stats", {"GET": "admin_stats"}),
+    ("/_admin/applied", {"GET": "admin_applied"}),
+    ("/_admin/faults", {"GET": "admin_get_faults", "POST": "admin_set_faults"}),
+    ("/_admin/expire", {"POST": "admin_expire"}),
+    ("/_admin/reset", {"POST": "admin_reset"}),
+]
 
 _COMMIT_PATH_RE = re.compile(r"/v1/imports/[^/]+/commit")
 _PART_PATH_RE = re.compile(r"/v1/imports/[^/]+/parts/[^/]+")
@@ -711,7 +612,12 @@ class ShopsApp:
         self.started = time.time()
         seed = config.seed
         self.id_rng = random.Random(None if seed is None else "ids:%d" % seed)
-        self.fault_rng = random.Random(seed)
+        self.faults = httpbase.FaultInjector(
+            seed, FAULT_KINDS, min_retry_after=0,
+            extra={"import_ttl": (config.import_ttl, 0.001, 10 ** 9),
+                   "commit_delay_ms": (0.0, 0, 600000)})
+        self.tokens = httpbase.TokenStore("tok_")
+        self.limiter = httpbase.RateLimiter(config.rate, config.burst)
         self.journal = open(config.journal, "w", encoding="utf-8") if config.journal else None
         self._reset_state()
 
@@ -722,12 +628,11 @@ class ShopsApp:
         self.imports = {}
         self.import_seq = 0
         self.idempotency = {}           # (client, key) -> (fingerprint, import_id, time)
-        self.tokens = {}                # token -> [client_id, expires_at]
-        self.buckets = {}               # client_id -> [tokens, last_refill]
+        self.tokens.clear()
+        self.limiter.clear()
         self.applied = []               # segments, see _log_applied
         self.applied_count = 0
-        self.faults = Faults(self.config.import_ttl)
-        self.fault_rng.seed(self.config.seed)
+        self.faults.reset()
         self.counters = {}
         self.last_internal_error = None
         if self.journal is not None:
@@ -746,7 +651,7 @@ class ShopsApp:
 
     def _refresh_expiry(self, imp, now):
         if imp.status == "open":
-            deadline = imp.last_activity + self.faults.import_ttl
+            deadline = imp.last_activity + self.faults["import_ttl"]
             if now >= deadline:
                 imp.status = "expired"
                 imp.ended_at = deadline
@@ -755,7 +660,7 @@ class ShopsApp:
 
     def _import_view(self, imp):
         if imp.status == "open":
-            expires = rfc3339(imp.last_activity + self.faults.import_ttl)
+            expires = rfc3339(imp.last_activity + self.faults["import_ttl"])
         elif imp.status == "expired":
             expires = rfc3339(imp.ended_at)
         else:
@@ -812,8 +717,8 @@ class ShopsApp:
             self.count("requests")
         try:
             resp = self._dispatch(req)
-        except ApiError as exc:
-            resp = exc.response()
+        except httpbase.HttpError as exc:
+            resp = error_response(exc)
         except Exception:  # a bug: answer 500 and keep the trace for /_admin/stats
             with self.lock:
                 self.last_internal_error = traceback.format_exc()
@@ -829,12 +734,7 @@ class ShopsApp:
     def _dispatch(self, req):
         path = req.path
         if path.startswith("/_admin/"):
-            routes = _ADMIN_ROUTES.get(path)
-            if routes is None:
-                raise ApiError(404, "not_found", "no such admin endpoint")
-            name = routes.get(req.method)
-            if name is None:
-                raise _method_not_allowed(routes)
+            name, _ = httpbase.route(_ADMIN_ROUTES, req.method, path, "no such admin endpoint")
             return getattr(self, name)(req)
         if path == "/oauth/token":
             if req.method != "POST":
@@ -858,7 +758,7 @@ class ShopsApp:
         with self.lock:
             client, token = self._authenticate(req, now)
             if fault == "token_expire":
-                self.tokens.pop(token, None)
+                self.tokens.revoke(token)
                 self.count("fault.token_expire")
                 raise ApiError(401, "token_expired", "access token expired",
                                headers=[("WWW-Authenticate",
@@ -867,56 +767,30 @@ class ShopsApp:
 
         if req.oversize:
             raise self._too_large(req.path)
-        for regex, methods in _ROUTES:
-            m = regex.fullmatch(req.path)
-            if m is None:
-                continue
-            name = methods.get(req.method)
-            if name is None:
-                raise _method_not_allowed(methods)
-            args = [urllib.parse.unquote(g) for g in m.groups()]
-            if fault != "commit_drop":
-                return getattr(self, name)(req, client, *args)
-            # The commit runs to completion; its answer, whatever it is, is lost.
-            try:
-                resp = getattr(self, name)(req, client, *args)
-            except ApiError as exc:
-                resp = exc.response()
-            resp.action = "drop"
-            return resp
-        raise ApiError(404, "not_found", "no such endpoint")
+        name, args = httpbase.route(_ROUTES, req.method, req.path)
+        args = [urllib.parse.unquote(g) for g in args]
+        if fault != "commit_drop":
+            return getattr(self, name)(req, client, *args)
+        # The commit runs to completion; its answer, whatever it is, is lost.
+        try:
+            resp = getattr(self, name)(req, client, *args)
+        except httpbase.HttpError as exc:
+            resp = error_response(exc)
+        resp.action = "drop"
+        return resp
 
     # -- faults, auth, rate limit -------------------------------------------
 
     def _draw_fault(self, is_commit):
         """One uniform draw picks at most one fault; latency is separate."""
-        with self.lock:
-            f = self.faults
-            rng = self.fault_rng
-            u = rng.random()
-            picked = None
-            acc = 0.0
-            for name, kind in (("rate_reset", "reset"), ("rate_429", "429"),
-                               ("rate_500", "500"), ("rate_503", "503"),
-                               ("rate_token_expire", "token_expire"),
-                               ("rate_commit_drop", "commit_drop")):
-                p = getattr(f, name)
-                if p <= 0 or (kind == "commit_drop" and not is_commit):
-                    continue
-                acc += p
-                if u < acc:
-                    picked = kind
-                    break
-            delay = f.latency_ms
-            if f.latency_jitter_ms > 0:
-                delay += rng.uniform(0, f.latency_jitter_ms)
-            if picked is not None and picked != "token_expire":
+        picked = self.faults.draw(None if is_commit else NON_COMMIT_FAULTS)
+        if picked is not None and picked != "token_expire":
+            with self.lock:
                 self.count("fault." + picked)
-        return picked, delay / 1000.0
+        return picked, self.faults.latency()
 
     def _injected_error(self, kind):
-        with self.lock:
-            retry_after = self.faults.retry_after
+        retry_after = self.faults["retry_after"]
         if kind == "429":
             return ApiError(429, "rate_limited", "too many requests (injected)",
                             headers=[("Retry-After", str(retry_after))],
@@ -937,31 +811,20 @@ class ShopsApp:
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "unauthorized", "Authorization must be 'Bearer <access_token>'",
                            headers=challenge)
-        entry = self.tokens.get(token)
-        if entry is None or entry[1] <= now:
-            self.tokens.pop(token, None)
+        client = self.tokens.client(token, now)
+        if client is None:
             raise ApiError(401, "token_expired", "access token is expired, revoked or unknown",
                            headers=[("WWW-Authenticate",
                                      'Bearer realm="shops", error="invalid_token"')])
-        return entry[0], token
+        return client, token
 
     def _take_rate_token(self, client, now):
-        rate = self.config.rate
-        if rate <= 0:
+        allowed, _, wait = self.limiter.take(client, now)
+        if allowed:
             return
-        burst = self.config.burst
-        bucket = self.buckets.get(client)
-        if bucket is None:
-            bucket = self.buckets[client] = [float(burst), now]
-        tokens = min(float(burst), bucket[0] + (now - bucket[1]) * rate)
-        bucket[1] = now
-        if tokens >= 1.0:
-            bucket[0] = tokens - 1.0
-            return
-        bucket[0] = tokens
-        wait = max(1, math.ceil((1.0 - tokens) / rate))
         self.count("rate_limited")
-        raise ApiError(429, "rate_limited", "rate limit of %g requests/s exceeded" % rate,
+        raise ApiError(429, "rate_limited",
+                       "rate limit of %g requests/s exceeded" % self.config.rate,
                        headers=[("Retry-After", str(wait))], retry_after=wait)
 
     # -- bodies -------------------------------------------------------------
@@ -985,9 +848,12 @@ class ShopsApp:
         if encoding in ("", "identity"):
             pass
         elif encoding in ("gzip", "x-gzip"):
-            data = gunzip(data, MAX_BODY_BYTES) if data else b""
-            if data is None:
-                raise self._too_large(req.path)
+            try:
+                data = httpbase.gunzip(data, MAX_BODY_BYTES) if data else b""
+            except httpbase.BodyTooLarge:
+                raise self._too_large(req.path) from None
+            except httpbase.BadEncoding as exc:
+                raise ApiError(400, "invalid_encoding", "invalid gzip body: %s" % exc) from None
         else:
             raise ApiError(415, "unsupported_encoding",
                            "Content-Encoding '%s' is not supported; use gzip" % encoding)
@@ -1016,18 +882,10 @@ class ShopsApp:
                 return oauth_error(400, "invalid_request", "parameter '%s' repeated" % name)
             params[name] = value
 
-        basic = None
-        header = (req.headers.get("Authorization") or "").strip()
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() == "basic":
-            try:
-                decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-                cid, sep, secret = decoded.partition(":")
-                if not sep:
-                    raise ValueError("no colon")
-                basic = (urllib.parse.unquote_plus(cid), urllib.parse.unquote_plus(secret))
-            except (binascii.Error, ValueError, UnicodeDecodeError):
-                return self._invalid_client(True)
+        try:
+            basic = httpbase.basic_credentials(req.headers)
+        except ValueError:
+            return self._invalid_client(True)
         body_creds = "client_id" in params or "client_secret" in params
         if basic is not None and body_creds:
             return oauth_error(400, "invalid_request",
@@ -1048,13 +906,9 @@ class ShopsApp:
             return oauth_error(400, "unsupported_grant_type",
                                "only grant_type=client_credentials is supported")
 
-        token = "tok_" + base64.urlsafe_b64encode(os.urandom(24)).decode("ascii").rstrip("=")
-        now = time.time()
         ttl = self.config.token_ttl
+        token = self.tokens.issue(client_id, ttl, time.time())
         with self.lock:
-            if len(self.tokens) > 10000:
-                self.tokens = {t: e for t, e in self.tokens.items() if e[1] > now}
-            self.tokens[token] = [client_id, now + ttl]
             self.count("tokens_issued")
         return Response(200, {"access_token": token, "token_type": "Bearer",
                               "expires_in": int(ttl)},
@@ -1364,7 +1218,7 @@ class ShopsApp:
                                "parts beyond %d were uploaded" % parts, unexpected=unexpected)
             imp.status = "committing"
             snapshot = [uploaded[n] for n in sorted(uploaded)]
-            delay = self.faults.commit_delay_ms / 1000.0
+            delay = self.faults["commit_delay_ms"] / 1000.0
 
         try:
             if delay > 0:
@@ -1636,12 +1490,7 @@ class ShopsApp:
 
     def admin_set_faults(self, req):
         body = parse_json(self._body_bytes(req))
-        faults = Faults.from_json(body, self.config.import_ttl)
-        with self.lock:
-            self.faults = faults
-            if faults.seed is not None:
-                self.fault_rng.seed(faults.seed)
-            return Response(200, faults.view())
+        return Response(200, self.faults.configure(body))
 
     def admin_expire(self, req):
         import_id = req.query.get("import_id")
@@ -1672,144 +1521,23 @@ class ShopsApp:
 # HTTP layer
 # ---------------------------------------------------------------------------
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(httpbase.Handler):
+    """The HTTP side (plumbing in httpbase.Handler): a Request to ShopsApp, its
+    Response back; HEAD is answered as GET without a body."""
+
     server_version = "shops-emulator/1"
-    sys_version = ""
+    methods = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+    max_body = MAX_WIRE_BYTES
 
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format, *args):  # noqa: A002 - stdlib signature
-        pass
-
-    def version_string(self):
-        return self.server_version
-
-    def do_GET(self):
-        self._handle()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
-
-    def send_error(self, code, message=None, explain=None):
-        """JSON for errors raised by http.server itself (bad request line...)."""
-        body = to_json({"error": {"code": "bad_request" if code < 500 else "internal_error",
-                                  "message": message or self.responses.get(code, ("",))[0]}})
-        self.close_connection = True
-        try:
-            self.send_response(code, message)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
-                self.wfile.write(body)
-        except OSError:
-            pass
-
-    def _read_body(self):
-        """Read the request body; returns (bytes, oversize)."""
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            size = 0
-            while True:
-                line = self.rfile.readline(1024)
-                try:
-                    n = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    self.close_connection = True
-                    raise ApiError(400, "invalid_request", "bad chunked encoding")
-                if n == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                size += n
-                if size > MAX_WIRE_BYTES:
-                    self.close_connection = True
-                    return b"", True
-                chunks.append(self.rfile.read(n))
-                self.rfile.readline(1024)
-            return b"".join(chunks), False
-        raw = self.headers.get("Content-Length")
-        if not raw:
-            return b"", False
-        raw = raw.strip()
-        if not _DIGITS_RE.fullmatch(raw):
-            self.close_connection = True
-            raise ApiError(400, "invalid_request", "invalid Content-Length")
-        length = int(raw)
-        if length > MAX_WIRE_BYTES:
-            self.close_connection = True
-            return b"", True
-        data = self.rfile.read(length)
-        if len(data) < length:
-            self.close_connection = True
-            raise ConnectionError("client closed the connection mid-body")
-        return data, False
-
-    def _handle(self):
-        app = self.server.app
-        try:
-            try:
-                body, oversize = self._read_body()
-            except ApiError as exc:
-                self._send(exc.response())
-                return
-            split = urllib.parse.urlsplit(self.path)
-            query = {}
-            for name, value in urllib.parse.parse_qsl(split.query, keep_blank_values=True):
-                query.setdefault(name, value)
-            method = "GET" if self.command == "HEAD" else self.command  # HEAD: GET, no body
-            req = Request(method, split.path, query, self.headers, body, oversize)
-            resp = app.handle(req)
-            if resp.action is not None:    # "reset" or "drop"
-                self._abort_connection()
-                return
-            self._send(resp)
-        except (ConnectionError, OSError):
-            self.close_connection = True
-
-    def _send(self, resp):
-        self.send_response(resp.status)
-        for name, value in resp.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(resp.body)))
-        if self.close_connection or (self.headers.get("Connection") or "").lower() == "close":
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        # Headers and body in one write: no Nagle/delayed-ACK stall.
-        self._headers_buffer.append(b"\r\n")
-        if self.command != "HEAD":
-            self._headers_buffer.append(resp.body)
-        self.flush_headers()
-
-    def _abort_connection(self):
-        """Close with SO_LINGER {1, 0}: the peer sees a reset, no answer."""
-        self.close_connection = True
-        sock = self.connection
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        try:
-            os.close(sock.detach())
-        except OSError:
-            pass
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address, app):
-        self.app = app
-        super().__init__(address, Handler)
-
-    def handle_error(self, request, client_address):
-        pass  # connection errors are the client's business; bugs go to /_admin/stats
+    def handle_request(self):
+        body = self.read_body()
+        req = Request(self.method, self.url_path, httpbase.query_params(self.query),
+                      self.headers, body, self.body_oversize)
+        resp = self.app.handle(req)
+        if resp.action is not None:    # "reset" or "drop"
+            self.reset_connection()
+            return
+        self.send_json(resp.status, resp.body, resp.headers)
 
 
 # ---------------------------------------------------------------------------
@@ -1834,24 +1562,9 @@ def _parse_channel(text):
     return fields[0], name, currency
 
 
-def _resolve_loopback(host):
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise SystemExit("shops-emulator: cannot resolve host '%s': %s" % (host, exc))
-    loopback = [(family, addr[0]) for family, _, _, _, addr in infos
-                if ipaddress.ip_address(addr[0].split("%")[0]).is_loopback]
-    loopback.sort(key=lambda fa: fa[0] != socket.AF_INET)   # prefer IPv4
-    if loopback:
-        return loopback[0]
-    raise SystemExit("shops-emulator: host '%s' is not a loopback address" % host)
-
-
 def build_arg_parser():
     p = argparse.ArgumentParser(description="Shops import API v1 emulator")
-    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
-    p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one")
-    p.add_argument("--port-file", help="write the bound port here (atomically)")
+    httpbase.add_server_arguments(p)  # --host --port --port-file --tls-cert --tls-key
     p.add_argument("--client", action="append", type=_parse_client, metavar="ID:SECRET",
                    help="OAuth client (repeatable; default demo-client:demo-secret)")
     p.add_argument("--channel", action="append", type=_parse_channel,
@@ -1873,7 +1586,6 @@ def main(argv=None):
         raise SystemExit("shops-emulator: --rate >= 0, --burst >= 1, TTLs > 0 required")
     clients = dict(args.client or [("demo-client", "demo-secret")])
     channels = args.channel or [("store-br", "Loja BR", "BRL")]
-    family, address = _resolve_loopback(args.host)
 
     config = Config(clients, channels, args.rate, args.burst, args.token_ttl,
                     args.import_ttl, args.seed, args.journal)
@@ -1883,35 +1595,16 @@ def main(argv=None):
     gc.freeze()
     gc.set_threshold(50000, 20, 20)
 
-    server_class = Server
-    if family == socket.AF_INET6:
-        server_class = type("Server6", (Server,), {"address_family": socket.AF_INET6})
-    server = server_class((address, args.port), app)
-    port = server.server_address[1]
-    if args.port_file:
-        tmp = "%s.tmp.%d" % (args.port_file, os.getpid())
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, args.port_file)
+    server = httpbase.Server((args.host, args.port), Handler, app,
+                             tls=(args.tls_cert, args.tls_key))
+    banner = ("shops-emulator listening on %s (clients=%d channels=%d rate=%g burst=%d)"
+              % (server.url, len(clients), len(channels), args.rate, args.burst))
 
-    host = "[%s]" % address if family == socket.AF_INET6 else address
-    sys.stderr.write("shops-emulator listening on http://%s:%d (clients=%d channels=%d "
-                     "rate=%g burst=%d)\n" % (host, port, len(clients), len(channels),
-                                             args.rate, args.burst))
-    sys.stderr.flush()
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
+    def close():
         if app.journal is not None:
             app.journal.close()
-    return 0
+
+    return httpbase.serve(server, args.port_file, banner, on_close=close)
 
 
 if __name__ == "__main__":

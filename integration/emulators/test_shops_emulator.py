@@ -1,7 +1,7 @@
 """Self-test of the Shops import API emulator.
 
 Starts ``shops_emulator.py`` as a subprocess on a free loopback port and
-checks it against the contract in ``shared/api/shops.md`` over real HTTP.
+checks it against the contract in ``docs/api/shops.md`` over real HTTP.
 
     python3 -m unittest integration/emulators/test_shops_emulator.py -v
 """
