@@ -17,7 +17,6 @@
 #include "shops_int.h"
 
 #define SHP_NAME    "destination-shops"
-#define SHP_VERSION "0.1.0"
 /* A flush forced by a waiting state seals the open merge import at most
  * this often (a state blocked by the replace import would otherwise force a
  * commit at every loop turn). */
@@ -273,7 +272,7 @@ static enum ab_status shp_open(struct ab_driver *d, void **self, struct ab_error
     s->backlog_cap = 4 * s->cfg.max_in_flight < 8 ? 8 : 4 * s->cfg.max_in_flight;
 
     ab_driver_http_opts(d, &o);
-    o.user_agent = SHP_NAME "/" SHP_VERSION;
+    o.user_agent = SHP_NAME "/" AB_VERSION;
     s->h = ab_http_new(&o, err);
     if (!s->h) {
         return err->code;
@@ -809,7 +808,7 @@ static void shp_close(void *self)
 
 const struct ab_destination_ops shp_destination_ops = {
     .name = SHP_NAME,
-    .version = SHP_VERSION,
+    .version = AB_VERSION,
     .spec_json = shp_spec_json,
     .check = shp_check,
     .open = shp_open,

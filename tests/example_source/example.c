@@ -23,7 +23,6 @@
  */
 
 #define EX_NAME    "source-example"
-#define EX_VERSION "0.1.0"
 
 struct example {
     struct ab_driver *d;
@@ -203,7 +202,7 @@ static void ex_summary(void *self, struct ab_emitter *em)
 
 const struct ab_source_ops ex_source_ops = {
     .name = EX_NAME,
-    .version = EX_VERSION,
+    .version = AB_VERSION,
     .spec_json = ex_spec_json,
     .check = ex_check,
     .discover = ex_discover,

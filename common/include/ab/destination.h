@@ -39,7 +39,7 @@ struct ab_record {
 
 struct ab_destination_ops {
     const char *name;      /* "destination-x" */
-    const char *version;   /* "0.1.0" */
+    const char *version;   /* AB_VERSION: the project version, from CMake */
     const char *spec_json; /* the whole ConnectorSpecification object */
 
     /* check: config is already valid. Report each problem with

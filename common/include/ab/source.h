@@ -38,7 +38,7 @@ enum ab_source_next {
 
 struct ab_source_ops {
     const char *name;      /* "source-postgres" */
-    const char *version;   /* "0.1.0" */
+    const char *version;   /* AB_VERSION: the project version, from CMake */
     const char *spec_json; /* the whole ConnectorSpecification object */
 
     /* check: config is valid. Report each problem with ab_check_problem();

@@ -1,0 +1,126 @@
+/* crm360_int.h - destination-crm360 internals shared by its files. */
+/* SPDX-License-Identifier: MIT */
+#ifndef CRM_CRM360_INT_H
+#define CRM_CRM360_INT_H
+
+#include "ab/catalog.h"
+#include "ab/checkpoint.h"
+#include "ab/http.h"
+#include "ab/mapping.h"
+
+#include "crm360.h"
+
+/*
+ * Records are grouped per (object, operation) into batches of at most
+ * batch_size records and max_batch_bytes of body. Each batch is one
+ * checkpoint unit: the driver releases a STATE once every batch holding its
+ * records has been answered 200 by CRM360, which by contract means they are
+ * durably committed. Up to max_in_flight batches are on the wire at once.
+ *
+ * Orders wait for customers: a sealed batch of orders is sent only once every
+ * customer record that arrived before its last order is committed, so an
+ * order never reaches CRM360 before the customer it names (sealing orders
+ * seals the open customer batches too, so they never wait long).
+ */
+
+enum crm_result {
+    CRM_R_CREATED = 0,
+    CRM_R_UPDATED,
+    CRM_R_UNCHANGED,
+    CRM_R_STALE,
+    CRM_R_DELETED,
+    CRM_R_NOT_FOUND,
+    CRM_R_REJECTED,
+    CRM_R_NRESULTS
+};
+
+struct crm_rec {
+    uint64_t seq;
+    uint64_t lineno;
+    size_t stream;
+    size_t off; /* of the record's text within the body */
+    size_t len;
+};
+
+struct crm_batch {
+    struct crm_dest *owner;
+    struct crm_batch *next;      /* in the send queue */
+    struct crm_batch *live_prev; /* every sealed batch not yet freed */
+    struct crm_batch *live_next;
+    enum crm_object obj;
+    enum crm_op op;
+    uint64_t id;
+    uint64_t unit;
+    uint64_t last_seq;
+    struct ab_buf body;
+    struct crm_rec *recs;
+    size_t n;
+    size_t cap;
+    bool replayed; /* the answer carried "Idempotent-Replayed: true" */
+};
+
+struct crm_dest {
+    struct ab_driver *d;
+    struct ab_emitter *em;
+    struct ab_http *http;
+    struct ab_ckpt *ck;
+    const struct ab_catalog *cat;
+    struct ab_mappings maps;
+    struct ab_mapping *extra_maps; /* identity mappings by destination_object_name */
+    size_t nextra;
+    const struct ab_mapping **stream_map; /* per catalog stream */
+    enum crm_object *stream_obj;
+    enum crm_op *stream_op;
+
+    char *api_url;
+    const char *brand;
+    int64_t sync_id;
+    size_t batch_size;
+    size_t max_bytes;
+    size_t max_in_flight;
+    bool gzip;
+
+    struct crm_batch *open[CRM_NOBJECTS][CRM_NOPS];
+    struct crm_batch *queue_head;
+    struct crm_batch *queue_tail;
+    struct crm_batch *live; /* sealed batches, queued or on the wire */
+    size_t queued;
+    size_t in_flight;
+    uint64_t next_batch_id;
+
+    uint64_t results[CRM_NOBJECTS][CRM_R_NRESULTS];
+    uint64_t local_rejects;
+    uint64_t batches_sent;
+    uint64_t batches_replayed;
+    struct ab_buf scratch;
+    struct ab_buf errors;
+};
+
+/* wire.c: the names of per-record results and of the objects (NULL-ended). */
+extern const char *const crm_result_names[CRM_R_NRESULTS];
+extern const char *const crm_object_names[];
+/* Appends {"field","code","message"} to the JSON array being built in errors. */
+enum ab_status crm_add_problem(struct ab_buf *errors, const char *field, const char *code,
+                               const char *message, struct ab_error *err);
+
+/* batch.c: batches, their requests and answers. */
+struct crm_batch *crm_batch_new(struct crm_dest *c, enum crm_object obj, enum crm_op op,
+                                struct ab_error *err);
+void crm_batch_free(struct crm_batch *b);
+/* Sends what can be sent: sealed batches, as far as max_in_flight and the
+ * orders-after-customers rule allow. */
+void crm_pump(struct crm_dest *c);
+/* Closes the open batch of (obj, op) and queues it. */
+enum ab_status crm_seal(struct crm_dest *c, enum crm_object obj, enum crm_op op,
+                        struct ab_error *err);
+enum ab_status crm_seal_all(struct crm_dest *c, struct ab_error *err);
+
+/* crm360.c: the base URL without trailing slashes (malloc'd), the client. */
+char *crm_dup_url(const char *url);
+enum ab_status crm_make_client(struct ab_driver *d, bool for_check, struct ab_http **out,
+                               struct ab_error *err);
+
+/* check.c */
+enum ab_status crm_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err);
+
+#endif
