@@ -894,7 +894,7 @@ enum ab_status ab_config_load(const char *path, yajl_val schema, yajl_val *out,
     }
     rc = ab_config_validate(config, schema, err);
     if (rc != AB_OK) {
-        yajl_tree_free(config);
+        ab_json_free(config);
         return rc;
     }
     *out = config;

@@ -44,7 +44,7 @@
  */
 
 #define BLOCK_SIZE  ((size_t)64 * 1024)
-#define INTERN_SIZE 4096 /* > the ~1,400 JSON numbers of at most 3 characters */
+#define INTERN_SIZE 2048 /* > the ~1,400 JSON numbers of at most 3 characters */
 
 #define NODE_HDR  offsetof(struct yajl_val_s, u)
 #define STRING_SZ (NODE_HDR + sizeof(char *))

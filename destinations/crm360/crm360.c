@@ -392,7 +392,7 @@ static void report_failure(struct crm_dest *c, struct crm_batch *b, const struct
     ab_error_internal(&err, "%s %s: HTTP %d %s: %s (attempts %d)", crm_object_name(b->obj),
                       crm_op_name(b->op), resp->status, code, message, resp->attempts);
     if (root) {
-        yajl_tree_free(root);
+        ab_json_free(root);
     }
     ab_driver_fail(c->d, &err);
 }
@@ -465,7 +465,7 @@ static enum ab_status apply_results(struct crm_dest *c, struct crm_batch *b,
                  resp->replayed ? ", replayed by CRM360" : "");
     }
 out:
-    yajl_tree_free(root);
+    ab_json_free(root);
     return rc;
 }
 
@@ -1035,7 +1035,7 @@ static enum ab_status crm_check(struct ab_driver *d, struct ab_check *chk, struc
                              ab_json_get_str(root, "workspace", "?"));
         }
         if (root) {
-            yajl_tree_free(root);
+            ab_json_free(root);
         }
     }
 out:
