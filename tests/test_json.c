@@ -68,6 +68,11 @@ static void test_parse_errors(void **state)
         {"{\"state\":{},\"st\\u0061te\":{}}", 0,
          "invalid JSON: member 'state' appears twice at byte 12 ($)"},
         {"{\"a\":{\"b\":1,\"b\":2}}", 0, "invalid JSON: member 'b' appears twice at byte 12 ($.a)"},
+        /* member names in messages: never a control character (found by fuzz_json) */
+        {"{\"a\\nb\":\"\xff\"}", 0,
+         "invalid JSON: invalid UTF-8 at byte 9 ($.<member name of 3 bytes>)"},
+        {"{\"a\\nb\":1,\"a\\nb\":2}", 0,
+         "invalid JSON: member '<member name of 3 bytes>' appears twice at byte 13 ($)"},
     };
     size_t i;
 

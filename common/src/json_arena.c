@@ -316,6 +316,24 @@ size_t ab_json_arena_doc_bytes(const struct ab_json_arena *a)
 
 /* ---- errors -------------------------------------------------------------- */
 
+/* A member name as messages show it: itself when short, UTF-8 and free of
+ * control characters, else a description (messages stay one clean line). */
+static const char *key_for_message(const char *key, char *buf, size_t size)
+{
+    size_t n = strlen(key);
+    size_t i;
+
+    if (n <= 64 && ab_utf8_valid(key, n, NULL)) {
+        for (i = 0; i < n && (unsigned char)key[i] >= 0x20 && key[i] != 0x7f; i++) {
+        }
+        if (i == n) {
+            return key;
+        }
+    }
+    (void)snprintf(buf, size, "<member name of %zu bytes>", n);
+    return buf;
+}
+
 /* Appends the path of the current position ($.a.b[3]) to buf. */
 static void current_path(struct ab_json_arena *a, char *buf, size_t size)
 {
@@ -333,12 +351,11 @@ static void current_path(struct ab_json_arena *a, char *buf, size_t size)
             break; /* reading a member name: the object itself is the place */
         } else {
             const char *key = a->stack[end - 1];
+            char kb[48];
 
-            if (key && strlen(key) <= 64 && ab_utf8_valid(key, strlen(key), NULL)) {
-                n += (size_t)snprintf(buf + n, size - n, ".%s", key);
-            } else {
-                n += (size_t)snprintf(buf + n, size - n, ".<invalid member name>");
-            }
+            n += (size_t)snprintf(buf + n, size - n, ".%s",
+                                  key ? key_for_message(key, kb, sizeof(kb))
+                                      : "<invalid member name>");
         }
     }
     if (n >= size && size > 4) {
@@ -812,8 +829,10 @@ static bool check_key(struct ab_json_arena *a, const char *key, size_t at)
     for (i = f->first; i < a->nstack; i += 2) {
         if (a->stack[i] && strcmp(a->stack[i], key) == 0) {
             char what[128];
+            char kb[48];
 
-            (void)snprintf(what, sizeof(what), "member '%.64s' appears twice", key);
+            (void)snprintf(what, sizeof(what), "member '%s' appears twice",
+                           key_for_message(key, kb, sizeof(kb)));
             a->stack[i + 1] = &node_invalid;
             return content_error(a, at, what);
         }
@@ -862,8 +881,10 @@ static bool check_keys_large(struct ab_json_arena *a, size_t first, size_t n)
 
             if (strcmp(a->stack[first + 2 * j], key) == 0) {
                 char what[128];
+                char kb[48];
 
-                (void)snprintf(what, sizeof(what), "member '%.64s' appears twice", key);
+                (void)snprintf(what, sizeof(what), "member '%s' appears twice",
+                               key_for_message(key, kb, sizeof(kb)));
                 a->stack[first + 2 * j + 1] = &node_invalid;
                 ok = content_error(a, a->pos, what);
                 break;
