@@ -72,7 +72,7 @@ static void test_parse_errors(void **state)
         {"{\"a\\nb\":\"\xff\"}", 0,
          "invalid JSON: invalid UTF-8 at byte 9 ($.<member name of 3 bytes>)"},
         {"{\"a\\nb\":1,\"a\\nb\":2}", 0,
-         "invalid JSON: member '<member name of 3 bytes>' appears twice at byte 13 ($)"},
+         "invalid JSON: member '<member name of 3 bytes>' appears twice at byte 10 ($)"},
     };
     size_t i;
 
