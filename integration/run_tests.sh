@@ -35,6 +35,9 @@ cmake -S . -B build/asan -DCMAKE_C_COMPILER=clang -DAB_SANITIZE=ON -DCMAKE_BUILD
 cmake --build build/asan -j"$jobs"
 (cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs" -LE 'slow|bench')
 
+step "libFuzzer harnesses, 60 s each, two at a time"
+./fuzz/run.sh 60
+
 step "unit tests under valgrind"
 cmake -S . -B build/vg -DAB_VALGRIND=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build/vg -j"$jobs"

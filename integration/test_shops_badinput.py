@@ -46,6 +46,13 @@ from shops_helpers import (STREAMS, ShopsCase, assert_dead_letters,  # noqa: E40
 T = "2026-03-01T00:00:00Z"
 
 
+STREAM_NAME = 'products'
+KEY_NAME = b'sku'
+DATA_TMPL = (b'{"type":"RECORD","record":{"stream":"products","emitted_at":1,"data":'
+             b'{"sku":%POISON%,"brand":"aurora","title":"x","price":"1.00",'
+             b'"currency":"BRL","updated_at":"2026-05-01T00:00:00Z"}}}')
+
+
 class BadInput(ShopsCase):
     # -- helpers -------------------------------------------------------------
 
@@ -121,14 +128,72 @@ class BadInput(ShopsCase):
         airbyte_input.check_crlf_line_endings(self, lines)
         assert_store_equals(self, self.dump(), expected_store(exp))
 
-    def test_invalid_utf8(self):
+    # Each poison value of the JSON intake, in place of the record's key.
+    POISON = [
+        (b'"P-\xc0\xaf-1"', "invalid UTF-8"),            # overlong 2 bytes
+        (b'"P-\xe0\x80\xaf-2"', "invalid UTF-8"),        # overlong 3 bytes
+        (b'"P-\xed\xa0\x80-3"', "invalid UTF-8"),        # UTF-8 surrogate
+        (b'"P-\xf4\x90\x80\x80-4"', "invalid UTF-8"),   # above U+10FFFF
+        (b'"P-\xff\xfe-5"', "invalid UTF-8"),
+        (b'"P-\\udc00-6"', "unpaired surrogate escape (low half)"),
+        (b'"P-\\ud800-7"', "unpaired surrogate escape (high half)"),
+        (b'"P-8\\u0000evil"', "escaped NUL"),
+        (b'"P-9","KEY":"P-9b"', "appears twice"),
+        (b'1e999', "number out of range"),
+    ]
+
+    def test_poison_values_are_dead_lettered(self):
+        """A record holding a value the intake refuses is dead-lettered
+        with its line, stream and reason; every other record loads."""
+        lines, exp = self.base()
+        bad = [DATA_TMPL.replace(b"%POISON%", p.replace(b"KEY", KEY_NAME)) for p, _ in self.POISON]
+        # sourceStats count the poison lines too: fix them on parseable
+        # stand-ins (Python's json refuses some poison), then swap back
+        stand_in = DATA_TMPL.replace(b"%POISON%", b'"stand-in"')
+        lines, n = insert_mid_window(lines, [stand_in] * len(bad), after_state=4)
+        lines = fix_source_stats(lines)
+        lines[n - 1:n - 1 + len(bad)] = bad
+        inp = self.wd.write_lines("in.jsonl", lines)
+        res = self.write(inp)
+        self.assert_ok(res)
+        invalid = [{"stream": STREAM_NAME, "line": n + i, "reason": r}
+                   for i, (_, r) in enumerate(self.POISON)]
+
+        def check_entry(e, want, line):
+            self.assertEqual(e["rejected_by"], "destination")
+            self.assertIsInstance(e["record"], str, "the line, as text")
+            msg = " ".join(x.get("message", "") for x in e["errors"])
+            self.assertIn(want["reason"], msg, "line %d: %r" % (line, e["errors"]))
+            self.assertIn("at byte", msg)
+            self.assertTrue(e["errors"][0]["field"].startswith("$.record.data"))
+
+        airbyte_input.check_dead_letters(self, self.dead_letters(), invalid, check_entry)
+        # every state goes out, and the summary counts the rejections
+        # (Python's json cannot read the poison lines to check per state)
+        self.assertEqual(len(res.states), sum(
+            1 for ln in lines if ln.startswith(b'{"type":"STATE"')))
+        self.assertTrue(any("%d rejected" % len(self.POISON) in m for m in res.logs()),
+                        res.describe())
+        dump = self.dump()
+        assert_store_equals(self, dump, expected_store(exp))
+        assert_no_open_imports(self, dump)
+
+    def test_poison_stream_name_is_a_protocol_error(self):
         lines, _ = self.base()
-        bad = (b'{"type":"RECORD","record":{"stream":"products","emitted_at":1,"data":'
-               b'{"sku":"P-\xff\xfe-1","brand":"aurora","title":"x","price":"1.00",'
-               b'"currency":"BRL","updated_at":"2026-05-01T00:00:00Z"}}}')
+        bad = (b'{"type":"RECORD","record":{"stream":"' + STREAM_NAME.encode()
+               + b'\\u0000evil","data":{}}}')
         lines, n = insert_mid_window(lines, [bad], after_state=4)
         inp = self.wd.write_lines("in.jsonl", lines)
-        self.assert_input_error(inp, self.write(inp), n)
+        self.assert_input_error(inp, self.write(inp), n, ["escaped NUL", "$.record.stream"])
+
+    def test_state_with_a_duplicate_member(self):
+        lines, _ = self.base()
+        desc = b'"stream":{"stream_descriptor":{"name":"%s"},"stream_state":{}}' % STREAM_NAME.encode()
+        bad = (b'{"type":"STATE","state":{"type":"STREAM",' + desc + b'},'
+               b'"st\\u0061te":{"type":"STREAM",' + desc + b'}}')
+        lines, n = insert_mid_window(lines, [bad], after_state=4)
+        inp = self.wd.write_lines("in.jsonl", lines)
+        self.assert_input_error(inp, self.write(inp), n, ["member 'state' appears twice"])
 
     def test_record_for_stream_not_in_catalog(self):
         lines, _ = self.base()

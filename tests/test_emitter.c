@@ -61,7 +61,7 @@ static void test_messages_golden(void **state)
     static const char spec[] = "{\n  \"documentationUrl\": \"https://example.com/docs\",\n"
                                "  \"connectionSpecification\": {\"type\": \"object\",\n"
                                "    \"properties\": {\"port\": {\"type\": \"integer\", "
-                               "\"maximum\": 65535, \"default\": 1e400}}},\n"
+                               "\"maximum\": 65535, \"default\": 1e300}}},\n"
                                "  \"supported_destination_sync_modes\": [\"append\"],\n"
                                "  \"big\": 123456789012345678901234567890\n}\n";
     static const char members[] =

@@ -1,5 +1,6 @@
 /* test_json_arena.c - the arena parser builds what yajl_tree builds. */
 /* SPDX-License-Identifier: MIT */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ static const char *const same_cases[] = {
     "{\"a\":1,\"b\":[true,false,null,\"x\",{\"c\":{}}],\"d\":\"\\u00e9\\n\"}",
     "{\"id\":12345678901234567890123,\"n\":-9223372036854775808,\"f\":1.50}",
     "[[[[[[[[[[1]]]]]]]]]]",
-    "{\"\":\"\",\"dup\":1,\"dup\":2}",
+    "{\"\":\"\",\"dup\":1,\"dup2\":2}",
     "  {\"type\":\"RECORD\",\"record\":{\"stream\":\"s\",\"data\":{\"k\":[1,2,3]}}}  ",
 };
 
@@ -50,7 +51,7 @@ static void test_arena_matches_yajl_tree(void **state)
         assert_string_equal(bv.data, bt.data);
         ab_buf_release(&bt);
         ab_buf_release(&bv);
-        yajl_tree_free(t);
+        ab_json_free(t);
     }
     ab_json_arena_free(a);
 }
@@ -94,7 +95,7 @@ static void test_arena_rejects_bad_json(void **state)
         {"/* c */ {}", 0, "invalid JSON"},
         {"{\"a\":\"\xff\"}", 0, "invalid JSON"},
         {"", 0, "invalid JSON"},
-        {nul, sizeof(nul) - 1, "NUL byte at offset 7"},
+        {nul, sizeof(nul) - 1, "control character in a string at byte 7"},
     };
     struct ab_json_arena *a = ab_json_arena_new(NULL);
     struct ab_error err;
@@ -156,6 +157,167 @@ static void test_arena_deep_nesting_and_large_values(void **state)
     ab_json_arena_free(a);
 }
 
+/* Every UTF-8 edge of RFC 3629, raw and escaped. */
+static void test_utf8_edges(void **state)
+{
+    static const struct {
+        const char *text;
+        bool ok;
+    } cases[] = {
+        {"\"\xc2\x80\"", true},          /* U+0080 */
+        {"\"\xdf\xbf\"", true},          /* U+07FF */
+        {"\"\xe0\xa0\x80\"", true},      /* U+0800 */
+        {"\"\xef\xbf\xbf\"", true},      /* U+FFFF */
+        {"\"\xf0\x9f\x98\x80\"", true},  /* emoji, 4 bytes */
+        {"\"\\ud83d\\ude00\"", true},    /* the same as a pair */
+        {"\"\xf4\x8f\xbf\xbf\"", true},  /* U+10FFFF */
+        {"\"\xc0\xaf\"", false},         /* overlong 2 bytes */
+        {"\"\xc1\xbf\"", false},         /* overlong 2 bytes */
+        {"\"\xe0\x80\xaf\"", false},     /* overlong 3 bytes */
+        {"\"\xe0\x9f\xbf\"", false},     /* overlong 3 bytes */
+        {"\"\xf0\x80\x80\xaf\"", false}, /* overlong 4 bytes */
+        {"\"\xf0\x8f\xbf\xbf\"", false}, /* overlong 4 bytes */
+        {"\"\xed\xa0\x80\"", false},     /* U+D800 encoded */
+        {"\"\xed\xbf\xbf\"", false},     /* U+DFFF encoded */
+        {"\"\xf4\x90\x80\x80\"", false}, /* U+110000 */
+        {"\"\xf5\x80\x80\x80\"", false}, /* lead F5 */
+        {"\"\xff\"", false},             /* never in UTF-8 */
+        {"\"\x80\"", false},             /* lone continuation */
+        {"\"\xc3\"", false},             /* truncated 2 */
+        {"\"\xe2\x82\"", false},         /* truncated 3 */
+        {"\"\xf0\x9f\x98\"", false},     /* truncated 4 */
+        {"\"\\udc00\"", false},          /* lone low escape */
+        {"\"\\ud800\"", false},          /* lone high escape */
+        {"\"\\ud800x\"", false},         /* high then text */
+        {"\"\\ud800\\ud800\"", false},   /* high then high */
+        {"\"a\\u0000\"", false},         /* escaped NUL */
+    };
+    struct ab_json_arena *a = ab_json_arena_new(NULL);
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ab_error err = {0};
+        yajl_val v = ab_json_parse_arena(a, cases[i].text, strlen(cases[i].text), &err);
+
+        if ((v != NULL) != cases[i].ok) {
+            fail_msg("case %zu (%s): %s", i, cases[i].ok ? "valid" : "invalid", err.message);
+        }
+        if (!v) {
+            assert_non_null(strstr(err.message, " ($)"));
+        } else {
+            assert_true(ab_utf8_valid(v->u.string, strlen(v->u.string), NULL));
+        }
+    }
+    ab_json_arena_free(a);
+}
+
+/* A million levels: an error, no crash (parsing and freeing use no C stack). */
+static void test_million_deep(void **state)
+{
+    size_t n = 1000000;
+    char *deep = malloc(2 * n);
+    struct ab_error err = {0};
+    struct ab_json_limits lim = {.max_depth = 2 * n, .max_bytes = (size_t)1 << 31};
+    struct ab_json_arena *a = ab_json_arena_new(NULL);
+    yajl_val v;
+    yajl_val c;
+    size_t depth = 0;
+
+    (void)state;
+    assert_non_null(deep);
+    memset(deep, '[', n);
+    memset(deep + n, ']', n);
+    assert_null(ab_json_parse(deep, 2 * n, &err));
+    assert_non_null(strstr(err.message, "nested deeper than 512 levels at byte 512"));
+    /* with the cap lifted, the arena parse and the malloc free both work */
+    ab_json_arena_set_limits(a, &lim);
+    v = ab_json_parse_arena(a, deep, 2 * n, &err);
+    assert_non_null(v);
+    for (c = v; c->type == yajl_t_array && c->u.array.len; c = c->u.array.values[0]) {
+        depth++;
+    }
+    assert_int_equal(depth, n - 1);
+    ab_json_arena_free(a);
+    /* a deep malloc'd tree, built by hand, is freed without recursion */
+    v = NULL;
+    for (depth = 0; depth < n; depth++) {
+        yajl_val p = calloc(1, sizeof(*p));
+
+        assert_non_null(p);
+        p->type = yajl_t_array;
+        if (v) {
+            p->u.array.values = malloc(sizeof(yajl_val));
+            assert_non_null(p->u.array.values);
+            p->u.array.values[0] = v;
+            p->u.array.len = 1;
+        }
+        v = p;
+    }
+    ab_json_free(v);
+    free(deep);
+}
+
+/* The budget: a line costs a bounded multiple of its size, and more fails. */
+static void test_budget(void **state)
+{
+    size_t n = 4 << 20;
+    char *text = malloc(n);
+    struct ab_json_arena *a = ab_json_arena_new(NULL);
+    struct ab_json_limits lim = {.max_bytes = 1 << 20};
+    struct ab_error err = {0};
+    size_t i;
+
+    (void)state;
+    assert_non_null(text);
+    /* [1000,1001,...]: the worst case for numbers */
+    text[0] = '[';
+    for (i = 1; i + 6 < n; i += 5) {
+        (void)snprintf(text + i, 6, "%04zu,", 1000 + (i / 5) % 9000);
+    }
+    text[i - 1] = ']';
+    assert_non_null(ab_json_parse_arena(a, text, i, &err));
+    assert_true(ab_json_arena_doc_bytes(a) < (size_t)AB_JSON_BUDGET_FACTOR * i);
+    print_message("[1000,...] of %zu bytes: %zu bytes of memory (%.1fx)\n", i,
+                  ab_json_arena_doc_bytes(a), (double)ab_json_arena_doc_bytes(a) / (double)i);
+    ab_json_arena_set_limits(a, &lim);
+    assert_null(ab_json_parse_arena(a, text, i, &err));
+    assert_non_null(strstr(err.message, "needs more than 1048576 bytes of memory"));
+    lim.max_bytes = 0;
+    lim.max_values = 10;
+    ab_json_arena_set_limits(a, &lim);
+    assert_null(ab_json_parse_arena(a, text, i, &err));
+    assert_non_null(strstr(err.message, "more than 10 values"));
+    ab_json_arena_free(a);
+    free(text);
+}
+
+/* Salvage: the tree comes back with markers, the first problem is named. */
+static void test_salvage(void **state)
+{
+    static const char text[] =
+        "{\"stream\":\"s\",\"data\":{\"a\":\"\\u0000\",\"b\":1e999,\"c\":1,\"c\":2,\"ok\":3}}";
+    struct ab_json_arena *a = ab_json_arena_new(NULL);
+    struct ab_error content;
+    struct ab_error err = {0};
+    yajl_val v;
+    yajl_val data;
+
+    (void)state;
+    v = ab_json_parse_ex(a, text, strlen(text), true, &content, &err);
+    assert_non_null(v);
+    assert_int_equal(content.code, AB_ERR_PROTOCOL);
+    assert_string_equal(content.message, "escaped NUL (\\u0000) at byte 27 ($.data.a)");
+    assert_string_equal(content.internal, "$.data.a");
+    data = ab_json_get(v, "data");
+    assert_true(ab_json_is_invalid(ab_json_get(data, "a")));
+    assert_true(ab_json_is_invalid(ab_json_get(data, "b")));
+    assert_true(ab_json_is_invalid(ab_json_get(data, "c")));
+    assert_int_equal(ab_json_get_int(data, "ok", 0), 3);
+    assert_string_equal(ab_json_get_str(v, "stream", ""), "s");
+    ab_json_arena_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -163,6 +325,10 @@ int main(void)
         cmocka_unit_test(test_arena_number_flags),
         cmocka_unit_test(test_arena_rejects_bad_json),
         cmocka_unit_test(test_arena_deep_nesting_and_large_values),
+        cmocka_unit_test(test_utf8_edges),
+        cmocka_unit_test(test_million_deep),
+        cmocka_unit_test(test_budget),
+        cmocka_unit_test(test_salvage),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -74,8 +74,6 @@ static void test_parse_errors_name_the_index(void **state)
          "stream_mappings[0].fields.email: empty segment in field path 'contato..email'"},
         {"[{'stream':'s','object':'orders','fields':{'':'x'}}]",
          "stream_mappings[0].fields: empty target field name"},
-        {"[{'stream':'s','object':'orders','fields':{'id':'a','id':'b'}}]",
-         "stream_mappings[0].fields.id: listed twice"},
         {"[{'stream':'s','object':'orders'},{'stream':'s','object':'customers'}]",
          "stream_mappings[1]: stream 's' is already mapped by stream_mappings[0]"},
         {"[{'stream':'s','namespace':'erp','object':'orders'},{'stream':'s','object':'orders'},"

@@ -54,6 +54,19 @@ static void summarize(struct ab_buf *out, const char *line, size_t len)
     enum ab_status rc;
 
     rc = ab_msg_parse(&msg, line, len, &err);
+    if (rc == AB_ERR_REJECTED) {
+        /* a RECORD failing the intake: its stream is known, the rest is not */
+        assert_true(msg.invalid);
+        assert_int_equal(msg.type, AB_MSG_RECORD);
+        assert_non_null(msg.stream);
+        assert_int_equal(ab_buf_printf(out, NULL, "rejected: stream=%s ns=%s field=%s: %s\n",
+                                       msg.stream, msg.ns ? msg.ns : "-", msg.invalid_field,
+                                       err.message),
+                         AB_OK);
+        ab_msg_release(&msg);
+        assert_null(msg.root);
+        return;
+    }
     if (rc != AB_OK) {
         assert_int_equal(rc, AB_ERR_PROTOCOL);
         assert_int_equal(err.code, AB_ERR_PROTOCOL);
@@ -152,7 +165,7 @@ static void test_nul_byte_rejected(void **state)
 
     (void)state;
     assert_int_equal(ab_msg_parse(&msg, line, sizeof(line) - 1, &err), AB_ERR_PROTOCOL);
-    assert_non_null(strstr(err.message, "NUL byte"));
+    assert_non_null(strstr(err.message, "control character in a string at byte 33"));
     assert_null(msg.root);
 }
 
@@ -202,7 +215,7 @@ static void test_state_members_appends(void **state)
 {
     static const char line[] =
         "{\"type\":\"STATE\",\"state\":{\"destinationStats\":{\"recordCount\":1.0},\"type\":"
-        "\"LEGACY\",\"data\":{\"x\":[1,2.50,{\"y\":null}]},\"destinationStats\":{},\"id\":3}}";
+        "\"LEGACY\",\"data\":{\"x\":[1,2.50,{\"y\":null}]},\"id\":3}}";
     struct ab_msg msg;
     struct ab_error err = {0};
     struct ab_buf out;

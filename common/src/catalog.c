@@ -520,7 +520,7 @@ enum ab_status ab_catalog_load(struct ab_catalog *cat, const char *path, struct 
         return ab_error_set(err, AB_ERR_CONFIG, "cannot read catalog '%s': %s", path, perr.message);
     }
     rc = ab_catalog_parse(cat, root, err);
-    yajl_tree_free(root);
+    ab_json_free(root);
     return rc;
 }
 

@@ -1028,7 +1028,7 @@ enum ab_status ab_config_load_warn(const char *path, yajl_val schema, ab_config_
     }
     rc = ab_config_validate_warn(config, schema, warn, arg, err);
     if (rc != AB_OK) {
-        yajl_tree_free(config);
+        ab_json_free(config);
         return rc;
     }
     *out = config;

@@ -2,38 +2,109 @@
 /* SPDX-License-Identifier: MIT */
 #include "ab/json.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 yajl_val ab_json_parse(const char *text, size_t len, struct ab_error *err)
 {
-    char reason[256];
+    struct ab_json_arena *a = ab_json_arena_new(err);
     yajl_val v;
-    size_t i;
+    yajl_val c = NULL;
 
-    if (memchr(text, '\0', len)) {
-        ab_error_set(err, AB_ERR_PROTOCOL, "invalid JSON: contains a NUL byte at offset %zu",
-                     (size_t)((const char *)memchr(text, '\0', len) - text));
+    if (!a) {
         return NULL;
     }
-    reason[0] = '\0';
-    v = yajl_tree_parse(text, reason, sizeof(reason));
-    if (!v) {
-        /* yajl's reason spans lines (it draws a caret): keep the first. */
-        for (i = 0; reason[i]; i++) {
-            if (reason[i] == '\n' || reason[i] == '\r') {
-                reason[i] = '\0';
-                break;
+    v = ab_json_parse_arena(a, text, len, err);
+    if (v) {
+        c = ab_json_clone(v);
+        if (!c) {
+            ab_error_set(err, AB_ERR_NOMEM, "out of memory copying a document of %zu bytes", len);
+        }
+    }
+    ab_json_arena_free(a);
+    return c;
+}
+
+/* Frees v's own allocations except its children. */
+static void free_node(yajl_val v)
+{
+    switch (v->type) {
+    case yajl_t_string:
+        free(v->u.string);
+        break;
+    case yajl_t_number:
+        free(v->u.number.r);
+        break;
+    case yajl_t_object:
+        free((void *)v->u.object.keys);
+        free(v->u.object.values);
+        break;
+    case yajl_t_array:
+        free(v->u.array.values);
+        break;
+    case yajl_t_true:
+    case yajl_t_false:
+    case yajl_t_null:
+    case yajl_t_any:
+        break;
+    }
+    free(v);
+}
+
+/*
+ * Depth-first without a stack: descending into the last child of a
+ * container, its slot keeps the container's parent (pointer reversal);
+ * coming back up, the slot gives the parent back and the child is dropped.
+ */
+void ab_json_free(yajl_val v)
+{
+    yajl_val parent = NULL;
+
+    while (v) {
+        yajl_val *vals = NULL;
+        size_t len = 0;
+
+        if (v->type == yajl_t_array) {
+            vals = v->u.array.values;
+            len = v->u.array.len;
+        } else if (v->type == yajl_t_object) {
+            vals = v->u.object.values;
+            len = v->u.object.len;
+        }
+        if (len > 0 && vals[len - 1]) {
+            yajl_val child = vals[len - 1];
+
+            vals[len - 1] = parent;
+            parent = v;
+            v = child;
+            continue;
+        }
+        if (len > 0) {
+            /* a NULL child: drop the slot */
+            if (v->type == yajl_t_object) {
+                free((void *)(uintptr_t)v->u.object.keys[len - 1]);
+                v->u.object.len--;
+            } else {
+                v->u.array.len--;
             }
+            continue;
         }
-        if (!reason[0]) {
-            (void)strcpy(reason, "out of memory or empty input");
+        free_node(v);
+        v = parent;
+        if (!v) {
+            break;
         }
-        ab_error_set(err, AB_ERR_PROTOCOL, "invalid JSON: %s", reason);
-        return NULL;
+        if (v->type == yajl_t_object) {
+            len = v->u.object.len;
+            parent = v->u.object.values[len - 1];
+            free((void *)(uintptr_t)v->u.object.keys[len - 1]);
+            v->u.object.len--;
+        } else {
+            len = v->u.array.len;
+            parent = v->u.array.values[len - 1];
+            v->u.array.len--;
+        }
     }
-    return v;
 }
 
 yajl_val ab_json_get(yajl_val v, const char *key)
@@ -296,13 +367,17 @@ const char *ab_json_type_name(yajl_val v)
     return "null";
 }
 
-yajl_val ab_json_clone(yajl_val v)
+/* NOLINTNEXTLINE(misc-no-recursion): depth capped by AB_JSON_MAX_DEPTH */
+static yajl_val clone_at(yajl_val v, size_t depth)
 {
     yajl_val c;
     size_t i;
     size_t n;
 
     if (!v) {
+        return NULL;
+    }
+    if (depth > AB_JSON_MAX_DEPTH) {
         return NULL;
     }
     c = calloc(1, sizeof(*c));
@@ -333,7 +408,7 @@ yajl_val ab_json_clone(yajl_val v)
         }
         for (i = 0; i < n; i++) {
             c->u.object.keys[i] = strdup(v->u.object.keys[i]);
-            c->u.object.values[i] = ab_json_clone(v->u.object.values[i]);
+            c->u.object.values[i] = clone_at(v->u.object.values[i], depth + 1);
             c->u.object.len = i + 1;
             if (!c->u.object.keys[i] || !c->u.object.values[i]) {
                 goto fail;
@@ -347,7 +422,7 @@ yajl_val ab_json_clone(yajl_val v)
             goto fail;
         }
         for (i = 0; i < n; i++) {
-            c->u.array.values[i] = ab_json_clone(v->u.array.values[i]);
+            c->u.array.values[i] = clone_at(v->u.array.values[i], depth + 1);
             c->u.array.len = i + 1;
             if (!c->u.array.values[i]) {
                 goto fail;
@@ -362,6 +437,11 @@ yajl_val ab_json_clone(yajl_val v)
     }
     return c;
 fail:
-    yajl_tree_free(c);
+    ab_json_free(c);
     return NULL;
+}
+
+yajl_val ab_json_clone(yajl_val v)
+{
+    return clone_at(v, 0);
 }

@@ -1,24 +1,61 @@
-/* json_arena.c - strict JSON parsing into arena-allocated yajl_val trees. */
+/* json_arena.c - the strict JSON intake: one parser for every document. */
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <yajl/yajl_parse.h>
+#include <math.h>
 
 #include "ab/json.h"
 
 /*
- * yajl_tree mallocs every node, key and string and frees them one by one;
- * on a stream of small records that is most of the parsing time. Here yajl's
- * callback parser builds the same structures from blocks that are dropped
- * together. Children of open containers wait on one reusable stack and are
- * copied into exact-size arrays when their container closes.
+ * Everything that comes from outside (stdin lines, config, catalog, HTTP
+ * answers, files) is parsed here, and nowhere else. The parser is iterative
+ * (an explicit stack of open containers, so nesting costs no C stack) and
+ * strict beyond RFC 8259:
+ *
+ *   - strings and member names are UTF-8 per RFC 3629 (no overlong forms,
+ *     no surrogates, nothing above U+10FFFF), raw bytes and escapes alike;
+ *   - an escaped NUL (\u0000) and unpaired surrogate escapes are refused;
+ *   - a number that does not fit a double (1e999) is refused;
+ *   - a member name twice in one object (compared after unescaping) is
+ *     refused;
+ *   - nesting is capped (AB_JSON_MAX_DEPTH) and so is memory
+ *     (AB_JSON_BUDGET_FACTOR times the text plus AB_JSON_BUDGET_BASE).
+ *
+ * Memory layout. The tree is made of yajl_val nodes so that every accessor
+ * works on it, but carved from 64 KiB blocks, with no per-value malloc and no
+ * padding beyond what a type needs: a string node is the 8-byte header and
+ * its pointer (16 bytes), an array node 24 bytes followed by its values, an
+ * object 32 bytes followed by its keys and values, a number the full 40. Only
+ * the members of a node's own type may be read (every accessor checks the
+ * type first). null, true, false, "", [] and {} are shared static nodes, and
+ * numbers of at most 3 characters are shared within a document. The text of
+ * strings is packed without alignment. Children of open containers wait on
+ * one stack (8 bytes per array item, 16 per member) and are copied behind
+ * their container when it closes.
+ *
+ * Worst cases per input byte (tree plus the stack of a huge container):
+ * "[1000]," 12.1, "1000," 10.6, "{\"a\":1000}," 9.4, "\"ab\"," 5.4.
+ * Typical records cost 3 to 6 bytes per byte. The budget (16x + 1 MiB) is a
+ * backstop that valid documents never reach; it bounds a hostile one.
  */
 
-#define BLOCK_SIZE ((size_t)64 * 1024)
-#define MAX_DEPTH  512
+#define BLOCK_SIZE  ((size_t)64 * 1024)
+#define INTERN_SIZE 2048 /* > the ~1,400 JSON numbers of at most 3 characters */
+
+#define NODE_HDR  offsetof(struct yajl_val_s, u)
+#define STRING_SZ (NODE_HDR + sizeof(char *))
+#define ARRAY_SZ  (NODE_HDR + sizeof(((yajl_val)0)->u.array))
+#define OBJECT_SZ (NODE_HDR + sizeof(((yajl_val)0)->u.object))
+#define NUMBER_SZ sizeof(struct yajl_val_s)
+#define PTR_ALIGN sizeof(void *)
+
+_Static_assert(STRING_SZ % sizeof(void *) == 0, "string node alignment");
+_Static_assert(ARRAY_SZ % sizeof(void *) == 0, "array node alignment");
+_Static_assert(OBJECT_SZ % sizeof(void *) == 0, "object node alignment");
 
 struct block {
     struct block *next;
@@ -27,59 +64,189 @@ struct block {
     /* data follows, max_align_t aligned */
 };
 
+#define BLOCK_HEADER ((sizeof(struct block) + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1))
+
 struct frame {
+    yajl_type type; /* yajl_t_object or yajl_t_array */
+    size_t first;   /* index of its first child slot on the stack */
+    size_t start;   /* byte offset of its opening bracket */
+};
+
+struct intern {
+    uint32_t gen;
+    uint32_t key;
     yajl_val node;
-    size_t first; /* index of its first child on the value stack */
 };
 
 struct ab_json_arena {
-    struct block *blocks; /* newest first; the last one is kept on reset */
-    yajl_val *vals;       /* children of open containers */
-    char **keys;          /* their keys (objects only; NULL for array items) */
-    size_t nvals;
+    struct block *blocks; /* newest first; the oldest is kept on reset */
+    void **stack;         /* children of open containers; members as key, value */
+    size_t nstack;
     size_t cap;
-    struct frame frames[MAX_DEPTH];
+    struct frame *frames;
+    size_t frames_cap;
     size_t depth;
-    char *pending_key;
-    yajl_val root;
-    bool nomem;
-    bool too_deep;
+    struct intern *interns;
+    uint32_t gen;
+    size_t doc_bytes;             /* memory taken by the current document */
+    struct ab_json_limits limits; /* as set; zeros mean the defaults */
+    struct ab_json_limits cur;    /* effective for the current document */
+    size_t values;                /* values in the current document */
+    /* the current document */
+    const unsigned char *text;
+    size_t len;
+    size_t pos;
+    bool salvage;
+    struct ab_error *content; /* first content error (salvage), else NULL */
+    struct ab_error *err;
+    enum ab_status failed; /* a hard failure, reported in *err */
 };
 
-#define BLOCK_HEADER ((sizeof(struct block) + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1))
+/* ---- shared nodes -------------------------------------------------------- */
 
-static void *arena_alloc(struct ab_json_arena *a, size_t n)
+static struct yajl_val_s node_null = {.type = yajl_t_null};
+static struct yajl_val_s node_true = {.type = yajl_t_true};
+static struct yajl_val_s node_false = {.type = yajl_t_false};
+static char empty_text[1] = "";
+static struct yajl_val_s node_empty_string = {.type = yajl_t_string, .u.string = empty_text};
+static yajl_val empty_values[1];
+static const char *empty_keys[1];
+static struct yajl_val_s node_empty_array = {.type = yajl_t_array,
+                                             .u.array = {.values = empty_values, .len = 0}};
+static struct yajl_val_s node_empty_object = {
+    .type = yajl_t_object, .u.object = {.keys = empty_keys, .values = empty_values, .len = 0}};
+/* Stands for a value that failed a content check (salvage mode only). */
+static char invalid_text[] = "\xef\xbf\xbd";
+static struct yajl_val_s node_invalid = {.type = yajl_t_string, .u.string = invalid_text};
+
+bool ab_json_is_invalid(yajl_val v)
+{
+    return v == &node_invalid;
+}
+
+/* ---- UTF-8 --------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (n bytes available), 0 if none. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+        return (n >= 2 && (s[1] & 0xc0) == 0x80) ? 2 : 0;
+    }
+    if (c >= 0xe0 && c <= 0xef) {
+        unsigned char lo = c == 0xe0 ? 0xa0 : 0x80; /* E0: no overlong forms */
+        unsigned char hi = c == 0xed ? 0x9f : 0xbf; /* ED: no surrogates */
+
+        return (n >= 3 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80) ? 3 : 0;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        unsigned char lo = c == 0xf0 ? 0x90 : 0x80; /* F0: no overlong forms */
+        unsigned char hi = c == 0xf4 ? 0x8f : 0xbf; /* F4: nothing above U+10FFFF */
+
+        return (n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 &&
+                (s[3] & 0xc0) == 0x80)
+                   ? 4
+                   : 0;
+    }
+    return 0; /* continuation byte, C0/C1 (overlong), F5..FF */
+}
+
+bool ab_utf8_valid(const char *s, size_t n, size_t *bad)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < n) {
+        size_t k;
+
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        k = utf8_seq(p + i, n - i);
+        if (k == 0) {
+            if (bad) {
+                *bad = i;
+            }
+            return false;
+        }
+        i += k;
+    }
+    return true;
+}
+
+/* ---- arena --------------------------------------------------------------- */
+
+static enum ab_status fail(struct ab_json_arena *a, enum ab_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool over_budget(struct ab_json_arena *a, size_t more)
+{
+    if (a->doc_bytes + more > a->cur.max_bytes) {
+        if (!a->failed) {
+            (void)fail(a, AB_ERR_PROTOCOL,
+                       "invalid JSON: a document of %zu bytes needs more than %zu bytes of "
+                       "memory (at byte %zu)",
+                       a->len, a->cur.max_bytes, a->pos);
+        }
+        return true;
+    }
+    a->doc_bytes += more;
+    return false;
+}
+
+static void *arena_alloc(struct ab_json_arena *a, size_t n, size_t align)
 {
     struct block *b = a->blocks;
-    size_t align = sizeof(max_align_t);
+    size_t at;
 
-    n = (n + align - 1) & ~(align - 1);
-    if (!b || b->size - b->used < n) {
-        size_t size = n > BLOCK_SIZE ? n : BLOCK_SIZE;
+    if (b) {
+        at = (b->used + align - 1) & ~(align - 1);
+        if (at <= b->size && b->size - at >= n) {
+            b->used = at + n;
+            return (char *)b + BLOCK_HEADER + at;
+        }
+    }
+    {
+        size_t size = n > BLOCK_SIZE / 4 ? n : BLOCK_SIZE;
 
+        if (over_budget(a, BLOCK_HEADER + size)) {
+            return NULL;
+        }
         b = malloc(BLOCK_HEADER + size);
         if (!b) {
-            a->nomem = true;
+            (void)fail(a, AB_ERR_NOMEM, "out of memory parsing a document of %zu bytes", a->len);
             return NULL;
         }
         b->size = size;
-        b->used = 0;
-        b->next = a->blocks;
-        a->blocks = b;
+        b->used = n;
+        if (size > n && a->blocks) {
+            b->next = a->blocks;
+            a->blocks = b;
+        } else if (a->blocks) {
+            /* an exact-size block: keep filling the current one */
+            b->next = a->blocks->next;
+            a->blocks->next = b;
+        } else {
+            b->next = NULL;
+            a->blocks = b;
+        }
+        return (char *)b + BLOCK_HEADER;
     }
-    b->used += n;
-    return (char *)b + BLOCK_HEADER + b->used - n;
 }
 
-static char *arena_strdup(struct ab_json_arena *a, const unsigned char *s, size_t n)
+/* Gives back the tail of the last allocation (p, of n bytes, keeps m). */
+static void arena_trim(struct ab_json_arena *a, char *p, size_t n, size_t m)
 {
-    char *p = arena_alloc(a, n + 1);
+    struct block *b = a->blocks;
 
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = '\0';
+    if (b && (char *)b + BLOCK_HEADER + b->used == p + n) {
+        b->used -= n - m;
     }
-    return p;
 }
 
 struct ab_json_arena *ab_json_arena_new(struct ab_error *err)
@@ -92,6 +259,13 @@ struct ab_json_arena *ab_json_arena_new(struct ab_error *err)
     return a;
 }
 
+void ab_json_arena_set_limits(struct ab_json_arena *a, const struct ab_json_limits *l)
+{
+    if (a) {
+        a->limits = *l;
+    }
+}
+
 void ab_json_arena_reset(struct ab_json_arena *a)
 {
     struct block *b;
@@ -99,7 +273,7 @@ void ab_json_arena_reset(struct ab_json_arena *a)
     if (!a) {
         return;
     }
-    /* keep the oldest block (the regular 64 KiB one), free the rest */
+    /* keep the oldest block (a regular 64 KiB one), free the rest */
     while (a->blocks && a->blocks->next) {
         b = a->blocks;
         a->blocks = b->next;
@@ -107,17 +281,19 @@ void ab_json_arena_reset(struct ab_json_arena *a)
     }
     if (a->blocks) {
         a->blocks->used = 0;
-        if (a->blocks->size > BLOCK_SIZE) {
+        if (a->blocks->size != BLOCK_SIZE) {
             free(a->blocks);
             a->blocks = NULL;
         }
     }
-    a->nvals = 0;
+    /* a huge document's stack is not kept for the next one */
+    if (a->cap > 65536) {
+        free(a->stack);
+        a->stack = NULL;
+        a->cap = 0;
+    }
+    a->nstack = 0;
     a->depth = 0;
-    a->pending_key = NULL;
-    a->root = NULL;
-    a->nomem = false;
-    a->too_deep = false;
 }
 
 void ab_json_arena_free(struct ab_json_arena *a)
@@ -127,245 +303,878 @@ void ab_json_arena_free(struct ab_json_arena *a)
     }
     ab_json_arena_reset(a);
     free(a->blocks);
-    free(a->vals);
-    free(a->keys);
+    free(a->stack);
+    free(a->frames);
+    free(a->interns);
     free(a);
 }
 
-static yajl_val new_node(struct ab_json_arena *a, yajl_type t)
+size_t ab_json_arena_doc_bytes(const struct ab_json_arena *a)
 {
-    yajl_val v = arena_alloc(a, sizeof(*v));
+    return a ? a->doc_bytes : 0;
+}
 
-    if (v) {
-        memset(v, 0, sizeof(*v));
-        v->type = t;
+/* ---- errors -------------------------------------------------------------- */
+
+/* A member name as messages show it: itself when short, UTF-8 and free of
+ * control characters, else a description (messages stay one clean line). */
+static const char *key_for_message(const char *key, char *buf, size_t size)
+{
+    size_t n = strlen(key);
+    size_t i;
+
+    if (n <= 64 && ab_utf8_valid(key, n, NULL)) {
+        for (i = 0; i < n && (unsigned char)key[i] >= 0x20 && key[i] != 0x7f; i++) {
+        }
+        if (i == n) {
+            return key;
+        }
+    }
+    (void)snprintf(buf, size, "<member name of %zu bytes>", n);
+    return buf;
+}
+
+/* Appends the path of the current position ($.a.b[3]) to buf. */
+static void current_path(struct ab_json_arena *a, char *buf, size_t size)
+{
+    size_t n = 0;
+    size_t d;
+
+    n += (size_t)snprintf(buf, size, "$");
+    for (d = 0; d < a->depth && n < size; d++) {
+        struct frame *f = &a->frames[d];
+        size_t end = d + 1 < a->depth ? a->frames[d + 1].first : a->nstack;
+
+        if (f->type == yajl_t_array) {
+            n += (size_t)snprintf(buf + n, size - n, "[%zu]", end - f->first);
+        } else if ((end - f->first) % 2 == 0) {
+            break; /* reading a member name: the object itself is the place */
+        } else {
+            const char *key = a->stack[end - 1];
+            char kb[48];
+
+            n += (size_t)snprintf(buf + n, size - n, ".%s",
+                                  key ? key_for_message(key, kb, sizeof(kb))
+                                      : "<invalid member name>");
+        }
+    }
+    if (n >= size && size > 4) {
+        memcpy(buf + size - 4, "...", 4);
+    }
+}
+
+static enum ab_status fail(struct ab_json_arena *a, enum ab_status code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (!a->failed) {
+        a->failed = code;
+        ab_error_set(a->err, code, "%s", msg);
+    }
+    return code;
+}
+
+/*
+ * A content error at byte at: the value is unusable but the document's
+ * structure is intact. Strict: fatal. Salvage: remembered (the first one),
+ * and parsing goes on. Returns false when parsing must stop.
+ */
+static bool content_error(struct ab_json_arena *a, size_t at, const char *what)
+{
+    char path[256];
+
+    current_path(a, path, sizeof(path));
+    if (!a->salvage) {
+        (void)fail(a, AB_ERR_PROTOCOL, "invalid JSON: %s at byte %zu (%s)", what, at, path);
+        return false;
+    }
+    if (a->content->code == AB_OK) {
+        ab_error_set(a->content, AB_ERR_PROTOCOL, "%s at byte %zu (%s)", what, at, path);
+        ab_error_internal(a->content, "%s", path);
+    }
+    return true;
+}
+
+static enum ab_status syntax(struct ab_json_arena *a, const char *what)
+{
+    if (a->pos >= a->len) {
+        return fail(a, AB_ERR_PROTOCOL, "invalid JSON: unexpected end of input (%s)", what);
+    }
+    if (a->text[a->pos] >= 0x20 && a->text[a->pos] < 0x7f) {
+        return fail(a, AB_ERR_PROTOCOL, "invalid JSON: %s at byte %zu (found '%c')", what, a->pos,
+                    a->text[a->pos]);
+    }
+    return fail(a, AB_ERR_PROTOCOL, "invalid JSON: %s at byte %zu (found byte 0x%02x)", what,
+                a->pos, a->text[a->pos]);
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+static void skip_ws(struct ab_json_arena *a)
+{
+    while (a->pos < a->len) {
+        unsigned char c = a->text[a->pos];
+
+        if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+            break;
+        }
+        a->pos++;
+    }
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+static long hex4(const unsigned char *p)
+{
+    long v = 0;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        int h = hexval(p[i]);
+
+        if (h < 0) {
+            return -1;
+        }
+        v = v * 16 + h;
     }
     return v;
 }
 
-/* Attaches a finished value to the open container, or makes it the root. */
-static int attach(struct ab_json_arena *a, yajl_val v)
+static size_t put_utf8(char *out, unsigned long cp)
 {
-    if (!v) {
-        return 0;
-    }
-    if (a->depth == 0) {
-        a->root = v;
+    if (cp < 0x80) {
+        out[0] = (char)cp;
         return 1;
     }
-    if (a->nvals == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 256;
-        yajl_val *vals = realloc(a->vals, cap * sizeof(*vals));
-        char **keys;
-
-        if (!vals) {
-            a->nomem = true;
-            return 0;
-        }
-        a->vals = vals;
-        keys = realloc(a->keys, cap * sizeof(*keys));
-        if (!keys) {
-            a->nomem = true;
-            return 0;
-        }
-        a->keys = keys;
-        a->cap = cap;
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
     }
-    a->keys[a->nvals] = a->pending_key;
-    a->vals[a->nvals++] = v;
-    a->pending_key = NULL;
-    return 1;
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
 }
 
-static int on_null(void *ctx)
+/*
+ * Reads the string at pos (on its opening quote) into the arena. *out is the
+ * text (NUL-terminated, *outlen bytes), or NULL when it failed a content
+ * check (salvage goes on; strict has failed). Returns false on a hard error.
+ */
+static bool read_string(struct ab_json_arena *a, char **out, size_t *outlen)
 {
-    struct ab_json_arena *a = ctx;
+    const unsigned char *t = a->text;
+    size_t start = ++a->pos;
+    size_t end = start;
+    size_t bad_at = 0;
+    const char *bad = NULL;
+    char *buf;
+    size_t n = 0;
 
-    return attach(a, new_node(a, yajl_t_null));
+    *out = NULL;
+    /* find the closing quote first: the text is at most that long */
+    for (;;) {
+        const unsigned char *q;
+
+        if (end >= a->len) {
+            a->pos = a->len;
+            syntax(a, "unterminated string");
+            return false;
+        }
+        q = memchr(t + end, '"', a->len - end);
+        if (!q) {
+            a->pos = a->len;
+            syntax(a, "unterminated string");
+            return false;
+        }
+        end = (size_t)(q - t);
+        {
+            size_t bs = 0;
+
+            while (end - bs > start && t[end - bs - 1] == '\\') {
+                bs++;
+            }
+            if (bs % 2 == 0) {
+                break;
+            }
+        }
+        end++;
+    }
+    if (end == start) {
+        a->pos = end + 1;
+        *out = empty_text;
+        *outlen = 0;
+        return true;
+    }
+    buf = arena_alloc(a, end - start + 1, 1);
+    if (!buf) {
+        return false;
+    }
+    a->pos = start;
+    while (a->pos < end) {
+        unsigned char c = t[a->pos];
+
+        if (c >= 0x20 && c < 0x80 && c != '\\') {
+            buf[n++] = (char)c;
+            a->pos++;
+        } else if (c < 0x20) {
+            syntax(a, "control character in a string");
+            return false;
+        } else if (c >= 0x80) {
+            size_t k = utf8_seq(t + a->pos, end - a->pos);
+
+            if (k == 0) {
+                if (!bad) {
+                    bad = "invalid UTF-8";
+                    bad_at = a->pos;
+                }
+                k = 1;
+            }
+            memcpy(buf + n, t + a->pos, k);
+            n += k;
+            a->pos += k;
+        } else {
+            unsigned char e = a->pos + 1 < end ? t[a->pos + 1] : 0;
+            char ch = 0;
+
+            switch (e) {
+            case '"':
+            case '\\':
+            case '/':
+                ch = (char)e;
+                break;
+            case 'b':
+                ch = '\b';
+                break;
+            case 'f':
+                ch = '\f';
+                break;
+            case 'n':
+                ch = '\n';
+                break;
+            case 'r':
+                ch = '\r';
+                break;
+            case 't':
+                ch = '\t';
+                break;
+            case 'u': {
+                long cp = a->pos + 6 <= end ? hex4(t + a->pos + 2) : -1;
+                size_t at = a->pos;
+
+                if (cp < 0) {
+                    a->pos++;
+                    syntax(a, "invalid \\u escape");
+                    return false;
+                }
+                a->pos += 6;
+                if (cp == 0) {
+                    if (!bad) {
+                        bad = "escaped NUL (\\u0000)";
+                        bad_at = at;
+                    }
+                    continue;
+                }
+                if (cp >= 0xdc00 && cp <= 0xdfff) {
+                    if (!bad) {
+                        bad = "unpaired surrogate escape (low half)";
+                        bad_at = at;
+                    }
+                    continue;
+                }
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    long lo = -1;
+
+                    if (a->pos + 6 <= end && t[a->pos] == '\\' && t[a->pos + 1] == 'u') {
+                        lo = hex4(t + a->pos + 2);
+                    }
+                    if (lo < 0xdc00 || lo > 0xdfff) {
+                        if (!bad) {
+                            bad = "unpaired surrogate escape (high half)";
+                            bad_at = at;
+                        }
+                        continue;
+                    }
+                    a->pos += 6;
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                }
+                n += put_utf8(buf + n, (unsigned long)cp);
+                continue;
+            }
+            default:
+                a->pos++;
+                syntax(a, "invalid escape");
+                return false;
+            }
+            buf[n++] = ch;
+            a->pos += 2;
+        }
+    }
+    a->pos = end + 1;
+    buf[n] = '\0';
+    arena_trim(a, buf, end - start + 1, n + 1);
+    if (bad) {
+        char what[64];
+
+        (void)snprintf(what, sizeof(what), "%s", bad);
+        return content_error(a, bad_at, what);
+    }
+    *out = buf;
+    *outlen = n;
+    return true;
 }
 
-static int on_bool(void *ctx, int b)
+static yajl_val new_string(struct ab_json_arena *a, char *s, size_t n)
 {
-    struct ab_json_arena *a = ctx;
+    yajl_val v;
 
-    return attach(a, new_node(a, b ? yajl_t_true : yajl_t_false));
+    if (n == 0) {
+        return &node_empty_string;
+    }
+    v = arena_alloc(a, STRING_SZ, PTR_ALIGN);
+    if (v) {
+        v->type = yajl_t_string;
+        v->u.string = s;
+    }
+    return v;
 }
 
-static int on_number(void *ctx, const char *s, size_t n)
+static bool intern_get(struct ab_json_arena *a, const unsigned char *s, size_t n, yajl_val **slot)
 {
-    struct ab_json_arena *a = ctx;
-    yajl_val v = new_node(a, yajl_t_number);
+    uint32_t key = (uint32_t)n << 24;
+    uint32_t h;
+    size_t i;
+
+    *slot = NULL;
+    if (n > 3) {
+        return false;
+    }
+    if (!a->interns) {
+        if (over_budget(a, INTERN_SIZE * sizeof(*a->interns))) {
+            return false;
+        }
+        a->interns = calloc(INTERN_SIZE, sizeof(*a->interns));
+        if (!a->interns) {
+            return false;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        key |= (uint32_t)s[i] << (8 * i);
+    }
+    h = (key * 2654435761u) >> 20;
+    for (i = 0; i < INTERN_SIZE; i++) {
+        struct intern *e = &a->interns[(h + i) % INTERN_SIZE];
+
+        if (e->gen != a->gen) {
+            e->gen = a->gen;
+            e->key = key;
+            e->node = NULL;
+            *slot = &e->node;
+            return false;
+        }
+        if (e->key == key) {
+            *slot = &e->node;
+            return e->node != NULL;
+        }
+    }
+    return false;
+}
+
+/* Reads the number at pos. NULL: content error (salvage) or hard error. */
+static yajl_val read_number(struct ab_json_arena *a, bool *ok)
+{
+    const unsigned char *t = a->text;
+    size_t start = a->pos;
+    size_t p = start;
+    bool is_int = true;
+    yajl_val v;
+    yajl_val *slot;
     char *end;
 
+    *ok = false;
+    if (p < a->len && t[p] == '-') {
+        p++;
+    }
+    if (p < a->len && t[p] == '0') {
+        p++;
+    } else if (p < a->len && t[p] >= '1' && t[p] <= '9') {
+        while (p < a->len && t[p] >= '0' && t[p] <= '9') {
+            p++;
+        }
+    } else {
+        a->pos = p;
+        syntax(a, "invalid number");
+        return NULL;
+    }
+    if (p < a->len && t[p] == '.') {
+        is_int = false;
+        p++;
+        if (p >= a->len || t[p] < '0' || t[p] > '9') {
+            a->pos = p;
+            syntax(a, "invalid number (digit expected after '.')");
+            return NULL;
+        }
+        while (p < a->len && t[p] >= '0' && t[p] <= '9') {
+            p++;
+        }
+    }
+    if (p < a->len && (t[p] == 'e' || t[p] == 'E')) {
+        is_int = false;
+        p++;
+        if (p < a->len && (t[p] == '+' || t[p] == '-')) {
+            p++;
+        }
+        if (p >= a->len || t[p] < '0' || t[p] > '9') {
+            a->pos = p;
+            syntax(a, "invalid number (digit expected in the exponent)");
+            return NULL;
+        }
+        while (p < a->len && t[p] >= '0' && t[p] <= '9') {
+            p++;
+        }
+    }
+    a->pos = p;
+    if (intern_get(a, t + start, p - start, &slot)) {
+        *ok = true;
+        return *slot;
+    }
+    if (a->failed) {
+        return NULL;
+    }
+    v = arena_alloc(a, NUMBER_SZ + p - start + 1, PTR_ALIGN);
     if (!v) {
-        return 0;
+        return NULL;
     }
-    v->u.number.r = arena_strdup(a, (const unsigned char *)s, n);
-    if (!v->u.number.r) {
-        return 0;
-    }
-    errno = 0;
-    v->u.number.i = strtoll(v->u.number.r, &end, 10);
-    if (errno == 0 && *end == '\0') {
-        v->u.number.flags |= YAJL_NUMBER_INT_VALID;
+    memset(v, 0, NUMBER_SZ);
+    v->type = yajl_t_number;
+    v->u.number.r = (char *)v + NUMBER_SZ;
+    memcpy(v->u.number.r, t + start, p - start);
+    v->u.number.r[p - start] = '\0';
+    if (is_int) {
+        errno = 0;
+        v->u.number.i = strtoll(v->u.number.r, &end, 10);
+        if (errno == 0 && *end == '\0') {
+            v->u.number.flags |= YAJL_NUMBER_INT_VALID;
+        }
     }
     errno = 0;
     v->u.number.d = strtod(v->u.number.r, &end);
-    if (errno == 0 && *end == '\0') {
-        v->u.number.flags |= YAJL_NUMBER_DOUBLE_VALID;
+    if (!isfinite(v->u.number.d) || (errno == ERANGE && fabs(v->u.number.d) > 1.0)) {
+        *ok = content_error(a, start, "number out of range");
+        return NULL;
     }
-    return attach(a, v);
+    v->u.number.flags |= YAJL_NUMBER_DOUBLE_VALID;
+    if (slot) {
+        *slot = v;
+    }
+    *ok = true;
+    return v;
 }
 
-static int on_string(void *ctx, const unsigned char *s, size_t n)
+static bool stack_push(struct ab_json_arena *a, void *p)
 {
-    struct ab_json_arena *a = ctx;
-    yajl_val v = new_node(a, yajl_t_string);
+    if (a->nstack == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 256;
+        void **s;
 
-    if (!v) {
-        return 0;
+        if (over_budget(a, (cap - a->cap) * sizeof(*s))) {
+            return false;
+        }
+        s = realloc(a->stack, cap * sizeof(*s));
+        if (!s) {
+            (void)fail(a, AB_ERR_NOMEM, "out of memory parsing a document of %zu bytes", a->len);
+            return false;
+        }
+        a->stack = s;
+        a->cap = cap;
     }
-    v->u.string = arena_strdup(a, s, n);
-    return v->u.string ? attach(a, v) : 0;
+    a->stack[a->nstack++] = p;
+    return true;
 }
 
-static int open_container(struct ab_json_arena *a, yajl_type t)
+/* The member name just read duplicates one of the open object's: salvage
+ * marks the first one's value invalid. Large objects are checked on close. */
+static bool check_key(struct ab_json_arena *a, const char *key, size_t at)
 {
-    yajl_val v = new_node(a, t);
+    struct frame *f = &a->frames[a->depth - 1];
+    size_t i;
+
+    if (a->nstack - f->first > 64) {
+        return true;
+    }
+    for (i = f->first; i < a->nstack; i += 2) {
+        if (a->stack[i] && strcmp(a->stack[i], key) == 0) {
+            char what[128];
+            char kb[48];
+
+            (void)snprintf(what, sizeof(what), "member '%s' appears twice",
+                           key_for_message(key, kb, sizeof(kb)));
+            a->stack[i + 1] = &node_invalid;
+            return content_error(a, at, what);
+        }
+    }
+    return true;
+}
+
+static size_t hash_str(const char *s)
+{
+    size_t h = 14695981039346656037u;
+
+    while (*s) {
+        h = (h ^ (unsigned char)*s++) * 1099511628211u;
+    }
+    return h;
+}
+
+/* Duplicate names in an object of n members (keys at stack[first], stride 2). */
+static bool check_keys_large(struct ab_json_arena *a, size_t first, size_t n)
+{
+    size_t size = 64;
+    size_t *tab;
+    size_t i;
+    bool ok = true;
+
+    while (size < 2 * n) {
+        size *= 2;
+    }
+    if (over_budget(a, size * sizeof(*tab))) {
+        return false;
+    }
+    tab = calloc(size, sizeof(*tab));
+    if (!tab) {
+        (void)fail(a, AB_ERR_NOMEM, "out of memory parsing a document of %zu bytes", a->len);
+        return false;
+    }
+    for (i = 0; ok && i < n; i++) {
+        const char *key = a->stack[first + 2 * i];
+        size_t h;
+
+        if (!key) {
+            continue;
+        }
+        for (h = hash_str(key) & (size - 1); tab[h]; h = (h + 1) & (size - 1)) {
+            size_t j = tab[h] - 1;
+
+            if (strcmp(a->stack[first + 2 * j], key) == 0) {
+                char what[128];
+                char kb[48];
+
+                (void)snprintf(what, sizeof(what), "member '%s' appears twice",
+                               key_for_message(key, kb, sizeof(kb)));
+                a->stack[first + 2 * j + 1] = &node_invalid;
+                ok = content_error(a, a->pos, what);
+                break;
+            }
+        }
+        if (!tab[h]) {
+            tab[h] = i + 1;
+        }
+    }
+    a->doc_bytes -= size * sizeof(*tab);
+    free(tab);
+    return ok;
+}
+
+static yajl_val close_container(struct ab_json_arena *a)
+{
+    struct frame *f = &a->frames[a->depth - 1];
+    size_t n = a->nstack - f->first;
+    yajl_val v;
+
+    if (f->type == yajl_t_object) {
+        size_t i;
+
+        n /= 2;
+        if (n == 0) {
+            v = &node_empty_object;
+        } else {
+            if (n > 32 && !check_keys_large(a, f->first, n)) {
+                return NULL;
+            }
+            v = arena_alloc(a, OBJECT_SZ + n * 2 * sizeof(void *), PTR_ALIGN);
+            if (!v) {
+                return NULL;
+            }
+            v->type = yajl_t_object;
+            v->u.object.keys = (const char **)(void *)((char *)v + OBJECT_SZ);
+            v->u.object.values = (yajl_val *)(void *)((char *)v + OBJECT_SZ + n * sizeof(void *));
+            v->u.object.len = n;
+            for (i = 0; i < n; i++) {
+                v->u.object.keys[i] = a->stack[f->first + 2 * i];
+                v->u.object.values[i] = a->stack[f->first + 2 * i + 1];
+                if (!v->u.object.keys[i]) {
+                    v->u.object.keys[i] = invalid_text;
+                }
+            }
+        }
+    } else if (n == 0) {
+        v = &node_empty_array;
+    } else {
+        v = arena_alloc(a, ARRAY_SZ + n * sizeof(void *), PTR_ALIGN);
+        if (!v) {
+            return NULL;
+        }
+        v->type = yajl_t_array;
+        v->u.array.values = (yajl_val *)(void *)((char *)v + ARRAY_SZ);
+        v->u.array.len = n;
+        memcpy(v->u.array.values, a->stack + f->first, n * sizeof(void *));
+    }
+    a->nstack = f->first;
+    a->depth--;
+    return v;
+}
+
+static bool open_container(struct ab_json_arena *a, yajl_type t)
+{
     struct frame *f;
 
-    if (!v) {
-        return 0;
+    if (a->depth == a->cur.max_depth) {
+        (void)fail(a, AB_ERR_PROTOCOL, "invalid JSON: nested deeper than %zu levels at byte %zu",
+                   a->cur.max_depth, a->pos);
+        return false;
     }
-    if (a->depth == MAX_DEPTH) {
-        a->too_deep = true;
-        return 0;
+    if (a->depth == a->frames_cap) {
+        size_t cap = a->frames_cap ? a->frames_cap * 2 : 32;
+        struct frame *fr = realloc(a->frames, cap * sizeof(*fr));
+
+        if (!fr) {
+            (void)fail(a, AB_ERR_NOMEM, "out of memory parsing a document of %zu bytes", a->len);
+            return false;
+        }
+        a->frames = fr;
+        a->frames_cap = cap;
     }
-    /* its key is consumed now; the node is attached when it closes */
     f = &a->frames[a->depth++];
-    f->node = v;
-    f->first = a->nvals;
-    if (attach(a, v) == 0) {
-        return 0;
-    }
-    f->first = a->nvals; /* children come after the node's own slot */
-    return 1;
+    f->type = t;
+    f->first = a->nstack;
+    f->start = a->pos;
+    a->pos++;
+    return true;
 }
 
-static int close_container(struct ab_json_arena *a)
+static bool count_value(struct ab_json_arena *a)
 {
-    struct frame *f = &a->frames[--a->depth];
-    size_t n = a->nvals - f->first;
-    yajl_val v = f->node;
+    if (a->cur.max_values && ++a->values > a->cur.max_values) {
+        (void)fail(a, AB_ERR_PROTOCOL, "invalid JSON: more than %zu values (at byte %zu)",
+                   a->cur.max_values, a->pos);
+        return false;
+    }
+    return true;
+}
 
-    if (v->type == yajl_t_object) {
-        v->u.object.keys = arena_alloc(a, (n ? n : 1) * sizeof(char *));
-        v->u.object.values = arena_alloc(a, (n ? n : 1) * sizeof(yajl_val));
-        if (!v->u.object.keys || !v->u.object.values) {
-            return 0;
+/* The parser proper: values and containers without recursion. */
+static yajl_val parse_document(struct ab_json_arena *a)
+{
+    yajl_val v = NULL;
+
+    skip_ws(a);
+    if (a->pos >= a->len) {
+        (void)fail(a, AB_ERR_PROTOCOL, "invalid JSON: empty input");
+        return NULL;
+    }
+    for (;;) {
+        /* a value is expected at pos (after a key or in an array) */
+        unsigned char c;
+        bool ok = true;
+
+        skip_ws(a);
+        if (!count_value(a)) {
+            return NULL;
         }
-        memcpy((void *)v->u.object.keys, a->keys + f->first, n * sizeof(char *));
-        memcpy(v->u.object.values, a->vals + f->first, n * sizeof(yajl_val));
-        v->u.object.len = n;
-    } else {
-        v->u.array.values = arena_alloc(a, (n ? n : 1) * sizeof(yajl_val));
-        if (!v->u.array.values) {
-            return 0;
+        c = a->pos < a->len ? a->text[a->pos] : 0;
+        v = NULL;
+        if (c == '{' || c == '[') {
+            if (!open_container(a, c == '{' ? yajl_t_object : yajl_t_array)) {
+                return NULL;
+            }
+            skip_ws(a);
+            if (a->pos < a->len && a->text[a->pos] == (c == '{' ? '}' : ']')) {
+                a->pos++;
+                v = close_container(a);
+                if (!v) {
+                    return NULL;
+                }
+            } else if (c == '{') {
+                goto member; /* first member's name */
+            } else {
+                continue; /* first item */
+            }
+        } else if (c == '"') {
+            char *s;
+            size_t n;
+
+            if (!read_string(a, &s, &n)) {
+                return NULL;
+            }
+            v = s ? new_string(a, s, n) : &node_invalid;
+            if (!v) {
+                return NULL;
+            }
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            v = read_number(a, &ok);
+            if (!v) {
+                if (!ok) {
+                    return NULL;
+                }
+                v = &node_invalid;
+            }
+        } else if (a->len - a->pos >= 4 && memcmp(a->text + a->pos, "true", 4) == 0) {
+            v = &node_true;
+            a->pos += 4;
+        } else if (a->len - a->pos >= 5 && memcmp(a->text + a->pos, "false", 5) == 0) {
+            v = &node_false;
+            a->pos += 5;
+        } else if (a->len - a->pos >= 4 && memcmp(a->text + a->pos, "null", 4) == 0) {
+            v = &node_null;
+            a->pos += 4;
+        } else {
+            syntax(a, "value expected");
+            return NULL;
         }
-        memcpy(v->u.array.values, a->vals + f->first, n * sizeof(yajl_val));
-        v->u.array.len = n;
+        /* v is complete: attach it, then close containers as they end */
+        for (;;) {
+            struct frame *f;
+
+            if (a->depth == 0) {
+                skip_ws(a);
+                if (a->pos != a->len) {
+                    syntax(a, "end of input expected after the value");
+                    return NULL;
+                }
+                return v;
+            }
+            f = &a->frames[a->depth - 1];
+            if (f->type == yajl_t_object && !a->stack[a->nstack - 1]) {
+                v = &node_invalid; /* under an invalid name: never looked up */
+            }
+            if (!stack_push(a, v)) {
+                return NULL;
+            }
+            skip_ws(a);
+            c = a->pos < a->len ? a->text[a->pos] : 0;
+            if (c == ',') {
+                a->pos++;
+                break;
+            }
+            if (c == (f->type == yajl_t_object ? '}' : ']')) {
+                a->pos++;
+                v = close_container(a);
+                if (!v) {
+                    return NULL;
+                }
+                continue;
+            }
+            syntax(a, f->type == yajl_t_object ? "',' or '}' expected" : "',' or ']' expected");
+            return NULL;
+        }
+        if (a->frames[a->depth - 1].type == yajl_t_array) {
+            continue;
+        }
+    member:
+        /* a member name, then ':' */
+        skip_ws(a);
+        if (a->pos >= a->len || a->text[a->pos] != '"') {
+            syntax(a, "member name expected");
+            return NULL;
+        }
+        {
+            char *key;
+            size_t n;
+            size_t at = a->pos;
+
+            if (!read_string(a, &key, &n)) {
+                return NULL;
+            }
+            if (key && !check_key(a, key, at)) {
+                return NULL;
+            }
+            if (!stack_push(a, key)) {
+                return NULL;
+            }
+        }
+        skip_ws(a);
+        if (a->pos >= a->len || a->text[a->pos] != ':') {
+            syntax(a, "':' expected");
+            return NULL;
+        }
+        a->pos++;
     }
-    a->nvals = f->first;
-    if (a->depth == 0) {
-        /* the root container sat on the stack as its own first entry */
-        a->root = v;
-        a->nvals = 0;
+}
+
+yajl_val ab_json_parse_ex(struct ab_json_arena *a, const char *text, size_t len, bool salvage,
+                          struct ab_error *content, struct ab_error *err)
+{
+    struct ab_error local;
+    yajl_val v;
+
+    ab_error_init(&local);
+    a->text = (const unsigned char *)text;
+    a->len = len;
+    a->pos = 0;
+    a->salvage = salvage && content != NULL;
+    a->content = content;
+    if (content) {
+        ab_error_init(content);
     }
-    return 1;
+    a->err = err ? err : &local;
+    a->failed = AB_OK;
+    a->nstack = 0;
+    a->depth = 0;
+    a->values = 0;
+    a->doc_bytes = 0;
+    a->gen++;
+    if (a->gen == 0) {
+        a->gen = 1;
+        if (a->interns) {
+            memset(a->interns, 0, INTERN_SIZE * sizeof(*a->interns));
+        }
+    }
+    a->cur = a->limits;
+    if (!a->cur.max_depth) {
+        a->cur.max_depth = AB_JSON_MAX_DEPTH;
+    }
+    if (!a->cur.max_bytes) {
+        a->cur.max_bytes = AB_JSON_BUDGET_BASE;
+        if (len > (SIZE_MAX - AB_JSON_BUDGET_BASE) / AB_JSON_BUDGET_FACTOR) {
+            a->cur.max_bytes = SIZE_MAX;
+        } else {
+            a->cur.max_bytes += AB_JSON_BUDGET_FACTOR * len;
+        }
+    }
+    v = parse_document(a);
+    if (!v && !a->failed) {
+        (void)fail(a, AB_ERR_INTERNAL, "invalid JSON: parser stopped without a reason");
+    }
+    a->text = NULL;
+    return a->failed ? NULL : v;
 }
-
-static int on_start_map(void *ctx)
-{
-    return open_container(ctx, yajl_t_object);
-}
-
-static int on_map_key(void *ctx, const unsigned char *s, size_t n)
-{
-    struct ab_json_arena *a = ctx;
-
-    a->pending_key = arena_strdup(a, s, n);
-    return a->pending_key != NULL;
-}
-
-static int on_end(void *ctx)
-{
-    return close_container(ctx);
-}
-
-static int on_start_array(void *ctx)
-{
-    return open_container(ctx, yajl_t_array);
-}
-
-static const yajl_callbacks callbacks = {
-    on_null,      on_bool,    NULL,   NULL,           on_number, on_string,
-    on_start_map, on_map_key, on_end, on_start_array, on_end,
-};
 
 yajl_val ab_json_parse_arena(struct ab_json_arena *a, const char *text, size_t len,
                              struct ab_error *err)
 {
-    yajl_handle h;
-    yajl_status st;
-    const char *nul = memchr(text, '\0', len);
-
-    if (nul) {
-        ab_error_set(err, AB_ERR_PROTOCOL, "invalid JSON: contains a NUL byte at offset %zu",
-                     (size_t)(nul - text));
-        return NULL;
-    }
-    a->nvals = 0;
-    a->depth = 0;
-    a->pending_key = NULL;
-    a->root = NULL;
-    a->nomem = false;
-    a->too_deep = false;
-    h = yajl_alloc(&callbacks, NULL, a);
-    if (!h) {
-        ab_error_set(err, AB_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    st = yajl_parse(h, (const unsigned char *)text, len);
-    if (st == yajl_status_ok) {
-        st = yajl_complete_parse(h);
-    }
-    if (st != yajl_status_ok) {
-        if (a->nomem) {
-            ab_error_set(err, AB_ERR_NOMEM, "out of memory parsing a line of %zu bytes", len);
-        } else if (a->too_deep) {
-            ab_error_set(err, AB_ERR_PROTOCOL, "invalid JSON: nested deeper than %d levels",
-                         MAX_DEPTH);
-        } else {
-            unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *)text, len);
-            char reason[256];
-            size_t i;
-
-            (void)snprintf(reason, sizeof(reason), "%s", msg ? (const char *)msg : "error");
-            for (i = 0; reason[i]; i++) {
-                if (reason[i] == '\n' || reason[i] == '\r') {
-                    reason[i] = '\0';
-                    break;
-                }
-            }
-            ab_error_set(err, AB_ERR_PROTOCOL, "invalid JSON: %s", reason);
-            yajl_free_error(h, msg);
-        }
-        yajl_free(h);
-        return NULL;
-    }
-    yajl_free(h);
-    if (!a->root) {
-        ab_error_set(err, AB_ERR_PROTOCOL, "invalid JSON: empty input");
-    }
-    return a->root;
+    return ab_json_parse_ex(a, text, len, false, NULL, err);
 }

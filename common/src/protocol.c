@@ -2,6 +2,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "ab/protocol.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "ab/json.h"
@@ -208,12 +209,64 @@ static void msg_init(struct ab_msg *msg)
 
 static enum ab_status parse_root(struct ab_msg *msg, struct ab_error *err);
 
-enum ab_status ab_msg_parse(struct ab_msg *msg, const char *line, size_t len, struct ab_error *err)
+/*
+ * The line broke a content rule of the intake (content says which). Only a
+ * RECORD with a readable stream can be rejected on its own; anything else
+ * stops the run.
+ */
+static enum ab_status invalid_line(struct ab_msg *msg, const struct ab_error *content,
+                                   struct ab_error *err)
 {
+    yajl_val type = ab_json_get(msg->root, "type");
+    yajl_val rec = ab_json_get(msg->root, "record");
+    yajl_val stream = ab_json_get(rec, "stream");
+    yajl_val ns = ab_json_get(rec, "namespace");
+    const char *t = ab_json_is_invalid(type) ? NULL : ab_json_str(type);
+    enum ab_status rc;
+
+    if (!t || strcmp(t, "RECORD") != 0) {
+        rc = ab_error_set(err, AB_ERR_PROTOCOL, "%.*s: invalid JSON: %s", AB_PROTO_NAME_MAX,
+                          t ? t : "message", content->message);
+        ab_msg_release(msg);
+        return rc;
+    }
+    if (!rec || rec->type != yajl_t_object || ab_json_is_invalid(stream) || !ab_json_str(stream) ||
+        !ab_json_str(stream)[0] || ab_json_is_invalid(ns) || !parse_ns(ns, &msg->ns)) {
+        rc = ab_error_set(err, AB_ERR_PROTOCOL,
+                          "RECORD whose stream cannot be read: invalid JSON: %s", content->message);
+        ab_msg_release(msg);
+        return rc;
+    }
+    msg->type = AB_MSG_RECORD;
+    msg->type_name = t;
+    msg->stream = ab_json_str(stream);
+    msg->data = ab_json_get(rec, "data");
+    if (!msg->data || msg->data->type != yajl_t_object) {
+        msg->data = NULL;
+    }
+    msg->emitted_at = parse_ms(ab_json_get(rec, "emitted_at"));
+    msg->invalid = true;
+    (void)snprintf(msg->invalid_field, sizeof(msg->invalid_field), "%.255s", content->internal);
+    rc = ab_error_set(err, AB_ERR_REJECTED, "%s", content->message);
+    return rc;
+}
+
+static enum ab_status parse_into(struct ab_msg *msg, struct ab_json_arena *arena,
+                                 struct ab_json_arena *own, const char *line, size_t len,
+                                 struct ab_error *err)
+{
+    struct ab_error content;
+
     msg_init(msg);
-    msg->root = ab_json_parse(line, len, err);
+    msg->own_arena = own;
+    msg->root = ab_json_parse_ex(arena, line, len, true, &content, err);
     if (!msg->root) {
+        ab_msg_release(msg);
         return err ? err->code : AB_ERR_PROTOCOL;
+    }
+    msg->in_arena = true;
+    if (content.code != AB_OK) {
+        return invalid_line(msg, &content, err);
     }
     return parse_root(msg, err);
 }
@@ -221,13 +274,18 @@ enum ab_status ab_msg_parse(struct ab_msg *msg, const char *line, size_t len, st
 enum ab_status ab_msg_parse_in(struct ab_msg *msg, struct ab_json_arena *arena, const char *line,
                                size_t len, struct ab_error *err)
 {
-    msg_init(msg);
-    msg->root = ab_json_parse_arena(arena, line, len, err);
-    if (!msg->root) {
-        return err ? err->code : AB_ERR_PROTOCOL;
+    return parse_into(msg, arena, NULL, line, len, err);
+}
+
+enum ab_status ab_msg_parse(struct ab_msg *msg, const char *line, size_t len, struct ab_error *err)
+{
+    struct ab_json_arena *a = ab_json_arena_new(err);
+
+    if (!a) {
+        msg_init(msg);
+        return AB_ERR_NOMEM;
     }
-    msg->in_arena = true;
-    return parse_root(msg, err);
+    return parse_into(msg, a, a, line, len, err);
 }
 
 static enum ab_status parse_root(struct ab_msg *msg, struct ab_error *err)
@@ -281,9 +339,7 @@ void ab_msg_release(struct ab_msg *msg)
     if (!msg) {
         return;
     }
-    if (!msg->in_arena) {
-        yajl_tree_free(msg->root);
-    }
+    ab_json_arena_free(msg->own_arena);
     msg_init(msg);
 }
 

@@ -399,7 +399,7 @@ void ab_driver_read_release(struct ab_driver *d)
     free(d->rs);
     d->rs = NULL;
     if (d->state_tree) {
-        yajl_tree_free(d->state_tree);
+        ab_json_free(d->state_tree);
         d->state_tree = NULL;
     }
     ab_buf_release(&d->scratch);

@@ -182,6 +182,73 @@ static enum ab_status on_trace(struct ab_driver *d, struct ab_msg *msg, struct a
     return AB_OK;
 }
 
+/* A RECORD that failed the JSON intake (protocol.h): dead-lettered with the
+ * line as a JSON string (bytes that are not UTF-8 as U+FFFD) and the reason. */
+static enum ab_status on_invalid_record(struct ab_driver *d, struct ab_msg *msg, const char *line,
+                                        size_t len, uint64_t lineno, struct ab_error *err)
+{
+    long idx = find_stream(d, msg->stream, msg->ns);
+    struct ab_buf rec;
+    struct ab_buf errors;
+    enum ab_status rc = AB_OK;
+    char reason[AB_ERROR_MSG_MAX];
+    char name[300];
+    size_t i = 0;
+
+    (void)snprintf(reason, sizeof(reason), "%s", err->message);
+    ab_error_init(err);
+    if (idx < 0) {
+        ab_driver_describe_stream(name, sizeof(name), msg->stream, msg->ns);
+        return ab_error_set(err, AB_ERR_PROTOCOL,
+                            "record for stream '%s' which is not in the configured catalog", name);
+    }
+    ab_buf_init(&rec, AB_BUF_UNBOUNDED);
+    ab_buf_init(&errors, AB_BUF_UNBOUNDED);
+    while (rc == AB_OK && i < len) {
+        size_t bad = len - i;
+
+        if (ab_utf8_valid(line + i, len - i, &bad)) {
+            bad = len - i;
+        }
+        rc = ab_buf_add(&rec, line + i, bad, err);
+        i += bad;
+        if (rc == AB_OK && i < len) {
+            rc = ab_buf_add(&rec, "\xef\xbf\xbd", 3, err);
+            i++;
+        }
+    }
+    if (rc == AB_OK) {
+        struct ab_buf quoted;
+
+        ab_buf_init(&quoted, AB_BUF_UNBOUNDED);
+        rc = ab_json_write_str(&quoted, rec.data ? rec.data : "", rec.len, err);
+        ab_buf_release(&rec);
+        rec = quoted;
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(&errors, "[{\"field\":", err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_json_write_cstr(&errors, msg->invalid_field, err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(&errors, ",\"code\":\"invalid_json\",\"message\":", err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_json_write_cstr(&errors, reason, err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(&errors, "}]", err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_driver_reject(d, (size_t)idx, ab_ckpt_record(d->ck, (size_t)idx), lineno,
+                              "destination", rec.data, rec.len, errors.data, err);
+    }
+    ab_buf_release(&rec);
+    ab_buf_release(&errors);
+    return rc;
+}
+
 static enum ab_status handle_line(struct ab_driver *d, const char *line, size_t len,
                                   uint64_t lineno, struct ab_error *err)
 {
@@ -191,6 +258,11 @@ static enum ab_status handle_line(struct ab_driver *d, const char *line, size_t 
     d->lines++;
     ab_json_arena_reset(d->arena);
     rc = ab_msg_parse_in(&msg, d->arena, line, len, err);
+    if (rc == AB_ERR_REJECTED && msg.invalid) {
+        rc = on_invalid_record(d, &msg, line, len, lineno, err);
+        ab_msg_release(&msg);
+        return rc;
+    }
     if (rc != AB_OK) {
         return rc;
     }

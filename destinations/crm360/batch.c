@@ -124,7 +124,7 @@ static void report_failure(struct crm_dest *c, struct crm_batch *b, const struct
     ab_error_internal(&err, "%s %s: HTTP %d %s: %s (attempts %d)", crm_object_name(b->obj),
                       crm_op_name(b->op), resp->status, code, message, resp->attempts);
     if (root) {
-        yajl_tree_free(root);
+        ab_json_free(root);
     }
     ab_driver_fail(c->d, &err);
 }
@@ -197,7 +197,7 @@ static enum ab_status apply_results(struct crm_dest *c, struct crm_batch *b,
                  b->replayed ? ", replayed by CRM360" : "");
     }
 out:
-    yajl_tree_free(root);
+    ab_json_free(root);
     return rc;
 }
 

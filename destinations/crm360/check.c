@@ -67,7 +67,7 @@ enum ab_status crm_check(struct ab_driver *d, struct ab_check *chk, struct ab_er
                              ab_json_get_str(root, "workspace", "?"));
         }
         if (root) {
-            yajl_tree_free(root);
+            ab_json_free(root);
         }
     }
 out:

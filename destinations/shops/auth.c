@@ -212,7 +212,7 @@ enum ab_status shp_auth_fetch(struct shp_auth *a, struct ab_error *err)
     AB_DEBUG(ab_driver_emitter(a->d), "access token fetched (valid for %.0f s)", expires_in);
 out:
     if (body) {
-        yajl_tree_free(body);
+        ab_json_free(body);
     }
     if (resp.data) {
         wipe(resp.data, resp.len);

@@ -1419,7 +1419,7 @@ static void on_done(void *arg, const struct ab_http_resp *resp)
     }
 out:
     if (body) {
-        yajl_tree_free(body);
+        ab_json_free(body);
     }
     free(q);
     shp_pump(s);
@@ -1557,7 +1557,7 @@ static enum ab_status abort_stale(struct shp_dest *s, yajl_val imp, const char *
         }
     }
     if (body) {
-        yajl_tree_free(body);
+        ab_json_free(body);
     }
     ab_buf_release(&url);
     return rc;
@@ -1605,7 +1605,7 @@ enum ab_status shp_recover(struct shp_dest *s, struct ab_error *err)
             aborted += done ? 1U : 0U;
         }
         if (body) {
-            yajl_tree_free(body);
+            ab_json_free(body);
         }
         if (aborted == 0) {
             break;

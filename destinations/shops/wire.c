@@ -273,6 +273,6 @@ enum ab_status shp_deactivate_item(bool product, const char *deleted_at, struct 
         rc = ab_buf_add(item, out.data, out.len, err);
     }
     ab_buf_release(&out);
-    yajl_tree_free(obj);
+    ab_json_free(obj);
     return rc;
 }

@@ -1,4 +1,4 @@
-/* json.h - parsing, lookup and compact serialisation of JSON values (yajl_tree). */
+/* json.h - the strict JSON intake, lookup and compact serialisation of values. */
 /* SPDX-License-Identifier: MIT */
 #ifndef AB_JSON_H
 #define AB_JSON_H
@@ -16,29 +16,89 @@
  * Values are yajl_val trees. Numbers keep their source text (u.number.r), and
  * ab_json_write() writes that text back, so integers too large for 64 bits and
  * decimals pass through byte-exact.
+ *
+ * The intake. Every document from outside (stdin lines, config, catalog,
+ * HTTP answers, files) is parsed by the one strict parser behind the
+ * functions below; yajl's own parser is not used. Beyond RFC 8259 it refuses:
+ *   - strings and member names that are not UTF-8 per RFC 3629 (overlong
+ *     forms, surrogates, code points above U+10FFFF, truncated sequences),
+ *     whether raw bytes or escapes;
+ *   - an escaped NUL (\u0000) and surrogate escapes that are not a pair;
+ *   - numbers that do not fit a double (1e999, -1e999);
+ *   - a member name twice in one object (compared after unescaping);
+ *   - nesting deeper than AB_JSON_MAX_DEPTH;
+ *   - a document needing more than its memory budget (AB_JSON_BUDGET_FACTOR
+ *     times its size plus AB_JSON_BUDGET_BASE; valid JSON stays far below,
+ *     see json_arena.c for the per-byte costs).
+ * Errors are AB_ERR_PROTOCOL (AB_ERR_NOMEM when memory runs out) and name
+ * the reason and the place: "invalid JSON: invalid UTF-8 at byte 17
+ * ($.data.name)", "invalid JSON: member 'state' appears twice at byte 40
+ * ($)", "invalid JSON: number out of range at byte 9 ($.data.price)". They
+ * quote member names (up to 64 bytes), never string values, so no secret
+ * from a config file ends up in a message. Parsing and freeing never
+ * recurse: nesting costs no C stack.
  */
+#define AB_JSON_MAX_DEPTH     512
+#define AB_JSON_BUDGET_FACTOR 16
+#define AB_JSON_BUDGET_BASE   ((size_t)1 << 20)
 
-/* Parses NUL-terminated text of length len. Invalid JSON or invalid UTF-8 is
- * AB_ERR_PROTOCOL with yajl's reason (and the byte offset) in the message.
- * The result belongs to the caller: yajl_tree_free(). */
+/* Per-arena limits; a zero field keeps its default. */
+struct ab_json_limits {
+    size_t max_depth;  /* default AB_JSON_MAX_DEPTH */
+    size_t max_bytes;  /* memory per document; default from the budget */
+    size_t max_values; /* values per document; default unlimited */
+};
+
+/* Parses text of length len (it needs no NUL terminator). The result is
+ * malloc'd like yajl_tree's and belongs to the caller: ab_json_free() (or
+ * yajl_tree_free(); its recursion is bounded by the depth cap). NULL on
+ * error, with err set as above. */
 yajl_val ab_json_parse(const char *text, size_t len, struct ab_error *err);
 
+/* Frees a tree from ab_json_parse() or ab_json_clone() without recursion.
+ * NULL is a no-op. Never pass an arena tree. */
+void ab_json_free(yajl_val v);
+
+/* True when s (n bytes) is UTF-8 per RFC 3629; else *bad (if not NULL) is
+ * the offset of the first invalid byte. */
+bool ab_utf8_valid(const char *s, size_t n, size_t *bad);
+
 /*
- * An arena for trees parsed on the hot path (one per input line): nodes,
- * strings and arrays are carved from large blocks, and
+ * An arena for trees parsed on the hot path (one per input line): nodes and
+ * strings are carved from 64 KiB blocks with no per-value malloc, and
  * ab_json_arena_reset() drops them all at once, keeping one block for the
- * next line. Trees from ab_json_parse_arena() are read-only, stay valid until
- * the next reset of their arena, and are never passed to yajl_tree_free().
- * They are the same yajl_val structures as yajl_tree's, so every accessor
- * here works on them. Parsing is strict JSON (no comments), UTF-8 validated.
+ * next line. Trees from an arena are read-only (some nodes are shared
+ * statics), stay valid until the next parse or reset of their arena, and
+ * are never freed on their own. Only the members of a node's own type exist
+ * (a string node has no room for u.number): check the type before reading,
+ * as every accessor here does. One thread at a time per arena.
  */
 struct ab_json_arena;
 
 struct ab_json_arena *ab_json_arena_new(struct ab_error *err);
 void ab_json_arena_free(struct ab_json_arena *a);
 void ab_json_arena_reset(struct ab_json_arena *a);
+/* Limits for the following parses (copied). */
+void ab_json_arena_set_limits(struct ab_json_arena *a, const struct ab_json_limits *l);
+/* Memory the last document took from the arena (blocks, stack, tables). */
+size_t ab_json_arena_doc_bytes(const struct ab_json_arena *a);
+/* Strict parse into the arena; NULL on any error (err says why). */
 yajl_val ab_json_parse_arena(struct ab_json_arena *a, const char *text, size_t len,
                              struct ab_error *err);
+/*
+ * As ab_json_parse_arena(); with salvage and content not NULL, a content
+ * error (bad UTF-8, escaped NUL, unpaired surrogate, number out of range,
+ * duplicate member) does not stop the parse: the tree is still returned,
+ * content->code is set with the first such error (reason, byte and path),
+ * and every offending value, the value of a member whose name is invalid and
+ * the first value of a duplicated member are replaced by a marker node for
+ * which ab_json_is_invalid() is true. Syntax, depth and budget errors are
+ * still fatal (NULL, err set).
+ */
+yajl_val ab_json_parse_ex(struct ab_json_arena *a, const char *text, size_t len, bool salvage,
+                          struct ab_error *content, struct ab_error *err);
+/* The marker of ab_json_parse_ex()'s salvage mode (a string node). */
+bool ab_json_is_invalid(yajl_val v);
 
 /* Member of an object by key; NULL when v is not an object or has no such key.
  * Borrowed from v. */
@@ -70,7 +130,8 @@ enum ab_status ab_json_write_cstr(struct ab_buf *out, const char *s, struct ab_e
 /* Name of v's JSON type ("string", "number", "object", ...), for messages. */
 const char *ab_json_type_name(yajl_val v);
 
-/* Deep copy (caller frees with yajl_tree_free()). NULL on allocation failure. */
+/* Deep copy into malloc'd nodes (caller frees with ab_json_free()); works on
+ * arena trees too. NULL on allocation failure. */
 yajl_val ab_json_clone(yajl_val v);
 
 #endif

@@ -60,7 +60,16 @@ struct ab_msg {
     enum ab_stream_status status;
     const char *trace_type;
 
-    bool in_arena; /* root lives in an arena, not freed by ab_msg_release() */
+    bool in_arena;                   /* root lives in an arena, not freed by ab_msg_release() */
+    struct ab_json_arena *own_arena; /* ab_msg_parse()'s private arena */
+
+    /* A RECORD whose stream and namespace are valid but which fails the
+     * intake elsewhere (bad UTF-8, escaped NUL, 1e999, duplicate member):
+     * see AB_ERR_REJECTED below. invalid_field is the JSON path of the first
+     * problem ("$.record.data.name"). data is NULL or partly replaced by
+     * ab_json_is_invalid() markers: never load it. */
+    bool invalid;
+    char invalid_field[256];
 };
 
 /*
@@ -69,6 +78,14 @@ struct ab_msg {
  * or whose STREAM descriptor has no name: AB_ERR_PROTOCOL naming what is wrong
  * (the caller prefixes the line number). Unknown types and unknown fields are
  * not errors.
+ *
+ * The JSON intake's content rules (json.h) apply to every line. A line that
+ * breaks one of them is AB_ERR_PROTOCOL naming the type, reason, byte and
+ * path ("STATE: member 'state' appears twice at byte 40 ($.state)"), except
+ * a RECORD whose type, stream and namespace could be read validly: that is
+ * AB_ERR_REJECTED with msg->invalid set, msg->type/stream/ns filled, the
+ * reason in err->message and msg kept: ab_msg_release() it. A stream name
+ * or namespace that itself breaks a rule is AB_ERR_PROTOCOL.
  */
 enum ab_status ab_msg_parse(struct ab_msg *msg, const char *line, size_t len, struct ab_error *err);
 /* As ab_msg_parse(), with the tree in arena (json.h): the message is valid
