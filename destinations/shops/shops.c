@@ -16,7 +16,7 @@
 
 #include "shops_int.h"
 
-#define SHP_NAME    "destination-shops"
+#define SHP_NAME "destination-shops"
 /* A flush forced by a waiting state seals the open merge import at most
  * this often (a state blocked by the replace import would otherwise force a
  * commit at every loop turn). */

@@ -22,7 +22,7 @@
  * path a rate-limited HTTP source or a database socket takes).
  */
 
-#define EX_NAME    "source-example"
+#define EX_NAME "source-example"
 
 struct example {
     struct ab_driver *d;
