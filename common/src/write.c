@@ -106,17 +106,29 @@ void ab_driver_describe_stream(char *buf, size_t size, const char *name, const c
     }
 }
 
+/* A record for a stream outside the catalog fails the sync (the strict
+ * reading of the protocol), naming the catalog's streams closest to it. */
+static enum ab_status not_in_catalog(struct ab_driver *d, const struct ab_msg *msg,
+                                     struct ab_error *err)
+{
+    char name[300];
+    char near[400];
+
+    ab_driver_describe_stream(name, sizeof(name), msg->stream, msg->ns);
+    ab_catalog_closest(&d->catalog, msg->stream, msg->ns, near, sizeof(near));
+    return ab_error_set(err, AB_ERR_PROTOCOL,
+                        "record for stream '%s' which is not in the configured catalog (%s)", name,
+                        near);
+}
+
 static enum ab_status on_record(struct ab_driver *d, struct ab_msg *msg, uint64_t lineno,
                                 struct ab_error *err)
 {
     struct ab_record rec;
     long idx = find_stream(d, msg->stream, msg->ns);
-    char name[300];
 
     if (idx < 0) {
-        ab_driver_describe_stream(name, sizeof(name), msg->stream, msg->ns);
-        return ab_error_set(err, AB_ERR_PROTOCOL,
-                            "record for stream '%s' which is not in the configured catalog", name);
+        return not_in_catalog(d, msg, err);
     }
     rec.stream = (size_t)idx;
     rec.desc = &d->catalog.streams[idx];
@@ -192,15 +204,12 @@ static enum ab_status on_invalid_record(struct ab_driver *d, struct ab_msg *msg,
     struct ab_buf errors;
     enum ab_status rc = AB_OK;
     char reason[AB_ERROR_MSG_MAX];
-    char name[300];
     size_t i = 0;
 
     (void)snprintf(reason, sizeof(reason), "%s", err->message);
     ab_error_init(err);
     if (idx < 0) {
-        ab_driver_describe_stream(name, sizeof(name), msg->stream, msg->ns);
-        return ab_error_set(err, AB_ERR_PROTOCOL,
-                            "record for stream '%s' which is not in the configured catalog", name);
+        return not_in_catalog(d, msg, err);
     }
     ab_buf_init(&rec, AB_BUF_UNBOUNDED);
     ab_buf_init(&errors, AB_BUF_UNBOUNDED);
