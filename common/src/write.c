@@ -1187,7 +1187,7 @@ enum ab_status ab_driver_make_catalog(struct ab_driver *d, struct ab_error *err)
     }
     rc = ab_catalog_parse(&d->catalog, root, err);
     ab_json_free(root);
-    if (rc == AB_OK && d->mode == WM_WRITE) {
+    if (rc == AB_OK && d->mode == WM_WRITE && !o->print_catalog) {
         AB_INFO(d->em, "catalog inferred from '%s': %zu stream(s), destination_sync_mode '%s'%s",
                 o->input, n, mode, o->sync_id ? "" : ", no sync_id");
     }
