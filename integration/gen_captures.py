@@ -172,6 +172,11 @@ def catalog(destination, namespace):
     return drop_null_namespace(cat)
 
 
+def load_expected(name):
+    with open(os.path.join(CAPTURES, name + ".expected.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
 def write_json(path, obj):
     with open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=1, sort_keys=True, ensure_ascii=False)

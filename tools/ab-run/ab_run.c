@@ -186,7 +186,8 @@ static int make_pipe(int p[2], bool parent_reads)
  * given descriptors as stdin, stdout and stderr (-1: inherit). The command
  * is a shell command line; the runner's arguments are appended to it.
  */
-static pid_t spawn(const char *cmd, const char *const *args, int in, int out, int errfd)
+static pid_t spawn(const char *side, const char *cmd, const char *const *args, int in, int out,
+                   int errfd)
 {
     const char *argv[16];
     size_t n = 0;
@@ -203,7 +204,7 @@ static pid_t spawn(const char *cmd, const char *const *args, int in, int out, in
     argv[n++] = "sh";
     argv[n++] = "-c";
     argv[n++] = script;
-    argv[n++] = "ab-run";
+    argv[n++] = side; /* $0: named in the shell's own errors */
     while (*args && n < 15) {
         argv[n++] = *args++;
     }
@@ -316,7 +317,7 @@ static int learn_secrets(struct runner *r, const char *side, const char *cmd,
         return RUN_EXIT_RUNNER;
     }
     devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    pid = spawn(cmd, spec_args, devnull, p[1], -1);
+    pid = spawn(side, cmd, spec_args, devnull, p[1], -1);
     (void)close(p[1]);
     if (devnull >= 0) {
         (void)close(devnull);
@@ -844,7 +845,7 @@ static int start_side(struct runner *r, struct side *s, const char *cmd, const c
     if (!with_stdin) {
         devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
-    s->pid = spawn(cmd, args, with_stdin ? in[0] : devnull, out[1], er[1]);
+    s->pid = spawn(s->name, cmd, args, with_stdin ? in[0] : devnull, out[1], er[1]);
     (void)close(out[1]);
     (void)close(er[1]);
     if (with_stdin) {
@@ -910,8 +911,12 @@ static bool readable(const char *what, const char *path)
 {
     struct stat st;
 
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-        note("%s '%s': %s", what, path, errno ? strerror(errno) : "not a regular file");
+    if (stat(path, &st) != 0) {
+        note("%s '%s': %s", what, path, strerror(errno));
+        return false;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        note("%s '%s': a directory, not a file", what, path);
         return false;
     }
     return true;
@@ -1098,12 +1103,20 @@ static int run(struct runner *r, const struct opts *o)
             describe_status(r->src.status, ss, sizeof(ss));
         }
         describe_status(r->dst.status, ds, sizeof(ds));
+        char held[64];
+        size_t n_held = run_state_entries(r->state);
+
+        if (run_state_saved(r->state)) {
+            (void)snprintf(held, sizeof(held), "holds %zu entr%s", n_held,
+                           n_held == 1 ? "y" : "ies");
+        } else {
+            (void)snprintf(held, sizeof(held), "not updated");
+        }
         note("%s: %" PRIu64 " lines (%" PRIu64 " records, %" PRIu64
-             " states); destination %s: %" PRIu64 " states acknowledged, state file '%s' "
-             "holds %zu entr%s; exit %d",
+             " states); destination %s: %" PRIu64 " states acknowledged, state file '%s' %s; "
+             "exit %d",
              r->replay ? "replay" : "source", r->lines, r->records, r->src_states,
-             r->dst.pid > 0 ? ds : "not started", r->acked, r->state_path,
-             run_state_entries(r->state), run_state_entries(r->state) == 1 ? "y" : "ies", rc);
+             r->dst.pid > 0 ? ds : "not started", r->acked, r->state_path, held, rc);
     }
 out:
     free(src_cfg);

@@ -29,6 +29,7 @@ struct run_state {
     size_t n;
     size_t cap;
     bool exists;
+    bool failed; /* a write failed */
 };
 
 static char *dup_or_null(const char *s)
@@ -62,6 +63,11 @@ void run_state_free(struct run_state *s)
 size_t run_state_entries(const struct run_state *s)
 {
     return s->n;
+}
+
+bool run_state_saved(const struct run_state *s)
+{
+    return !s->failed;
 }
 
 bool run_state_exists(const struct run_state *s)
@@ -371,5 +377,11 @@ enum ab_status run_state_apply(struct run_state *s, yajl_val state, const char *
         *note = NULL;
     }
     rc = add_state(s, state, note, err);
-    return rc == AB_OK ? save(s, err) : rc;
+    if (rc == AB_OK) {
+        rc = save(s, err);
+    }
+    if (rc != AB_OK) {
+        s->failed = true;
+    }
+    return rc;
 }

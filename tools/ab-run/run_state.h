@@ -40,6 +40,8 @@ enum ab_status run_state_apply(struct run_state *s, yajl_val state, const char *
 
 /* Entries held (streams, or 1 for a GLOBAL/LEGACY state). */
 size_t run_state_entries(const struct run_state *s);
+/* False once a write of the file failed (it then holds an older state). */
+bool run_state_saved(const struct run_state *s);
 /* True when the file existed at open or has been written since. */
 bool run_state_exists(const struct run_state *s);
 
