@@ -113,6 +113,7 @@ class AbRun(unittest.TestCase):
         return lib.Connector(lib.binary(), args, self.wd, name=name)
 
     def assert_no_secret(self, blob):
+        self.assertEqual(lib.sanitizer_report(blob), "")
         for s in crm.ALL_KEYS + (SOURCE_TOKEN,):
             lib.assert_absent(s, blobs=[blob])
 

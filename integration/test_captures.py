@@ -94,6 +94,7 @@ class Captures(unittest.TestCase):
             self.wd, name="%s-%d" % (name, run))
         self.assertEqual(res.rc, 0, res.describe())
         self.assertEqual(res.stdout, b"", "ab-run writes nothing to stdout")
+        self.assertEqual(lib.sanitizer_report(res.stderr), "")
         secrets = crm.ALL_KEYS if dest == "crm360" else shp.ALL_SECRETS
         for s in secrets:
             lib.assert_absent(s, paths=[p for p in self.wd.files() if "/cfg-" not in p],
