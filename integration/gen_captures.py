@@ -53,6 +53,11 @@ CAPTURE_SET = {
                      {"products": 60, "inventory": 180, "update_rate": 0.15, "invalid": 3,
                       "invalid_kinds": "missing_sku,price_number", "state_every": 50,
                       "state_type": "GLOBAL", "seed": 13}, None),
+    "shops-streams-catalogo": ("shops", "gen_shops_stream.py",
+                               {"products": 50, "inventory": 150, "update_rate": 0.1,
+                                "invalid": 2, "invalid_kinds": "missing_sku,price_format",
+                                "state_every": 30, "state_type": "STREAM",
+                                "namespace": "catalogo", "seed": 14}, "catalogo"),
 }
 
 
