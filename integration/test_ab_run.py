@@ -240,6 +240,22 @@ class AbRun(unittest.TestCase):
         self.assert_exactly(20000)
         self.ok = True
 
+    def test_replay_from_a_pipe(self):
+        name = "crm360-global"
+        with open(os.path.join(gen_captures.CAPTURES, name + ".jsonl"), "rb") as f:
+            data = f.read()
+        args = ["--replay", "/dev/stdin", "--destination", self.dest, "--config-dir",
+                self.cfgdir, "--state", self.state, "--catalog",
+                os.path.join(gen_captures.CAPTURES, name + ".catalog.json")]
+        res = lib.run_connector(lib.binary(), args, self.wd, stdin=data, name="pipe")
+        self.assert_no_secret(res.stderr)
+        self.assertEqual(res.rc, 0, res.describe())
+        exp = gen_captures.load_expected(name)
+        self.assertEqual(gen_captures.store_view("crm360", self.emu.get("/_admin/dump")),
+                         exp["store"])
+        self.assertEqual(self.read_state(), exp["final_state"])
+        self.ok = True
+
     # ---- exit codes --------------------------------------------------
 
     def test_usage_errors_exit_2(self):
