@@ -160,8 +160,22 @@ static void bl_close(void *self)
 static enum ab_status bl_discover(struct ab_driver *d, struct ab_error *err)
 {
     const char *c = bl_catalog_json();
+    yajl_val v = ab_json_parse(c, strlen(c), err);
+    struct ab_buf out;
+    enum ab_status rc;
 
-    return ab_source_catalog(d, c, strlen(c), err);
+    if (!v) {
+        return ab_error_prefix(err, "the embedded catalog");
+    }
+    /* one line on the wire, whatever the file's layout */
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    rc = ab_json_write(&out, v, err);
+    ab_json_free(v);
+    if (rc == AB_OK) {
+        rc = ab_source_catalog(d, out.data, out.len, err);
+    }
+    ab_buf_release(&out);
+    return rc;
 }
 
 static enum ab_status bl_open(struct ab_driver *d, void **self, struct ab_error *err)
@@ -199,7 +213,7 @@ static enum ab_status bl_open(struct ab_driver *d, void **self, struct ab_error 
     }
     ab_fetch_init(&b->f, d, b->h, BODY_MAX);
     ab_driver_set_http(d, b->h);
-    b->run_start = ab_now_us() / 1000000;
+    b->run_start = ab_wall_ms() / 1000;
     /* every state parses before anything is read */
     for (size_t i = 0; i < cat->n; i++) {
         struct bl_state st;
