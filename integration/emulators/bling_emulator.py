@@ -45,6 +45,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import collections
 import copy
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -288,7 +289,8 @@ class App:
             self.held = 0
             self.limiter.clear()
             self.faults.reset()
-            self.events = []
+            self.events = collections.deque(maxlen=1000)
+            self._sorted = {}
             self._new_refresh(self.args.refresh_token)
 
     def count(self, name, n=1):
@@ -449,6 +451,15 @@ class App:
         return bling_error(404, "RESOURCE_NOT_FOUND", "Recurso não encontrado",
                            "O recurso requisitado não foi encontrado")
 
+    def _sorted_ids(self, store):
+        key = (id(store), len(store))
+        cached = self._sorted.get(key)
+        if cached is None:
+            cached = sorted(store)
+            self._sorted = {k: v for k, v in self._sorted.items() if k[0] != key[0]}
+            self._sorted[key] = cached
+        return cached
+
     def list(self, kind, store, params):
         def bad(desc, element):
             return 400, {"error": {"type": "VALIDATION_ERROR", "message": "Parâmetro inválido",
@@ -488,7 +499,13 @@ class App:
             recent_only = False
             tipo = "T"
         rows = []
-        for rid in sorted(store):
+        ids = self._sorted_ids(store)
+        if lo is None and hi is None and not recent_only and tipo == "T":
+            # the common unfiltered page: no scan of the whole account
+            start = (page - 1) * limit
+            return 200, {"data": [list_item(kind, store[i])
+                                  for i in ids[start:start + limit]]}, {}
+        for rid in ids:
             rec = store[rid]
             # modification times have second precision, as the filters do
             mtime = int(rec["_mtime"])
@@ -518,7 +535,7 @@ class App:
             if path == "/_admin/stats":
                 return 200, {"counters": dict(self.counters), "generation": self.generation,
                              "held": self.held, "requests_today": self.day_count,
-                             "events": list(self.events[-1000:])}, {}
+                             "events": list(self.events)}, {}
             if path == "/_admin/refresh_token":
                 # what authorizing the app again gives: a fresh refresh token
                 if handler.method == "POST":

@@ -600,7 +600,7 @@ static enum ab_status bl_step(void *self, enum ab_source_next *next, struct ab_e
             rc = on_saldos(b, err);
             break;
         default:
-            AB_ASSERT(!"an answer in a phase without a request");
+            AB_ASSERT(b->phase == BL_PH_LIST); /* an answer in a phase without a request */
             break;
         }
         ab_fetch_done(&b->f);
