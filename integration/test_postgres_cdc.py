@@ -115,6 +115,28 @@ class Cdc(PgCase):
         self.assertEqual(sum(counts), 30.0)
         self.ok = True
 
+    def test_full_refresh_streams_ride_in_the_global_state(self):
+        cat = catalog(("cust", "incremental"), ("other", "full_refresh"))
+        self.sql("insert into other select generate_series(1, 12)")
+        res = self.read(cat, self.config(replication_method=cdc(), chunk_size=5))
+        self.assert_ok(res)
+        self.assertEqual({s["type"] for s in res.states}, {"GLOBAL"})
+        last = res.states[-1]["global"]
+        self.assertEqual({s["stream_descriptor"]["name"]: s["stream_state"]
+                          for s in last["stream_states"]},
+                         {"cust": {"snapshot": "done"}, "other": {}})
+        mid = [s for s in res.states if any(
+            x["stream_descriptor"]["name"] == "other" and "pk" in x["stream_state"]
+            for x in s["global"]["stream_states"])]
+        self.assertTrue(mid)
+        self.assertEqual(len(records(res, "other")), 12)
+        # resumed from a state taken inside the full-refresh stream
+        res2 = self.read(cat, self.config(replication_method=cdc(), chunk_size=5),
+                         state=[mid[0]], name="resumed")
+        self.assert_ok(res2)
+        self.assertEqual(sorted(r["id"] for r in records(res2, "other")), list(range(6, 13)))
+        self.ok = True
+
     def test_configuration_errors(self):
         res = self.read(catalog(("cust", "incremental")),
                         self.config(replication_method=cdc(slot="no_slot")), name="slot")

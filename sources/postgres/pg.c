@@ -392,6 +392,15 @@ static enum ab_status pg_open(struct ab_driver *d, void **self, struct ab_error 
         rc = open_stream(p, i, err);
         p->ncdc += p->st[i].cdc ? 1 : 0;
     }
+    p->global = p->ncdc > 0;
+    for (size_t i = 0; rc == AB_OK && p->global && i < cat->n; i++) {
+        yajl_val st = ab_source_state_of(d, i);
+
+        /* a full-refresh stream's position carried in the GLOBAL state */
+        if (!p->st[i].cdc && st) {
+            rc = ab_json_write(&p->st[i].gstate, st, err);
+        }
+    }
     if (rc == AB_OK && p->ncdc > 0) {
         time_t now = time(NULL);
         struct tm tm;
@@ -420,14 +429,15 @@ static struct pg_stream *cur_stream(struct pgsrc *p)
     return &p->st[p->cur];
 }
 
-/* p->state as the current stream's state: a STREAM state, or for a CDC
- * stream its part of the GLOBAL state. */
+/* p->state as the current stream's state: a STREAM state, or, when the
+ * catalog has CDC streams, its part of the one GLOBAL state (so that a
+ * GLOBAL state, which replaces the whole state, carries every stream). */
 static enum ab_status emit_state(struct pgsrc *p, struct ab_error *err)
 {
     struct pg_stream *s = cur_stream(p);
 
     s->since_state = 0;
-    if (s->cdc) {
+    if (p->global) {
         ab_buf_reset(&s->gstate);
         if (ab_buf_add(&s->gstate, p->state.data, p->state.len, err) != AB_OK) {
             return err->code;
