@@ -207,6 +207,16 @@ class FullRefresh(PgCase):
         self.assertEqual(len(records(res)), 1050)
         self.ok = True
 
+    def test_statement_timeout_is_transient(self):
+        self.sql("create view slow as select 1 as x from pg_sleep(3)")
+        res = self.read(catalog(("slow", "full_refresh")), self.config(statement_timeout_seconds=1))
+        self.assertEqual(res.rc, 1, res.describe())
+        self.assertEqual(len(res.errors), 1, res.describe())
+        self.assertEqual(res.errors[0]["failure_type"], "transient_error")
+        self.assertIn("stream 'slow'", res.errors[0]["message"])
+        self.assertIn("statement timeout", res.errors[0]["message"])
+        self.ok = True
+
     def test_wrong_password_on_read_is_config_error(self):
         res = self.read(catalog(("items", "full_refresh")), self.config(password="wrong-pw-1"))
         self.assert_config_error(res, "password authentication failed", "user 'postgres'")
