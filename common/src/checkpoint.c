@@ -71,6 +71,7 @@ struct ab_ckpt_state {
     int64_t now_us;
     uint64_t received;
     uint64_t rejected;
+    bool mark; /* a position without counts (ab_ckpt_mark()) */
 };
 
 struct ab_ckpt {
@@ -222,6 +223,7 @@ enum ab_status ab_ckpt_state(struct ab_ckpt *ck, enum ab_ckpt_scope scope, size_
     st->now_us = now_us;
     st->received = 0;
     st->rejected = 0;
+    st->mark = false;
     if (scope == AB_CKPT_GLOBAL) {
         size_t i;
 
@@ -252,6 +254,52 @@ enum ab_status ab_ckpt_state(struct ab_ckpt *ck, enum ab_ckpt_scope scope, size_
     ck->stats.states_in++;
     AB_ASSERT(ck->stats.states_in == ck->stats.states_out + ck->nstates);
     return AB_OK;
+}
+
+enum ab_status ab_ckpt_mark(struct ab_ckpt *ck, uint64_t pos, const char *members, size_t len,
+                            int64_t now_us, struct ab_error *err)
+{
+    struct ab_ckpt_state *st;
+    char *copy;
+
+    if (pos > ck->next_seq || (ck->nstates > 0 && state_at(ck, ck->nstates - 1)->pos > pos)) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "mark at %llu out of order",
+                            (unsigned long long)pos);
+    }
+    if (ck->nstates == ck->cap_states) {
+        enum ab_status rc = states_grow(ck, err);
+
+        if (rc != AB_OK) {
+            return rc;
+        }
+    }
+    copy = malloc(len + 1);
+    if (!copy) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (mark of %zu bytes)", len);
+    }
+    if (len > 0) {
+        memcpy(copy, members, len);
+    }
+    copy[len] = '\0';
+    st = state_at(ck, ck->nstates);
+    st->scope = AB_CKPT_GLOBAL;
+    st->stream = AB_CKPT_NO_STREAM;
+    st->pos = pos;
+    st->members = copy;
+    st->len = len;
+    st->now_us = now_us;
+    st->received = 0;
+    st->rejected = 0;
+    st->mark = true;
+    ck->nstates++;
+    ck->stats.states_in++;
+    AB_ASSERT(ck->stats.states_in == ck->stats.states_out + ck->nstates);
+    return AB_OK;
+}
+
+uint64_t ab_ckpt_units_opened(const struct ab_ckpt *ck)
+{
+    return ck->next_unit - 1;
 }
 
 /* Index of unit id in the live array, or nunits when it is not live. */
@@ -420,7 +468,7 @@ void ab_ckpt_reject(struct ab_ckpt *ck, size_t stream, uint64_t seq)
     for (i = 0; i < ck->nstates && !first_cov; i++) {
         struct ab_ckpt_state *st = state_at(ck, i);
 
-        if (st->pos <= seq) {
+        if (st->pos <= seq || st->mark) {
             continue;
         }
         if (!first_any) {

@@ -92,6 +92,8 @@ struct crm_dest {
     uint64_t local_rejects;
     uint64_t batches_sent;
     uint64_t batches_replayed;
+    uint64_t batches_earlier;               /* answered for an earlier run */
+    uint64_t already_applied[CRM_NOBJECTS]; /* records of those batches */
     struct ab_buf scratch;
     struct ab_buf errors;
 };
