@@ -13,6 +13,8 @@ script covers the other side:
 | both stream generators, STREAM and GLOBAL states, | every line a valid         |
 | with and without a namespace, invalid records     | AirbyteMessage, no         |
 |                                                   | "namespace": null          |
+| the captures (integration/captures) and their     | the same                   |
+| catalogs                                          |                            |
 | the catalogs the test helpers write               | valid configured streams   |
 | messages breaking the v0.18.0 shapes              | each named by the check    |
 """
@@ -77,6 +79,18 @@ class Shapes(unittest.TestCase):
                             self.assertTrue(all(r.get("namespace") == ns for r in recs))
                         else:
                             self.assertNotIn(b'"namespace"', open(inp, "rb").read())
+
+    def test_captures(self):
+        caps = os.path.join(HERE, "captures")
+        names = sorted(n for n in os.listdir(caps) if n.endswith(".jsonl"))
+        self.assertGreater(len(names), 0)
+        for n in names:
+            with self.subTest(n):
+                self.assert_valid_lines(os.path.join(caps, n))
+                with open(os.path.join(caps, n[:-len(".jsonl")] + ".catalog.json")) as f:
+                    cat = json.load(f)
+                for st in cat["streams"]:
+                    self.assertNotIn(None, st["stream"].values(), st)
 
     def test_helper_catalogs(self):
         for cat in (crm360_helpers.catalog(), crm360_helpers.catalog(namespace="erp"),
