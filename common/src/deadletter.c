@@ -49,6 +49,7 @@ struct ab_deadletter {
     char *iobuf;
     struct ab_buf line; /* the line being composed */
     uint64_t count;
+    const char *file;       /* borrowed: the input file of the next lines */
     struct ab_error sticky; /* code != AB_OK once something failed */
     /* object store */
     struct ab_objstore *os;
@@ -354,7 +355,8 @@ static enum ab_status add_json_text(struct ab_buf *b, const char *s, size_t n, s
     return rc == AB_OK ? ab_buf_add(b, s + run, n - run, err) : rc;
 }
 
-static enum ab_status compose(struct ab_buf *h, const struct ab_rejected *r, struct ab_error *err)
+static enum ab_status compose(struct ab_buf *h, const struct ab_rejected *r, const char *file,
+                              struct ab_error *err)
 {
     char when[64];
     enum ab_status rc;
@@ -375,6 +377,12 @@ static enum ab_status compose(struct ab_buf *h, const struct ab_rejected *r, str
     if (rc == AB_OK) {
         rc = r->lineno ? ab_buf_printf(h, err, ",\"line\":%llu", (unsigned long long)r->lineno)
                        : ab_buf_adds(h, ",\"line\":null", err);
+    }
+    if (rc == AB_OK && file) {
+        rc = ab_buf_adds(h, ",\"file\":", err);
+        if (rc == AB_OK) {
+            rc = ab_json_write_cstr(h, file, err);
+        }
     }
     if (rc == AB_OK) {
         rc = ab_buf_adds(h, ",\"rejected_by\":", err);
@@ -458,7 +466,7 @@ enum ab_status ab_deadletter_put(struct ab_deadletter *dl, const struct ab_rejec
         dl->count++;
         return AB_OK;
     }
-    rc = compose(&dl->line, r, &e);
+    rc = compose(&dl->line, r, dl->file, &e);
     if (rc != AB_OK) {
         /* nothing was written yet: not sticky */
         if (err) {
@@ -600,4 +608,9 @@ enum ab_status ab_deadletter_probe(const char *path, struct ab_error *err)
 out:
     free(dir);
     return rc;
+}
+
+void ab_deadletter_set_file(struct ab_deadletter *dl, const char *file)
+{
+    dl->file = file;
 }
