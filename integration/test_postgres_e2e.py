@@ -113,6 +113,7 @@ class FullRefresh(PgCase):
         cls.pg.sql('''
             create table items (id int primary key, name text);
             insert into items select g, 'item ' || g from generate_series(1, 1050) g;
+            analyze items;
             create table pairs (a text, b int, v text, primary key (a, b));
             insert into pairs select chr(97 + g % 3), g, 'v' from generate_series(1, 100) g;
             create table heap (n int, t text);
@@ -143,6 +144,9 @@ class FullRefresh(PgCase):
         statuses = [m["trace"]["stream_status"]["status"] for m in res.of_type("TRACE")
                     if m["trace"]["type"] == "STREAM_STATUS"]
         self.assertEqual(statuses, ["STARTED", "RUNNING", "COMPLETE"])
+        estimates = [m["trace"]["estimate"] for m in res.of_type("TRACE")
+                     if m["trace"]["type"] == "ESTIMATE"]
+        self.assertEqual([e.get("row_estimate") for e in estimates], [1050])
         self.ok = True
 
     def test_resume_from_a_chunk_state(self):

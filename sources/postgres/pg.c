@@ -510,7 +510,20 @@ static enum ab_status prepare_stream(struct pgsrc *p, struct ab_error *err)
         if (s->pages_per_chunk < 1) {
             s->pages_per_chunk = 1;
         }
-        (void)ab_source_estimate(p->d, p->cur, tuples > 0 ? (int64_t)tuples : -1, -1, err);
+        rc = ab_source_estimate(p->d, p->cur, tuples > 0 ? (int64_t)tuples : -1, -1, err);
+    } else if (s->method == PG_FULL_PK) {
+        if (add_rel(&p->sql, s->rel, err) != AB_OK) {
+            return err->code;
+        }
+        params[0] = p->sql.data;
+        rc = query_value(
+            p, "SELECT c.reltuples::bigint::text FROM pg_class c WHERE c.oid = $1::regclass", 1,
+            params, what, v, sizeof(v), err);
+        if (rc != AB_OK) {
+            return rc;
+        }
+        /* the statistics' row count; -1 (never analysed) leaves it out */
+        rc = ab_source_estimate(p->d, p->cur, strtoll(v, NULL, 10), -1, err);
     } else if (s->method == PG_INCR_CURSOR && s->has_cursor) {
         const struct pg_col *col = &s->rel->cols[s->cursor_col];
         int64_t ties;
