@@ -156,10 +156,10 @@ static void crm_summary(void *self, struct ab_emitter *em)
                 (unsigned long long)r[CRM_R_NOT_FOUND], (unsigned long long)r[CRM_R_REJECTED]);
     }
     AB_INFO(em,
-            "crm360: %llu batches sent (%llu answered from the idempotency store), %llu records "
-            "rejected before sending",
+            "crm360: %llu batches sent (%llu answered from the idempotency store, %llu refused "
+            "as a whole and split), %llu records rejected before sending",
             (unsigned long long)c->batches_sent, (unsigned long long)c->batches_replayed,
-            (unsigned long long)c->local_rejects);
+            (unsigned long long)c->batches_split, (unsigned long long)c->local_rejects);
 }
 
 static void crm_close(void *self)
