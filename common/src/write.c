@@ -24,6 +24,7 @@ enum ab_status ab_driver_reject(struct ab_driver *d, size_t stream, uint64_t seq
                                 const char *errors_json, struct ab_error *err)
 {
     const struct ab_stream *s = &d->catalog.streams[stream];
+    struct ab_buf safe_errors;
     enum ab_status rc;
 
     if (d->fail_on_reject) {
@@ -41,8 +42,16 @@ enum ab_status ab_driver_reject(struct ab_driver *d, size_t stream, uint64_t seq
             return err->code;
         }
     }
-    rc = ab_deadletter_write(d->dl, s->name, s->ns, lineno, rejected_by, record_json, record_len,
-                             errors_json, err);
+    /* the errors are the target's texts and may quote a secret; the record
+     * is the data being moved */
+    ab_buf_init(&safe_errors, AB_BUF_UNBOUNDED);
+    rc = ab_emitter_mask_buf(d->em, errors_json ? errors_json : "[]",
+                             errors_json ? strlen(errors_json) : 2, &safe_errors, err);
+    if (rc == AB_OK) {
+        rc = ab_deadletter_write(d->dl, s->name, s->ns, lineno, rejected_by, record_json,
+                                 record_len, safe_errors.data, err);
+    }
+    ab_buf_release(&safe_errors);
     if (rc != AB_OK) {
         return rc;
     }
