@@ -174,10 +174,11 @@ static void crm_summary(void *self, struct ab_emitter *em)
     }
     AB_INFO(em,
             "crm360: %llu batches sent (%llu answered from the idempotency store, %llu of them "
-            "applied by an earlier run with the same sync_id), %llu records rejected before "
-            "sending",
+            "applied by an earlier run with the same sync_id; %llu refused as a whole and "
+            "split), %llu records rejected before sending",
             (unsigned long long)c->batches_sent, (unsigned long long)c->batches_replayed,
-            (unsigned long long)c->batches_earlier, (unsigned long long)c->local_rejects);
+            (unsigned long long)c->batches_earlier, (unsigned long long)c->batches_split,
+            (unsigned long long)c->local_rejects);
     if (c->batches_earlier) {
         AB_INFO(em, "crm360: to apply those records again, run with a new sync_id (the "
                     "catalog's sync_id, or --sync-id N with an inferred catalog or load)");

@@ -253,7 +253,10 @@ static enum ab_status shp_open(struct ab_driver *d, void **self, struct ab_error
     if (rc != AB_OK) {
         return rc;
     }
-    ab_driver_add_secret(d, s->cfg.client_secret);
+    rc = ab_driver_add_secret(d, s->cfg.client_secret, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
     rc = ab_driver_check_url(s->cfg.api_url, "api_url", err);
     if (rc != AB_OK) {
         return rc;
