@@ -107,7 +107,7 @@ struct crm_dest {
     uint64_t batches_replayed;
     uint64_t batches_earlier;               /* answered for an earlier run */
     uint64_t already_applied[CRM_NOBJECTS]; /* records of those batches */
-    uint64_t batches_split; /* refused as a whole and sent as two slices */
+    uint64_t batches_split;                 /* refused as a whole and sent as two slices */
     struct ab_buf scratch;
     struct ab_buf errors;
 };
