@@ -20,6 +20,69 @@
 
 /* ---- rejections ---------------------------------------------------------- */
 
+/* A dry run details this many rejections, then only counts them. */
+#define DRY_REJECTS_SHOWN 100
+/* and shows at most this much of a request body */
+#define DRY_BODY_SHOWN ((size_t)64 * 1024)
+
+bool ab_driver_dry_run(const struct ab_driver *d)
+{
+    return d->run.dry_run;
+}
+
+void ab_driver_dry_request(struct ab_driver *d, const char *object, const char *op,
+                           const char *label, size_t records, const char *body, size_t len)
+{
+    struct dry_row *row = NULL;
+
+    for (size_t i = 0; i < d->ndry; i++) {
+        if (strcmp(d->dry[i].object, object) == 0 && strcmp(d->dry[i].op, op) == 0) {
+            row = &d->dry[i];
+        }
+    }
+    if (!row && d->ndry < DRY_ROWS) {
+        row = &d->dry[d->ndry++];
+        (void)snprintf(row->object, sizeof(row->object), "%s", object);
+        (void)snprintf(row->op, sizeof(row->op), "%s", op);
+    }
+    if (row) {
+        row->requests++;
+        row->records += records;
+        row->bytes += len;
+    }
+    if (d->dry_shown < (uint64_t)d->run.show_requests) {
+        d->dry_shown++;
+        AB_INFO(d->em, "dry run: request %llu: %s (%zu records, %zu bytes): %.*s%s",
+                (unsigned long long)d->dry_shown, label, records, len,
+                (int)(len < DRY_BODY_SHOWN ? len : DRY_BODY_SHOWN), body ? body : "",
+                len > DRY_BODY_SHOWN ? " [...]" : "");
+    }
+}
+
+static void log_dry_summary(struct ab_driver *d)
+{
+    uint64_t req = 0;
+    uint64_t recs = 0;
+
+    for (size_t i = 0; i < d->ndry; i++) {
+        const struct dry_row *r = &d->dry[i];
+
+        AB_INFO(d->em, "dry run: %s %s: %llu requests, %llu records, %llu bytes would be sent",
+                r->object, r->op, (unsigned long long)r->requests, (unsigned long long)r->records,
+                (unsigned long long)r->bytes);
+        req += r->requests;
+        recs += r->records;
+    }
+    AB_INFO(d->em,
+            "dry run: nothing was sent; %llu requests with %llu records would be sent, %llu "
+            "records would be rejected (%llu by the destination, %llu by the target's rules "
+            "checked locally)%s",
+            (unsigned long long)req, (unsigned long long)recs,
+            (unsigned long long)(d->dry_rejects[0] + d->dry_rejects[1]),
+            (unsigned long long)d->dry_rejects[0], (unsigned long long)d->dry_rejects[1],
+            d->mode == WM_WRITE ? "; states held back" : "");
+}
+
 /* load: the input file a record (seq) came from. */
 static const char *load_file_of(const struct ab_driver *d, uint64_t seq)
 {
@@ -38,6 +101,20 @@ enum ab_status ab_driver_reject(struct ab_driver *d, size_t stream, uint64_t seq
     const struct ab_stream *s = &d->catalog.streams[stream];
     enum ab_status rc;
 
+    if (d->run.dry_run) {
+        /* nothing is written: the rejection is reported */
+        bool by_target = strcmp(rejected_by, "target") == 0;
+
+        if (d->dry_rejects[0] + d->dry_rejects[1] < DRY_REJECTS_SHOWN) {
+            AB_INFO(d->em, "dry run: line %llu%s%s of stream '%s' would be rejected by the %s: %s",
+                    (unsigned long long)lineno, d->mode == WM_LOAD ? " of " : "",
+                    d->mode == WM_LOAD ? load_file_of(d, seq) : "", s->name,
+                    by_target ? "target (its rules, checked locally)" : "destination", errors_json);
+        }
+        d->dry_rejects[by_target]++;
+        ab_ckpt_reject(d->ck, stream, seq);
+        return AB_OK;
+    }
     if (d->fail_on_reject) {
         char masked[512];
 
@@ -98,7 +175,7 @@ static enum ab_status emit_state(void *arg, const char *members, size_t len, uin
     enum ab_status rc;
 
     /* A rejection must be on disk before the state that counts it. */
-    if (d->dl_dirty) {
+    if (d->dl_dirty && d->dl) {
         rc = ab_deadletter_sync(d->dl, err);
         if (rc != AB_OK) {
             return rc;
@@ -107,6 +184,10 @@ static enum ab_status emit_state(void *arg, const char *members, size_t len, uin
     }
     if (d->mode == WM_LOAD) {
         return on_mark(d, members, err);
+    }
+    if (d->run.dry_run) {
+        d->dry_states++;
+        return AB_OK;
     }
     rc = ab_emitter_state(d->em, members, len, record_count, rejected_count);
     if (rc != AB_OK) {
@@ -504,6 +585,9 @@ static void log_summary(struct ab_driver *d, bool ok)
             secs > 0 ? (double)cs.records / secs : 0.0);
     if (d->dops->summary) {
         d->dops->summary(d->self, d->em);
+    }
+    if (d->run.dry_run) {
+        log_dry_summary(d);
     }
 }
 

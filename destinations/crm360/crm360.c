@@ -163,6 +163,11 @@ static void crm_summary(void *self, struct ab_emitter *em)
             "sending",
             (unsigned long long)c->batches_sent, (unsigned long long)c->batches_replayed,
             (unsigned long long)c->batches_earlier, (unsigned long long)c->local_rejects);
+    if (ab_driver_dry_run(c->d)) {
+        AB_INFO(em, "dry run: CRM360's record rules were checked locally; only CRM360 can tell "
+                    "unknown_customer (an order whose customer it does not hold) and each "
+                    "record's outcome (created, updated, unchanged, stale, not_found)");
+    }
     if (c->batches_earlier) {
         AB_INFO(em, "crm360: to apply those records again, run with a new sync_id (the "
                     "catalog's sync_id, or --sync-id N with an inferred catalog or load)");
