@@ -277,6 +277,7 @@ static enum ab_status load_config(struct ab_driver *d, struct ab_error *err)
         d->fail_on_reject = dest.fail_on_reject;
         d->max_wait_us = dest.max_wait_us;
         d->max_line_bytes = dest.max_line_bytes;
+        d->dest_opts = dest;
     }
     return AB_OK;
 }

@@ -10,9 +10,11 @@
 #include "ab/destination.h"
 #include "ab/json.h"
 #include "ab/jsonl_reader.h"
+#include "ab/options.h"
 #include "ab/source.h"
 
 #include "input_int.h"
+#include "reject_limit_int.h"
 
 enum ab_kind { AB_KIND_DESTINATION, AB_KIND_SOURCE };
 
@@ -113,6 +115,8 @@ struct ab_driver {
     struct ab_json_arena *arena; /* the current line's tree */
     const char *dl_path;
     bool fail_on_reject;
+    struct ab_destination_opts dest_opts;
+    struct ab_rejlimit *rejlimit;
     size_t max_line_bytes;
     bool eof;          /* stdin reached its end */
     bool input_failed; /* reading stopped at bad input; what came before commits */

@@ -83,6 +83,24 @@ static void log_dry_summary(struct ab_driver *d)
             d->mode == WM_WRITE ? "; states held back" : "");
 }
 
+/* A crossed rejection threshold: the error, its secrets masked. */
+static enum ab_status over_limit(struct ab_driver *d, size_t stream, const char *errors_json,
+                                 struct ab_error *err)
+{
+    const struct ab_stream *s = &d->catalog.streams[stream];
+    char name[300];
+    char masked[AB_ERROR_MSG_MAX];
+    enum ab_status rc;
+
+    ab_driver_describe_stream(name, sizeof(name), s->name, s->ns);
+    rc = ab_rejlimit_reject(d->rejlimit, stream, name, errors_json, err);
+    if (rc != AB_OK) {
+        ab_emitter_mask(d->em, err->message, masked, sizeof(masked));
+        (void)snprintf(err->message, sizeof(err->message), "%s", masked);
+    }
+    return rc;
+}
+
 /* load: the input file a record (seq) came from. */
 static const char *load_file_of(const struct ab_driver *d, uint64_t seq)
 {
@@ -138,6 +156,10 @@ enum ab_status ab_driver_reject(struct ab_driver *d, size_t stream, uint64_t seq
     }
     d->dl_dirty = true;
     ab_ckpt_reject(d->ck, stream, seq);
+    rc = over_limit(d, stream, errors_json, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
     AB_DEBUG(d->em, "line %llu: record of stream '%s' rejected by the %s: %s",
              (unsigned long long)lineno, s->name, rejected_by, errors_json);
     return AB_OK;
@@ -232,21 +254,34 @@ void ab_driver_describe_stream(char *buf, size_t size, const char *name, const c
     }
 }
 
+/* A record for a stream outside the catalog fails the sync (the strict
+ * reading of the protocol), naming the catalog's streams closest to it. */
+static enum ab_status not_in_catalog(struct ab_driver *d, const struct ab_msg *msg,
+                                     struct ab_error *err)
+{
+    char name[300];
+    char near[400];
+
+    ab_driver_describe_stream(name, sizeof(name), msg->stream, msg->ns);
+    ab_catalog_closest(&d->catalog, msg->stream, msg->ns, near, sizeof(near));
+    return ab_error_set(err, AB_ERR_PROTOCOL,
+                        "record for stream '%s' which is not in the configured catalog (%s)", name,
+                        near);
+}
+
 static enum ab_status on_record(struct ab_driver *d, struct ab_msg *msg, uint64_t lineno,
                                 struct ab_error *err)
 {
     struct ab_record rec;
     long idx = find_stream(d, msg->stream, msg->ns);
-    char name[300];
 
     if (idx < 0) {
-        ab_driver_describe_stream(name, sizeof(name), msg->stream, msg->ns);
-        return ab_error_set(err, AB_ERR_PROTOCOL,
-                            "record for stream '%s' which is not in the configured catalog", name);
+        return not_in_catalog(d, msg, err);
     }
     rec.stream = (size_t)idx;
     rec.desc = &d->catalog.streams[idx];
     rec.seq = ab_ckpt_record(d->ck, rec.stream);
+    ab_rejlimit_record(d->rejlimit, rec.stream);
     rec.lineno = lineno;
     rec.data = msg->data;
     rec.deleted = !ab_json_is_null(ab_json_get(msg->data, "_ab_cdc_deleted_at"));
@@ -385,6 +420,7 @@ static enum ab_status reject_line(struct ab_driver *d, size_t stream, const char
         rc = one_error(&errors, field, code, message, err);
     }
     if (rc == AB_OK) {
+        ab_rejlimit_record(d->rejlimit, stream);
         rc = ab_driver_reject(d, stream, ab_ckpt_record(d->ck, stream), lineno, "destination",
                               rec.data, rec.len, errors.data, err);
     }
@@ -400,14 +436,11 @@ static enum ab_status on_invalid_record(struct ab_driver *d, struct ab_msg *msg,
 {
     long idx = find_stream(d, msg->stream, msg->ns);
     char reason[AB_ERROR_MSG_MAX];
-    char name[300];
 
     (void)snprintf(reason, sizeof(reason), "%s", err->message);
     ab_error_init(err);
     if (idx < 0) {
-        ab_driver_describe_stream(name, sizeof(name), msg->stream, msg->ns);
-        return ab_error_set(err, AB_ERR_PROTOCOL,
-                            "record for stream '%s' which is not in the configured catalog", name);
+        return not_in_catalog(d, msg, err);
     }
     return reject_line(d, (size_t)idx, line, len, true, lineno, msg->invalid_field, "invalid_json",
                        reason, err);
@@ -483,6 +516,7 @@ static enum ab_status handle_load_line(struct ab_driver *d, const char *line, si
         rec.data = v;
         rec.deleted = !ab_json_is_null(ab_json_get(v, "_ab_cdc_deleted_at"));
         opened = ab_ckpt_units_opened(d->ck);
+        ab_rejlimit_record(d->rejlimit, 0);
         rc = d->dops->record(d->self, &rec, err);
         if (rc == AB_OK && ab_ckpt_units_opened(d->ck) != opened) {
             /* a unit starts at this record: once every unit before it is
@@ -568,21 +602,27 @@ static void log_summary(struct ab_driver *d, bool ok)
     struct ab_ckpt_stats cs;
     struct ab_http_stats hs = {0};
     double secs = (double)(ab_now_us() - d->start_us) / 1e6;
+    char top[256] = "";
 
     ab_ckpt_get_stats(d->ck, &cs);
     if (d->http) {
         ab_http_get_stats(d->http, &hs);
     }
-    AB_INFO(d->em,
-            "summary: %s; %llu lines, %llu records read, %llu committed, %llu rejected%s%s%s, "
-            "%llu of %llu states emitted, %llu requests (%llu retried), %.1f s, %.0f records/s",
-            ok ? "finished" : "stopped", (unsigned long long)d->lines,
-            (unsigned long long)cs.records, (unsigned long long)d->committed,
-            (unsigned long long)cs.rejected, cs.rejected && d->dl ? " (dead letters in '" : "",
-            cs.rejected && d->dl ? d->dl_path : "", cs.rejected && d->dl ? "')" : "",
-            (unsigned long long)cs.states_out, (unsigned long long)cs.states_in,
-            (unsigned long long)hs.requests, (unsigned long long)hs.retries, secs,
-            secs > 0 ? (double)cs.records / secs : 0.0);
+    if (cs.rejected > 0) {
+        ab_rejlimit_top(d->rejlimit, top, sizeof(top));
+    }
+    /* a WARN when anything was rejected: someone has to look at it */
+    AB_LOG(d->em, cs.rejected > 0 ? AB_LOG_WARN : AB_LOG_INFO,
+           "summary: %s; %llu lines, %llu records read, %llu committed, %llu rejected%s%s%s%s%s%s, "
+           "%llu of %llu states emitted, %llu requests (%llu retried), %.1f s, %.0f records/s",
+           ok ? "finished" : "stopped", (unsigned long long)d->lines,
+           (unsigned long long)cs.records, (unsigned long long)d->committed,
+           (unsigned long long)cs.rejected, top[0] ? " (" : "", top, top[0] ? ")" : "",
+           cs.rejected && d->dl ? " (dead letters in '" : "",
+           cs.rejected && d->dl ? d->dl_path : "", cs.rejected && d->dl ? "')" : "",
+           (unsigned long long)cs.states_out, (unsigned long long)cs.states_in,
+           (unsigned long long)hs.requests, (unsigned long long)hs.retries, secs,
+           secs > 0 ? (double)cs.records / secs : 0.0);
     if (d->dops->summary) {
         d->dops->summary(d->self, d->em);
     }
@@ -918,6 +958,12 @@ static enum ab_status write_open(struct ab_driver *d, struct ab_error *err)
     if (!d->ck) {
         return err->code;
     }
+    d->rejlimit = ab_rejlimit_new(d->catalog.n, d->dest_opts.max_rejected_ratio,
+                                  d->dest_opts.rejected_ratio_min_records,
+                                  d->dest_opts.max_rejected_records, err);
+    if (!d->rejlimit) {
+        return err->code;
+    }
     d->arena = ab_json_arena_new(err);
     if (!d->arena) {
         return err->code;
@@ -1030,6 +1076,8 @@ void ab_driver_write_release(struct ab_driver *d)
     d->arena = NULL;
     ab_ckpt_free(d->ck);
     d->ck = NULL;
+    ab_rejlimit_free(d->rejlimit);
+    d->rejlimit = NULL;
 }
 
 /* ---- the command line of write and load ------------------------------------------ */

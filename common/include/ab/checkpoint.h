@@ -34,8 +34,8 @@
  * seq < n. In a sync mixing STREAM and GLOBAL states, a STREAM state counts
  * the records of its stream since the previous STREAM state of that stream or
  * GLOBAL state, and a GLOBAL state counts every record since the previous
- * GLOBAL state; rejections are charged the same way (to the STREAM state and
- * to the GLOBAL state whose windows hold the record), so that for each state
+ * state of any type (never one a STREAM state already counted); rejections
+ * are charged the same way, so that for each state
  * recordCount + rejectedRecordCount = records received in its window.
  */
 struct ab_ckpt;
