@@ -100,6 +100,7 @@ struct ab_driver {
     uint64_t cand_off;            /* load: offset after the last line handled */
     uint64_t cand_line;           /* load: that line */
     bool ckpt_dirty;              /* load: progress not yet written */
+    int64_t ckpt_written_us;      /* load: when the checkpoint file was last written */
     bool load_done;               /* load: the last file's end mark is queued */
     char target[400];             /* load: "object x" or "stream ns.name" */
     struct ab_buf catalog_text;   /* a made catalog, for --print-catalog */

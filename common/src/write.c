@@ -218,15 +218,34 @@ static enum ab_status emit_state(void *arg, const char *members, size_t len, uin
     return AB_OK;
 }
 
+/* load: writes the checkpoint file when progress was made, at most every
+ * CKPT_GAP_US while the run goes on (each write is an fsync), at once when
+ * forced (the end of the run, a signal, an error). */
+#define CKPT_GAP_US (1000000LL)
+
+static enum ab_status write_checkpoint(struct ab_driver *d, bool force, struct ab_error *err)
+{
+    int64_t now;
+    enum ab_status rc;
+
+    if (!d->ckpt_dirty || !d->run.checkpoint || d->run.dry_run) {
+        return AB_OK;
+    }
+    now = ab_now_us();
+    if (!force && now - d->ckpt_written_us < CKPT_GAP_US) {
+        return AB_OK;
+    }
+    rc = ab_load_ckpt_write(d->run.checkpoint, d->name, d->target, d->lf, d->run.nfiles, err);
+    d->ckpt_dirty = false;
+    d->ckpt_written_us = now;
+    return rc;
+}
+
 static enum ab_status release_states(struct ab_driver *d, struct ab_error *err)
 {
     enum ab_status rc = ab_ckpt_release(d->ck, emit_state, d, NULL, err);
 
-    if (rc == AB_OK && d->ckpt_dirty && d->run.checkpoint && !d->run.dry_run) {
-        rc = ab_load_ckpt_write(d->run.checkpoint, d->name, d->target, d->lf, d->run.nfiles, err);
-        d->ckpt_dirty = false;
-    }
-    return rc;
+    return rc == AB_OK ? write_checkpoint(d, d->phase != WP_READING, err) : rc;
 }
 
 /* ---- the write loop ------------------------------------------------------ */
@@ -1011,6 +1030,13 @@ enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err)
     d->last_progress_us = d->start_us;
     rc = ab_loop_run(d->loop, err);
     if (ab_driver_signal_seen) {
+        struct ab_error ignored;
+
+        /* what is committed is recorded; nothing else */
+        ab_error_init(&ignored);
+        if (release_states(d, &ignored) == AB_OK) {
+            (void)write_checkpoint(d, true, &ignored);
+        }
         return AB_OK;
     }
     if (rc == AB_OK && d->input_failed) {
@@ -1022,7 +1048,9 @@ enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err)
 
         /* Whatever is committed may still go out; nothing else does. */
         ab_error_init(&ignored);
-        (void)release_states(d, &ignored);
+        if (release_states(d, &ignored) == AB_OK) {
+            (void)write_checkpoint(d, true, &ignored);
+        }
     }
     if (d->dops->finish) {
         struct ab_error ferr;
@@ -1037,6 +1065,9 @@ enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err)
     }
     if (rc == AB_OK) {
         rc = release_states(d, err);
+    }
+    if (rc == AB_OK) {
+        rc = write_checkpoint(d, true, err);
     }
     log_progress(d, ab_now_us());
     log_summary(d, rc == AB_OK);
