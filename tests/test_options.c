@@ -144,7 +144,10 @@ static void test_driver_options_are_the_declared_defaults(void **state)
     ab_opts_destination(cfg, &dest);
     assert_int_equal(core.log_level, AB_LOG_INFO);
     assert_int_equal(core.progress_every_us, 30 * 1000000LL);
-    assert_string_equal(dest.dead_letter_path, "rejected-records.jsonl");
+    assert_null(dest.dead_letter_path);
+    assert_false(dest.storage_set);
+    assert_int_equal(dest.storage, AB_DL_FILE);
+    assert_null(dest.local_path);
     assert_false(dest.fail_on_reject);
     assert_int_equal(dest.max_line_bytes, 64 * 1024 * 1024);
     assert_int_equal(dest.max_wait_us, 600 * 1000000LL);
@@ -295,6 +298,9 @@ static void test_lint_catches_incomplete_declarations(void **state)
     assert_lint_fails(",\"c\":{\"type\":\"string\",\"title\":\"C\",\"description\":\"d\","
                       "\"pattern\":\"^x$\",\"group\":\"main\",\"order\":2}",
                       "c: has a pattern but no pattern_descriptor");
+    assert_lint_fails(",\"c\":{\"type\":\"string\",\"title\":\"C\",\"description\":\"d\","
+                      "\"airbyte_secret\":true,\"minLength\":4,\"group\":\"main\",\"order\":2}",
+                      "c: is a secret without minLength >= 8");
     /* nested: array items and their properties */
     assert_lint_fails(",\"c\":{\"type\":\"array\",\"title\":\"C\",\"description\":\"d\","
                       "\"group\":\"main\",\"order\":2,\"items\":{\"type\":\"object\",\"title\":"
