@@ -374,6 +374,7 @@ const struct ab_destination_ops crm_destination_ops = {
     .name = "destination-crm360",
     .version = AB_VERSION,
     .spec_json = crm_spec_json,
+    .destination_catalog_json = crm_destination_catalog_json,
     .check = crm_check,
     .open = crm_open,
     .record = crm_record,

@@ -147,6 +147,13 @@ static enum ab_status plan_streams(struct shp_dest *s, struct ab_error *err)
                                 cs->name, cs->dest_mode_name ? cs->dest_mode_name : "?");
         }
         st->map = ab_mappings_resolve(&s->maps, cs->name, cs->ns, shp_objects(), err);
+        if (!st->map && err->code == AB_ERR_CONFIG && cs->destination_object) {
+            /* no stream_mappings entry: the catalog's destination_object_name
+             * (data activation) names the object, fields as they come */
+            ab_error_init(err);
+            st->map =
+                ab_mappings_resolve(&s->maps, cs->destination_object, NULL, shp_objects(), err);
+        }
         if (!st->map) {
             return err->code;
         }
@@ -810,6 +817,7 @@ const struct ab_destination_ops shp_destination_ops = {
     .name = SHP_NAME,
     .version = AB_VERSION,
     .spec_json = shp_spec_json,
+    .destination_catalog_json = shp_destination_catalog_json,
     .check = shp_check,
     .open = shp_open,
     .record = shp_record,
