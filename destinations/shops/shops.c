@@ -168,7 +168,19 @@ static enum ab_status plan_streams(struct shp_dest *s, struct ab_error *err)
                                 "field 'sku'",
                                 cs->name);
         }
-        if (cs->dest_mode == AB_DEST_OVERWRITE) {
+        if (cs->dest_mode != AB_DEST_OVERWRITE && cs->generation_id > 0 &&
+            cs->minimum_generation_id == cs->generation_id) {
+            /* A truncating refresh (Airbyte's "refresh and remove records",
+             * or overwrite from a platform that speaks refreshes): what
+             * earlier generations loaded goes, which a replace import does
+             * atomically, committed only after COMPLETE. */
+            AB_INFO(s->em,
+                    "stream '%s': generation %lld removes what earlier generations loaded: "
+                    "one replace import, committed only after STREAM_STATUS COMPLETE",
+                    cs->name, (long long)cs->generation_id);
+        }
+        if (cs->dest_mode == AB_DEST_OVERWRITE ||
+            (cs->generation_id > 0 && cs->minimum_generation_id == cs->generation_id)) {
             st->overwrite = true;
             st->replace_track = true;
             s->replace_objects |= 1U << st->obj;
