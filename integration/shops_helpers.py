@@ -196,8 +196,8 @@ def assert_dead_letters(tc, entries, invalid, line_map=None, exact=True):
     maps a dead-letter line to the original input line (restarted runs).
     exact: each invalid record exactly once, else at least once. No entry may
     be for a valid record. Each entry holds the reason ('code field') and
-    `rejected_by` of its invalid record, and the item when the API rejected
-    it."""
+    `rejected_by` of its invalid record, and the item as sent when the API
+    rejected it."""
 
     def check_entry(e, w, line):
         tc.assertTrue(reason_matches(e, w["reason"]), "dead letter for line %s has errors %r, "
@@ -205,7 +205,7 @@ def assert_dead_letters(tc, entries, invalid, line_map=None, exact=True):
         if w.get("rejected_by"):
             tc.assertEqual(e["rejected_by"], w["rejected_by"], "dead letter %r" % (e,))
         if w.get("key") and w["rejected_by"] == "target":
-            tc.assertEqual(item_key(e["stream"], e["record"]), w["key"],
+            tc.assertEqual(item_key(e["stream"], e["record_sent"]), w["key"],
                            "dead letter of line %s holds another item" % line)
 
     check_dead_letters(tc, entries, invalid, check_entry, line_map, exact)

@@ -144,7 +144,10 @@ static void test_driver_options_are_the_declared_defaults(void **state)
     ab_opts_destination(cfg, &dest);
     assert_int_equal(core.log_level, AB_LOG_INFO);
     assert_int_equal(core.progress_every_us, 30 * 1000000LL);
-    assert_string_equal(dest.dead_letter_path, "rejected-records.jsonl");
+    assert_null(dest.dead_letter_path);
+    assert_false(dest.storage_set);
+    assert_int_equal(dest.storage, AB_DL_FILE);
+    assert_null(dest.local_path);
     assert_false(dest.fail_on_reject);
     assert_int_equal(dest.max_line_bytes, 64 * 1024 * 1024);
     assert_int_equal(dest.max_wait_us, 600 * 1000000LL);

@@ -698,3 +698,96 @@ enum ab_status ab_mapping_write(const struct ab_mapping *m, yajl_val data, const
     }
     return rc;
 }
+
+/* The source path of target field name under m into buf; false if unmapped. */
+static bool source_of(const struct ab_mapping *m, const char *name, char *buf, size_t size)
+{
+    size_t i;
+
+    if (m->identity) {
+        (void)snprintf(buf, size, "%s", name);
+        return true;
+    }
+    for (i = 0; i < m->nfields; i++) {
+        if (strcmp(m->fields[i].to, name) == 0) {
+            (void)ab_path_str(&m->fields[i].from, buf, size);
+            return true;
+        }
+    }
+    return false;
+}
+
+enum ab_status ab_mapping_annotate_errors(const struct ab_mapping *m, const char *errors_json,
+                                          struct ab_buf *out, struct ab_error *err)
+{
+    struct ab_error perr;
+    yajl_val arr;
+    enum ab_status rc;
+    size_t i;
+
+    ab_buf_reset(out);
+    if (!errors_json || !*errors_json) {
+        return ab_buf_adds(out, "[]", err);
+    }
+    ab_error_init(&perr);
+    arr = m ? ab_json_parse(errors_json, strlen(errors_json), &perr) : NULL;
+    if (!YAJL_IS_ARRAY(arr)) {
+        ab_json_free(arr);
+        return ab_buf_adds(out, errors_json, err);
+    }
+    rc = ab_buf_addc(out, '[', err);
+    for (i = 0; rc == AB_OK && i < arr->u.array.len; i++) {
+        yajl_val e = arr->u.array.values[i];
+        const char *field = ab_json_str(ab_json_get(e, "field"));
+        char src[1024];
+        size_t j;
+
+        if (i > 0) {
+            rc = ab_buf_addc(out, ',', err);
+        }
+        if (rc != AB_OK) {
+            break;
+        }
+        if (!YAJL_IS_OBJECT(e) || !field || ab_json_get(e, "source_field") ||
+            !source_of(m, field, src, sizeof(src))) {
+            rc = ab_json_write(out, e, err);
+            continue;
+        }
+        rc = ab_buf_addc(out, '{', err);
+        for (j = 0; rc == AB_OK && j < e->u.object.len; j++) {
+            rc = ab_json_write_cstr(out, e->u.object.keys[j], err);
+            if (rc == AB_OK) {
+                rc = ab_buf_addc(out, ':', err);
+            }
+            if (rc == AB_OK) {
+                rc = ab_json_write(out, e->u.object.values[j], err);
+            }
+            if (rc == AB_OK) {
+                rc = ab_buf_addc(out, ',', err);
+            }
+        }
+        if (rc == AB_OK) {
+            rc = ab_buf_adds(out, "\"source_field\":", err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_json_write_cstr(out, src, err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_buf_adds(out, ",\"mapping\":", err);
+        }
+        if (rc == AB_OK) {
+            char both[2100];
+
+            (void)snprintf(both, sizeof(both), "%s <- %s", field, src);
+            rc = ab_json_write_cstr(out, both, err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_buf_addc(out, '}', err);
+        }
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(out, ']', err);
+    }
+    ab_json_free(arr);
+    return rc;
+}

@@ -713,7 +713,28 @@ void ab_opts_destination(yajl_val config, struct ab_destination_opts *o)
     const char *mode = ab_opt_str(config, "rejected_records");
     int64_t line = ab_opt_int(config, "max_line_bytes");
 
-    o->dead_letter_path = ab_opt_str(config, "dead_letter_path");
+    yajl_val store = ab_json_get(config, "object_storage_config");
+    const char *type = ab_opt_str(store, "storage_type");
+    const char *legacy = ab_opt_str(config, "dead_letter_path");
+
+    memset(o, 0, sizeof(*o));
+    o->dead_letter_path = legacy && *legacy ? legacy : NULL;
+    o->storage_set = YAJL_IS_OBJECT(store) && type;
+    o->storage = AB_DL_FILE;
+    o->local_path = o->dead_letter_path;
+    if (o->storage_set && strcmp(type, "None") == 0) {
+        o->storage = AB_DL_NONE;
+    } else if (o->storage_set && strcmp(type, "S3") == 0) {
+        o->storage = AB_DL_OBJSTORE;
+        o->s3.endpoint = ab_opt_str(store, "endpoint");
+        o->s3.region = ab_opt_str(store, "region");
+        o->s3.bucket = ab_opt_str(store, "bucket");
+        o->s3.access_key_id = ab_opt_str(store, "access_key_id");
+        o->s3.secret_access_key = ab_opt_str(store, "secret_access_key");
+        o->s3_prefix = ab_opt_str(store, "prefix");
+    } else if (o->storage_set) {
+        o->local_path = ab_opt_str(store, "path");
+    }
     o->fail_on_reject = mode && strcmp(mode, "fail") == 0;
     o->max_line_bytes = line > 0 ? (size_t)line : 0;
     o->max_wait_us = seconds_us(ab_opt_double(config, "max_checkpoint_wait_seconds"));

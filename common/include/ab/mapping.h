@@ -99,4 +99,12 @@ yajl_val ab_mapping_get(const struct ab_mapping *m, yajl_val data, const char *f
 enum ab_status ab_mapping_write(const struct ab_mapping *m, yajl_val data, const char *extra_key,
                                 const char *extra_val, struct ab_buf *out, struct ab_error *err);
 
+/* Copies the JSON array errors_json ([{"field": "<target field>", ...}]) into
+ * out with, in each object whose "field" is a target field m maps,
+ * "source_field": "<source path>" and "mapping": "<field> <- <source path>"
+ * added (an identity mapping maps a field from itself). Anything that is not
+ * such an array is copied as it is. m may be NULL (copied as it is). */
+enum ab_status ab_mapping_annotate_errors(const struct ab_mapping *m, const char *errors_json,
+                                          struct ab_buf *out, struct ab_error *err);
+
 #endif

@@ -20,6 +20,7 @@ static void test_spec_declares_every_field_read(void **state)
                                          "max_batch_bytes",
                                          "stream_mappings",
                                          "rejected_records",
+                                         "object_storage_config",
                                          "dead_letter_path",
                                          "max_in_flight",
                                          "requests_per_second",

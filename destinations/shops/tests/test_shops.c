@@ -77,6 +77,7 @@ static void test_spec_declares_every_field_read(void **state)
                                          "spool_memory_bytes",
                                          "spool_dir",
                                          "rejected_records",
+                                         "object_storage_config",
                                          "dead_letter_path",
                                          "max_line_bytes",
                                          "progress_interval_seconds",
@@ -113,7 +114,8 @@ static void test_spec_defaults_fill_a_minimal_config(void **state)
     (void)state;
     assert_int_equal(ab_config_validate(cfg, schema, &err), AB_OK);
     assert_string_equal(ab_json_get_str(cfg, "rejected_records", ""), "dead_letter");
-    assert_string_equal(ab_json_get_str(cfg, "dead_letter_path", ""), "rejected-records.jsonl");
+    assert_null(ab_json_get(cfg, "dead_letter_path"));
+    assert_null(ab_json_get(cfg, "object_storage_config"));
     assert_int_equal(ab_json_get_int(cfg, "max_line_bytes", 0), 67108864);
     assert_int_equal(ab_json_get_int(cfg, "max_in_flight", 0), 4);
     assert_int_equal(ab_json_get_int(cfg, "max_retries", 0), 5);
