@@ -18,7 +18,8 @@
 #include "driver_int.h"
 
 /*
- * Exit codes: 0 success, 1 a fatal error (one TRACE error was written),
+ * Exit codes: 0 success, 1 a fatal error (one TRACE error was written; when
+ * stdout cannot take it, "<name>: error: <masked text>" on stderr),
  * 2 a usage error, 128 + signal when stopped by SIGTERM or SIGINT.
  */
 #define EXIT_FATAL 1
@@ -134,10 +135,34 @@ void ab_driver_set_http(struct ab_driver *d, struct ab_http *h)
     d->http = h;
 }
 
-void ab_driver_add_secret(struct ab_driver *d, const char *secret)
+enum ab_status ab_driver_add_secret(struct ab_driver *d, const char *secret, struct ab_error *err)
+{
+    struct ab_error e;
+    enum ab_status rc;
+
+    if (!secret || !d->em) {
+        return AB_OK;
+    }
+    rc = ab_emitter_add_secret(d->em, secret);
+    if (rc == AB_OK) {
+        return AB_OK;
+    }
+    ab_error_init(&e);
+    (void)ab_error_set(&e, rc,
+                       rc == AB_ERR_NOMEM ? "out of memory registering a secret to mask"
+                                          : "the secrets mask is full: a secret could not be "
+                                            "registered and is not used");
+    ab_driver_fail(d, &e);
+    if (err) {
+        *err = e;
+    }
+    return rc;
+}
+
+void ab_driver_remove_secret(struct ab_driver *d, const char *secret)
 {
     if (secret && d->em) {
-        (void)ab_emitter_add_secret(d->em, secret);
+        ab_emitter_remove_secret(d->em, secret);
     }
 }
 
@@ -235,7 +260,7 @@ enum ab_status ab_driver_check_url(const char *url, const char *field, struct ab
 
 static void add_secret_cb(void *arg, const char *secret)
 {
-    ab_driver_add_secret(arg, secret);
+    (void)ab_driver_add_secret(arg, secret, NULL);
 }
 
 static void config_warn_cb(void *arg, const char *message)
@@ -258,6 +283,10 @@ static enum ab_status load_config(struct ab_driver *d, struct ab_error *err)
     rc = ab_config_load_warn(d->config_path, d->schema, config_warn_cb, d, &d->config, err);
     if (d->config) {
         ab_config_each_secret(d->config, d->schema, add_secret_cb, d);
+        if (d->failed) {
+            *err = d->fatal;
+            return err->code;
+        }
     }
     if (rc != AB_OK) {
         return rc;
@@ -748,7 +777,13 @@ static int driver_main(struct ab_driver *d, int argc, char **argv)
         goto out;
     }
 fatal:
-    (void)ab_emitter_trace_error(d->em, &err, NULL, NULL);
+    if (ab_emitter_trace_error(d->em, &err, NULL, NULL) != AB_OK) {
+        /* stdout is gone (closed, a broken pipe): stderr is the fallback */
+        char masked[sizeof(err.message)];
+
+        ab_emitter_mask(d->em, err.message, masked, sizeof(masked));
+        (void)fprintf(stderr, "%s: error: %s\n", d->name, masked);
+    }
     code = EXIT_FATAL;
 out:
     driver_release(d);

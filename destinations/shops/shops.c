@@ -272,7 +272,10 @@ static enum ab_status shp_open(struct ab_driver *d, void **self, struct ab_error
     if (rc != AB_OK) {
         return rc;
     }
-    ab_driver_add_secret(d, s->cfg.client_secret);
+    rc = ab_driver_add_secret(d, s->cfg.client_secret, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
     rc = ab_driver_check_url(s->cfg.api_url, "api_url", err);
     if (rc != AB_OK) {
         return rc;
@@ -309,6 +312,10 @@ static enum ab_status shp_open(struct ab_driver *d, void **self, struct ab_error
             s->cfg.channel, s->cfg.label_prefix, s->sync_ident, s->cfg.lim.max_items,
             s->cfg.lim.max_bytes, (unsigned long long)s->cfg.min_commit_records,
             (long long)(s->cfg.max_commit_interval_us / 1000000));
+    if (ab_driver_dry_run(d)) {
+        /* no token, no clean-up of stale imports: nothing is sent */
+        return AB_OK;
+    }
     return shp_recover(s, err);
 }
 
@@ -730,6 +737,13 @@ static void shp_summary(void *self, struct ab_emitter *em)
 {
     struct shp_dest *s = self;
     struct ab_http_stats hs;
+
+    if (ab_driver_dry_run(s->d)) {
+        AB_INFO(em, "dry run: the destination's own checks were made (sku present, item size); "
+                    "Shops checks its field rules (sku characters, title, price, currency, "
+                    "quantity, dates), unknown_sku and unknown_parent only when an import's "
+                    "parts are uploaded and committed");
+    }
 
     ab_http_get_stats(s->h, &hs);
     AB_INFO(em,

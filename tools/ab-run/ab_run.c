@@ -83,6 +83,8 @@ struct runner {
     struct ab_buf capbuf;
     struct run_state *state;
     const char *state_path;
+    const char *src_cfg_path; /* rewritten on a CONTROL connector-config update */
+    uint64_t config_updates;
     struct ab_json_arena *arena;
     char **masks;
     size_t nmasks;
@@ -600,6 +602,83 @@ static void show_message(struct runner *r, const char *side, yajl_val m, const c
     }
 }
 
+/* The source's new config (a CONTROL connector-config message: a rotated
+ * credential) replaces source.json at once, atomically and durably: the
+ * source uses the new credential right after the message, and the next run
+ * must start from it. */
+static enum ab_status on_control(struct runner *r, yajl_val m)
+{
+    yajl_val c = ab_json_get(m, "control");
+    yajl_val cfg = ab_json_get(ab_json_get(c, "connectorConfig"), "config");
+    struct ab_error err = {0};
+    struct ab_buf b, tmp;
+    enum ab_status rc;
+    int fd = -1;
+
+    if (strcmp(ab_json_get_str(c, "type", ""), "CONNECTOR_CONFIG") != 0 || !r->src_cfg_path) {
+        return AB_OK;
+    }
+    if (!cfg || !YAJL_IS_OBJECT(cfg)) {
+        note("the source sent a CONTROL connector-config message without a config object");
+        return AB_ERR_PROTOCOL;
+    }
+    ab_buf_init(&b, AB_BUF_UNBOUNDED);
+    ab_buf_init(&tmp, AB_BUF_UNBOUNDED);
+    rc = ab_json_write(&b, cfg, &err);
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(&b, '\n', &err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_printf(&tmp, &err, "%s.tmp", r->src_cfg_path);
+    }
+    if (rc == AB_OK) {
+        fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        size_t off = 0;
+
+        while (fd >= 0 && off < b.len) {
+            ssize_t w = write(fd, b.data + off, b.len - off);
+
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            if (w <= 0) {
+                break;
+            }
+            off += (size_t)w;
+        }
+        if (fd < 0 || off < b.len || fsync(fd) != 0 || close(fd) != 0 ||
+            rename(tmp.data, r->src_cfg_path) != 0) {
+            note("cannot write the source's new config to '%s': %s", r->src_cfg_path,
+                 strerror(errno));
+            if (fd >= 0) {
+                (void)unlink(tmp.data);
+            }
+            rc = AB_ERR_IO;
+        } else {
+            int dfd;
+            char dir[4096];
+            const char *slash = strrchr(r->src_cfg_path, '/');
+
+            (void)snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - r->src_cfg_path) : 1,
+                           slash ? r->src_cfg_path : ".");
+            dfd = open(dir[0] ? dir : "/", O_RDONLY | O_CLOEXEC);
+            if (dfd >= 0) {
+                (void)fsync(dfd);
+                (void)close(dfd);
+            }
+            r->config_updates++;
+            note("the source updated its config (CONTROL message): '%s' rewritten",
+                 r->src_cfg_path);
+        }
+    }
+    if (b.data) {
+        memset(b.data, 0, b.len);
+    }
+    ab_buf_release(&b);
+    ab_buf_release(&tmp);
+    return rc;
+}
+
 static enum ab_status source_line(struct runner *r, const char *line, size_t len)
 {
     static const char record_prefix[] = "{\"type\":\"RECORD\"";
@@ -644,6 +723,11 @@ static enum ab_status source_line(struct runner *r, const char *line, size_t len
             r->records++;
         } else if (strcmp(type, "STATE") == 0) {
             r->src_states++;
+        } else if (strcmp(type, "CONTROL") == 0 && !r->replay) {
+            if (on_control(r, m) != AB_OK) {
+                fail(r, OUT_RUNNER, RUN_EXIT_RUNNER);
+                return AB_OK;
+            }
         } else {
             show_message(r, "source", m, type);
         }
@@ -1015,6 +1099,7 @@ static int run(struct runner *r, const struct opts *o)
     size_t n = 0;
 
     r->state_path = o->state ? o->state : def_state;
+    r->src_cfg_path = src_cfg;
     if (!src_cfg || !dst_cfg || !def_cat || !def_state) {
         note("out of memory");
         rc = RUN_EXIT_RUNNER;

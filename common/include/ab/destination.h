@@ -120,6 +120,20 @@ struct ab_rejection {
 enum ab_status ab_driver_reject_ex(struct ab_driver *d, const struct ab_rejection *r,
                                    struct ab_error *err);
 
+/*
+ * A dry run (--dry-run): the destination validates, maps and batches as
+ * usual but sends no request that writes. Instead of sending a request it
+ * reports it with ab_driver_dry_request() (object, operation, a label such
+ * as "POST /v1/customers:upsert", the records it carries and its body) and
+ * treats its unit as committed at once. Rules of the target that can be
+ * checked locally are checked, and breaking records are rejected with
+ * ab_driver_reject() as the target would reject them; a dry run writes no
+ * dead-letter file and no checkpoint, and emits no STATE.
+ */
+bool ab_driver_dry_run(const struct ab_driver *d);
+void ab_driver_dry_request(struct ab_driver *d, const char *object, const char *op,
+                           const char *label, size_t records, const char *body, size_t len);
+
 /* Counts committed records (for progress and the summary). */
 void ab_driver_add_committed(struct ab_driver *d, uint64_t n);
 

@@ -98,6 +98,7 @@ static void test_spec_declares_every_field_read(void **state)
     spec_test_declares(spec, fields);
     assert_null(ab_json_get(spec, "x-ab-options"));
     assert_true(YAJL_IS_TRUE(ab_json_get(ab_json_get(props, "client_secret"), "airbyte_secret")));
+    assert_int_equal(ab_json_get_int(ab_json_get(props, "client_secret"), "minLength", 0), 8);
     yajl_tree_free(spec);
 }
 
@@ -106,7 +107,7 @@ static void test_spec_defaults_fill_a_minimal_config(void **state)
     yajl_val spec = spec_test_build(shp_spec_json);
     yajl_val schema = ab_json_get(spec, "connectionSpecification");
     yajl_val cfg = parse("{\"api_url\":\"https://api.shops.example/\",\"client_id\":\"c\","
-                         "\"client_secret\":\"s3cr3t\",\"channel\":\"store-br\"}");
+                         "\"client_secret\":\"s3cr3t-value\",\"channel\":\"store-br\"}");
     struct ab_error err = {0};
     struct shp_config c;
     struct ab_http_opts o;
@@ -162,15 +163,20 @@ static void test_spec_defaults_fill_a_minimal_config(void **state)
 static void test_spec_rejects_bad_values(void **state)
 {
     static const char *const bad[] = {
-        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "{\"api_url\":\"https://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":"
         "\"b\",\"part_max_items\":1001}",
-        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "{\"api_url\":\"https://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":"
         "\"b\",\"part_max_bytes\":8388609}",
-        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "{\"api_url\":\"https://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":"
         "\"b\",\"label_prefix\":\"has space\"}",
         "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"channel\":\"b\"}",
-        "{\"api_url\":\"ftp://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":\"b\"}",
-        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "{\"api_url\":\"ftp://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":\"b\"}",
+        "{\"api_url\":\"https://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":"
         "\"b\",\"stream_mappings\":[{\"stream\":\"p\",\"object\":\"orders\"}]}",
         NULL};
     yajl_val spec = spec_test_build(shp_spec_json);
