@@ -124,11 +124,13 @@ class Captures(unittest.TestCase):
         self.assertEqual(dump2, dump, "%s: second replay changed data (versions included)" % name)
         self.assertEqual(state2, exp["final_state"])
         if dest == "crm360":
-            sent, replayed = summary_numbers(
+            sent, replayed, earlier = summary_numbers(
                 res2.stderr, r"crm360: (\d+) batches sent \((\d+) answered from the "
-                             r"idempotency store[,)]")
+                             r"idempotency store, (\d+) of them applied by an earlier run")
             self.assertGreater(sent, 0)
             self.assertEqual(replayed, sent, "%s: every batch was applied before" % name)
+            self.assertEqual(earlier, sent, "%s: every batch is reported as applied by an "
+                                            "earlier run" % name)
         else:
             p_app, p_unch, _, i_app, i_unch, _ = summary_numbers(
                 res2.stderr, r"shops: products applied (\d+), unchanged (\d+), deactivated "
