@@ -20,7 +20,7 @@ from datetime import datetime
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 from airbyte_input import (assert_states, check_dead_letters, check_emitted_state,  # noqa: E402
-                           reason_matches)
+                           descriptor, reason_matches)
 
 # ---------------------------------------------------------------------------
 # Shops helpers
@@ -66,9 +66,9 @@ def catalog(mode="append_dedup", modes=None, sync_id=42, namespace=None, streams
         m = (modes or {}).get(s, mode)
         pk = [["sku"]] if s == "products" else [["sku"], ["location"]]
         cs.append({
-            "stream": {"name": s, "namespace": namespace, "json_schema": {"type": "object"},
-                       "supported_sync_modes": ["full_refresh", "incremental"],
-                       "source_defined_primary_key": pk},
+            "stream": dict(descriptor(s, namespace), json_schema={"type": "object"},
+                           supported_sync_modes=["full_refresh", "incremental"],
+                           source_defined_primary_key=pk),
             "sync_mode": "full_refresh" if m == "overwrite" else "incremental",
             "destination_sync_mode": m, "primary_key": pk, "cursor_field": ["updated_at"],
             "generation_id": 1, "minimum_generation_id": 0, "sync_id": sync_id})

@@ -11,6 +11,7 @@
 #include "ab/assert.h"
 #include "ab/config.h"
 #include "ab/json.h"
+#include "ab/protocol.h"
 
 #include "ab_spec_test.h"
 #include "ab_test.h"
@@ -47,7 +48,15 @@ static void test_spec_is_valid_json_with_modes(void **state)
         assert_string_equal(ab_json_str(modes->u.array.values[i]), want[i]);
     }
     assert_true(YAJL_IS_TRUE(ab_json_get(spec, "supportsIncremental")));
-    assert_string_equal(ab_json_get_str(spec, "protocol_version", ""), "0.5.0");
+    assert_string_equal(ab_json_get_str(spec, "protocol_version", ""), AB_PROTOCOL_VERSION);
+    {
+        const char *doc = ab_json_get_str(spec, "documentationUrl", "");
+        const char *tail = "/destinations/shops/README.md#configuration";
+
+        assert_true(strncmp(doc, "https://", 8) == 0);
+        assert_true(strlen(doc) > strlen(tail));
+        assert_string_equal(doc + strlen(doc) - strlen(tail), tail);
+    }
     yajl_tree_free(spec);
 }
 
