@@ -164,8 +164,8 @@ def fix_source_stats(lines):
 def input_states(path):
     """[(line, state, stream-or-None, window_lines)] of an input file, where
     window_lines are the RECORD lines the state's window covers (its stream's
-    records since that stream's previous state, or every record since the
-    previous GLOBAL state)."""
+    records since that stream's previous state or GLOBAL state, or every
+    record since the previous state of any type)."""
     out = []
     pending = {}   # stream -> record lines since its last state
     pending_all = []
@@ -182,6 +182,7 @@ def input_states(path):
             else:
                 s = st["stream"]["stream_descriptor"]["name"]
                 out.append((line, st, s, pending.pop(s, [])))
+                pending_all = []
     return out
 
 

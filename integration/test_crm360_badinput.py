@@ -11,7 +11,8 @@
 | truncated last line (no newline)        | the same, naming the last line                 |
 | complete last line without newline      | accepted                                       |
 | invalid UTF-8 on line N                 | fatal naming "line N"                          |
-| RECORD for a stream not in the catalog  | fatal naming the stream and the line           |
+| RECORD for a stream not in the catalog  | fatal naming the stream, the line and the      |
+|                                         | catalog's closest streams and namespaces       |
 | RECORD missing its key                  | dead letter, the sync goes on                  |
 | wrong field types                       | dead letter (local or CRM360), sync goes on    |
 | line over max_line_bytes                | fatal naming the line and the limit; peak RSS  |
@@ -105,6 +106,15 @@ class BadInput(CrmCase):
         lines, exp = base_lines(self)
         airbyte_input.check_crlf_line_endings(self, lines)
 
+    def test_rate_too_low_is_a_config_error(self):
+        """1e-300 requests per second used to wait forever without a word."""
+        _, st = self.check(self.cfg(requests_per_second=1e-300))
+        self.assertEqual(st["status"], "FAILED", st)
+        self.assertIn("requests_per_second", st["message"])
+        self.assertIn("request_timeout_seconds", st["message"])
+        _, st = self.check(self.cfg(requests_per_second=0.1, request_timeout_seconds=20))
+        self.assertEqual(st["status"], "SUCCEEDED", st)
+
     def test_fatal_error_with_stdout_closed(self):
         lines, _ = base_lines(self)
         airbyte_input.check_stdout_closed(self, lines)
@@ -183,6 +193,41 @@ class BadInput(CrmCase):
         lines, n = insert_mid_window(lines, [bad], after_state=2)
         inp = self.wd.write_lines("in.jsonl", lines)
         self.assert_input_error(inp, self.write(inp), n, ["invoices"], failure_type=None)
+
+    def test_record_for_misspelt_stream_names_the_closest(self):
+        lines, _ = base_lines(self)
+        rec = record("custmers", {"external_id": "C-1", "brand": "aurora",
+                                  "updated_at": "2026-05-01T00:00:00Z"})
+        rec["record"]["namespace"] = "crm"
+        lines, n = insert_mid_window(lines, [js(rec)], after_state=2)
+        inp = self.wd.write_lines("in.jsonl", lines)
+        self.assert_input_error(
+            inp, self.write(inp), n,
+            ["'crm.custmers' which is not in the configured catalog",
+             "closest streams in the catalog: 'customers', 'orders'",
+             "no stream of the catalog has a namespace"], failure_type=None)
+
+    def test_global_state_after_stream_states(self):
+        """A GLOBAL state counts from the previous state of any type: ten
+        STREAM states then a GLOBAL state after one more record."""
+        lines = []
+        for i in range(11):
+            lines.append(js(record("customers", {
+                "external_id": "G-%d" % i, "brand": "aurora", "email": "g%d@b.com" % i,
+                "updated_at": "2026-05-01T00:00:00Z"})))
+            if i < 10:
+                lines.append(js({"type": "STATE", "state": {
+                    "type": "STREAM", "stream": {"stream_descriptor": {"name": "customers"},
+                                                 "stream_state": {"n": i}},
+                    "sourceStats": {"recordCount": 1.0}}}))
+        lines.append(js({"type": "STATE", "state": {
+            "type": "GLOBAL", "global": {"shared_state": {"n": 11}, "stream_states": []},
+            "sourceStats": {"recordCount": 1.0}}}))
+        inp = self.wd.write_lines("in.jsonl", lines)
+        res = self.write(inp)
+        self.assertEqual(res.rc, 0, res.describe())
+        assert_states(self, inp, res, [])
+        self.assertEqual(res.states[-1]["destinationStats"]["recordCount"], 1.0)
 
     def test_line_over_max_line_bytes_boundary(self):
         """A line of exactly max_line_bytes is accepted; one byte more is

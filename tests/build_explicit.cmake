@@ -15,7 +15,7 @@ file(REMOVE_RECURSE ${AB_WORK_DIR})
 file(MAKE_DIRECTORY ${src})
 # What the configuration reads (build trees sit at the top, not copied).
 file(COPY ${AB_SOURCE_DIR}/CMakeLists.txt DESTINATION ${src})
-foreach(dir cmake common destinations integration tests)
+foreach(dir cmake common destinations integration sources tests tools)
   file(COPY ${AB_SOURCE_DIR}/${dir} DESTINATION ${src}
        PATTERN "__pycache__" EXCLUDE)
 endforeach()

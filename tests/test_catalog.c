@@ -415,6 +415,39 @@ static void test_path_str_truncates(void **state)
     ab_path_release(&p);
 }
 
+static void test_closest_streams(void **state)
+{
+    struct ab_catalog cat;
+    struct ab_error err;
+    char out[400];
+
+    (void)state;
+    ab_error_init(&err);
+    assert_int_equal(ab_catalog_load(&cat, DATA "valid.json", &err), AB_OK);
+    ab_catalog_closest(&cat, "user", "pubic", out, sizeof(out));
+    assert_string_equal(out, "closest streams in the catalog: 'public.users', 'archive.users', "
+                             "'events'; namespaces in the catalog: 'public', 'archive'");
+    ab_catalog_closest(&cat, "snp", NULL, out, sizeof(out));
+    assert_string_equal(out, "closest streams in the catalog: 'snap', 'gone', 'events'; "
+                             "namespaces in the catalog: 'public', 'archive'");
+    /* always terminated, even when cut */
+    ab_catalog_closest(&cat, "snp", NULL, out, 20);
+    assert_string_equal(out, "closest streams in ");
+    ab_catalog_release(&cat);
+
+    assert_int_equal(parse_text(&cat,
+                                "{\"streams\":[{\"stream\":{\"name\":\"a'b\\u0001\"},"
+                                "\"destination_sync_mode\":\"append\"}]}",
+                                &err),
+                     AB_OK);
+    ab_catalog_closest(&cat, "ab", "x", out, sizeof(out));
+    assert_string_equal(out, "closest streams in the catalog: 'a?b?'; no stream of the catalog "
+                             "has a namespace");
+    ab_catalog_release(&cat);
+    ab_catalog_closest(NULL, "ab", NULL, out, sizeof(out));
+    assert_string_equal(out, "the catalog has no streams");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_path_parse),
         cmocka_unit_test(test_path_get_walks_objects),
         cmocka_unit_test(test_path_str_truncates),
+        cmocka_unit_test(test_closest_streams),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -184,26 +184,42 @@ static const struct scenario scenarios[] = {
      2,
      {OPEN(0), REC(A, 0), REC(B, NOU), REJ(1), GST, REC(B, 0), GST, REJ(0), REJ(2), DONE(0), REL(2),
       EXP(0, 0, 2), EXP(1, 0, 1)}},
-    {"mixed scopes: stream and global windows",
+    {"mixed scopes: a global state counts from the previous state of any type",
      2,
      {OPEN(0), REC(A, 0), REC(B, 0), SST(A), REC(A, 0), GST, REC(A, 0), SST(A), SST(B), DONE(0),
-      REL(4), EXP(0, 1, 0), EXP(1, 3, 0), EXP(2, 1, 0), EXP(3, 0, 0)}},
-    {"mixed scopes: a rejection is charged to both windows",
+      REL(4), EXP(0, 1, 0), EXP(1, 1, 0), EXP(2, 1, 0), EXP(3, 0, 0)}},
+    {"mixed scopes: ten stream states then a global state, no double counting",
+     1,
+     {OPEN(0),      REC(A, 0),    SST(A),       REC(A, 0),    SST(A),       REC(A, 0),
+      SST(A),       REC(A, 0),    SST(A),       REC(A, 0),    SST(A),       REC(A, 0),
+      SST(A),       REC(A, 0),    SST(A),       REC(A, 0),    SST(A),       REC(A, 0),
+      SST(A),       REC(A, 0),    SST(A),       REC(A, 0),    GST,          DONE(0),
+      REL(11),      EXP(0, 1, 0), EXP(1, 1, 0), EXP(2, 1, 0), EXP(3, 1, 0), EXP(4, 1, 0),
+      EXP(5, 1, 0), EXP(6, 1, 0), EXP(7, 1, 0), EXP(8, 1, 0), EXP(9, 1, 0), EXP(10, 1, 0)}},
+    {"mixed scopes: a rejection is charged once",
      2,
-     {OPEN(0), REC(A, 0), REC(A, 0), SST(A), REC(B, 0), GST, REJ(0), DONE(0), REL(2), EXP(0, 1, 1),
-      EXP(1, 2, 1)}},
+     {OPEN(0), REC(A, 0), REC(A, 0), SST(A), REC(B, 0), GST, REJ(0), REJ(2), DONE(0), REL(2),
+      EXP(0, 1, 1), EXP(1, 0, 1)}},
     {"mixed scopes: rejection before both states",
      2,
      {OPEN(0), REC(A, NOU), REJ(0), REC(A, 0), SST(A), GST, DONE(0), REL(2), EXP(0, 1, 1),
-      EXP(1, 1, 1)}},
+      EXP(1, 0, 0)}},
+    {"mixed scopes: a stream state of another stream closes the global window",
+     2,
+     {OPEN(0), REC(A, NOU), REJ(0), REC(B, 0), SST(B), REC(A, 0), GST, DONE(0), REL(2),
+      EXP(0, 1, 0), EXP(1, 1, 0)}},
     {"state for a stream outside the catalog",
      1,
      {OPEN(0), REC(A, 0), SST(NOS), REL(1), EXP(0, 0, 0), SST(A), SST(NOS), REL(0), PEND(2, 1),
       DONE(0), REL(2), EXP(1, 1, 0), EXP(2, 0, 0)}},
     {"records outside the catalog count only in global windows",
      1,
-     {REC(NOS, NOU), REJ(0), REC(NOS, NOU), REC(NOS, NOU), SST(NOS), SST(A), GST, REJ(1), REL(3),
-      EXP(0, 0, 0), EXP(1, 0, 0), EXP(2, 1, 2)}},
+     {REC(NOS, NOU), REJ(0), REC(NOS, NOU), REC(NOS, NOU), GST, SST(NOS), SST(A), REJ(1), REL(3),
+      EXP(0, 1, 2), EXP(1, 0, 0), EXP(2, 0, 0)}},
+    {"records outside the catalog after a stream state",
+     1,
+     {REC(NOS, NOU), REJ(0), SST(NOS), REC(NOS, NOU), REC(NOS, NOU), GST, REJ(2), REL(2),
+      EXP(0, 0, 0), EXP(1, 1, 1)}},
     {"records that join no unit hold nothing",
      1,
      {REC(A, NOU), REC(A, NOU), SST(A), REL(1), EXP(0, 2, 0)}},
@@ -672,8 +688,8 @@ static void m_window(const struct model *m, size_t i, uint64_t *received, uint64
     }
     for (j = i; j-- > 0;) {
         const struct mstate *p = &m->states[j];
-        bool closes =
-            st->scope == AB_CKPT_GLOBAL ? p->scope == AB_CKPT_GLOBAL : m_covers(p, st->stream);
+        /* a GLOBAL window starts after the previous state of any type */
+        bool closes = st->scope == AB_CKPT_GLOBAL ? true : m_covers(p, st->stream);
 
         if (closes) {
             start = p->pos;

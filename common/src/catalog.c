@@ -538,3 +538,161 @@ long ab_catalog_find(const struct ab_catalog *cat, const char *name, const char 
     }
     return -1;
 }
+
+/* ---- the closest streams ------------------------------------------------- */
+
+/* Names longer than this are compared by their first CLOSE_MAX bytes. */
+#define CLOSE_MAX 128
+#define CLOSE_N   3
+
+/* Levenshtein distance of the first CLOSE_MAX bytes of a and b. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strnlen(a, CLOSE_MAX);
+    size_t lb = strnlen(b, CLOSE_MAX);
+    size_t row[CLOSE_MAX + 1];
+    size_t i;
+    size_t j;
+
+    for (j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (i = 1; i <= la; i++) {
+        size_t diag = row[0];
+
+        row[0] = i;
+        for (j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
+
+            if (up + 1 < best) {
+                best = up + 1;
+            }
+            if (row[j - 1] + 1 < best) {
+                best = row[j - 1] + 1;
+            }
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+/* "ns.name" or "name", at most CLOSE_MAX bytes. */
+static void stream_form(char *out, const char *name, const char *ns)
+{
+    if (ns && *ns) {
+        (void)snprintf(out, CLOSE_MAX + 1, "%s.%s", ns, name);
+    } else {
+        (void)snprintf(out, CLOSE_MAX + 1, "%s", name);
+    }
+}
+
+struct close_pick {
+    const char *text; /* NULL when empty */
+    size_t dist;
+};
+
+/* Keeps the CLOSE_N smallest distances, first come first kept on ties. */
+static void pick_offer(struct close_pick *picks, const char *text, size_t dist)
+{
+    size_t i;
+    size_t k;
+
+    for (i = 0; i < CLOSE_N; i++) {
+        if (picks[i].text && strcmp(picks[i].text, text) == 0) {
+            return;
+        }
+    }
+    for (i = 0; i < CLOSE_N; i++) {
+        if (!picks[i].text || dist < picks[i].dist) {
+            for (k = CLOSE_N - 1; k > i; k--) {
+                picks[k] = picks[k - 1];
+            }
+            picks[i].text = text;
+            picks[i].dist = dist;
+            return;
+        }
+    }
+}
+
+static void put_quoted(char *out, size_t size, size_t *n, const char *text)
+{
+    size_t i;
+
+    if (*n + 1 < size) {
+        out[(*n)++] = '\'';
+    }
+    for (i = 0; text[i] && i < CLOSE_MAX && *n + 1 < size; i++) {
+        unsigned char ch = (unsigned char)text[i];
+
+        out[(*n)++] = (char)(ch < 0x20 || ch == 0x7F || ch == '\'' ? '?' : ch);
+    }
+    if (*n + 1 < size) {
+        out[(*n)++] = '\'';
+    }
+    out[*n] = '\0';
+}
+
+static void put_text(char *out, size_t size, size_t *n, const char *text)
+{
+    for (; *text && *n + 1 < size; text++) {
+        out[(*n)++] = *text;
+    }
+    out[*n] = '\0';
+}
+
+void ab_catalog_closest(const struct ab_catalog *cat, const char *name, const char *ns, char *out,
+                        size_t size)
+{
+    struct close_pick streams[CLOSE_N] = {{NULL, 0}};
+    struct close_pick spaces[CLOSE_N] = {{NULL, 0}};
+    char(*forms)[CLOSE_MAX + 1] = NULL;
+    char want[CLOSE_MAX + 1];
+    size_t n = 0;
+    size_t i;
+
+    if (size == 0) {
+        return;
+    }
+    out[0] = '\0';
+    if (!cat || cat->n == 0) {
+        put_text(out, size, &n, "the catalog has no streams");
+        return;
+    }
+    forms = calloc(cat->n, sizeof(*forms));
+    stream_form(want, name ? name : "", ns);
+    for (i = 0; i < cat->n; i++) {
+        const struct ab_stream *s = &cat->streams[i];
+
+        if (forms) {
+            stream_form(forms[i], s->name, s->ns);
+            pick_offer(streams, forms[i], edit_distance(want, forms[i]));
+        }
+        if (s->ns) {
+            pick_offer(spaces, s->ns, edit_distance(ns ? ns : "", s->ns));
+        }
+    }
+    if (forms) {
+        put_text(out, size, &n, "closest streams in the catalog: ");
+        for (i = 0; i < CLOSE_N && streams[i].text; i++) {
+            if (i > 0) {
+                put_text(out, size, &n, ", ");
+            }
+            put_quoted(out, size, &n, streams[i].text);
+        }
+        put_text(out, size, &n, "; ");
+    }
+    if (!spaces[0].text) {
+        put_text(out, size, &n, "no stream of the catalog has a namespace");
+    } else {
+        put_text(out, size, &n, "namespaces in the catalog: ");
+        for (i = 0; i < CLOSE_N && spaces[i].text; i++) {
+            if (i > 0) {
+                put_text(out, size, &n, ", ");
+            }
+            put_quoted(out, size, &n, spaces[i].text);
+        }
+    }
+    free(forms);
+}

@@ -25,18 +25,19 @@
  * Counting windows. Every record belongs to two windows:
  *  - its stream window, closed by the next state that covers its stream (a
  *    STREAM state of that stream or a GLOBAL state);
- *  - its global window, closed by the next GLOBAL state.
+ *  - its global window, closed by the next state of any type.
  * A STREAM state reports its stream window, a GLOBAL state its global
- * window. With only STREAM or only GLOBAL states (the normal case) this is
- * exactly "records of the scope since the previous state of the same scope".
- * In a mixed sync a GLOBAL state counts every record since the previous
- * GLOBAL state even if STREAM states reported some of them already.
+ * window: the records of every stream since the previous state, whatever its
+ * type. With only STREAM or only GLOBAL states (the normal case) this is
+ * exactly "records of the scope since the previous state of the same scope";
+ * in a mixed sync a GLOBAL state never counts a record a STREAM state before
+ * it already counted (a source counts its sourceStats the same way).
  *
  * Rejections follow the same windows, so that for every state
  * recordCount + rejectedRecordCount = records received in its window: a
  * rejection is charged to the earliest pending state covering its stream with
- * P > seq and, when that is a STREAM state, also to the earliest pending
- * GLOBAL state with P > seq. A window whose state has not arrived yet keeps
+ * P > seq when that is a STREAM state, or a GLOBAL state with no other state
+ * between the record and it. A window whose state has not arrived yet keeps
  * the charge in a per-stream or global counter, taken by the state that
  * closes it. A rejection reported after its state went out (a caller bug:
  * the record left its unit before it was rejected) moves on to the next state
@@ -70,6 +71,7 @@ struct ab_ckpt_state {
     int64_t now_us;
     uint64_t received;
     uint64_t rejected;
+    bool mark; /* a position without counts (ab_ckpt_mark()) */
 };
 
 struct ab_ckpt {
@@ -221,6 +223,7 @@ enum ab_status ab_ckpt_state(struct ab_ckpt *ck, enum ab_ckpt_scope scope, size_
     st->now_us = now_us;
     st->received = 0;
     st->rejected = 0;
+    st->mark = false;
     if (scope == AB_CKPT_GLOBAL) {
         size_t i;
 
@@ -233,11 +236,16 @@ enum ab_status ab_ckpt_state(struct ab_ckpt *ck, enum ab_ckpt_scope scope, size_
             ck->recv_stream[i] = 0;
             ck->rej_stream[i] = 0;
         }
-    } else if (stream != AB_CKPT_NO_STREAM) {
-        st->received = ck->recv_stream[stream];
-        st->rejected = ck->rej_stream[stream];
-        ck->recv_stream[stream] = 0;
-        ck->rej_stream[stream] = 0;
+    } else {
+        if (stream != AB_CKPT_NO_STREAM) {
+            st->received = ck->recv_stream[stream];
+            st->rejected = ck->rej_stream[stream];
+            ck->recv_stream[stream] = 0;
+            ck->rej_stream[stream] = 0;
+        }
+        /* Any state closes the global window. */
+        ck->recv_global = 0;
+        ck->rej_global = 0;
     }
     /* Positions never decrease along the ring: release order is input order. */
     AB_ASSERT(ck->nstates == 0 || state_at(ck, ck->nstates - 1)->pos <= st->pos);
@@ -246,6 +254,52 @@ enum ab_status ab_ckpt_state(struct ab_ckpt *ck, enum ab_ckpt_scope scope, size_
     ck->stats.states_in++;
     AB_ASSERT(ck->stats.states_in == ck->stats.states_out + ck->nstates);
     return AB_OK;
+}
+
+enum ab_status ab_ckpt_mark(struct ab_ckpt *ck, uint64_t pos, const char *members, size_t len,
+                            int64_t now_us, struct ab_error *err)
+{
+    struct ab_ckpt_state *st;
+    char *copy;
+
+    if (pos > ck->next_seq || (ck->nstates > 0 && state_at(ck, ck->nstates - 1)->pos > pos)) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "mark at %llu out of order",
+                            (unsigned long long)pos);
+    }
+    if (ck->nstates == ck->cap_states) {
+        enum ab_status rc = states_grow(ck, err);
+
+        if (rc != AB_OK) {
+            return rc;
+        }
+    }
+    copy = malloc(len + 1);
+    if (!copy) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (mark of %zu bytes)", len);
+    }
+    if (len > 0) {
+        memcpy(copy, members, len);
+    }
+    copy[len] = '\0';
+    st = state_at(ck, ck->nstates);
+    st->scope = AB_CKPT_GLOBAL;
+    st->stream = AB_CKPT_NO_STREAM;
+    st->pos = pos;
+    st->members = copy;
+    st->len = len;
+    st->now_us = now_us;
+    st->received = 0;
+    st->rejected = 0;
+    st->mark = true;
+    ck->nstates++;
+    ck->stats.states_in++;
+    AB_ASSERT(ck->stats.states_in == ck->stats.states_out + ck->nstates);
+    return AB_OK;
+}
+
+uint64_t ab_ckpt_units_opened(const struct ab_ckpt *ck)
+{
+    return ck->next_unit - 1;
 }
 
 /* Index of unit id in the live array, or nunits when it is not live. */
@@ -405,40 +459,42 @@ static bool covers(const struct ab_ckpt_state *st, size_t stream)
 void ab_ckpt_reject(struct ab_ckpt *ck, size_t stream, uint64_t seq)
 {
     bool in_catalog = stream < ck->nstreams;
-    struct ab_ckpt_state *first = NULL;
+    struct ab_ckpt_state *first_any = NULL; /* closes the record's global window */
+    struct ab_ckpt_state *first_cov = NULL; /* closes its stream window */
+    bool released_after;
     size_t i;
 
     ck->stats.rejected++;
-    /* The state closing the record's stream window (or a GLOBAL one). */
-    for (i = 0; i < ck->nstates; i++) {
+    for (i = 0; i < ck->nstates && !first_cov; i++) {
         struct ab_ckpt_state *st = state_at(ck, i);
 
-        if (st->pos > seq && covers(st, stream)) {
-            first = st;
-            break;
+        if (st->pos <= seq || st->mark) {
+            continue;
+        }
+        if (!first_any) {
+            first_any = st;
+        }
+        if (covers(st, stream)) {
+            first_cov = st;
         }
     }
-    if (!first) {
-        if (in_catalog) {
-            ck->rej_stream[stream]++;
+    /* A released state after the record closed its global window before
+     * any pending one did. */
+    released_after = ck->stats.states_out > 0 && ck->last_released_pos > seq;
+    if (first_cov) {
+        /* A GLOBAL state reports its global window: the record is in it only
+         * when no state came between them. */
+        if (first_cov->scope == AB_CKPT_STREAM || (first_cov == first_any && !released_after)) {
+            first_cov->rejected++;
         }
+        return;
+    }
+    if (in_catalog) {
+        ck->rej_stream[stream]++;
+    }
+    if (!first_any && !released_after) {
         ck->rej_global++;
-        return;
     }
-    first->rejected++;
-    if (first->scope == AB_CKPT_GLOBAL) {
-        return;
-    }
-    /* A STREAM state took it; the record's global window is still open. */
-    for (i++; i < ck->nstates; i++) {
-        struct ab_ckpt_state *st = state_at(ck, i);
-
-        if (st->scope == AB_CKPT_GLOBAL && st->pos > seq) {
-            st->rejected++;
-            return;
-        }
-    }
-    ck->rej_global++;
 }
 
 bool ab_ckpt_committed_before(const struct ab_ckpt *ck, size_t stream, uint64_t seq)

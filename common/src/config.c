@@ -24,6 +24,7 @@
 
 #include <regex.h>
 
+#include "ab/assert.h"
 #include "ab/json.h"
 
 #define CONFIG_MAX_BYTES   ((size_t)16 * 1024 * 1024)
@@ -961,6 +962,52 @@ enum ab_status ab_config_validate(yajl_val config, yajl_val schema, struct ab_er
     return ab_config_validate_warn(config, schema, NULL, NULL, err);
 }
 
+/* A quoted value of another field may hold a secret's text (a key pasted
+ * into the wrong field): every secret of the config is replaced in the
+ * report, so the message is safe before any mask sees it. */
+struct scrub {
+    struct ab_error *err;
+};
+
+static void scrub_text(char *text, size_t size, const char *secret)
+{
+    size_t n = strlen(secret);
+    char out[AB_ERROR_MSG_MAX];
+    size_t o = 0;
+    const char *p = text;
+    const char *hit;
+
+    AB_ASSERT(size <= sizeof(out));
+    if (n < 4 || !strstr(text, secret)) { /* as the mask: shorter would mask words */
+        return;
+    }
+    while ((hit = strstr(p, secret)) != NULL && o < sizeof(out) - 1) {
+        size_t k = (size_t)(hit - p);
+
+        k = k < sizeof(out) - 1 - o ? k : sizeof(out) - 1 - o;
+        memcpy(out + o, p, k);
+        o += k;
+        k = 4 < sizeof(out) - 1 - o ? 4 : sizeof(out) - 1 - o;
+        memcpy(out + o, "****", k);
+        o += k;
+        p = hit + n;
+    }
+    n = strlen(p);
+    n = n < sizeof(out) - 1 - o ? n : sizeof(out) - 1 - o;
+    memcpy(out + o, p, n);
+    o += n;
+    out[o] = '\0';
+    (void)snprintf(text, size, "%s", out);
+}
+
+static void scrub_secret(void *arg, const char *secret)
+{
+    struct scrub *sc = arg;
+
+    scrub_text(sc->err->message, sizeof(sc->err->message), secret);
+    scrub_text(sc->err->internal, sizeof(sc->err->internal), secret);
+}
+
 enum ab_status ab_config_validate_warn(yajl_val config, yajl_val schema, ab_config_warn_fn warn,
                                        void *arg, struct ab_error *err)
 {
@@ -984,7 +1031,12 @@ enum ab_status ab_config_validate_warn(yajl_val config, yajl_val schema, ab_conf
     if (sh.fatal != AB_OK) {
         rc = ab_error_set(err, sh.fatal, "cannot validate config: out of memory");
     } else if (c.nproblems) {
+        struct scrub sc = {.err = err};
+
         rc = report(&c, err);
+        if (err) {
+            ab_config_each_secret(config, schema, scrub_secret, &sc);
+        }
     }
     ctx_release(&c);
     for (i = 0; i < sh.nres; i++) {

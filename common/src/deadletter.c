@@ -34,6 +34,7 @@ struct ab_deadletter {
     char *iobuf;
     struct ab_buf head; /* the line up to "errors" */
     uint64_t count;
+    const char *file;       /* borrowed: the input file of the next lines */
     struct ab_error sticky; /* code != AB_OK once something failed */
 };
 
@@ -229,6 +230,12 @@ enum ab_status ab_deadletter_write(struct ab_deadletter *dl, const char *stream,
         rc = lineno ? ab_buf_printf(h, &e, ",\"line\":%llu", (unsigned long long)lineno)
                     : ab_buf_adds(h, ",\"line\":null", &e);
     }
+    if (rc == AB_OK && dl->file) {
+        rc = ab_buf_adds(h, ",\"file\":", &e);
+        if (rc == AB_OK) {
+            rc = ab_json_write_cstr(h, dl->file, &e);
+        }
+    }
     if (rc == AB_OK) {
         rc = ab_buf_adds(h, ",\"rejected_by\":", &e);
     }
@@ -310,4 +317,9 @@ enum ab_status ab_deadletter_probe(const char *path, struct ab_error *err)
 out:
     free(dir);
     return rc;
+}
+
+void ab_deadletter_set_file(struct ab_deadletter *dl, const char *file)
+{
+    dl->file = file;
 }

@@ -270,6 +270,27 @@ static void config_warn_cb(void *arg, const char *message)
     AB_WARN(d->em, "%s", message);
 }
 
+/* A client-side rate so low that one request waits longer than the request
+ * timeout is a mistake (1e-300 would wait forever without a word). */
+static enum ab_status check_rate(yajl_val config, struct ab_error *err)
+{
+    yajl_val rps = ab_json_get(config, "requests_per_second");
+    yajl_val timeout = ab_json_get(config, "request_timeout_seconds");
+    double rate;
+    double secs;
+
+    if (!rps || !timeout || !ab_json_double(rps, &rate) || !ab_json_double(timeout, &secs)) {
+        return AB_OK;
+    }
+    if (rate > 0 && 1.0 / rate > secs) {
+        return ab_error_set(err, AB_ERR_CONFIG,
+                            "requests_per_second: %g allows one request every %.3g s, longer than "
+                            "request_timeout_seconds (%g s); use at least %g, or 0 for no limit",
+                            rate, 1.0 / rate, secs, 1.0 / secs);
+    }
+    return AB_OK;
+}
+
 /* Loads and validates the config; registers its secrets. Every option comes
  * from the config, its defaults filled in from the spec (ab/options.h). */
 static enum ab_status load_config(struct ab_driver *d, struct ab_error *err)
@@ -291,6 +312,10 @@ static enum ab_status load_config(struct ab_driver *d, struct ab_error *err)
     if (rc != AB_OK) {
         return rc;
     }
+    rc = check_rate(d->config, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
     ab_opts_core(d->config, &core);
     ab_emitter_set_level(d->em, core.log_level);
     d->progress_every_us = core.progress_every_us;
@@ -306,6 +331,7 @@ static enum ab_status load_config(struct ab_driver *d, struct ab_error *err)
         d->fail_on_reject = dest.fail_on_reject;
         d->max_wait_us = dest.max_wait_us;
         d->max_line_bytes = dest.max_line_bytes;
+        d->dest_opts = dest;
     }
     return AB_OK;
 }
@@ -346,6 +372,7 @@ enum command {
     CMD_DISCOVER,
     CMD_READ,
     CMD_WRITE,
+    CMD_LOAD,
     CMD_HELP,
     CMD_VERSION
 };
@@ -366,7 +393,9 @@ static const struct command_desc {
     {"read", CMD_READ, 1 << AB_KIND_SOURCE, true, true,
      "read the catalog's streams as Airbyte messages on standard output"},
     {"write", CMD_WRITE, 1 << AB_KIND_DESTINATION, true, true,
-     "load Airbyte messages read on standard input"},
+     "load Airbyte messages read on standard input (or --input FILE)"},
+    {"load", CMD_LOAD, 1 << AB_KIND_DESTINATION, true, false,
+     "load plain JSONL records (one object per line) from files"},
 };
 
 static const struct command_desc *find_command(const char *name)
@@ -388,14 +417,15 @@ static void print_usage(struct ab_driver *d, const char *prog)
     rc = ab_buf_printf(&b, NULL, "usage: %s <command> [options]\n\ncommands:\n", prog);
     for (size_t i = 0; rc == AB_OK && i < sizeof(commands) / sizeof(commands[0]); i++) {
         const struct command_desc *c = &commands[i];
-        char words[64];
+        char words[128];
 
         if (!(c->kinds & (1 << d->kind))) {
             continue;
         }
-        (void)snprintf(words, sizeof(words), "%s%s%s%s", c->name, c->config ? " --config FILE" : "",
-                       c->catalog ? " --catalog FILE" : "",
-                       c->cmd == CMD_READ ? " [--state FILE]" : "");
+        (void)snprintf(words, sizeof(words), "%s%s%s%s%s", c->name,
+                       c->config ? " --config FILE" : "", c->catalog ? " --catalog FILE" : "",
+                       c->cmd == CMD_READ ? " [--state FILE]" : "",
+                       c->cmd == CMD_LOAD ? " --object NAME FILE..." : "");
         rc = ab_buf_printf(&b, NULL, "  %-52s %s\n", words, c->usage);
     }
     if (rc == AB_OK) {
@@ -409,7 +439,28 @@ static void print_usage(struct ab_driver *d, const char *prog)
                            d->kind == AB_KIND_SOURCE
                                ? "  --state FILE     state to resume from (a JSON array of "
                                  "state messages)\n"
-                               : "");
+                               : "\nwrite and load (see the README):\n"
+                                 "  --input FILE          write: read messages from FILE "
+                                 "(plain or gzip); --catalog is then optional\n"
+                                 "  --print-catalog       write: print the catalog (given or "
+                                 "inferred from --input) and exit\n"
+                                 "  --sync-mode MODE      destination_sync_mode of an inferred "
+                                 "catalog or of load (default append)\n"
+                                 "  --sync-id N           sync_id of an inferred catalog or of "
+                                 "load (a new one applies again)\n"
+                                 "  --object NAME         load: the target object, fields as "
+                                 "they are\n"
+                                 "  --stream NAME         load: the stream name, through its "
+                                 "stream_mappings entry\n"
+                                 "  --namespace NS        load: the stream's namespace\n"
+                                 "  --checkpoint-file F   load: record how far each file is "
+                                 "committed; a rerun resumes there\n"
+                                 "  --dry-run             validate, map and batch; send "
+                                 "nothing\n"
+                                 "  --show-requests N     dry run: print N request bodies\n"
+                                 "  --log-format FMT      json (Airbyte LOG messages) or text "
+                                 "(on a terminal)\n"
+                                 "  --report FILE         write the run's summary as JSON\n");
     }
     if (rc == AB_OK) {
         (void)ab_emitter_raw(d->em, b.data, b.len - 1, true);
@@ -443,16 +494,71 @@ static bool take_path(int argc, char **argv, int *i, const char *name, const cha
     return true;
 }
 
+/* The options of write and load; true when a matched. */
+static bool take_run_option(struct ab_driver *d, int argc, char **argv, int *i,
+                            struct ab_error *err)
+{
+    struct ab_run_opts *o = &d->run;
+    const char *a = argv[*i];
+    const char *n = NULL;
+
+    if (d->kind != AB_KIND_DESTINATION) {
+        return false;
+    }
+    if (strcmp(a, "--dry-run") == 0) {
+        o->dry_run = true;
+        return true;
+    }
+    if (strcmp(a, "--print-catalog") == 0) {
+        o->print_catalog = true;
+        return true;
+    }
+    if (take_path(argc, argv, i, "--show-requests", &n, err)) {
+        char *end = NULL;
+
+        if (n) {
+            o->show_requests = strtol(n, &end, 10);
+        }
+        if (err->code == AB_OK && (!n || !*n || *end || o->show_requests < 0)) {
+            (void)ab_error_set(err, AB_ERR_CONFIG, "--show-requests needs a number");
+        }
+        return true;
+    }
+    return take_path(argc, argv, i, "--input", &o->input, err) ||
+           take_path(argc, argv, i, "--object", &o->object, err) ||
+           take_path(argc, argv, i, "--stream", &o->stream, err) ||
+           take_path(argc, argv, i, "--namespace", &o->ns, err) ||
+           take_path(argc, argv, i, "--sync-mode", &o->sync_mode, err) ||
+           take_path(argc, argv, i, "--sync-id", &o->sync_id, err) ||
+           take_path(argc, argv, i, "--checkpoint-file", &o->checkpoint, err) ||
+           take_path(argc, argv, i, "--report", &o->report, err) ||
+           take_path(argc, argv, i, "--log-format", &o->log_format, err);
+}
+
 static enum ab_status parse_args(struct ab_driver *d, int argc, char **argv, enum command *cmd,
                                  struct ab_error *err)
 {
     *cmd = CMD_NONE;
+    d->run.files = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*d->run.files));
+    if (!d->run.files) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const struct command_desc *desc;
         const char *ignored = NULL;
         enum command c;
 
+        if (take_run_option(d, argc, argv, &i, err)) {
+            if (err->code != AB_OK) {
+                return err->code;
+            }
+            continue;
+        }
+        if (*cmd == CMD_LOAD && (a[0] != '-' || strcmp(a, "-") == 0)) {
+            d->run.files[d->run.nfiles++] = a;
+            continue;
+        }
         if (take_path(argc, argv, &i, "--config", &d->config_path, err) ||
             take_path(argc, argv, &i, "--catalog", &d->catalog_path, err) ||
             take_path(argc, argv, &i, "--state",
@@ -487,7 +593,7 @@ static enum ab_status parse_args(struct ab_driver *d, int argc, char **argv, enu
     if (*cmd == CMD_NONE) {
         return ab_error_set(err, AB_ERR_CONFIG, "no command given (see --help)");
     }
-    return AB_OK;
+    return ab_driver_check_run_opts(d, *cmd == CMD_LOAD, *cmd == CMD_WRITE, err);
 }
 
 static void driver_release(struct ab_driver *d)
@@ -510,6 +616,8 @@ static void driver_release(struct ab_driver *d)
         yajl_tree_free(d->spec);
     }
     ab_loop_free(d->loop);
+    free((void *)d->run.files);
+    d->run.files = NULL;
     close_signal_pipe();
     ab_emitter_free(d->em);
 }
@@ -563,17 +671,25 @@ static enum ab_status run_command(struct ab_driver *d, enum command cmd, const c
     case CMD_DISCOVER:
         rc = load_config(d, err);
         return rc == AB_OK ? ab_driver_discover(d, err) : rc;
+    case CMD_LOAD:
     case CMD_READ:
     case CMD_WRITE:
         rc = ab_driver_watch_signals(d, err);
         if (rc == AB_OK) {
             rc = load_config(d, err);
         }
-        if (rc == AB_OK) {
+        if (rc == AB_OK && cmd == CMD_READ) {
             rc = load_catalog(d, err);
+        } else if (rc == AB_OK) {
+            d->mode = cmd == CMD_LOAD ? WM_LOAD : WM_WRITE;
+            rc = d->catalog_path && cmd == CMD_WRITE ? load_catalog(d, err)
+                                                     : ab_driver_make_catalog(d, err);
+            if (rc == AB_OK && d->run.print_catalog) {
+                return ab_driver_print_catalog(d, err);
+            }
         }
         if (rc == AB_OK) {
-            rc = cmd == CMD_WRITE ? ab_driver_write(d, err) : ab_driver_read(d, err);
+            rc = cmd == CMD_READ ? ab_driver_read(d, err) : ab_driver_write(d, err);
         }
         return rc;
     case CMD_NONE:

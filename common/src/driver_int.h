@@ -10,12 +10,38 @@
 #include "ab/destination.h"
 #include "ab/json.h"
 #include "ab/jsonl_reader.h"
+#include "ab/options.h"
 #include "ab/source.h"
+
+#include "input_int.h"
+#include "reject_limit_int.h"
 
 enum ab_kind { AB_KIND_DESTINATION, AB_KIND_SOURCE };
 
 /* Phases of a write run; moved only by write_set_phase(). */
 enum write_phase { WP_READING = 0, WP_FLUSHING, WP_DONE };
+
+/* What a write run reads: Airbyte messages, or plain records (load). */
+enum write_mode { WM_WRITE = 0, WM_LOAD };
+
+/* Options of write and load from the command line (not the config: they
+ * describe one run, not the connection). */
+struct ab_run_opts {
+    const char *input;      /* write --input FILE */
+    const char *object;     /* load --object */
+    const char *stream;     /* load --stream */
+    const char *ns;         /* --namespace */
+    const char *sync_mode;  /* load, and write without --catalog */
+    const char *checkpoint; /* load --checkpoint-file */
+    const char *report;     /* --report FILE */
+    const char *log_format; /* --log-format json|text */
+    const char *sync_id;    /* --sync-id N */
+    const char **files;     /* load FILE... (argv) */
+    size_t nfiles;
+    bool dry_run;
+    bool print_catalog;
+    long show_requests;
+};
 
 /* Per catalog stream, for a read run. */
 struct read_stream {
@@ -53,6 +79,20 @@ struct ab_driver {
     struct ab_error fatal;
 
     /* ---- write ---- */
+    enum write_mode mode;
+    struct ab_run_opts run;
+    struct ab_input in; /* the input being read */
+    bool in_open;
+    int in_fd;                  /* its descriptor, watched by the loop */
+    struct ab_load_file *lf;    /* load: one per input file */
+    uint64_t *file_seq;         /* load: seq of the first record of each file */
+    size_t cur_file;            /* load: the file being read */
+    uint64_t cand_off;          /* load: offset after the last line handled */
+    uint64_t cand_line;         /* load: that line */
+    bool ckpt_dirty;            /* load: progress not yet written */
+    bool load_done;             /* load: the last file's end mark is queued */
+    char target[400];           /* load: "object x" or "stream ns.name" */
+    struct ab_buf catalog_text; /* a made catalog, for --print-catalog */
     enum write_phase phase;
     struct ab_ckpt *ck;
     struct ab_deadletter *dl;
@@ -60,6 +100,8 @@ struct ab_driver {
     struct ab_json_arena *arena; /* the current line's tree */
     const char *dl_path;
     bool fail_on_reject;
+    struct ab_destination_opts dest_opts;
+    struct ab_rejlimit *rejlimit;
     size_t max_line_bytes;
     bool eof;          /* stdin reached its end */
     bool input_failed; /* reading stopped at bad input; what came before commits */
@@ -94,6 +136,14 @@ extern volatile sig_atomic_t ab_driver_signal_seen;
 enum ab_status ab_driver_watch_signals(struct ab_driver *d, struct ab_error *err);
 
 enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err);
+/* Checks the write/load options of the command line against the command. */
+enum ab_status ab_driver_check_run_opts(struct ab_driver *d, bool load, bool write,
+                                        struct ab_error *err);
+/* The catalog of a load (one stream) or of a write without --catalog
+ * (inferred from --input). */
+enum ab_status ab_driver_make_catalog(struct ab_driver *d, struct ab_error *err);
+/* --print-catalog: the catalog in use on stdout. */
+enum ab_status ab_driver_print_catalog(struct ab_driver *d, struct ab_error *err);
 enum ab_status ab_driver_read(struct ab_driver *d, struct ab_error *err);
 enum ab_status ab_driver_discover(struct ab_driver *d, struct ab_error *err);
 void ab_driver_write_release(struct ab_driver *d);

@@ -337,3 +337,15 @@ uint64_t ab_jsonl_reader_bytes(const struct ab_jsonl_reader *r)
 {
     return r->bytes;
 }
+
+void ab_jsonl_reader_set_origin(struct ab_jsonl_reader *r, uint64_t offset, uint64_t first_line)
+{
+    r->bytes = offset;
+    r->next_line = first_line ? first_line : 1;
+    r->scan_line = r->next_line;
+}
+
+uint64_t ab_jsonl_reader_offset(const struct ab_jsonl_reader *r)
+{
+    return r->bytes - (r->len - r->start);
+}

@@ -9,6 +9,7 @@
 
 #include <poll.h>
 
+#include "ab/assert.h"
 #include "ab/clock.h"
 #include "ab/http.h"
 
@@ -260,21 +261,45 @@ static enum ab_status dispatch_fds(struct ab_loop *l, const struct pollfd *pfd, 
     return AB_OK;
 }
 
+/* Fires the timers due at the start of the turn, earliest first (an overdue
+ * timer never waits behind a later one in a lower slot). Ids are taken
+ * before the first call: a timer a callback adds, or re-arms, waits for the
+ * next turn, and one a callback deletes does not fire. */
 static enum ab_status fire_timers(struct ab_loop *l, struct ab_error *err)
 {
+    uint64_t due_ids[AB_LOOP_MAX_TIMERS];
+    int64_t due_at[AB_LOOP_MAX_TIMERS];
+    unsigned n = 0;
     int64_t now = ab_now_us();
 
-    for (unsigned i = 0; i < AB_LOOP_MAX_TIMERS && !l->stop; i++) {
-        struct loop_timer *t = &l->timers[i];
-        ab_loop_timer_fn fn;
-        void *arg;
-        uint64_t id;
-        enum ab_status rc;
+    for (unsigned i = 0; i < AB_LOOP_MAX_TIMERS; i++) {
+        const struct loop_timer *t = &l->timers[i];
+        unsigned j;
 
         if (t->id == 0 || t->due_us > now) {
             continue;
         }
-        id = t->id;
+        /* insertion sort by due time; ties keep slot order */
+        for (j = n; j > 0 && due_at[j - 1] > t->due_us; j--) {
+            due_ids[j] = due_ids[j - 1];
+            due_at[j] = due_at[j - 1];
+        }
+        due_ids[j] = t->id;
+        due_at[j] = t->due_us;
+        n++;
+    }
+    for (unsigned k = 0; k < n && !l->stop; k++) {
+        int i = find_timer(l, due_ids[k]);
+        struct loop_timer *t;
+        ab_loop_timer_fn fn;
+        void *arg;
+        enum ab_status rc;
+
+        if (i < 0) {
+            continue; /* deleted by an earlier callback of this turn */
+        }
+        t = &l->timers[i];
+        AB_ASSERT(t->due_us <= now);
         fn = t->fn;
         arg = t->arg;
         if (t->period_us > 0) {
@@ -283,7 +308,7 @@ static enum ab_status fire_timers(struct ab_loop *l, struct ab_error *err)
         } else {
             t->id = 0;
         }
-        rc = fn(arg, id, err);
+        rc = fn(arg, due_ids[k], err);
         if (rc != AB_OK) {
             return rc;
         }

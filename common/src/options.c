@@ -664,6 +664,9 @@ void ab_opts_destination(yajl_val config, struct ab_destination_opts *o)
     o->fail_on_reject = mode && strcmp(mode, "fail") == 0;
     o->max_line_bytes = line > 0 ? (size_t)line : 0;
     o->max_wait_us = seconds_us(ab_opt_double(config, "max_checkpoint_wait_seconds"));
+    o->max_rejected_ratio = ab_opt_double(config, "max_rejected_ratio");
+    o->rejected_ratio_min_records = (uint64_t)ab_opt_int(config, "rejected_ratio_min_records");
+    o->max_rejected_records = (uint64_t)ab_opt_int(config, "max_rejected_records");
 }
 
 void ab_opts_http(yajl_val config, struct ab_http_opts *o)

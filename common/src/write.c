@@ -9,6 +9,7 @@
 
 #include "ab/assert.h"
 #include "ab/clock.h"
+#include "ab/json.h"
 #include "ab/log.h"
 
 #include "driver_int.h"
@@ -18,6 +19,35 @@
 #define FORCED_FLUSH_GAP_US (10 * 1000000LL)
 
 /* ---- rejections ---------------------------------------------------------- */
+
+/* A crossed rejection threshold: the error, its secrets masked. */
+static enum ab_status over_limit(struct ab_driver *d, size_t stream, const char *errors_json,
+                                 struct ab_error *err)
+{
+    const struct ab_stream *s = &d->catalog.streams[stream];
+    char name[300];
+    char masked[AB_ERROR_MSG_MAX];
+    enum ab_status rc;
+
+    ab_driver_describe_stream(name, sizeof(name), s->name, s->ns);
+    rc = ab_rejlimit_reject(d->rejlimit, stream, name, errors_json, err);
+    if (rc != AB_OK) {
+        ab_emitter_mask(d->em, err->message, masked, sizeof(masked));
+        (void)snprintf(err->message, sizeof(err->message), "%s", masked);
+    }
+    return rc;
+}
+
+/* load: the input file a record (seq) came from. */
+static const char *load_file_of(const struct ab_driver *d, uint64_t seq)
+{
+    size_t i = d->cur_file;
+
+    while (i > 0 && d->file_seq[i] > seq) {
+        i--;
+    }
+    return d->lf[i].path;
+}
 
 enum ab_status ab_driver_reject(struct ab_driver *d, size_t stream, uint64_t seq, uint64_t lineno,
                                 const char *rejected_by, const char *record_json, size_t record_len,
@@ -44,6 +74,7 @@ enum ab_status ab_driver_reject(struct ab_driver *d, size_t stream, uint64_t seq
     }
     /* the errors are the target's texts and may quote a secret; the record
      * is the data being moved */
+    ab_deadletter_set_file(d->dl, d->mode == WM_LOAD ? load_file_of(d, seq) : NULL);
     ab_buf_init(&safe_errors, AB_BUF_UNBOUNDED);
     rc = ab_emitter_mask_buf(d->em, errors_json ? errors_json : "[]",
                              errors_json ? strlen(errors_json) : 2, &safe_errors, err);
@@ -57,12 +88,39 @@ enum ab_status ab_driver_reject(struct ab_driver *d, size_t stream, uint64_t seq
     }
     d->dl_dirty = true;
     ab_ckpt_reject(d->ck, stream, seq);
+    rc = over_limit(d, stream, errors_json, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
     AB_DEBUG(d->em, "line %llu: record of stream '%s' rejected by the %s: %s",
              (unsigned long long)lineno, s->name, rejected_by, errors_json);
     return AB_OK;
 }
 
 /* ---- states -------------------------------------------------------------- */
+
+/* load: a mark "file offset line complete" was released: everything
+ * before it is committed. */
+static enum ab_status on_mark(struct ab_driver *d, const char *members, struct ab_error *err)
+{
+    unsigned long long f = 0;
+    unsigned long long off = 0;
+    unsigned long long line = 0;
+    int complete = 0;
+
+    if (sscanf(members, "%llu %llu %llu %d", &f, &off, &line, &complete) != 4 ||
+        f >= d->run.nfiles) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "bad load mark '%s'", members);
+    }
+    for (size_t i = 0; i < f; i++) {
+        d->lf[i].complete = true;
+    }
+    d->lf[f].offset = off;
+    d->lf[f].line = line;
+    d->lf[f].complete = complete != 0;
+    d->ckpt_dirty = true;
+    return AB_OK;
+}
 
 static enum ab_status emit_state(void *arg, const char *members, size_t len, uint64_t record_count,
                                  uint64_t rejected_count, struct ab_error *err)
@@ -78,6 +136,9 @@ static enum ab_status emit_state(void *arg, const char *members, size_t len, uin
         }
         d->dl_dirty = false;
     }
+    if (d->mode == WM_LOAD) {
+        return on_mark(d, members, err);
+    }
     rc = ab_emitter_state(d->em, members, len, record_count, rejected_count);
     if (rc != AB_OK) {
         return ab_error_set(err, rc, "cannot write to stdout");
@@ -87,7 +148,13 @@ static enum ab_status emit_state(void *arg, const char *members, size_t len, uin
 
 static enum ab_status release_states(struct ab_driver *d, struct ab_error *err)
 {
-    return ab_ckpt_release(d->ck, emit_state, d, NULL, err);
+    enum ab_status rc = ab_ckpt_release(d->ck, emit_state, d, NULL, err);
+
+    if (rc == AB_OK && d->ckpt_dirty && d->run.checkpoint && !d->run.dry_run) {
+        rc = ab_load_ckpt_write(d->run.checkpoint, d->name, d->target, d->lf, d->run.nfiles, err);
+        d->ckpt_dirty = false;
+    }
+    return rc;
 }
 
 /* ---- the write loop ------------------------------------------------------ */
@@ -115,21 +182,34 @@ void ab_driver_describe_stream(char *buf, size_t size, const char *name, const c
     }
 }
 
+/* A record for a stream outside the catalog fails the sync (the strict
+ * reading of the protocol), naming the catalog's streams closest to it. */
+static enum ab_status not_in_catalog(struct ab_driver *d, const struct ab_msg *msg,
+                                     struct ab_error *err)
+{
+    char name[300];
+    char near[400];
+
+    ab_driver_describe_stream(name, sizeof(name), msg->stream, msg->ns);
+    ab_catalog_closest(&d->catalog, msg->stream, msg->ns, near, sizeof(near));
+    return ab_error_set(err, AB_ERR_PROTOCOL,
+                        "record for stream '%s' which is not in the configured catalog (%s)", name,
+                        near);
+}
+
 static enum ab_status on_record(struct ab_driver *d, struct ab_msg *msg, uint64_t lineno,
                                 struct ab_error *err)
 {
     struct ab_record rec;
     long idx = find_stream(d, msg->stream, msg->ns);
-    char name[300];
 
     if (idx < 0) {
-        ab_driver_describe_stream(name, sizeof(name), msg->stream, msg->ns);
-        return ab_error_set(err, AB_ERR_PROTOCOL,
-                            "record for stream '%s' which is not in the configured catalog", name);
+        return not_in_catalog(d, msg, err);
     }
     rec.stream = (size_t)idx;
     rec.desc = &d->catalog.streams[idx];
     rec.seq = ab_ckpt_record(d->ck, rec.stream);
+    ab_rejlimit_record(d->rejlimit, rec.stream);
     rec.lineno = lineno;
     rec.data = msg->data;
     rec.deleted = !ab_json_is_null(ab_json_get(msg->data, "_ab_cdc_deleted_at"));
@@ -191,28 +271,15 @@ static enum ab_status on_trace(struct ab_driver *d, struct ab_msg *msg, struct a
     return AB_OK;
 }
 
-/* A RECORD that failed the JSON intake (protocol.h): dead-lettered with the
- * line as a JSON string (bytes that are not UTF-8 as U+FFFD) and the reason. */
-static enum ab_status on_invalid_record(struct ab_driver *d, struct ab_msg *msg, const char *line,
-                                        size_t len, uint64_t lineno, struct ab_error *err)
+/* The line as a JSON string into out (bytes that are not UTF-8 as U+FFFD). */
+static enum ab_status quote_line(struct ab_buf *out, const char *line, size_t len,
+                                 struct ab_error *err)
 {
-    long idx = find_stream(d, msg->stream, msg->ns);
     struct ab_buf rec;
-    struct ab_buf errors;
     enum ab_status rc = AB_OK;
-    char reason[AB_ERROR_MSG_MAX];
-    char name[300];
     size_t i = 0;
 
-    (void)snprintf(reason, sizeof(reason), "%s", err->message);
-    ab_error_init(err);
-    if (idx < 0) {
-        ab_driver_describe_stream(name, sizeof(name), msg->stream, msg->ns);
-        return ab_error_set(err, AB_ERR_PROTOCOL,
-                            "record for stream '%s' which is not in the configured catalog", name);
-    }
     ab_buf_init(&rec, AB_BUF_UNBOUNDED);
-    ab_buf_init(&errors, AB_BUF_UNBOUNDED);
     while (rc == AB_OK && i < len) {
         size_t bad = len - i;
 
@@ -227,34 +294,166 @@ static enum ab_status on_invalid_record(struct ab_driver *d, struct ab_msg *msg,
         }
     }
     if (rc == AB_OK) {
-        struct ab_buf quoted;
+        rc = ab_json_write_str(out, rec.data ? rec.data : "", rec.len, err);
+    }
+    ab_buf_release(&rec);
+    return rc;
+}
 
-        ab_buf_init(&quoted, AB_BUF_UNBOUNDED);
-        rc = ab_json_write_str(&quoted, rec.data ? rec.data : "", rec.len, err);
-        ab_buf_release(&rec);
-        rec = quoted;
+/* [{"field": field, "code": code, "message": message}] into out. */
+static enum ab_status one_error(struct ab_buf *out, const char *field, const char *code,
+                                const char *message, struct ab_error *err)
+{
+    enum ab_status rc = ab_buf_adds(out, "[{\"field\":", err);
+
+    if (rc == AB_OK) {
+        rc = ab_json_write_cstr(out, field, err);
     }
     if (rc == AB_OK) {
-        rc = ab_buf_adds(&errors, "[{\"field\":", err);
+        rc = ab_buf_adds(out, ",\"code\":", err);
     }
     if (rc == AB_OK) {
-        rc = ab_json_write_cstr(&errors, msg->invalid_field, err);
+        rc = ab_json_write_cstr(out, code, err);
     }
     if (rc == AB_OK) {
-        rc = ab_buf_adds(&errors, ",\"code\":\"invalid_json\",\"message\":", err);
+        rc = ab_buf_adds(out, ",\"message\":", err);
     }
     if (rc == AB_OK) {
-        rc = ab_json_write_cstr(&errors, reason, err);
+        rc = ab_json_write_cstr(out, message, err);
     }
     if (rc == AB_OK) {
-        rc = ab_buf_adds(&errors, "}]", err);
+        rc = ab_buf_adds(out, "}]", err);
+    }
+    return rc;
+}
+
+/* A line rejected before it reaches the destination: dead-lettered with the
+ * line (as a JSON string when quote) and one error. */
+static enum ab_status reject_line(struct ab_driver *d, size_t stream, const char *line, size_t len,
+                                  bool quote, uint64_t lineno, const char *field, const char *code,
+                                  const char *message, struct ab_error *err)
+{
+    struct ab_buf rec;
+    struct ab_buf errors;
+    enum ab_status rc = AB_OK;
+
+    ab_buf_init(&rec, AB_BUF_UNBOUNDED);
+    ab_buf_init(&errors, AB_BUF_UNBOUNDED);
+    if (quote) {
+        rc = quote_line(&rec, line, len, err);
+    } else {
+        rc = ab_buf_add(&rec, line, len, err);
     }
     if (rc == AB_OK) {
-        rc = ab_driver_reject(d, (size_t)idx, ab_ckpt_record(d->ck, (size_t)idx), lineno,
-                              "destination", rec.data, rec.len, errors.data, err);
+        rc = one_error(&errors, field, code, message, err);
+    }
+    if (rc == AB_OK) {
+        ab_rejlimit_record(d->rejlimit, stream);
+        rc = ab_driver_reject(d, stream, ab_ckpt_record(d->ck, stream), lineno, "destination",
+                              rec.data, rec.len, errors.data, err);
     }
     ab_buf_release(&rec);
     ab_buf_release(&errors);
+    return rc;
+}
+
+/* A RECORD that failed the JSON intake (protocol.h): dead-lettered with the
+ * line as a JSON string (bytes that are not UTF-8 as U+FFFD) and the reason. */
+static enum ab_status on_invalid_record(struct ab_driver *d, struct ab_msg *msg, const char *line,
+                                        size_t len, uint64_t lineno, struct ab_error *err)
+{
+    long idx = find_stream(d, msg->stream, msg->ns);
+    char reason[AB_ERROR_MSG_MAX];
+
+    (void)snprintf(reason, sizeof(reason), "%s", err->message);
+    ab_error_init(err);
+    if (idx < 0) {
+        return not_in_catalog(d, msg, err);
+    }
+    return reject_line(d, (size_t)idx, line, len, true, lineno, msg->invalid_field, "invalid_json",
+                       reason, err);
+}
+
+/* ---- load: one record per line ------------------------------------------------ */
+
+static const char *json_type_name(yajl_val v)
+{
+    switch (v->type) {
+    case yajl_t_array:
+        return "an array";
+    case yajl_t_string:
+        return "a string";
+    case yajl_t_number:
+        return "a number";
+    case yajl_t_true:
+    case yajl_t_false:
+        return "a boolean";
+    case yajl_t_null:
+        return "null";
+    default:
+        return "not an object";
+    }
+}
+
+/* The sequence number the next record gets. */
+static uint64_t next_seq(const struct ab_driver *d)
+{
+    struct ab_ckpt_stats cs;
+
+    ab_ckpt_get_stats(d->ck, &cs);
+    return cs.records;
+}
+
+/* load: queues a mark at pos saying file f is committed up to off/line. */
+static enum ab_status load_mark(struct ab_driver *d, uint64_t pos, size_t f, uint64_t off,
+                                uint64_t line, bool complete, struct ab_error *err)
+{
+    char m[96];
+    int n = snprintf(m, sizeof(m), "%zu %llu %llu %d", f, (unsigned long long)off,
+                     (unsigned long long)line, complete ? 1 : 0);
+
+    return ab_ckpt_mark(d->ck, pos, m, (size_t)n, ab_now_us(), err);
+}
+
+static enum ab_status handle_load_line(struct ab_driver *d, const char *line, size_t len,
+                                       uint64_t lineno, struct ab_error *err)
+{
+    struct ab_error perr;
+    struct ab_record rec;
+    yajl_val v;
+    uint64_t opened;
+    enum ab_status rc;
+    char msg[AB_ERROR_MSG_MAX + 64];
+
+    d->lines++;
+    ab_json_arena_reset(d->arena);
+    ab_error_init(&perr);
+    v = ab_json_parse_arena(d->arena, line, len, &perr);
+    if (!v) {
+        (void)snprintf(msg, sizeof(msg), "line %llu: %s", (unsigned long long)lineno, perr.message);
+        rc = reject_line(d, 0, line, len, true, lineno, "$", "invalid_json", msg, err);
+    } else if (v->type != yajl_t_object) {
+        (void)snprintf(msg, sizeof(msg), "line %llu: %s, not a JSON object",
+                       (unsigned long long)lineno, json_type_name(v));
+        rc = reject_line(d, 0, line, len, false, lineno, "$", "not_an_object", msg, err);
+    } else {
+        rec.stream = 0;
+        rec.desc = &d->catalog.streams[0];
+        rec.seq = ab_ckpt_record(d->ck, 0);
+        rec.lineno = lineno;
+        rec.data = v;
+        rec.deleted = !ab_json_is_null(ab_json_get(v, "_ab_cdc_deleted_at"));
+        opened = ab_ckpt_units_opened(d->ck);
+        ab_rejlimit_record(d->rejlimit, 0);
+        rc = d->dops->record(d->self, &rec, err);
+        if (rc == AB_OK && ab_ckpt_units_opened(d->ck) != opened) {
+            /* a unit starts at this record: once every unit before it is
+             * committed, the input is committed up to the line before */
+            rc = load_mark(d, rec.seq, d->cur_file, d->cand_off, d->cand_line, false, err);
+        }
+    }
+    d->cand_off = ab_jsonl_reader_offset(d->reader);
+    d->cand_line = lineno;
     return rc;
 }
 
@@ -264,6 +463,9 @@ static enum ab_status handle_line(struct ab_driver *d, const char *line, size_t 
     struct ab_msg msg;
     enum ab_status rc;
 
+    if (d->mode == WM_LOAD) {
+        return handle_load_line(d, line, len, lineno, err);
+    }
     d->lines++;
     ab_json_arena_reset(d->arena);
     rc = ab_msg_parse_in(&msg, d->arena, line, len, err);
@@ -328,21 +530,27 @@ static void log_summary(struct ab_driver *d, bool ok)
     struct ab_ckpt_stats cs;
     struct ab_http_stats hs = {0};
     double secs = (double)(ab_now_us() - d->start_us) / 1e6;
+    char top[256] = "";
 
     ab_ckpt_get_stats(d->ck, &cs);
     if (d->http) {
         ab_http_get_stats(d->http, &hs);
     }
-    AB_INFO(d->em,
-            "summary: %s; %llu lines, %llu records read, %llu committed, %llu rejected%s%s%s, "
-            "%llu of %llu states emitted, %llu requests (%llu retried), %.1f s, %.0f records/s",
-            ok ? "finished" : "stopped", (unsigned long long)d->lines,
-            (unsigned long long)cs.records, (unsigned long long)d->committed,
-            (unsigned long long)cs.rejected, cs.rejected && d->dl ? " (dead letters in '" : "",
-            cs.rejected && d->dl ? d->dl_path : "", cs.rejected && d->dl ? "')" : "",
-            (unsigned long long)cs.states_out, (unsigned long long)cs.states_in,
-            (unsigned long long)hs.requests, (unsigned long long)hs.retries, secs,
-            secs > 0 ? (double)cs.records / secs : 0.0);
+    if (cs.rejected > 0) {
+        ab_rejlimit_top(d->rejlimit, top, sizeof(top));
+    }
+    /* a WARN when anything was rejected: someone has to look at it */
+    AB_LOG(d->em, cs.rejected > 0 ? AB_LOG_WARN : AB_LOG_INFO,
+           "summary: %s; %llu lines, %llu records read, %llu committed, %llu rejected%s%s%s%s%s%s, "
+           "%llu of %llu states emitted, %llu requests (%llu retried), %.1f s, %.0f records/s",
+           ok ? "finished" : "stopped", (unsigned long long)d->lines,
+           (unsigned long long)cs.records, (unsigned long long)d->committed,
+           (unsigned long long)cs.rejected, top[0] ? " (" : "", top, top[0] ? ")" : "",
+           cs.rejected && d->dl ? " (dead letters in '" : "",
+           cs.rejected && d->dl ? d->dl_path : "", cs.rejected && d->dl ? "')" : "",
+           (unsigned long long)cs.states_out, (unsigned long long)cs.states_in,
+           (unsigned long long)hs.requests, (unsigned long long)hs.retries, secs,
+           secs > 0 ? (double)cs.records / secs : 0.0);
     if (d->dops->summary) {
         d->dops->summary(d->self, d->em);
     }
@@ -423,7 +631,12 @@ static enum ab_status on_stdin(void *arg, int fd, unsigned ready, struct ab_erro
     enum ab_status rc;
 
     (void)ready;
-    rc = ab_jsonl_reader_fill(d->reader, fd, &d->eof, err);
+    rc = ab_input_fill(&d->in, d->reader, &d->eof, err);
+    if (rc != AB_OK && d->in.corrupt) {
+        /* corrupt compressed data: the run stops, nothing more is committed
+         * or acknowledged */
+        return rc;
+    }
     if (rc == AB_ERR_PROTOCOL) {
         /* an oversize line: read no further, but the lines before it are
          * still handed out and loaded */
@@ -437,6 +650,68 @@ static enum ab_status on_stdin(void *arg, int fd, unsigned ready, struct ab_erro
     if (d->eof) {
         ab_jsonl_reader_finish(d->reader);
         ab_loop_del_fd(d->loop, fd);
+    }
+    return AB_OK;
+}
+
+/* load: every line of the current file was handled; queues its end mark and
+ * opens the next file (*more) if there is one. */
+static enum ab_status load_next_file(struct ab_driver *d, bool *more, struct ab_error *err);
+
+static enum ab_status open_input(struct ab_driver *d, const char *path, uint64_t off, uint64_t line,
+                                 struct ab_error *err)
+{
+    enum ab_status rc;
+
+    ab_jsonl_reader_free(d->reader);
+    d->reader = ab_jsonl_reader_new(d->max_line_bytes, err);
+    if (!d->reader) {
+        return err->code;
+    }
+    ab_jsonl_reader_set_origin(d->reader, off, line + 1);
+    d->cand_off = off;
+    d->cand_line = line;
+    rc = ab_input_open(&d->in, path, off, err);
+    d->in_open = true;
+    if (rc != AB_OK) {
+        return rc;
+    }
+    d->in_fd = d->in.fd;
+    d->eof = false;
+    return ab_loop_add_fd(d->loop, d->in_fd, AB_LOOP_READ, on_stdin, d, err);
+}
+
+static enum ab_status load_next_file(struct ab_driver *d, bool *more, struct ab_error *err)
+{
+    enum ab_status rc;
+
+    *more = false;
+    rc = load_mark(d, next_seq(d), d->cur_file, ab_jsonl_reader_bytes(d->reader), d->cand_line,
+                   true, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    if (d->in_open) {
+        ab_loop_del_fd(d->loop, d->in_fd);
+        ab_input_close(&d->in);
+        d->in_open = false;
+    }
+    while (d->cur_file + 1 < d->run.nfiles) {
+        struct ab_load_file *f = &d->lf[++d->cur_file];
+
+        d->file_seq[d->cur_file] = next_seq(d);
+        if (f->complete) {
+            AB_INFO(d->em, "'%s' was loaded completely by an earlier run: skipped", f->path);
+            continue;
+        }
+        if (f->line) {
+            AB_INFO(d->em,
+                    "'%s': resuming after line %llu (byte %llu), committed by an earlier "
+                    "run",
+                    f->path, (unsigned long long)f->line, (unsigned long long)f->offset);
+        }
+        *more = true;
+        return open_input(d, f->path, f->offset, f->line, err);
     }
     return AB_OK;
 }
@@ -500,6 +775,15 @@ static enum ab_status before_wait(void *arg, struct ab_error *err)
             d->input_failed = true;
             d->input_err = d->reader_err;
         }
+        if (d->mode == WM_LOAD && d->eof && drained && !d->input_failed && !d->load_done) {
+            bool more = false;
+
+            rc = load_next_file(d, &more, err);
+            if (rc != AB_OK) {
+                return rc;
+            }
+            d->load_done = !more;
+        }
         if ((d->eof && drained) || d->input_failed) {
             rc = d->dops->flush(d->self, true, err);
             if (rc != AB_OK) {
@@ -508,11 +792,11 @@ static enum ab_status before_wait(void *arg, struct ab_error *err)
             write_set_phase(d, WP_FLUSHING, d->input_failed ? "bad input" : "end of input");
             ab_loop_del_timer(d->loop, d->wait_timer);
             d->wait_timer = 0;
-            ab_loop_fd_mask(d->loop, STDIN_FILENO, 0);
+            ab_loop_fd_mask(d->loop, d->in_fd, 0);
         } else {
-            /* back-pressure: stdin is read only when every line read so far
-             * was taken */
-            ab_loop_fd_mask(d->loop, STDIN_FILENO, drained ? AB_LOOP_READ : 0);
+            /* back-pressure: the input is read only when every line read so
+             * far was taken */
+            ab_loop_fd_mask(d->loop, d->in_fd, drained ? AB_LOOP_READ : 0);
         }
     }
     rc = release_states(d, err);
@@ -535,6 +819,62 @@ static enum ab_status before_wait(void *arg, struct ab_error *err)
     return AB_OK;
 }
 
+/* load: identifies the files, reads the checkpoint file and opens the first
+ * file not completely loaded. */
+static enum ab_status load_start(struct ab_driver *d, struct ab_error *err)
+{
+    size_t n = d->run.nfiles;
+    enum ab_status rc = AB_OK;
+    bool found = false;
+
+    d->lf = calloc(n, sizeof(*d->lf));
+    d->file_seq = calloc(n, sizeof(*d->file_seq));
+    if (!d->lf || !d->file_seq) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n && rc == AB_OK; i++) {
+        d->lf[i].path = d->run.files[i];
+        if (d->run.checkpoint) {
+            rc = ab_file_identify(d->lf[i].path, &d->lf[i].id, err);
+        }
+    }
+    if (rc == AB_OK && d->run.checkpoint) {
+        rc = ab_load_ckpt_read(d->run.checkpoint, d->name, d->target, d->lf, n, &found, err);
+        if (rc == AB_OK && !found && !d->run.dry_run) {
+            /* written before anything is sent: the path is writable, and the
+             * files' identities are recorded */
+            rc = ab_load_ckpt_write(d->run.checkpoint, d->name, d->target, d->lf, n, err);
+        }
+    }
+    if (rc != AB_OK) {
+        return rc;
+    }
+    for (d->cur_file = 0; d->cur_file < n; d->cur_file++) {
+        struct ab_load_file *f = &d->lf[d->cur_file];
+
+        if (f->complete) {
+            AB_INFO(d->em, "'%s' was loaded completely by an earlier run: skipped", f->path);
+            continue;
+        }
+        if (f->line) {
+            AB_INFO(d->em,
+                    "'%s': resuming after line %llu (byte %llu), committed by an earlier run",
+                    f->path, (unsigned long long)f->line, (unsigned long long)f->offset);
+        }
+        return open_input(d, f->path, f->offset, f->line, err);
+    }
+    /* every file was loaded already */
+    d->cur_file = n - 1;
+    d->reader = ab_jsonl_reader_new(d->max_line_bytes, err);
+    if (!d->reader) {
+        return err->code;
+    }
+    d->eof = true;
+    d->load_done = true;
+    AB_INFO(d->em, "every input file was loaded by an earlier run: nothing to do");
+    return AB_OK;
+}
+
 static enum ab_status write_open(struct ab_driver *d, struct ab_error *err)
 {
     enum ab_status rc;
@@ -543,8 +883,10 @@ static enum ab_status write_open(struct ab_driver *d, struct ab_error *err)
     if (!d->ck) {
         return err->code;
     }
-    d->reader = ab_jsonl_reader_new(d->max_line_bytes, err);
-    if (!d->reader) {
+    d->rejlimit = ab_rejlimit_new(d->catalog.n, d->dest_opts.max_rejected_ratio,
+                                  d->dest_opts.rejected_ratio_min_records,
+                                  d->dest_opts.max_rejected_records, err);
+    if (!d->rejlimit) {
         return err->code;
     }
     d->arena = ab_json_arena_new(err);
@@ -556,7 +898,12 @@ static enum ab_status write_open(struct ab_driver *d, struct ab_error *err)
         return rc;
     }
     ab_loop_set_http(d->loop, d->http);
-    rc = ab_loop_add_fd(d->loop, STDIN_FILENO, AB_LOOP_READ, on_stdin, d, err);
+    d->in_fd = -1;
+    if (d->mode == WM_LOAD) {
+        rc = load_start(d, err);
+    } else {
+        rc = open_input(d, d->run.input ? d->run.input : "-", 0, 0, err);
+    }
     if (rc == AB_OK && !ab_loop_add_timer(d->loop, d->progress_every_us, d->progress_every_us,
                                           on_progress, d, err)) {
         rc = err->code;
@@ -573,7 +920,12 @@ enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err)
     if (rc != AB_OK) {
         return rc;
     }
-    if (d->fail_on_reject) {
+    if (d->mode == WM_LOAD) {
+        AB_INFO(d->em, "%s %s: loading %zu file(s) into %s; rejected records %s%s%s", d->name,
+                d->version, d->run.nfiles, d->target,
+                d->fail_on_reject ? "fail the load" : "go to '",
+                d->fail_on_reject ? "" : d->dl_path, d->fail_on_reject ? "" : "'");
+    } else if (d->fail_on_reject) {
         AB_INFO(d->em, "%s %s: writing %zu stream(s); a rejected record fails the sync", d->name,
                 d->version, d->catalog.n);
     } else {
@@ -636,8 +988,278 @@ void ab_driver_write_release(struct ab_driver *d)
     }
     ab_jsonl_reader_free(d->reader);
     d->reader = NULL;
+    if (d->in_open) {
+        ab_input_close(&d->in);
+        d->in_open = false;
+    }
+    free(d->lf);
+    d->lf = NULL;
+    free(d->file_seq);
+    d->file_seq = NULL;
+    ab_buf_release(&d->catalog_text);
     ab_json_arena_free(d->arena);
     d->arena = NULL;
     ab_ckpt_free(d->ck);
     d->ck = NULL;
+    ab_rejlimit_free(d->rejlimit);
+    d->rejlimit = NULL;
+}
+
+/* ---- the command line of write and load ------------------------------------------ */
+
+enum ab_status ab_driver_check_run_opts(struct ab_driver *d, bool load, bool write,
+                                        struct ab_error *err)
+{
+    const struct ab_run_opts *o = &d->run;
+
+    if (!load && !write) {
+        if (o->input || o->object || o->stream || o->ns || o->sync_mode || o->checkpoint ||
+            o->report || o->log_format || o->sync_id || o->dry_run || o->print_catalog ||
+            o->show_requests) {
+            return ab_error_set(err, AB_ERR_CONFIG, "that option is for write and load only");
+        }
+        return AB_OK;
+    }
+    if (o->log_format && strcmp(o->log_format, "json") != 0 && strcmp(o->log_format, "text") != 0) {
+        return ab_error_set(err, AB_ERR_CONFIG, "--log-format is json or text");
+    }
+    if (o->sync_id) {
+        char *end = NULL;
+        long long v = strtoll(o->sync_id, &end, 10);
+
+        if (!*o->sync_id || *end || v < 0) {
+            return ab_error_set(err, AB_ERR_CONFIG, "--sync-id needs a whole number >= 0");
+        }
+    }
+    if (o->show_requests && !o->dry_run) {
+        return ab_error_set(err, AB_ERR_CONFIG, "--show-requests goes with --dry-run");
+    }
+    if (write) {
+        if (o->object || o->stream || o->checkpoint) {
+            return ab_error_set(err, AB_ERR_CONFIG,
+                                "--object, --stream and --checkpoint-file are options of load");
+        }
+        if (d->catalog_path && (o->sync_mode || o->sync_id || o->ns)) {
+            return ab_error_set(err, AB_ERR_CONFIG,
+                                "--sync-mode and --sync-id describe an inferred catalog: with "
+                                "--catalog, set them in the catalog");
+        }
+        return AB_OK;
+    }
+    if (o->input) {
+        return ab_error_set(err, AB_ERR_CONFIG, "load takes its files as arguments, not --input");
+    }
+    if (!o->object == !o->stream) {
+        return ab_error_set(err, AB_ERR_CONFIG,
+                            "load needs exactly one of --object NAME (fields as they are) or "
+                            "--stream NAME (through its stream_mappings entry)");
+    }
+    if (o->nfiles == 0) {
+        return ab_error_set(err, AB_ERR_CONFIG, "load needs at least one FILE ('-' is stdin)");
+    }
+    for (size_t i = 0; i < o->nfiles; i++) {
+        if (strcmp(o->files[i], "-") == 0 && (o->checkpoint || o->nfiles > 1)) {
+            return ab_error_set(err, AB_ERR_CONFIG,
+                                "'-' (stdin) is read only alone and without --checkpoint-file: "
+                                "stdin cannot be read again to resume");
+        }
+    }
+    return AB_OK;
+}
+
+/* One ConfiguredAirbyteStream into b. */
+static enum ab_status catalog_stream(struct ab_buf *b, const char *name, const char *ns,
+                                     const char *mode, const char *sync_id, const char *object,
+                                     struct ab_error *err)
+{
+    enum ab_status rc = ab_buf_adds(b, "{\"stream\":{\"name\":", err);
+
+    if (rc == AB_OK) {
+        rc = ab_json_write_cstr(b, name, err);
+    }
+    if (rc == AB_OK && ns) {
+        rc = ab_buf_adds(b, ",\"namespace\":", err);
+        if (rc == AB_OK) {
+            rc = ab_json_write_cstr(b, ns, err);
+        }
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(b,
+                         ",\"json_schema\":{\"type\":\"object\"},\"supported_sync_modes\":"
+                         "[\"full_refresh\",\"incremental\"]},\"sync_mode\":\"incremental\","
+                         "\"destination_sync_mode\":",
+                         err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_json_write_cstr(b, mode, err);
+    }
+    if (rc == AB_OK && object) {
+        rc = ab_buf_adds(b, ",\"destination_object_name\":", err);
+        if (rc == AB_OK) {
+            rc = ab_json_write_cstr(b, object, err);
+        }
+    }
+    if (rc == AB_OK && sync_id) {
+        rc = ab_buf_printf(b, err, ",\"sync_id\":%s", sync_id);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(b, "}", err);
+    }
+    return rc;
+}
+
+/* The streams seen in the input file (RECORD, STREAM STATE, STREAM_STATUS),
+ * in order of first appearance, into b as catalog streams. */
+#define INFER_MAX_STREAMS 10000
+
+static enum ab_status infer_streams(struct ab_driver *d, struct ab_buf *b, size_t *count,
+                                    struct ab_error *err)
+{
+    struct ab_catalog seen = {NULL, 0};
+    struct ab_jsonl_reader *r = ab_jsonl_reader_new(d->max_line_bytes, err);
+    struct ab_json_arena *arena = ab_json_arena_new(err);
+    struct ab_input in;
+    const char *mode = d->run.sync_mode ? d->run.sync_mode : "append";
+    enum ab_status rc = r && arena ? AB_OK : err->code;
+    bool eof = false;
+    size_t cap = 0;
+
+    *count = 0;
+    if (rc == AB_OK) {
+        rc = ab_input_open(&in, d->run.input, 0, err);
+    }
+    while (rc == AB_OK && !eof) {
+        char *line;
+        size_t len;
+        uint64_t lineno;
+
+        rc = ab_input_fill(&in, r, &eof, err);
+        if (eof) {
+            ab_jsonl_reader_finish(r);
+        }
+        while (rc == AB_OK && ab_jsonl_reader_next(r, &line, &len, &lineno)) {
+            struct ab_msg msg;
+            enum ab_status prc;
+
+            ab_json_arena_reset(arena);
+            prc = ab_msg_parse_in(&msg, arena, line, len, err);
+            ab_error_init(err);
+            if ((prc == AB_OK || (prc == AB_ERR_REJECTED && msg.invalid)) && msg.stream &&
+                (msg.type == AB_MSG_RECORD ||
+                 (msg.type == AB_MSG_STATE && msg.state_type == AB_STATE_STREAM) ||
+                 (msg.type == AB_MSG_TRACE && msg.status != AB_STATUS_NONE)) &&
+                ab_catalog_find(&seen, msg.stream, msg.ns) < 0) {
+                if (seen.n == INFER_MAX_STREAMS) {
+                    rc = ab_error_set(err, AB_ERR_CONFIG,
+                                      "'%s' names more than %d streams: give --catalog",
+                                      d->run.input, INFER_MAX_STREAMS);
+                } else if (seen.n == cap) {
+                    size_t ncap = cap ? cap * 2 : 16;
+                    struct ab_stream *p = realloc(seen.streams, ncap * sizeof(*p));
+
+                    if (!p) {
+                        rc = ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+                    } else {
+                        seen.streams = p;
+                        cap = ncap;
+                    }
+                }
+                if (rc == AB_OK) {
+                    struct ab_stream *st = &seen.streams[seen.n];
+
+                    memset(st, 0, sizeof(*st));
+                    st->name = strdup(msg.stream);
+                    st->ns = msg.ns && *msg.ns ? strdup(msg.ns) : NULL;
+                    seen.n++;
+                    if (!st->name) {
+                        rc = ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+                    }
+                }
+                if (rc == AB_OK) {
+                    rc = ab_buf_adds(b, *count ? "," : "", err);
+                }
+                if (rc == AB_OK) {
+                    rc = catalog_stream(b, msg.stream, msg.ns && *msg.ns ? msg.ns : NULL, mode,
+                                        d->run.sync_id, NULL, err);
+                }
+                if (rc == AB_OK) {
+                    (*count)++;
+                }
+            }
+            if (prc == AB_OK || prc == AB_ERR_REJECTED) {
+                ab_msg_release(&msg);
+            }
+        }
+    }
+    if (r) {
+        ab_input_close(&in);
+    }
+    ab_catalog_release(&seen);
+    ab_jsonl_reader_free(r);
+    ab_json_arena_free(arena);
+    return rc;
+}
+
+enum ab_status ab_driver_make_catalog(struct ab_driver *d, struct ab_error *err)
+{
+    const struct ab_run_opts *o = &d->run;
+    struct ab_buf *b = &d->catalog_text;
+    const char *mode = o->sync_mode ? o->sync_mode : "append";
+    yajl_val root;
+    enum ab_status rc;
+    size_t n = 1;
+
+    ab_buf_init(b, AB_BUF_UNBOUNDED);
+    rc = ab_buf_adds(b, "{\"streams\":[", err);
+    if (rc == AB_OK && d->mode == WM_LOAD) {
+        char name[300];
+
+        ab_driver_describe_stream(name, sizeof(name), o->object ? o->object : o->stream, o->ns);
+        (void)snprintf(d->target, sizeof(d->target), "%s %s", o->object ? "object" : "stream",
+                       name);
+        rc = catalog_stream(b, o->object ? o->object : o->stream, o->ns, mode, o->sync_id,
+                            o->object, err);
+    } else if (rc == AB_OK) {
+        if (!o->input) {
+            return ab_error_set(err, AB_ERR_CONFIG,
+                                "missing --catalog <file> (or --input FILE to infer the catalog "
+                                "from the messages)");
+        }
+        if (strcmp(o->input, "-") == 0) {
+            return ab_error_set(err, AB_ERR_CONFIG,
+                                "a catalog is inferred from a file read twice: give --catalog "
+                                "with --input -");
+        }
+        rc = infer_streams(d, b, &n, err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(b, "]}", err);
+    }
+    if (rc != AB_OK) {
+        return rc;
+    }
+    root = ab_json_parse(b->data, b->len, err);
+    if (!root) {
+        return ab_error_prefix(err, "the made catalog");
+    }
+    rc = ab_catalog_parse(&d->catalog, root, err);
+    ab_json_free(root);
+    if (rc == AB_OK && d->mode == WM_WRITE && !o->print_catalog) {
+        AB_INFO(d->em, "catalog inferred from '%s': %zu stream(s), destination_sync_mode '%s'%s",
+                o->input, n, mode, o->sync_id ? "" : ", no sync_id");
+    }
+    return rc;
+}
+
+enum ab_status ab_driver_print_catalog(struct ab_driver *d, struct ab_error *err)
+{
+    if (!d->catalog_text.data) {
+        return ab_error_set(err, AB_ERR_CONFIG,
+                            "--print-catalog prints a made catalog: give --input without "
+                            "--catalog, or use load");
+    }
+    if (ab_emitter_raw(d->em, d->catalog_text.data, d->catalog_text.len, true) != AB_OK) {
+        return ab_error_set(err, AB_ERR_IO, "cannot write to stdout");
+    }
+    return AB_OK;
 }

@@ -142,7 +142,7 @@ static void report_failure(struct crm_dest *c, struct crm_batch *b, const struct
 }
 
 static enum ab_status record_result(struct crm_dest *c, struct crm_batch *b, size_t i,
-                                    yajl_val result, struct ab_error *err)
+                                    yajl_val result, bool earlier_run, struct ab_error *err)
 {
     const char *status = ab_json_get_str(result, "status", "");
     const struct crm_rec *r = &b->recs[i];
@@ -158,7 +158,12 @@ static enum ab_status record_result(struct crm_dest *c, struct crm_batch *b, siz
                             "CRM360 answered an unknown status '%s' for record %zu of batch %llu",
                             status, i, (unsigned long long)b->id);
     }
-    c->results[b->obj][k]++;
+    if (earlier_run && k != CRM_R_REJECTED) {
+        /* applied when an earlier run sent this very batch: nothing changed now */
+        c->already_applied[b->obj]++;
+    } else {
+        c->results[b->obj][k]++;
+    }
     if (k == CRM_R_REJECTED) {
         struct ab_buf errs;
         enum ab_status rc;
@@ -183,6 +188,10 @@ static enum ab_status apply_results(struct crm_dest *c, struct crm_batch *b,
     enum ab_status rc = AB_OK;
     size_t i;
     uint64_t rejected_before = c->results[b->obj][CRM_R_REJECTED];
+    /* An answer from the idempotency store to a first attempt: the batch
+     * was applied by an earlier run (same sync id, same body). After an
+     * attempt of this run whose answer was lost it is this run's own. */
+    bool earlier_run = b->replayed && resp->attempts <= 1;
 
     if (!root) {
         return ab_error_prefix(err, "CRM360 answer to batch %llu", (unsigned long long)b->id);
@@ -196,13 +205,16 @@ static enum ab_status apply_results(struct crm_dest *c, struct crm_batch *b,
         goto out;
     }
     for (i = 0; i < b->n && rc == AB_OK; i++) {
-        rc = record_result(c, b, i, results->u.array.values[i], err);
+        rc = record_result(c, b, i, results->u.array.values[i], earlier_run, err);
     }
     if (rc == AB_OK) {
         ab_driver_add_committed(c->d,
                                 b->n - (c->results[b->obj][CRM_R_REJECTED] - rejected_before));
         if (b->replayed) {
             c->batches_replayed++;
+        }
+        if (earlier_run) {
+            c->batches_earlier++;
         }
         AB_DEBUG(c->em, "batch %llu of %zu %s committed (%s)%s", (unsigned long long)b->id, b->n,
                  crm_object_name(b->obj), ab_json_get_str(root, "batch_id", "?"),

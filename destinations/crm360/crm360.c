@@ -149,17 +149,25 @@ static void crm_summary(void *self, struct ab_emitter *em)
 
         AB_INFO(em,
                 "crm360 %s: created %llu, updated %llu, unchanged %llu, stale %llu, deleted "
-                "%llu, not_found %llu, rejected by CRM360 %llu",
+                "%llu, not_found %llu, rejected by CRM360 %llu, already applied by an earlier "
+                "run %llu",
                 crm_object_name((enum crm_object)o), (unsigned long long)r[CRM_R_CREATED],
                 (unsigned long long)r[CRM_R_UPDATED], (unsigned long long)r[CRM_R_UNCHANGED],
                 (unsigned long long)r[CRM_R_STALE], (unsigned long long)r[CRM_R_DELETED],
-                (unsigned long long)r[CRM_R_NOT_FOUND], (unsigned long long)r[CRM_R_REJECTED]);
+                (unsigned long long)r[CRM_R_NOT_FOUND], (unsigned long long)r[CRM_R_REJECTED],
+                (unsigned long long)c->already_applied[o]);
     }
     AB_INFO(em,
-            "crm360: %llu batches sent (%llu answered from the idempotency store, %llu refused "
-            "as a whole and split), %llu records rejected before sending",
+            "crm360: %llu batches sent (%llu answered from the idempotency store, %llu of them "
+            "applied by an earlier run with the same sync_id; %llu refused as a whole and "
+            "split), %llu records rejected before sending",
             (unsigned long long)c->batches_sent, (unsigned long long)c->batches_replayed,
-            (unsigned long long)c->batches_split, (unsigned long long)c->local_rejects);
+            (unsigned long long)c->batches_earlier, (unsigned long long)c->batches_split,
+            (unsigned long long)c->local_rejects);
+    if (c->batches_earlier) {
+        AB_INFO(em, "crm360: to apply those records again, run with a new sync_id (the "
+                    "catalog's sync_id, or --sync-id N with an inferred catalog or load)");
+    }
 }
 
 static void crm_close(void *self)

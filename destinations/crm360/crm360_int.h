@@ -102,7 +102,9 @@ struct crm_dest {
     uint64_t local_rejects;
     uint64_t batches_sent;
     uint64_t batches_replayed;
-    uint64_t batches_split; /* refused as a whole and sent as two slices */
+    uint64_t batches_earlier;               /* answered for an earlier run */
+    uint64_t already_applied[CRM_NOBJECTS]; /* records of those batches */
+    uint64_t batches_split;                 /* refused as a whole and sent as two slices */
     struct ab_buf scratch;
     struct ab_buf errors;
 };
@@ -110,7 +112,11 @@ struct crm_dest {
 /* wire.c: the names of per-record results and of the objects (NULL-ended). */
 extern const char *const crm_result_names[CRM_R_NRESULTS];
 extern const char *const crm_object_names[];
-/* Appends {"field","code","message"} to the JSON array being built in errors. */
+/* Appends {"field","code","message"} to the JSON array being built in errors;
+ * crm_add_problem_opt() adds "option", the config option that would have
+ * avoided the problem (the driver's rejection thresholds read it). */
+enum ab_status crm_add_problem_opt(struct ab_buf *errors, const char *field, const char *code,
+                                   const char *message, const char *option, struct ab_error *err);
 enum ab_status crm_add_problem(struct ab_buf *errors, const char *field, const char *code,
                                const char *message, struct ab_error *err);
 

@@ -54,8 +54,8 @@ void crm_idempotency_key(int64_t sync_id, enum crm_object o, enum crm_op op, con
 
 /* ---- building records ---------------------------------------------------- */
 
-enum ab_status crm_add_problem(struct ab_buf *errors, const char *field, const char *code,
-                               const char *message, struct ab_error *err)
+enum ab_status crm_add_problem_opt(struct ab_buf *errors, const char *field, const char *code,
+                                   const char *message, const char *option, struct ab_error *err)
 {
     enum ab_status rc;
 
@@ -78,10 +78,42 @@ enum ab_status crm_add_problem(struct ab_buf *errors, const char *field, const c
     if (rc == AB_OK) {
         rc = ab_json_write_cstr(errors, message, err);
     }
+    if (rc == AB_OK && option) {
+        rc = ab_buf_adds(errors, ",\"option\":", err);
+        if (rc == AB_OK) {
+            rc = ab_json_write_cstr(errors, option, err);
+        }
+    }
     if (rc == AB_OK) {
         rc = ab_buf_addc(errors, '}', err);
     }
     return rc;
+}
+
+enum ab_status crm_add_problem(struct ab_buf *errors, const char *field, const char *code,
+                               const char *message, struct ab_error *err)
+{
+    return crm_add_problem_opt(errors, field, code, message, NULL, err);
+}
+
+static enum ab_status check_key(yajl_val v, const char *field, struct ab_buf *errors, bool *bad,
+                                struct ab_error *err);
+
+/* The record has no brand: the default brand would have served. */
+static enum ab_status check_brand(yajl_val br, const char *brand, struct ab_buf *errors, bool *bad,
+                                  struct ab_error *err)
+{
+    if (ab_json_is_null(br) && !brand) {
+        *bad = true;
+        return crm_add_problem_opt(errors, "brand", "missing_field",
+                                   "'brand' is required: the record has none and the config sets "
+                                   "no default brand",
+                                   "brand", err);
+    }
+    if (ab_json_is_null(br)) {
+        return AB_OK;
+    }
+    return check_key(br, "brand", errors, bad, err);
 }
 
 /* Checks that a key field is a non-empty string; records a problem if not. */
@@ -120,8 +152,8 @@ static enum ab_status build_delete(const struct ab_mapping *m, yajl_val data, co
         at = ab_mapping_get(m, data, "updated_at");
     }
     rc = check_key(id, "external_id", errors, bad, err);
-    if (rc == AB_OK && !(ab_json_is_null(br) && brand)) {
-        rc = check_key(br, "brand", errors, bad, err);
+    if (rc == AB_OK) {
+        rc = check_brand(br, brand, errors, bad, err);
     }
     if (rc == AB_OK && (ab_json_is_null(at) || at->type != yajl_t_string)) {
         *bad = true;
@@ -171,8 +203,8 @@ enum ab_status crm_build_record(const struct ab_mapping *m, yajl_val data, const
         yajl_val br = ab_mapping_get(m, data, "brand");
 
         rc = check_key(ab_mapping_get(m, data, "external_id"), "external_id", errors, &bad, err);
-        if (rc == AB_OK && !(ab_json_is_null(br) && brand)) {
-            rc = check_key(br, "brand", errors, &bad, err);
+        if (rc == AB_OK) {
+            rc = check_brand(br, brand, errors, &bad, err);
         }
         if (rc == AB_OK && !bad) {
             rc = ab_mapping_write(m, data, "brand", brand, out, err);

@@ -19,7 +19,9 @@
  * ({"cursor": <last id emitted>}). A STATE follows every state_every rows
  * and the last row. Each step() emits one page of page_size rows; with
  * page_delay_ms > 0 the source waits for a loop timer between pages (the
- * path a rate-limited HTTP source or a database socket takes).
+ * path a rate-limited HTTP source or a database socket takes). With
+ * customer_fields rows also carry "email" and a fixed "updated_at", so
+ * that they can load as customers.
  */
 
 #define EX_NAME "source-example"
@@ -30,6 +32,7 @@ struct example {
     int64_t page_size;
     int64_t state_every;
     int64_t page_delay_ms;
+    bool customer_fields;
     int64_t next_id; /* the next row to emit */
     int64_t last_state_id;
     bool started;
@@ -94,6 +97,7 @@ static enum ab_status ex_open(struct ab_driver *d, void **self, struct ab_error 
     x->page_size = ab_json_get_int(config, "page_size", 1000);
     x->state_every = ab_json_get_int(config, "state_every", 10000);
     x->page_delay_ms = ab_json_get_int(config, "page_delay_ms", 0);
+    x->customer_fields = ab_json_get_bool(config, "customer_fields", false);
     ab_buf_init(&x->row, 4096);
     ab_buf_init(&x->state, 4096);
     st = ab_source_state_of(d, 0);
@@ -160,6 +164,13 @@ static enum ab_status ex_step(void *self, enum ab_source_next *next, struct ab_e
         rc = ab_buf_printf(&x->row, err,
                            "{\"id\":%" PRId64 ",\"square\":%" PRId64 ",\"label\":\"n%" PRId64 "\"}",
                            id, id * id % 1000000007, id);
+        if (rc == AB_OK && x->customer_fields) {
+            ab_buf_truncate(&x->row, x->row.len - 1);
+            rc = ab_buf_printf(&x->row, err,
+                               ",\"email\":\"n%" PRId64
+                               "@example.com\",\"updated_at\":\"2026-01-01T00:00:00Z\"}",
+                               id);
+        }
         if (rc == AB_OK) {
             rc = ab_source_record(x->d, 0, x->row.data, x->row.len, err);
         }

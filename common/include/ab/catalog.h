@@ -66,6 +66,15 @@ void ab_catalog_release(struct ab_catalog *cat);
 /* Index of the stream (ns may be NULL; NULL and "" are equal), or -1. */
 long ab_catalog_find(const struct ab_catalog *cat, const char *name, const char *ns);
 
+/* Writes into out (always NUL-terminated, truncated to size) the catalog's
+ * streams closest to (name, ns) by edit distance of their "namespace.name"
+ * form, at most three, and its namespaces closest to ns, for a message:
+ * "closest streams in the catalog: 'public.users', 'users'; namespaces in
+ * the catalog: 'public'" ("no stream of the catalog has a namespace" when
+ * none has). Quotes and control characters in names are written as '?'. */
+void ab_catalog_closest(const struct ab_catalog *cat, const char *name, const char *ns, char *out,
+                        size_t size);
+
 const char *ab_dest_mode_name(enum ab_dest_mode m);
 
 /* Value at path inside data, or NULL. */

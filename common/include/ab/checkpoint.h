@@ -34,8 +34,8 @@
  * seq < n. In a sync mixing STREAM and GLOBAL states, a STREAM state counts
  * the records of its stream since the previous STREAM state of that stream or
  * GLOBAL state, and a GLOBAL state counts every record since the previous
- * GLOBAL state; rejections are charged the same way (to the STREAM state and
- * to the GLOBAL state whose windows hold the record), so that for each state
+ * state of any type (never one a STREAM state already counted); rejections
+ * are charged the same way, so that for each state
  * recordCount + rejectedRecordCount = records received in its window.
  */
 struct ab_ckpt;
@@ -64,6 +64,15 @@ uint64_t ab_ckpt_record(struct ab_ckpt *ck, size_t stream);
  * arrival time (for ab_ckpt_oldest_us()). */
 enum ab_status ab_ckpt_state(struct ab_ckpt *ck, enum ab_ckpt_scope scope, size_t stream,
                              const char *members, size_t len, int64_t now_us, struct ab_error *err);
+
+/* A mark: a position (pos <= records received, >= the last queued position)
+ * released like a GLOBAL state once every record before it is committed,
+ * but with no counts and never charged a rejection. load records with marks
+ * how far its input files are committed. */
+enum ab_status ab_ckpt_mark(struct ab_ckpt *ck, uint64_t pos, const char *members, size_t len,
+                            int64_t now_us, struct ab_error *err);
+/* Units opened so far (a unit opened by a record starts at that record). */
+uint64_t ab_ckpt_units_opened(const struct ab_ckpt *ck);
 
 /* A new unit; ids grow from 1. Returns 0 (err filled) when out of memory. */
 uint64_t ab_ckpt_unit_open(struct ab_ckpt *ck, struct ab_error *err);

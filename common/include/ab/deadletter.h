@@ -35,6 +35,9 @@ enum ab_status ab_deadletter_write(struct ab_deadletter *dl, const char *stream,
                                    uint64_t lineno, const char *rejected_by,
                                    const char *record_json, size_t record_len,
                                    const char *errors_json, struct ab_error *err);
+/* The input file the following lines come from (a "file" member after
+ * "line"), borrowed until the next call; NULL: none (Airbyte messages). */
+void ab_deadletter_set_file(struct ab_deadletter *dl, const char *file);
 enum ab_status ab_deadletter_sync(struct ab_deadletter *dl, struct ab_error *err);
 uint64_t ab_deadletter_count(const struct ab_deadletter *dl);
 

@@ -51,5 +51,10 @@ size_t ab_jsonl_reader_pending(const struct ab_jsonl_reader *r);
 /* True after finish() when the last line had no terminating "\n". */
 bool ab_jsonl_reader_last_unterminated(const struct ab_jsonl_reader *r);
 uint64_t ab_jsonl_reader_bytes(const struct ab_jsonl_reader *r);
+/* Before the first feed: the stream starts at byte offset of a longer input
+ * and its first line is number first_line (a load resuming a file). */
+void ab_jsonl_reader_set_origin(struct ab_jsonl_reader *r, uint64_t offset, uint64_t first_line);
+/* Byte offset just after the last line next() returned (its "\n" included). */
+uint64_t ab_jsonl_reader_offset(const struct ab_jsonl_reader *r);
 
 #endif

@@ -9,7 +9,8 @@
  *
  *   common/spec/options-core.json         every connector (log_level, progress)
  *   common/spec/options-destination.json  every destination (rejected records,
- *                                         dead-letter file, line cap, state wait)
+ *                                         dead-letter file, rejection thresholds,
+ *                                         line cap, state wait)
  *   common/spec/options-http.json         every HTTP connector (HTTP tuning, gzip)
  *   <connector>/spec.json                 the connector's own options
  *
@@ -99,6 +100,9 @@ struct ab_destination_opts {
     bool fail_on_reject;
     size_t max_line_bytes;
     int64_t max_wait_us;
+    double max_rejected_ratio;
+    uint64_t rejected_ratio_min_records;
+    uint64_t max_rejected_records; /* 0: no limit */
 };
 void ab_opts_destination(yajl_val config, struct ab_destination_opts *o);
 

@@ -1,0 +1,78 @@
+/* fetch.h - a source's HTTP reads on the loop, and what their failures mean. */
+/* SPDX-License-Identifier: MIT */
+#ifndef AB_FETCH_H
+#define AB_FETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "ab/buf.h"
+#include "ab/driver.h"
+#include "ab/error.h"
+#include "ab/http.h"
+
+/*
+ * One request of a source in flight at a time, on the client the driver's
+ * loop drives (ab_driver_set_http()). step() submits it and answers
+ * AB_SOURCE_WAIT; the completion copies the final answer into the fetch and
+ * calls ab_source_resume(), so the next step() finds it ready. The client's
+ * rate limiter (one client per account) paces the requests, its retries
+ * absorb transient answers as the request's classifier and header hooks
+ * decide (each API says "slow down" its own way: give those hooks to the
+ * request before submitting).
+ *
+ * Single-threaded (the loop's thread). The body is capped at max_body bytes
+ * (a larger answer is a final failure of the request).
+ */
+struct ab_fetch {
+    struct ab_driver *d;
+    struct ab_http *h;
+    bool busy;  /* submitted, not completed */
+    bool ready; /* completed, not yet taken with ab_fetch_done() */
+    int status; /* HTTP status; 0 when no answer came */
+    bool transient;
+    bool in_doubt;
+    int attempts;
+    double elapsed_s;
+    struct ab_buf body; /* the answer's body, NUL-terminated */
+    char error[256];    /* transport failure text, "" otherwise */
+};
+
+void ab_fetch_init(struct ab_fetch *f, struct ab_driver *d, struct ab_http *h, size_t max_body);
+void ab_fetch_release(struct ab_fetch *f);
+/* Submits r (ownership taken, also on failure). The fetch must not be busy
+ * or ready. */
+enum ab_status ab_fetch_submit(struct ab_fetch *f, struct ab_http_req *r, struct ab_error *err);
+/* The caller has read the answer: the fetch is free again. */
+void ab_fetch_done(struct ab_fetch *f);
+
+/*
+ * What a final answer that is not a success means, in one table for every
+ * source (what: "GET /orders page 3"; detail: the API's own message from its
+ * error envelope, or NULL):
+ *   no answer, retries used up or transient  AB_ERR_TRANSIENT
+ *   no answer, final (TLS, URL, too large)   AB_ERR_CONFIG
+ *   401, 403                                 AB_ERR_CONFIG (credentials, scopes)
+ *   404                                      AB_ERR_CONFIG (wrong base URL)
+ *   408, 429, 5xx (retries used up)          AB_ERR_TRANSIENT
+ *   any other status                         AB_ERR_PROTOCOL (system_error: the
+ *                                            API refused what the source sent)
+ * The message names what, the status and detail; never a token.
+ */
+enum ab_status ab_fetch_error(const struct ab_fetch *f, const char *what, const char *detail,
+                              struct ab_error *err);
+enum ab_status ab_http_status_error(int status, bool transient, const char *what,
+                                    const char *detail, struct ab_error *err);
+
+/*
+ * The config with the string at dotted path ("refresh_token",
+ * "credentials.refresh_token") set to value, serialised into out (appended):
+ * what a source emits with ab_source_control_config() when a credential
+ * rotates. AB_ERR_INTERNAL when the path does not lead to a string.
+ */
+enum ab_status ab_config_with(yajl_val config, const char *dotted, const char *value,
+                              struct ab_buf *out, struct ab_error *err);
+
+#endif

@@ -1,0 +1,129 @@
+/* fetch.c - a source's HTTP reads on the loop, and what their failures mean. */
+/* SPDX-License-Identifier: MIT */
+#include "ab/fetch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ab/assert.h"
+#include "ab/json.h"
+#include "ab/source.h"
+
+void ab_fetch_init(struct ab_fetch *f, struct ab_driver *d, struct ab_http *h, size_t max_body)
+{
+    memset(f, 0, sizeof(*f));
+    f->d = d;
+    f->h = h;
+    ab_buf_init(&f->body, max_body);
+}
+
+void ab_fetch_release(struct ab_fetch *f)
+{
+    ab_buf_release(&f->body);
+}
+
+static void on_done(void *arg, const struct ab_http_resp *resp)
+{
+    struct ab_fetch *f = arg;
+    struct ab_error err;
+
+    AB_ASSERT(f->busy && !f->ready);
+    f->busy = false;
+    f->ready = true;
+    f->status = resp->status;
+    f->transient = resp->transient;
+    f->in_doubt = resp->in_doubt;
+    f->attempts = resp->attempts;
+    f->elapsed_s = resp->elapsed_s;
+    (void)snprintf(f->error, sizeof(f->error), "%s", resp->error ? resp->error : "");
+    ab_buf_reset(&f->body);
+    ab_error_init(&err);
+    if (ab_buf_add(&f->body, resp->body, resp->body_len, &err) != AB_OK) {
+        f->status = 0;
+        f->transient = false;
+        (void)snprintf(f->error, sizeof(f->error), "answer larger than %zu bytes", f->body.max);
+        ab_buf_reset(&f->body);
+    }
+    ab_source_resume(f->d);
+}
+
+enum ab_status ab_fetch_submit(struct ab_fetch *f, struct ab_http_req *r, struct ab_error *err)
+{
+    AB_ASSERT(!f->busy && !f->ready);
+    if (ab_http_submit(f->h, r, on_done, f, err) != AB_OK) {
+        return err->code;
+    }
+    f->busy = true;
+    return AB_OK;
+}
+
+void ab_fetch_done(struct ab_fetch *f)
+{
+    AB_ASSERT(f->ready);
+    f->ready = false;
+}
+
+enum ab_status ab_http_status_error(int status, bool transient, const char *what,
+                                    const char *detail, struct ab_error *err)
+{
+    const char *sep = detail && *detail ? ": " : "";
+
+    detail = detail ? detail : "";
+    if (status == 401 || status == 403) {
+        return ab_error_set(err, AB_ERR_CONFIG,
+                            "%s: HTTP %d, the API refused the credentials or their scopes%s%s",
+                            what, status, sep, detail);
+    }
+    if (status == 404) {
+        return ab_error_set(err, AB_ERR_CONFIG, "%s: HTTP 404, not found (check the base URL)%s%s",
+                            what, sep, detail);
+    }
+    if (transient || status == 408 || status == 429 || status >= 500) {
+        return ab_error_set(err, AB_ERR_TRANSIENT, "%s: HTTP %d after the retries%s%s", what,
+                            status, sep, detail);
+    }
+    return ab_error_set(err, AB_ERR_PROTOCOL, "%s: HTTP %d, the API refused the request%s%s", what,
+                        status, sep, detail);
+}
+
+enum ab_status ab_fetch_error(const struct ab_fetch *f, const char *what, const char *detail,
+                              struct ab_error *err)
+{
+    if (f->status == 0) {
+        if (f->transient || f->in_doubt) {
+            return ab_error_set(err, AB_ERR_TRANSIENT, "%s: no answer after %d attempt(s): %s",
+                                what, f->attempts, f->error);
+        }
+        return ab_error_set(err, AB_ERR_CONFIG, "%s: %s", what, f->error);
+    }
+    return ab_http_status_error(f->status, f->transient, what, detail, err);
+}
+
+enum ab_status ab_config_with(yajl_val config, const char *dotted, const char *value,
+                              struct ab_buf *out, struct ab_error *err)
+{
+    yajl_val copy = ab_json_clone(config);
+    yajl_val node;
+    char *s;
+    enum ab_status rc;
+
+    if (!copy) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (config copy)");
+    }
+    node = ab_json_get_dotted(copy, dotted);
+    if (!node || !YAJL_IS_STRING(node)) {
+        ab_json_free(copy);
+        return ab_error_set(err, AB_ERR_INTERNAL, "config: '%s' is not a string", dotted);
+    }
+    s = strdup(value);
+    if (!s) {
+        ab_json_free(copy);
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (config copy)");
+    }
+    free(node->u.string);
+    node->u.string = s;
+    rc = ab_json_write(out, copy, err);
+    ab_json_free(copy);
+    return rc;
+}

@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""source-bling against the Bling emulator: spec, check, discover, full and
+incremental reads equal to what the account holds, bad config and state,
+5xx and 429 retries, token expiry mid-sync, refresh-token rotation (the
+CONTROL message reaches stdout before the new token is used; a SIGKILL right
+after a refresh loses nothing) and resumption mid-stream after a SIGKILL.
+
+    python3 integration/test_bling_e2e.py --bin build/gcc/sources/bling/source-bling
+"""
+import calendar
+import signal
+import time
+import unittest
+
+import bling_helpers as bh
+import lib
+
+
+class BlingCase(unittest.TestCase):
+    emulator_args = {}
+
+    def setUp(self):
+        self.wd = lib.Workdir("ab-bling-")
+        self.srv = bh.emulator(**self.emulator_args).start()
+        self.ok = False
+
+    def tearDown(self):
+        self.srv.stop()
+        self.wd.cleanup(keep=not self.ok)
+
+    def args(self, cmd, cfg, cat=None, state=None, name="run"):
+        argv = [cmd, "--config", self.wd.write_json(name + ".config.json", cfg)]
+        if cat is not None:
+            argv += ["--catalog", self.wd.write_json(name + ".catalog.json", cat)]
+        if state is not None:
+            argv += ["--state", self.wd.write_json(name + ".state.json", state)]
+        return argv
+
+    def run_src(self, cmd, cfg, cat=None, state=None, name="run", timeout=300):
+        res = lib.run_connector(lib.binary(), self.args(cmd, cfg, cat, state, name), self.wd,
+                                name=name, timeout=timeout)
+        for m in res.messages:
+            lib.check_message(m)
+        return res
+
+    def assert_no_secret(self, res, *secrets):
+        """Nowhere but in CONTROL messages (the config for the platform)."""
+        blob = b"\n".join(line for line in res.stdout.split(b"\n")
+                          if not line.startswith(b'{"type":"CONTROL"')) + res.stderr
+        for s in secrets:
+            self.assertTrue(s.encode() not in blob, "a secret in the output")
+
+    def dump(self):
+        return self.srv.get("/_admin/dump")
+
+    def assert_equal_to_account(self, res, streams=bh.STREAMS):
+        dump = self.dump()
+        for s in streams:
+            got = bh.records(res.messages, s)
+            key = (lambda r: r["produto"]["id"]) if s == "estoques" else (lambda r: r["id"])
+            self.assertEqual(len(got), len({key(r) for r in got}), "duplicates in " + s)
+            self.assertEqual(sorted(got, key=key),
+                             sorted((bh.public(r) for r in dump[s]), key=key), s)
+
+    def assert_states_consistent(self, res):
+        """Each STATE counts the records of its stream since the previous
+        one; no record of a stream after its last state."""
+        since = {}
+        for m in res.messages:
+            if m["type"] == "RECORD":
+                s = m["record"]["stream"]
+                since[s] = since.get(s, 0) + 1
+            elif m["type"] == "STATE":
+                s = m["state"]["stream"]["stream_descriptor"]["name"]
+                self.assertEqual(m["state"]["sourceStats"]["recordCount"], since.get(s, 0))
+                since[s] = 0
+        self.assertEqual({s: n for s, n in since.items() if n}, {})
+
+
+class Commands(BlingCase):
+    def test_spec(self):
+        res = lib.run_connector(lib.binary(), ["spec"], self.wd)
+        self.assertEqual(res.rc, 0, res.describe())
+        props = res.of_type("SPEC")[0]["spec"]["connectionSpecification"]["properties"]
+        for k in ("client_id", "client_secret", "refresh_token", "start_date", "window_days",
+                  "requests_per_second"):
+            self.assertIn(k, props)
+        self.assertTrue(props["refresh_token"]["airbyte_secret"])
+        self.assertEqual(props["requests_per_second"]["default"], 3)
+        self.ok = True
+
+    def test_check_rotates_the_token_and_says_so_first(self):
+        cfg = bh.config(self.srv)
+        res = self.run_src("check", cfg)
+        self.assertEqual(res.rc, 0, res.describe())
+        types = [m["type"] for m in res.messages if m["type"] != "LOG"]
+        self.assertEqual(types, ["CONTROL", "CONNECTION_STATUS"])
+        self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
+                         "SUCCEEDED")
+        new = bh.latest_config(res.messages, cfg)
+        self.assertNotEqual(new["refresh_token"], cfg["refresh_token"])
+        for k, v in cfg.items():
+            if k != "refresh_token":
+                self.assertEqual(new[k], v, k)
+        # one read per stream, estoques with a product id
+        paths = self.srv.get("/_admin/stats")["counters"]
+        for p in ("path./contatos", "path./pedidos/vendas", "path./produtos",
+                  "path./estoques/saldos"):
+            self.assertEqual(paths.get(p), 1, p)
+        # the rotated token works, the old one is dead
+        self.assertEqual(self.run_src("check", new, name="again").of_type(
+            "CONNECTION_STATUS")[0]["connectionStatus"]["status"], "SUCCEEDED")
+        res = self.run_src("check", cfg, name="old")
+        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+        self.assertEqual(status["status"], "FAILED")
+        self.assertIn("invalid_grant", status["message"])
+        self.assert_no_secret(res, cfg["client_secret"])
+        self.ok = True
+
+    def test_check_wrong_client_secret(self):
+        cfg = bh.config(self.srv, client_secret="not-the-secret")
+        res = self.run_src("check", cfg)
+        self.assertEqual(res.rc, 0, res.describe())
+        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+        self.assertEqual(status["status"], "FAILED")
+        self.assertIn("credentials", status["message"])
+        self.assertIn("HTTP 401", status["message"])
+        self.assert_no_secret(res, "not-the-secret", bh.RT0)
+        self.assertEqual(res.of_type("CONTROL"), [])
+        self.ok = True
+
+    def test_check_bad_config(self):
+        cfg = bh.config(self.srv, api_url="http://example.com/Api/v3", start_date="2024-13-45",
+                        refresh_token="short")
+        res = self.run_src("check", cfg)
+        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+        self.assertEqual(status["status"], "FAILED")
+        self.assertIn("refresh_token", status["message"])
+        self.assertNotIn("short", status["message"])
+        self.ok = True
+
+    def test_discover(self):
+        res = self.run_src("discover", bh.config(self.srv))
+        self.assertEqual(res.rc, 0, res.describe())
+        streams = {s["name"]: s for s in res.of_type("CATALOG")[0]["catalog"]["streams"]}
+        self.assertEqual(sorted(streams), sorted(bh.STREAMS))
+        self.assertEqual(streams["pedidos"]["source_defined_primary_key"], [["id"]])
+        self.assertEqual(streams["estoques"]["source_defined_primary_key"], [["produto", "id"]])
+        self.assertEqual(streams["estoques"]["supported_sync_modes"], ["full_refresh"])
+        self.assertIn("itens", streams["pedidos"]["json_schema"]["properties"])
+        self.assertIn("variacoes", streams["produtos"]["json_schema"]["properties"])
+        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
+        self.ok = True
+
+
+class Reads(BlingCase):
+    def test_full_read_equals_the_account(self):
+        cfg = bh.config(self.srv)
+        res = self.run_src("read", cfg, bh.catalog({s: "full_refresh" for s in bh.STREAMS}))
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_account(res)
+        self.assert_states_consistent(res)
+        for s in bh.STREAMS:
+            statuses = [m["trace"]["stream_status"]["status"] for m in res.of_type("TRACE")
+                        if m["trace"]["type"] == "STREAM_STATUS"
+                        and m["trace"]["stream_status"]["stream_descriptor"]["name"] == s]
+            self.assertEqual(statuses, ["STARTED", "RUNNING", "COMPLETE"], s)
+            final = [st for st in res.states if st["stream"]["stream_descriptor"]["name"] == s]
+            self.assertEqual(final[-1]["stream"]["stream_state"], {}, s)
+        # orders carry their items, products their variations
+        orders = bh.records(res.messages, "pedidos")
+        self.assertTrue(all(o["itens"] for o in orders))
+        self.assertTrue(any(p.get("variacoes") for p in bh.records(res.messages, "produtos")))
+        self.assert_no_secret(res, cfg["client_secret"], bh.RT0,
+                              bh.latest_config(res.messages, cfg)["refresh_token"])
+        self.ok = True
+
+    def test_incremental_second_run_moves_only_what_changed(self):
+        cfg = bh.config(self.srv, lookback_seconds=0)
+        cat = bh.catalog()
+        res = self.run_src("read", cfg, cat, name="first")
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_account(res)
+        state = bh.last_states(res.messages)
+        cursors = {st["stream"]["stream_descriptor"]["name"]: st["stream"]["stream_state"]
+                   for st in state}
+        self.assertIn("cursor", cursors["pedidos"])
+        time.sleep(1.1)
+        touched = self.srv.post("/_admin/mutate", {"contatos": 4, "pedidos": 3, "produtos": 2,
+                                                  "new_pedidos": 2, "seed": 5})
+        time.sleep(1.1)
+        cfg = bh.latest_config(res.messages, cfg)
+        res = self.run_src("read", cfg, cat, state=state, name="second")
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_states_consistent(res)
+        dump = self.dump()
+        self.assertEqual(sorted(r["id"] for r in bh.records(res.messages, "contatos")),
+                         sorted(touched["contatos"]))
+        self.assertEqual(sorted(r["id"] for r in bh.records(res.messages, "pedidos")),
+                         sorted(touched["pedidos"] + touched["new_pedidos"]))
+        self.assertEqual(sorted(r["id"] for r in bh.records(res.messages, "produtos")),
+                         sorted(touched["produtos"]))
+        # what moved is the changed content
+        by_id = {o["id"]: bh.public(o) for o in dump["pedidos"]}
+        for o in bh.records(res.messages, "pedidos"):
+            self.assertEqual(o, by_id[o["id"]])
+        # stock has no change filter: all of it again
+        self.assertEqual(len(bh.records(res.messages, "estoques")), len(dump["estoques"]))
+        # nothing changed: nothing moves, the cursors advance
+        cfg = bh.latest_config(res.messages, cfg)
+        state = bh.last_states(res.messages, state)
+        res = self.run_src("read", cfg, bh.catalog({"contatos": "incremental",
+                                                    "pedidos": "incremental"}),
+                           state=state, name="third")
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assertEqual(bh.records(res.messages), [])
+        self.ok = True
+
+    def test_start_date_windows(self):
+        """A start date 200 days back with 30-day windows: several windows,
+        a state after each, and exactly the records changed since then."""
+        start = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 200 * 86400))
+        cfg = bh.config(self.srv, start_date=start, window_days=30)
+        res = self.run_src("read", cfg, bh.catalog({"pedidos": "incremental"}))
+        self.assertEqual(res.rc, 0, res.describe())
+        t0 = calendar.timegm(time.strptime(start, "%Y-%m-%d")) + 3 * 3600  # Brazil midnight
+        expect = sorted(o["id"] for o in self.dump()["pedidos"] if o["_mtime"] >= t0)
+        self.assertEqual(sorted(r["id"] for r in bh.records(res.messages)), expect)
+        self.assertGreaterEqual(len(res.states), 7)
+        self.assert_states_consistent(res)
+        self.ok = True
+
+
+class Failures(BlingCase):
+    def test_bad_catalog_and_state_are_config_errors(self):
+        cfg = bh.config(self.srv)
+        for cat, state, needle in (
+                (bh.catalog({"estoques": "incremental"}), None, "estoques"),
+                (bh.catalog({"nfe": "full_refresh"}), None, "nfe"),
+                (bh.catalog({"pedidos": "incremental"}),
+                 [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "pedidos"},
+                                                "stream_state": {"cursor": "yesterday"}}}],
+                 "cursor")):
+            res = self.run_src("read", cfg, cat, state)
+            self.assertEqual(res.rc, 1, res.describe())
+            self.assertEqual(res.errors[0]["failure_type"], "config_error")
+            self.assertIn(needle, res.errors[0]["message"])
+        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
+        self.ok = True
+
+    def test_dead_refresh_token_is_a_config_error(self):
+        cfg = bh.config(self.srv, refresh_token="rt-not-valid-000000")
+        res = self.run_src("read", cfg, bh.catalog())
+        self.assertEqual(res.rc, 1, res.describe())
+        self.assertEqual(res.errors[0]["failure_type"], "config_error")
+        self.assertIn("invalid_grant", res.errors[0]["message"])
+        self.assertIn("authorize", res.errors[0]["message"])
+        self.ok = True
+
+    def test_5xx_resets_and_throttling_are_retried(self):
+        self.srv.post("/_admin/faults", {"seed": 11, "rate_503": 0.1, "rate_500": 0.05,
+                                         "rate_reset": 0.05, "rate_429": 0.05})
+        cfg = bh.config(self.srv, max_retries=8)
+        res = self.run_src("read", cfg, bh.catalog())
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_account(res)
+        faults = {k: v for k, v in self.srv.get("/_admin/stats")["counters"].items()
+                  if k.startswith("fault.")}
+        self.assertGreater(sum(faults.values()), 5, faults)
+        self.ok = True
+
+    def test_persistent_5xx_is_transient_error(self):
+        self.srv.post("/_admin/faults", {"rate_503": 1.0})
+        res = self.run_src("read", bh.config(self.srv, max_retries=1),
+                           bh.catalog({"contatos": "incremental"}))
+        self.assertEqual(res.rc, 1, res.describe())
+        self.assertEqual(res.errors[0]["failure_type"], "transient_error")
+        self.assertIn("HTTP 503", res.errors[0]["message"])
+        self.assertIn("SERVER_ERROR", res.errors[0]["message"])
+        self.ok = True
+
+    def test_token_expiry_mid_sync(self):
+        # a token refused right after its renewal fails the request (credentials
+        # that do not hold); the seeded draws here never hit one twice in a row
+        self.srv.post("/_admin/faults", {"seed": 3, "rate_token_expire": 0.03})
+        cfg = bh.config(self.srv)
+        res = self.run_src("read", cfg, bh.catalog())
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_account(res)
+        controls = res.of_type("CONTROL")
+        self.assertGreater(len(controls), 2)
+        expired = self.srv.get("/_admin/stats")["counters"]["fault.token_expire"]
+        self.assertEqual(len(controls), expired + 1)
+        # the last CONTROL holds the one refresh token the account accepts
+        self.srv.post("/_admin/faults", {})
+        res = self.run_src("check", bh.latest_config(res.messages, cfg), name="after")
+        self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
+                         "SUCCEEDED")
+        self.ok = True
+
+
+class RateLimit(BlingCase):
+    emulator_args = {"contacts": 15, "products": 4, "orders": 10, "rate": 3}
+
+    def test_the_default_rate_never_trips_the_limit(self):
+        cfg = bh.config(self.srv)
+        del cfg["requests_per_second"]  # the spec's default: Bling's 3/s
+        t0 = time.monotonic()
+        res = self.run_src("read", cfg, bh.catalog({"contatos": "full_refresh",
+                                                    "pedidos": "full_refresh"}))
+        wall = time.monotonic() - t0
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_account(res, ("contatos", "pedidos"))
+        c = self.srv.get("/_admin/stats")["counters"]
+        self.assertEqual(c.get("rate_limited", 0), 0)
+        self.assertGreaterEqual(wall, (c["api_requests"] - 3) / 3.0)
+        self.ok = True
+
+    def test_over_the_limit_429_is_retried(self):
+        cfg = bh.config(self.srv, requests_per_second=0, max_retries=10)
+        res = self.run_src("read", cfg, bh.catalog({"contatos": "full_refresh"}))
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_account(res, ("contatos",))
+        self.assertGreater(self.srv.get("/_admin/stats")["counters"].get("rate_limited", 0), 0)
+        summary = [m for m in res.logs() if m.startswith("bling: ")][-1]
+        self.assertNotRegex(summary, r"\b0 throttled")
+        self.ok = True
+
+
+class Crashes(BlingCase):
+    emulator_args = {"contacts": 200, "products": 10, "orders": 30}
+
+    def test_crash_right_after_a_refresh_loses_nothing(self):
+        """The API holds every request made with the new token; by then the
+        CONTROL with the new refresh token must already be on stdout. The
+        source is killed there: the config from that CONTROL carries on, the
+        old one is dead."""
+        gen = self.srv.get("/_admin/refresh_token")["generation"]
+        self.srv.post("/_admin/hold", {"from_generation": gen + 1})
+        cfg = bh.config(self.srv)
+        cat = bh.catalog({"contatos": "incremental"})
+        conn = lib.Connector(lib.binary(), self.args("read", cfg, cat, name="crash"), self.wd,
+                             name="crash")
+        deadline = time.monotonic() + 30
+        while self.srv.get("/_admin/stats")["held"] < 1:
+            self.assertLess(time.monotonic(), deadline, "no request with the new token")
+            time.sleep(0.05)
+        out = lib.parse_messages(conn.stdout_so_far(), allow_partial_tail=True)
+        controls = [m for m in out if m["type"] == "CONTROL"]
+        self.assertEqual(len(controls), 1, "the CONTROL was not written before the token's use")
+        new_cfg = controls[0]["control"]["connectorConfig"]["config"]
+        self.assertEqual(self.srv.get("/_admin/refresh_token")["generation"], gen + 1)
+        conn.signal(signal.SIGKILL)
+        res = conn.wait(allow_partial_tail=True)
+        self.assertEqual(res.rc, -signal.SIGKILL)
+        self.srv.post("/_admin/hold", {"from_generation": None})
+        # the old config cannot refresh any more ...
+        res = self.run_src("read", cfg, cat, name="old")
+        self.assertEqual(res.errors[0]["failure_type"], "config_error")
+        # ... the one from the CONTROL reads everything
+        res = self.run_src("read", new_cfg, cat, name="new")
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_account(res, ("contatos",))
+        self.ok = True
+
+    def test_sigkill_mid_stream_then_resume_from_state(self):
+        cfg = bh.config(self.srv, page_size=10, requests_per_second=100)
+        for mode in ("incremental", "full_refresh"):
+            self.srv.post("/_admin/reset")
+            cat = bh.catalog({"contatos": mode})
+            conn = lib.Connector(lib.binary(), self.args("read", cfg, cat, name="k" + mode),
+                                 self.wd, name="k" + mode)
+            deadline = time.monotonic() + 60
+            while conn.stdout_so_far().count(b'"type":"STATE"') < 5:
+                self.assertLess(time.monotonic(), deadline)
+                self.assertIsNone(conn.poll(), "finished before it could be killed")
+                time.sleep(0.01)
+            conn.signal(signal.SIGKILL)
+            first = conn.wait(allow_partial_tail=True)
+            state = bh.last_states(first.messages)
+            resume = state[0]["stream"]["stream_state"]["resume"]
+            self.assertGreaterEqual(resume["page"], 5)
+            cfg = bh.latest_config(first.messages, cfg)
+            second = self.run_src("read", cfg, cat, state=state, name="r" + mode)
+            self.assertEqual(second.rc, 0, second.describe())
+            # everything, and the second run began where the first stopped
+            got = {r["id"] for r in bh.records(first.messages) + bh.records(second.messages)}
+            self.assertEqual(got, {c["id"] for c in self.dump()["contatos"]}, mode)
+            self.assertLessEqual(len(bh.records(second.messages)),
+                                 200 - (resume["page"] - 1) * 10, mode)
+            cfg = bh.latest_config(second.messages, cfg)
+            cfg["refresh_token"] = bh.RT0  # the next loop resets the account
+        self.ok = True
+
+
+if __name__ == "__main__":
+    lib.main(__doc__)

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Every capture in integration/captures/ replayed through `ab-run --replay`
+into its destination against the emulator: the emulator then holds exactly
+the capture's expected dump, the dead-letter file holds the expected number
+of rejections, the state file holds the merge of every state; a second
+replay changes nothing and reports its results as already applied. The
+captures are what gen_captures.py makes.
+
+    python3 integration/test_captures.py --bin build/gcc/tools/ab-run/ab-run \\
+        --crm360 build/gcc/destinations/crm360/destination-crm360 \\
+        --shops build/gcc/destinations/shops/destination-shops
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import unittest
+
+import crm360_helpers as crm
+import gen_captures
+import lib
+import shops_helpers as shp
+
+
+def captures():
+    return sorted(n[:-len(".jsonl")] for n in os.listdir(gen_captures.CAPTURES)
+                  if n.endswith(".jsonl"))
+
+
+def load(name, suffix):
+    with open(os.path.join(gen_captures.CAPTURES, name + suffix), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def summary_numbers(stderr, pattern):
+    m = re.search(pattern.encode(), stderr)
+    if not m:
+        raise AssertionError("no line matching %r in ab-run's stderr:\n%s"
+                             % (pattern, stderr.decode("utf-8", "replace")[-3000:]))
+    return [int(g) for g in m.groups()]
+
+
+class Captures(unittest.TestCase):
+    def setUp(self):
+        self.wd = lib.Workdir("ab-cap-")
+        self.ok = False
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.stop()
+        self.wd.cleanup(keep=not self.ok)
+
+    def test_captures_match_the_generator(self):
+        res = subprocess.run([sys.executable, os.path.join(lib.HERE, "gen_captures.py"),
+                              "--check"], capture_output=True, text=True)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.ok = True
+
+    def test_captures_have_noise_interleaving_and_no_null_namespace(self):
+        for name in captures():
+            with open(os.path.join(gen_captures.CAPTURES, name + ".jsonl"), "rb") as f:
+                msgs = lib.parse_messages(f.read())
+            types = {m["type"] for m in msgs}
+            self.assertTrue({"RECORD", "STATE", "LOG", "TRACE"} <= types, name)
+            streams = [m["record"]["stream"] for m in msgs if m["type"] == "RECORD"]
+            switches = sum(1 for a, b in zip(streams, streams[1:]) if a != b)
+            self.assertGreater(switches, 10, "%s: streams are not interleaved" % name)
+            self.assertNotIn(b'"namespace":null', json.dumps(msgs, separators=(",", ":"))
+                             .encode())
+        self.assertTrue(any(load(n, ".expected.json")["final_state"][0]["type"] == "GLOBAL"
+                            for n in captures()))
+        self.ok = True
+
+    def start(self, dest):
+        emu = crm.start_emulator() if dest == "crm360" else shp.start_emulator()
+        self.servers.append(emu)
+        return emu
+
+    def replay(self, name, dest, emu, run):
+        cfgdir = self.wd.join("cfg-%s" % name)
+        os.makedirs(cfgdir, exist_ok=True)
+        cfg = (crm.config if dest == "crm360" else shp.config)(emu.url, self.wd)
+        cfg["dead_letter_path"] = self.wd.join("%s.dead-letters.jsonl" % name)
+        with open(os.path.join(cfgdir, "destination.json"), "w") as f:
+            json.dump(cfg, f)
+        binary = os.path.abspath(lib.OPTIONS.crm360 if dest == "crm360" else lib.OPTIONS.shops)
+        state = self.wd.join("%s.state.json" % name)
+        res = lib.run_connector(lib.binary(), [
+            "--replay", os.path.join(gen_captures.CAPTURES, name + ".jsonl"),
+            "--destination", binary, "--config-dir", cfgdir, "--state", state,
+            "--catalog", os.path.join(gen_captures.CAPTURES, name + ".catalog.json")],
+            self.wd, name="%s-%d" % (name, run))
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assertEqual(res.stdout, b"", "ab-run writes nothing to stdout")
+        self.assertEqual(lib.sanitizer_report(res.stderr), "")
+        secrets = crm.ALL_KEYS if dest == "crm360" else shp.ALL_SECRETS
+        for s in secrets:
+            lib.assert_absent(s, paths=[p for p in self.wd.files() if "/cfg-" not in p],
+                              blobs=[res.stderr])
+        with open(state, encoding="utf-8") as f:
+            return res, json.load(f)
+
+    def check_capture(self, name):
+        exp = load(name, ".expected.json")
+        dest = exp["destination"]
+        emu = self.start(dest)
+        res, state = self.replay(name, dest, emu, 1)
+        dump = emu.get("/_admin/dump")
+        self.assertEqual(gen_captures.store_view(dest, dump), exp["store"],
+                         "%s: the emulator's contents differ from the expected dump" % name)
+        dl = lib.read_jsonl(self.wd.join("%s.dead-letters.jsonl" % name))
+        self.assertEqual(len(dl), exp["rejected"], "%s: dead letters" % name)
+        self.assertEqual(state, exp["final_state"], "%s: state file" % name)
+        self.assertIn(b"%d states acknowledged" % exp["states"], res.stderr)
+        self.assertIn(b"[destination] INFO", res.stderr)
+
+        # a second replay applies nothing and says so
+        res2, state2 = self.replay(name, dest, emu, 2)
+        dump2 = emu.get("/_admin/dump")
+        dump.pop("imports", None)  # Shops: the second replay's own import
+        dump2.pop("imports", None)
+        self.assertEqual(dump2, dump, "%s: second replay changed data (versions included)" % name)
+        self.assertEqual(state2, exp["final_state"])
+        if dest == "crm360":
+            sent, replayed = summary_numbers(
+                res2.stderr, r"crm360: (\d+) batches sent \((\d+) answered from the "
+                             r"idempotency store\)")
+            self.assertGreater(sent, 0)
+            self.assertEqual(replayed, sent, "%s: every batch was applied before" % name)
+        else:
+            p_app, p_unch, _, i_app, i_unch, _ = summary_numbers(
+                res2.stderr, r"shops: products applied (\d+), unchanged (\d+), deactivated "
+                             r"(\d+); inventory applied (\d+), unchanged (\d+), deactivated (\d+)")
+            self.assertEqual((p_app, i_app), (0, 0), "%s: second replay applied data" % name)
+            self.assertGreaterEqual(p_unch, len(exp["store"]["products"]))
+            self.assertGreaterEqual(i_unch, len(exp["store"]["inventory"]))
+
+    def test_replay_every_capture(self):
+        names = captures()
+        self.assertTrue(any(n.startswith("crm360") for n in names))
+        self.assertTrue(any(n.startswith("shops") for n in names))
+        for name in names:
+            with self.subTest(capture=name):
+                self.check_capture(name)
+        self.ok = True
+
+
+def extra(p):
+    p.add_argument("--crm360", required=True, help="destination-crm360 binary")
+    p.add_argument("--shops", required=True, help="destination-shops binary")
+
+
+if __name__ == "__main__":
+    lib.main(__doc__, extra)

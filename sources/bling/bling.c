@@ -1,0 +1,662 @@
+/* bling.c - source-bling: the read, one request at a time, pages and windows. */
+/* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ab/assert.h"
+#include "ab/clock.h"
+#include "ab/json.h"
+#include "ab/log.h"
+#include "ab/options.h"
+
+#include "bling_int.h"
+
+#define BODY_MAX ((size_t)16 << 20)
+
+static const char *phase_name(enum bl_phase p)
+{
+    static const char *const n[] = {"start", "list", "detail", "saldos", "done"};
+
+    return n[p];
+}
+
+void bl_set_phase(struct bling *b, enum bl_phase to)
+{
+    /* start -> list; list -> detail|saldos|list|done; detail -> detail|list|done;
+     * saldos -> list|done; done -> start (next stream) */
+    AB_ASSERT((b->phase == BL_PH_START && to == BL_PH_LIST) ||
+              (b->phase == BL_PH_LIST && to != BL_PH_START) ||
+              (b->phase == BL_PH_DETAIL &&
+               (to == BL_PH_DETAIL || to == BL_PH_LIST || to == BL_PH_DONE)) ||
+              (b->phase == BL_PH_SALDOS && (to == BL_PH_LIST || to == BL_PH_DONE)) ||
+              (b->phase == BL_PH_DONE && to == BL_PH_START));
+    if (b->phase != to) {
+        AB_DEBUG(ab_driver_emitter(b->d), "bling: %s: %s -> %s", bl_stream_name(b->kind),
+                 phase_name(b->phase), phase_name(to));
+    }
+    b->phase = to;
+}
+
+static enum ab_status on_rotate(void *arg, const char *refresh_token, struct ab_error *err)
+{
+    struct bling *b = arg;
+    enum ab_status rc;
+
+    ab_buf_reset(&b->ctl);
+    rc = ab_config_with(b->config, "refresh_token", refresh_token, &b->ctl, err);
+    if (rc == AB_OK) {
+        rc = ab_source_control_config(b->d, b->ctl.data, b->ctl.len, err);
+    }
+    if (b->ctl.data) {
+        memset(b->ctl.data, 0, b->ctl.len);
+    }
+    b->rotations += rc == AB_OK;
+    return rc;
+}
+
+enum ab_status bl_config(struct bling *b, struct ab_driver *d, struct ab_error *err)
+{
+    const char *start;
+    enum ab_status rc;
+
+    b->d = d;
+    b->config = ab_driver_config(d);
+    b->api_url = ab_opt_str(b->config, "api_url");
+    b->page_size = ab_opt_int(b->config, "page_size");
+    b->window_s = ab_opt_int(b->config, "window_days") * 86400;
+    b->lookback_s = ab_opt_int(b->config, "lookback_seconds");
+    b->utc_offset = (int)ab_opt_int(b->config, "utc_offset_minutes");
+    b->start_date = -1;
+    ab_buf_init(&b->url, 64 * 1024);
+    ab_buf_init(&b->rec, BODY_MAX);
+    ab_buf_init(&b->out, BODY_MAX);
+    ab_buf_init(&b->ctl, 64 * 1024);
+    rc = ab_driver_check_url(b->api_url, "api_url", err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    start = ab_opt_str(b->config, "start_date");
+    if (start && ab_time_parse(start, b->utc_offset, &b->start_date, err) != AB_OK) {
+        return ab_error_set(err, AB_ERR_CONFIG, "start_date: not a valid date (YYYY-MM-DD)");
+    }
+    return AB_OK;
+}
+
+enum ab_status bl_auth_new(struct bling *b, bool fail_driver, struct ab_error *err)
+{
+    struct ab_oauth2_opts o;
+    struct ab_http_opts ho;
+    enum ab_status rc;
+
+    ab_buf_reset(&b->url);
+    rc = ab_buf_printf(&b->url, err, "%s/oauth/token", b->api_url);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    memset(&o, 0, sizeof(o));
+    o.d = b->d;
+    o.token_url = b->url.data;
+    o.client_id = ab_opt_str(b->config, "client_id");
+    o.client_secret = ab_opt_str(b->config, "client_secret");
+    o.grant = AB_OAUTH2_REFRESH;
+    o.client_auth = AB_OAUTH2_CLIENT_BASIC;
+    o.refresh_token = ab_opt_str(b->config, "refresh_token");
+    o.on_rotate = on_rotate;
+    o.rotate_arg = b;
+    o.fail_driver = fail_driver;
+    ab_driver_http_opts(b->d, &ho);
+    b->auth = ab_oauth2_new(&o, &ho, err);
+    if (!b->auth) {
+        return err->code;
+    }
+    b->h = ab_http_new(&ho, err);
+    if (!b->h) {
+        return err->code;
+    }
+    ab_http_set_auth(b->h, ab_oauth2_provide, b->auth);
+    return AB_OK;
+}
+
+void bl_release(struct bling *b)
+{
+    ab_fetch_release(&b->f);
+    ab_http_free(b->h);
+    ab_oauth2_free(b->auth);
+    ab_buf_release(&b->url);
+    ab_buf_release(&b->rec);
+    ab_buf_release(&b->out);
+    ab_buf_release(&b->ctl);
+}
+
+struct ab_http_req *bl_request(struct bling *b, const char *url, const char *label,
+                               struct ab_error *err)
+{
+    struct ab_http_req *r = ab_http_req_new("GET", url, err);
+
+    if (!r) {
+        return NULL;
+    }
+    if (ab_http_req_header(r, "Accept: application/json", err) != AB_OK) {
+        ab_http_req_free(r);
+        return NULL;
+    }
+    ab_http_req_classify(r, ab_oauth2_classify, b->auth);
+    ab_http_req_label(r, label);
+    return r;
+}
+
+static void bl_close(void *self)
+{
+    struct bling *b = self;
+
+    if (b) {
+        bl_release(b);
+        free(b);
+    }
+}
+
+static enum ab_status bl_discover(struct ab_driver *d, struct ab_error *err)
+{
+    const char *c = bl_catalog_json();
+    yajl_val v = ab_json_parse(c, strlen(c), err);
+    struct ab_buf out;
+    enum ab_status rc;
+
+    if (!v) {
+        return ab_error_prefix(err, "the embedded catalog");
+    }
+    /* one line on the wire, whatever the file's layout */
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    rc = ab_json_write(&out, v, err);
+    ab_json_free(v);
+    if (rc == AB_OK) {
+        rc = ab_source_catalog(d, out.data, out.len, err);
+    }
+    ab_buf_release(&out);
+    return rc;
+}
+
+static enum ab_status bl_open(struct ab_driver *d, void **self, struct ab_error *err)
+{
+    const struct ab_catalog *cat = ab_driver_catalog(d);
+    struct bling *b;
+    enum ab_status rc;
+
+    for (size_t i = 0; i < cat->n; i++) {
+        enum bl_kind k;
+
+        if (!bl_kind_of(cat->streams[i].name, &k)) {
+            return ab_error_set(err, AB_ERR_CONFIG,
+                                "catalog: stream '%s' is not one of contatos, pedidos, produtos, "
+                                "estoques",
+                                cat->streams[i].name);
+        }
+        if (k == BL_ESTOQUES && cat->streams[i].sync_mode == AB_SYNC_INCREMENTAL) {
+            return ab_error_set(err, AB_ERR_CONFIG,
+                                "catalog: stream 'estoques' supports full_refresh only (Bling "
+                                "has no change filter for stock)");
+        }
+    }
+    b = calloc(1, sizeof(*b));
+    if (!b) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+    }
+    rc = bl_config(b, d, err);
+    if (rc == AB_OK) {
+        rc = bl_auth_new(b, true, err);
+    }
+    if (rc != AB_OK) {
+        bl_close(b);
+        return rc;
+    }
+    ab_fetch_init(&b->f, d, b->h, BODY_MAX);
+    ab_driver_set_http(d, b->h);
+    b->run_start = ab_wall_ms() / 1000;
+    /* every state parses before anything is read */
+    for (size_t i = 0; i < cat->n; i++) {
+        struct bl_state st;
+
+        if (bl_state_parse(ab_source_state_of(d, i), &st, err) != AB_OK) {
+            (void)ab_error_prefix(err, "state of stream '%s'", cat->streams[i].name);
+            bl_close(b);
+            return err->code;
+        }
+    }
+    *self = b;
+    return AB_OK;
+}
+
+/* ---- requests ------------------------------------------------------------------- */
+
+static enum ab_status add_time(struct bling *b, const char *key, int64_t t, struct ab_error *err)
+{
+    struct ab_buf v;
+    enum ab_status rc;
+
+    ab_buf_init(&v, 64);
+    rc = ab_time_format(t, b->utc_offset, "%Y-%m-%d %H:%M:%S", &v, err);
+    if (rc == AB_OK) {
+        rc = ab_form_add(&b->out, key, v.data, err);
+    }
+    ab_buf_release(&v);
+    return rc;
+}
+
+static enum ab_status submit(struct bling *b, const char *label, struct ab_error *err)
+{
+    struct ab_http_req *r = bl_request(b, b->url.data, label, err);
+
+    if (!r) {
+        return err->code;
+    }
+    b->requests++;
+    return ab_fetch_submit(&b->f, r, err);
+}
+
+static enum ab_status submit_list(struct bling *b, struct ab_error *err)
+{
+    enum bl_kind k = b->kind == BL_ESTOQUES ? BL_PRODUTOS : b->kind;
+    char label[96];
+    enum ab_status rc;
+
+    ab_buf_reset(&b->out);
+    rc = ab_buf_printf(&b->out, err, "pagina=%" PRId64 "&limite=%" PRId64, b->pager.page,
+                       b->pager.limit);
+    if (rc == AB_OK && k == BL_PRODUTOS) {
+        /* criterio 5: every product (the default lists recent ones only) */
+        rc = ab_buf_adds(&b->out, "&criterio=5&tipo=T", err);
+    } else if (rc == AB_OK && k == BL_CONTATOS) {
+        rc = ab_buf_adds(&b->out, "&criterio=1", err); /* every contact */
+    }
+    if (rc == AB_OK && b->filtered) {
+        rc = add_time(b, "dataAlteracaoInicial", b->st.start, err);
+        if (rc == AB_OK) {
+            rc = add_time(b, "dataAlteracaoFinal", b->st.end, err);
+        }
+    }
+    ab_buf_reset(&b->url);
+    if (rc == AB_OK) {
+        rc = ab_buf_printf(&b->url, err, "%s%s?%s", b->api_url, bl_stream_path(k), b->out.data);
+    }
+    if (rc != AB_OK) {
+        return rc;
+    }
+    (void)snprintf(label, sizeof(label), "GET %s page %" PRId64, bl_stream_path(k), b->pager.page);
+    return submit(b, label, err);
+}
+
+static enum ab_status submit_detail(struct bling *b, struct ab_error *err)
+{
+    char label[96];
+    enum ab_status rc;
+
+    ab_buf_reset(&b->url);
+    rc = ab_buf_printf(&b->url, err, "%s%s/%" PRId64, b->api_url, bl_stream_path(b->kind),
+                       b->ids[b->idx]);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    (void)snprintf(label, sizeof(label), "GET %s/%" PRId64, bl_stream_path(b->kind),
+                   b->ids[b->idx]);
+    return submit(b, label, err);
+}
+
+static enum ab_status submit_saldos(struct bling *b, struct ab_error *err)
+{
+    enum ab_status rc;
+    char num[24];
+
+    ab_buf_reset(&b->out);
+    rc = AB_OK;
+    for (size_t i = 0; i < b->nids && rc == AB_OK; i++) {
+        (void)snprintf(num, sizeof(num), "%" PRId64, b->ids[i]);
+        rc = ab_form_add(&b->out, "idsProdutos[]", num, err);
+    }
+    ab_buf_reset(&b->url);
+    if (rc == AB_OK) {
+        rc = ab_buf_printf(&b->url, err, "%s/estoques/saldos?%s", b->api_url, b->out.data);
+    }
+    if (rc != AB_OK) {
+        return rc;
+    }
+    return submit(b, "GET /estoques/saldos", err);
+}
+
+/* ---- answers -------------------------------------------------------------------- */
+
+/* The answer as JSON, or the failure it means. *body belongs to the caller. */
+static enum ab_status answer(struct bling *b, const char *what, yajl_val *body,
+                             struct ab_error *err)
+{
+    char detail[400];
+
+    *body = NULL;
+    if (b->f.status == 200) {
+        *body = ab_json_parse(b->f.body.data ? b->f.body.data : "", b->f.body.len, err);
+        if (!*body) {
+            return ab_error_prefix(err, "%s: the answer is not JSON", what);
+        }
+        return AB_OK;
+    }
+    if (b->f.status != 0) {
+        yajl_val e = ab_json_parse(b->f.body.data ? b->f.body.data : "", b->f.body.len, NULL);
+
+        bl_error_detail(e, detail, sizeof(detail));
+        if (e) {
+            ab_json_free(e);
+        }
+        return ab_fetch_error(&b->f, what, detail, err);
+    }
+    return ab_fetch_error(&b->f, what, NULL, err);
+}
+
+static enum ab_status emit_state(struct bling *b, struct ab_error *err)
+{
+    ab_buf_reset(&b->out);
+    if (bl_state_write(&b->st, &b->out, err) != AB_OK) {
+        return err->code;
+    }
+    return ab_source_stream_state(b->d, b->cur, b->out.data, b->out.len, err);
+}
+
+/* Starts the next window of an incremental stream; false when none is left. */
+static bool next_window(struct bling *b)
+{
+    int64_t s, e;
+
+    if (!b->more_windows || !ab_windows_next(&b->windows, &s, &e)) {
+        b->more_windows = false;
+        return false;
+    }
+    b->st.start = s;
+    b->st.end = e;
+    b->filtered = true;
+    ab_pager_init(&b->pager, AB_PAGE_NUMBER, 1, b->page_size);
+    return true;
+}
+
+static enum ab_status pass_done(struct bling *b, struct ab_error *err)
+{
+    b->st.resume = false;
+    if (b->incremental) {
+        AB_ASSERT(b->st.end >= 0);
+        b->st.cursor = b->st.end;
+    }
+    if (emit_state(b, err) != AB_OK) {
+        return err->code;
+    }
+    if (b->incremental && next_window(b)) {
+        bl_set_phase(b, BL_PH_LIST);
+        return AB_OK;
+    }
+    bl_set_phase(b, BL_PH_DONE);
+    return AB_OK;
+}
+
+static enum ab_status page_done(struct bling *b, struct ab_error *err)
+{
+    if (!ab_pager_next(&b->pager, (int64_t)b->items, -1, -1)) {
+        return pass_done(b, err);
+    }
+    b->st.resume = true;
+    b->st.page = b->pager.page;
+    if (emit_state(b, err) != AB_OK) {
+        return err->code;
+    }
+    bl_set_phase(b, BL_PH_LIST);
+    return AB_OK;
+}
+
+static enum ab_status on_list(struct bling *b, struct ab_error *err)
+{
+    char what[96];
+    yajl_val body;
+    enum ab_status rc;
+
+    (void)snprintf(what, sizeof(what), "stream '%s': GET %s page %" PRId64, bl_stream_name(b->kind),
+                   bl_stream_path(b->kind == BL_ESTOQUES ? BL_PRODUTOS : b->kind), b->pager.page);
+    rc = answer(b, what, &body, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    rc = bl_list_ids(body, b->kind == BL_PRODUTOS, b->ids, (size_t)b->page_size, &b->nids,
+                     &b->items, err);
+    ab_json_free(body);
+    if (rc != AB_OK) {
+        return ab_error_prefix(err, "%s", what);
+    }
+    b->idx = 0;
+    if (b->nids == 0) {
+        return page_done(b, err);
+    }
+    bl_set_phase(b, b->kind == BL_ESTOQUES ? BL_PH_SALDOS : BL_PH_DETAIL);
+    return AB_OK;
+}
+
+static enum ab_status on_detail(struct bling *b, struct ab_error *err)
+{
+    char what[96];
+    yajl_val body = NULL, data;
+    enum ab_status rc;
+
+    (void)snprintf(what, sizeof(what), "stream '%s': GET %s/%" PRId64, bl_stream_name(b->kind),
+                   bl_stream_path(b->kind), b->ids[b->idx]);
+    if (b->f.status == 404) {
+        /* deleted between the list and the detail: said, not silently lost */
+        AB_WARN(ab_driver_emitter(b->d), "%s: gone (HTTP 404) since the list was read; skipped",
+                what);
+        b->missing++;
+    } else {
+        rc = answer(b, what, &body, err);
+        if (rc != AB_OK) {
+            return rc;
+        }
+        data = ab_json_get(body, "data");
+        if (!data || !YAJL_IS_OBJECT(data)) {
+            ab_json_free(body);
+            return ab_error_set(err, AB_ERR_PROTOCOL, "%s: the answer has no \"data\" object",
+                                what);
+        }
+        ab_buf_reset(&b->rec);
+        rc = ab_json_write(&b->rec, data, err);
+        ab_json_free(body);
+        if (rc == AB_OK) {
+            rc = ab_source_record(b->d, b->cur, b->rec.data, b->rec.len, err);
+        }
+        if (rc != AB_OK) {
+            return rc;
+        }
+        b->records++;
+    }
+    if (++b->idx < b->nids) {
+        bl_set_phase(b, BL_PH_DETAIL);
+        return AB_OK;
+    }
+    return page_done(b, err);
+}
+
+static enum ab_status on_saldos(struct bling *b, struct ab_error *err)
+{
+    const char *what = "stream 'estoques': GET /estoques/saldos";
+    yajl_val body, data;
+    enum ab_status rc;
+
+    rc = answer(b, what, &body, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    data = ab_json_get(body, "data");
+    if (!data || !YAJL_IS_ARRAY(data)) {
+        ab_json_free(body);
+        return ab_error_set(err, AB_ERR_PROTOCOL, "%s: the answer has no \"data\" array", what);
+    }
+    for (size_t i = 0; i < data->u.array.len && rc == AB_OK; i++) {
+        ab_buf_reset(&b->rec);
+        rc = ab_json_write(&b->rec, data->u.array.values[i], err);
+        if (rc == AB_OK) {
+            rc = ab_source_record(b->d, b->cur, b->rec.data, b->rec.len, err);
+        }
+        b->records += rc == AB_OK;
+    }
+    ab_json_free(body);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    return page_done(b, err);
+}
+
+/* ---- the stream plan ------------------------------------------------------------- */
+
+static enum ab_status begin_stream(struct bling *b, struct ab_error *err)
+{
+    const struct ab_stream *s = &ab_driver_catalog(b->d)->streams[b->cur];
+    enum ab_status rc;
+    int64_t from = -1;
+
+    if (!bl_kind_of(s->name, &b->kind)) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "unknown stream '%s'", s->name);
+    }
+    b->incremental = s->sync_mode == AB_SYNC_INCREMENTAL;
+    rc = bl_state_parse(ab_source_state_of(b->d, b->cur), &b->st, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    b->more_windows = false;
+    b->filtered = false;
+    if (!b->incremental) {
+        /* a full pass; a resume point of a full pass (no end) is honoured */
+        int64_t page = b->st.resume && b->st.end < 0 ? b->st.page : 1;
+
+        memset(&b->st, 0, sizeof(b->st));
+        b->st.cursor = b->st.start = b->st.end = -1;
+        ab_pager_init(&b->pager, AB_PAGE_NUMBER, page, b->page_size);
+    } else if (b->st.resume && b->st.end >= 0) {
+        /* mid-window: finish it from its page, then the windows after it */
+        b->filtered = b->st.start >= 0;
+        ab_pager_init(&b->pager, AB_PAGE_NUMBER, b->st.page, b->page_size);
+        if (b->st.end < b->run_start) {
+            ab_windows_init(&b->windows, b->st.end, b->run_start, b->window_s);
+            b->more_windows = true;
+        }
+    } else {
+        if (b->st.cursor >= 0) {
+            from = b->st.cursor - b->lookback_s;
+        } else if (b->start_date >= 0) {
+            from = b->start_date;
+        }
+        b->st.resume = false;
+        if (from >= 0) {
+            /* a cursor past the run's start (a clock step): one empty window */
+            ab_windows_init(&b->windows, from < b->run_start ? from : b->run_start, b->run_start,
+                            b->window_s);
+            b->more_windows = true;
+            if (!next_window(b)) {
+                return ab_error_set(err, AB_ERR_INTERNAL, "no request window");
+            }
+        } else {
+            /* first run, no start date: everything, up to the run's start */
+            b->st.start = -1;
+            b->st.end = b->run_start;
+            ab_pager_init(&b->pager, AB_PAGE_NUMBER, 1, b->page_size);
+        }
+    }
+    AB_INFO(ab_driver_emitter(b->d), "bling: stream '%s' (%s)%s from page %" PRId64,
+            bl_stream_name(b->kind), b->incremental ? "incremental" : "full refresh",
+            b->filtered ? ", by modification window" : "", b->pager.page);
+    rc = ab_source_stream_status(b->d, b->cur, AB_STATUS_STARTED, err);
+    if (rc == AB_OK) {
+        rc = ab_source_stream_status(b->d, b->cur, AB_STATUS_RUNNING, err);
+    }
+    bl_set_phase(b, BL_PH_LIST);
+    return rc;
+}
+
+static enum ab_status bl_step(void *self, enum ab_source_next *next, struct ab_error *err)
+{
+    struct bling *b = self;
+    const struct ab_catalog *cat = ab_driver_catalog(b->d);
+    enum ab_status rc = AB_OK;
+
+    *next = AB_SOURCE_MORE;
+    if (b->f.busy) {
+        *next = AB_SOURCE_WAIT;
+        return AB_OK;
+    }
+    if (b->cur >= cat->n) {
+        *next = AB_SOURCE_DONE;
+        return AB_OK;
+    }
+    if (b->f.ready) {
+        switch (b->phase) {
+        case BL_PH_LIST:
+            rc = on_list(b, err);
+            break;
+        case BL_PH_DETAIL:
+            rc = on_detail(b, err);
+            break;
+        case BL_PH_SALDOS:
+            rc = on_saldos(b, err);
+            break;
+        default:
+            AB_ASSERT(b->phase == BL_PH_LIST); /* an answer in a phase without a request */
+            break;
+        }
+        ab_fetch_done(&b->f);
+        if (rc != AB_OK) {
+            return rc;
+        }
+    }
+    switch (b->phase) {
+    case BL_PH_START:
+        return begin_stream(b, err);
+    case BL_PH_LIST:
+        rc = submit_list(b, err);
+        break;
+    case BL_PH_DETAIL:
+        rc = submit_detail(b, err);
+        break;
+    case BL_PH_SALDOS:
+        rc = submit_saldos(b, err);
+        break;
+    case BL_PH_DONE:
+        rc = ab_source_stream_status(b->d, b->cur, AB_STATUS_COMPLETE, err);
+        b->cur++;
+        bl_set_phase(b, BL_PH_START);
+        if (b->cur >= cat->n) {
+            *next = AB_SOURCE_DONE;
+        }
+        return rc;
+    }
+    if (rc == AB_OK) {
+        *next = AB_SOURCE_WAIT;
+    }
+    return rc;
+}
+
+static void bl_summary(void *self, struct ab_emitter *em)
+{
+    const struct bling *b = self;
+    struct ab_http_stats hs;
+
+    ab_http_get_stats(b->h, &hs);
+    AB_INFO(em,
+            "bling: %" PRIu64 " records, %" PRIu64 " requests (%" PRIu64 " retries, %" PRIu64
+            " throttled), %" PRIu64 " token fetches, %" PRIu64 " refresh-token rotations, %" PRIu64
+            " records gone between list and detail",
+            b->records, b->requests, hs.retries, hs.throttled, ab_oauth2_fetches(b->auth),
+            b->rotations, b->missing);
+}
+
+const struct ab_source_ops bl_source_ops = {
+    .name = "source-bling",
+    .version = AB_VERSION,
+    .spec_json = bl_spec_json,
+    .check = bl_check,
+    .discover = bl_discover,
+    .open = bl_open,
+    .step = bl_step,
+    .summary = bl_summary,
+    .close = bl_close,
+};

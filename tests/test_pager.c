@@ -1,0 +1,224 @@
+/* test_pager.c - paging, request windows, API times, forms, failure mapping. */
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ab/fetch.h"
+#include "ab/json.h"
+#include "ab/pager.h"
+
+#include "ab_test.h"
+
+static void test_page_number_ends_on_short_or_empty_page(void **state)
+{
+    struct ab_pager p;
+
+    (void)state;
+    ab_pager_init(&p, AB_PAGE_NUMBER, 1, 100);
+    assert_int_equal(p.page, 1);
+    assert_true(ab_pager_next(&p, 100, -1, -1));
+    assert_int_equal(p.page, 2);
+    assert_false(ab_pager_next(&p, 37, -1, -1));
+    assert_true(p.done);
+    assert_int_equal(p.items, 137);
+    assert_int_equal(p.pages, 2);
+    /* an exact multiple needs the empty page to end */
+    ab_pager_init(&p, AB_PAGE_NUMBER, 1, 10);
+    assert_true(ab_pager_next(&p, 10, -1, -1));
+    assert_true(ab_pager_next(&p, 10, -1, -1));
+    assert_false(ab_pager_next(&p, 0, -1, -1));
+    assert_int_equal(p.items, 20);
+}
+
+static void test_offset_ends_at_total(void **state)
+{
+    struct ab_pager p;
+
+    (void)state;
+    ab_pager_init(&p, AB_PAGE_OFFSET, 0, 100);
+    assert_true(ab_pager_next(&p, 100, 250, -1));
+    assert_int_equal(p.offset, 100);
+    assert_true(ab_pager_next(&p, 100, 250, -1));
+    assert_int_equal(p.offset, 200);
+    assert_false(ab_pager_next(&p, 50, 250, -1));
+    /* a server capping the limit lower: the offset follows what came */
+    ab_pager_init(&p, AB_PAGE_OFFSET, 0, 100);
+    assert_true(ab_pager_next(&p, 50, 120, -1));
+    assert_int_equal(p.offset, 50);
+    /* the total shrinking under us, or an empty page, ends the list */
+    assert_false(ab_pager_next(&p, 0, 120, -1));
+    ab_pager_init(&p, AB_PAGE_OFFSET, 0, 100);
+    assert_false(ab_pager_next(&p, 100, 100, -1));
+}
+
+static void test_has_next(void **state)
+{
+    struct ab_pager p;
+
+    (void)state;
+    ab_pager_init(&p, AB_PAGE_HAS_NEXT, 1, 500);
+    assert_true(ab_pager_next(&p, 500, 1200, 1));
+    assert_int_equal(p.page, 2);
+    assert_true(ab_pager_next(&p, 500, 1200, 1));
+    assert_false(ab_pager_next(&p, 200, 1200, 0));
+    assert_int_equal(p.page, 3);
+    ab_pager_init(&p, AB_PAGE_HAS_NEXT, 1, 500);
+    assert_false(ab_pager_next(&p, 0, 0, 1)); /* empty: ended, whatever hasNext says */
+}
+
+static void test_windows(void **state)
+{
+    struct ab_windows w;
+    int64_t s, e;
+
+    (void)state;
+    ab_windows_init(&w, 0, 250, 100);
+    assert_true(ab_windows_next(&w, &s, &e));
+    assert_int_equal(s, 0);
+    assert_int_equal(e, 100);
+    assert_true(ab_windows_next(&w, &s, &e));
+    assert_int_equal(s, 100);
+    assert_int_equal(e, 200);
+    assert_true(ab_windows_next(&w, &s, &e));
+    assert_int_equal(s, 200);
+    assert_int_equal(e, 250);
+    assert_false(ab_windows_next(&w, &s, &e));
+    ab_windows_init(&w, 10, 10, 100); /* empty but valid: one window */
+    assert_true(ab_windows_next(&w, &s, &e));
+    assert_int_equal(e, 10);
+    assert_false(ab_windows_next(&w, &s, &e));
+    ab_windows_init(&w, 11, 10, 100);
+    assert_false(ab_windows_next(&w, &s, &e));
+    ab_windows_init(&w, 0, 1000, 0);
+    assert_true(ab_windows_next(&w, &s, &e));
+    assert_int_equal(e, 1000);
+    assert_false(ab_windows_next(&w, &s, &e));
+}
+
+static void test_time_parse_forms(void **state)
+{
+    struct ab_error err;
+    int64_t t;
+
+    (void)state;
+    ab_error_init(&err);
+    assert_int_equal(ab_time_parse("2024-06-01 10:25:02", 0, &t, &err), AB_OK);
+    assert_int_equal(t, 1717237502);
+    assert_int_equal(ab_time_parse("2024-06-01 07:25:02", -180, &t, &err), AB_OK);
+    assert_int_equal(t, 1717237502);
+    assert_int_equal(ab_time_parse("2024-06-01T10:25:02Z", -180, &t, &err), AB_OK);
+    assert_int_equal(t, 1717237502);
+    assert_int_equal(ab_time_parse("2024-06-01T07:25:02.123-03:00", 0, &t, &err), AB_OK);
+    assert_int_equal(t, 1717237502);
+    assert_int_equal(ab_time_parse("01/06/2024 10:25:02", 0, &t, &err), AB_OK);
+    assert_int_equal(t, 1717237502);
+    assert_int_equal(ab_time_parse("2024-06-01", 0, &t, &err), AB_OK);
+    assert_int_equal(t, 1717200000);
+    assert_int_equal(ab_time_parse("1969-12-31 23:59:59", 0, &t, &err), AB_OK);
+    assert_int_equal(t, -1);
+    const char *bad[] = {
+        "2024-02-30", "2024-13-01", "2024-06-01 25:00:00",   "2024-06-01x",
+        "yesterday",  "",           "2024-06-01T10:25:02+3", "2024-06-01T10:25:02."};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(ab_time_parse(bad[i], 0, &t, &err), AB_ERR_PROTOCOL);
+    }
+    assert_int_equal(ab_time_parse(NULL, 0, &t, &err), AB_ERR_PROTOCOL);
+}
+
+static void test_time_format_round_trip(void **state)
+{
+    struct ab_error err;
+    struct ab_buf b;
+    int64_t t;
+
+    (void)state;
+    ab_buf_init(&b, AB_BUF_UNBOUNDED);
+    assert_int_equal(ab_time_format(1717237502, -180, "%Y-%m-%d %H:%M:%S", &b, &err), AB_OK);
+    assert_string_equal(b.data, "2024-06-01 07:25:02");
+    ab_buf_reset(&b);
+    assert_int_equal(ab_time_format(1717237502, -180, "%Y-%m-%dT%H:%M:%S%z", &b, &err), AB_OK);
+    assert_string_equal(b.data, "2024-06-01T07:25:02-03:00");
+    ab_buf_reset(&b);
+    assert_int_equal(ab_time_format(1717237502, 0, "%d/%m/%Y %H:%M:%S 100%%", &b, &err), AB_OK);
+    assert_string_equal(b.data, "01/06/2024 10:25:02 100%");
+    /* every second of a leap day and the turn of a century round-trips */
+    for (int64_t s = 951782400 - 86400; s < 951782400 + 2 * 86400; s += 997) {
+        ab_buf_reset(&b);
+        assert_int_equal(ab_time_format(s, -180, "%Y-%m-%d %H:%M:%S", &b, &err), AB_OK);
+        assert_int_equal(ab_time_parse(b.data, -180, &t, &err), AB_OK);
+        assert_int_equal(t, s);
+    }
+    ab_buf_release(&b);
+}
+
+static void test_form_encoding(void **state)
+{
+    struct ab_error err;
+    struct ab_buf b;
+
+    (void)state;
+    ab_buf_init(&b, AB_BUF_UNBOUNDED);
+    assert_int_equal(ab_form_add(&b, "grant_type", "refresh_token", &err), AB_OK);
+    assert_int_equal(ab_form_add(&b, "idsProdutos[]", "a b&c=d/é", &err), AB_OK);
+    assert_string_equal(b.data, "grant_type=refresh_token&idsProdutos%5B%5D=a+b%26c%3Dd%2F%C3%A9");
+    ab_buf_release(&b);
+}
+
+static void test_status_mapping(void **state)
+{
+    struct ab_error err;
+
+    (void)state;
+    ab_error_init(&err);
+    assert_int_equal(ab_http_status_error(401, false, "GET /x", "invalid_token", &err),
+                     AB_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "GET /x: HTTP 401"));
+    assert_non_null(strstr(err.message, "invalid_token"));
+    assert_int_equal(ab_http_status_error(403, false, "GET /x", NULL, &err), AB_ERR_CONFIG);
+    assert_int_equal(ab_http_status_error(404, false, "GET /x", NULL, &err), AB_ERR_CONFIG);
+    assert_int_equal(ab_http_status_error(429, true, "GET /x", NULL, &err), AB_ERR_TRANSIENT);
+    assert_int_equal(ab_http_status_error(503, true, "GET /x", NULL, &err), AB_ERR_TRANSIENT);
+    assert_int_equal(ab_http_status_error(200, true, "GET /x", "slow down", &err),
+                     AB_ERR_TRANSIENT);
+    assert_int_equal(ab_http_status_error(400, false, "GET /x", "bad", &err), AB_ERR_PROTOCOL);
+    assert_string_equal(ab_status_failure_type(AB_ERR_PROTOCOL), "system_error");
+}
+
+static void test_config_with(void **state)
+{
+    const char *text = "{\"a\":1,\"credentials\":{\"refresh_token\":\"old\",\"x\":[true]}}";
+    struct ab_error err;
+    struct ab_buf b;
+    yajl_val v = ab_json_parse(text, strlen(text), &err);
+
+    (void)state;
+    assert_non_null(v);
+    ab_buf_init(&b, AB_BUF_UNBOUNDED);
+    assert_int_equal(ab_config_with(v, "credentials.refresh_token", "new\"one", &b, &err), AB_OK);
+    assert_string_equal(
+        b.data, "{\"a\":1,\"credentials\":{\"refresh_token\":\"new\\\"one\",\"x\":[true]}}");
+    assert_int_equal(ab_config_with(v, "a", "x", &b, &err), AB_ERR_INTERNAL);
+    assert_int_equal(ab_config_with(v, "nope", "x", &b, &err), AB_ERR_INTERNAL);
+    /* the original is untouched */
+    assert_string_equal(ab_json_get_str(ab_json_get(v, "credentials"), "refresh_token", ""), "old");
+    ab_buf_release(&b);
+    ab_json_free(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_page_number_ends_on_short_or_empty_page),
+        cmocka_unit_test(test_offset_ends_at_total),
+        cmocka_unit_test(test_has_next),
+        cmocka_unit_test(test_windows),
+        cmocka_unit_test(test_time_parse_forms),
+        cmocka_unit_test(test_time_format_round_trip),
+        cmocka_unit_test(test_form_encoding),
+        cmocka_unit_test(test_status_mapping),
+        cmocka_unit_test(test_config_with),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
