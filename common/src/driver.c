@@ -212,6 +212,8 @@ void ab_driver_http_opts(struct ab_driver *d, struct ab_http_opts *o)
 {
     ab_opts_http(d->config, o);
     o->log = d->em;
+    /* blocking calls (start-up, tokens) end within a poll after SIGTERM */
+    o->stop = &ab_driver_signal_seen;
 }
 
 static bool host_is_loopback(const char *host, size_t n)
