@@ -90,13 +90,13 @@ class StreamGenerator:
             st = {"type": "GLOBAL", "global": {
                 "shared_state": {"position": self.lines},
                 "stream_states": [
-                    {"stream_descriptor": {"name": s, "namespace": self.namespace},
+                    {"stream_descriptor": descriptor(s, self.namespace),
                      "stream_state": {"cursor": gen_time(self.clock)}}
                     for s in self.streams]}}
         else:
             count, self.since_state[stream] = self.since_state[stream], 0
             st = {"type": "STREAM", "stream": {
-                "stream_descriptor": {"name": stream, "namespace": self.namespace},
+                "stream_descriptor": descriptor(stream, self.namespace),
                 "stream_state": {"cursor": gen_time(self.clock), "line": self.lines}}}
         st["sourceStats"] = {"recordCount": float(count)}
         st["id"] = self.state_id
@@ -106,6 +106,15 @@ class StreamGenerator:
 # ---------------------------------------------------------------------------
 # Building and editing input
 # ---------------------------------------------------------------------------
+
+
+def descriptor(name, namespace):
+    """A StreamDescriptor as the platform writes it: no "namespace" key when
+    there is none (the protocol's schema has no null namespace)."""
+    d = {"name": name}
+    if namespace:
+        d["namespace"] = namespace
+    return d
 
 
 def js(obj):

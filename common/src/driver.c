@@ -325,17 +325,72 @@ static enum ab_status load_config(struct ab_driver *d, struct ab_error *err)
         struct ab_destination_opts dest;
 
         ab_opts_destination(d->config, &dest);
-        if (!dest.dead_letter_path) {
-            return ab_error_set(err, AB_ERR_INTERNAL,
-                                "the spec declares no default dead_letter_path");
+        memset(&d->dl_target, 0, sizeof(d->dl_target));
+        d->dl_target.kind = dest.storage;
+        d->dl_target.path = dest.local_path;
+        d->dl_target.store = dest.s3;
+        d->dl_target.prefix = dest.s3_prefix;
+        d->dl_target.run_name = d->dl_run_name;
+        if (dest.storage_set && dest.dead_letter_path) {
+            AB_WARN(d->em, "dead_letter_path is ignored: object_storage_config is set");
         }
-        d->dl_path = dest.dead_letter_path;
         d->fail_on_reject = dest.fail_on_reject;
         d->max_wait_us = dest.max_wait_us;
         d->max_line_bytes = dest.max_line_bytes;
         d->dest_opts = dest;
     }
     return AB_OK;
+}
+
+void ab_driver_name_sink(struct ab_driver *d)
+{
+    const char *tmp = getenv("TMPDIR");
+    int64_t sync_id = -1;
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    size_t i;
+
+    if (!tmp || tmp[0] != '/') {
+        tmp = "/tmp";
+    }
+    for (i = 0; i < d->catalog.n && sync_id < 0; i++) {
+        sync_id = d->catalog.streams[i].sync_id;
+    }
+    if (!gmtime_r(&now, &tm) || strftime(when, sizeof(when), "%Y%m%dT%H%M%SZ", &tm) == 0) {
+        (void)snprintf(when, sizeof(when), "0");
+    }
+    if (sync_id >= 0) {
+        (void)snprintf(d->dl_run_name, sizeof(d->dl_run_name), "%s-sync-%lld-%s-%ld", d->name,
+                       (long long)sync_id, when, (long)getpid());
+        (void)snprintf(d->dl_default_path, sizeof(d->dl_default_path),
+                       "%s/%s-sync-%lld-rejected.jsonl", tmp, d->name, (long long)sync_id);
+    } else {
+        (void)snprintf(d->dl_run_name, sizeof(d->dl_run_name), "%s-%s-%ld", d->name, when,
+                       (long)getpid());
+        (void)snprintf(d->dl_default_path, sizeof(d->dl_default_path), "%s/%s-rejected.jsonl", tmp,
+                       d->dl_run_name);
+    }
+}
+
+void ab_driver_describe_sink(const struct ab_driver *d, char *buf, size_t size)
+{
+    const struct ab_deadletter_target *t = &d->dl_target;
+
+    if (t->kind == AB_DL_NONE) {
+        (void)snprintf(buf, size, "nowhere (object_storage_config None: counted only)");
+    } else if (t->kind == AB_DL_OBJSTORE) {
+        (void)snprintf(buf, size, "s3://%s/%s", t->store.bucket ? t->store.bucket : "",
+                       t->prefix ? t->prefix : "");
+    } else {
+        (void)snprintf(buf, size, "file '%s'", t->path && *t->path ? t->path : d->dl_default_path);
+    }
+}
+
+bool ab_driver_in_container(void)
+{
+    return access("/.dockerenv", F_OK) == 0 || access("/run/.containerenv", F_OK) == 0 ||
+           getenv("container") != NULL || getenv("KUBERNETES_SERVICE_HOST") != NULL;
 }
 
 static enum ab_status cmd_check(struct ab_driver *d, struct ab_error *err)
@@ -349,7 +404,13 @@ static enum ab_status cmd_check(struct ab_driver *d, struct ab_error *err)
         struct ab_error derr;
 
         ab_error_init(&derr);
-        if (ab_deadletter_probe(d->dl_path, &derr) != AB_OK) {
+        struct ab_deadletter_target t = d->dl_target;
+
+        ab_driver_name_sink(d);
+        if (t.kind == AB_DL_FILE && (!t.path || !*t.path)) {
+            t.path = d->dl_default_path;
+        }
+        if (ab_deadletter_probe_target(&t, &derr) != AB_OK) {
             ab_check_problem(&chk, "%s", derr.message);
         }
     }

@@ -97,8 +97,11 @@ struct ab_driver {
     struct ab_ckpt *ck;
     struct ab_deadletter *dl;
     struct ab_jsonl_reader *reader;
-    struct ab_json_arena *arena; /* the current line's tree */
-    const char *dl_path;
+    struct ab_json_arena *arena;           /* the current line's tree */
+    struct ab_deadletter_target dl_target; /* strings borrowed from config */
+    char dl_default_path[4096];            /* a local file without a path */
+    char dl_run_name[512];                 /* "<connector>-sync-<id>-<time>-<pid>" */
+    struct ab_buf dl_errors;               /* a rejection's annotated errors */
     bool fail_on_reject;
     struct ab_destination_opts dest_opts;
     struct ab_rejlimit *rejlimit;
@@ -148,6 +151,16 @@ enum ab_status ab_driver_read(struct ab_driver *d, struct ab_error *err);
 enum ab_status ab_driver_discover(struct ab_driver *d, struct ab_error *err);
 void ab_driver_write_release(struct ab_driver *d);
 void ab_driver_read_release(struct ab_driver *d);
+
+/* Names the run's rejected-records sink: dl_run_name and dl_default_path
+ * (<TMPDIR or /tmp>/<connector>-sync-<sync_id>-rejected.jsonl, or with the
+ * start time and pid instead of the sync when the catalog has no sync_id). */
+void ab_driver_name_sink(struct ab_driver *d);
+/* "file '<path>'", "s3://bucket/prefix" or "nowhere (counted only)". */
+void ab_driver_describe_sink(const struct ab_driver *d, char *buf, size_t size);
+/* True when the process runs in a container (/.dockerenv, /run/.containerenv,
+ * $container or a Kubernetes pod's environment). */
+bool ab_driver_in_container(void);
 
 /* "ns.name" or "name" into buf, for messages. */
 void ab_driver_describe_stream(char *buf, size_t size, const char *name, const char *ns);

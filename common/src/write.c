@@ -49,52 +49,95 @@ static const char *load_file_of(const struct ab_driver *d, uint64_t seq)
     return d->lf[i].path;
 }
 
-enum ab_status ab_driver_reject(struct ab_driver *d, size_t stream, uint64_t seq, uint64_t lineno,
-                                const char *rejected_by, const char *record_json, size_t record_len,
-                                const char *errors_json, struct ab_error *err)
+/* Opens the configured sink at the first rejection; a local file without a
+ * path gets its default name (ab_driver_name_sink()). */
+static enum ab_status open_sink(struct ab_driver *d, struct ab_error *err)
 {
-    const struct ab_stream *s = &d->catalog.streams[stream];
+    struct ab_deadletter_target t = d->dl_target;
+
+    if (t.kind == AB_DL_FILE && (!t.path || !*t.path)) {
+        t.path = d->dl_default_path;
+    }
+    d->dl = ab_deadletter_open_target(&t, err);
+    return d->dl ? AB_OK : err->code;
+}
+
+enum ab_status ab_driver_reject_ex(struct ab_driver *d, const struct ab_rejection *r,
+                                   struct ab_error *err)
+{
+    const struct ab_stream *s = &d->catalog.streams[r->stream];
+    struct ab_rejected line;
     struct ab_buf safe_errors;
     enum ab_status rc;
 
+    rc = ab_mapping_annotate_errors(r->mapping, r->errors_json, &d->dl_errors, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
     if (d->fail_on_reject) {
         char masked[512];
 
-        ab_emitter_mask(d->em, errors_json, masked, sizeof(masked));
+        ab_emitter_mask(d->em, d->dl_errors.data, masked, sizeof(masked));
         return ab_error_set(err, AB_ERR_REJECTED,
                             "line %llu: record of stream '%s' rejected by the %s: %s "
                             "(rejected_records is \"fail\")",
-                            (unsigned long long)lineno, s->name, rejected_by, masked);
+                            (unsigned long long)r->lineno, s->name, r->rejected_by, masked);
     }
     if (!d->dl) {
-        d->dl = ab_deadletter_open(d->dl_path, err);
-        if (!d->dl) {
-            return err->code;
+        rc = open_sink(d, err);
+        if (rc != AB_OK) {
+            return rc;
         }
     }
+    ab_deadletter_set_file(d->dl, d->mode == WM_LOAD ? load_file_of(d, r->seq) : NULL);
+    memset(&line, 0, sizeof(line));
+    line.stream = s->name;
+    line.ns = s->ns;
+    line.lineno = r->lineno;
+    line.rejected_by = r->rejected_by;
+    line.received = r->received;
+    line.received_len = r->received_len;
+    line.sent = r->sent;
+    line.sent_len = r->sent_len;
     /* the errors are the target's texts and may quote a secret; the record
      * is the data being moved */
-    ab_deadletter_set_file(d->dl, d->mode == WM_LOAD ? load_file_of(d, seq) : NULL);
     ab_buf_init(&safe_errors, AB_BUF_UNBOUNDED);
-    rc = ab_emitter_mask_buf(d->em, errors_json ? errors_json : "[]",
-                             errors_json ? strlen(errors_json) : 2, &safe_errors, err);
+    rc = ab_emitter_mask_buf(d->em, d->dl_errors.data ? d->dl_errors.data : "[]",
+                             d->dl_errors.data ? d->dl_errors.len : 2, &safe_errors, err);
     if (rc == AB_OK) {
-        rc = ab_deadletter_write(d->dl, s->name, s->ns, lineno, rejected_by, record_json,
-                                 record_len, safe_errors.data, err);
+        line.errors_json = safe_errors.data;
+        rc = ab_deadletter_put(d->dl, &line, err);
     }
     ab_buf_release(&safe_errors);
     if (rc != AB_OK) {
         return rc;
     }
     d->dl_dirty = true;
-    ab_ckpt_reject(d->ck, stream, seq);
-    rc = over_limit(d, stream, errors_json, err);
+    ab_ckpt_reject(d->ck, r->stream, r->seq);
+    rc = over_limit(d, r->stream, r->errors_json, err);
     if (rc != AB_OK) {
         return rc;
     }
     AB_DEBUG(d->em, "line %llu: record of stream '%s' rejected by the %s: %s",
-             (unsigned long long)lineno, s->name, rejected_by, errors_json);
+             (unsigned long long)r->lineno, s->name, r->rejected_by, d->dl_errors.data);
     return AB_OK;
+}
+
+enum ab_status ab_driver_reject(struct ab_driver *d, size_t stream, uint64_t seq, uint64_t lineno,
+                                const char *rejected_by, const char *record_json, size_t record_len,
+                                const char *errors_json, struct ab_error *err)
+{
+    struct ab_rejection r;
+
+    memset(&r, 0, sizeof(r));
+    r.stream = stream;
+    r.seq = seq;
+    r.lineno = lineno;
+    r.rejected_by = rejected_by;
+    r.received = record_json;
+    r.received_len = record_len;
+    r.errors_json = errors_json;
+    return ab_driver_reject_ex(d, &r, err);
 }
 
 /* ---- states -------------------------------------------------------------- */
@@ -128,7 +171,7 @@ static enum ab_status emit_state(void *arg, const char *members, size_t len, uin
     struct ab_driver *d = arg;
     enum ab_status rc;
 
-    /* A rejection must be on disk before the state that counts it. */
+    /* A rejection must be stored before the state that counts it. */
     if (d->dl_dirty) {
         rc = ab_deadletter_sync(d->dl, err);
         if (rc != AB_OK) {
@@ -546,8 +589,9 @@ static void log_summary(struct ab_driver *d, bool ok)
            ok ? "finished" : "stopped", (unsigned long long)d->lines,
            (unsigned long long)cs.records, (unsigned long long)d->committed,
            (unsigned long long)cs.rejected, top[0] ? " (" : "", top, top[0] ? ")" : "",
-           cs.rejected && d->dl ? " (dead letters in '" : "",
-           cs.rejected && d->dl ? d->dl_path : "", cs.rejected && d->dl ? "')" : "",
+           cs.rejected && d->dl && d->dl_target.kind != AB_DL_NONE ? " (stored in '" : "",
+           cs.rejected && d->dl ? ab_deadletter_where(d->dl) : "",
+           cs.rejected && d->dl && d->dl_target.kind != AB_DL_NONE ? "')" : "",
            (unsigned long long)cs.states_out, (unsigned long long)cs.states_in,
            (unsigned long long)hs.requests, (unsigned long long)hs.retries, secs,
            secs > 0 ? (double)cs.records / secs : 0.0);
@@ -879,6 +923,8 @@ static enum ab_status write_open(struct ab_driver *d, struct ab_error *err)
 {
     enum ab_status rc;
 
+    ab_buf_init(&d->dl_errors, AB_BUF_UNBOUNDED);
+    ab_driver_name_sink(d);
     d->ck = ab_ckpt_new(d->catalog.n, err);
     if (!d->ck) {
         return err->code;
@@ -921,16 +967,25 @@ enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err)
         return rc;
     }
     if (d->mode == WM_LOAD) {
-        AB_INFO(d->em, "%s %s: loading %zu file(s) into %s; rejected records %s%s%s", d->name,
+        char where[4200];
+
+        ab_driver_describe_sink(d, where, sizeof(where));
+        AB_INFO(d->em, "%s %s: loading %zu file(s) into %s; rejected records %s%s", d->name,
                 d->version, d->run.nfiles, d->target,
-                d->fail_on_reject ? "fail the load" : "go to '",
-                d->fail_on_reject ? "" : d->dl_path, d->fail_on_reject ? "" : "'");
+                d->fail_on_reject ? "fail the load" : "go to ", d->fail_on_reject ? "" : where);
     } else if (d->fail_on_reject) {
         AB_INFO(d->em, "%s %s: writing %zu stream(s); a rejected record fails the sync", d->name,
                 d->version, d->catalog.n);
     } else {
-        AB_INFO(d->em, "%s %s: writing %zu stream(s); rejected records go to '%s'", d->name,
-                d->version, d->catalog.n, d->dl_path);
+        char where[4200];
+
+        ab_driver_describe_sink(d, where, sizeof(where));
+        AB_INFO(d->em, "%s %s: writing %zu stream(s); rejected records go to %s", d->name,
+                d->version, d->catalog.n, where);
+        if (d->dl_target.kind == AB_DL_FILE && ab_driver_in_container()) {
+            AB_WARN(d->em, "rejected records go to a file inside the container, lost with it; "
+                           "set object_storage_config to an S3-compatible bucket to keep them");
+        }
     }
     d->start_us = ab_now_us();
     d->last_progress_us = d->start_us;
@@ -986,6 +1041,7 @@ void ab_driver_write_release(struct ab_driver *d)
         (void)ab_deadletter_close(d->dl, &ignored);
         d->dl = NULL;
     }
+    ab_buf_release(&d->dl_errors);
     ab_jsonl_reader_free(d->reader);
     d->reader = NULL;
     if (d->in_open) {

@@ -32,6 +32,7 @@ void crm_batch_free(struct crm_batch *b)
         free(b->shares);
     }
     ab_buf_release(&b->body);
+    ab_buf_release(&b->received);
     free(b->recs);
     free(b);
 }
@@ -50,6 +51,7 @@ struct crm_batch *crm_batch_new(struct crm_dest *c, enum crm_object obj, enum cr
     b->op = op;
     b->id = ++c->next_batch_id;
     ab_buf_init(&b->body, c->max_bytes + 64);
+    ab_buf_init(&b->received, AB_BUF_UNBOUNDED);
     if (ab_buf_adds(&b->body, "{\"records\":[", err) != AB_OK) {
         crm_batch_free(b);
         return NULL;
@@ -171,8 +173,18 @@ static enum ab_status record_result(struct crm_dest *c, struct crm_batch *b, siz
         ab_buf_init(&errs, AB_BUF_UNBOUNDED);
         rc = ab_json_write(&errs, ab_json_get(result, "errors"), err);
         if (rc == AB_OK) {
-            rc = ab_driver_reject(c->d, r->stream, r->seq, r->lineno, "target",
-                                  b->body.data + r->off, r->len, errs.data, err);
+            struct ab_rejection rj = {.stream = r->stream,
+                                      .seq = r->seq,
+                                      .lineno = r->lineno,
+                                      .rejected_by = "target",
+                                      .received = b->received.data + r->roff,
+                                      .received_len = r->rlen,
+                                      .sent = b->body.data + r->off,
+                                      .sent_len = r->len,
+                                      .errors_json = errs.data,
+                                      .mapping = c->stream_map[r->stream]};
+
+            rc = ab_driver_reject_ex(c->d, &rj, err);
         }
         ab_buf_release(&errs);
         return rc;

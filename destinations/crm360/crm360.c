@@ -43,8 +43,18 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
             return rc;
         }
         c->local_rejects++;
-        return ab_driver_reject(c->d, rec->stream, rec->seq, rec->lineno, "destination",
-                                c->scratch.data, c->scratch.len, c->errors.data, err);
+        {
+            struct ab_rejection rj = {.stream = rec->stream,
+                                      .seq = rec->seq,
+                                      .lineno = rec->lineno,
+                                      .rejected_by = "destination",
+                                      .received = c->scratch.data,
+                                      .received_len = c->scratch.len,
+                                      .errors_json = c->errors.data,
+                                      .mapping = m};
+
+            return ab_driver_reject_ex(c->d, &rj, err);
+        }
     }
     if (rc != AB_OK) {
         return rc;
@@ -87,6 +97,11 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
     if (rc == AB_OK) {
         rc = ab_buf_add(&b->body, c->scratch.data, c->scratch.len, err);
     }
+    r->roff = b->received.len;
+    if (rc == AB_OK) {
+        rc = ab_json_write(&b->received, rec->data, err);
+    }
+    r->rlen = b->received.len - r->roff;
     if (rc == AB_OK) {
         rc = ab_ckpt_unit_add(c->ck, b->unit, rec->stream, rec->seq, err);
     }

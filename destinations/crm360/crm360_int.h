@@ -45,6 +45,8 @@ struct crm_rec {
     size_t stream;
     size_t off; /* of the record's text within the body */
     size_t len;
+    size_t roff; /* of the record as received within received */
+    size_t rlen;
 };
 
 struct crm_batch {
@@ -58,6 +60,7 @@ struct crm_batch {
     uint64_t unit;
     uint64_t last_seq;
     struct ab_buf body;
+    struct ab_buf received; /* the records as received, for rejections */
     struct crm_rec *recs;
     size_t n;
     size_t cap;

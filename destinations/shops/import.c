@@ -939,9 +939,16 @@ static enum ab_status reject_in_part(struct shp_dest *s, struct shp_import *imp,
         while (rc == AB_OK && j < n && r[j].index == k) {
             rc = rejection_errors(r[j].entry, &errs, err);
             if (rc == AB_OK && meta.stream < s->nstreams) {
-                rc = ab_driver_reject(s->d, meta.stream, meta.seq, meta.lineno, "target",
-                                      s->scratch.data + SHP_REC_HEADER,
-                                      s->scratch.len - SHP_REC_HEADER, errs.data, err);
+                struct ab_rejection rj = {.stream = meta.stream,
+                                          .seq = meta.seq,
+                                          .lineno = meta.lineno,
+                                          .rejected_by = "target",
+                                          .sent = s->scratch.data + SHP_REC_HEADER,
+                                          .sent_len = s->scratch.len - SHP_REC_HEADER,
+                                          .errors_json = errs.data,
+                                          .mapping = s->streams[meta.stream].map};
+
+                rc = ab_driver_reject_ex(s->d, &rj, err);
                 if (rc == AB_OK) {
                     (*counter)++;
                     p->rejected++;

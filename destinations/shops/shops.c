@@ -330,8 +330,16 @@ static enum ab_status reject_local(struct shp_dest *s, const struct ab_record *r
         rc = ab_buf_adds(&errs, "}]", err);
     }
     if (rc == AB_OK) {
-        rc = ab_driver_reject(s->d, rec->stream, rec->seq, rec->lineno, "destination",
-                              s->scratch.data, s->scratch.len, errs.data, err);
+        struct ab_rejection rj = {.stream = rec->stream,
+                                  .seq = rec->seq,
+                                  .lineno = rec->lineno,
+                                  .rejected_by = "destination",
+                                  .received = s->scratch.data,
+                                  .received_len = s->scratch.len,
+                                  .errors_json = errs.data,
+                                  .mapping = s->streams[rec->stream].map};
+
+        rc = ab_driver_reject_ex(s->d, &rj, err);
     }
     if (rc == AB_OK) {
         s->stats.rejected_local++;

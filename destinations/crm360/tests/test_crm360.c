@@ -5,6 +5,7 @@
 
 #include "ab/json.h"
 #include "ab/mapping.h"
+#include "ab/protocol.h"
 
 #include "ab_spec_test.h"
 #include "ab_test.h"
@@ -19,6 +20,7 @@ static void test_spec_declares_every_field_read(void **state)
                                          "max_batch_bytes",
                                          "stream_mappings",
                                          "rejected_records",
+                                         "object_storage_config",
                                          "dead_letter_path",
                                          "max_in_flight",
                                          "requests_per_second",
@@ -42,7 +44,15 @@ static void test_spec_declares_every_field_read(void **state)
     assert_int_equal(ab_json_get_int(ab_json_get(props, "api_key"), "minLength", 0), 8);
     assert_int_equal(ab_json_get_int(ab_json_get(props, "batch_size"), "maximum", 0), 1000);
     assert_null(ab_json_get(spec, "x-ab-options"));
-    assert_string_equal(ab_json_get_str(spec, "protocol_version", ""), "0.5.0");
+    assert_string_equal(ab_json_get_str(spec, "protocol_version", ""), AB_PROTOCOL_VERSION);
+    {
+        const char *doc = ab_json_get_str(spec, "documentationUrl", "");
+        const char *tail = "/destinations/crm360/README.md#configuration";
+
+        assert_true(strncmp(doc, "https://", 8) == 0);
+        assert_true(strlen(doc) > strlen(tail));
+        assert_string_equal(doc + strlen(doc) - strlen(tail), tail);
+    }
     yajl_tree_free(spec);
 }
 
