@@ -25,7 +25,7 @@
  */
 
 #define AB_EMITTER_MASK        "**********"
-#define AB_EMITTER_MIN_SECRET  ((size_t)4)
+#define AB_EMITTER_MIN_SECRET  ((size_t)AB_SECRET_MIN_LENGTH)
 #define AB_EMITTER_MAX_SECRETS ((size_t)1024)
 #define AB_EMITTER_LOG_MAX     ((size_t)64 * 1024)
 /* formatting stops here; masking runs before the cut to AB_EMITTER_LOG_MAX */

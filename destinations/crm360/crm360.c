@@ -318,6 +318,13 @@ static enum ab_status resolve_streams(struct crm_dest *c, struct ab_error *err)
                                 "or orders, or map it in stream_mappings",
                                 s->name);
         }
+        if (s->generation_id > 0 && s->minimum_generation_id == s->generation_id) {
+            AB_WARN(c->em,
+                    "stream '%s': generation %lld asks to remove what earlier generations "
+                    "loaded; destination-crm360 loads it but removes nothing (records of "
+                    "earlier generations stay in CRM360)",
+                    s->name, (long long)s->generation_id);
+        }
         switch (s->dest_mode) {
         case AB_DEST_APPEND:
         case AB_DEST_APPEND_DEDUP:
@@ -396,6 +403,7 @@ const struct ab_destination_ops crm_destination_ops = {
     .name = "destination-crm360",
     .version = AB_VERSION,
     .spec_json = crm_spec_json,
+    .destination_catalog_json = crm_destination_catalog_json,
     .check = crm_check,
     .open = crm_open,
     .record = crm_record,
