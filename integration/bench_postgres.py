@@ -65,6 +65,8 @@ class Bench(unittest.TestCase):
         self.wd = lib.Workdir("ab-pg-bench-")
         self.pg = pg_server.PgServer(os.path.dirname(lib.binary()),
                                      extra_conf=["shared_buffers=128MB"]).start()
+        self.addCleanup(self.pg.stop)
+        self.addCleanup(self.wd.cleanup)
         self.rows = 100000 if quick() else 1000000
         self.updates = 10000 if quick() else 100000
         self.pg.sql("""
@@ -84,10 +86,6 @@ class Bench(unittest.TestCase):
             create publication bench_pub for table products;
             select pg_create_logical_replication_slot('bench_slot', 'pgoutput');
         """ % self.rows)
-
-    def tearDown(self):
-        self.pg.stop()
-        self.wd.cleanup()
 
     def write(self, name, obj):
         return self.wd.write_json(name, obj)

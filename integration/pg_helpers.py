@@ -75,10 +75,8 @@ class PgCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.pg = pg_server.PgServer(cache_dir(), **cls.server_kw).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pg.stop()
+        # also when a subclass's setUpClass fails after this
+        cls.addClassCleanup(cls.pg.stop)
 
     def setUp(self):
         self.wd = lib.Workdir("ab-pg-")
