@@ -59,7 +59,18 @@ struct crm_batch {
     struct crm_rec *recs;
     size_t n;
     size_t cap;
-    bool replayed; /* the answer carried "Idempotent-Replayed: true" */
+    bool replayed;   /* the answer carried "Idempotent-Replayed: true" */
+    int64_t sent_us; /* submitted to the HTTP client */
+};
+
+/* Request latencies of the last CRM_LAT_KEEP batches of an object (submit to
+ * final answer, retries included), for the summary's p50/p95/max. */
+#define CRM_LAT_KEEP 4096
+struct crm_lat {
+    int64_t us[CRM_LAT_KEEP];
+    uint64_t n;
+    int64_t max_us;
+    uint64_t retried; /* attempts after the first */
 };
 
 struct crm_dest {
@@ -95,7 +106,8 @@ struct crm_dest {
     uint64_t local_rejects;
     uint64_t batches_sent;
     uint64_t batches_replayed;
-    uint64_t batches_earlier;               /* answered for an earlier run */
+    uint64_t batches_earlier;
+    struct crm_lat lat[CRM_NOBJECTS];       /* answered for an earlier run */
     uint64_t already_applied[CRM_NOBJECTS]; /* records of those batches */
     struct ab_buf scratch;
     struct ab_buf errors;
