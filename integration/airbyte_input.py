@@ -27,7 +27,9 @@ destination. Standard library only.
 """
 
 import json
+import os
 import signal
+import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -355,6 +357,27 @@ def check_complete_last_line_without_newline(tc, lines):
     assert_states(tc, inp, res, [])
     tc.assertEqual(res.states[-1]["id"], json.loads(lines[-1])["state"]["id"])
     return res
+
+
+def check_stdout_closed(tc, lines):
+    """A fatal input error (a malformed line) while stdout is closed: the
+    TRACE cannot be written, so the error goes to stderr, masked, as
+    "<name>: error: <text>", and the exit code is 1."""
+    lines = list(lines)
+    lines[10] = b'{"type":"RECORD","record":'
+    inp = tc.wd.write_lines("in.jsonl", lines)
+    cfg_path = tc.write_config(tc.cfg(), "closed.config.json")
+    cat_path = tc.wd.write_json("closed.catalog.json", tc.default_catalog())
+    with open(inp, "rb") as stdin:
+        res = subprocess.run([lib.binary(), "write", "--config", cfg_path, "--catalog", cat_path],
+                             stdin=stdin, stderr=subprocess.PIPE, cwd=tc.wd.path,
+                             preexec_fn=lambda: os.close(1), timeout=120, check=False)
+    err = res.stderr.decode("utf-8", "replace")
+    tc.assertEqual(res.returncode, 1, err)
+    name = os.path.basename(lib.binary())
+    tc.assertRegex(err, r"(?m)^%s: error: .*line 11" % name, err)
+    for key in tc.secret_values:
+        tc.assertNotIn(key, err)
 
 
 def check_crlf_line_endings(tc, lines):

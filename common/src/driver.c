@@ -18,7 +18,8 @@
 #include "driver_int.h"
 
 /*
- * Exit codes: 0 success, 1 a fatal error (one TRACE error was written),
+ * Exit codes: 0 success, 1 a fatal error (one TRACE error was written; when
+ * stdout cannot take it, "<name>: error: <masked text>" on stderr),
  * 2 a usage error, 128 + signal when stopped by SIGTERM or SIGINT.
  */
 #define EXIT_FATAL 1
@@ -134,10 +135,34 @@ void ab_driver_set_http(struct ab_driver *d, struct ab_http *h)
     d->http = h;
 }
 
-void ab_driver_add_secret(struct ab_driver *d, const char *secret)
+enum ab_status ab_driver_add_secret(struct ab_driver *d, const char *secret, struct ab_error *err)
+{
+    struct ab_error e;
+    enum ab_status rc;
+
+    if (!secret || !d->em) {
+        return AB_OK;
+    }
+    rc = ab_emitter_add_secret(d->em, secret);
+    if (rc == AB_OK) {
+        return AB_OK;
+    }
+    ab_error_init(&e);
+    (void)ab_error_set(&e, rc,
+                       rc == AB_ERR_NOMEM ? "out of memory registering a secret to mask"
+                                          : "the secrets mask is full: a secret could not be "
+                                            "registered and is not used");
+    ab_driver_fail(d, &e);
+    if (err) {
+        *err = e;
+    }
+    return rc;
+}
+
+void ab_driver_remove_secret(struct ab_driver *d, const char *secret)
 {
     if (secret && d->em) {
-        (void)ab_emitter_add_secret(d->em, secret);
+        ab_emitter_remove_secret(d->em, secret);
     }
 }
 
@@ -187,6 +212,8 @@ void ab_driver_http_opts(struct ab_driver *d, struct ab_http_opts *o)
 {
     ab_opts_http(d->config, o);
     o->log = d->em;
+    /* blocking calls (start-up, tokens) end within a poll after SIGTERM */
+    o->stop = &ab_driver_signal_seen;
 }
 
 static bool host_is_loopback(const char *host, size_t n)
@@ -235,7 +262,7 @@ enum ab_status ab_driver_check_url(const char *url, const char *field, struct ab
 
 static void add_secret_cb(void *arg, const char *secret)
 {
-    ab_driver_add_secret(arg, secret);
+    (void)ab_driver_add_secret(arg, secret, NULL);
 }
 
 static void config_warn_cb(void *arg, const char *message)
@@ -243,6 +270,27 @@ static void config_warn_cb(void *arg, const char *message)
     struct ab_driver *d = arg;
 
     AB_WARN(d->em, "%s", message);
+}
+
+/* A client-side rate so low that one request waits longer than the request
+ * timeout is a mistake (1e-300 would wait forever without a word). */
+static enum ab_status check_rate(yajl_val config, struct ab_error *err)
+{
+    yajl_val rps = ab_json_get(config, "requests_per_second");
+    yajl_val timeout = ab_json_get(config, "request_timeout_seconds");
+    double rate;
+    double secs;
+
+    if (!rps || !timeout || !ab_json_double(rps, &rate) || !ab_json_double(timeout, &secs)) {
+        return AB_OK;
+    }
+    if (rate > 0 && 1.0 / rate > secs) {
+        return ab_error_set(err, AB_ERR_CONFIG,
+                            "requests_per_second: %g allows one request every %.3g s, longer than "
+                            "request_timeout_seconds (%g s); use at least %g, or 0 for no limit",
+                            rate, 1.0 / rate, secs, 1.0 / secs);
+    }
+    return AB_OK;
 }
 
 /* Loads and validates the config; registers its secrets. Every option comes
@@ -258,7 +306,15 @@ static enum ab_status load_config(struct ab_driver *d, struct ab_error *err)
     rc = ab_config_load_warn(d->config_path, d->schema, config_warn_cb, d, &d->config, err);
     if (d->config) {
         ab_config_each_secret(d->config, d->schema, add_secret_cb, d);
+        if (d->failed) {
+            *err = d->fatal;
+            return err->code;
+        }
     }
+    if (rc != AB_OK) {
+        return rc;
+    }
+    rc = check_rate(d->config, err);
     if (rc != AB_OK) {
         return rc;
     }
@@ -395,8 +451,8 @@ static const struct command_desc {
 } commands[] = {
     {"spec", CMD_SPEC, 3, false, false, "print the connector specification"},
     {"check", CMD_CHECK, 3, true, false, "test the configuration and the connection"},
-    {"discover", CMD_DISCOVER, 1 << AB_KIND_SOURCE, true, false,
-     "print the streams the source can read"},
+    {"discover", CMD_DISCOVER, 3, true, false,
+     "print the streams the source can read, or the objects the destination loads"},
     {"read", CMD_READ, 1 << AB_KIND_SOURCE, true, true,
      "read the catalog's streams as Airbyte messages on standard output"},
     {"write", CMD_WRITE, 1 << AB_KIND_DESTINATION, true, true,
@@ -748,7 +804,13 @@ static int driver_main(struct ab_driver *d, int argc, char **argv)
         goto out;
     }
 fatal:
-    (void)ab_emitter_trace_error(d->em, &err, NULL, NULL);
+    if (ab_emitter_trace_error(d->em, &err, NULL, NULL) != AB_OK) {
+        /* stdout is gone (closed, a broken pipe): stderr is the fallback */
+        char masked[sizeof(err.message)];
+
+        ab_emitter_mask(d->em, err.message, masked, sizeof(masked));
+        (void)fprintf(stderr, "%s: error: %s\n", d->name, masked);
+    }
     code = EXIT_FATAL;
 out:
     driver_release(d);

@@ -16,6 +16,9 @@
 #define TOKEN_MAX        16384 /* JWT access tokens run to a few kB */
 #define DEFAULT_FRACTION 0.9
 #define DEFAULT_LIFETIME 3600.0
+/* a longer expires_in is taken as this (and a token is renewed at least
+ * daily): the renewal time must stay far inside int64 microseconds */
+#define MAX_LIFETIME 86400.0
 
 struct ab_oauth2 {
     struct ab_driver *d;
@@ -320,13 +323,22 @@ static enum ab_status take_answer(struct ab_oauth2 *a, yajl_val body, struct ab_
     if (!(life > 0)) {
         life = DEFAULT_LIFETIME;
     }
-    ab_driver_add_secret(a->d, tok);
+    if (life > MAX_LIFETIME) {
+        life = MAX_LIFETIME;
+    }
+    rc = ab_driver_add_secret(a->d, tok, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
     if (rt && *rt) {
         if (!usable(rt)) {
             return ab_error_set(err, AB_ERR_PROTOCOL,
                                 "the token endpoint answered with an unusable refresh_token");
         }
-        ab_driver_add_secret(a->d, rt);
+        rc = ab_driver_add_secret(a->d, rt, err);
+        if (rc != AB_OK) {
+            return rc;
+        }
         if (strcmp(rt, a->refresh) != 0) {
             if (a->on_rotate) {
                 rc = a->on_rotate(a->rotate_arg, rt, err);

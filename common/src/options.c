@@ -14,6 +14,7 @@
 
 #include "ab/buf.h"
 #include "ab/config.h"
+#include "ab/emitter.h"
 #include "ab/json.h"
 #include "ab/protocol.h"
 
@@ -593,6 +594,15 @@ static void lint_schema(struct lint *l, yajl_val s, const char *path, bool top, 
         if (!ab_json_str(ab_json_get(s, "description"))) {
             lint_problem(l, path, "has no description");
         }
+    }
+    if (ab_json_get_bool(s, "airbyte_secret", false) &&
+        ab_json_get_int(s, "minLength", 0) < AB_SECRET_MIN_LENGTH) {
+        char what[64];
+
+        /* shorter secrets would not be masked, or would mask common words */
+        (void)snprintf(what, sizeof(what), "is a secret without minLength >= %d",
+                       AB_SECRET_MIN_LENGTH);
+        lint_problem(l, path, what);
     }
     if (ab_json_get(s, "pattern") && !ab_json_str(ab_json_get(s, "pattern_descriptor"))) {
         lint_problem(l, path, "has a pattern but no pattern_descriptor");

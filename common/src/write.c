@@ -132,6 +132,7 @@ enum ab_status ab_driver_reject_ex(struct ab_driver *d, const struct ab_rejectio
 {
     const struct ab_stream *s = &d->catalog.streams[r->stream];
     struct ab_rejected line;
+    struct ab_buf safe_errors;
     enum ab_status rc;
 
     if (d->s_rej) {
@@ -181,8 +182,16 @@ enum ab_status ab_driver_reject_ex(struct ab_driver *d, const struct ab_rejectio
     line.received_len = r->received_len;
     line.sent = r->sent;
     line.sent_len = r->sent_len;
-    line.errors_json = d->dl_errors.data;
-    rc = ab_deadletter_put(d->dl, &line, err);
+    /* the errors are the target's texts and may quote a secret; the record
+     * is the data being moved */
+    ab_buf_init(&safe_errors, AB_BUF_UNBOUNDED);
+    rc = ab_emitter_mask_buf(d->em, d->dl_errors.data ? d->dl_errors.data : "[]",
+                             d->dl_errors.data ? d->dl_errors.len : 2, &safe_errors, err);
+    if (rc == AB_OK) {
+        line.errors_json = safe_errors.data;
+        rc = ab_deadletter_put(d->dl, &line, err);
+    }
+    ab_buf_release(&safe_errors);
     if (rc != AB_OK) {
         return rc;
     }

@@ -21,6 +21,11 @@
  * customer record that arrived before its last order is committed, so an
  * order never reaches CRM360 before the customer it names (sealing orders
  * seals the open customer batches too, so they never wait long).
+ *
+ * A batch CRM360 refuses as a whole for what a record holds (400
+ * invalid_json or invalid_encoding, 413) is split in two slices, sent one
+ * after the other, and so on until each refused record is alone: that one is
+ * dead-lettered with CRM360's error and every other record is committed.
  */
 
 enum crm_result {
@@ -59,7 +64,12 @@ struct crm_batch {
     struct crm_rec *recs;
     size_t n;
     size_t cap;
-    bool replayed;   /* the answer carried "Idempotent-Replayed: true" */
+    bool replayed; /* the answer carried "Idempotent-Replayed: true" */
+    /* A slice of a batch CRM360 refused as a whole: the slices of one batch
+     * share its checkpoint unit (shares counts those alive, NULL for an
+     * unsplit batch) and go out one after the other (after: the next). */
+    unsigned *shares;
+    struct crm_batch *after;
     int64_t sent_us; /* submitted to the HTTP client */
 };
 
@@ -106,9 +116,10 @@ struct crm_dest {
     uint64_t local_rejects;
     uint64_t batches_sent;
     uint64_t batches_replayed;
-    uint64_t batches_earlier;
-    struct crm_lat lat[CRM_NOBJECTS];       /* answered for an earlier run */
+    uint64_t batches_earlier; /* answered for an earlier run */
+    struct crm_lat lat[CRM_NOBJECTS];
     uint64_t already_applied[CRM_NOBJECTS]; /* records of those batches */
+    uint64_t batches_split;                 /* refused as a whole and sent as two slices */
     struct ab_buf scratch;
     struct ab_buf errors;
 };

@@ -50,8 +50,12 @@ struct ab_loop *ab_driver_loop(struct ab_driver *d);
 /* The client the loop drives (borrowed; the connector frees it in close). */
 void ab_driver_set_http(struct ab_driver *d, struct ab_http *h);
 
-/* Registers a secret (copied) so it is masked in every log and error. */
-void ab_driver_add_secret(struct ab_driver *d, const char *secret);
+/* Registers a secret (copied) so it is masked in every log and error. When
+ * the mask cannot take it, the run fails (ab_driver_fail()) and the error is
+ * returned: the secret must not be used then. */
+enum ab_status ab_driver_add_secret(struct ab_driver *d, const char *secret, struct ab_error *err);
+/* Unregisters a secret that can no longer appear (a replaced token). */
+void ab_driver_remove_secret(struct ab_driver *d, const char *secret);
 
 /* A fatal error found inside a callback: the loop stops at the end of its
  * turn, one TRACE error is written and the run exits 1. The first wins. */
@@ -62,7 +66,8 @@ bool ab_driver_failed(const struct ab_driver *d);
  * HTTP options from the common config fields: "max_in_flight",
  * "requests_per_second", "burst", "connect_timeout_seconds",
  * "request_timeout_seconds", "max_retries", "ca_path"; absent fields keep
- * ab_http_opts_init() defaults. The log is the driver's emitter.
+ * ab_http_opts_init() defaults. The log is the driver's emitter; stop is
+ * the flag SIGTERM/SIGINT set, so blocking calls (ab_http_run) end promptly.
  */
 void ab_driver_http_opts(struct ab_driver *d, struct ab_http_opts *o);
 /* An http(s) URL whose scheme is https, or http with a loopback host

@@ -98,6 +98,7 @@ static void test_spec_declares_every_field_read(void **state)
     spec_test_declares(spec, fields);
     assert_null(ab_json_get(spec, "x-ab-options"));
     assert_true(YAJL_IS_TRUE(ab_json_get(ab_json_get(props, "client_secret"), "airbyte_secret")));
+    assert_int_equal(ab_json_get_int(ab_json_get(props, "client_secret"), "minLength", 0), 8);
     yajl_tree_free(spec);
 }
 
@@ -106,7 +107,7 @@ static void test_spec_defaults_fill_a_minimal_config(void **state)
     yajl_val spec = spec_test_build(shp_spec_json);
     yajl_val schema = ab_json_get(spec, "connectionSpecification");
     yajl_val cfg = parse("{\"api_url\":\"https://api.shops.example/\",\"client_id\":\"c\","
-                         "\"client_secret\":\"s3cr3t\",\"channel\":\"store-br\"}");
+                         "\"client_secret\":\"s3cr3t-value\",\"channel\":\"store-br\"}");
     struct ab_error err = {0};
     struct shp_config c;
     struct ab_http_opts o;
@@ -162,15 +163,20 @@ static void test_spec_defaults_fill_a_minimal_config(void **state)
 static void test_spec_rejects_bad_values(void **state)
 {
     static const char *const bad[] = {
-        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "{\"api_url\":\"https://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":"
         "\"b\",\"part_max_items\":1001}",
-        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "{\"api_url\":\"https://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":"
         "\"b\",\"part_max_bytes\":8388609}",
-        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "{\"api_url\":\"https://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":"
         "\"b\",\"label_prefix\":\"has space\"}",
         "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"channel\":\"b\"}",
-        "{\"api_url\":\"ftp://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":\"b\"}",
-        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "{\"api_url\":\"ftp://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":\"b\"}",
+        "{\"api_url\":\"https://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":"
         "\"b\",\"stream_mappings\":[{\"stream\":\"p\",\"object\":\"orders\"}]}",
         NULL};
     yajl_val spec = spec_test_build(shp_spec_json);
@@ -305,6 +311,7 @@ static void test_auth_parse(void **state)
     yajl_val noexp = parse("{\"access_token\":\"tok\"}");
     yajl_val none = parse("{\"token_type\":\"Bearer\"}");
     yajl_val mac = parse("{\"access_token\":\"t\",\"token_type\":\"mac\"}");
+    yajl_val forever = parse("{\"access_token\":\"tok\",\"expires_in\":1e300}");
     struct ab_error err = {0};
     const char *t = NULL;
     double e = 0;
@@ -317,6 +324,10 @@ static void test_auth_parse(void **state)
     assert_true(e > 3599.0 && e < 3601.0);
     assert_int_equal(shp_auth_parse(none, &t, &e, &err), AB_ERR_PROTOCOL);
     assert_int_equal(shp_auth_parse(mac, &t, &e, &err), AB_ERR_PROTOCOL);
+    /* clamped to a day: the renewal time must fit int64 microseconds */
+    assert_int_equal(shp_auth_parse(forever, &t, &e, &err), AB_OK);
+    assert_true(e > 86399.0 && e < 86401.0);
+    yajl_tree_free(forever);
     yajl_tree_free(ok);
     yajl_tree_free(noexp);
     yajl_tree_free(none);
