@@ -54,6 +54,11 @@ enum ab_status ab_emitter_mask_buf(const struct ab_emitter *em, const char *text
                                    struct ab_buf *out, struct ab_error *err);
 
 void ab_emitter_set_level(struct ab_emitter *em, enum ab_log_level min);
+/* Text mode (a person at a terminal): LOG messages go to text as
+ * "HH:MM:SS LEVEL message" lines (masked) instead of stdout; a TRACE error
+ * still goes to stdout and is echoed there too. before (may be NULL) runs
+ * before each text line (to clear a progress line). text NULL: off. */
+void ab_emitter_set_text(struct ab_emitter *em, FILE *text, void (*before)(void *arg), void *arg);
 bool ab_emitter_enabled(const struct ab_emitter *em, enum ab_log_level level);
 
 enum ab_status ab_emitter_log(struct ab_emitter *em, enum ab_log_level level, const char *fmt, ...)
