@@ -50,13 +50,15 @@ def records(res, stream=None):
 
 
 def records_before_last_state(res, stream):
-    """Records of stream emitted before its last STATE (what a restarted
-    attempt does not read again)."""
+    """Records of stream emitted before its last STATE, or last GLOBAL state
+    (what a restarted attempt does not read again)."""
     out, pending = [], []
     for m in res.messages:
         if m["type"] == "RECORD" and m["record"]["stream"] == stream:
             pending.append(m["record"]["data"])
-        elif m["type"] == "STATE" and m["state"]["stream"]["stream_descriptor"]["name"] == stream:
+        elif m["type"] == "STATE" and (
+                m["state"]["type"] == "GLOBAL" or
+                m["state"]["stream"]["stream_descriptor"]["name"] == stream):
             out += pending
             pending = []
     return out

@@ -451,8 +451,8 @@ static const struct command_desc {
 } commands[] = {
     {"spec", CMD_SPEC, 3, false, false, "print the connector specification"},
     {"check", CMD_CHECK, 3, true, false, "test the configuration and the connection"},
-    {"discover", CMD_DISCOVER, 1 << AB_KIND_SOURCE, true, false,
-     "print the streams the source can read"},
+    {"discover", CMD_DISCOVER, 3, true, false,
+     "print the streams the source can read, or the objects the destination loads"},
     {"read", CMD_READ, 1 << AB_KIND_SOURCE, true, true,
      "read the catalog's streams as Airbyte messages on standard output"},
     {"write", CMD_WRITE, 1 << AB_KIND_DESTINATION, true, true,

@@ -43,6 +43,16 @@ struct ab_run_opts {
     long show_requests;
 };
 
+/* A dry run's requests per object and operation. */
+#define DRY_ROWS 16
+struct dry_row {
+    char object[48];
+    char op[32];
+    uint64_t requests;
+    uint64_t records;
+    uint64_t bytes;
+};
+
 /* Per catalog stream, for a read run. */
 struct read_stream {
     yajl_val state_in;          /* borrowed from the driver's state tree */
@@ -83,16 +93,22 @@ struct ab_driver {
     struct ab_run_opts run;
     struct ab_input in; /* the input being read */
     bool in_open;
-    int in_fd;                  /* its descriptor, watched by the loop */
-    struct ab_load_file *lf;    /* load: one per input file */
-    uint64_t *file_seq;         /* load: seq of the first record of each file */
-    size_t cur_file;            /* load: the file being read */
-    uint64_t cand_off;          /* load: offset after the last line handled */
-    uint64_t cand_line;         /* load: that line */
-    bool ckpt_dirty;            /* load: progress not yet written */
-    bool load_done;             /* load: the last file's end mark is queued */
-    char target[400];           /* load: "object x" or "stream ns.name" */
-    struct ab_buf catalog_text; /* a made catalog, for --print-catalog */
+    int in_fd;                    /* its descriptor, watched by the loop */
+    struct ab_load_file *lf;      /* load: one per input file */
+    uint64_t *file_seq;           /* load: seq of the first record of each file */
+    size_t cur_file;              /* load: the file being read */
+    uint64_t cand_off;            /* load: offset after the last line handled */
+    uint64_t cand_line;           /* load: that line */
+    bool ckpt_dirty;              /* load: progress not yet written */
+    int64_t ckpt_written_us;      /* load: when the checkpoint file was last written */
+    bool load_done;               /* load: the last file's end mark is queued */
+    char target[400];             /* load: "object x" or "stream ns.name" */
+    struct ab_buf catalog_text;   /* a made catalog, for --print-catalog */
+    struct dry_row dry[DRY_ROWS]; /* dry run */
+    size_t ndry;
+    uint64_t dry_shown;
+    uint64_t dry_rejects[2]; /* by the destination, by the target's rules */
+    uint64_t dry_states;
     enum write_phase phase;
     struct ab_ckpt *ck;
     struct ab_deadletter *dl;

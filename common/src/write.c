@@ -20,6 +20,69 @@
 
 /* ---- rejections ---------------------------------------------------------- */
 
+/* A dry run details this many rejections, then only counts them. */
+#define DRY_REJECTS_SHOWN 100
+/* and shows at most this much of a request body */
+#define DRY_BODY_SHOWN ((size_t)64 * 1024)
+
+bool ab_driver_dry_run(const struct ab_driver *d)
+{
+    return d->run.dry_run;
+}
+
+void ab_driver_dry_request(struct ab_driver *d, const char *object, const char *op,
+                           const char *label, size_t records, const char *body, size_t len)
+{
+    struct dry_row *row = NULL;
+
+    for (size_t i = 0; i < d->ndry; i++) {
+        if (strcmp(d->dry[i].object, object) == 0 && strcmp(d->dry[i].op, op) == 0) {
+            row = &d->dry[i];
+        }
+    }
+    if (!row && d->ndry < DRY_ROWS) {
+        row = &d->dry[d->ndry++];
+        (void)snprintf(row->object, sizeof(row->object), "%s", object);
+        (void)snprintf(row->op, sizeof(row->op), "%s", op);
+    }
+    if (row) {
+        row->requests++;
+        row->records += records;
+        row->bytes += len;
+    }
+    if (d->dry_shown < (uint64_t)d->run.show_requests) {
+        d->dry_shown++;
+        AB_INFO(d->em, "dry run: request %llu: %s (%zu records, %zu bytes): %.*s%s",
+                (unsigned long long)d->dry_shown, label, records, len,
+                (int)(len < DRY_BODY_SHOWN ? len : DRY_BODY_SHOWN), body ? body : "",
+                len > DRY_BODY_SHOWN ? " [...]" : "");
+    }
+}
+
+static void log_dry_summary(struct ab_driver *d)
+{
+    uint64_t req = 0;
+    uint64_t recs = 0;
+
+    for (size_t i = 0; i < d->ndry; i++) {
+        const struct dry_row *r = &d->dry[i];
+
+        AB_INFO(d->em, "dry run: %s %s: %llu requests, %llu records, %llu bytes would be sent",
+                r->object, r->op, (unsigned long long)r->requests, (unsigned long long)r->records,
+                (unsigned long long)r->bytes);
+        req += r->requests;
+        recs += r->records;
+    }
+    AB_INFO(d->em,
+            "dry run: nothing was sent; %llu requests with %llu records would be sent, %llu "
+            "records would be rejected (%llu by the destination, %llu by the target's rules "
+            "checked locally)%s",
+            (unsigned long long)req, (unsigned long long)recs,
+            (unsigned long long)(d->dry_rejects[0] + d->dry_rejects[1]),
+            (unsigned long long)d->dry_rejects[0], (unsigned long long)d->dry_rejects[1],
+            d->mode == WM_WRITE ? "; states held back" : "");
+}
+
 /* A crossed rejection threshold: the error, its secrets masked. */
 static enum ab_status over_limit(struct ab_driver *d, size_t stream, const char *errors_json,
                                  struct ab_error *err)
@@ -70,6 +133,21 @@ enum ab_status ab_driver_reject_ex(struct ab_driver *d, const struct ab_rejectio
     struct ab_buf safe_errors;
     enum ab_status rc;
 
+    if (d->run.dry_run) {
+        /* nothing is written: the rejection is reported */
+        bool by_target = strcmp(r->rejected_by, "target") == 0;
+
+        if (d->dry_rejects[0] + d->dry_rejects[1] < DRY_REJECTS_SHOWN) {
+            AB_INFO(d->em, "dry run: line %llu%s%s of stream '%s' would be rejected by the %s: %s",
+                    (unsigned long long)r->lineno, d->mode == WM_LOAD ? " of " : "",
+                    d->mode == WM_LOAD ? load_file_of(d, r->seq) : "", s->name,
+                    by_target ? "target (its rules, checked locally)" : "destination",
+                    r->errors_json);
+        }
+        d->dry_rejects[by_target]++;
+        ab_ckpt_reject(d->ck, r->stream, r->seq);
+        return AB_OK;
+    }
     rc = ab_mapping_annotate_errors(r->mapping, r->errors_json, &d->dl_errors, err);
     if (rc != AB_OK) {
         return rc;
@@ -172,7 +250,7 @@ static enum ab_status emit_state(void *arg, const char *members, size_t len, uin
     enum ab_status rc;
 
     /* A rejection must be stored before the state that counts it. */
-    if (d->dl_dirty) {
+    if (d->dl_dirty && d->dl) {
         rc = ab_deadletter_sync(d->dl, err);
         if (rc != AB_OK) {
             return rc;
@@ -182,6 +260,10 @@ static enum ab_status emit_state(void *arg, const char *members, size_t len, uin
     if (d->mode == WM_LOAD) {
         return on_mark(d, members, err);
     }
+    if (d->run.dry_run) {
+        d->dry_states++;
+        return AB_OK;
+    }
     rc = ab_emitter_state(d->em, members, len, record_count, rejected_count);
     if (rc != AB_OK) {
         return ab_error_set(err, rc, "cannot write to stdout");
@@ -189,15 +271,34 @@ static enum ab_status emit_state(void *arg, const char *members, size_t len, uin
     return AB_OK;
 }
 
+/* load: writes the checkpoint file when progress was made, at most every
+ * CKPT_GAP_US while the run goes on (each write is an fsync), at once when
+ * forced (the end of the run, a signal, an error). */
+#define CKPT_GAP_US (1000000LL)
+
+static enum ab_status write_checkpoint(struct ab_driver *d, bool force, struct ab_error *err)
+{
+    int64_t now;
+    enum ab_status rc;
+
+    if (!d->ckpt_dirty || !d->run.checkpoint || d->run.dry_run) {
+        return AB_OK;
+    }
+    now = ab_now_us();
+    if (!force && now - d->ckpt_written_us < CKPT_GAP_US) {
+        return AB_OK;
+    }
+    rc = ab_load_ckpt_write(d->run.checkpoint, d->name, d->target, d->lf, d->run.nfiles, err);
+    d->ckpt_dirty = false;
+    d->ckpt_written_us = now;
+    return rc;
+}
+
 static enum ab_status release_states(struct ab_driver *d, struct ab_error *err)
 {
     enum ab_status rc = ab_ckpt_release(d->ck, emit_state, d, NULL, err);
 
-    if (rc == AB_OK && d->ckpt_dirty && d->run.checkpoint && !d->run.dry_run) {
-        rc = ab_load_ckpt_write(d->run.checkpoint, d->name, d->target, d->lf, d->run.nfiles, err);
-        d->ckpt_dirty = false;
-    }
-    return rc;
+    return rc == AB_OK ? write_checkpoint(d, d->phase != WP_READING, err) : rc;
 }
 
 /* ---- the write loop ------------------------------------------------------ */
@@ -598,6 +699,9 @@ static void log_summary(struct ab_driver *d, bool ok)
     if (d->dops->summary) {
         d->dops->summary(d->self, d->em);
     }
+    if (d->run.dry_run) {
+        log_dry_summary(d);
+    }
 }
 
 /* ---- phases ---------------------------------------------------------------- */
@@ -991,6 +1095,13 @@ enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err)
     d->last_progress_us = d->start_us;
     rc = ab_loop_run(d->loop, err);
     if (ab_driver_signal_seen) {
+        struct ab_error ignored;
+
+        /* what is committed is recorded; nothing else */
+        ab_error_init(&ignored);
+        if (release_states(d, &ignored) == AB_OK) {
+            (void)write_checkpoint(d, true, &ignored);
+        }
         return AB_OK;
     }
     if (rc == AB_OK && d->input_failed) {
@@ -1002,7 +1113,9 @@ enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err)
 
         /* Whatever is committed may still go out; nothing else does. */
         ab_error_init(&ignored);
-        (void)release_states(d, &ignored);
+        if (release_states(d, &ignored) == AB_OK) {
+            (void)write_checkpoint(d, true, &ignored);
+        }
     }
     if (d->dops->finish) {
         struct ab_error ferr;
@@ -1017,6 +1130,9 @@ enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err)
     }
     if (rc == AB_OK) {
         rc = release_states(d, err);
+    }
+    if (rc == AB_OK) {
+        rc = write_checkpoint(d, true, err);
     }
     log_progress(d, ab_now_us());
     log_summary(d, rc == AB_OK);

@@ -483,6 +483,49 @@ static enum ab_http_verdict classify_batch(void *arg, const struct ab_http_resp 
     return answer->status == 409 ? AB_HTTP_RETRY : AB_HTTP_DEFAULT;
 }
 
+/* A dry run: CRM360's record rules checked locally, the batch counted (and
+ * shown) instead of sent, and its unit done at once. */
+static enum ab_status dry_batch(struct crm_dest *c, struct crm_batch *b, struct ab_error *err)
+{
+    struct ab_buf errors;
+    char label[64];
+    enum ab_status rc = AB_OK;
+    size_t bad = 0;
+
+    ab_buf_init(&errors, AB_BUF_UNBOUNDED);
+    for (size_t i = 0; i < b->n && rc == AB_OK; i++) {
+        const struct crm_rec *r = &b->recs[i];
+        yajl_val rec = ab_json_parse(b->body.data + r->off, r->len, err);
+
+        if (!rec) {
+            rc = err->code;
+            break;
+        }
+        ab_buf_reset(&errors);
+        rc = crm_check_rules(b->obj, b->op, rec, &errors, err);
+        ab_json_free(rec);
+        if (rc == AB_OK && errors.len) {
+            rc = ab_buf_addc(&errors, ']', err);
+            if (rc == AB_OK) {
+                bad++;
+                c->results[b->obj][CRM_R_REJECTED]++;
+                rc = ab_driver_reject(c->d, r->stream, r->seq, r->lineno, "target",
+                                      b->body.data + r->off, r->len, errors.data, err);
+            }
+        }
+    }
+    ab_buf_release(&errors);
+    if (rc == AB_OK) {
+        (void)snprintf(label, sizeof(label), "POST /v1/%s:%s", crm_object_name(b->obj),
+                       crm_op_name(b->op));
+        ab_driver_dry_request(c->d, crm_object_name(b->obj), crm_op_name(b->op), label, b->n - bad,
+                              b->body.data, b->body.len);
+        ab_ckpt_unit_done(c->ck, b->unit);
+    }
+    crm_batch_free(b);
+    return rc;
+}
+
 static enum ab_status send_batch(struct crm_dest *c, struct crm_batch *b, struct ab_error *err)
 {
     char url[2048];
@@ -554,6 +597,13 @@ void crm_pump(struct crm_dest *c)
         }
         b->next = NULL;
         c->queued--;
+        if (ab_driver_dry_run(c->d)) {
+            if (dry_batch(c, b, &err) != AB_OK) {
+                ab_driver_fail(c->d, &err);
+                return;
+            }
+            continue;
+        }
         if (send_batch(c, b, &err) != AB_OK) {
             crm_batch_free(b);
             ab_driver_fail(c->d, &err);

@@ -173,15 +173,21 @@ static void crm_summary(void *self, struct ab_emitter *em)
                 (unsigned long long)c->already_applied[o]);
     }
     AB_INFO(em,
-            "crm360: %llu batches sent (%llu answered from the idempotency store, %llu of them "
-            "applied by an earlier run with the same sync_id; %llu refused as a whole and "
-            "split), %llu records rejected before sending",
+            "crm360: %llu batches sent (%llu answered from the idempotency store; %llu refused "
+            "as a whole and split), %llu records rejected before sending",
             (unsigned long long)c->batches_sent, (unsigned long long)c->batches_replayed,
-            (unsigned long long)c->batches_earlier, (unsigned long long)c->batches_split,
-            (unsigned long long)c->local_rejects);
+            (unsigned long long)c->batches_split, (unsigned long long)c->local_rejects);
     if (c->batches_earlier) {
-        AB_INFO(em, "crm360: to apply those records again, run with a new sync_id (the "
-                    "catalog's sync_id, or --sync-id N with an inferred catalog or load)");
+        AB_INFO(em,
+                "crm360: %llu batches were applied by an earlier run with the same sync_id; to "
+                "apply their records again, run with a new sync_id (the catalog's sync_id, or "
+                "--sync-id N with an inferred catalog or load)",
+                (unsigned long long)c->batches_earlier);
+    }
+    if (ab_driver_dry_run(c->d)) {
+        AB_INFO(em, "dry run: CRM360's record rules were checked locally; only CRM360 can tell "
+                    "unknown_customer (an order whose customer it does not hold) and each "
+                    "record's outcome (created, updated, unchanged, stale, not_found)");
     }
 }
 
@@ -312,6 +318,13 @@ static enum ab_status resolve_streams(struct crm_dest *c, struct ab_error *err)
                                 "or orders, or map it in stream_mappings",
                                 s->name);
         }
+        if (s->generation_id > 0 && s->minimum_generation_id == s->generation_id) {
+            AB_WARN(c->em,
+                    "stream '%s': generation %lld asks to remove what earlier generations "
+                    "loaded; destination-crm360 loads it but removes nothing (records of "
+                    "earlier generations stay in CRM360)",
+                    s->name, (long long)s->generation_id);
+        }
         switch (s->dest_mode) {
         case AB_DEST_APPEND:
         case AB_DEST_APPEND_DEDUP:
@@ -390,6 +403,7 @@ const struct ab_destination_ops crm_destination_ops = {
     .name = "destination-crm360",
     .version = AB_VERSION,
     .spec_json = crm_spec_json,
+    .destination_catalog_json = crm_destination_catalog_json,
     .check = crm_check,
     .open = crm_open,
     .record = crm_record,

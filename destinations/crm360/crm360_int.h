@@ -140,6 +140,11 @@ char *crm_dup_url(const char *url);
 enum ab_status crm_make_client(struct ab_driver *d, bool for_check, struct ab_http **out,
                                struct ab_error *err);
 
+/* rules.c: CRM360's record rules (docs/api/crm360.md) for a dry run;
+ * problems are appended with crm_add_problem() (nothing added: valid). */
+enum ab_status crm_check_rules(enum crm_object obj, enum crm_op op, yajl_val rec,
+                               struct ab_buf *errors, struct ab_error *err);
+
 /* check.c */
 enum ab_status crm_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err);
 

@@ -147,6 +147,13 @@ static enum ab_status plan_streams(struct shp_dest *s, struct ab_error *err)
                                 cs->name, cs->dest_mode_name ? cs->dest_mode_name : "?");
         }
         st->map = ab_mappings_resolve(&s->maps, cs->name, cs->ns, shp_objects(), err);
+        if (!st->map && err->code == AB_ERR_CONFIG && cs->destination_object) {
+            /* no stream_mappings entry: the catalog's destination_object_name
+             * (data activation) names the object, fields as they come */
+            ab_error_init(err);
+            st->map =
+                ab_mappings_resolve(&s->maps, cs->destination_object, NULL, shp_objects(), err);
+        }
         if (!st->map) {
             return err->code;
         }
@@ -161,7 +168,19 @@ static enum ab_status plan_streams(struct shp_dest *s, struct ab_error *err)
                                 "field 'sku'",
                                 cs->name);
         }
-        if (cs->dest_mode == AB_DEST_OVERWRITE) {
+        if (cs->dest_mode != AB_DEST_OVERWRITE && cs->generation_id > 0 &&
+            cs->minimum_generation_id == cs->generation_id) {
+            /* A truncating refresh (Airbyte's "refresh and remove records",
+             * or overwrite from a platform that speaks refreshes): what
+             * earlier generations loaded goes, which a replace import does
+             * atomically, committed only after COMPLETE. */
+            AB_INFO(s->em,
+                    "stream '%s': generation %lld removes what earlier generations loaded: "
+                    "one replace import, committed only after STREAM_STATUS COMPLETE",
+                    cs->name, (long long)cs->generation_id);
+        }
+        if (cs->dest_mode == AB_DEST_OVERWRITE ||
+            (cs->generation_id > 0 && cs->minimum_generation_id == cs->generation_id)) {
             st->overwrite = true;
             st->replace_track = true;
             s->replace_objects |= 1U << st->obj;
@@ -293,6 +312,10 @@ static enum ab_status shp_open(struct ab_driver *d, void **self, struct ab_error
             s->cfg.channel, s->cfg.label_prefix, s->sync_ident, s->cfg.lim.max_items,
             s->cfg.lim.max_bytes, (unsigned long long)s->cfg.min_commit_records,
             (long long)(s->cfg.max_commit_interval_us / 1000000));
+    if (ab_driver_dry_run(d)) {
+        /* no token, no clean-up of stale imports: nothing is sent */
+        return AB_OK;
+    }
     return shp_recover(s, err);
 }
 
@@ -715,6 +738,13 @@ static void shp_summary(void *self, struct ab_emitter *em)
     struct shp_dest *s = self;
     struct ab_http_stats hs;
 
+    if (ab_driver_dry_run(s->d)) {
+        AB_INFO(em, "dry run: the destination's own checks were made (sku present, item size); "
+                    "Shops checks its field rules (sku characters, title, price, currency, "
+                    "quantity, dates), unknown_sku and unknown_parent only when an import's "
+                    "parts are uploaded and committed");
+    }
+
     ab_http_get_stats(s->h, &hs);
     AB_INFO(em,
             "shops: products applied %llu, unchanged %llu, deactivated %llu; inventory applied "
@@ -821,6 +851,7 @@ const struct ab_destination_ops shp_destination_ops = {
     .name = SHP_NAME,
     .version = AB_VERSION,
     .spec_json = shp_spec_json,
+    .destination_catalog_json = shp_destination_catalog_json,
     .check = shp_check,
     .open = shp_open,
     .record = shp_record,

@@ -42,6 +42,10 @@ struct ab_destination_ops {
     const char *name;      /* "destination-x" */
     const char *version;   /* AB_VERSION: the project version, from CMake */
     const char *spec_json; /* the whole ConnectorSpecification object */
+    /* The DestinationCatalog `discover` prints (protocol 0.16.0+): the
+     * objects, the operations (destination sync modes) each really
+     * supports, their JSON schemas and matching keys; NULL: no discover. */
+    const char *destination_catalog_json;
 
     /* check: config is already valid. Report each problem with
      * ab_check_problem(); return non-OK only for an internal failure. */
@@ -115,6 +119,20 @@ struct ab_rejection {
  * of the errors. */
 enum ab_status ab_driver_reject_ex(struct ab_driver *d, const struct ab_rejection *r,
                                    struct ab_error *err);
+
+/*
+ * A dry run (--dry-run): the destination validates, maps and batches as
+ * usual but sends no request that writes. Instead of sending a request it
+ * reports it with ab_driver_dry_request() (object, operation, a label such
+ * as "POST /v1/customers:upsert", the records it carries and its body) and
+ * treats its unit as committed at once. Rules of the target that can be
+ * checked locally are checked, and breaking records are rejected with
+ * ab_driver_reject() as the target would reject them; a dry run writes no
+ * dead-letter file and no checkpoint, and emits no STATE.
+ */
+bool ab_driver_dry_run(const struct ab_driver *d);
+void ab_driver_dry_request(struct ab_driver *d, const char *object, const char *op,
+                           const char *label, size_t records, const char *body, size_t len);
 
 /* Counts committed records (for progress and the summary). */
 void ab_driver_add_committed(struct ab_driver *d, uint64_t n);
