@@ -27,7 +27,9 @@ destination. Standard library only.
 """
 
 import json
+import os
 import signal
+import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -88,13 +90,13 @@ class StreamGenerator:
             st = {"type": "GLOBAL", "global": {
                 "shared_state": {"position": self.lines},
                 "stream_states": [
-                    {"stream_descriptor": {"name": s, "namespace": self.namespace},
+                    {"stream_descriptor": descriptor(s, self.namespace),
                      "stream_state": {"cursor": gen_time(self.clock)}}
                     for s in self.streams]}}
         else:
             count, self.since_state[stream] = self.since_state[stream], 0
             st = {"type": "STREAM", "stream": {
-                "stream_descriptor": {"name": stream, "namespace": self.namespace},
+                "stream_descriptor": descriptor(stream, self.namespace),
                 "stream_state": {"cursor": gen_time(self.clock), "line": self.lines}}}
         st["sourceStats"] = {"recordCount": float(count)}
         st["id"] = self.state_id
@@ -104,6 +106,15 @@ class StreamGenerator:
 # ---------------------------------------------------------------------------
 # Building and editing input
 # ---------------------------------------------------------------------------
+
+
+def descriptor(name, namespace):
+    """A StreamDescriptor as the platform writes it: no "namespace" key when
+    there is none (the protocol's schema has no null namespace)."""
+    d = {"name": name}
+    if namespace:
+        d["namespace"] = namespace
+    return d
 
 
 def js(obj):
@@ -346,6 +357,27 @@ def check_complete_last_line_without_newline(tc, lines):
     assert_states(tc, inp, res, [])
     tc.assertEqual(res.states[-1]["id"], json.loads(lines[-1])["state"]["id"])
     return res
+
+
+def check_stdout_closed(tc, lines):
+    """A fatal input error (a malformed line) while stdout is closed: the
+    TRACE cannot be written, so the error goes to stderr, masked, as
+    "<name>: error: <text>", and the exit code is 1."""
+    lines = list(lines)
+    lines[10] = b'{"type":"RECORD","record":'
+    inp = tc.wd.write_lines("in.jsonl", lines)
+    cfg_path = tc.write_config(tc.cfg(), "closed.config.json")
+    cat_path = tc.wd.write_json("closed.catalog.json", tc.default_catalog())
+    with open(inp, "rb") as stdin:
+        res = subprocess.run([lib.binary(), "write", "--config", cfg_path, "--catalog", cat_path],
+                             stdin=stdin, stderr=subprocess.PIPE, cwd=tc.wd.path,
+                             preexec_fn=lambda: os.close(1), timeout=120, check=False)
+    err = res.stderr.decode("utf-8", "replace")
+    tc.assertEqual(res.returncode, 1, err)
+    name = os.path.basename(lib.binary())
+    tc.assertRegex(err, r"(?m)^%s: error: .*line 11" % name, err)
+    for key in tc.secret_values:
+        tc.assertNotIn(key, err)
 
 
 def check_crlf_line_endings(tc, lines):

@@ -27,7 +27,7 @@ class BenchBling(unittest.TestCase):
         n = 3000 if lib.OPTIONS and lib.OPTIONS.quick else 100000
         wd = lib.Workdir("ab-bench-bling-")
         srv = bh.emulator(contacts=200, products=50, orders=n,
-                          extra=["--daily-quota", str(10 * n)])
+                          extra=["--daily-quota", str(10 * n)], timeout=600)
         t0 = time.monotonic()
         srv.start()
         started = time.monotonic() - t0

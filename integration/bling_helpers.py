@@ -10,10 +10,10 @@ RT0 = "rt-initial-0000000000000000"
 STREAMS = ("contatos", "pedidos", "produtos", "estoques")
 
 
-def emulator(contacts=60, products=12, orders=50, rate=0, extra=()):
+def emulator(contacts=60, products=12, orders=50, rate=0, extra=(), timeout=20):
     args = ["--contacts", str(contacts), "--products", str(products), "--orders", str(orders),
             "--rate", str(rate)] + list(extra)
-    return lib.Server(EMULATOR, args)
+    return lib.Server(EMULATOR, args, timeout=timeout)
 
 
 def config(srv, **over):
@@ -58,9 +58,14 @@ def last_states(messages, previous=None):
     return list(by_stream.values())
 
 
-def records(messages, stream=None):
-    return [m["record"]["data"] for m in messages
-            if m["type"] == "RECORD" and (stream is None or m["record"]["stream"] == stream)]
+def records(messages, stream=None, raw=False):
+    """The records' data; without raw, the source's own "_ab_window_end"
+    stamp is left out (what Bling sends remains)."""
+    out = [m["record"]["data"] for m in messages
+           if m["type"] == "RECORD" and (stream is None or m["record"]["stream"] == stream)]
+    if raw:
+        return out
+    return [{k: v for k, v in r.items() if k != "_ab_window_end"} for r in out]
 
 
 def public(row):

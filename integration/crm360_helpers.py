@@ -12,7 +12,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
-from airbyte_input import check_dead_letters, input_states, reason_matches  # noqa: E402
+from airbyte_input import (check_dead_letters, descriptor, input_states,  # noqa: E402
+                           reason_matches)
 
 # ---------------------------------------------------------------------------
 # CRM360 helpers
@@ -46,9 +47,9 @@ def catalog(mode="append_dedup", streams=OBJECTS, sync_id=42, modes=None, namesp
     for s in streams:
         m = (modes or {}).get(s, mode)
         cs.append({
-            "stream": {"name": s, "namespace": namespace, "json_schema": {"type": "object"},
-                       "supported_sync_modes": ["full_refresh", "incremental"],
-                       "source_defined_primary_key": [["brand"], ["external_id"]]},
+            "stream": dict(descriptor(s, namespace), json_schema={"type": "object"},
+                           supported_sync_modes=["full_refresh", "incremental"],
+                           source_defined_primary_key=[["brand"], ["external_id"]]),
             "sync_mode": "incremental", "destination_sync_mode": m,
             "primary_key": [["brand"], ["external_id"]], "cursor_field": ["updated_at"],
             "generation_id": 1, "minimum_generation_id": 0, "sync_id": sync_id})

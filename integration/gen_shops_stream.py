@@ -88,9 +88,11 @@ class Generator(StreamGenerator):
     # -- output ----------------------------------------------------------------
 
     def record(self, stream, data, valid, reason=None, rejected_by=None, key=None):
-        self.emit({"type": "RECORD", "record": {
-            "stream": stream, "namespace": self.a.namespace,
-            "emitted_at": (BASE_EPOCH + self.clock) * 1000, "data": data}})
+        rec = {"stream": stream, "emitted_at": (BASE_EPOCH + self.clock) * 1000, "data": data}
+        if self.a.namespace:
+            # the platform leaves the key out when there is no namespace
+            rec["namespace"] = self.a.namespace
+        self.emit({"type": "RECORD", "record": rec})
         self.since_state[stream] += 1
         self.since_global += 1
         if valid:
@@ -271,8 +273,16 @@ class Generator(StreamGenerator):
         for s in a.complete_streams:
             self.emit({"type": "TRACE", "trace": {
                 "type": "STREAM_STATUS", "emitted_at": float((BASE_EPOCH + self.clock) * 1000),
-                "stream_status": {"stream_descriptor": {"name": s, "namespace": a.namespace},
+                "stream_status": {"stream_descriptor": descriptor(s, a.namespace),
                                   "status": "COMPLETE"}}})
+
+
+def descriptor(name, namespace):
+    """A StreamDescriptor; no "namespace" key when there is none."""
+    d = {"name": name}
+    if namespace:
+        d["namespace"] = namespace
+    return d
 
 
 def main(argv=None):

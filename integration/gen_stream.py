@@ -57,9 +57,11 @@ class Generator(StreamGenerator):
         self.out = None
 
     def record(self, stream, data, valid, reason=None):
-        self.emit({"type": "RECORD", "record": {
-            "stream": stream, "namespace": self.args.namespace,
-            "emitted_at": 1767225600000 + self.clock, "data": data}})
+        rec = {"stream": stream, "emitted_at": 1767225600000 + self.clock, "data": data}
+        if self.args.namespace:
+            # the platform leaves the key out when there is no namespace
+            rec["namespace"] = self.args.namespace
+        self.emit({"type": "RECORD", "record": rec})
         self.since_state[stream] += 1
         self.since_global += 1
         key = "%s/%s" % (data.get("brand"), data.get("external_id"))
@@ -180,9 +182,16 @@ class Generator(StreamGenerator):
             for s in ("customers", "orders"):
                 self.emit({"type": "TRACE", "trace": {
                     "type": "STREAM_STATUS", "emitted_at": float(1767225600000 + self.clock),
-                    "stream_status": {"stream_descriptor": {"name": s,
-                                                            "namespace": a.namespace},
+                    "stream_status": {"stream_descriptor": descriptor(s, a.namespace),
                                       "status": "COMPLETE"}}})
+
+
+def descriptor(name, namespace):
+    """A StreamDescriptor; no "namespace" key when there is none."""
+    d = {"name": name}
+    if namespace:
+        d["namespace"] = namespace
+    return d
 
 
 def main():

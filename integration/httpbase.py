@@ -36,6 +36,7 @@ import json
 import math
 import os
 import random
+import re
 import secrets
 import signal
 import socket
@@ -83,6 +84,22 @@ def parse_json(data):
                           parse_constant=_reject_constant)
     except (UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(str(exc)) from None
+
+
+_JSON_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_depth(data):
+    """The deepest nesting of arrays and objects in JSON text (bytes)."""
+    depth = deepest = 0
+    for m in _JSON_STRING_OR_BRACKET.finditer(data):
+        c = m.group()
+        if c in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 def error_body(code, message, **extra):

@@ -39,6 +39,9 @@ import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import airbyte_protocol  # noqa: E402
+
 EMULATORS = os.path.join(HERE, "emulators")
 
 # Set by main() from --bin; tests read it through binary().
@@ -294,43 +297,16 @@ class Server:
 # Airbyte messages
 # ---------------------------------------------------------------------------
 
-# AirbyteMessage type -> the member that must carry its payload.
-MESSAGE_MEMBERS = {
-    "RECORD": "record", "STATE": "state", "LOG": "log", "TRACE": "trace",
-    "SPEC": "spec", "CONNECTION_STATUS": "connectionStatus", "CATALOG": "catalog",
-    "CONTROL": "control", "DESTINATION_CATALOG": "destination_catalog",
-}
-LOG_LEVELS = ("FATAL", "ERROR", "WARN", "INFO", "DEBUG", "TRACE")
-
-
 class ProtocolError(AssertionError):
     pass
 
 
 def check_message(msg, where="message"):
-    """Assert that msg (parsed JSON) is a well-formed AirbyteMessage."""
-    if not isinstance(msg, dict):
-        raise ProtocolError("%s is not a JSON object" % where)
-    t = msg.get("type")
-    if t not in MESSAGE_MEMBERS:
-        raise ProtocolError("%s has unknown type %r" % (where, t))
-    body = msg.get(MESSAGE_MEMBERS[t])
-    if not isinstance(body, dict):
-        raise ProtocolError("%s of type %s has no %r object" % (where, t, MESSAGE_MEMBERS[t]))
-    if t == "LOG":
-        if body.get("level") not in LOG_LEVELS or not isinstance(body.get("message"), str):
-            raise ProtocolError("%s: bad LOG %r" % (where, body))
-    elif t == "TRACE":
-        if not isinstance(body.get("type"), str) or not isinstance(
-                body.get("emitted_at"), (int, float)):
-            raise ProtocolError("%s: TRACE needs type and emitted_at: %r" % (where, body))
-        if body["type"] == "ERROR":
-            e = body.get("error")
-            if not isinstance(e, dict) or not isinstance(e.get("message"), str):
-                raise ProtocolError("%s: TRACE ERROR without error.message" % where)
-    elif t == "CONNECTION_STATUS":
-        if body.get("status") not in ("SUCCEEDED", "FAILED"):
-            raise ProtocolError("%s: bad connectionStatus %r" % (where, body))
+    """Assert that msg (parsed JSON) is a well-formed AirbyteMessage: the
+    shapes of the protocol (airbyte_protocol.py, v0.18.0)."""
+    problems = airbyte_protocol.validate_message(msg, where)
+    if problems:
+        raise ProtocolError("; ".join(problems[:5]))
     return msg
 
 

@@ -32,3 +32,8 @@ add_test(NAME bench_shops
                  --quick)
 # alone, so that the figures it prints are not skewed by the other tests
 set_tests_properties(bench_shops PROPERTIES LABELS bench TIMEOUT 300 RUN_SERIAL TRUE)
+
+# load, replay without a catalog and dry runs of destination-shops
+add_test(NAME shops_load
+         COMMAND ${_shp_python} ${_shp_dir}/test_shops_load.py --bin $<TARGET_FILE:destination-shops>)
+set_tests_properties(shops_load PROPERTIES LABELS integration TIMEOUT 600)

@@ -20,7 +20,7 @@ from datetime import datetime
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 from airbyte_input import (assert_states, check_dead_letters, check_emitted_state,  # noqa: E402
-                           reason_matches)
+                           descriptor, reason_matches)
 
 # ---------------------------------------------------------------------------
 # Shops helpers
@@ -66,9 +66,9 @@ def catalog(mode="append_dedup", modes=None, sync_id=42, namespace=None, streams
         m = (modes or {}).get(s, mode)
         pk = [["sku"]] if s == "products" else [["sku"], ["location"]]
         cs.append({
-            "stream": {"name": s, "namespace": namespace, "json_schema": {"type": "object"},
-                       "supported_sync_modes": ["full_refresh", "incremental"],
-                       "source_defined_primary_key": pk},
+            "stream": dict(descriptor(s, namespace), json_schema={"type": "object"},
+                           supported_sync_modes=["full_refresh", "incremental"],
+                           source_defined_primary_key=pk),
             "sync_mode": "full_refresh" if m == "overwrite" else "incremental",
             "destination_sync_mode": m, "primary_key": pk, "cursor_field": ["updated_at"],
             "generation_id": 1, "minimum_generation_id": 0, "sync_id": sync_id})
@@ -196,8 +196,8 @@ def assert_dead_letters(tc, entries, invalid, line_map=None, exact=True):
     maps a dead-letter line to the original input line (restarted runs).
     exact: each invalid record exactly once, else at least once. No entry may
     be for a valid record. Each entry holds the reason ('code field') and
-    `rejected_by` of its invalid record, and the item when the API rejected
-    it."""
+    `rejected_by` of its invalid record, and the item as sent when the API
+    rejected it."""
 
     def check_entry(e, w, line):
         tc.assertTrue(reason_matches(e, w["reason"]), "dead letter for line %s has errors %r, "
@@ -205,7 +205,7 @@ def assert_dead_letters(tc, entries, invalid, line_map=None, exact=True):
         if w.get("rejected_by"):
             tc.assertEqual(e["rejected_by"], w["rejected_by"], "dead letter %r" % (e,))
         if w.get("key") and w["rejected_by"] == "target":
-            tc.assertEqual(item_key(e["stream"], e["record"]), w["key"],
+            tc.assertEqual(item_key(e["stream"], e["record_sent"]), w["key"],
                            "dead letter of line %s holds another item" % line)
 
     check_dead_letters(tc, entries, invalid, check_entry, line_map, exact)

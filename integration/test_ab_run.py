@@ -326,6 +326,13 @@ class AbRun(unittest.TestCase):
         self.assertIn(b"[destination] ERROR (config_error)", res.stderr)
         self.assertIn(b"the destination failed (exited with 1)", res.stderr)
         self.assertIsNone(self.read_state())
+        # a destination that stops reading and exits 0 has not taken the input
+        quits = ("sh -c 'if [ \"$1\" = spec ]; then exec \"$0\" spec; fi; "
+                 "head -c 100 >/dev/null; exit 0' %s" % shlex.quote(self.dest))
+        res = self.run_ab(self.args(destination=quits), "quits")
+        self.assertEqual(res.rc, 4, res.describe())
+        self.assertIn(b"the destination exited before the end of its input", res.stderr)
+        self.assertIsNone(self.read_state())
         self.ok = True
 
     def test_state_file_unwritable_exit_1(self):

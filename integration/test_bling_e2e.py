@@ -167,6 +167,10 @@ class Reads(BlingCase):
             self.assertEqual(statuses, ["STARTED", "RUNNING", "COMPLETE"], s)
             final = [st for st in res.states if st["stream"]["stream_descriptor"]["name"] == s]
             self.assertEqual(final[-1]["stream"]["stream_state"], {}, s)
+        # every record says the window it was read in (a full read: the run's start)
+        ends = {r["_ab_window_end"] for r in bh.records(res.messages, raw=True)}
+        self.assertEqual(len(ends), 1)
+        self.assertRegex(ends.pop(), r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         # orders carry their items, products their variations
         orders = bh.records(res.messages, "pedidos")
         self.assertTrue(all(o["itens"] for o in orders))

@@ -126,9 +126,22 @@ class Captures(unittest.TestCase):
         if dest == "crm360":
             sent, replayed = summary_numbers(
                 res2.stderr, r"crm360: (\d+) batches sent \((\d+) answered from the "
-                             r"idempotency store\)")
+                             r"idempotency store[;)]")
+            earlier, = summary_numbers(
+                res2.stderr, r"crm360: (\d+) batches were applied by an earlier run")
             self.assertGreater(sent, 0)
-            self.assertEqual(replayed, sent, "%s: every batch was applied before" % name)
+            self.assertEqual((replayed, earlier), (sent, sent),
+                             "%s: every batch was applied before" % name)
+            committed, = summary_numbers(res2.stderr, r"records read, (\d+) committed")
+            already = 0
+            for obj in crm.OBJECTS:
+                created, updated, already_obj = summary_numbers(
+                    res2.stderr, r"crm360 %s: created (\d+), updated (\d+), .*already applied "
+                                 r"by an earlier run (\d+)" % obj)
+                self.assertEqual((created, updated), (0, 0), "%s %s" % (name, obj))
+                already += already_obj
+            self.assertEqual(already, committed,
+                             "%s: every committed record reported as already applied" % name)
         else:
             p_app, p_unch, _, i_app, i_unch, _ = summary_numbers(
                 res2.stderr, r"shops: products applied (\d+), unchanged (\d+), deactivated "

@@ -22,6 +22,9 @@
 | unknown message type                    | ignored with a WARN log                        |
 | integers over 64 bits                   | stored exactly in attributes; a state id over  |
 |                                         | 64 bits is echoed with the same digits         |
+| a record CRM360 refuses the whole batch | the batch is split until that record is alone: |
+| for (400 invalid_json)                  | it is dead-lettered with CRM360's error, every |
+|                                         | other record is committed; a rerun succeeds    |
 """
 
 import json
@@ -33,8 +36,8 @@ import airbyte_input  # noqa: E402
 import lib  # noqa: E402
 from airbyte_input import (BIG, BIG_NEG, U64_PLUS_1, assert_states,  # noqa: E402
                            fix_source_stats, insert_mid_window, js, record)
-from crm360_helpers import (CrmCase, assert_dead_letters, dump_by_key,  # noqa: E402
-                            key_of)
+from crm360_helpers import (CrmCase, assert_dead_letters, assert_store_matches,  # noqa: E402
+                            dump_by_key, key_of, start_emulator)
 
 
 def base_lines(case, seed=101):
@@ -102,6 +105,10 @@ class BadInput(CrmCase):
     def test_crlf_line_endings(self):
         lines, exp = base_lines(self)
         airbyte_input.check_crlf_line_endings(self, lines)
+
+    def test_fatal_error_with_stdout_closed(self):
+        lines, _ = base_lines(self)
+        airbyte_input.check_stdout_closed(self, lines)
 
     # Each poison value of the JSON intake, in place of the record's key.
     POISON = [
@@ -321,6 +328,59 @@ class BadInput(CrmCase):
         airbyte_input.check_integers_over_64_bits(self, "customers", data)
         stored = dump_by_key(self.dump())["customers"]["%s/C-BIG" % cust["brand"]]
         self.assertEqual(stored["attributes"], attrs)
+
+
+# A target whose parser allows less nesting than the connector's intake.
+TARGET_MAX_DEPTH = 16
+
+
+def deep(levels):
+    v = "bottom"
+    for _ in range(levels):
+        v = {"a": v}
+    return v
+
+
+class TargetRefusesTheBatch(CrmCase):
+    """One record in a batch makes CRM360 refuse the whole batch as
+    invalid_json: the destination splits the batch until the record is
+    alone, dead-letters it with CRM360's error and commits every other
+    record; the connection is not stuck."""
+
+    @classmethod
+    def launch_emulator(cls):
+        return start_emulator(rate=cls.emulator_rate,
+                              extra=["--max-json-depth", str(TARGET_MAX_DEPTH)])
+
+    def test_poison_record_is_isolated(self):
+        lines, exp = base_lines(self)
+        poison = js(record("customers", {
+            "external_id": "C-POISON", "brand": "aurora", "email": "p@example.com",
+            "attributes": deep(TARGET_MAX_DEPTH + 4),
+            "updated_at": "2026-05-01T00:00:00Z"}))
+        lines, n = insert_mid_window(lines, [poison], after_state=4)
+        lines = fix_source_stats(lines)
+        inp = self.wd.write_lines("in.jsonl", lines)
+        n_states = sum(1 for ln in lines if ln.startswith(b'{"type":"STATE"'))
+        for run in ("first", "rerun"):
+            if run == "rerun":
+                os.remove(self.wd.join("dead-letters.jsonl"))
+            res = self.write(inp, name="write-" + run)
+            self.assert_ok(res)
+            self.assertEqual(len(res.states), n_states, res.describe())
+            dls = self.dead_letters()
+            self.assertEqual(len(dls), 1, dls)
+            e = dls[0]
+            self.assertEqual(e["rejected_by"], "target")
+            self.assertEqual(e["line"], n)
+            self.assertEqual(e["stream"], "customers")
+            self.assertEqual(key_of(e["record"]), "aurora/C-POISON")
+            self.assertEqual(e["errors"][0]["code"], "invalid_json", e["errors"])
+            self.assertIn("nested deeper than", e["errors"][0]["message"])
+            assert_store_matches(self, self.dump(), exp)
+            if run == "first":
+                self.assertTrue(any("refused batch" in m and "as a whole" in m
+                                    for m in res.logs("WARN")), res.describe())
 
 
 if __name__ == "__main__":

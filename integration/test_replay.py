@@ -107,7 +107,7 @@ class Replay(CrmCase):
             self.assertEqual(c2["already applied by an earlier run"],
                              c["created"] + c["updated"] + c["unchanged"] + c["stale"]
                              + c["deleted"] + c["not_found"])
-        self.assertTrue(any("run with a new sync_id" in m for m in second.logs()))
+        self.assertTrue(any("run with a new sync_id" in m for m in second.logs()), second.logs())
         assert_store_matches(self, self.dump(), exp)
 
         third = self.replay(inp, extra=["--sync-id", "4242"], name="third")

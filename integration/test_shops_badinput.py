@@ -128,6 +128,10 @@ class BadInput(ShopsCase):
         airbyte_input.check_crlf_line_endings(self, lines)
         assert_store_equals(self, self.dump(), expected_store(exp))
 
+    def test_fatal_error_with_stdout_closed(self):
+        lines, _ = self.base()
+        airbyte_input.check_stdout_closed(self, lines)
+
     # Each poison value of the JSON intake, in place of the record's key.
     POISON = [
         (b'"P-\xc0\xaf-1"', "invalid UTF-8"),            # overlong 2 bytes

@@ -113,9 +113,12 @@ static inline void spec_test_driver_defaults(yajl_val spec, yajl_val cfg)
         struct ab_destination_opts dest;
 
         ab_opts_destination(cfg, &dest);
-        assert_non_null(dest.dead_letter_path);
-        assert_string_equal(dest.dead_letter_path,
-                            ab_json_str(spec_test_default(spec, "dead_letter_path")));
+        /* no stored default: the local file under the temporary directory */
+        assert_null(ab_json_get(spec_test_prop(spec, "dead_letter_path"), "default"));
+        assert_null(dest.dead_letter_path);
+        assert_false(dest.storage_set);
+        SPEC_TEST_EQ("object_storage_config", dest.storage, AB_DL_FILE);
+        assert_null(dest.local_path);
         SPEC_TEST_EQ("rejected_records", dest.fail_on_reject,
                      strcmp(ab_json_str(spec_test_default(spec, "rejected_records")), "fail") == 0);
         SPEC_TEST_EQ("max_line_bytes", dest.max_line_bytes,

@@ -171,7 +171,8 @@ static void assert_line(const char *text, const struct line_want *w)
         return; /* not reached: fail_msg() does not return */
     }
     assert_int_equal(v->type, yajl_t_object);
-    assert_int_equal(v->u.object.len, 7);
+    assert_int_equal(v->u.object.len, 8);
+    assert_int_equal(ab_json_get(v, "record_sent")->type, yajl_t_null);
     assert_string_equal(ab_json_get_str(v, "stream", "?"), w->stream);
     f = ab_json_get(v, "namespace");
     assert_non_null(f);

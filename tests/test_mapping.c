@@ -67,7 +67,7 @@ static void test_parse_errors_name_the_index(void **state)
         {"[{'stream':'s','object':'orders','fields':{}}]",
          "stream_mappings[0].fields: must list at least one field"},
         {"[{'stream':'s','object':'orders','fields':{'id':1}}]",
-         "stream_mappings[0].fields.id: must be a source field path string"},
+         "stream_mappings[0].fields.id: must be a source field path string or a transform object"},
         {"[{'stream':'s','object':'orders','fields':{'id':'x','email':''}}]",
          "stream_mappings[0].fields.email: empty field path"},
         {"[{'stream':'s','object':'orders','fields':{'email':'contato..email'}}]",
@@ -336,6 +336,100 @@ static void test_get(void **state)
     yajl_tree_free(data);
 }
 
+/* A Bling sales order into a CRM360 order: every transform. */
+static void test_transforms(void **state)
+{
+    struct ab_mappings ms;
+    struct ab_error err;
+    struct ab_buf out;
+    const struct ab_mapping *m;
+    yajl_val data = ab_test_sq_parse(
+        "{'id':16000000238,'data':'2025-11-13','total':318.1,'situacao':{'id':9},"
+        "'contato':{'id':16000000053},'itens':[{'codigo':'CAM-1-P','quantidade':2,'valor':4.9},"
+        "{'codigo':'SAI-2','quantidade':1,'valor':'10'}],'nota':'x'}");
+
+    (void)state;
+    ab_error_init(&err);
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    parse_ok(&ms, "[{'stream':'pedidos','object':'orders','fields':{"
+                  "'external_id':{'from':'id','as':'string'},"
+                  "'customer_external_id':{'from':'contato.id','as':'string'},"
+                  "'status':{'from':'situacao.id','map':{'9':'delivered','6':'pending'},"
+                  "'default':'pending'},"
+                  "'currency':{'value':'BRL'},"
+                  "'total':{'from':'total','as':'decimal'},"
+                  "'placed_at':{'from':'data','as':'rfc3339','utc_offset_minutes':-180},"
+                  "'items':{'from':'itens','each':{'sku':'codigo','quantity':'quantidade',"
+                  "'unit_price':{'from':'valor','as':'decimal','scale':2}}},"
+                  "'note':{'from':'nota','as':'decimal'},"
+                  "'missing':{'from':'nope','default':null}}}]");
+    m = ab_mappings_resolve(&ms, "pedidos", NULL, objects, &err);
+    assert_non_null(m);
+    assert_int_equal(ab_mapping_write(m, data, "brand", "acme", &out, &err), AB_OK);
+    assert_string_equal(out.data, "{\"external_id\":\"16000000238\",\"customer_external_id\":"
+                                  "\"16000000053\",\"status\":\"delivered\",\"currency\":\"BRL\","
+                                  "\"total\":\"318.10\",\"placed_at\":\"2025-11-13T03:00:00Z\","
+                                  "\"items\":[{\"sku\":\"CAM-1-P\",\"quantity\":2,\"unit_price\":"
+                                  "\"4.90\"},{\"sku\":\"SAI-2\",\"quantity\":1,\"unit_price\":"
+                                  "\"10.00\"}],\"missing\":null,\"brand\":\"acme\"}");
+    /* keys read by the destinations get the converted value */
+    assert_string_equal(ab_json_str(ab_mapping_get(m, data, "external_id")), "16000000238");
+    assert_string_equal(ab_json_str(ab_mapping_get(m, data, "status")), "delivered");
+    yajl_tree_free(data);
+    /* an unmapped status takes the default; a missing id leaves the field out */
+    data = ab_test_sq_parse("{'situacao':{'id':15},'total':'abc','itens':'no'}");
+    ab_buf_reset(&out);
+    assert_int_equal(ab_mapping_write(m, data, NULL, NULL, &out, &err), AB_OK);
+    assert_string_equal(out.data, "{\"status\":\"pending\",\"currency\":\"BRL\","
+                                  "\"missing\":null}");
+    assert_null(ab_mapping_get(m, data, "external_id"));
+    yajl_tree_free(data);
+    ab_mappings_release(&ms);
+    ab_buf_release(&out);
+}
+
+static void test_transform_errors(void **state)
+{
+    static const struct {
+        const char *json;
+        const char *message;
+    } cases[] = {
+        {"[{'stream':'s','object':'orders','fields':{'a':{'as':'string'}}}]",
+         "fields.a: a transform needs"},
+        {"[{'stream':'s','object':'orders','fields':{'a':{'from':'x','as':'date'}}}]",
+         "fields.a.as: 'date' is not one of"},
+        {"[{'stream':'s','object':'orders','fields':{'a':{'from':'x','scale':40,'as':'decimal'}}}]",
+         "fields.a.scale: 0 to 12"},
+        {"[{'stream':'s','object':'orders','fields':{'a':{'value':1,'from':'x'}}}]",
+         "\"value\" stands alone"},
+        {"[{'stream':'s','object':'orders','fields':{'a':{'from':'x','map':[1]}}}]",
+         "fields.a.map: must be"},
+        {"[{'stream':'s','object':'orders','fields':{'a':{'from':'x','frm':'y'}}}]",
+         "unknown transform member 'frm'"},
+        {"[{'stream':'s','object':'orders','fields':{'a':{'from':'x','each':{'b':{'from':'y','as':'"
+         "x'}}}}}]",
+         "fields.b.as: 'x' is not one of"},
+        {"[{'stream':'s','object':'orders','fields':{'a':{'from':'x','as':'string','each':{'b':'c'}"
+         "}}}]",
+         "\"each\" goes without"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ab_mappings ms;
+        struct ab_error err;
+        yajl_val arr = ab_test_sq_parse(cases[i].json);
+
+        ab_error_init(&err);
+        assert_int_equal(ab_mappings_parse(&ms, arr, objects, &err), AB_ERR_CONFIG);
+        if (!strstr(err.message, cases[i].message)) {
+            fail_msg("case %zu: '%s' lacks '%s'", i, err.message, cases[i].message);
+        }
+        assert_int_equal(ms.n, 0);
+        yajl_tree_free(arr);
+    }
+}
+
 static void test_any_object_when_list_is_null(void **state)
 {
     struct ab_mappings ms;
@@ -560,6 +654,8 @@ int main(void)
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_get),
         cmocka_unit_test(test_any_object_when_list_is_null),
+        cmocka_unit_test(test_transforms),
+        cmocka_unit_test(test_transform_errors),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

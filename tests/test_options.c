@@ -6,6 +6,7 @@
 
 #include "ab/http.h"
 #include "ab/options.h"
+#include "ab/protocol.h"
 
 #include "ab_spec_test.h"
 
@@ -17,7 +18,7 @@ static char *connector(const char *include, const char *defaults, const char *ex
 
     (void)snprintf(
         text, sizeof(text),
-        "{\"protocol_version\":\"0.5.0\",\"x-ab-options\":{\"include\":%s,\"defaults\":%s},"
+        "{\"x-ab-options\":{\"include\":%s,\"defaults\":%s},"
         "\"connectionSpecification\":{\"type\":\"object\",\"required\":[\"a\"],"
         "\"groups\":[{\"id\":\"main\",\"title\":\"Main\"}],\"properties\":{"
         "\"a\":{\"type\":\"string\",\"title\":\"A\",\"description\":\"The a.\",\"group\":\"main\","
@@ -143,7 +144,10 @@ static void test_driver_options_are_the_declared_defaults(void **state)
     ab_opts_destination(cfg, &dest);
     assert_int_equal(core.log_level, AB_LOG_INFO);
     assert_int_equal(core.progress_every_us, 30 * 1000000LL);
-    assert_string_equal(dest.dead_letter_path, "rejected-records.jsonl");
+    assert_null(dest.dead_letter_path);
+    assert_false(dest.storage_set);
+    assert_int_equal(dest.storage, AB_DL_FILE);
+    assert_null(dest.local_path);
     assert_false(dest.fail_on_reject);
     assert_int_equal(dest.max_line_bytes, 64 * 1024 * 1024);
     assert_int_equal(dest.max_wait_us, 600 * 1000000LL);
@@ -294,6 +298,9 @@ static void test_lint_catches_incomplete_declarations(void **state)
     assert_lint_fails(",\"c\":{\"type\":\"string\",\"title\":\"C\",\"description\":\"d\","
                       "\"pattern\":\"^x$\",\"group\":\"main\",\"order\":2}",
                       "c: has a pattern but no pattern_descriptor");
+    assert_lint_fails(",\"c\":{\"type\":\"string\",\"title\":\"C\",\"description\":\"d\","
+                      "\"airbyte_secret\":true,\"minLength\":4,\"group\":\"main\",\"order\":2}",
+                      "c: is a secret without minLength >= 8");
     /* nested: array items and their properties */
     assert_lint_fails(",\"c\":{\"type\":\"array\",\"title\":\"C\",\"description\":\"d\","
                       "\"group\":\"main\",\"order\":2,\"items\":{\"type\":\"object\",\"title\":"
@@ -334,6 +341,44 @@ static void test_getters_have_no_fallback(void **state)
     yajl_tree_free(cfg);
 }
 
+/* protocol_version comes from the core; a relative documentationUrl is made
+ * absolute with the repository's address. */
+static void test_spec_meta(void **state)
+{
+    struct ab_error err;
+    yajl_val spec = NULL;
+    char text[8192];
+    const char *doc;
+
+    (void)state;
+    assert_int_equal(build(connector("[]", "{}", ""), &spec, &err), AB_OK);
+    assert_string_equal(ab_json_get_str(spec, "protocol_version", ""), AB_PROTOCOL_VERSION);
+    assert_string_equal(AB_PROTOCOL_VERSION, "0.18.0");
+    assert_null(ab_json_get(spec, "documentationUrl"));
+    yajl_tree_free(spec);
+
+    (void)snprintf(text, sizeof(text),
+                   "{\"documentationUrl\":\"destinations/x/README.md#setup\",%s",
+                   connector("[]", "{}", "") + 1);
+    assert_int_equal(build(text, &spec, &err), AB_OK);
+    doc = ab_json_get_str(spec, "documentationUrl", "");
+    assert_true(strncmp(doc, "http", 4) == 0);
+    assert_non_null(strstr(doc, "/blob/"));
+    assert_string_equal(doc + strlen(doc) - strlen("/destinations/x/README.md#setup"),
+                        "/destinations/x/README.md#setup");
+    yajl_tree_free(spec);
+
+    (void)snprintf(text, sizeof(text), "{\"documentationUrl\":\"https://docs.example/x\",%s",
+                   connector("[]", "{}", "") + 1);
+    assert_int_equal(build(text, &spec, &err), AB_OK);
+    assert_string_equal(ab_json_get_str(spec, "documentationUrl", ""), "https://docs.example/x");
+    yajl_tree_free(spec);
+
+    (void)snprintf(text, sizeof(text), "{\"protocol_version\":\"0.5.0\",%s",
+                   connector("[]", "{}", "") + 1);
+    assert_build_fails(text, "declares protocol_version");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_no_includes),
         cmocka_unit_test(test_lint_catches_incomplete_declarations),
         cmocka_unit_test(test_getters_have_no_fallback),
+        cmocka_unit_test(test_spec_meta),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

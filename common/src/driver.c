@@ -18,7 +18,8 @@
 #include "driver_int.h"
 
 /*
- * Exit codes: 0 success, 1 a fatal error (one TRACE error was written),
+ * Exit codes: 0 success, 1 a fatal error (one TRACE error was written; when
+ * stdout cannot take it, "<name>: error: <masked text>" on stderr),
  * 2 a usage error, 128 + signal when stopped by SIGTERM or SIGINT.
  */
 #define EXIT_FATAL 1
@@ -134,10 +135,34 @@ void ab_driver_set_http(struct ab_driver *d, struct ab_http *h)
     d->http = h;
 }
 
-void ab_driver_add_secret(struct ab_driver *d, const char *secret)
+enum ab_status ab_driver_add_secret(struct ab_driver *d, const char *secret, struct ab_error *err)
+{
+    struct ab_error e;
+    enum ab_status rc;
+
+    if (!secret || !d->em) {
+        return AB_OK;
+    }
+    rc = ab_emitter_add_secret(d->em, secret);
+    if (rc == AB_OK) {
+        return AB_OK;
+    }
+    ab_error_init(&e);
+    (void)ab_error_set(&e, rc,
+                       rc == AB_ERR_NOMEM ? "out of memory registering a secret to mask"
+                                          : "the secrets mask is full: a secret could not be "
+                                            "registered and is not used");
+    ab_driver_fail(d, &e);
+    if (err) {
+        *err = e;
+    }
+    return rc;
+}
+
+void ab_driver_remove_secret(struct ab_driver *d, const char *secret)
 {
     if (secret && d->em) {
-        (void)ab_emitter_add_secret(d->em, secret);
+        ab_emitter_remove_secret(d->em, secret);
     }
 }
 
@@ -235,7 +260,7 @@ enum ab_status ab_driver_check_url(const char *url, const char *field, struct ab
 
 static void add_secret_cb(void *arg, const char *secret)
 {
-    ab_driver_add_secret(arg, secret);
+    (void)ab_driver_add_secret(arg, secret, NULL);
 }
 
 static void config_warn_cb(void *arg, const char *message)
@@ -258,6 +283,10 @@ static enum ab_status load_config(struct ab_driver *d, struct ab_error *err)
     rc = ab_config_load_warn(d->config_path, d->schema, config_warn_cb, d, &d->config, err);
     if (d->config) {
         ab_config_each_secret(d->config, d->schema, add_secret_cb, d);
+        if (d->failed) {
+            *err = d->fatal;
+            return err->code;
+        }
     }
     if (rc != AB_OK) {
         return rc;
@@ -269,17 +298,72 @@ static enum ab_status load_config(struct ab_driver *d, struct ab_error *err)
         struct ab_destination_opts dest;
 
         ab_opts_destination(d->config, &dest);
-        if (!dest.dead_letter_path) {
-            return ab_error_set(err, AB_ERR_INTERNAL,
-                                "the spec declares no default dead_letter_path");
+        memset(&d->dl_target, 0, sizeof(d->dl_target));
+        d->dl_target.kind = dest.storage;
+        d->dl_target.path = dest.local_path;
+        d->dl_target.store = dest.s3;
+        d->dl_target.prefix = dest.s3_prefix;
+        d->dl_target.run_name = d->dl_run_name;
+        if (dest.storage_set && dest.dead_letter_path) {
+            AB_WARN(d->em, "dead_letter_path is ignored: object_storage_config is set");
         }
-        d->dl_path = dest.dead_letter_path;
         d->fail_on_reject = dest.fail_on_reject;
         d->max_wait_us = dest.max_wait_us;
         d->max_line_bytes = dest.max_line_bytes;
         d->dest_opts = dest;
     }
     return AB_OK;
+}
+
+void ab_driver_name_sink(struct ab_driver *d)
+{
+    const char *tmp = getenv("TMPDIR");
+    int64_t sync_id = -1;
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    size_t i;
+
+    if (!tmp || tmp[0] != '/') {
+        tmp = "/tmp";
+    }
+    for (i = 0; i < d->catalog.n && sync_id < 0; i++) {
+        sync_id = d->catalog.streams[i].sync_id;
+    }
+    if (!gmtime_r(&now, &tm) || strftime(when, sizeof(when), "%Y%m%dT%H%M%SZ", &tm) == 0) {
+        (void)snprintf(when, sizeof(when), "0");
+    }
+    if (sync_id >= 0) {
+        (void)snprintf(d->dl_run_name, sizeof(d->dl_run_name), "%s-sync-%lld-%s-%ld", d->name,
+                       (long long)sync_id, when, (long)getpid());
+        (void)snprintf(d->dl_default_path, sizeof(d->dl_default_path),
+                       "%s/%s-sync-%lld-rejected.jsonl", tmp, d->name, (long long)sync_id);
+    } else {
+        (void)snprintf(d->dl_run_name, sizeof(d->dl_run_name), "%s-%s-%ld", d->name, when,
+                       (long)getpid());
+        (void)snprintf(d->dl_default_path, sizeof(d->dl_default_path), "%s/%s-rejected.jsonl", tmp,
+                       d->dl_run_name);
+    }
+}
+
+void ab_driver_describe_sink(const struct ab_driver *d, char *buf, size_t size)
+{
+    const struct ab_deadletter_target *t = &d->dl_target;
+
+    if (t->kind == AB_DL_NONE) {
+        (void)snprintf(buf, size, "nowhere (object_storage_config None: counted only)");
+    } else if (t->kind == AB_DL_OBJSTORE) {
+        (void)snprintf(buf, size, "s3://%s/%s", t->store.bucket ? t->store.bucket : "",
+                       t->prefix ? t->prefix : "");
+    } else {
+        (void)snprintf(buf, size, "file '%s'", t->path && *t->path ? t->path : d->dl_default_path);
+    }
+}
+
+bool ab_driver_in_container(void)
+{
+    return access("/.dockerenv", F_OK) == 0 || access("/run/.containerenv", F_OK) == 0 ||
+           getenv("container") != NULL || getenv("KUBERNETES_SERVICE_HOST") != NULL;
 }
 
 static enum ab_status cmd_check(struct ab_driver *d, struct ab_error *err)
@@ -293,7 +377,13 @@ static enum ab_status cmd_check(struct ab_driver *d, struct ab_error *err)
         struct ab_error derr;
 
         ab_error_init(&derr);
-        if (ab_deadletter_probe(d->dl_path, &derr) != AB_OK) {
+        struct ab_deadletter_target t = d->dl_target;
+
+        ab_driver_name_sink(d);
+        if (t.kind == AB_DL_FILE && (!t.path || !*t.path)) {
+            t.path = d->dl_default_path;
+        }
+        if (ab_deadletter_probe_target(&t, &derr) != AB_OK) {
             ab_check_problem(&chk, "%s", derr.message);
         }
     }
@@ -687,7 +777,13 @@ static int driver_main(struct ab_driver *d, int argc, char **argv)
         goto out;
     }
 fatal:
-    (void)ab_emitter_trace_error(d->em, &err, NULL, NULL);
+    if (ab_emitter_trace_error(d->em, &err, NULL, NULL) != AB_OK) {
+        /* stdout is gone (closed, a broken pipe): stderr is the fallback */
+        char masked[sizeof(err.message)];
+
+        ab_emitter_mask(d->em, err.message, masked, sizeof(masked));
+        (void)fprintf(stderr, "%s: error: %s\n", d->name, masked);
+    }
     code = EXIT_FATAL;
 out:
     driver_release(d);

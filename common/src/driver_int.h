@@ -43,6 +43,16 @@ struct ab_run_opts {
     long show_requests;
 };
 
+/* A dry run's requests per object and operation. */
+#define DRY_ROWS 16
+struct dry_row {
+    char object[48];
+    char op[32];
+    uint64_t requests;
+    uint64_t records;
+    uint64_t bytes;
+};
+
 /* Per catalog stream, for a read run. */
 struct read_stream {
     yajl_val state_in;          /* borrowed from the driver's state tree */
@@ -83,22 +93,31 @@ struct ab_driver {
     struct ab_run_opts run;
     struct ab_input in; /* the input being read */
     bool in_open;
-    int in_fd;                  /* its descriptor, watched by the loop */
-    struct ab_load_file *lf;    /* load: one per input file */
-    uint64_t *file_seq;         /* load: seq of the first record of each file */
-    size_t cur_file;            /* load: the file being read */
-    uint64_t cand_off;          /* load: offset after the last line handled */
-    uint64_t cand_line;         /* load: that line */
-    bool ckpt_dirty;            /* load: progress not yet written */
-    bool load_done;             /* load: the last file's end mark is queued */
-    char target[400];           /* load: "object x" or "stream ns.name" */
-    struct ab_buf catalog_text; /* a made catalog, for --print-catalog */
+    int in_fd;                    /* its descriptor, watched by the loop */
+    struct ab_load_file *lf;      /* load: one per input file */
+    uint64_t *file_seq;           /* load: seq of the first record of each file */
+    size_t cur_file;              /* load: the file being read */
+    uint64_t cand_off;            /* load: offset after the last line handled */
+    uint64_t cand_line;           /* load: that line */
+    bool ckpt_dirty;              /* load: progress not yet written */
+    int64_t ckpt_written_us;      /* load: when the checkpoint file was last written */
+    bool load_done;               /* load: the last file's end mark is queued */
+    char target[400];             /* load: "object x" or "stream ns.name" */
+    struct ab_buf catalog_text;   /* a made catalog, for --print-catalog */
+    struct dry_row dry[DRY_ROWS]; /* dry run */
+    size_t ndry;
+    uint64_t dry_shown;
+    uint64_t dry_rejects[2]; /* by the destination, by the target's rules */
+    uint64_t dry_states;
     enum write_phase phase;
     struct ab_ckpt *ck;
     struct ab_deadletter *dl;
     struct ab_jsonl_reader *reader;
-    struct ab_json_arena *arena; /* the current line's tree */
-    const char *dl_path;
+    struct ab_json_arena *arena;           /* the current line's tree */
+    struct ab_deadletter_target dl_target; /* strings borrowed from config */
+    char dl_default_path[4096];            /* a local file without a path */
+    char dl_run_name[512];                 /* "<connector>-sync-<id>-<time>-<pid>" */
+    struct ab_buf dl_errors;               /* a rejection's annotated errors */
     bool fail_on_reject;
     struct ab_destination_opts dest_opts;
     struct ab_rejlimit *rejlimit;
@@ -148,6 +167,16 @@ enum ab_status ab_driver_read(struct ab_driver *d, struct ab_error *err);
 enum ab_status ab_driver_discover(struct ab_driver *d, struct ab_error *err);
 void ab_driver_write_release(struct ab_driver *d);
 void ab_driver_read_release(struct ab_driver *d);
+
+/* Names the run's rejected-records sink: dl_run_name and dl_default_path
+ * (<TMPDIR or /tmp>/<connector>-sync-<sync_id>-rejected.jsonl, or with the
+ * start time and pid instead of the sync when the catalog has no sync_id). */
+void ab_driver_name_sink(struct ab_driver *d);
+/* "file '<path>'", "s3://bucket/prefix" or "nowhere (counted only)". */
+void ab_driver_describe_sink(const struct ab_driver *d, char *buf, size_t size);
+/* True when the process runs in a container (/.dockerenv, /run/.containerenv,
+ * $container or a Kubernetes pod's environment). */
+bool ab_driver_in_container(void);
 
 /* "ns.name" or "name" into buf, for messages. */
 void ab_driver_describe_stream(char *buf, size_t size, const char *name, const char *ns);

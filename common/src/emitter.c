@@ -137,6 +137,41 @@ static enum ab_status add_pattern(struct ab_emitter *em, const char *s, size_t n
     return AB_OK;
 }
 
+/* Drops the pattern s[0, n) if present. */
+static void remove_pattern(struct ab_emitter *em, const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < em->npats; i++) {
+        if (em->pats[i].n == n && memcmp(em->pats[i].s, s, n) == 0) {
+            memset(em->pats[i].s, 0, n);
+            free(em->pats[i].s);
+            memmove(em->pats + i, em->pats + i + 1, (em->npats - i - 1) * sizeof(*em->pats));
+            em->npats--;
+            return;
+        }
+    }
+}
+
+void ab_emitter_remove_secret(struct ab_emitter *em, const char *s)
+{
+    struct ab_buf esc;
+    size_t n;
+
+    if (!em || !s || (n = strlen(s)) < AB_EMITTER_MIN_SECRET) {
+        return;
+    }
+    remove_pattern(em, s, n);
+    ab_buf_init(&esc, AB_BUF_UNBOUNDED);
+    if (ab_json_write_str(&esc, s, n, NULL) == AB_OK && esc.len >= 2) {
+        remove_pattern(em, esc.data + 1, esc.len - 2);
+    }
+    if (esc.data) {
+        memset(esc.data, 0, esc.len);
+    }
+    ab_buf_release(&esc);
+}
+
 enum ab_status ab_emitter_add_secret(struct ab_emitter *em, const char *s)
 {
     struct ab_buf esc;
@@ -323,6 +358,12 @@ static enum ab_status write_text(struct ab_emitter *em, const char *text, size_t
         return rc;
     }
     return ab_json_write_str(&em->line, em->clean.data ? em->clean.data : "", em->clean.len, err);
+}
+
+enum ab_status ab_emitter_mask_buf(const struct ab_emitter *em, const char *text, size_t n,
+                                   struct ab_buf *out, struct ab_error *err)
+{
+    return mask_into(em, text, n, out, err);
 }
 
 void ab_emitter_mask(const struct ab_emitter *em, const char *text, char *out, size_t size)

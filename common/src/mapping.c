@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ab/json.h"
+#include "ab/pager.h"
 
 static bool ns_equal(const char *a, const char *b)
 {
@@ -29,6 +30,39 @@ static bool in_list(const char *const *list, const char *s)
     return false;
 }
 
+enum xf_as { XF_AS_IS = 0, XF_STRING, XF_DECIMAL, XF_RFC3339 };
+
+struct ab_mapping_xform {
+    enum xf_as as;
+    int scale;
+    int utc_offset;
+    yajl_val value;          /* "value": a constant (owned) */
+    yajl_val map;            /* "map" (owned) */
+    yajl_val dflt;           /* "default" (owned) */
+    struct ab_mapping *each; /* "each": nested fields (owned) */
+    yajl_val cache;          /* the last computed value (owned) */
+    struct ab_buf buf;
+};
+
+static void mapping_release(struct ab_mapping *m);
+
+static void xform_free(struct ab_mapping_xform *x)
+{
+    if (!x) {
+        return;
+    }
+    ab_json_free(x->value);
+    ab_json_free(x->map);
+    ab_json_free(x->dflt);
+    ab_json_free(x->cache);
+    if (x->each) {
+        mapping_release(x->each);
+        free(x->each);
+    }
+    ab_buf_release(&x->buf);
+    free(x);
+}
+
 static void mapping_release(struct ab_mapping *m)
 {
     size_t i;
@@ -39,6 +73,7 @@ static void mapping_release(struct ab_mapping *m)
     for (i = 0; m->fields && i < m->nfields; i++) {
         free(m->fields[i].to);
         ab_path_release(&m->fields[i].from);
+        xform_free(m->fields[i].xf);
     }
     free(m->fields);
     memset(m, 0, sizeof(*m));
@@ -92,6 +127,121 @@ static enum ab_status nomem(struct ab_error *err)
 }
 
 static enum ab_status parse_fields(struct ab_mapping *m, yajl_val fields, size_t idx,
+                                   struct ab_error *err);
+
+/* The transform object of field f (see mapping.h). */
+static enum ab_status parse_xform(struct ab_mapping_field *f, yajl_val spec, size_t idx,
+                                  struct ab_error *err)
+{
+    static const char *const known[] = {
+        "from", "as", "scale", "utc_offset_minutes", "map", "default", "value", "each", NULL};
+    struct ab_mapping_xform *x = calloc(1, sizeof(*x));
+    const char *from = ab_json_str(ab_json_get(spec, "from"));
+    const char *as = ab_json_str(ab_json_get(spec, "as"));
+    yajl_val v;
+    int64_t n;
+    size_t i;
+
+    if (!x) {
+        return nomem(err);
+    }
+    f->xf = x;
+    ab_buf_init(&x->buf, AB_BUF_UNBOUNDED);
+    x->scale = 2;
+    for (i = 0; i < spec->u.object.len; i++) {
+        if (!in_list(known, spec->u.object.keys[i])) {
+            return CONFIG_ERROR(err,
+                                "stream_mappings[%zu].fields.%s: unknown transform member "
+                                "'%s' (from, as, scale, utc_offset_minutes, map, default, value, "
+                                "each)",
+                                idx, f->to, spec->u.object.keys[i]);
+        }
+    }
+    v = ab_json_get(spec, "value");
+    if (v) {
+        if (spec->u.object.len != 1) {
+            return CONFIG_ERROR(err, "stream_mappings[%zu].fields.%s: \"value\" stands alone", idx,
+                                f->to);
+        }
+        x->value = ab_json_clone(v);
+        return x->value ? AB_OK : nomem(err);
+    }
+    if (!from || !*from) {
+        return CONFIG_ERROR(err,
+                            "stream_mappings[%zu].fields.%s: a transform needs \"from\" (a "
+                            "source field path) or \"value\"",
+                            idx, f->to);
+    }
+    if (ab_path_parse(&f->from, from, err) != AB_OK) {
+        return ab_error_prefix(err, "stream_mappings[%zu].fields.%s", idx, f->to);
+    }
+    if (as) {
+        if (strcmp(as, "string") == 0) {
+            x->as = XF_STRING;
+        } else if (strcmp(as, "decimal") == 0) {
+            x->as = XF_DECIMAL;
+        } else if (strcmp(as, "rfc3339") == 0) {
+            x->as = XF_RFC3339;
+        } else {
+            return CONFIG_ERROR(err,
+                                "stream_mappings[%zu].fields.%s.as: '%s' is not one of string, "
+                                "decimal, rfc3339",
+                                idx, f->to, as);
+        }
+    } else if (ab_json_get(spec, "as")) {
+        return CONFIG_ERROR(err, "stream_mappings[%zu].fields.%s.as: must be a string", idx, f->to);
+    }
+    v = ab_json_get(spec, "scale");
+    if (v) {
+        if (!ab_json_int(v, &n) || n < 0 || n > 12) {
+            return CONFIG_ERROR(err, "stream_mappings[%zu].fields.%s.scale: 0 to 12", idx, f->to);
+        }
+        x->scale = (int)n;
+    }
+    v = ab_json_get(spec, "utc_offset_minutes");
+    if (v) {
+        if (!ab_json_int(v, &n) || n < -720 || n > 840) {
+            return CONFIG_ERROR(
+                err, "stream_mappings[%zu].fields.%s.utc_offset_minutes: -720 to 840", idx, f->to);
+        }
+        x->utc_offset = (int)n;
+    }
+    v = ab_json_get(spec, "map");
+    if (v) {
+        if (v->type != yajl_t_object) {
+            return CONFIG_ERROR(err, "stream_mappings[%zu].fields.%s.map: must be an object", idx,
+                                f->to);
+        }
+        x->map = ab_json_clone(v);
+        if (!x->map) {
+            return nomem(err);
+        }
+    }
+    v = ab_json_get(spec, "default");
+    if (v) {
+        x->dflt = ab_json_clone(v);
+        if (!x->dflt) {
+            return nomem(err);
+        }
+    }
+    v = ab_json_get(spec, "each");
+    if (v) {
+        if (x->map || x->as != XF_AS_IS) {
+            return CONFIG_ERROR(err,
+                                "stream_mappings[%zu].fields.%s: \"each\" goes without \"as\" "
+                                "and \"map\"",
+                                idx, f->to);
+        }
+        x->each = calloc(1, sizeof(*x->each));
+        if (!x->each) {
+            return nomem(err);
+        }
+        return parse_fields(x->each, v, idx, err);
+    }
+    return AB_OK;
+}
+
+static enum ab_status parse_fields(struct ab_mapping *m, yajl_val fields, size_t idx,
                                    struct ab_error *err)
 {
     size_t i;
@@ -124,10 +274,10 @@ static enum ab_status parse_fields(struct ab_mapping *m, yajl_val fields, size_t
                 return CONFIG_ERROR(err, "stream_mappings[%zu].fields.%s: listed twice", idx, to);
             }
         }
-        if (!from) {
+        if (!from && fields->u.object.values[i]->type != yajl_t_object) {
             return CONFIG_ERROR(err,
                                 "stream_mappings[%zu].fields.%s: must be a source field path "
-                                "string",
+                                "string or a transform object",
                                 idx, to);
         }
         f->to = strdup(to);
@@ -135,6 +285,13 @@ static enum ab_status parse_fields(struct ab_mapping *m, yajl_val fields, size_t
             return nomem(err);
         }
         m->nfields = i + 1;
+        if (!from) {
+            rc = parse_xform(f, fields->u.object.values[i], idx, err);
+            if (rc != AB_OK) {
+                return rc;
+            }
+            continue;
+        }
         rc = ab_path_parse(&f->from, from, err);
         if (rc == AB_ERR_CONFIG) {
             (void)ab_error_prefix(err, "stream_mappings[%zu].fields.%s", idx, to);
@@ -331,6 +488,116 @@ static bool is_airbyte_field(const char *key)
     return strncmp(key, "_ab_", 4) == 0 || strncmp(key, "_airbyte_", 9) == 0;
 }
 
+/* The number or numeric text v as a double. */
+static bool numeric(yajl_val v, double *out)
+{
+    const char *s = ab_json_str(v);
+    char *end = NULL;
+
+    if (ab_json_double(v, out)) {
+        return true;
+    }
+    if (!s || !*s) {
+        return false;
+    }
+    *out = strtod(s, &end);
+    return end && *end == '\0';
+}
+
+/* Appends the converted value; false when it cannot be converted. */
+static bool convert(struct ab_mapping_xform *x, yajl_val v, struct ab_error *err)
+{
+    const char *s = ab_json_str(v);
+    double d;
+    int64_t t;
+    char num[64];
+
+    switch (x->as) {
+    case XF_STRING:
+        if (s) {
+            return ab_json_write_cstr(&x->buf, s, err) == AB_OK;
+        }
+        if (v->type == yajl_t_number) {
+            return ab_json_write_cstr(&x->buf, v->u.number.r, err) == AB_OK;
+        }
+        return false;
+    case XF_DECIMAL:
+        if (!numeric(v, &d)) {
+            return false;
+        }
+        (void)snprintf(num, sizeof(num), "%.*f", x->scale, d);
+        return ab_json_write_cstr(&x->buf, num, err) == AB_OK;
+    case XF_RFC3339:
+        if (!s || ab_time_parse(s, x->utc_offset, &t, err) != AB_OK) {
+            return false;
+        }
+        return ab_buf_addc(&x->buf, '"', err) == AB_OK &&
+               ab_time_format(t, 0, "%Y-%m-%dT%H:%M:%SZ", &x->buf, err) == AB_OK &&
+               ab_buf_addc(&x->buf, '"', err) == AB_OK;
+    case XF_AS_IS:
+        break;
+    }
+    return ab_json_write(&x->buf, v, err) == AB_OK;
+}
+
+/* The target value of field f for data: the source value, or the transform's
+ * (kept in the transform's cache); NULL when absent. */
+static yajl_val field_value(const struct ab_mapping_field *f, yajl_val data)
+{
+    struct ab_mapping_xform *x = f->xf;
+    struct ab_error err;
+    yajl_val v;
+    bool ok = true;
+
+    if (!x) {
+        return ab_path_get(&f->from, data);
+    }
+    if (x->value) {
+        return x->value;
+    }
+    v = ab_path_get(&f->from, data);
+    if (x->map) {
+        char key[64];
+        const char *k = ab_json_str(v);
+        yajl_val hit;
+
+        if (!k && v && v->type == yajl_t_number) {
+            (void)snprintf(key, sizeof(key), "%s", v->u.number.r);
+            k = key;
+        }
+        hit = k ? ab_json_get(x->map, k) : NULL;
+        if (!hit) {
+            return x->dflt;
+        }
+        if (x->as == XF_AS_IS) {
+            return hit;
+        }
+        v = hit;
+    }
+    if (ab_json_is_null(v)) {
+        return x->dflt;
+    }
+    ab_error_init(&err);
+    ab_buf_reset(&x->buf);
+    if (x->each) {
+        if (v->type != yajl_t_array) {
+            return x->dflt;
+        }
+        ok = ab_buf_addc(&x->buf, '[', &err) == AB_OK;
+        for (size_t i = 0; ok && i < v->u.array.len; i++) {
+            ok =
+                (i == 0 || ab_buf_addc(&x->buf, ',', &err) == AB_OK) &&
+                ab_mapping_write(x->each, v->u.array.values[i], NULL, NULL, &x->buf, &err) == AB_OK;
+        }
+        ok = ok && ab_buf_addc(&x->buf, ']', &err) == AB_OK;
+    } else {
+        ok = convert(x, v, &err);
+    }
+    ab_json_free(x->cache);
+    x->cache = ok ? ab_json_parse(x->buf.data, x->buf.len, &err) : NULL;
+    return x->cache ? x->cache : x->dflt;
+}
+
 yajl_val ab_mapping_get(const struct ab_mapping *m, yajl_val data, const char *field)
 {
     size_t i;
@@ -343,7 +610,7 @@ yajl_val ab_mapping_get(const struct ab_mapping *m, yajl_val data, const char *f
     }
     for (i = 0; i < m->nfields; i++) {
         if (strcmp(m->fields[i].to, field) == 0) {
-            return ab_path_get(&m->fields[i].from, data);
+            return field_value(&m->fields[i], data);
         }
     }
     return NULL;
@@ -413,7 +680,7 @@ enum ab_status ab_mapping_write(const struct ab_mapping *m, yajl_val data, const
         }
     } else {
         for (i = 0; rc == AB_OK && i < m->nfields; i++) {
-            yajl_val v = ab_path_get(&m->fields[i].from, data);
+            yajl_val v = field_value(&m->fields[i], data);
 
             if (v) {
                 rc = write_member(&w, m->fields[i].to, v, err);
@@ -429,6 +696,99 @@ enum ab_status ab_mapping_write(const struct ab_mapping *m, yajl_val data, const
     if (rc != AB_OK) {
         ab_buf_truncate(out, start);
     }
+    return rc;
+}
+
+/* The source path of target field name under m into buf; false if unmapped. */
+static bool source_of(const struct ab_mapping *m, const char *name, char *buf, size_t size)
+{
+    size_t i;
+
+    if (m->identity) {
+        (void)snprintf(buf, size, "%s", name);
+        return true;
+    }
+    for (i = 0; i < m->nfields; i++) {
+        if (strcmp(m->fields[i].to, name) == 0) {
+            (void)ab_path_str(&m->fields[i].from, buf, size);
+            return true;
+        }
+    }
+    return false;
+}
+
+enum ab_status ab_mapping_annotate_errors(const struct ab_mapping *m, const char *errors_json,
+                                          struct ab_buf *out, struct ab_error *err)
+{
+    struct ab_error perr;
+    yajl_val arr;
+    enum ab_status rc;
+    size_t i;
+
+    ab_buf_reset(out);
+    if (!errors_json || !*errors_json) {
+        return ab_buf_adds(out, "[]", err);
+    }
+    ab_error_init(&perr);
+    arr = m ? ab_json_parse(errors_json, strlen(errors_json), &perr) : NULL;
+    if (!YAJL_IS_ARRAY(arr)) {
+        ab_json_free(arr);
+        return ab_buf_adds(out, errors_json, err);
+    }
+    rc = ab_buf_addc(out, '[', err);
+    for (i = 0; rc == AB_OK && i < arr->u.array.len; i++) {
+        yajl_val e = arr->u.array.values[i];
+        const char *field = ab_json_str(ab_json_get(e, "field"));
+        char src[1024];
+        size_t j;
+
+        if (i > 0) {
+            rc = ab_buf_addc(out, ',', err);
+        }
+        if (rc != AB_OK) {
+            break;
+        }
+        if (!YAJL_IS_OBJECT(e) || !field || ab_json_get(e, "source_field") ||
+            !source_of(m, field, src, sizeof(src))) {
+            rc = ab_json_write(out, e, err);
+            continue;
+        }
+        rc = ab_buf_addc(out, '{', err);
+        for (j = 0; rc == AB_OK && j < e->u.object.len; j++) {
+            rc = ab_json_write_cstr(out, e->u.object.keys[j], err);
+            if (rc == AB_OK) {
+                rc = ab_buf_addc(out, ':', err);
+            }
+            if (rc == AB_OK) {
+                rc = ab_json_write(out, e->u.object.values[j], err);
+            }
+            if (rc == AB_OK) {
+                rc = ab_buf_addc(out, ',', err);
+            }
+        }
+        if (rc == AB_OK) {
+            rc = ab_buf_adds(out, "\"source_field\":", err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_json_write_cstr(out, src, err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_buf_adds(out, ",\"mapping\":", err);
+        }
+        if (rc == AB_OK) {
+            char both[2100];
+
+            (void)snprintf(both, sizeof(both), "%s <- %s", field, src);
+            rc = ab_json_write_cstr(out, both, err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_buf_addc(out, '}', err);
+        }
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(out, ']', err);
+    }
+    ab_json_free(arr);
     return rc;
 }
 

@@ -320,13 +320,19 @@ static enum ab_status take_answer(struct ab_oauth2 *a, yajl_val body, struct ab_
     if (!(life > 0)) {
         life = DEFAULT_LIFETIME;
     }
-    ab_driver_add_secret(a->d, tok);
+    rc = ab_driver_add_secret(a->d, tok, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
     if (rt && *rt) {
         if (!usable(rt)) {
             return ab_error_set(err, AB_ERR_PROTOCOL,
                                 "the token endpoint answered with an unusable refresh_token");
         }
-        ab_driver_add_secret(a->d, rt);
+        rc = ab_driver_add_secret(a->d, rt, err);
+        if (rc != AB_OK) {
+            return rc;
+        }
         if (strcmp(rt, a->refresh) != 0) {
             if (a->on_rotate) {
                 rc = a->on_rotate(a->rotate_arg, rt, err);

@@ -14,7 +14,9 @@
 
 #include "ab/buf.h"
 #include "ab/config.h"
+#include "ab/emitter.h"
 #include "ab/json.h"
+#include "ab/protocol.h"
 
 #define LINT_MAX_DEPTH    32
 #define LINT_MAX_PROBLEMS ((size_t)16 * 1024)
@@ -342,6 +344,65 @@ static enum ab_status apply_defaults(struct build *b, yajl_val defaults, struct 
     return AB_OK;
 }
 
+/* A new string value (NULL when out of memory). */
+static yajl_val new_string(const char *text)
+{
+    yajl_val v = calloc(1, sizeof(*v));
+    size_t n = strlen(text) + 1;
+
+    if (!v) {
+        return NULL;
+    }
+    v->type = yajl_t_string;
+    v->u.string = malloc(n);
+    if (!v->u.string) {
+        free(v);
+        return NULL;
+    }
+    memcpy(v->u.string, text, n);
+    return v;
+}
+
+/* protocol_version from the core; a relative documentationUrl (a path in
+ * the repository, "destinations/x/README.md#section") made absolute with
+ * the repository's address (AB_DOC_BASE, from CMake). */
+static enum ab_status set_spec_meta(yajl_val spec, struct ab_error *err)
+{
+    yajl_val doc = ab_json_get(spec, "documentationUrl");
+    const char *path = ab_json_str(doc);
+    yajl_val v;
+
+    if (ab_json_get(spec, "protocol_version")) {
+        return ab_error_set(err, AB_ERR_INTERNAL,
+                            "the connector's spec declares protocol_version: the core writes it "
+                            "(%s, the version of what it prints)",
+                            AB_PROTOCOL_VERSION);
+    }
+    v = new_string(AB_PROTOCOL_VERSION);
+    if (!v || !object_add(spec, "protocol_version", v)) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (spec)");
+    }
+    if (doc && !path) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "documentationUrl must be a string");
+    }
+    if (path && strncmp(path, "https://", 8) != 0 && strncmp(path, "http://", 7) != 0) {
+        size_t n = strlen(AB_DOC_BASE) + strlen(path) + 1;
+        char *url = malloc(n);
+
+        if (!url) {
+            return ab_error_set(err, AB_ERR_NOMEM, "out of memory (spec)");
+        }
+        (void)snprintf(url, n, "%s%s", AB_DOC_BASE, path);
+        v = new_string(url);
+        free(url);
+        (void)object_remove(spec, "documentationUrl");
+        if (!v || !object_add(spec, "documentationUrl", v)) {
+            return ab_error_set(err, AB_ERR_NOMEM, "out of memory (spec)");
+        }
+    }
+    return AB_OK;
+}
+
 static enum ab_status build(struct build *b, yajl_val spec, struct ab_error *err)
 {
     yajl_val xo = ab_json_get(spec, "x-ab-options");
@@ -355,7 +416,10 @@ static enum ab_status build(struct build *b, yajl_val spec, struct ab_error *err
                             "the connector's spec has no connectionSpecification.properties "
                             "object");
     }
-    rc = load_groups(b, err);
+    rc = set_spec_meta(spec, err);
+    if (rc == AB_OK) {
+        rc = load_groups(b, err);
+    }
     if (rc == AB_OK) {
         rc = check_redeclared(b, err);
     }
@@ -531,6 +595,15 @@ static void lint_schema(struct lint *l, yajl_val s, const char *path, bool top, 
             lint_problem(l, path, "has no description");
         }
     }
+    if (ab_json_get_bool(s, "airbyte_secret", false) &&
+        ab_json_get_int(s, "minLength", 0) < AB_SECRET_MIN_LENGTH) {
+        char what[64];
+
+        /* shorter secrets would not be masked, or would mask common words */
+        (void)snprintf(what, sizeof(what), "is a secret without minLength >= %d",
+                       AB_SECRET_MIN_LENGTH);
+        lint_problem(l, path, what);
+    }
     if (ab_json_get(s, "pattern") && !ab_json_str(ab_json_get(s, "pattern_descriptor"))) {
         lint_problem(l, path, "has a pattern but no pattern_descriptor");
     }
@@ -650,7 +723,28 @@ void ab_opts_destination(yajl_val config, struct ab_destination_opts *o)
     const char *mode = ab_opt_str(config, "rejected_records");
     int64_t line = ab_opt_int(config, "max_line_bytes");
 
-    o->dead_letter_path = ab_opt_str(config, "dead_letter_path");
+    yajl_val store = ab_json_get(config, "object_storage_config");
+    const char *type = ab_opt_str(store, "storage_type");
+    const char *legacy = ab_opt_str(config, "dead_letter_path");
+
+    memset(o, 0, sizeof(*o));
+    o->dead_letter_path = legacy && *legacy ? legacy : NULL;
+    o->storage_set = YAJL_IS_OBJECT(store) && type;
+    o->storage = AB_DL_FILE;
+    o->local_path = o->dead_letter_path;
+    if (o->storage_set && strcmp(type, "None") == 0) {
+        o->storage = AB_DL_NONE;
+    } else if (o->storage_set && strcmp(type, "S3") == 0) {
+        o->storage = AB_DL_OBJSTORE;
+        o->s3.endpoint = ab_opt_str(store, "endpoint");
+        o->s3.region = ab_opt_str(store, "region");
+        o->s3.bucket = ab_opt_str(store, "bucket");
+        o->s3.access_key_id = ab_opt_str(store, "access_key_id");
+        o->s3.secret_access_key = ab_opt_str(store, "secret_access_key");
+        o->s3_prefix = ab_opt_str(store, "prefix");
+    } else if (o->storage_set) {
+        o->local_path = ab_opt_str(store, "path");
+    }
     o->fail_on_reject = mode && strcmp(mode, "fail") == 0;
     o->max_line_bytes = line > 0 ? (size_t)line : 0;
     o->max_wait_us = seconds_us(ab_opt_double(config, "max_checkpoint_wait_seconds"));

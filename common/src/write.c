@@ -21,6 +21,69 @@
 
 /* ---- rejections ---------------------------------------------------------- */
 
+/* A dry run details this many rejections, then only counts them. */
+#define DRY_REJECTS_SHOWN 100
+/* and shows at most this much of a request body */
+#define DRY_BODY_SHOWN ((size_t)64 * 1024)
+
+bool ab_driver_dry_run(const struct ab_driver *d)
+{
+    return d->run.dry_run;
+}
+
+void ab_driver_dry_request(struct ab_driver *d, const char *object, const char *op,
+                           const char *label, size_t records, const char *body, size_t len)
+{
+    struct dry_row *row = NULL;
+
+    for (size_t i = 0; i < d->ndry; i++) {
+        if (strcmp(d->dry[i].object, object) == 0 && strcmp(d->dry[i].op, op) == 0) {
+            row = &d->dry[i];
+        }
+    }
+    if (!row && d->ndry < DRY_ROWS) {
+        row = &d->dry[d->ndry++];
+        (void)snprintf(row->object, sizeof(row->object), "%s", object);
+        (void)snprintf(row->op, sizeof(row->op), "%s", op);
+    }
+    if (row) {
+        row->requests++;
+        row->records += records;
+        row->bytes += len;
+    }
+    if (d->dry_shown < (uint64_t)d->run.show_requests) {
+        d->dry_shown++;
+        AB_INFO(d->em, "dry run: request %llu: %s (%zu records, %zu bytes): %.*s%s",
+                (unsigned long long)d->dry_shown, label, records, len,
+                (int)(len < DRY_BODY_SHOWN ? len : DRY_BODY_SHOWN), body ? body : "",
+                len > DRY_BODY_SHOWN ? " [...]" : "");
+    }
+}
+
+static void log_dry_summary(struct ab_driver *d)
+{
+    uint64_t req = 0;
+    uint64_t recs = 0;
+
+    for (size_t i = 0; i < d->ndry; i++) {
+        const struct dry_row *r = &d->dry[i];
+
+        AB_INFO(d->em, "dry run: %s %s: %llu requests, %llu records, %llu bytes would be sent",
+                r->object, r->op, (unsigned long long)r->requests, (unsigned long long)r->records,
+                (unsigned long long)r->bytes);
+        req += r->requests;
+        recs += r->records;
+    }
+    AB_INFO(d->em,
+            "dry run: nothing was sent; %llu requests with %llu records would be sent, %llu "
+            "records would be rejected (%llu by the destination, %llu by the target's rules "
+            "checked locally)%s",
+            (unsigned long long)req, (unsigned long long)recs,
+            (unsigned long long)(d->dry_rejects[0] + d->dry_rejects[1]),
+            (unsigned long long)d->dry_rejects[0], (unsigned long long)d->dry_rejects[1],
+            d->mode == WM_WRITE ? "; states held back" : "");
+}
+
 /* A crossed rejection threshold: the error, its secrets masked. */
 static enum ab_status over_limit(struct ab_driver *d, size_t stream, const char *errors_json,
                                  struct ab_error *err)
@@ -50,43 +113,110 @@ static const char *load_file_of(const struct ab_driver *d, uint64_t seq)
     return d->lf[i].path;
 }
 
-enum ab_status ab_driver_reject(struct ab_driver *d, size_t stream, uint64_t seq, uint64_t lineno,
-                                const char *rejected_by, const char *record_json, size_t record_len,
-                                const char *errors_json, struct ab_error *err)
+/* Opens the configured sink at the first rejection; a local file without a
+ * path gets its default name (ab_driver_name_sink()). */
+static enum ab_status open_sink(struct ab_driver *d, struct ab_error *err)
 {
-    const struct ab_stream *s = &d->catalog.streams[stream];
+    struct ab_deadletter_target t = d->dl_target;
+
+    if (t.kind == AB_DL_FILE && (!t.path || !*t.path)) {
+        t.path = d->dl_default_path;
+    }
+    d->dl = ab_deadletter_open_target(&t, err);
+    return d->dl ? AB_OK : err->code;
+}
+
+enum ab_status ab_driver_reject_ex(struct ab_driver *d, const struct ab_rejection *r,
+                                   struct ab_error *err)
+{
+    const struct ab_stream *s = &d->catalog.streams[r->stream];
+    struct ab_rejected line;
+    struct ab_buf safe_errors;
     enum ab_status rc;
 
+    if (d->run.dry_run) {
+        /* nothing is written: the rejection is reported */
+        bool by_target = strcmp(r->rejected_by, "target") == 0;
+
+        if (d->dry_rejects[0] + d->dry_rejects[1] < DRY_REJECTS_SHOWN) {
+            AB_INFO(d->em, "dry run: line %llu%s%s of stream '%s' would be rejected by the %s: %s",
+                    (unsigned long long)r->lineno, d->mode == WM_LOAD ? " of " : "",
+                    d->mode == WM_LOAD ? load_file_of(d, r->seq) : "", s->name,
+                    by_target ? "target (its rules, checked locally)" : "destination",
+                    r->errors_json);
+        }
+        d->dry_rejects[by_target]++;
+        ab_ckpt_reject(d->ck, r->stream, r->seq);
+        return AB_OK;
+    }
+    rc = ab_mapping_annotate_errors(r->mapping, r->errors_json, &d->dl_errors, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
     if (d->fail_on_reject) {
         char masked[512];
 
-        ab_emitter_mask(d->em, errors_json, masked, sizeof(masked));
+        ab_emitter_mask(d->em, d->dl_errors.data, masked, sizeof(masked));
         return ab_error_set(err, AB_ERR_REJECTED,
                             "line %llu: record of stream '%s' rejected by the %s: %s "
                             "(rejected_records is \"fail\")",
-                            (unsigned long long)lineno, s->name, rejected_by, masked);
+                            (unsigned long long)r->lineno, s->name, r->rejected_by, masked);
     }
     if (!d->dl) {
-        d->dl = ab_deadletter_open(d->dl_path, err);
-        if (!d->dl) {
-            return err->code;
+        rc = open_sink(d, err);
+        if (rc != AB_OK) {
+            return rc;
         }
     }
-    ab_deadletter_set_file(d->dl, d->mode == WM_LOAD ? load_file_of(d, seq) : NULL);
-    rc = ab_deadletter_write(d->dl, s->name, s->ns, lineno, rejected_by, record_json, record_len,
-                             errors_json, err);
+    ab_deadletter_set_file(d->dl, d->mode == WM_LOAD ? load_file_of(d, r->seq) : NULL);
+    memset(&line, 0, sizeof(line));
+    line.stream = s->name;
+    line.ns = s->ns;
+    line.lineno = r->lineno;
+    line.rejected_by = r->rejected_by;
+    line.received = r->received;
+    line.received_len = r->received_len;
+    line.sent = r->sent;
+    line.sent_len = r->sent_len;
+    /* the errors are the target's texts and may quote a secret; the record
+     * is the data being moved */
+    ab_buf_init(&safe_errors, AB_BUF_UNBOUNDED);
+    rc = ab_emitter_mask_buf(d->em, d->dl_errors.data ? d->dl_errors.data : "[]",
+                             d->dl_errors.data ? d->dl_errors.len : 2, &safe_errors, err);
+    if (rc == AB_OK) {
+        line.errors_json = safe_errors.data;
+        rc = ab_deadletter_put(d->dl, &line, err);
+    }
+    ab_buf_release(&safe_errors);
     if (rc != AB_OK) {
         return rc;
     }
     d->dl_dirty = true;
-    ab_ckpt_reject(d->ck, stream, seq);
-    rc = over_limit(d, stream, errors_json, err);
+    ab_ckpt_reject(d->ck, r->stream, r->seq);
+    rc = over_limit(d, r->stream, r->errors_json, err);
     if (rc != AB_OK) {
         return rc;
     }
     AB_DEBUG(d->em, "line %llu: record of stream '%s' rejected by the %s: %s",
-             (unsigned long long)lineno, s->name, rejected_by, errors_json);
+             (unsigned long long)r->lineno, s->name, r->rejected_by, d->dl_errors.data);
     return AB_OK;
+}
+
+enum ab_status ab_driver_reject(struct ab_driver *d, size_t stream, uint64_t seq, uint64_t lineno,
+                                const char *rejected_by, const char *record_json, size_t record_len,
+                                const char *errors_json, struct ab_error *err)
+{
+    struct ab_rejection r;
+
+    memset(&r, 0, sizeof(r));
+    r.stream = stream;
+    r.seq = seq;
+    r.lineno = lineno;
+    r.rejected_by = rejected_by;
+    r.received = record_json;
+    r.received_len = record_len;
+    r.errors_json = errors_json;
+    return ab_driver_reject_ex(d, &r, err);
 }
 
 /* ---- states -------------------------------------------------------------- */
@@ -120,8 +250,8 @@ static enum ab_status emit_state(void *arg, const char *members, size_t len, uin
     struct ab_driver *d = arg;
     enum ab_status rc;
 
-    /* A rejection must be on disk before the state that counts it. */
-    if (d->dl_dirty) {
+    /* A rejection must be stored before the state that counts it. */
+    if (d->dl_dirty && d->dl) {
         rc = ab_deadletter_sync(d->dl, err);
         if (rc != AB_OK) {
             return rc;
@@ -131,6 +261,10 @@ static enum ab_status emit_state(void *arg, const char *members, size_t len, uin
     if (d->mode == WM_LOAD) {
         return on_mark(d, members, err);
     }
+    if (d->run.dry_run) {
+        d->dry_states++;
+        return AB_OK;
+    }
     rc = ab_emitter_state(d->em, members, len, record_count, rejected_count);
     if (rc != AB_OK) {
         return ab_error_set(err, rc, "cannot write to stdout");
@@ -138,15 +272,34 @@ static enum ab_status emit_state(void *arg, const char *members, size_t len, uin
     return AB_OK;
 }
 
+/* load: writes the checkpoint file when progress was made, at most every
+ * CKPT_GAP_US while the run goes on (each write is an fsync), at once when
+ * forced (the end of the run, a signal, an error). */
+#define CKPT_GAP_US (1000000LL)
+
+static enum ab_status write_checkpoint(struct ab_driver *d, bool force, struct ab_error *err)
+{
+    int64_t now;
+    enum ab_status rc;
+
+    if (!d->ckpt_dirty || !d->run.checkpoint || d->run.dry_run) {
+        return AB_OK;
+    }
+    now = ab_now_us();
+    if (!force && now - d->ckpt_written_us < CKPT_GAP_US) {
+        return AB_OK;
+    }
+    rc = ab_load_ckpt_write(d->run.checkpoint, d->name, d->target, d->lf, d->run.nfiles, err);
+    d->ckpt_dirty = false;
+    d->ckpt_written_us = now;
+    return rc;
+}
+
 static enum ab_status release_states(struct ab_driver *d, struct ab_error *err)
 {
     enum ab_status rc = ab_ckpt_release(d->ck, emit_state, d, NULL, err);
 
-    if (rc == AB_OK && d->ckpt_dirty && d->run.checkpoint && !d->run.dry_run) {
-        rc = ab_load_ckpt_write(d->run.checkpoint, d->name, d->target, d->lf, d->run.nfiles, err);
-        d->ckpt_dirty = false;
-    }
-    return rc;
+    return rc == AB_OK ? write_checkpoint(d, d->phase != WP_READING, err) : rc;
 }
 
 /* ---- the write loop ------------------------------------------------------ */
@@ -541,13 +694,17 @@ static void log_summary(struct ab_driver *d, bool ok)
            ok ? "finished" : "stopped", (unsigned long long)d->lines,
            (unsigned long long)cs.records, (unsigned long long)d->committed,
            (unsigned long long)cs.rejected, top[0] ? " (" : "", top, top[0] ? ")" : "",
-           cs.rejected && d->dl ? " (dead letters in '" : "",
-           cs.rejected && d->dl ? d->dl_path : "", cs.rejected && d->dl ? "')" : "",
+           cs.rejected && d->dl && d->dl_target.kind != AB_DL_NONE ? " (stored in '" : "",
+           cs.rejected && d->dl ? ab_deadletter_where(d->dl) : "",
+           cs.rejected && d->dl && d->dl_target.kind != AB_DL_NONE ? "')" : "",
            (unsigned long long)cs.states_out, (unsigned long long)cs.states_in,
            (unsigned long long)hs.requests, (unsigned long long)hs.retries, secs,
            secs > 0 ? (double)cs.records / secs : 0.0);
     if (d->dops->summary) {
         d->dops->summary(d->self, d->em);
+    }
+    if (d->run.dry_run) {
+        log_dry_summary(d);
     }
 }
 
@@ -874,6 +1031,8 @@ static enum ab_status write_open(struct ab_driver *d, struct ab_error *err)
 {
     enum ab_status rc;
 
+    ab_buf_init(&d->dl_errors, AB_BUF_UNBOUNDED);
+    ab_driver_name_sink(d);
     d->ck = ab_ckpt_new(d->catalog.n, err);
     if (!d->ck) {
         return err->code;
@@ -916,21 +1075,37 @@ enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err)
         return rc;
     }
     if (d->mode == WM_LOAD) {
-        AB_INFO(d->em, "%s %s: loading %zu file(s) into %s; rejected records %s%s%s", d->name,
+        char where[4200];
+
+        ab_driver_describe_sink(d, where, sizeof(where));
+        AB_INFO(d->em, "%s %s: loading %zu file(s) into %s; rejected records %s%s", d->name,
                 d->version, d->run.nfiles, d->target,
-                d->fail_on_reject ? "fail the load" : "go to '",
-                d->fail_on_reject ? "" : d->dl_path, d->fail_on_reject ? "" : "'");
+                d->fail_on_reject ? "fail the load" : "go to ", d->fail_on_reject ? "" : where);
     } else if (d->fail_on_reject) {
         AB_INFO(d->em, "%s %s: writing %zu stream(s); a rejected record fails the sync", d->name,
                 d->version, d->catalog.n);
     } else {
-        AB_INFO(d->em, "%s %s: writing %zu stream(s); rejected records go to '%s'", d->name,
-                d->version, d->catalog.n, d->dl_path);
+        char where[4200];
+
+        ab_driver_describe_sink(d, where, sizeof(where));
+        AB_INFO(d->em, "%s %s: writing %zu stream(s); rejected records go to %s", d->name,
+                d->version, d->catalog.n, where);
+        if (d->dl_target.kind == AB_DL_FILE && ab_driver_in_container()) {
+            AB_WARN(d->em, "rejected records go to a file inside the container, lost with it; "
+                           "set object_storage_config to an S3-compatible bucket to keep them");
+        }
     }
     d->start_us = ab_now_us();
     d->last_progress_us = d->start_us;
     rc = ab_loop_run(d->loop, err);
     if (ab_driver_signal_seen) {
+        struct ab_error ignored;
+
+        /* what is committed is recorded; nothing else */
+        ab_error_init(&ignored);
+        if (release_states(d, &ignored) == AB_OK) {
+            (void)write_checkpoint(d, true, &ignored);
+        }
         return AB_OK;
     }
     if (rc == AB_OK && d->input_failed) {
@@ -942,7 +1117,9 @@ enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err)
 
         /* Whatever is committed may still go out; nothing else does. */
         ab_error_init(&ignored);
-        (void)release_states(d, &ignored);
+        if (release_states(d, &ignored) == AB_OK) {
+            (void)write_checkpoint(d, true, &ignored);
+        }
     }
     if (d->dops->finish) {
         struct ab_error ferr;
@@ -957,6 +1134,9 @@ enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err)
     }
     if (rc == AB_OK) {
         rc = release_states(d, err);
+    }
+    if (rc == AB_OK) {
+        rc = write_checkpoint(d, true, err);
     }
     log_progress(d, ab_now_us());
     log_summary(d, rc == AB_OK);
@@ -981,6 +1161,7 @@ void ab_driver_write_release(struct ab_driver *d)
         (void)ab_deadletter_close(d->dl, &ignored);
         d->dl = NULL;
     }
+    ab_buf_release(&d->dl_errors);
     ab_jsonl_reader_free(d->reader);
     d->reader = NULL;
     if (d->in_open) {

@@ -6,6 +6,7 @@
 
 #include <strings.h>
 
+#include "ab/assert.h"
 #include "ab/clock.h"
 #include "ab/json.h"
 #include "ab/log.h"
@@ -27,7 +28,11 @@ void crm_batch_free(struct crm_batch *b)
     if (b->live_next) {
         b->live_next->live_prev = b->live_prev;
     }
+    if (b->shares && --*b->shares == 0) {
+        free(b->shares);
+    }
     ab_buf_release(&b->body);
+    ab_buf_release(&b->received);
     free(b->recs);
     free(b);
 }
@@ -46,6 +51,7 @@ struct crm_batch *crm_batch_new(struct crm_dest *c, enum crm_object obj, enum cr
     b->op = op;
     b->id = ++c->next_batch_id;
     ab_buf_init(&b->body, c->max_bytes + 64);
+    ab_buf_init(&b->received, AB_BUF_UNBOUNDED);
     if (ab_buf_adds(&b->body, "{\"records\":[", err) != AB_OK) {
         crm_batch_free(b);
         return NULL;
@@ -78,17 +84,25 @@ static void report_failure(struct crm_dest *c, struct crm_batch *b, const struct
     const char *code = "";
     const char *message = "";
     char what[96];
+    char unreadable[256];
     enum ab_status st = AB_ERR_INTERNAL;
 
     ab_error_init(&err);
     (void)snprintf(what, sizeof(what), "batch %llu of %zu %s (%s)", (unsigned long long)b->id, b->n,
                    crm_object_name(b->obj), crm_op_name(b->op));
     if (resp->status) {
-        struct ab_error ignored;
+        struct ab_error perr;
 
-        root = ab_json_parse(resp->body, resp->body_len, &ignored);
+        ab_error_init(&perr);
+        root = ab_json_parse(resp->body, resp->body_len, &perr);
         code = ab_json_get_str(ab_json_get(root, "error"), "code", "");
         message = ab_json_get_str(ab_json_get(root, "error"), "message", "");
+        if (!root && resp->body_len) {
+            /* say why the error code is missing: the body cannot be read */
+            (void)snprintf(unreadable, sizeof(unreadable), "(its body is unreadable: %.200s)",
+                           perr.message);
+            code = unreadable;
+        }
     }
     if (resp->status == 0 && !resp->transient && !resp->in_doubt) {
         /* what retrying cannot fix: TLS verification, a malformed URL */
@@ -159,8 +173,18 @@ static enum ab_status record_result(struct crm_dest *c, struct crm_batch *b, siz
         ab_buf_init(&errs, AB_BUF_UNBOUNDED);
         rc = ab_json_write(&errs, ab_json_get(result, "errors"), err);
         if (rc == AB_OK) {
-            rc = ab_driver_reject(c->d, r->stream, r->seq, r->lineno, "target",
-                                  b->body.data + r->off, r->len, errs.data, err);
+            struct ab_rejection rj = {.stream = r->stream,
+                                      .seq = r->seq,
+                                      .lineno = r->lineno,
+                                      .rejected_by = "target",
+                                      .received = b->received.data + r->roff,
+                                      .received_len = r->rlen,
+                                      .sent = b->body.data + r->off,
+                                      .sent_len = r->len,
+                                      .errors_json = errs.data,
+                                      .mapping = c->stream_map[r->stream]};
+
+            rc = ab_driver_reject_ex(c->d, &rj, err);
         }
         ab_buf_release(&errs);
         return rc;
@@ -216,6 +240,201 @@ out:
 
 void crm_pump(struct crm_dest *c);
 
+/* Whether an answer refuses the batch as a whole for what its records hold
+ * (code: the answer's error code). */
+static bool refused_as_whole(const struct ab_http_resp *resp, const char *code)
+{
+    if (resp->transient || resp->in_doubt) {
+        return false;
+    }
+    return resp->status == 413 || (resp->status == 400 && (strcmp(code, "invalid_json") == 0 ||
+                                                           strcmp(code, "invalid_encoding") == 0));
+}
+
+static void live_add(struct crm_dest *c, struct crm_batch *b)
+{
+    b->live_prev = NULL;
+    b->live_next = c->live;
+    if (c->live) {
+        c->live->live_prev = b;
+    }
+    c->live = b;
+}
+
+static void queue_front(struct crm_dest *c, struct crm_batch *b)
+{
+    b->next = c->queue_head;
+    c->queue_head = b;
+    if (!c->queue_tail) {
+        c->queue_tail = b;
+    }
+    c->queued++;
+}
+
+/* Records [lo, hi) of b as a new batch sharing b's checkpoint unit. */
+static struct crm_batch *batch_slice(struct crm_dest *c, struct crm_batch *b, size_t lo, size_t hi,
+                                     struct ab_error *err)
+{
+    struct crm_batch *s = calloc(1, sizeof(*s));
+    enum ab_status rc;
+    size_t i;
+
+    AB_ASSERT(lo < hi && hi <= b->n);
+    if (!s) {
+        ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    s->owner = c;
+    s->obj = b->obj;
+    s->op = b->op;
+    s->id = ++c->next_batch_id;
+    s->unit = b->unit;
+    s->last_seq = b->last_seq;
+    s->shares = b->shares;
+    ++*s->shares;
+    live_add(c, s);
+    s->recs = malloc((hi - lo) * sizeof(*s->recs));
+    if (!s->recs) {
+        crm_batch_free(s);
+        ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    s->cap = hi - lo;
+    ab_buf_init(&s->body, c->max_bytes + 64);
+    rc = ab_buf_adds(&s->body, "{\"records\":[", err);
+    for (i = lo; i < hi && rc == AB_OK; i++) {
+        struct crm_rec *r = &s->recs[s->n];
+
+        *r = b->recs[i];
+        if (i > lo) {
+            rc = ab_buf_addc(&s->body, ',', err);
+        }
+        r->off = s->body.len;
+        if (rc == AB_OK) {
+            rc = ab_buf_add(&s->body, b->body.data + b->recs[i].off, b->recs[i].len, err);
+        }
+        s->n++;
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_add(&s->body, "]}", 2, err);
+    }
+    if (rc != AB_OK) {
+        crm_batch_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* b was refused as a whole: its two halves take its place at the head of
+ * the queue, the second sent once the first is answered. */
+static enum ab_status split_batch(struct crm_dest *c, struct crm_batch *b, int status,
+                                  const char *code, struct ab_error *err)
+{
+    struct crm_batch *lo;
+    struct crm_batch *hi;
+
+    if (!b->shares) {
+        b->shares = malloc(sizeof(*b->shares));
+        if (!b->shares) {
+            return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+        }
+        *b->shares = 1;
+    }
+    lo = batch_slice(c, b, 0, b->n / 2, err);
+    if (!lo) {
+        return err->code;
+    }
+    hi = batch_slice(c, b, b->n / 2, b->n, err);
+    if (!hi) {
+        crm_batch_free(lo);
+        return err->code;
+    }
+    AB_WARN(c->em,
+            "CRM360 refused batch %llu of %zu %s as a whole (HTTP %d %s): sending it as batches "
+            "%llu and %llu to find the records it refuses",
+            (unsigned long long)b->id, b->n, crm_object_name(b->obj), status, code,
+            (unsigned long long)lo->id, (unsigned long long)hi->id);
+    lo->after = hi;
+    hi->after = b->after;
+    b->after = NULL;
+    queue_front(c, lo);
+    c->batches_split++;
+    return AB_OK;
+}
+
+/* A batch of one record refused as a whole: the record is dead-lettered
+ * with CRM360's error. */
+static enum ab_status reject_alone(struct crm_dest *c, struct crm_batch *b,
+                                   const struct ab_http_resp *resp, const char *code,
+                                   const char *message, struct ab_error *err)
+{
+    const struct crm_rec *r = &b->recs[0];
+    struct ab_buf errs;
+    char text[160];
+    enum ab_status rc;
+
+    AB_ASSERT(b->n == 1);
+    (void)snprintf(text, sizeof(text),
+                   "CRM360 refused the batch holding only this record (HTTP %d)", resp->status);
+    ab_buf_init(&errs, AB_BUF_UNBOUNDED);
+    rc = crm_add_problem(&errs, "", *code ? code : "refused", *message ? message : text, err);
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(&errs, ']', err);
+    }
+    if (rc == AB_OK) {
+        c->results[b->obj][CRM_R_REJECTED]++;
+        rc = ab_driver_reject(c->d, r->stream, r->seq, r->lineno, "target", b->body.data + r->off,
+                              r->len, errs.data, err);
+    }
+    ab_buf_release(&errs);
+    return rc;
+}
+
+/* b is answered for good: its unit is done once no slice of it is left,
+ * and the slice after it goes out. */
+static void batch_finished(struct crm_dest *c, struct crm_batch *b)
+{
+    if (!b->shares || *b->shares == 1) {
+        ab_ckpt_unit_done(c->ck, b->unit);
+    }
+    if (b->after) {
+        queue_front(c, b->after);
+        b->after = NULL;
+    }
+}
+
+/* An answer refusing b as a whole: split, dead-letter its one record, or
+ * false (another failure). */
+static bool handle_refusal(struct crm_dest *c, struct crm_batch *b, const struct ab_http_resp *resp)
+{
+    struct ab_error err;
+    struct ab_error ignored;
+    yajl_val root = ab_json_parse(resp->body, resp->body_len, &ignored);
+    const char *code = ab_json_get_str(ab_json_get(root, "error"), "code", "");
+    const char *message = ab_json_get_str(ab_json_get(root, "error"), "message", "");
+    enum ab_status rc;
+    bool handled = refused_as_whole(resp, code);
+
+    ab_error_init(&err);
+    if (handled) {
+        if (b->n > 1) {
+            rc = split_batch(c, b, resp->status, code, &err);
+        } else {
+            rc = reject_alone(c, b, resp, code, message, &err);
+            if (rc == AB_OK) {
+                batch_finished(c, b);
+            }
+        }
+        if (rc != AB_OK) {
+            ab_driver_fail(c->d, &err);
+        }
+    }
+    if (root) {
+        ab_json_free(root);
+    }
+    return handled;
+}
+
 static void on_batch_done(void *arg, const struct ab_http_resp *resp)
 {
     struct crm_batch *b = arg;
@@ -228,9 +447,9 @@ static void on_batch_done(void *arg, const struct ab_http_resp *resp)
         if (apply_results(c, b, resp, &err) != AB_OK) {
             ab_driver_fail(c->d, &err);
         } else {
-            ab_ckpt_unit_done(c->ck, b->unit);
+            batch_finished(c, b);
         }
-    } else {
+    } else if (!handle_refusal(c, b, resp)) {
         report_failure(c, b, resp);
     }
     crm_batch_free(b);
@@ -263,6 +482,49 @@ static enum ab_http_verdict classify_batch(void *arg, const struct ab_http_resp 
 {
     (void)arg;
     return answer->status == 409 ? AB_HTTP_RETRY : AB_HTTP_DEFAULT;
+}
+
+/* A dry run: CRM360's record rules checked locally, the batch counted (and
+ * shown) instead of sent, and its unit done at once. */
+static enum ab_status dry_batch(struct crm_dest *c, struct crm_batch *b, struct ab_error *err)
+{
+    struct ab_buf errors;
+    char label[64];
+    enum ab_status rc = AB_OK;
+    size_t bad = 0;
+
+    ab_buf_init(&errors, AB_BUF_UNBOUNDED);
+    for (size_t i = 0; i < b->n && rc == AB_OK; i++) {
+        const struct crm_rec *r = &b->recs[i];
+        yajl_val rec = ab_json_parse(b->body.data + r->off, r->len, err);
+
+        if (!rec) {
+            rc = err->code;
+            break;
+        }
+        ab_buf_reset(&errors);
+        rc = crm_check_rules(b->obj, b->op, rec, &errors, err);
+        ab_json_free(rec);
+        if (rc == AB_OK && errors.len) {
+            rc = ab_buf_addc(&errors, ']', err);
+            if (rc == AB_OK) {
+                bad++;
+                c->results[b->obj][CRM_R_REJECTED]++;
+                rc = ab_driver_reject(c->d, r->stream, r->seq, r->lineno, "target",
+                                      b->body.data + r->off, r->len, errors.data, err);
+            }
+        }
+    }
+    ab_buf_release(&errors);
+    if (rc == AB_OK) {
+        (void)snprintf(label, sizeof(label), "POST /v1/%s:%s", crm_object_name(b->obj),
+                       crm_op_name(b->op));
+        ab_driver_dry_request(c->d, crm_object_name(b->obj), crm_op_name(b->op), label, b->n - bad,
+                              b->body.data, b->body.len);
+        ab_ckpt_unit_done(c->ck, b->unit);
+    }
+    crm_batch_free(b);
+    return rc;
 }
 
 static enum ab_status send_batch(struct crm_dest *c, struct crm_batch *b, struct ab_error *err)
@@ -330,6 +592,13 @@ void crm_pump(struct crm_dest *c)
         }
         b->next = NULL;
         c->queued--;
+        if (ab_driver_dry_run(c->d)) {
+            if (dry_batch(c, b, &err) != AB_OK) {
+                ab_driver_fail(c->d, &err);
+                return;
+            }
+            continue;
+        }
         if (send_batch(c, b, &err) != AB_OK) {
             crm_batch_free(b);
             ab_driver_fail(c->d, &err);

@@ -44,8 +44,18 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
             return rc;
         }
         c->local_rejects++;
-        return ab_driver_reject(c->d, rec->stream, rec->seq, rec->lineno, "destination",
-                                c->scratch.data, c->scratch.len, c->errors.data, err);
+        {
+            struct ab_rejection rj = {.stream = rec->stream,
+                                      .seq = rec->seq,
+                                      .lineno = rec->lineno,
+                                      .rejected_by = "destination",
+                                      .received = c->scratch.data,
+                                      .received_len = c->scratch.len,
+                                      .errors_json = c->errors.data,
+                                      .mapping = m};
+
+            return ab_driver_reject_ex(c->d, &rj, err);
+        }
     }
     if (rc != AB_OK) {
         return rc;
@@ -88,6 +98,11 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
     if (rc == AB_OK) {
         rc = ab_buf_add(&b->body, c->scratch.data, c->scratch.len, err);
     }
+    r->roff = b->received.len;
+    if (rc == AB_OK) {
+        rc = ab_json_write(&b->received, rec->data, err);
+    }
+    r->rlen = b->received.len - r->roff;
     if (rc == AB_OK) {
         rc = ab_ckpt_unit_add(c->ck, b->unit, rec->stream, rec->seq, err);
     }
@@ -159,14 +174,21 @@ static void crm_summary(void *self, struct ab_emitter *em)
                 (unsigned long long)c->already_applied[o]);
     }
     AB_INFO(em,
-            "crm360: %llu batches sent (%llu answered from the idempotency store, %llu of them "
-            "applied by an earlier run with the same sync_id), %llu records rejected before "
-            "sending",
+            "crm360: %llu batches sent (%llu answered from the idempotency store; %llu refused "
+            "as a whole and split), %llu records rejected before sending",
             (unsigned long long)c->batches_sent, (unsigned long long)c->batches_replayed,
-            (unsigned long long)c->batches_earlier, (unsigned long long)c->local_rejects);
+            (unsigned long long)c->batches_split, (unsigned long long)c->local_rejects);
     if (c->batches_earlier) {
-        AB_INFO(em, "crm360: to apply those records again, run with a new sync_id (the "
-                    "catalog's sync_id, or --sync-id N with an inferred catalog or load)");
+        AB_INFO(em,
+                "crm360: %llu batches were applied by an earlier run with the same sync_id; to "
+                "apply their records again, run with a new sync_id (the catalog's sync_id, or "
+                "--sync-id N with an inferred catalog or load)",
+                (unsigned long long)c->batches_earlier);
+    }
+    if (ab_driver_dry_run(c->d)) {
+        AB_INFO(em, "dry run: CRM360's record rules were checked locally; only CRM360 can tell "
+                    "unknown_customer (an order whose customer it does not hold) and each "
+                    "record's outcome (created, updated, unchanged, stale, not_found)");
     }
 }
 

@@ -22,6 +22,11 @@
  * customer record that arrived before its last order is committed, so an
  * order never reaches CRM360 before the customer it names (sealing orders
  * seals the open customer batches too, so they never wait long).
+ *
+ * A batch CRM360 refuses as a whole for what a record holds (400
+ * invalid_json or invalid_encoding, 413) is split in two slices, sent one
+ * after the other, and so on until each refused record is alone: that one is
+ * dead-lettered with CRM360's error and every other record is committed.
  */
 
 enum crm_result {
@@ -41,6 +46,8 @@ struct crm_rec {
     size_t stream;
     size_t off; /* of the record's text within the body */
     size_t len;
+    size_t roff; /* of the record as received within received */
+    size_t rlen;
 };
 
 struct crm_batch {
@@ -54,10 +61,16 @@ struct crm_batch {
     uint64_t unit;
     uint64_t last_seq;
     struct ab_buf body;
+    struct ab_buf received; /* the records as received, for rejections */
     struct crm_rec *recs;
     size_t n;
     size_t cap;
     bool replayed; /* the answer carried "Idempotent-Replayed: true" */
+    /* A slice of a batch CRM360 refused as a whole: the slices of one batch
+     * share its checkpoint unit (shares counts those alive, NULL for an
+     * unsplit batch) and go out one after the other (after: the next). */
+    unsigned *shares;
+    struct crm_batch *after;
 };
 
 struct crm_dest {
@@ -95,6 +108,7 @@ struct crm_dest {
     uint64_t batches_replayed;
     uint64_t batches_earlier;               /* answered for an earlier run */
     uint64_t already_applied[CRM_NOBJECTS]; /* records of those batches */
+    uint64_t batches_split;                 /* refused as a whole and sent as two slices */
     struct ab_buf scratch;
     struct ab_buf errors;
     struct ab_json_arena *answers; /* batch answers are parsed here */
@@ -127,6 +141,11 @@ enum ab_status crm_seal_all(struct crm_dest *c, struct ab_error *err);
 char *crm_dup_url(const char *url);
 enum ab_status crm_make_client(struct ab_driver *d, bool for_check, struct ab_http **out,
                                struct ab_error *err);
+
+/* rules.c: CRM360's record rules (docs/api/crm360.md) for a dry run;
+ * problems are appended with crm_add_problem() (nothing added: valid). */
+enum ab_status crm_check_rules(enum crm_object obj, enum crm_op op, yajl_val rec,
+                               struct ab_buf *errors, struct ab_error *err);
 
 /* check.c */
 enum ab_status crm_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err);

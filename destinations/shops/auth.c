@@ -23,6 +23,10 @@ struct shp_auth {
     char *client_id;
     char *client_secret;
     char *token; /* TOKEN_MAX bytes; "" when none */
+    /* The token it replaced (TOKEN_MAX bytes): still masked, since answers
+     * to requests that carried it may still come; the one before leaves
+     * the mask, so a long run does not fill it. */
+    char *prev;
     int64_t refresh_at_us;
     bool fail_driver;
     uint64_t fetches;
@@ -57,6 +61,7 @@ void shp_auth_free(struct shp_auth *a)
         free_secret(a->client_secret, strlen(a->client_secret));
     }
     free_secret(a->token, TOKEN_MAX);
+    free_secret(a->prev, TOKEN_MAX);
     free(a);
 }
 
@@ -79,7 +84,8 @@ struct shp_auth *shp_auth_new(struct ab_driver *d, const char *api_url, const ch
     a->client_id = strdup(client_id);
     a->client_secret = strdup(client_secret);
     a->token = calloc(1, TOKEN_MAX);
-    if (!a->url || !a->client_id || !a->client_secret || !a->token) {
+    a->prev = calloc(1, TOKEN_MAX);
+    if (!a->url || !a->client_id || !a->client_secret || !a->token || !a->prev) {
         ab_error_set(err, AB_ERR_NOMEM, "out of memory (auth)");
         goto fail;
     }
@@ -160,6 +166,7 @@ enum ab_status shp_auth_fetch(struct shp_auth *a, struct ab_error *err)
     yajl_val body = NULL;
     const char *tok = NULL;
     double expires_in = 0;
+    struct ab_error perr;
     enum ab_status rc;
     int status = 0;
 
@@ -171,6 +178,14 @@ enum ab_status shp_auth_fetch(struct shp_auth *a, struct ab_error *err)
     }
     if (rc == AB_OK) {
         rc = shp_form_add(&form, "client_secret", a->client_secret, err);
+    }
+    if (rc == AB_OK) {
+        /* a server quoting the request body quotes the secret URL-encoded */
+        const char *enc = strstr(form.data, "&client_secret=");
+
+        if (enc && strcmp(enc + 15, a->client_secret) != 0) {
+            rc = ab_driver_add_secret(a->d, enc + 15, err);
+        }
     }
     if (rc != AB_OK) {
         goto out;
@@ -194,17 +209,31 @@ enum ab_status shp_auth_fetch(struct shp_auth *a, struct ab_error *err)
         (void)ab_error_prefix(err, "cannot reach the token endpoint '%s'", a->url);
         goto out;
     }
-    body = ab_json_parse(resp.data ? resp.data : "", resp.len, NULL);
-    if (status != 200) {
-        rc = token_error(a, status, body, err);
-        goto out;
-    }
-    rc = shp_auth_parse(body, &tok, &expires_in, err);
+    ab_error_init(&perr);
+    body = ab_json_parse(resp.data ? resp.data : "", resp.len, &perr);
+    rc = status != 200 ? token_error(a, status, body, err)
+                       : shp_auth_parse(body, &tok, &expires_in, err);
     if (rc != AB_OK) {
+        if (!body && resp.len) {
+            /* say why no code or token was found: the body cannot be read */
+            size_t n = strlen(err->message);
+
+            (void)snprintf(err->message + n, sizeof(err->message) - n,
+                           " (its body is unreadable: %.200s)", perr.message);
+        }
         goto out;
     }
     /* Masked before it can appear anywhere. */
-    ab_driver_add_secret(a->d, tok);
+    rc = ab_driver_add_secret(a->d, tok, err);
+    if (rc != AB_OK) {
+        goto out;
+    }
+    if (a->prev[0] && strcmp(a->prev, tok) != 0 && strcmp(a->prev, a->token) != 0 &&
+        strcmp(a->prev, a->client_secret) != 0) {
+        ab_driver_remove_secret(a->d, a->prev);
+    }
+    wipe(a->prev, TOKEN_MAX);
+    memcpy(a->prev, a->token, strlen(a->token) + 1);
     wipe(a->token, TOKEN_MAX);
     memcpy(a->token, tok, strlen(tok) + 1);
     a->refresh_at_us = ab_now_us() + (int64_t)(expires_in * REFRESH_PERCENT * 1e6);

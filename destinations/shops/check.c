@@ -95,14 +95,17 @@ enum ab_status shp_check(struct ab_driver *d, struct ab_check *chk, struct ab_er
     struct ab_http_opts o;
     struct ab_error e;
 
-    (void)err;
     ab_error_init(&e);
     if (shp_config_load(&c, cfg, &e) != AB_OK) {
         ab_check_problem(chk, "%s", e.message);
         shp_config_release(&c);
         return AB_OK;
     }
-    ab_driver_add_secret(d, c.client_secret);
+    if (ab_driver_add_secret(d, c.client_secret, &e) != AB_OK) {
+        shp_config_release(&c);
+        *err = e;
+        return e.code;
+    }
     check_mappings(chk, cfg);
     if (ab_spool_probe_dir(c.spool_dir, &e) != AB_OK) {
         ab_check_problem(chk, "spool_dir: %s", e.message);

@@ -253,7 +253,10 @@ static enum ab_status shp_open(struct ab_driver *d, void **self, struct ab_error
     if (rc != AB_OK) {
         return rc;
     }
-    ab_driver_add_secret(d, s->cfg.client_secret);
+    rc = ab_driver_add_secret(d, s->cfg.client_secret, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
     rc = ab_driver_check_url(s->cfg.api_url, "api_url", err);
     if (rc != AB_OK) {
         return rc;
@@ -290,6 +293,10 @@ static enum ab_status shp_open(struct ab_driver *d, void **self, struct ab_error
             s->cfg.channel, s->cfg.label_prefix, s->sync_ident, s->cfg.lim.max_items,
             s->cfg.lim.max_bytes, (unsigned long long)s->cfg.min_commit_records,
             (long long)(s->cfg.max_commit_interval_us / 1000000));
+    if (ab_driver_dry_run(d)) {
+        /* no token, no clean-up of stale imports: nothing is sent */
+        return AB_OK;
+    }
     return shp_recover(s, err);
 }
 
@@ -327,8 +334,16 @@ static enum ab_status reject_local(struct shp_dest *s, const struct ab_record *r
         rc = ab_buf_adds(&errs, "}]", err);
     }
     if (rc == AB_OK) {
-        rc = ab_driver_reject(s->d, rec->stream, rec->seq, rec->lineno, "destination",
-                              s->scratch.data, s->scratch.len, errs.data, err);
+        struct ab_rejection rj = {.stream = rec->stream,
+                                  .seq = rec->seq,
+                                  .lineno = rec->lineno,
+                                  .rejected_by = "destination",
+                                  .received = s->scratch.data,
+                                  .received_len = s->scratch.len,
+                                  .errors_json = errs.data,
+                                  .mapping = s->streams[rec->stream].map};
+
+        rc = ab_driver_reject_ex(s->d, &rj, err);
     }
     if (rc == AB_OK) {
         s->stats.rejected_local++;
@@ -704,6 +719,13 @@ static void shp_summary(void *self, struct ab_emitter *em)
 {
     struct shp_dest *s = self;
     struct ab_http_stats hs;
+
+    if (ab_driver_dry_run(s->d)) {
+        AB_INFO(em, "dry run: the destination's own checks were made (sku present, item size); "
+                    "Shops checks its field rules (sku characters, title, price, currency, "
+                    "quantity, dates), unknown_sku and unknown_parent only when an import's "
+                    "parts are uploaded and committed");
+    }
 
     ab_http_get_stats(s->h, &hs);
     AB_INFO(em,

@@ -44,6 +44,7 @@ import secrets
 import sys
 import threading
 import time
+import unicodedata
 import urllib.parse
 import collections
 import copy
@@ -90,6 +91,20 @@ def parse_brt(text):
     return dt.replace(tzinfo=BRT).timestamp()
 
 
+def ascii_fold(text):
+    """Accents dropped (e-mail local parts are ASCII here)."""
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+
+
+def cpf(rng):
+    """A CPF with valid check digits (11 digits)."""
+    d = [rng.randrange(10) for _ in range(9)]
+    for n in (10, 11):
+        r = sum(x * w for x, w in zip(d, range(n, 1, -1))) * 10 % 11
+        d.append(0 if r == 10 else r)
+    return "".join(map(str, d))
+
+
 def money(x):
     return round(x, 2)
 
@@ -114,7 +129,7 @@ class Account:
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             city, uf, cep = rng.choice(CITIES)
             created = past()
-            doc = "%011d" % rng.randrange(10 ** 10, 10 ** 11)
+            doc = cpf(rng)
             self.contacts[cid] = {
                 "id": cid, "nome": "%s %s" % (first, last), "codigo": "C%05d" % (i + 1),
                 "situacao": "A", "numeroDocumento": doc,
@@ -122,7 +137,8 @@ class Account:
                 "celular": "(11) 9%04d-%04d" % (rng.randrange(10000), rng.randrange(10000)),
                 "fantasia": "", "tipo": "F", "indicadorIe": 9, "ie": "", "rg": "",
                 "inscricaoMunicipal": "", "orgaoEmissor": "",
-                "email": "%s.%s%d@exemplo.com.br" % (first.lower(), last.lower(), i + 1),
+                "email": ascii_fold("%s.%s%d@exemplo.com.br" % (first.lower(), last.lower(),
+                                                                 i + 1)),
                 "emailNotaFiscal": "", "orgaoPublico": "N",
                 "endereco": {"geral": {"endereco": "Rua %s" % rng.choice(LAST_NAMES),
                                        "cep": cep, "bairro": "Centro", "municipio": city,

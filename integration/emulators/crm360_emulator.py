@@ -787,8 +787,10 @@ class ApiKey:
 class Emulator:
     """All state of one emulated workspace, guarded by `lock`."""
 
-    def __init__(self, workspace, keys, rate, burst, seed, journal_path, idempotency_ttl):
+    def __init__(self, workspace, keys, rate, burst, seed, journal_path, idempotency_ttl,
+                 max_json_depth=0):
         self.workspace = workspace
+        self.max_json_depth = max_json_depth
         self.keys = keys
         self.lock = threading.Lock()
         self.store = Store()
@@ -1183,6 +1185,11 @@ class Handler(httpbase.Handler):
         except ValueError as exc:
             self._send_error(400, "invalid_json", f"body is not valid JSON: {exc}")
             return
+        if self.emu.max_json_depth and httpbase.json_depth(body) > self.emu.max_json_depth:
+            self._send_error(400, "invalid_json",
+                             f"body is not valid JSON: nested deeper than "
+                             f"{self.emu.max_json_depth}")
+            return
         records = doc.get("records") if type(doc) is dict else None
         if type(records) is not list or not records:
             self._send_error(400, "invalid_request",
@@ -1319,6 +1326,9 @@ def build_parser():
     p.add_argument("--journal", help="append one JSON line per applied write to this file")
     p.add_argument("--idempotency-ttl", type=float, default=IDEMPOTENCY_TTL,
                    help="seconds an Idempotency-Key is remembered (default 86400)")
+    p.add_argument("--max-json-depth", type=int, default=0,
+                   help="refuse a batch nested deeper than this as 400 invalid_json, as a "
+                        "stricter parser would (default 0: no limit beyond Python's)")
     return p
 
 
@@ -1328,7 +1338,7 @@ def main(argv=None):
         build_parser().error("--rate must be >= 0 and --burst >= 1")
     keys = args.api_keys or [ApiKey("demo-key", frozenset(SCOPES))]
     emulator = Emulator(args.workspace, keys, args.rate, args.burst, args.seed,
-                        args.journal, args.idempotency_ttl)
+                        args.journal, args.idempotency_ttl, args.max_json_depth)
     server = httpbase.Server((args.host, args.port), Handler, emulator,
                              tls=(args.tls_cert, args.tls_key))
     limit = f"{args.rate:g}/s burst {args.burst}" if args.rate > 0 else "off"

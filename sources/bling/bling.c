@@ -326,6 +326,32 @@ static enum ab_status submit_saldos(struct bling *b, struct ab_error *err)
 
 /* ---- answers -------------------------------------------------------------------- */
 
+/* The record: Bling's object v plus "_ab_window_end", the end of the
+ * request window it was read in (its modification time is at most that). */
+static enum ab_status emit_record(struct bling *b, yajl_val v, struct ab_error *err)
+{
+    int64_t end = b->st.end >= 0 ? b->st.end : b->run_start;
+    enum ab_status rc;
+
+    AB_ASSERT(v && YAJL_IS_OBJECT(v));
+    ab_buf_reset(&b->rec);
+    rc = ab_json_write(&b->rec, v, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    ab_buf_truncate(&b->rec, b->rec.len - 1); /* the closing brace */
+    rc = ab_buf_adds(&b->rec, v->u.object.len ? ",\"_ab_window_end\":\"" : "\"_ab_window_end\":\"",
+                     err);
+    if (rc == AB_OK) {
+        rc = ab_time_format(end, 0, "%Y-%m-%dT%H:%M:%SZ\"}", &b->rec, err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_source_record(b->d, b->cur, b->rec.data, b->rec.len, err);
+    }
+    b->records += rc == AB_OK;
+    return rc;
+}
+
 /* The answer as JSON, or the failure it means. *body belongs to the caller. */
 static enum ab_status answer(struct bling *b, const char *what, yajl_val *body,
                              struct ab_error *err)
@@ -459,16 +485,11 @@ static enum ab_status on_detail(struct bling *b, struct ab_error *err)
             return ab_error_set(err, AB_ERR_PROTOCOL, "%s: the answer has no \"data\" object",
                                 what);
         }
-        ab_buf_reset(&b->rec);
-        rc = ab_json_write(&b->rec, data, err);
+        rc = emit_record(b, data, err);
         ab_json_free(body);
-        if (rc == AB_OK) {
-            rc = ab_source_record(b->d, b->cur, b->rec.data, b->rec.len, err);
-        }
         if (rc != AB_OK) {
             return rc;
         }
-        b->records++;
     }
     if (++b->idx < b->nids) {
         bl_set_phase(b, BL_PH_DETAIL);
@@ -493,12 +514,12 @@ static enum ab_status on_saldos(struct bling *b, struct ab_error *err)
         return ab_error_set(err, AB_ERR_PROTOCOL, "%s: the answer has no \"data\" array", what);
     }
     for (size_t i = 0; i < data->u.array.len && rc == AB_OK; i++) {
-        ab_buf_reset(&b->rec);
-        rc = ab_json_write(&b->rec, data->u.array.values[i], err);
-        if (rc == AB_OK) {
-            rc = ab_source_record(b->d, b->cur, b->rec.data, b->rec.len, err);
+        if (!YAJL_IS_OBJECT(data->u.array.values[i])) {
+            rc = ab_error_set(err, AB_ERR_PROTOCOL, "%s: element %zu of \"data\" is not an object",
+                              what, i);
+            break;
         }
-        b->records += rc == AB_OK;
+        rc = emit_record(b, data->u.array.values[i], err);
     }
     ab_json_free(body);
     if (rc != AB_OK) {

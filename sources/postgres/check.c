@@ -16,7 +16,7 @@ enum ab_status pg_check(struct ab_driver *d, struct ab_check *chk, struct ab_err
     PGconn *c;
     enum ab_status rc;
 
-    rc = pg_connect(d, tmpdir, sizeof(tmpdir), &c, err);
+    rc = pg_connect(d, tmpdir, sizeof(tmpdir), false, &c, err);
     pg_tmpdir_remove(tmpdir);
     if (rc == AB_ERR_CONFIG || rc == AB_ERR_TRANSIENT) {
         ab_check_problem(chk, "%s", err->message);
@@ -52,6 +52,14 @@ enum ab_status pg_check(struct ab_driver *d, struct ab_check *chk, struct ab_err
         ab_error_init(err);
     }
     pg_rels_release(&rels);
+    {
+        yajl_val rm = ab_json_get(cfg, "replication_method");
+
+        if (strcmp(ab_json_get_str(rm, "method", ""), "CDC") == 0) {
+            pg_cdc_check(c, ab_json_get_str(rm, "replication_slot", ""),
+                         ab_json_get_str(rm, "publication", ""), chk);
+        }
+    }
     PQfinish(c);
     return AB_OK;
 }

@@ -86,8 +86,8 @@ static void first_line(const char *msg, char *out, size_t size)
     out[n] = '\0';
 }
 
-enum ab_status pg_connect(struct ab_driver *d, char *tmpdir, size_t tmpsz, PGconn **out,
-                          struct ab_error *err)
+enum ab_status pg_connect(struct ab_driver *d, char *tmpdir, size_t tmpsz, bool replication,
+                          PGconn **out, struct ab_error *err)
 {
     yajl_val cfg = ab_driver_config(d);
     yajl_val ssl = ab_json_get(cfg, "ssl_mode");
@@ -171,6 +171,10 @@ enum ab_status pg_connect(struct ab_driver *d, char *tmpdir, size_t tmpsz, PGcon
     vals[n++] = options;
     keys[n] = "client_encoding";
     vals[n++] = "UTF8";
+    if (replication) {
+        keys[n] = "replication";
+        vals[n++] = "database";
+    }
     keys[n] = "application_name";
     vals[n++] = PG_NAME;
     keys[n] = NULL;
@@ -447,16 +451,19 @@ static enum ab_status str_array(struct ab_buf *out, const char *const *v, size_t
     return ab_buf_addc(out, ']', err);
 }
 
-enum ab_status pg_catalog_json(const struct pg_rels *rels, bool xmin, struct ab_buf *out,
+enum ab_status pg_catalog_json(const struct pg_rels *rels, const char *method, struct ab_buf *out,
                                struct ab_error *err)
 {
+    bool xmin = strcmp(method, "Xmin") == 0;
+    bool cdc = strcmp(method, "CDC") == 0;
+
     if (ab_buf_adds(out, "{\"streams\":[", err) != AB_OK) {
         return err->code;
     }
     for (size_t i = 0; i < rels->n; i++) {
         const struct pg_rel *rel = &rels->v[i];
         bool heap = rel->kind == 'r' || rel->kind == 'm';
-        bool incr = xmin ? heap : true;
+        bool incr = xmin ? heap : cdc ? rel->kind == 'r' || rel->kind == 'p' : true;
         const char *updated = NULL;
         bool first = true;
 
@@ -486,10 +493,23 @@ enum ab_status pg_catalog_json(const struct pg_rels *rels, bool xmin, struct ab_
                 updated = col->name;
             }
         }
+        if (cdc && incr &&
+            ab_buf_adds(out,
+                        ",\"_ab_cdc_lsn\":{\"type\":[\"null\",\"integer\"]},"
+                        "\"_ab_cdc_updated_at\":{\"type\":[\"null\",\"string\"],\"format\":"
+                        "\"date-time\"},\"_ab_cdc_deleted_at\":{\"type\":[\"null\",\"string\"],"
+                        "\"format\":\"date-time\"},\"_ab_cdc_unchanged_columns\":{\"type\":["
+                        "\"null\",\"array\"],\"items\":{\"type\":\"string\"}}",
+                        err) != AB_OK) {
+            return err->code;
+        }
+        if (cdc && incr) {
+            updated = "_ab_cdc_lsn";
+        }
         if (ab_buf_printf(out, err, "}},\"supported_sync_modes\":[\"full_refresh\"%s]",
                           incr ? ",\"incremental\"" : "") != AB_OK ||
-            ab_buf_printf(out, err, ",\"source_defined_cursor\":%s", xmin ? "true" : "false") !=
-                AB_OK ||
+            ab_buf_printf(out, err, ",\"source_defined_cursor\":%s",
+                          xmin || cdc ? "true" : "false") != AB_OK ||
             ab_buf_adds(out, ",\"default_cursor_field\":", err) != AB_OK ||
             str_array(out, &updated, !xmin && updated ? 1 : 0, err) != AB_OK ||
             ab_buf_adds(out, ",\"source_defined_primary_key\":[", err) != AB_OK) {

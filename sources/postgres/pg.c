@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ab/assert.h"
 #include "ab/json.h"
@@ -30,55 +31,6 @@
  *   incremental by xmin: one statement, a STATE at the end.
  */
 
-enum pg_method { PG_FULL_PK = 0, PG_FULL_CTID, PG_FULL_ONE, PG_INCR_CURSOR, PG_INCR_XMIN };
-
-enum pg_phase { PG_PH_START = 0, PG_PH_QUERY, PG_PH_DONE };
-
-struct pg_stream {
-    struct pg_rels rels; /* the one relation */
-    const struct pg_rel *rel;
-    enum pg_method method;
-    long cursor_col;
-    struct ab_buf from; /* "SELECT <columns> , <hidden> FROM <rel>" */
-    struct ab_buf keys; /* the record keys, "\"name\":" each, NUL separated */
-    size_t *key_off;    /* offsets into keys */
-    size_t nsel;        /* selected columns (the record's fields) */
-    enum pg_conv *conv; /* per selected column, from the first result */
-    bool conv_known;
-    /* progress */
-    char **pk;     /* last primary key values (text), npk */
-    int64_t page;  /* ctid: next page */
-    int64_t pages; /* ctid: pages at start */
-    int64_t pages_per_chunk;
-    struct ab_buf cursor; /* last cursor value emitted (text) */
-    bool has_cursor;
-    int64_t cursor_count; /* rows emitted with that value (this run or the state's) */
-    int64_t since_state;
-    char xmin_state[160];
-};
-
-struct pgsrc {
-    struct ab_driver *d;
-    PGconn *conn;
-    char tmpdir[4096];
-    bool fd_added;
-    int fd;
-    bool xmin;
-    int64_t chunk_size;
-    int64_t interval;
-    struct pg_stream *st;
-    size_t n;
-    size_t cur;
-    enum pg_phase phase;
-    bool started;
-    int64_t chunk_rows; /* rows of the current statement */
-    PGresult *last;     /* the last row of the current statement */
-    struct ab_buf row;
-    struct ab_buf sql;
-    struct ab_buf state;
-    uint64_t records;
-};
-
 /* ---- discover ------------------------------------------------------------ */
 
 static enum ab_status pg_discover(struct ab_driver *d, struct ab_error *err)
@@ -91,7 +43,7 @@ static enum ab_status pg_discover(struct ab_driver *d, struct ab_error *err)
     PGconn *c;
     enum ab_status rc;
 
-    rc = pg_connect(d, tmpdir, sizeof(tmpdir), &c, err);
+    rc = pg_connect(d, tmpdir, sizeof(tmpdir), false, &c, err);
     pg_tmpdir_remove(tmpdir);
     if (rc != AB_OK) {
         return rc;
@@ -99,7 +51,7 @@ static enum ab_status pg_discover(struct ab_driver *d, struct ab_error *err)
     ab_buf_init(&out, AB_BUF_UNBOUNDED);
     rc = pg_load_rels(c, ab_json_get(cfg, "schemas"), NULL, NULL, &rels, err);
     if (rc == AB_OK) {
-        rc = pg_catalog_json(&rels, strcmp(method, "Xmin") == 0, &out, err);
+        rc = pg_catalog_json(&rels, method, &out, err);
     }
     if (rc == AB_OK) {
         rc = ab_source_catalog(d, out.data, out.len, err);
@@ -124,6 +76,7 @@ static void stream_release(struct pg_stream *s)
     ab_buf_release(&s->from);
     ab_buf_release(&s->keys);
     ab_buf_release(&s->cursor);
+    ab_buf_release(&s->gstate);
     free(s->key_off);
     free(s->conv);
 }
@@ -135,6 +88,7 @@ static void pg_close(void *self)
     if (!p) {
         return;
     }
+    pg_cdc_free(p);
     if (p->fd_added) {
         ab_loop_del_fd(ab_driver_loop(p->d), p->fd);
     }
@@ -253,6 +207,7 @@ static enum ab_status open_stream(struct pgsrc *p, size_t i, struct ab_error *er
     ab_buf_init(&s->from, AB_BUF_UNBOUNDED);
     ab_buf_init(&s->keys, AB_BUF_UNBOUNDED);
     ab_buf_init(&s->cursor, AB_BUF_UNBOUNDED);
+    ab_buf_init(&s->gstate, AB_BUF_UNBOUNDED);
     s->cursor_col = -1;
     rc = pg_load_rels(p->conn, NULL, schema, cs->name, &s->rels, err);
     if (rc != AB_OK) {
@@ -262,7 +217,26 @@ static enum ab_status open_stream(struct pgsrc *p, size_t i, struct ab_error *er
         return missing_rel(p->conn, cs, schema, err);
     }
     s->rel = &s->rels.v[0];
-    if (cs->sync_mode == AB_SYNC_INCREMENTAL && p->xmin) {
+    if (cs->sync_mode == AB_SYNC_INCREMENTAL && p->cdc_mode) {
+        if (s->rel->kind != 'r' && s->rel->kind != 'p') {
+            return ab_error_set(err, AB_ERR_CONFIG,
+                                "stream '%s': CDC needs a table; \"%s\".\"%s\" is a view or "
+                                "materialized view (read it with full_refresh)",
+                                cs->name, schema, cs->name);
+        }
+        if (s->rel->kind == 'p' && s->rel->npk == 0) {
+            return ab_error_set(err, AB_ERR_CONFIG,
+                                "stream '%s': the snapshot of a partitioned table needs a "
+                                "primary key",
+                                cs->name);
+        }
+        s->cdc = true;
+        s->method = s->rel->npk > 0 ? PG_FULL_PK : PG_FULL_CTID;
+        s->snap_done = st && strcmp(ab_json_get_str(st, "snapshot", ""), "done") == 0;
+        if (s->snap_done && ab_buf_adds(&s->gstate, "{\"snapshot\":\"done\"}", err) != AB_OK) {
+            return err->code;
+        }
+    } else if (cs->sync_mode == AB_SYNC_INCREMENTAL && p->xmin) {
         if (s->rel->kind != 'r' && s->rel->kind != 'm') {
             return ab_error_set(err, AB_ERR_CONFIG,
                                 "stream '%s': incremental by xmin needs a table or materialized "
@@ -399,6 +373,9 @@ static enum ab_status pg_open(struct ab_driver *d, void **self, struct ab_error 
     }
     p->d = d;
     p->xmin = strcmp(method, "Xmin") == 0;
+    p->cdc_mode = strcmp(method, "CDC") == 0;
+    p->slot = ab_json_get_str(ab_json_get(cfg, "replication_method"), "replication_slot", NULL);
+    p->publication = ab_json_get_str(ab_json_get(cfg, "replication_method"), "publication", NULL);
     p->chunk_size = ab_opt_int(cfg, "chunk_size");
     p->interval = ab_opt_int(cfg, "checkpoint_interval");
     ab_buf_init(&p->row, AB_BUF_UNBOUNDED);
@@ -410,9 +387,18 @@ static enum ab_status pg_open(struct ab_driver *d, void **self, struct ab_error 
         pg_close(p);
         return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
     }
-    rc = pg_connect(d, p->tmpdir, sizeof(p->tmpdir), &p->conn, err);
+    rc = pg_connect(d, p->tmpdir, sizeof(p->tmpdir), false, &p->conn, err);
     for (size_t i = 0; rc == AB_OK && i < cat->n; i++) {
         rc = open_stream(p, i, err);
+        p->ncdc += p->st[i].cdc ? 1 : 0;
+    }
+    if (rc == AB_OK && p->ncdc > 0) {
+        time_t now = time(NULL);
+        struct tm tm;
+
+        (void)gmtime_r(&now, &tm);
+        (void)strftime(p->snap_ts, sizeof(p->snap_ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        rc = pg_cdc_verify(p, err);
     }
     if (rc == AB_OK) {
         p->fd = PQsocket(p->conn);
@@ -434,9 +420,20 @@ static struct pg_stream *cur_stream(struct pgsrc *p)
     return &p->st[p->cur];
 }
 
+/* p->state as the current stream's state: a STREAM state, or for a CDC
+ * stream its part of the GLOBAL state. */
 static enum ab_status emit_state(struct pgsrc *p, struct ab_error *err)
 {
-    cur_stream(p)->since_state = 0;
+    struct pg_stream *s = cur_stream(p);
+
+    s->since_state = 0;
+    if (s->cdc) {
+        ab_buf_reset(&s->gstate);
+        if (ab_buf_add(&s->gstate, p->state.data, p->state.len, err) != AB_OK) {
+            return err->code;
+        }
+        return pg_cdc_global_state(p, err);
+    }
     return ab_source_stream_state(p->d, p->cur, p->state.data, p->state.len, err);
 }
 
@@ -705,6 +702,12 @@ static enum ab_status emit_row(struct pgsrc *p, const PGresult *r, struct ab_err
                                    s->rel->cols[i].name);
         }
     }
+    if (s->cdc && ab_buf_printf(b, err,
+                                ",\"_ab_cdc_lsn\":%" PRIu64 ",\"_ab_cdc_updated_at\":\"%s\","
+                                "\"_ab_cdc_deleted_at\":null",
+                                p->lsn, p->snap_ts) != AB_OK) {
+        return err->code;
+    }
     if (ab_buf_addc(b, '}', err) != AB_OK) {
         return err->code;
     }
@@ -827,6 +830,13 @@ static enum ab_status end_query(struct pgsrc *p, struct ab_error *err)
     default:
         break;
     }
+    if (done && s->cdc) {
+        ab_buf_reset(&p->state);
+        s->snap_done = true;
+        if (ab_buf_adds(&p->state, "{\"snapshot\":\"done\"}", err) != AB_OK) {
+            return err->code;
+        }
+    }
     if (done && p->state.len == 0 && ab_buf_adds(&p->state, "{}", err) != AB_OK) {
         return err->code; /* a full refresh that completed starts over next time */
     }
@@ -901,7 +911,9 @@ static enum ab_status pg_step(void *self, enum ab_source_next *next, struct ab_e
     enum ab_status rc;
 
     while (p->cur < p->n && p->phase == PG_PH_DONE) {
-        rc = ab_source_stream_status(p->d, p->cur, AB_STATUS_COMPLETE, err);
+        /* a CDC stream completes after the WAL phase */
+        rc = p->st[p->cur].cdc ? AB_OK
+                               : ab_source_stream_status(p->d, p->cur, AB_STATUS_COMPLETE, err);
         if (rc != AB_OK) {
             return rc;
         }
@@ -910,12 +922,30 @@ static enum ab_status pg_step(void *self, enum ab_source_next *next, struct ab_e
         p->started = false;
     }
     if (p->cur >= p->n) {
+        if (p->ncdc > 0 && !p->wal_done) {
+            return pg_cdc_step(p, next, err);
+        }
+        for (size_t i = 0; i < p->n; i++) {
+            if (p->st[i].cdc && p->ncdc > 0 &&
+                ab_source_stream_status(p->d, i, AB_STATUS_COMPLETE, err) != AB_OK) {
+                return err->code;
+            }
+        }
+        p->ncdc = 0;
         *next = AB_SOURCE_DONE;
         return AB_OK;
     }
     if (!p->started) {
+        struct pg_stream *s = cur_stream(p);
+
         p->started = true;
         rc = ab_source_stream_status(p->d, p->cur, AB_STATUS_STARTED, err);
+        if (rc == AB_OK && s->cdc && s->snap_done) {
+            p->phase = PG_PH_DONE; /* straight to the WAL phase */
+            rc = ab_source_stream_status(p->d, p->cur, AB_STATUS_RUNNING, err);
+            *next = AB_SOURCE_MORE;
+            return rc;
+        }
         if (rc == AB_OK) {
             rc = prepare_stream(p, err);
         }

@@ -67,4 +67,11 @@ bool pg_cursor_type(const char *base);
  * (a wraparound happened since the state was saved). */
 bool pg_xmin_needs_full(int64_t saved_wrap, int64_t cur_wrap);
 
+/* pg_lsn text ("16/B374D848") to a number; false when malformed. */
+bool pg_lsn_parse(const char *text, uint64_t *out);
+/* A PostgreSQL array literal ({1,"a b",NULL,{2}}) as a JSON array of
+ * elements converted with conv. AB_ERR_PROTOCOL when malformed. */
+enum ab_status pg_array_json(struct ab_buf *out, enum pg_conv conv, const char *v, size_t n,
+                             struct ab_error *err);
+
 #endif

@@ -368,3 +368,113 @@ bool pg_xmin_needs_full(int64_t saved_wrap, int64_t cur_wrap)
 {
     return cur_wrap != saved_wrap;
 }
+
+bool pg_lsn_parse(const char *text, uint64_t *out)
+{
+    unsigned long hi, lo;
+    char tail;
+
+    if (!text || sscanf(text, "%lX/%lX%c", &hi, &lo, &tail) != 2 || hi > 0xffffffffUL ||
+        lo > 0xffffffffUL) {
+        return false;
+    }
+    *out = (uint64_t)hi << 32 | lo;
+    return true;
+}
+
+/* One element of an array literal at *pos (quoted, unquoted or NULL). */
+static enum ab_status array_elem(struct ab_buf *out, enum pg_conv conv, const char *v, size_t n,
+                                 size_t *pos, struct ab_buf *tmp, struct ab_error *err)
+{
+    size_t i = *pos;
+
+    ab_buf_reset(tmp);
+    if (i < n && v[i] == '"') {
+        for (i++; i < n && v[i] != '"'; i++) {
+            if (v[i] == '\\' && i + 1 < n) {
+                i++;
+            }
+            if (ab_buf_addc(tmp, v[i], err) != AB_OK) {
+                return err->code;
+            }
+        }
+        if (i >= n) {
+            return ab_error_set(err, AB_ERR_PROTOCOL, "array value with an unterminated quote");
+        }
+        *pos = i + 1;
+    } else {
+        size_t start = i;
+
+        while (i < n && v[i] != ',' && v[i] != '}') {
+            i++;
+        }
+        *pos = i;
+        if (i - start == 4 && memcmp(v + start, "NULL", 4) == 0) {
+            return ab_buf_adds(out, "null", err);
+        }
+        if (ab_buf_add(tmp, v + start, i - start, err) != AB_OK) {
+            return err->code;
+        }
+    }
+    return pg_value_json(out, conv, tmp->data ? tmp->data : "", tmp->len, err);
+}
+
+static enum ab_status array_level(struct ab_buf *out, enum pg_conv conv, const char *v, size_t n,
+                                  size_t *pos, int depth, struct ab_buf *tmp, struct ab_error *err)
+{
+    size_t i = *pos;
+
+    if (depth > 6 || i >= n || v[i] != '{') {
+        return ab_error_set(err, AB_ERR_PROTOCOL, "array value not in literal form");
+    }
+    if (ab_buf_addc(out, '[', err) != AB_OK) {
+        return err->code;
+    }
+    i++;
+    if (i < n && v[i] == '}') {
+        *pos = i + 1;
+        return ab_buf_addc(out, ']', err);
+    }
+    for (;;) {
+        enum ab_status rc = i < n && v[i] == '{'
+                                ? array_level(out, conv, v, n, &i, depth + 1, tmp, err)
+                                : array_elem(out, conv, v, n, &i, tmp, err);
+
+        if (rc != AB_OK) {
+            return rc;
+        }
+        if (i >= n) {
+            return ab_error_set(err, AB_ERR_PROTOCOL, "array value not terminated");
+        }
+        if (v[i] == '}') {
+            *pos = i + 1;
+            return ab_buf_addc(out, ']', err);
+        }
+        if (v[i] != ',' || ab_buf_addc(out, ',', err) != AB_OK) {
+            return v[i] != ',' ? ab_error_set(err, AB_ERR_PROTOCOL, "array value malformed")
+                               : err->code;
+        }
+        i++;
+    }
+}
+
+enum ab_status pg_array_json(struct ab_buf *out, enum pg_conv conv, const char *v, size_t n,
+                             struct ab_error *err)
+{
+    struct ab_buf tmp;
+    size_t pos = 0;
+    enum ab_status rc;
+
+    if (n > 0 && v[0] == '[') { /* explicit bounds "[0:1]={...}" */
+        const char *eq = memchr(v, '=', n);
+
+        if (!eq) {
+            return ab_error_set(err, AB_ERR_PROTOCOL, "array value not in literal form");
+        }
+        pos = (size_t)(eq - v) + 1;
+    }
+    ab_buf_init(&tmp, AB_BUF_UNBOUNDED);
+    rc = array_level(out, conv, v, n, &pos, 0, &tmp, err);
+    ab_buf_release(&tmp);
+    return rc;
+}

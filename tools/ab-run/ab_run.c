@@ -76,7 +76,8 @@ struct runner {
     size_t high_water;
     bool src_paused;
     bool src_eof;
-    bool discard; /* a failure: the source's output goes nowhere */
+    bool input_done; /* the destination's stdin was closed after the last line */
+    bool discard;    /* a failure: the source's output goes nowhere */
     int capture_fd;
     const char *capture_path;
     struct ab_buf capbuf;
@@ -337,10 +338,14 @@ static int learn_secrets(struct runner *r, const char *side, const char *cmd,
                 break;
             }
         }
+        (void)close(p[0]); /* before waiting: a spec too long for the buffer gets EPIPE */
+        p[0] = -1;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
         }
     }
-    (void)close(p[0]);
+    if (p[0] >= 0) {
+        (void)close(p[0]);
+    }
     if (pid <= 0 || !status_ok(status)) {
         char st[64];
 
@@ -500,6 +505,7 @@ static void maybe_close_input(struct runner *r)
         return;
     }
     close_fd(r, &r->dst.in_fd);
+    r->input_done = true;
 }
 
 static bool finished(const struct runner *r)
@@ -554,7 +560,7 @@ static enum ab_status on_tick(void *arg, uint64_t id, struct ab_error *err)
             describe_status(r->dst.status, st, sizeof(st));
             note("the destination failed (%s)", st);
             fail(r, OUT_DEST, RUN_EXIT_DESTINATION);
-        } else if (r->dst.in_fd >= 0) {
+        } else if (!r->input_done) {
             note("the destination exited before the end of its input");
             fail(r, OUT_DEST, RUN_EXIT_DESTINATION);
         }

@@ -5,6 +5,7 @@
 
 #include "ab/checkpoint.h"
 #include "ab/driver.h"
+#include "ab/mapping.h"
 #include "ab/protocol.h"
 
 /*
@@ -23,7 +24,7 @@
  * A STATE waiting longer than max_checkpoint_wait_seconds forces a flush (a
  * timer); progress is logged every progress_interval_seconds (a timer).
  * Common config fields the driver reads: "rejected_records",
- * "dead_letter_path", "max_line_bytes", "progress_interval_seconds",
+ * "object_storage_config", "dead_letter_path", "max_line_bytes", "progress_interval_seconds",
  * "max_checkpoint_wait_seconds", "log_level".
  */
 
@@ -93,6 +94,43 @@ struct ab_ckpt *ab_driver_ckpt(struct ab_driver *d);
 enum ab_status ab_driver_reject(struct ab_driver *d, size_t stream, uint64_t seq, uint64_t lineno,
                                 const char *rejected_by, const char *record_json, size_t record_len,
                                 const char *errors_json, struct ab_error *err);
+
+/* One rejection as ab_driver_reject_ex() takes it; everything borrowed for
+ * the call. received: the record as the source sent it; sent: as built for
+ * the target (NULL: never built); mapping: names, in each error whose
+ * "field" is a mapped target field, the source path it comes from (NULL:
+ * errors are stored as they are). */
+struct ab_rejection {
+    size_t stream;
+    uint64_t seq;
+    uint64_t lineno;
+    const char *rejected_by; /* "destination" or "target" */
+    const char *received;
+    size_t received_len;
+    const char *sent;
+    size_t sent_len;
+    const char *errors_json;
+    const struct ab_mapping *mapping;
+};
+
+/* As ab_driver_reject(), with both forms of the record and the source paths
+ * of the errors. */
+enum ab_status ab_driver_reject_ex(struct ab_driver *d, const struct ab_rejection *r,
+                                   struct ab_error *err);
+
+/*
+ * A dry run (--dry-run): the destination validates, maps and batches as
+ * usual but sends no request that writes. Instead of sending a request it
+ * reports it with ab_driver_dry_request() (object, operation, a label such
+ * as "POST /v1/customers:upsert", the records it carries and its body) and
+ * treats its unit as committed at once. Rules of the target that can be
+ * checked locally are checked, and breaking records are rejected with
+ * ab_driver_reject() as the target would reject them; a dry run writes no
+ * dead-letter file and no checkpoint, and emits no STATE.
+ */
+bool ab_driver_dry_run(const struct ab_driver *d);
+void ab_driver_dry_request(struct ab_driver *d, const char *object, const char *op,
+                           const char *label, size_t records, const char *body, size_t len);
 
 /* Counts committed records (for progress and the summary). */
 void ab_driver_add_committed(struct ab_driver *d, uint64_t n);

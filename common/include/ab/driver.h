@@ -50,8 +50,12 @@ struct ab_loop *ab_driver_loop(struct ab_driver *d);
 /* The client the loop drives (borrowed; the connector frees it in close). */
 void ab_driver_set_http(struct ab_driver *d, struct ab_http *h);
 
-/* Registers a secret (copied) so it is masked in every log and error. */
-void ab_driver_add_secret(struct ab_driver *d, const char *secret);
+/* Registers a secret (copied) so it is masked in every log and error. When
+ * the mask cannot take it, the run fails (ab_driver_fail()) and the error is
+ * returned: the secret must not be used then. */
+enum ab_status ab_driver_add_secret(struct ab_driver *d, const char *secret, struct ab_error *err);
+/* Unregisters a secret that can no longer appear (a replaced token). */
+void ab_driver_remove_secret(struct ab_driver *d, const char *secret);
 
 /* A fatal error found inside a callback: the loop stops at the end of its
  * turn, one TRACE error is written and the run exits 1. The first wins. */

@@ -35,11 +35,23 @@ enum ab_log_level {
 struct ab_emitter *ab_emitter_new(FILE *out, int64_t (*now_ms)(void), struct ab_error *err);
 void ab_emitter_free(struct ab_emitter *em);
 
-/* Copies s; strings shorter than 4 bytes are ignored (they would mask words). */
+/* Copies s; strings shorter than 4 bytes are ignored (they would mask words;
+ * spec secrets are at least AB_SECRET_MIN_LENGTH long). The mask holds at
+ * most 1024 patterns (a secret takes two when its JSON-escaped form
+ * differs): beyond that AB_ERR_INTERNAL and the secret is NOT masked, which
+ * callers must treat as fatal. AB_ERR_NOMEM likewise. */
+#define AB_SECRET_MIN_LENGTH 8
 enum ab_status ab_emitter_add_secret(struct ab_emitter *em, const char *s);
+/* Removes a secret that can no longer appear (a replaced access token), so
+ * the mask does not fill up over a long run. */
+void ab_emitter_remove_secret(struct ab_emitter *em, const char *s);
 /* Writes the secrets-masked form of text into out (always NUL-terminated,
  * truncated to size). Exposed so that files (dead letters) can use it too. */
 void ab_emitter_mask(const struct ab_emitter *em, const char *text, char *out, size_t size);
+/* Appends the secrets-masked form of text[0, n) to out, whatever its size. */
+struct ab_buf;
+enum ab_status ab_emitter_mask_buf(const struct ab_emitter *em, const char *text, size_t n,
+                                   struct ab_buf *out, struct ab_error *err);
 
 void ab_emitter_set_level(struct ab_emitter *em, enum ab_log_level min);
 bool ab_emitter_enabled(const struct ab_emitter *em, enum ab_log_level level);

@@ -16,15 +16,40 @@
  * Config shape (the "stream_mappings" array of both destinations):
  *   [{"stream": "clientes", "namespace": "erp", "object": "customers",
  *     "fields": {"external_id": "id", "email": "contato.email"}}]
- * "fields" maps a target field to a source field path (dot-separated). With
- * "fields", only the listed target fields are sent; without it the record's
- * top-level fields are sent as they are, except Airbyte's own ("_ab_*",
- * "_airbyte_*"). A stream with no mapping whose name equals an object name
- * loads that object with identical fields.
+ * "fields" maps a target field to a source field path (dot-separated), or to
+ * a transform object:
+ *   {"from": "path", "as": "string"}       a number as its text, a string as is
+ *   {"from": "path", "as": "decimal", "scale": 2}
+ *                                          a number (or numeric text) as a
+ *                                          decimal text with scale digits
+ *   {"from": "path", "as": "rfc3339", "utc_offset_minutes": -180}
+ *                                          a date or date-time text (forms of
+ *                                          ab_time_parse(), offset for texts
+ *                                          without one) as RFC 3339 UTC
+ *   {"from": "path", "map": {"9": "paid"}, "default": "pending"}
+ *                                          the source value (a string, or a
+ *                                          number's text) looked up; no entry
+ *                                          (or no value) gives the default
+ *   {"value": <JSON>}                      a constant
+ *   {"from": "path", "each": {<fields>}}   an array, each element mapped with
+ *                                          the nested fields
+ * A value the transform cannot convert leaves the target field absent (the
+ * destination then reports the missing field). With "fields", only the
+ * listed target fields are sent; without it the record's top-level fields
+ * are sent as they are, except Airbyte's own ("_ab_*", "_airbyte_*"). A
+ * stream with no mapping whose name equals an object name loads that object
+ * with identical fields.
+ *
+ * A mapping with transforms keeps the last value it computed per field:
+ * values returned by ab_mapping_get() are valid until the next call for the
+ * same field or ab_mappings_release(); one thread at a time per mapping.
  */
+struct ab_mapping_xform; /* private to mapping.c */
+
 struct ab_mapping_field {
     char *to;
     struct ab_path from;
+    struct ab_mapping_xform *xf; /* NULL: the value at from as it is */
 };
 
 struct ab_mapping {
@@ -73,6 +98,14 @@ yajl_val ab_mapping_get(const struct ab_mapping *m, yajl_val data, const char *f
  * when the mapped record has none of that name (a default brand). */
 enum ab_status ab_mapping_write(const struct ab_mapping *m, yajl_val data, const char *extra_key,
                                 const char *extra_val, struct ab_buf *out, struct ab_error *err);
+
+/* Copies the JSON array errors_json ([{"field": "<target field>", ...}]) into
+ * out with, in each object whose "field" is a target field m maps,
+ * "source_field": "<source path>" and "mapping": "<field> <- <source path>"
+ * added (an identity mapping maps a field from itself). Anything that is not
+ * such an array is copied as it is. m may be NULL (copied as it is). */
+enum ab_status ab_mapping_annotate_errors(const struct ab_mapping *m, const char *errors_json,
+                                          struct ab_buf *out, struct ab_error *err);
 
 /* As ab_mapping_write(), given also text (len bytes): the JSON text data
  * was parsed from, as the strict intake accepted it (NULL: not known). For

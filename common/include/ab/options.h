@@ -34,6 +34,7 @@
 
 #include <yajl/yajl_tree.h>
 
+#include "ab/deadletter.h"
 #include "ab/emitter.h"
 #include "ab/error.h"
 #include "ab/http.h"
@@ -93,10 +94,18 @@ struct ab_core_opts {
 };
 void ab_opts_core(yajl_val config, struct ab_core_opts *o);
 
-/* The "destination" group, as the driver uses it. dead_letter_path is
- * borrowed from config. */
+/* The "destination" group, as the driver uses it. Strings are borrowed from
+ * config. storage is where object_storage_config sends rejected records;
+ * without that option AB_DL_FILE at dead_letter_path (the legacy option),
+ * or with local_path NULL when that is unset too: the caller picks the
+ * default file. local_path NULL or "": the default file. */
 struct ab_destination_opts {
-    const char *dead_letter_path;
+    const char *dead_letter_path; /* NULL when unset */
+    bool storage_set;             /* object_storage_config is in the config */
+    enum ab_deadletter_kind storage;
+    const char *local_path;
+    struct ab_objstore_cfg s3;
+    const char *s3_prefix;
     bool fail_on_reject;
     size_t max_line_bytes;
     int64_t max_wait_us;

@@ -13,6 +13,12 @@
 #include "ab/error.h"
 #include "ab/json.h"
 
+/* The Airbyte protocol version the connectors speak: the newest message
+ * shape they print (destinationStats.rejectedRecordCount: 0.18.0;
+ * DESTINATION_CATALOG: 0.16.0). ab_spec_build() writes it into every spec
+ * as protocol_version; no connector spec declares its own. */
+#define AB_PROTOCOL_VERSION "0.18.0"
+
 enum ab_msg_type {
     AB_MSG_UNKNOWN = 0, /* a type this connector does not know: ignored */
     AB_MSG_RECORD,

@@ -5,6 +5,7 @@
 
 #include "ab/json.h"
 #include "ab/mapping.h"
+#include "ab/protocol.h"
 
 #include "ab_spec_test.h"
 #include "ab_test.h"
@@ -19,6 +20,7 @@ static void test_spec_declares_every_field_read(void **state)
                                          "max_batch_bytes",
                                          "stream_mappings",
                                          "rejected_records",
+                                         "object_storage_config",
                                          "dead_letter_path",
                                          "max_in_flight",
                                          "requests_per_second",
@@ -39,9 +41,18 @@ static void test_spec_declares_every_field_read(void **state)
     (void)state;
     spec_test_declares(spec, fields);
     assert_true(ab_json_get_bool(ab_json_get(props, "api_key"), "airbyte_secret", false));
+    assert_int_equal(ab_json_get_int(ab_json_get(props, "api_key"), "minLength", 0), 8);
     assert_int_equal(ab_json_get_int(ab_json_get(props, "batch_size"), "maximum", 0), 1000);
     assert_null(ab_json_get(spec, "x-ab-options"));
-    assert_string_equal(ab_json_get_str(spec, "protocol_version", ""), "0.5.0");
+    assert_string_equal(ab_json_get_str(spec, "protocol_version", ""), AB_PROTOCOL_VERSION);
+    {
+        const char *doc = ab_json_get_str(spec, "documentationUrl", "");
+        const char *tail = "/destinations/crm360/README.md#configuration";
+
+        assert_true(strncmp(doc, "https://", 8) == 0);
+        assert_true(strlen(doc) > strlen(tail));
+        assert_string_equal(doc + strlen(doc) - strlen(tail), tail);
+    }
     yajl_tree_free(spec);
 }
 
@@ -50,7 +61,7 @@ static void test_spec_defaults_reach_the_code(void **state)
 {
     yajl_val spec = spec_test_build(crm_spec_json);
     yajl_val cfg = spec_test_config(spec, "{\"api_url\":\"https://api.crm360.example\","
-                                          "\"api_key\":\"k\"}");
+                                          "\"api_key\":\"k-123456\"}");
     struct ab_http_opts o;
 
     (void)state;

@@ -11,6 +11,7 @@
 #include "ab/assert.h"
 #include "ab/config.h"
 #include "ab/json.h"
+#include "ab/protocol.h"
 
 #include "ab_spec_test.h"
 #include "ab_test.h"
@@ -47,7 +48,15 @@ static void test_spec_is_valid_json_with_modes(void **state)
         assert_string_equal(ab_json_str(modes->u.array.values[i]), want[i]);
     }
     assert_true(YAJL_IS_TRUE(ab_json_get(spec, "supportsIncremental")));
-    assert_string_equal(ab_json_get_str(spec, "protocol_version", ""), "0.5.0");
+    assert_string_equal(ab_json_get_str(spec, "protocol_version", ""), AB_PROTOCOL_VERSION);
+    {
+        const char *doc = ab_json_get_str(spec, "documentationUrl", "");
+        const char *tail = "/destinations/shops/README.md#configuration";
+
+        assert_true(strncmp(doc, "https://", 8) == 0);
+        assert_true(strlen(doc) > strlen(tail));
+        assert_string_equal(doc + strlen(doc) - strlen(tail), tail);
+    }
     yajl_tree_free(spec);
 }
 
@@ -68,6 +77,7 @@ static void test_spec_declares_every_field_read(void **state)
                                          "spool_memory_bytes",
                                          "spool_dir",
                                          "rejected_records",
+                                         "object_storage_config",
                                          "dead_letter_path",
                                          "max_line_bytes",
                                          "progress_interval_seconds",
@@ -88,6 +98,7 @@ static void test_spec_declares_every_field_read(void **state)
     spec_test_declares(spec, fields);
     assert_null(ab_json_get(spec, "x-ab-options"));
     assert_true(YAJL_IS_TRUE(ab_json_get(ab_json_get(props, "client_secret"), "airbyte_secret")));
+    assert_int_equal(ab_json_get_int(ab_json_get(props, "client_secret"), "minLength", 0), 8);
     yajl_tree_free(spec);
 }
 
@@ -96,7 +107,7 @@ static void test_spec_defaults_fill_a_minimal_config(void **state)
     yajl_val spec = spec_test_build(shp_spec_json);
     yajl_val schema = ab_json_get(spec, "connectionSpecification");
     yajl_val cfg = parse("{\"api_url\":\"https://api.shops.example/\",\"client_id\":\"c\","
-                         "\"client_secret\":\"s3cr3t\",\"channel\":\"store-br\"}");
+                         "\"client_secret\":\"s3cr3t-value\",\"channel\":\"store-br\"}");
     struct ab_error err = {0};
     struct shp_config c;
     struct ab_http_opts o;
@@ -104,7 +115,8 @@ static void test_spec_defaults_fill_a_minimal_config(void **state)
     (void)state;
     assert_int_equal(ab_config_validate(cfg, schema, &err), AB_OK);
     assert_string_equal(ab_json_get_str(cfg, "rejected_records", ""), "dead_letter");
-    assert_string_equal(ab_json_get_str(cfg, "dead_letter_path", ""), "rejected-records.jsonl");
+    assert_null(ab_json_get(cfg, "dead_letter_path"));
+    assert_null(ab_json_get(cfg, "object_storage_config"));
     assert_int_equal(ab_json_get_int(cfg, "max_line_bytes", 0), 67108864);
     assert_int_equal(ab_json_get_int(cfg, "max_in_flight", 0), 4);
     assert_int_equal(ab_json_get_int(cfg, "max_retries", 0), 5);
@@ -151,15 +163,20 @@ static void test_spec_defaults_fill_a_minimal_config(void **state)
 static void test_spec_rejects_bad_values(void **state)
 {
     static const char *const bad[] = {
-        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "{\"api_url\":\"https://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":"
         "\"b\",\"part_max_items\":1001}",
-        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "{\"api_url\":\"https://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":"
         "\"b\",\"part_max_bytes\":8388609}",
-        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "{\"api_url\":\"https://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":"
         "\"b\",\"label_prefix\":\"has space\"}",
         "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"channel\":\"b\"}",
-        "{\"api_url\":\"ftp://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":\"b\"}",
-        "{\"api_url\":\"https://x\",\"client_id\":\"c\",\"client_secret\":\"s\",\"channel\":"
+        "{\"api_url\":\"ftp://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":\"b\"}",
+        "{\"api_url\":\"https://"
+        "x\",\"client_id\":\"c\",\"client_secret\":\"s3cr3t-value\",\"channel\":"
         "\"b\",\"stream_mappings\":[{\"stream\":\"p\",\"object\":\"orders\"}]}",
         NULL};
     yajl_val spec = spec_test_build(shp_spec_json);

@@ -107,6 +107,44 @@ static void test_quote_and_schema(void **state)
     assert_true(pg_xmin_needs_full(3, 4));
 }
 
+static char *arr(enum pg_conv c, const char *v, enum ab_status want)
+{
+    static char out[512];
+    struct ab_buf b;
+    struct ab_error err = {0};
+
+    ab_buf_init(&b, AB_BUF_UNBOUNDED);
+    assert_int_equal(pg_array_json(&b, c, v, strlen(v), &err), want);
+    (void)snprintf(out, sizeof(out), "%s", b.data ? b.data : "");
+    ab_buf_release(&b);
+    return out;
+}
+
+static void test_arrays_and_lsns(void **state)
+{
+    uint64_t lsn = 0;
+
+    (void)state;
+    assert_string_equal(arr(PG_CONV_INTEGER, "{1,2,NULL}", AB_OK), "[1,2,null]");
+    assert_string_equal(arr(PG_CONV_INTEGER, "{}", AB_OK), "[]");
+    assert_string_equal(arr(PG_CONV_INTEGER, "{{1,2},{3,4}}", AB_OK), "[[1,2],[3,4]]");
+    assert_string_equal(arr(PG_CONV_STRING, "{\"a b\",\"c,d\",\"q\\\"u\",\"NULL\",x}", AB_OK),
+                        "[\"a b\",\"c,d\",\"q\\\"u\",\"NULL\",\"x\"]");
+    assert_string_equal(arr(PG_CONV_INTEGER, "[0:1]={7,8}", AB_OK), "[7,8]");
+    assert_string_equal(arr(PG_CONV_BOOL, "{t,f}", AB_OK), "[true,false]");
+    (void)arr(PG_CONV_INTEGER, "{1,2", AB_ERR_PROTOCOL);
+    (void)arr(PG_CONV_INTEGER, "1,2}", AB_ERR_PROTOCOL);
+    (void)arr(PG_CONV_STRING, "{\"open}", AB_ERR_PROTOCOL);
+    (void)arr(PG_CONV_INTEGER, "{{{{{{{{1}}}}}}}}", AB_ERR_PROTOCOL);
+    assert_true(pg_lsn_parse("16/B374D848", &lsn));
+    assert_true(lsn == ((uint64_t)0x16 << 32 | 0xB374D848U));
+    assert_true(pg_lsn_parse("0/0", &lsn));
+    assert_true(lsn == 0);
+    assert_false(pg_lsn_parse("16-B3", &lsn));
+    assert_false(pg_lsn_parse("1/2x", &lsn));
+    assert_false(pg_lsn_parse(NULL, &lsn));
+}
+
 static void test_spec_builds_and_lints(void **state)
 {
     yajl_val spec = spec_test_build(pg_spec_json);
@@ -127,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_dates),
         cmocka_unit_test(test_bytes_json_strings),
         cmocka_unit_test(test_quote_and_schema),
+        cmocka_unit_test(test_arrays_and_lsns),
         cmocka_unit_test(test_spec_builds_and_lints),
     };
 

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""A whole pipeline: source-bling | destination-crm360, a shell pipe between
+the Bling and CRM360 emulators, with the shipped mapping
+(examples/bling-crm360/). What CRM360 holds equals what Bling holds, mapped;
+a second run, fed the destination's states and the source's rotated config,
+moves only what changed; a SIGKILL of the source mid-run and a rerun lose
+nothing and apply nothing twice.
+
+    python3 integration/test_pipeline_bling_crm360.py \\
+        --bin build/gcc/sources/bling/source-bling --dest build/gcc/destinations/crm360/destination-crm360
+"""
+import json
+import os
+import shlex
+import signal
+import subprocess
+import time
+import unittest
+
+import bling_helpers as bh
+import crm360_helpers as ch
+import lib
+
+EXAMPLES = os.path.join(os.path.dirname(lib.HERE), "examples", "bling-crm360")
+BRAND = "acme"
+STATUS = {6: "pending", 15: "paid", 9: "delivered", 12: "cancelled"}
+
+
+def load(name):
+    with open(os.path.join(EXAMPLES, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def expected(dump):
+    """The Bling account as CRM360 should hold it (without updated_at)."""
+    customers = {str(c["id"]): {"email": c["email"], "name": c["nome"],
+                                "document": c["numeroDocumento"],
+                                "attributes": c["endereco"]["geral"]}
+                 for c in dump["contatos"]}
+    orders = {str(o["id"]): {
+        "customer_external_id": str(o["contato"]["id"]),
+        "status": STATUS.get(o["situacao"]["id"], "pending"), "currency": "BRL",
+        "total": "%.2f" % o["total"],
+        "items": [{"sku": i["codigo"], "quantity": i["quantidade"],
+                   "unit_price": "%.2f" % i["valor"]} for i in o["itens"]],
+        "placed_at": o["data"] + "T03:00:00Z"} for o in dump["pedidos"]}
+    return customers, orders
+
+
+class Pipeline(unittest.TestCase):
+    def setUp(self):
+        self.wd = lib.Workdir("ab-pipe-")
+        self.bling = bh.emulator(contacts=40, products=10, orders=30).start()
+        self.crm = ch.start_emulator()
+        self.src_cfg = dict(load("source.json"), **bh.config(self.bling))
+        del self.src_cfg["start_date"]
+        self.dst_cfg = dict(load("destination.json"), api_url=self.crm.url, api_key=ch.API_KEY,
+                            brand=BRAND, requests_per_second=0,
+                            dead_letter_path=self.wd.join("dead-letters.jsonl"))
+        self.state = None
+        self.ok = False
+
+    def tearDown(self):
+        self.bling.stop()
+        self.crm.stop()
+        self.wd.cleanup(keep=not self.ok)
+
+    def start(self, name):
+        """source | tee | destination in a shell; the tee keeps what the
+        source wrote (its CONTROL messages) for the test."""
+        src = [lib.binary(), "read", "--config", self.wd.write_json(name + ".src.json", self.src_cfg),
+               "--catalog", os.path.join(EXAMPLES, "source-catalog.json")]
+        if self.state is not None:
+            src += ["--state", self.wd.write_json(name + ".state.json", self.state)]
+        dst = [dest_binary(), "write", "--config",
+               self.wd.write_json(name + ".dst.json", self.dst_cfg),
+               "--catalog", os.path.join(EXAMPLES, "destination-catalog.json")]
+        self.src_out = self.wd.join(name + ".source.jsonl")
+        cmd = "%s 2>%s | tee %s | %s" % (
+            " ".join(map(shlex.quote, src)), shlex.quote(self.wd.join(name + ".src.err")),
+            shlex.quote(self.src_out), " ".join(map(shlex.quote, dst)))
+        return subprocess.Popen(["/bin/sh", "-c", cmd], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=self.wd.path)
+
+    def finish(self, proc, allow_partial=False):
+        out, err = proc.communicate(timeout=300)
+        with open(self.src_out, "rb") as f:
+            src = lib.parse_messages(f.read(), allow_partial_tail=allow_partial)
+        dst = lib.parse_messages(out)
+        # the next run: the destination's states, the source's rotated config
+        self.state = bh.last_states(dst, self.state)
+        for st in self.state:
+            st.pop("destinationStats", None)
+        self.src_cfg = bh.latest_config(src, self.src_cfg)
+        return proc.returncode, src, dst, err
+
+    def run_pipe(self, name):
+        rc, src, dst, err = self.finish(self.start(name))
+        self.assertEqual(rc, 0, err.decode()[-3000:])
+        return src, dst
+
+    def crm_store(self):
+        dump = self.crm.get("/_admin/dump")
+        out = {}
+        for obj in ("customers", "orders"):
+            out[obj] = {r["external_id"]: r for r in dump[obj] if r["brand"] == BRAND}
+        return out
+
+    def assert_mirrors_bling(self):
+        want_c, want_o = expected(self.bling.get("/_admin/dump"))
+        store = self.crm_store()
+        self.assertEqual(sorted(store["customers"]), sorted(want_c))
+        self.assertEqual(sorted(store["orders"]), sorted(want_o))
+        for k, w in want_c.items():
+            got = store["customers"][k]
+            self.assertEqual({f: got.get(f) for f in w}, w, k)
+        for k, w in want_o.items():
+            got = store["orders"][k]
+            self.assertEqual({f: got.get(f) for f in w}, w, k)
+        return store
+
+    def test_mirror_then_only_changes(self):
+        src, dst = self.run_pipe("first")
+        store = self.assert_mirrors_bling()
+        self.assertFalse(os.path.exists(self.wd.join("dead-letters.jsonl"))
+                         and os.path.getsize(self.wd.join("dead-letters.jsonl")))
+        self.assertTrue(any(m["type"] == "CONTROL" for m in src))
+        before = {o: {k: r["updated_at"] for k, r in store[o].items()} for o in store}
+        time.sleep(1.1)
+        touched = self.bling.post("/_admin/mutate", {"contatos": 3, "pedidos": 2,
+                                                     "new_pedidos": 1, "seed": 9})
+        time.sleep(1.1)
+        self.src_cfg["lookback_seconds"] = 0
+        src, dst = self.run_pipe("second")
+        moved = {s: {str(r["id"]) for r in bh.records(src, s)} for s in ("contatos", "pedidos")}
+        self.assertEqual(moved["contatos"], {str(i) for i in touched["contatos"]})
+        self.assertEqual(moved["pedidos"],
+                         {str(i) for i in touched["pedidos"] + touched["new_pedidos"]})
+        store = self.assert_mirrors_bling()
+        # only the changed records were written again
+        for obj, stream in (("customers", "contatos"), ("orders", "pedidos")):
+            rewritten = {k for k, r in store[obj].items()
+                         if before[obj].get(k) != r["updated_at"]}
+            self.assertEqual(rewritten, moved[stream], obj)
+        self.ok = True
+
+    def test_source_killed_mid_run_then_rerun(self):
+        # slow enough to be caught mid-stream: pages of 5, 20 requests/s
+        self.src_cfg.update(page_size=5, requests_per_second=20)
+        proc = self.start("killed")
+        deadline = time.monotonic() + 60
+        while True:
+            if os.path.exists(self.src_out):
+                with open(self.src_out, "rb") as f:
+                    if f.read().count(b'"type":"STATE"') >= 3:
+                        break
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.01)
+        # the source is the first process of the shell's pipe
+        src_pid = int(subprocess.check_output(["pgrep", "-P", str(proc.pid), "-f",
+                                               "source-bling"]).split()[0])
+        os.kill(src_pid, signal.SIGKILL)
+        rc, src, dst, err = self.finish(proc, allow_partial=True)
+        self.assertTrue(self.state, "no state reached the destination's output")
+        self.assertLess(len(bh.records(src)), 70, "the source finished before the kill")
+        self.run_pipe("rerun")
+        self.assert_mirrors_bling()
+        # nothing applied twice: every applied write is one distinct (object, key, updated_at)
+        seen = set()
+        for e in self.crm.get("/_admin/applied"):
+            key = (e.get("object"), e.get("external_id"), e.get("updated_at"))
+            self.assertNotIn(key, seen, "applied twice: %r" % (key,))
+            seen.add(key)
+        self.ok = True
+
+
+def dest_binary():
+    return os.path.abspath(lib.OPTIONS.dest)
+
+
+if __name__ == "__main__":
+    lib.main(__doc__, extra_args=lambda p: p.add_argument(
+        "--dest", required=True, help="the destination-crm360 binary"))
