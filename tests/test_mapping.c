@@ -496,6 +496,201 @@ static void test_any_object_when_list_is_null(void **state)
     yajl_tree_free(arr);
 }
 
+/* ---- the byte-range path ---------------------------------------------------- */
+
+/* Equal JSON values: members in order, numbers by their text, strings by
+ * their unescaped bytes. */
+static bool json_equal(yajl_val a, yajl_val b)
+{
+    size_t i;
+
+    if (!a || !b || a->type != b->type) {
+        return a == b;
+    }
+    switch (a->type) {
+    case yajl_t_string:
+        return strcmp(a->u.string, b->u.string) == 0;
+    case yajl_t_number:
+        return strcmp(a->u.number.r, b->u.number.r) == 0;
+    case yajl_t_object:
+        if (a->u.object.len != b->u.object.len) {
+            return false;
+        }
+        for (i = 0; i < a->u.object.len; i++) {
+            if (strcmp(a->u.object.keys[i], b->u.object.keys[i]) != 0 ||
+                !json_equal(a->u.object.values[i], b->u.object.values[i])) {
+                return false;
+            }
+        }
+        return true;
+    case yajl_t_array:
+        if (a->u.array.len != b->u.array.len) {
+            return false;
+        }
+        for (i = 0; i < a->u.array.len; i++) {
+            if (!json_equal(a->u.array.values[i], b->u.array.values[i])) {
+                return false;
+            }
+        }
+        return true;
+    default:
+        return true; /* null, true, false: the type says it all */
+    }
+}
+
+/* RECORD lines whose data is tricky to copy byte by byte ('-quoted). */
+static const char *const tricky[] = {
+    /* _ab_ members first, last, in between, and _airbyte_ ones */
+    "{'type':'RECORD','record':{'stream':'customers','data':{'_ab_cdc_lsn':1,'id':'a','n':2,"
+    "'_airbyte_raw_id':'x','m':[1,2,{'_ab_keep':'nested _ab_ members stay'}],'_ab_last':{}},"
+    "'emitted_at':1}}",
+    /* escapes of every kind in values; unicode raw and escaped; surrogate pairs */
+    "{'type':'RECORD','record':{'stream':'customers','data':{'s':'q\\'d \\\\ \\/ \\b\\f\\n\\r\\t',"
+    "'u':'\\u00e9t\\u00E9 \\ud83d\\ude00 ação 日本 😀','k':'\\'}{][,:'},'emitted_at':1}}",
+    /* numbers: big, negative, exponents, decimals kept as written */
+    "{'type':'RECORD','record':{'stream':'customers','data':{'big':123456789012345678901234567890,"
+    "'neg':-0.000001,'e':1E+300,'f':-2.50e-7,'z':0,'dec':100.10},'emitted_at':1}}",
+    /* nested objects and arrays, empty ones, literals */
+    "{'type':'RECORD','record':{'stream':'customers','data':{'o':{'a':{'b':{'c':[[],{},[{}]]}}},"
+    "'t':true,'f':false,'n':null,'arr':[null,true,'x',1.5]},'emitted_at':1}}",
+    /* whitespace everywhere outside strings, and inside strings */
+    "{ 'type' : 'RECORD' , 'record' : { 'stream' : 'customers' , 'data' : { 'a' : [ 1 , 2 ] ,"
+    "\t'_ab_x' : 1 , 'b' : { 'c' : ' spaced  out ' } , 'd' : 3 } , 'emitted_at' : 1 } }",
+    /* data before stream, record before type; envelope members after data */
+    "{'record':{'data':{'brand':null,'id':'b'},'stream':'customers','namespace':'ns'},"
+    "'type':'RECORD','x':{'data':{'not':'this one'}}}",
+    /* brand absent, so the default is appended */
+    "{'type':'RECORD','record':{'stream':'customers','data':{'id':'c','_ab_cdc_deleted_at':null}}}",
+    /* brand present */
+    "{'type':'RECORD','record':{'stream':'customers','data':{'brand':'own','id':'d'}}}",
+    /* an escaped member name (an _ab_ member in disguise): the tree path decides */
+    "{'type':'RECORD','record':{'stream':'customers','data':{'\\u005fab_x':1,'id':'e',"
+    "'n\\u00e4me':'x'}}}",
+    /* data reached through an escaped name: the tree path decides */
+    "{'type':'RECORD','record':{'stream':'customers','d\\u0061ta':{'_ab_x':1,'id':'f'}}}",
+    /* only _ab_ members; empty data */
+    "{'type':'RECORD','record':{'stream':'customers','data':{'_ab_a':1,'_airbyte_b':2}}}",
+    "{'type':'RECORD','record':{'stream':'customers','data':{}}}",
+    /* members named like the envelope inside data */
+    "{'type':'RECORD','record':{'stream':'customers','data':{'record':{'data':1},'data':'d',"
+    "'_ab_':'exactly the prefix','_a':'not airbyte','_airbyte':'not airbyte either'}}}",
+};
+
+static void check_line_path(const char *sq, const char *brand)
+{
+    char *line = sq_text(sq);
+    struct ab_mappings maps;
+    const struct ab_mapping *m;
+    struct ab_error err;
+    yajl_val root;
+    yajl_val data;
+    struct ab_buf tree;
+    struct ab_buf bytes;
+    struct ab_buf again;
+    yajl_val a;
+    yajl_val b;
+    const char *text;
+    size_t text_len;
+
+    memset(&maps, 0, sizeof(maps));
+    ab_error_init(&err);
+    assert_int_equal(ab_mappings_parse(&maps, NULL, objects, &err), AB_OK);
+    m = ab_mappings_resolve(&maps, "customers", NULL, objects, &err);
+    assert_non_null(m);
+    root = ab_json_parse(line, strlen(line), &err);
+    if (!root) {
+        fail_msg("%s: %s", line, err.message);
+    }
+    data = ab_json_get(ab_json_get(root, "record"), "data");
+    if (!data) {
+        data = ab_json_get(ab_json_get(root, "record"), "d\x61ta");
+    }
+    assert_non_null(data);
+    ab_buf_init(&tree, AB_BUF_UNBOUNDED);
+    ab_buf_init(&bytes, AB_BUF_UNBOUNDED);
+    ab_buf_init(&again, AB_BUF_UNBOUNDED);
+    assert_int_equal(ab_mapping_write(m, data, "brand", brand, &tree, &err), AB_OK);
+    text = ab_record_data_text(line, strlen(line), &text_len);
+    assert_true(text || strstr(line, "d\\u0061ta"));
+    assert_int_equal(ab_mapping_write_text(m, data, text, text_len, "brand", brand, &bytes, &err),
+                     AB_OK);
+    assert_int_equal(ab_mapping_write_text(m, data, text, text_len, "brand", brand, &again, &err),
+                     AB_OK);
+    /* the same input, the same bytes */
+    assert_int_equal(bytes.len, again.len);
+    assert_memory_equal(bytes.data, again.data, bytes.len);
+    /* the same JSON values as parse and serialise */
+    a = ab_json_parse(tree.data, tree.len, &err);
+    assert_non_null(a);
+    b = ab_json_parse(bytes.data, bytes.len, &err);
+    if (!b) {
+        fail_msg("byte path wrote invalid JSON for %s: %s (%s)", line, bytes.data, err.message);
+    }
+    if (!json_equal(a, b)) {
+        fail_msg("values differ for %s:\n tree  %s\n bytes %s", line, tree.data, bytes.data);
+    }
+    /* compact: no whitespace outside strings, as the tree path writes */
+    if (!strstr(line, "spaced")) {
+        assert_null(strstr(bytes.data, ": "));
+    } else {
+        assert_int_equal(bytes.len, tree.len);
+    }
+    ab_json_free(a);
+    ab_json_free(b);
+    ab_json_free(root);
+    ab_buf_release(&tree);
+    ab_buf_release(&bytes);
+    ab_buf_release(&again);
+    ab_mappings_release(&maps);
+    free(line);
+}
+
+static void test_write_line_same_values(void **state)
+{
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(tricky) / sizeof(tricky[0]); i++) {
+        check_line_path(tricky[i], NULL);
+        check_line_path(tricky[i], "dflt");
+    }
+}
+
+/* The byte path is taken: escapes come through as they were written. */
+static void test_write_line_keeps_input_bytes(void **state)
+{
+    char *line = sq_text("{'type':'RECORD','record':{'stream':'customers','data':{"
+                         "'_ab_a':1,'u':'\\u00e9','n':1.50,'_ab_b':2}}}");
+    struct ab_mappings maps;
+    const struct ab_mapping *m;
+    struct ab_error err;
+    yajl_val root;
+    struct ab_buf out;
+    const char *text;
+    size_t text_len;
+
+    (void)state;
+    memset(&maps, 0, sizeof(maps));
+    ab_error_init(&err);
+    assert_int_equal(ab_mappings_parse(&maps, NULL, objects, &err), AB_OK);
+    m = ab_mappings_resolve(&maps, "customers", NULL, objects, &err);
+    root = ab_json_parse(line, strlen(line), &err);
+    assert_non_null(root);
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    text = ab_record_data_text(line, strlen(line), &text_len);
+    assert_non_null(text);
+    /* the exact text of data */
+    assert_int_equal(text_len, strlen("{'_ab_a':1,'u':'\\u00e9','n':1.50,'_ab_b':2}"));
+    assert_int_equal(ab_mapping_write_text(m, ab_json_get(ab_json_get(root, "record"), "data"),
+                                           text, text_len, NULL, NULL, &out, &err),
+                     AB_OK);
+    assert_string_equal(out.data, "{\"u\":\"\\u00e9\",\"n\":1.50}");
+    ab_buf_release(&out);
+    ab_json_free(root);
+    ab_mappings_release(&maps);
+    free(line);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +698,8 @@ int main(void)
         cmocka_unit_test(test_parse_null_and_absent),
         cmocka_unit_test(test_parse_shapes),
         cmocka_unit_test(test_write_table),
+        cmocka_unit_test(test_write_line_same_values),
+        cmocka_unit_test(test_write_line_keeps_input_bytes),
         cmocka_unit_test(test_write_errors_leave_buffer_unchanged),
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_get),

@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "ab/clock.h"
 
@@ -57,7 +57,8 @@ struct ab_http_req {
     char *url;
     char label[AB_HTTP_LABEL_MAX];
     struct curl_slist *headers; /* caller's header lines */
-    char *body;
+    char *body;                 /* owned; or NULL and body_ref */
+    const char *body_ref;       /* the caller's (ab_http_req_body_ref()) */
     size_t body_len;
     char *type; /* Content-Type, NULL: none */
     unsigned flags;
@@ -99,7 +100,10 @@ struct ab_http {
     char *user_agent;
     bool curl_inited;
     CURLM *multi;
-    CURL **pool; /* idle easy handles, at most max_in_flight */
+    CURL **pool;                            /* idle easy handles, at most max_in_flight */
+    struct libdeflate_compressor *deflater; /* gzip bodies; made on first use */
+    unsigned char *zbuf;                    /* its output, zcap bytes */
+    size_t zcap;
     size_t n_pool;
 
     struct ab_http_list queue;
@@ -553,19 +557,17 @@ enum ab_status ab_http_req_header(struct ab_http_req *r, const char *line, struc
     return AB_OK;
 }
 
-enum ab_status ab_http_req_body(struct ab_http_req *r, struct ab_buf *body, const char *type,
-                                struct ab_error *err)
+/* The Content-Type (copied); on failure the body is dropped. */
+static enum ab_status set_type(struct ab_http_req *r, const char *type, struct ab_error *err)
 {
-    free(r->body);
     free(r->type);
     r->type = NULL;
-    r->gzipped = false;
-    r->body = ab_buf_detach(body, &r->body_len);
     if (type) {
         r->type = strdup(type);
         if (!r->type) {
             free(r->body);
             r->body = NULL;
+            r->body_ref = NULL;
             r->body_len = 0;
             return ab_error_set(err, AB_ERR_NOMEM, "out of memory (HTTP body)");
         }
@@ -574,11 +576,33 @@ enum ab_status ab_http_req_body(struct ab_http_req *r, struct ab_buf *body, cons
             r->type = NULL;
             free(r->body);
             r->body = NULL;
+            r->body_ref = NULL;
             r->body_len = 0;
             return ab_error_set(err, AB_ERR_INTERNAL, "invalid content type");
         }
     }
     return AB_OK;
+}
+
+enum ab_status ab_http_req_body(struct ab_http_req *r, struct ab_buf *body, const char *type,
+                                struct ab_error *err)
+{
+    free(r->body);
+    r->body_ref = NULL;
+    r->gzipped = false;
+    r->body = ab_buf_detach(body, &r->body_len);
+    return set_type(r, type, err);
+}
+
+enum ab_status ab_http_req_body_ref(struct ab_http_req *r, const char *data, size_t len,
+                                    const char *type, struct ab_error *err)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_ref = data;
+    r->body_len = len;
+    r->gzipped = false;
+    return set_type(r, type, err);
 }
 
 void ab_http_req_flags(struct ab_http_req *r, unsigned flags)
@@ -622,49 +646,49 @@ static void default_label(struct ab_http_req *r)
     (void)snprintf(r->label, sizeof(r->label), "%s %.*s", r->method, (int)n, host);
 }
 
-static enum ab_status gzip_body(struct ab_http_req *r, struct ab_error *err)
+/* gzip at libdeflate's level 1, with the client's one compressor: about
+ * five times as fast as zlib's Z_BEST_SPEED, with smaller output. It
+ * compresses into the client's scratch buffer (the size of the largest body
+ * so far), and the request keeps an exact copy: no large transient blocks
+ * left to fragment the heap while requests wait. */
+static enum ab_status gzip_body(struct ab_http *h, struct ab_http_req *r, struct ab_error *err)
 {
-    z_stream zs;
-    uLong bound;
-    unsigned char *out = NULL;
-    enum ab_status rc = AB_OK;
-    int zrc;
+    size_t bound;
+    size_t n;
+    char *out;
 
-    memset(&zs, 0, sizeof(zs));
-    if (r->body_len > UINT_MAX) {
-        return ab_error_set(err, AB_ERR_INTERNAL, "request body too large to compress");
+    if (!h->deflater) {
+        h->deflater = libdeflate_alloc_compressor(1);
+        if (!h->deflater) {
+            return ab_error_set(err, AB_ERR_NOMEM, "cannot initialise gzip compression");
+        }
     }
-    if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-        return ab_error_set(err, AB_ERR_NOMEM, "cannot initialise gzip compression");
+    bound = libdeflate_gzip_compress_bound(h->deflater, r->body_len);
+    if (bound > h->zcap) {
+        unsigned char *z = realloc(h->zbuf, bound);
+
+        if (!z) {
+            return ab_error_set(err, AB_ERR_NOMEM, "out of memory (gzip body of %zu bytes)", bound);
+        }
+        h->zbuf = z;
+        h->zcap = bound;
     }
-    bound = deflateBound(&zs, (uLong)r->body_len);
-    if (bound > UINT_MAX) {
-        rc = ab_error_set(err, AB_ERR_INTERNAL, "request body too large to compress");
-        goto out;
+    n = libdeflate_gzip_compress(h->deflater, r->body ? r->body : r->body_ref, r->body_len, h->zbuf,
+                                 h->zcap);
+    if (n == 0) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "gzip compression failed");
     }
-    out = malloc(bound);
+    out = malloc(n);
     if (!out) {
-        rc = ab_error_set(err, AB_ERR_NOMEM, "out of memory (gzip body of %lu bytes)", bound);
-        goto out;
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (gzip body of %zu bytes)", n);
     }
-    zs.next_in = (Bytef *)r->body;
-    zs.avail_in = (uInt)r->body_len;
-    zs.next_out = out;
-    zs.avail_out = (uInt)bound;
-    zrc = deflate(&zs, Z_FINISH);
-    if (zrc != Z_STREAM_END) {
-        rc = ab_error_set(err, AB_ERR_INTERNAL, "gzip compression failed (zlib %d)", zrc);
-        goto out;
-    }
+    memcpy(out, h->zbuf, n);
     free(r->body);
-    r->body = (char *)out;
-    r->body_len = (size_t)zs.total_out;
+    r->body = out;
+    r->body_ref = NULL;
+    r->body_len = n;
     r->gzipped = true;
-    out = NULL;
-out:
-    (void)deflateEnd(&zs);
-    free(out);
-    return rc;
+    return AB_OK;
 }
 
 /* ---- client ---- */
@@ -853,6 +877,8 @@ void ab_http_free(struct ab_http *h)
         curl_easy_cleanup(h->pool[i]);
     }
     free(h->pool);
+    libdeflate_free_compressor(h->deflater);
+    free(h->zbuf);
     if (h->multi) {
         (void)curl_multi_cleanup(h->multi);
     }
@@ -925,7 +951,7 @@ enum ab_status ab_http_submit(struct ab_http *h, struct ab_http_req *r, ab_http_
         default_label(r);
     }
     if ((r->flags & AB_HTTP_GZIP) && r->body_len > 0 && !r->gzipped) {
-        rc = gzip_body(r, err);
+        rc = gzip_body(h, r, err);
         if (rc != AB_OK) {
             goto fail;
         }
@@ -1274,7 +1300,10 @@ static CURLcode configure_easy(struct ab_http *h, struct ab_http_req *r, CURL *e
         if (r->body_len > 0 || strcmp(r->method, "DELETE") != 0) {
             bad += curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len) !=
                    CURLE_OK;
-            bad += curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "") != CURLE_OK;
+            bad += curl_easy_setopt(e, CURLOPT_POSTFIELDS,
+                                    r->body       ? r->body
+                                    : r->body_ref ? r->body_ref
+                                                  : "") != CURLE_OK;
         }
     }
     return bad == 0 ? CURLE_OK : CURLE_OUT_OF_MEMORY;

@@ -115,7 +115,10 @@ yajl_val ab_json_get(yajl_val v, const char *key)
         return NULL;
     }
     for (i = 0; i < v->u.object.len; i++) {
-        if (strcmp(v->u.object.keys[i], key) == 0) {
+        const char *k = v->u.object.keys[i];
+
+        /* the first byte inline: most names differ there */
+        if (k[0] == key[0] && strcmp(k, key) == 0) {
             return v->u.object.values[i];
         }
     }

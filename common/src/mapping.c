@@ -795,3 +795,282 @@ enum ab_status ab_mapping_annotate_errors(const struct ab_mapping *m, const char
     ab_json_free(arr);
     return rc;
 }
+
+/* ---- the byte-range path ---------------------------------------------------
+ *
+ * The line was accepted by the strict intake, so it is well-formed JSON:
+ * these scanners only find where things end, they validate nothing. Every
+ * index stays below n. */
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static size_t raw_ws(const char *p, size_t i, size_t n)
+{
+    while (i < n && is_ws(p[i])) {
+        i++;
+    }
+    return i;
+}
+
+/* p[i] is '"'; the index after the closing quote. *esc: it held a backslash. */
+static size_t raw_string(const char *p, size_t i, size_t n, bool *esc)
+{
+    const char *q;
+    size_t e;
+
+    i++;
+    q = i < n ? memchr(p + i, '"', n - i) : NULL;
+    if (!q) {
+        return n;
+    }
+    e = (size_t)(q - p);
+    if (!memchr(p + i, '\\', e - i)) {
+        return e + 1; /* no escape: the first quote closes it */
+    }
+    *esc = true;
+    for (; i < n; i++) {
+        if (p[i] == '"') {
+            return i + 1;
+        }
+        if (p[i] == '\\') {
+            i++;
+        }
+    }
+    return n;
+}
+
+/* The index after the value starting at p[i]; *ws: whitespace outside
+ * strings inside it. */
+static size_t raw_value(const char *p, size_t i, size_t n, bool *ws)
+{
+    size_t depth = 0;
+    bool esc = false;
+
+    if (i < n && p[i] == '"') {
+        return raw_string(p, i, n, &esc);
+    }
+    if (i < n && p[i] != '{' && p[i] != '[') {
+        while (i < n && p[i] != ',' && p[i] != '}' && p[i] != ']' && !is_ws(p[i])) {
+            i++;
+        }
+        return i;
+    }
+    while (i < n) {
+        char c = p[i];
+
+        if (c == '"') {
+            i = raw_string(p, i, n, &esc);
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0) {
+                return i + 1;
+            }
+        } else if (is_ws(c)) {
+            *ws = true;
+        }
+        i++;
+    }
+    return n;
+}
+
+/* Appends p[i..end) without the whitespace outside strings. */
+static enum ab_status add_compact(struct ab_buf *out, const char *p, size_t i, size_t end,
+                                  struct ab_error *err)
+{
+    size_t run = i;
+    bool esc = false;
+    enum ab_status rc = AB_OK;
+
+    while (i < end && rc == AB_OK) {
+        if (p[i] == '"') {
+            i = raw_string(p, i, end, &esc);
+        } else if (is_ws(p[i])) {
+            rc = ab_buf_add(out, p + run, i - run, err);
+            i = raw_ws(p, i, end);
+            run = i;
+        } else {
+            i++;
+        }
+    }
+    return rc == AB_OK ? ab_buf_add(out, p + run, end - run, err) : rc;
+}
+
+static bool raw_key_is(const char *p, size_t k, size_t ke, const char *name, size_t len)
+{
+    return ke - k == len + 2 && memcmp(p + k + 1, name, len) == 0;
+}
+
+/* The offset in p of the value of member name (plain, unescaped) of the
+ * object at p[i], or 0 when it has none under that exact spelling. */
+static size_t raw_member(const char *p, size_t i, size_t n, const char *name)
+{
+    size_t len = strlen(name);
+    bool flag = false;
+
+    i = raw_ws(p, i, n);
+    if (i >= n || p[i] != '{') {
+        return 0;
+    }
+    i = raw_ws(p, i + 1, n);
+    while (i < n && p[i] == '"') {
+        size_t k = i;
+
+        i = raw_string(p, i, n, &flag);
+        if (raw_key_is(p, k, i, name, len)) {
+            i = raw_ws(p, i, n);
+            return i < n && p[i] == ':' ? raw_ws(p, i + 1, n) : 0;
+        }
+        i = raw_ws(p, i, n);
+        if (i >= n || p[i] != ':') {
+            return 0;
+        }
+        i = raw_value(p, raw_ws(p, i + 1, n), n, &flag);
+        i = raw_ws(p, i, n);
+        if (i >= n || p[i] != ',') {
+            return 0;
+        }
+        i = raw_ws(p, i + 1, n);
+    }
+    return 0;
+}
+
+static bool raw_airbyte_key(const char *p, size_t k, size_t ke)
+{
+    size_t n = ke - k - 2;
+
+    return (n >= 4 && memcmp(p + k + 1, "_ab_", 4) == 0) ||
+           (n >= 9 && memcmp(p + k + 1, "_airbyte_", 9) == 0);
+}
+
+/* Copies the members of the data object at p[i] into out as the identity
+ * writer would write them. *handled false (nothing written): a member name
+ * holds an escape, so the tree path must decide. */
+static enum ab_status copy_members(const char *p, size_t i, size_t n, struct writer *w,
+                                   bool *handled, struct ab_error *err)
+{
+    size_t start = w->out->len;
+    enum ab_status rc = AB_OK;
+
+    *handled = false;
+    i = raw_ws(p, i + 1, n);
+    while (rc == AB_OK && i < n && p[i] == '"') {
+        size_t k = i;
+        size_t ke;
+        size_t v;
+        size_t ve;
+        bool esc = false;
+        bool ws = false;
+
+        ke = raw_string(p, i, n, &esc);
+        if (esc) {
+            ab_buf_truncate(w->out, start);
+            return AB_OK;
+        }
+        i = raw_ws(p, ke, n);
+        v = raw_ws(p, i + 1, n); /* p[i] is ':' */
+        ve = raw_value(p, v, n, &ws);
+        i = raw_ws(p, ve, n);
+        if (i < n && p[i] == ',') {
+            i = raw_ws(p, i + 1, n);
+        }
+        if (raw_airbyte_key(p, k, ke)) {
+            continue;
+        }
+        if (w->nmembers++) {
+            rc = ab_buf_addc(w->out, ',', err);
+        }
+        if (rc != AB_OK) {
+            break;
+        }
+        if (w->extra_key && !w->extra_done &&
+            raw_key_is(p, k, ke, w->extra_key, strlen(w->extra_key))) {
+            w->extra_done = true;
+            if (ve - v == 4 && memcmp(p + v, "null", 4) == 0) {
+                rc = ab_buf_add(w->out, p + k, ke - k, err);
+                if (rc == AB_OK) {
+                    rc = ab_buf_addc(w->out, ':', err);
+                }
+                if (rc == AB_OK) {
+                    rc = ab_json_write_cstr(w->out, w->extra_val, err);
+                }
+                continue;
+            }
+        }
+        if (!ws && ke + 1 == v) {
+            rc = ab_buf_add(w->out, p + k, ve - k, err); /* "key":value, as it came */
+        } else {
+            rc = ab_buf_add(w->out, p + k, ke - k, err);
+            if (rc == AB_OK) {
+                rc = ab_buf_addc(w->out, ':', err);
+            }
+            if (rc == AB_OK) {
+                rc = ws ? add_compact(w->out, p, v, ve, err)
+                        : ab_buf_add(w->out, p + v, ve - v, err);
+            }
+        }
+    }
+    *handled = rc == AB_OK;
+    return rc;
+}
+
+const char *ab_record_data_text(const char *line, size_t len, size_t *data_len)
+{
+    size_t rec = raw_member(line, 0, len, "record");
+    size_t at = rec ? raw_member(line, rec, len, "data") : 0;
+    bool ws = false;
+
+    *data_len = 0;
+    if (!at || line[at] != '{') {
+        return NULL;
+    }
+    *data_len = raw_value(line, at, len, &ws) - at;
+    return line + at;
+}
+
+enum ab_status ab_mapping_write_text(const struct ab_mapping *m, yajl_val data, const char *text,
+                                     size_t len, const char *extra_key, const char *extra_val,
+                                     struct ab_buf *out, struct ab_error *err)
+{
+    struct writer w;
+    enum ab_status rc;
+    size_t start = out->len;
+    size_t at;
+    bool handled = false;
+
+    if (!m->identity || !text || !data || data->type != yajl_t_object) {
+        return ab_mapping_write(m, data, extra_key, extra_val, out, err);
+    }
+    at = raw_ws(text, 0, len);
+    if (at >= len || text[at] != '{') {
+        return ab_mapping_write(m, data, extra_key, extra_val, out, err);
+    }
+    w.out = out;
+    w.extra_key = (extra_key && extra_val) ? extra_key : NULL;
+    w.extra_val = extra_val;
+    w.nmembers = 0;
+    w.extra_done = false;
+    rc = ab_buf_addc(out, '{', err);
+    if (rc == AB_OK) {
+        rc = copy_members(text, at, len, &w, &handled, err);
+    }
+    if (rc == AB_OK && !handled) {
+        ab_buf_truncate(out, start);
+        return ab_mapping_write(m, data, extra_key, extra_val, out, err);
+    }
+    if (rc == AB_OK && w.extra_key && !w.extra_done) {
+        rc = write_member(&w, w.extra_key, NULL, err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(out, '}', err);
+    }
+    if (rc != AB_OK) {
+        ab_buf_truncate(out, start);
+    }
+    return rc;
+}

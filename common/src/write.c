@@ -13,6 +13,7 @@
 #include "ab/clock.h"
 #include "ab/json.h"
 #include "ab/log.h"
+#include "ab/mapping.h"
 
 #include "driver_int.h"
 
@@ -349,8 +350,8 @@ static enum ab_status not_in_catalog(struct ab_driver *d, const struct ab_msg *m
                         near);
 }
 
-static enum ab_status on_record(struct ab_driver *d, struct ab_msg *msg, uint64_t lineno,
-                                struct ab_error *err)
+static enum ab_status on_record(struct ab_driver *d, struct ab_msg *msg, const char *line,
+                                size_t len, uint64_t lineno, struct ab_error *err)
 {
     struct ab_record rec;
     long idx = find_stream(d, msg->stream, msg->ns);
@@ -366,6 +367,7 @@ static enum ab_status on_record(struct ab_driver *d, struct ab_msg *msg, uint64_
     rec.lineno = lineno;
     rec.data = msg->data;
     rec.deleted = !ab_json_is_null(ab_json_get(msg->data, "_ab_cdc_deleted_at"));
+    rec.data_text = ab_record_data_text(line, len, &rec.data_len);
     return d->dops->record(d->self, &rec, err);
 }
 
@@ -600,6 +602,8 @@ static enum ab_status handle_load_line(struct ab_driver *d, const char *line, si
         rec.lineno = lineno;
         rec.data = v;
         rec.deleted = !ab_json_is_null(ab_json_get(v, "_ab_cdc_deleted_at"));
+        rec.data_text = line; /* the line is the record */
+        rec.data_len = len;
         opened = ab_ckpt_units_opened(d->ck);
         ab_rejlimit_record(d->rejlimit, 0);
         rc = d->dops->record(d->self, &rec, err);
@@ -636,7 +640,7 @@ static enum ab_status handle_line(struct ab_driver *d, const char *line, size_t 
     }
     switch (msg.type) {
     case AB_MSG_RECORD:
-        rc = on_record(d, &msg, lineno, err);
+        rc = on_record(d, &msg, line, len, lineno, err);
         break;
     case AB_MSG_STATE:
         rc = on_state(d, &msg, line, len, err);

@@ -195,7 +195,8 @@ static enum ab_status record_result(struct crm_dest *c, struct crm_batch *b, siz
 static enum ab_status apply_results(struct crm_dest *c, struct crm_batch *b,
                                     const struct ab_http_resp *resp, struct ab_error *err)
 {
-    yajl_val root = ab_json_parse(resp->body, resp->body_len, err);
+    /* one arena for every answer: no node-by-node malloc and free */
+    yajl_val root = ab_json_parse_arena(c->answers, resp->body, resp->body_len, err);
     yajl_val results;
     enum ab_status rc = AB_OK;
     size_t i;
@@ -233,7 +234,7 @@ static enum ab_status apply_results(struct crm_dest *c, struct crm_batch *b,
                  b->replayed ? ", replayed by CRM360" : "");
     }
 out:
-    ab_json_free(root);
+    ab_json_arena_reset(c->answers);
     return rc;
 }
 
@@ -544,7 +545,6 @@ static enum ab_status send_batch(struct crm_dest *c, struct crm_batch *b, struct
     char header[CRM_IDEMPOTENCY_KEY_SIZE + 32];
     char label[64];
     struct ab_http_req *req;
-    struct ab_buf body;
     enum ab_status rc;
 
     (void)snprintf(url, sizeof(url), "%s/v1/%s:%s", c->api_url, crm_object_name(b->obj),
@@ -557,17 +557,12 @@ static enum ab_status send_batch(struct crm_dest *c, struct crm_batch *b, struct
     if (!req) {
         return err->code;
     }
-    /* The body stays with the batch (dead letters quote it); the request
-     * gets a copy. */
-    ab_buf_init(&body, AB_BUF_UNBOUNDED);
-    rc = ab_buf_add(&body, b->body.data, b->body.len, err);
+    /* The body stays with the batch (dead letters quote it), which outlives
+     * the request: the request points at it, no copy. */
+    rc = ab_http_req_header(req, header, err);
     if (rc == AB_OK) {
-        rc = ab_http_req_header(req, header, err);
+        rc = ab_http_req_body_ref(req, b->body.data, b->body.len, "application/json", err);
     }
-    if (rc == AB_OK) {
-        rc = ab_http_req_body(req, &body, "application/json", err);
-    }
-    ab_buf_release(&body);
     if (rc != AB_OK) {
         ab_http_req_free(req);
         return rc;

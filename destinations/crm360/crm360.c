@@ -24,7 +24,8 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
 
     ab_buf_reset(&c->scratch);
     ab_buf_reset(&c->errors);
-    rc = crm_build_record(m, rec->data, c->brand, op, &c->scratch, &c->errors, err);
+    rc = crm_build_record(m, rec->data, rec->data_text, rec->data_len, c->brand, op, &c->scratch,
+                          &c->errors, err);
     if (rc == AB_OK && c->scratch.len + 16 > c->max_bytes) {
         ab_buf_reset(&c->errors);
         rc = crm_add_problem(&c->errors, "", "too_long",
@@ -254,6 +255,7 @@ static void crm_close(void *self)
     free(c->api_url);
     ab_buf_release(&c->scratch);
     ab_buf_release(&c->errors);
+    ab_json_arena_free(c->answers);
     free(c);
 }
 
@@ -407,6 +409,10 @@ static enum ab_status crm_open(struct ab_driver *d, void **self, struct ab_error
     c->gzip = ab_opt_bool(cfg, "gzip");
     ab_buf_init(&c->scratch, AB_BUF_UNBOUNDED);
     ab_buf_init(&c->errors, AB_BUF_UNBOUNDED);
+    c->answers = ab_json_arena_new(err);
+    if (!c->answers) {
+        return err->code;
+    }
     rc = ab_driver_check_url(ab_json_get_str(cfg, "api_url", NULL), "api_url", err);
     if (rc != AB_OK) {
         return rc;

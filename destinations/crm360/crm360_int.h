@@ -6,6 +6,7 @@
 #include "ab/catalog.h"
 #include "ab/checkpoint.h"
 #include "ab/http.h"
+#include "ab/json.h"
 #include "ab/mapping.h"
 
 #include "crm360.h"
@@ -122,6 +123,7 @@ struct crm_dest {
     uint64_t batches_split;                 /* refused as a whole and sent as two slices */
     struct ab_buf scratch;
     struct ab_buf errors;
+    struct ab_json_arena *answers; /* batch answers are parsed here */
 };
 
 /* wire.c: the names of per-record results and of the objects (NULL-ended). */

@@ -188,9 +188,9 @@ static enum ab_status build_delete(const struct ab_mapping *m, yajl_val data, co
     return rc;
 }
 
-enum ab_status crm_build_record(const struct ab_mapping *m, yajl_val data, const char *brand,
-                                enum crm_op op, struct ab_buf *out, struct ab_buf *errors,
-                                struct ab_error *err)
+enum ab_status crm_build_record(const struct ab_mapping *m, yajl_val data, const char *text,
+                                size_t len, const char *brand, enum crm_op op, struct ab_buf *out,
+                                struct ab_buf *errors, struct ab_error *err)
 {
     size_t mark = out->len;
     size_t emark = errors->len;
@@ -207,7 +207,7 @@ enum ab_status crm_build_record(const struct ab_mapping *m, yajl_val data, const
             rc = check_brand(br, brand, errors, &bad, err);
         }
         if (rc == AB_OK && !bad) {
-            rc = ab_mapping_write(m, data, "brand", brand, out, err);
+            rc = ab_mapping_write_text(m, data, text, len, "brand", brand, out, err);
         }
     }
     if (rc != AB_OK) {

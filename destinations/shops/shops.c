@@ -417,7 +417,8 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
         return reject_local(s, rec, "sku", "missing_field", msg, err);
     }
     ab_buf_reset(&s->item);
-    rc = ab_mapping_write(st->map, rec->data, NULL, NULL, &s->item, err);
+    rc = ab_mapping_write_text(st->map, rec->data, rec->data_text, rec->data_len, NULL, NULL,
+                               &s->item, err);
     if (rc == AB_ERR_REJECTED) {
         return reject_local(s, rec, "", "invalid_type", err->message, err);
     }

@@ -35,7 +35,9 @@ struct ab_record {
     uint64_t seq;
     uint64_t lineno;
     yajl_val data;
-    bool deleted; /* data has a non-null "_ab_cdc_deleted_at" */
+    bool deleted;          /* data has a non-null "_ab_cdc_deleted_at" */
+    const char *data_text; /* data's JSON text as read, or NULL (ab_mapping_write_text()) */
+    size_t data_len;
 };
 
 struct ab_destination_ops {

@@ -150,6 +150,12 @@ enum ab_status ab_http_req_header(struct ab_http_req *r, const char *line, struc
  * type (copied) is the Content-Type; NULL sends none. */
 enum ab_status ab_http_req_body(struct ab_http_req *r, struct ab_buf *body, const char *type,
                                 struct ab_error *err);
+/* As ab_http_req_body() without a copy: the request points at data (len
+ * bytes), which the caller keeps unchanged until the request's done callback
+ * has returned or the request is freed. With AB_HTTP_GZIP the request
+ * compresses it once, into a buffer of its own. */
+enum ab_status ab_http_req_body_ref(struct ab_http_req *r, const char *data, size_t len,
+                                    const char *type, struct ab_error *err);
 void ab_http_req_flags(struct ab_http_req *r, unsigned flags);
 /* Per-request hooks, each replacing a previous one (fn NULL: none); arg is
  * borrowed and must outlive the request (until its callback ran or the

@@ -107,4 +107,22 @@ enum ab_status ab_mapping_write(const struct ab_mapping *m, yajl_val data, const
 enum ab_status ab_mapping_annotate_errors(const struct ab_mapping *m, const char *errors_json,
                                           struct ab_buf *out, struct ab_error *err);
 
+/* As ab_mapping_write(), given also text (len bytes): the JSON text data
+ * was parsed from, as the strict intake accepted it (NULL: not known). For
+ * an identity mapping the members are copied from these bytes, without
+ * re-serialising: _ab_* and _airbyte_* members left out, whitespace outside
+ * strings dropped, strings with the escapes they came with, numbers as
+ * written. The JSON values are those ab_mapping_write() writes. A member
+ * name spelled with an escape goes through ab_mapping_write(); so does
+ * every other mapping, and text NULL. */
+enum ab_status ab_mapping_write_text(const struct ab_mapping *m, yajl_val data, const char *text,
+                                     size_t len, const char *extra_key, const char *extra_val,
+                                     struct ab_buf *out, struct ab_error *err);
+
+/* The text of record.data in a RECORD line (len bytes, accepted by the
+ * strict intake), *data_len its length; NULL when it is not found under
+ * those plain member names (then only the parsed tree can say). Borrowed
+ * from line. */
+const char *ab_record_data_text(const char *line, size_t len, size_t *data_len);
+
 #endif
