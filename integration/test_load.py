@@ -86,7 +86,11 @@ class Load(CrmCase):
         path = write_records(self.wd.join("customers.jsonl"), [customer(i) for i in range(n)])
         ck = self.wd.join("load.ckpt")
         rng = random.Random(int(os.environ.get("AB_TEST_SEED", "9")))
-        cfg = self.cfg(batch_size=200, max_in_flight=4)
+        cfg = self.cfg(batch_size=100, max_in_flight=4)
+        # 1,000 batches, 4 in flight, 60 ms each: about 15 s of loading, so
+        # that ten kills land before the end however fast the machine is,
+        # most of them after a checkpoint was written (at most once a second)
+        self.emu.post("/_admin/faults", {"latency_ms": 60})
         kills = 0
         runs = 0
         last_line = 0
@@ -95,9 +99,9 @@ class Load(CrmCase):
             self.assertLess(runs, 40, "the load kept finishing before it could be killed")
             conn = self.load([path], cfg=cfg, extra=["--checkpoint-file", ck],
                              name="run%d" % runs)
-            time.sleep(rng.uniform(0.15, 1.2))
-            if conn.proc.poll() is None:
-                os.kill(conn.pid, signal.SIGKILL)
+            time.sleep(rng.uniform(0.5, 1.6))
+            if conn.poll() is None:
+                conn.signal(signal.SIGKILL)
                 kills += 1
             res = conn.wait(timeout=120)
             # the checkpoint file is always whole, and only moves forward (a
@@ -119,6 +123,7 @@ class Load(CrmCase):
         self.assertTrue(doc["files"][0]["complete"], doc)
         self.assertEqual(doc["files"][0]["line"], n)
         self.assertGreaterEqual(kills, 10)
+        self.assertGreater(last_line, 0, "no killed run had committed anything: nothing resumed")
         self.assert_exactly_once(n)
         print("  %d runs, %d killed, resumed at lines up to %d" % (runs + 1, kills, last_line))
 

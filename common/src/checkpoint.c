@@ -179,11 +179,39 @@ static enum ab_status states_grow(struct ab_ckpt *ck, struct ab_error *err)
     return AB_OK;
 }
 
+/* The next free entry of the ring with a copy of members, no counts, not a
+ * mark; the caller sets scope, stream and position before counting it.
+ * NULL (err set) when out of memory. */
+static struct ab_ckpt_state *new_entry(struct ab_ckpt *ck, const char *members, size_t len,
+                                       int64_t now_us, struct ab_error *err)
+{
+    struct ab_ckpt_state *st;
+    char *copy;
+
+    if (ck->nstates == ck->cap_states && states_grow(ck, err) != AB_OK) {
+        return NULL;
+    }
+    copy = malloc(len + 1);
+    if (!copy) {
+        (void)ab_error_set(err, AB_ERR_NOMEM, "out of memory (state of %zu bytes)", len);
+        return NULL;
+    }
+    if (len > 0) {
+        memcpy(copy, members, len);
+    }
+    copy[len] = '\0';
+    st = state_at(ck, ck->nstates);
+    memset(st, 0, sizeof(*st));
+    st->members = copy;
+    st->len = len;
+    st->now_us = now_us;
+    return st;
+}
+
 enum ab_status ab_ckpt_state(struct ab_ckpt *ck, enum ab_ckpt_scope scope, size_t stream,
                              const char *members, size_t len, int64_t now_us, struct ab_error *err)
 {
     struct ab_ckpt_state *st;
-    char *copy;
 
     if (scope != AB_CKPT_STREAM && scope != AB_CKPT_GLOBAL) {
         return ab_error_set(err, AB_ERR_INTERNAL, "unknown state scope %d", (int)scope);
@@ -198,32 +226,13 @@ enum ab_status ab_ckpt_state(struct ab_ckpt *ck, enum ab_ckpt_scope scope, size_
     if (len == (size_t)-1) {
         return ab_error_set(err, AB_ERR_NOMEM, "state too large");
     }
-    if (ck->nstates == ck->cap_states) {
-        enum ab_status rc = states_grow(ck, err);
-
-        if (rc != AB_OK) {
-            return rc;
-        }
+    st = new_entry(ck, members, len, now_us, err);
+    if (!st) {
+        return err->code;
     }
-    copy = malloc(len + 1);
-    if (!copy) {
-        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (state of %zu bytes)", len);
-    }
-    if (len > 0) {
-        memcpy(copy, members, len);
-    }
-    copy[len] = '\0';
-
-    st = state_at(ck, ck->nstates);
     st->scope = scope;
     st->stream = scope == AB_CKPT_GLOBAL ? AB_CKPT_NO_STREAM : stream;
     st->pos = ck->next_seq;
-    st->members = copy;
-    st->len = len;
-    st->now_us = now_us;
-    st->received = 0;
-    st->rejected = 0;
-    st->mark = false;
     if (scope == AB_CKPT_GLOBAL) {
         size_t i;
 
@@ -260,36 +269,18 @@ enum ab_status ab_ckpt_mark(struct ab_ckpt *ck, uint64_t pos, const char *member
                             int64_t now_us, struct ab_error *err)
 {
     struct ab_ckpt_state *st;
-    char *copy;
 
     if (pos > ck->next_seq || (ck->nstates > 0 && state_at(ck, ck->nstates - 1)->pos > pos)) {
         return ab_error_set(err, AB_ERR_INTERNAL, "mark at %llu out of order",
                             (unsigned long long)pos);
     }
-    if (ck->nstates == ck->cap_states) {
-        enum ab_status rc = states_grow(ck, err);
-
-        if (rc != AB_OK) {
-            return rc;
-        }
+    st = new_entry(ck, members, len, now_us, err);
+    if (!st) {
+        return err->code;
     }
-    copy = malloc(len + 1);
-    if (!copy) {
-        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (mark of %zu bytes)", len);
-    }
-    if (len > 0) {
-        memcpy(copy, members, len);
-    }
-    copy[len] = '\0';
-    st = state_at(ck, ck->nstates);
     st->scope = AB_CKPT_GLOBAL;
     st->stream = AB_CKPT_NO_STREAM;
     st->pos = pos;
-    st->members = copy;
-    st->len = len;
-    st->now_us = now_us;
-    st->received = 0;
-    st->rejected = 0;
     st->mark = true;
     ck->nstates++;
     ck->stats.states_in++;

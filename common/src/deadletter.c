@@ -90,17 +90,6 @@ static enum ab_status fail_io(struct ab_deadletter *dl, const char *what, int er
     return sticky_return(dl, err);
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-
-    if (p) {
-        memcpy(p, s, n);
-    }
-    return p;
-}
-
 struct ab_deadletter *ab_deadletter_open(const char *path, struct ab_error *err)
 {
     struct ab_deadletter *dl = NULL;
@@ -181,8 +170,8 @@ struct ab_deadletter *ab_deadletter_open_target(const struct ab_deadletter_targe
     while (*prefix == '/') {
         prefix++;
     }
-    dl->prefix = dup_str(prefix);
-    dl->run_name = dup_str(t->run_name && *t->run_name ? t->run_name : "rejected");
+    dl->prefix = strdup(prefix);
+    dl->run_name = strdup(t->run_name && *t->run_name ? t->run_name : "rejected");
     n = strlen(t->store.bucket ? t->store.bucket : "") + strlen(prefix) + 8;
     dl->path = malloc(n);
     if (!dl->prefix || !dl->run_name || !dl->path) {
@@ -440,7 +429,7 @@ static struct dl_part *part_of(struct ab_deadletter *dl, const char *stream, con
     if (!p) {
         return NULL;
     }
-    p->stream = dup_str(name);
+    p->stream = strdup(name);
     if (!p->stream) {
         free(p);
         return NULL;

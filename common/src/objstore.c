@@ -30,17 +30,6 @@ struct ab_objstore {
     struct ab_buf answer;
 };
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-
-    if (p) {
-        memcpy(p, s, n);
-    }
-    return p;
-}
-
 void ab_objstore_free(struct ab_objstore *os)
 {
     if (!os) {
@@ -82,11 +71,11 @@ struct ab_objstore *ab_objstore_new(const struct ab_objstore_cfg *cfg, struct ab
     }
     ab_buf_init(&os->url, 16384);
     ab_buf_init(&os->answer, OS_ANSWER_MAX);
-    os->endpoint = dup_str(cfg->endpoint);
-    os->bucket = dup_str(cfg->bucket);
+    os->endpoint = strdup(cfg->endpoint);
+    os->bucket = strdup(cfg->bucket);
     os->sigv4 = malloc(strlen(cfg->region) + 16);
     os->userpwd = malloc(strlen(cfg->access_key_id) + strlen(cfg->secret_access_key) + 2);
-    os->ca_path = cfg->ca_path ? dup_str(cfg->ca_path) : NULL;
+    os->ca_path = cfg->ca_path ? strdup(cfg->ca_path) : NULL;
     os->curl = curl_easy_init();
     if (!os->endpoint || !os->bucket || !os->sigv4 || !os->userpwd ||
         (cfg->ca_path && !os->ca_path) || !os->curl) {
