@@ -88,10 +88,12 @@ class Generator(StreamGenerator):
     # -- output ----------------------------------------------------------------
 
     def record(self, stream, data, valid, reason=None, rejected_by=None, key=None):
-        rec = {"stream": stream, "emitted_at": (BASE_EPOCH + self.clock) * 1000, "data": data}
+        # the platform leaves the key out when there is no namespace
+        rec = {"stream": stream}
         if self.a.namespace:
-            # the platform leaves the key out when there is no namespace
             rec["namespace"] = self.a.namespace
+        rec["emitted_at"] = (BASE_EPOCH + self.clock) * 1000
+        rec["data"] = data
         self.emit({"type": "RECORD", "record": rec})
         self.since_state[stream] += 1
         self.since_global += 1

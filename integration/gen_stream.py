@@ -57,10 +57,12 @@ class Generator(StreamGenerator):
         self.out = None
 
     def record(self, stream, data, valid, reason=None):
-        rec = {"stream": stream, "emitted_at": 1767225600000 + self.clock, "data": data}
+        # the platform leaves the key out when there is no namespace
+        rec = {"stream": stream}
         if self.args.namespace:
-            # the platform leaves the key out when there is no namespace
             rec["namespace"] = self.args.namespace
+        rec["emitted_at"] = 1767225600000 + self.clock
+        rec["data"] = data
         self.emit({"type": "RECORD", "record": rec})
         self.since_state[stream] += 1
         self.since_global += 1

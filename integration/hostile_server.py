@@ -13,6 +13,7 @@ the answer is the one the current mode gives:
               client_secret); a CRM360 batch gets 200 with every record
               rejected under a message quoting them, anything else 400 with
               an error message quoting them
+    hang      no answer for 10 minutes (the connection stays open)
     token     a Shops token answer whose access_token is the request's
               Authorization header and body quoted (to be masked as any
               token), valid for 1e300 seconds
@@ -29,10 +30,11 @@ import json
 import re
 import sys
 import threading
+import time
 
 import httpbase
 
-MODES = ("deep", "huge", "not_utf8", "echo", "token")
+MODES = ("deep", "huge", "not_utf8", "echo", "hang", "token")
 DEPTH = 1000 * 1000
 HUGE_BYTES = 65 * 1024 * 1024  # just above the clients' 64 MiB cap
 _BATCH = re.compile(r"/v1/(customers|orders):(batchUpsert|batchDelete)")
@@ -76,6 +78,9 @@ class Handler(httpbase.Handler):
                                  b'and \xff\xfe"}}')
         elif mode == "echo":
             self.echo(path, body)
+        elif mode == "hang":
+            time.sleep(600)
+            self.close_connection = True
         else:
             quoted = self.quote(body)
             self.send_json(200, {"access_token": "tok_" + quoted, "token_type": "Bearer",

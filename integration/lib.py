@@ -788,6 +788,18 @@ class DestinationCase(unittest.TestCase):
         self.assertEqual(res.errors, [], res.describe())
         return res, st[0]["connectionStatus"]
 
+    def discover(self, cfg, name="discover"):
+        """Run `discover`: exit 0 with exactly one message, a
+        DESTINATION_CATALOG (checked against the protocol's shapes);
+        returns its destination_catalog."""
+        cfg_path = self.write_config(cfg, name + ".config.json")
+        res = run_connector(binary(), ["discover", "--config", cfg_path], self.wd,
+                            name=name, timeout=60)
+        self.assert_ok(res)
+        self.assertEqual([m["type"] for m in res.messages], ["DESTINATION_CATALOG"],
+                         res.describe())
+        return res.messages[0]["destination_catalog"]
+
     # -- outcome ---------------------------------------------------------------
 
     def assert_ok(self, res):

@@ -50,13 +50,15 @@ def records(res, stream=None):
 
 
 def records_before_last_state(res, stream):
-    """Records of stream emitted before its last STATE (what a restarted
-    attempt does not read again)."""
+    """Records of stream emitted before its last STATE, or last GLOBAL state
+    (what a restarted attempt does not read again)."""
     out, pending = [], []
     for m in res.messages:
         if m["type"] == "RECORD" and m["record"]["stream"] == stream:
             pending.append(m["record"]["data"])
-        elif m["type"] == "STATE" and m["state"]["stream"]["stream_descriptor"]["name"] == stream:
+        elif m["type"] == "STATE" and (
+                m["state"]["type"] == "GLOBAL" or
+                m["state"]["stream"]["stream_descriptor"]["name"] == stream):
             out += pending
             pending = []
     return out
@@ -73,10 +75,8 @@ class PgCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.pg = pg_server.PgServer(cache_dir(), **cls.server_kw).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pg.stop()
+        # also when a subclass's setUpClass fails after this
+        cls.addClassCleanup(cls.pg.stop)
 
     def setUp(self):
         self.wd = lib.Workdir("ab-pg-")

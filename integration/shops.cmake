@@ -19,7 +19,10 @@ add_test(NAME shops_replace_incomplete
 add_test(NAME shops_badinput
          COMMAND ${_shp_python} ${_shp_dir}/test_shops_badinput.py
                  --bin $<TARGET_FILE:destination-shops>)
-set_tests_properties(shops_e2e shops_replace_incomplete shops_badinput
+add_test(NAME shops_refresh
+         COMMAND ${_shp_python} ${_shp_dir}/test_shops_refresh.py
+                 --bin $<TARGET_FILE:destination-shops>)
+set_tests_properties(shops_e2e shops_replace_incomplete shops_badinput shops_refresh
                      PROPERTIES LABELS integration TIMEOUT 600)
 
 # SIGKILL at >= 10 points of two 20,000-record runs under faults (~1-2 min)

@@ -8,7 +8,8 @@ test_captures.py.)
 
     python3 integration/test_ab_run.py --bin build/gcc/tools/ab-run/ab-run \\
         --crm360 build/gcc/destinations/crm360/destination-crm360 \\
-        --source build/gcc/tests/example_source/source-example
+        --source build/gcc/tests/example_source/source-example \\
+        --bling build/gcc/sources/bling/source-bling
 """
 import json
 import os
@@ -18,6 +19,7 @@ import stat
 import time
 import unittest
 
+import bling_helpers as bh
 import crm360_helpers as crm
 import gen_captures
 import lib
@@ -256,6 +258,56 @@ class AbRun(unittest.TestCase):
         self.assertEqual(self.read_state(), exp["final_state"])
         self.ok = True
 
+    def test_source_config_update_persisted_and_masked(self):
+        """source-bling rotates its refresh token at every run and says so in
+        a CONTROL message: ab-run rewrites source.json with it, so the next
+        run works; no token reaches the destination, the capture or stderr."""
+        srv = bh.emulator(contacts=25, products=5, orders=15)
+        srv.start()
+        self.addCleanup(srv.stop)
+        cfg = bh.config(srv)
+        for name, obj in (("source.json", cfg), ("catalog.json", bh.catalog()),
+                          ("destination.json", {})):
+            with open(os.path.join(self.cfgdir, name), "w") as f:
+                json.dump(obj, f)
+        # a destination that acknowledges every state it is given, and keeps
+        # what it was given
+        got = self.wd.join("destination-input.jsonl")
+        echo = ("sh -c 'if [ \"$1\" = spec ]; then exec \"$0\" spec; fi; "
+                "tee %s | grep --line-buffered \"^{.type.:.STATE.\"' %s"
+                % (shlex.quote(got), shlex.quote(self.dest)))
+        cap = self.wd.join("capture.jsonl")
+        bling = os.path.abspath(lib.OPTIONS.bling)
+        tokens = [cfg["refresh_token"], cfg["client_secret"]]
+        for run in (1, 2):
+            res = self.run_ab(self.args(source=bling, destination=echo,
+                                        extra=["--capture", cap]), "bling-%d" % run)
+            self.assertEqual(res.rc, 0, res.describe())
+            self.assertIn(b"the source updated its config", res.stderr)
+            with open(os.path.join(self.cfgdir, "source.json")) as f:
+                new = json.load(f)
+            self.assertNotIn(new["refresh_token"], tokens, "the token was not rotated")
+            self.assertEqual(stat.S_IMODE(os.stat(os.path.join(self.cfgdir, "source.json"))
+                                          .st_mode), 0o600)
+            tokens.append(new["refresh_token"])
+            with open(cap, "rb") as f:
+                captured = f.read()
+            self.assertGreater(captured.count(b'"type":"RECORD"'), 25 if run == 1 else 0)
+            with open(got, "rb") as f:
+                given = f.read()
+            self.assertEqual(given, captured, "the destination got what was captured")
+            for t in tokens:
+                lib.assert_absent(t, paths=[cap, got, self.state], blobs=[res.stderr])
+            self.assertIsNotNone(self.read_state())
+            if run == 2:
+                self.assertIn(b"resuming from the state", res.stderr)
+        # the first config's token is dead: without the rewrite, a run fails
+        with open(os.path.join(self.cfgdir, "source.json"), "w") as f:
+            json.dump(cfg, f)
+        res = self.run_ab(self.args(source=bling, destination=echo), "stale-token")
+        self.assertEqual(res.rc, 3, res.describe())
+        self.ok = True
+
     # ---- exit codes --------------------------------------------------
 
     def test_usage_errors_exit_2(self):
@@ -369,6 +421,7 @@ class AbRun(unittest.TestCase):
 def extra(p):
     p.add_argument("--crm360", required=True, help="destination-crm360 binary")
     p.add_argument("--source", required=True, help="source-example binary")
+    p.add_argument("--bling", required=True, help="source-bling binary")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,15 @@ class BadInput(CrmCase):
         lines, exp = base_lines(self)
         airbyte_input.check_crlf_line_endings(self, lines)
 
+    def test_rate_too_low_is_a_config_error(self):
+        """1e-300 requests per second used to wait forever without a word."""
+        _, st = self.check(self.cfg(requests_per_second=1e-300))
+        self.assertEqual(st["status"], "FAILED", st)
+        self.assertIn("requests_per_second", st["message"])
+        self.assertIn("request_timeout_seconds", st["message"])
+        _, st = self.check(self.cfg(requests_per_second=0.1, request_timeout_seconds=20))
+        self.assertEqual(st["status"], "SUCCEEDED", st)
+
     def test_fatal_error_with_stdout_closed(self):
         lines, _ = base_lines(self)
         airbyte_input.check_stdout_closed(self, lines)

@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 from airbyte_input import assert_states, input_states  # noqa: E402
-from crm360_helpers import (RO_KEY, WRONG_KEY, CrmCase, assert_dead_letters,  # noqa: E402
+from crm360_helpers import (FIELDS, RO_KEY, WRONG_KEY, CrmCase, assert_dead_letters,  # noqa: E402
                            assert_orders_after_customers, assert_store_matches, catalog,
                            dump_by_key, key_of, split_states_at, start_emulator)
 
@@ -56,6 +56,64 @@ class Commands(CrmCase):
             res = lib.run_connector(lib.binary(), args, self.wd, name="usage", timeout=30)
             self.assertEqual(res.rc, 2, "%s:\n%s" % (args, res.describe()))
             self.assertEqual(res.errors, [])
+
+    def test_discover(self):
+        """One DESTINATION_CATALOG: customers and orders, each with the
+        operations CRM360 really has (upsert by (brand, external_id) as
+        append and append_dedup, delete as soft_delete), the contract's
+        fields, and the matching key; no request to CRM360."""
+        cat = self.discover(self.cfg())
+        ops = {(o["object_name"], o["sync_mode"]): o for o in cat["operations"]}
+        self.assertEqual(set(ops), {(obj, m) for obj in ("customers", "orders")
+                                    for m in ("append", "append_dedup", "soft_delete")})
+        for o in ops.values():
+            self.assertEqual(o["matching_keys"], [["brand", "external_id"]])
+        cust = ops[("customers", "append_dedup")]["json_schema"]
+        self.assertEqual(set(cust["properties"]), set(FIELDS["customers"]))
+        self.assertEqual(set(cust["required"]), {"external_id", "brand", "email", "updated_at"})
+        orders = ops[("orders", "append")]["json_schema"]
+        self.assertEqual(set(orders["properties"]), set(FIELDS["orders"]))
+        self.assertEqual(orders["properties"]["total"]["type"], "string")
+        self.assertEqual(self.emu.get("/_admin/stats")["requests_total"], 0)
+
+    def test_data_activation_stream(self):
+        """A stream as the platform sends it for data activation: its own
+        name and namespace, destination_object_name naming the object, the
+        fields already mapped to the object's names; loads that object."""
+        inp, exp = lib.run_gen_stream(self.wd, customers=25, orders=0, seed=5)
+        lines = [ln.replace(b'"name":"customers"', b'"name":"contacts_model","namespace":'
+                            b'"analytics"').replace(b'"stream":"customers"',
+                                                    b'"stream":"contacts_model","namespace":'
+                                                    b'"analytics"')
+                 for ln in lib.read_input_lines(inp)]
+        inp2 = self.wd.write_lines("activation.jsonl", lines)
+        cat = catalog(streams=("customers",), namespace="analytics")
+        st = cat["streams"][0]
+        st["stream"]["name"] = "contacts_model"
+        st["destination_object_name"] = "customers"
+        res = self.write(inp2, cat=cat)
+        self.assert_ok(res)
+        self.assertGreater(len(res.states), 0)
+        stored = dump_by_key(self.dump())
+        self.assertEqual(set(stored["customers"]), set(exp["customers"]))
+        self.assertEqual(stored["orders"], {})
+
+    def test_truncating_generation_is_loaded_with_a_warning(self):
+        """minimum_generation_id = generation_id asks to remove earlier
+        generations' records: destination-crm360 does not, and says so."""
+        inp1, exp1 = lib.run_gen_stream(self.wd, name="gen1", customers=20, orders=0, seed=8)
+        self.assert_ok(self.write(inp1, name="gen1"))
+        inp2, exp2 = lib.run_gen_stream(self.wd, name="gen2", customers=10, orders=0, seed=9)
+        cat = catalog()
+        for st in cat["streams"]:
+            st["generation_id"] = st["minimum_generation_id"] = 2
+        res = self.write(inp2, name="gen2", cat=cat)
+        self.assert_ok(res)
+        warn = [m for m in res.logs("WARN") if "generation 2 asks to remove" in m]
+        self.assertEqual(len(warn), 2, res.describe())
+        self.assertIn("removes nothing", warn[0])
+        stored = dump_by_key(self.dump())["customers"]
+        self.assertEqual(set(stored), set(exp1["customers"]) | set(exp2["customers"]))
 
     def test_check_succeeds(self):
         res, st = self.check(self.cfg())

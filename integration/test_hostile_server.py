@@ -17,6 +17,8 @@ each, the run ends in time with its defined outcome and no crash:
 | error quoting Authorization and the body | exit 1, one TRACE error; no secret in it   |
 | (crm360) 200 rejecting every record with | exit 0; every record dead-lettered; the    |
 | a message quoting Authorization          | dead-letter errors hold no secret          |
+| no answer at all (SIGTERM after 2 s, in   | exit 143 within 3 s of the signal          |
+| Shops' blocking token call at start-up)  |                                            |
 | (Shops) a token quoting the token        | the token is masked like any token;        |
 | request, valid for 1e300 s               | exit 1 on the next answer; no secret       |
 
@@ -25,6 +27,7 @@ searched for every secret (the case classes' check).
 """
 
 import os
+import signal
 import sys
 import time
 
@@ -114,6 +117,26 @@ class Hostile(Case):
         for e in dls:
             self.assertEqual(e["rejected_by"], "target")
             self.assertIn("**********", e["errors"][0]["message"])
+
+    def test_sigterm_while_the_server_does_not_answer(self):
+        self.emu.post("/_admin/mode", {"mode": "hang"})
+        inp = self.wd.write_lines("in.jsonl", records() + [state_line()])
+        cfg_path = self.write_config(self.cfg(request_timeout_seconds=600), "hang.config.json")
+        cat_path = self.wd.write_json("hang.catalog.json", self.default_catalog())
+        p = lib.Connector(lib.binary(), ["write", "--config", cfg_path, "--catalog", cat_path],
+                          self.wd, name="hang", stdin=inp)
+        try:
+            time.sleep(2)
+            self.assertIsNone(p.poll(), "the destination ended before SIGTERM")
+            t0 = time.monotonic()
+            p.signal(signal.SIGTERM)
+            while p.poll() is None and time.monotonic() < t0 + 10:
+                time.sleep(0.01)
+            took = time.monotonic() - t0
+        finally:
+            res = p.wait(timeout=60)
+        self.assertLess(took, 3.0, "exit took %.1f s after SIGTERM:\n%s" % (took, res.describe()))
+        self.assertEqual(res.rc, 143, res.describe())
 
     if SHOPS:
         def test_token_quoting_the_request(self):

@@ -144,6 +144,45 @@ class Pipeline(unittest.TestCase):
             self.assertEqual(rewritten, moved[stream], obj)
         self.ok = True
 
+    def test_ab_run_keeps_the_rotated_token(self):
+        """Through ab-run: the source's CONTROL message rewrites source.json,
+        so the second run refreshes with the live token and moves only what
+        changed."""
+        d = self.wd.join("conf")
+        os.mkdir(d)
+        self.wd.write_json("conf/source.json", self.src_cfg)
+        self.wd.write_json("conf/destination.json", self.dst_cfg)
+        with open(os.path.join(EXAMPLES, "destination-catalog.json"), encoding="utf-8") as f:
+            self.wd.write_json("conf/catalog.json", json.load(f))
+
+        def ab_run(name):
+            res = lib.run_connector(abrun_binary(), [
+                "--source", lib.binary(), "--destination", dest_binary(), "--config-dir", d],
+                self.wd, name=name)
+            self.assertEqual(res.rc, 0, res.stderr.decode()[-3000:])
+            return res
+
+        res = ab_run("abrun1")
+        self.assertIn(b"the source updated its config", res.stderr)
+        with open(os.path.join(d, "source.json"), encoding="utf-8") as f:
+            cfg = json.load(f)
+        self.assertNotEqual(cfg["refresh_token"], bh.RT0)
+        self.assertEqual(oct(os.stat(os.path.join(d, "source.json")).st_mode & 0o777), "0o600")
+        self.assertNotIn(cfg["refresh_token"].encode(), res.stderr)
+        self.assert_mirrors_bling()
+        before = {k: r["updated_at"] for k, r in self.crm_store()["orders"].items()}
+        time.sleep(1.1)
+        touched = self.bling.post("/_admin/mutate", {"pedidos": 2, "seed": 4})
+        time.sleep(1.1)
+        cfg["lookback_seconds"] = 0
+        self.wd.write_json("conf/source.json", cfg)
+        ab_run("abrun2")
+        self.assert_mirrors_bling()
+        after = self.crm_store()["orders"]
+        self.assertEqual({k for k, r in after.items() if before.get(k) != r["updated_at"]},
+                         {str(i) for i in touched["pedidos"]})
+        self.ok = True
+
     def test_source_killed_mid_run_then_rerun(self):
         # slow enough to be caught mid-stream: pages of 5, 20 requests/s
         self.src_cfg.update(page_size=5, requests_per_second=20)
@@ -178,6 +217,13 @@ def dest_binary():
     return os.path.abspath(lib.OPTIONS.dest)
 
 
+def abrun_binary():
+    return os.path.abspath(lib.OPTIONS.abrun)
+
+
 if __name__ == "__main__":
-    lib.main(__doc__, extra_args=lambda p: p.add_argument(
-        "--dest", required=True, help="the destination-crm360 binary"))
+    def extra(p):
+        p.add_argument("--dest", required=True, help="the destination-crm360 binary")
+        p.add_argument("--abrun", required=True, help="the ab-run binary")
+
+    lib.main(__doc__, extra_args=extra)

@@ -8,8 +8,12 @@ nothing twice, and the configuration errors (slot, publication).
 
     python3 integration/test_postgres_cdc.py --bin build/gcc/sources/postgres/source-postgres
 """
+import collections
+import signal
+import threading
+
 import lib
-from pg_helpers import PgCase, catalog, records
+from pg_helpers import PgCase, catalog, records, records_before_last_state
 
 
 def cdc(slot="ab_slot", pub="ab_pub"):
@@ -113,6 +117,62 @@ class Cdc(PgCase):
         counts = [s["sourceStats"]["recordCount"] for s in res.states]
         self.assertEqual(counts[0], 25.0)
         self.assertEqual(sum(counts), 30.0)
+        self.ok = True
+
+    def test_full_refresh_streams_ride_in_the_global_state(self):
+        cat = catalog(("cust", "incremental"), ("other", "full_refresh"))
+        self.sql("insert into other select generate_series(1, 12)")
+        res = self.read(cat, self.config(replication_method=cdc(), chunk_size=5))
+        self.assert_ok(res)
+        self.assertEqual({s["type"] for s in res.states}, {"GLOBAL"})
+        last = res.states[-1]["global"]
+        self.assertEqual({s["stream_descriptor"]["name"]: s["stream_state"]
+                          for s in last["stream_states"]},
+                         {"cust": {"snapshot": "done"}, "other": {}})
+        mid = [s for s in res.states if any(
+            x["stream_descriptor"]["name"] == "other" and "pk" in x["stream_state"]
+            for x in s["global"]["stream_states"])]
+        self.assertTrue(mid)
+        self.assertEqual(len(records(res, "other")), 12)
+        # resumed from a state taken inside the full-refresh stream
+        res2 = self.read(cat, self.config(replication_method=cdc(), chunk_size=5),
+                         state=[mid[0]], name="resumed")
+        self.assert_ok(res2)
+        self.assertEqual(sorted(r["id"] for r in records(res2, "other")), list(range(6, 13)))
+        self.ok = True
+
+    def test_sigkill_in_the_wal_phase_resumes_exactly_once(self):
+        first = self.read_cdc()
+        self.sql("".join("insert into cust select g, 'w', null, null from generate_series(%d, %d) g;"
+                         % (1000 + i * 50, 1000 + i * 50 + 49) for i in range(200)))
+        want = list(range(1000, 11000))
+        cfg = self.config(replication_method=cdc(), checkpoint_interval=500)
+        argv = ["read", "--config", self.wd.write_json("kill-config.json", cfg),
+                "--catalog", self.wd.write_json("kill-catalog.json", catalog(("cust", "incremental"))),
+                "--state", self.wd.write_json("kill-state.json", self.global_state(first))]
+        seen = {"n": 0}
+        box = {}
+        fired = threading.Event()
+
+        def on_line(line):
+            if b'"type":"STATE"' in line:
+                seen["n"] += 1
+                if seen["n"] == 4 and not fired.is_set():
+                    fired.set()
+                    box["c"].signal(signal.SIGKILL)
+
+        conn = lib.Connector(lib.binary(), argv, self.wd, name="killed", on_line=on_line)
+        box["c"] = conn
+        res = conn.wait(timeout=300, allow_partial_tail=True)
+        self.assertTrue(fired.is_set(), res.describe())
+        counted = [r["id"] for r in records_before_last_state(res, "cust")]
+        self.assertGreater(len(counted), 0)
+        self.assertLess(len(counted), len(want), "the read was not interrupted")
+        last = [s for s in res.states][-1]
+        again = self.read_cdc(state=[last], name="resumed")
+        ids = counted + [r["id"] for r in records(again)]
+        self.assertEqual([k for k, n in collections.Counter(ids).items() if n > 1][:5], [])
+        self.assertEqual(sorted(ids), want)
         self.ok = True
 
     def test_configuration_errors(self):

@@ -113,6 +113,7 @@ class FullRefresh(PgCase):
         cls.pg.sql('''
             create table items (id int primary key, name text);
             insert into items select g, 'item ' || g from generate_series(1, 1050) g;
+            analyze items;
             create table pairs (a text, b int, v text, primary key (a, b));
             insert into pairs select chr(97 + g % 3), g, 'v' from generate_series(1, 100) g;
             create table heap (n int, t text);
@@ -143,6 +144,9 @@ class FullRefresh(PgCase):
         statuses = [m["trace"]["stream_status"]["status"] for m in res.of_type("TRACE")
                     if m["trace"]["type"] == "STREAM_STATUS"]
         self.assertEqual(statuses, ["STARTED", "RUNNING", "COMPLETE"])
+        estimates = [m["trace"]["estimate"] for m in res.of_type("TRACE")
+                     if m["trace"]["type"] == "ESTIMATE"]
+        self.assertEqual([e.get("row_estimate") for e in estimates], [1050])
         self.ok = True
 
     def test_resume_from_a_chunk_state(self):
@@ -205,6 +209,16 @@ class FullRefresh(PgCase):
         res = self.read(catalog(("items", "full_refresh")), cfg, name="allowed")
         self.assert_ok(res)
         self.assertEqual(len(records(res)), 1050)
+        self.ok = True
+
+    def test_statement_timeout_is_transient(self):
+        self.sql("create view slow as select 1 as x from pg_sleep(3)")
+        res = self.read(catalog(("slow", "full_refresh")), self.config(statement_timeout_seconds=1))
+        self.assertEqual(res.rc, 1, res.describe())
+        self.assertEqual(len(res.errors), 1, res.describe())
+        self.assertEqual(res.errors[0]["failure_type"], "transient_error")
+        self.assertIn("stream 'slow'", res.errors[0]["message"])
+        self.assertIn("statement timeout", res.errors[0]["message"])
         self.ok = True
 
     def test_wrong_password_on_read_is_config_error(self):

@@ -26,6 +26,7 @@ class Pipeline(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.pg = pg_server.PgServer(os.path.dirname(os.path.abspath(lib.OPTIONS.source))).start()
+        cls.addClassCleanup(cls.pg.stop)
         cls.pg.sql("create database warehouse")
         subprocess.run(cls.pg.psql_argv("warehouse") + ["-f", os.path.join(EXAMPLE, "warehouse.sql")],
                        check=True, stdout=subprocess.DEVNULL)
@@ -33,10 +34,6 @@ class Pipeline(unittest.TestCase):
                    "grant usage on schema warehouse to airbyte_reader; "
                    "grant select on all tables in schema warehouse to airbyte_reader"
                    % READER_PASSWORD, database="warehouse")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pg.stop()
 
     def setUp(self):
         self.wd = lib.Workdir("ab-pg-pipe-")

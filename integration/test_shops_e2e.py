@@ -107,6 +107,45 @@ class Commands(ShopsCase):
         self.assertEqual(sorted(spec.get("supported_destination_sync_modes")),
                          ["append", "append_dedup", "overwrite"])
 
+    def test_discover(self):
+        """One DESTINATION_CATALOG: products and inventory with what Shops
+        imports really do (merge as append and append_dedup, replace as
+        overwrite; no delete), the contract's fields and the matching keys;
+        no request to Shops."""
+        cat = self.discover(self.cfg())
+        ops = {(o["object_name"], o["sync_mode"]): o for o in cat["operations"]}
+        self.assertEqual(set(ops), {(obj, m) for obj in ("products", "inventory")
+                                    for m in ("append", "append_dedup", "overwrite")})
+        self.assertEqual(ops[("products", "append")]["matching_keys"], [["sku"]])
+        self.assertEqual(ops[("inventory", "overwrite")]["matching_keys"], [["sku", "location"]])
+        prod = ops[("products", "append_dedup")]["json_schema"]
+        self.assertEqual(set(prod["required"]),
+                         {"sku", "brand", "title", "price", "currency", "updated_at"})
+        self.assertEqual(prod["properties"]["price"]["type"], "string")
+        inv = ops[("inventory", "append")]["json_schema"]
+        self.assertEqual(set(inv["properties"]), {"sku", "location", "quantity", "updated_at"})
+        self.assertEqual(self.stats().get("tokens_issued", 0), 0)
+
+    def test_data_activation_stream(self):
+        """A stream as the platform sends it for data activation (its own
+        name, destination_object_name naming the object, fields already
+        named as the object's) loads that object."""
+        inp, _ = self.gen(products=20, inventory=0, seed=4)
+        lines = [ln.replace(b'"name":"products"', b'"name":"catalogo_model"')
+                 .replace(b'"stream":"products"', b'"stream":"catalogo_model"')
+                 for ln in lib.read_input_lines(inp)]
+        inp2 = self.wd.write_lines("activation.jsonl", lines)
+        skus = {m["record"]["data"]["sku"] for _, m in lib.parse_input(inp2)
+                if m["type"] == "RECORD"}
+        self.assertGreater(len(skus), 5)
+        cat = catalog(streams=("products",))
+        cat["streams"][0]["stream"]["name"] = "catalogo_model"
+        cat["streams"][0]["destination_object_name"] = "products"
+        res = self.write(inp2, cat=cat)
+        self.assert_ok(res)
+        self.assertGreater(len(res.states), 0)
+        self.assertEqual(set(dump_by_key(self.dump())["products"]), skus)
+
     def test_check_ok(self):
         res, st = self.check(self.cfg())
         self.assertEqual(st["status"], "SUCCEEDED", res.describe())

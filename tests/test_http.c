@@ -60,7 +60,8 @@ static int server_start(void **state)
         srv_pid = -1;
         return -1;
     }
-    for (int i = 0; i < 200 && srv_port <= 0; i++) {
+    /* up to 60 s: a loaded machine starts Python slowly */
+    for (int i = 0; i < 1200 && srv_port <= 0; i++) {
         FILE *f = fopen(srv_portfile, "r");
 
         if (f) {
@@ -72,6 +73,10 @@ static int server_start(void **state)
             (void)fclose(f);
         }
         if (srv_port <= 0) {
+            if (waitpid(srv_pid, NULL, WNOHANG) == srv_pid) {
+                srv_pid = -1; /* the server died: no use waiting */
+                return -1;
+            }
             sleep_ms(50);
         }
     }

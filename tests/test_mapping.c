@@ -430,6 +430,56 @@ static void test_transform_errors(void **state)
     }
 }
 
+/* Errors name the source path of each mapped target field. */
+static void test_annotate_errors(void **state)
+{
+    static const struct {
+        const char *stream;
+        const char *in;
+        const char *want;
+    } cases[] = {
+        {"s", "[{'field':'email','code':'invalid_format'}]",
+         "[{'field':'email','code':'invalid_format','source_field':'contato.email',"
+         "'mapping':'email <- contato.email'}]"},
+        /* unmapped target field, no field, already annotated: as they are */
+        {"s", "[{'field':'brand','code':'x'},{'code':'y'},{'field':'email','source_field':'z'}]",
+         "[{'field':'brand','code':'x'},{'code':'y'},{'field':'email','source_field':'z'}]"},
+        /* identity mapping: a field comes from itself */
+        {"orders", "[{'field':'total','code':'x'}]",
+         "[{'field':'total','code':'x','source_field':'total','mapping':'total <- total'}]"},
+        /* not an array, not JSON, empty */
+        {"s", "{'field':'email'}", "{'field':'email'}"},
+        {"s", "[{", "[{"},
+        {"s", "", "[]"},
+    };
+    struct ab_mappings ms;
+    struct ab_error err;
+    struct ab_buf out;
+    size_t i;
+
+    (void)state;
+    ab_error_init(&err);
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    parse_ok(&ms, "[{'stream':'s','object':'customers','fields':{'external_id':'id',"
+                  "'email':'contato.email','brand':{'value':'acme'}}}]");
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct ab_mapping *m = ab_mappings_resolve(&ms, cases[i].stream, NULL, objects, &err);
+        char *in = sq_text(cases[i].in);
+        char *want = sq_text(cases[i].want);
+
+        assert_non_null(m);
+        assert_int_equal(ab_mapping_annotate_errors(m, in, &out, &err), AB_OK);
+        assert_non_null(out.data);
+        assert_string_equal(out.data, want);
+        free(in);
+        free(want);
+    }
+    assert_int_equal(ab_mapping_annotate_errors(NULL, "[{\"field\":\"a\"}]", &out, &err), AB_OK);
+    assert_string_equal(out.data, "[{\"field\":\"a\"}]");
+    ab_buf_release(&out);
+    ab_mappings_release(&ms);
+}
+
 static void test_any_object_when_list_is_null(void **state)
 {
     struct ab_mappings ms;
@@ -653,6 +703,7 @@ int main(void)
         cmocka_unit_test(test_write_errors_leave_buffer_unchanged),
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_get),
+        cmocka_unit_test(test_annotate_errors),
         cmocka_unit_test(test_any_object_when_list_is_null),
         cmocka_unit_test(test_transforms),
         cmocka_unit_test(test_transform_errors),

@@ -299,8 +299,8 @@ static void test_lint_catches_incomplete_declarations(void **state)
                       "\"pattern\":\"^x$\",\"group\":\"main\",\"order\":2}",
                       "c: has a pattern but no pattern_descriptor");
     assert_lint_fails(",\"c\":{\"type\":\"string\",\"title\":\"C\",\"description\":\"d\","
-                      "\"airbyte_secret\":true,\"minLength\":4,\"group\":\"main\",\"order\":2}",
-                      "c: is a secret without minLength >= 8");
+                      "\"airbyte_secret\":true,\"minLength\":3,\"group\":\"main\",\"order\":2}",
+                      "c: is a secret without minLength >= 4");
     /* nested: array items and their properties */
     assert_lint_fails(",\"c\":{\"type\":\"array\",\"title\":\"C\",\"description\":\"d\","
                       "\"group\":\"main\",\"order\":2,\"items\":{\"type\":\"object\",\"title\":"

@@ -212,6 +212,8 @@ void ab_driver_http_opts(struct ab_driver *d, struct ab_http_opts *o)
 {
     ab_opts_http(d->config, o);
     o->log = d->em;
+    /* blocking calls (start-up, tokens) end within a poll after SIGTERM */
+    o->stop = &ab_driver_signal_seen;
 }
 
 static bool host_is_loopback(const char *host, size_t n)
@@ -270,6 +272,27 @@ static void config_warn_cb(void *arg, const char *message)
     AB_WARN(d->em, "%s", message);
 }
 
+/* A client-side rate so low that one request waits longer than the request
+ * timeout is a mistake (1e-300 would wait forever without a word). */
+static enum ab_status check_rate(yajl_val config, struct ab_error *err)
+{
+    yajl_val rps = ab_json_get(config, "requests_per_second");
+    yajl_val timeout = ab_json_get(config, "request_timeout_seconds");
+    double rate;
+    double secs;
+
+    if (!rps || !timeout || !ab_json_double(rps, &rate) || !ab_json_double(timeout, &secs)) {
+        return AB_OK;
+    }
+    if (rate > 0 && 1.0 / rate > secs) {
+        return ab_error_set(err, AB_ERR_CONFIG,
+                            "requests_per_second: %g allows one request every %.3g s, longer than "
+                            "request_timeout_seconds (%g s); use at least %g, or 0 for no limit",
+                            rate, 1.0 / rate, secs, 1.0 / secs);
+    }
+    return AB_OK;
+}
+
 /* Loads and validates the config; registers its secrets. Every option comes
  * from the config, its defaults filled in from the spec (ab/options.h). */
 static enum ab_status load_config(struct ab_driver *d, struct ab_error *err)
@@ -288,6 +311,10 @@ static enum ab_status load_config(struct ab_driver *d, struct ab_error *err)
             return err->code;
         }
     }
+    if (rc != AB_OK) {
+        return rc;
+    }
+    rc = check_rate(d->config, err);
     if (rc != AB_OK) {
         return rc;
     }
@@ -424,8 +451,8 @@ static const struct command_desc {
 } commands[] = {
     {"spec", CMD_SPEC, 3, false, false, "print the connector specification"},
     {"check", CMD_CHECK, 3, true, false, "test the configuration and the connection"},
-    {"discover", CMD_DISCOVER, 1 << AB_KIND_SOURCE, true, false,
-     "print the streams the source can read"},
+    {"discover", CMD_DISCOVER, 3, true, false,
+     "print the streams the source can read, or the objects the destination loads"},
     {"read", CMD_READ, 1 << AB_KIND_SOURCE, true, true,
      "read the catalog's streams as Airbyte messages on standard output"},
     {"write", CMD_WRITE, 1 << AB_KIND_DESTINATION, true, true,

@@ -109,6 +109,18 @@ struct ab_driver {
     uint64_t dry_shown;
     uint64_t dry_rejects[2]; /* by the destination, by the target's rules */
     uint64_t dry_states;
+    /* terminal experience */
+    bool text;            /* human-readable logs on stderr */
+    bool tty_progress;    /* a live progress line on stderr */
+    bool progress_shown;  /* the line is on screen */
+    uint64_t total_bytes; /* of the input files, 0 when unknown */
+    double rate;          /* records/s, smoothed */
+    uint64_t tick_records;
+    int64_t tick_us;
+    uint64_t *s_read; /* per stream */
+    uint64_t *s_rej;
+    char last_state[512]; /* the last acknowledged state (write), cut */
+    uint64_t states_acked;
     enum write_phase phase;
     struct ab_ckpt *ck;
     struct ab_deadletter *dl;

@@ -25,7 +25,7 @@
  */
 
 #define AB_EMITTER_MASK        "**********"
-#define AB_EMITTER_MIN_SECRET  ((size_t)4)
+#define AB_EMITTER_MIN_SECRET  ((size_t)AB_SECRET_MIN_LENGTH)
 #define AB_EMITTER_MAX_SECRETS ((size_t)1024)
 #define AB_EMITTER_LOG_MAX     ((size_t)64 * 1024)
 /* formatting stops here; masking runs before the cut to AB_EMITTER_LOG_MAX */
@@ -49,6 +49,9 @@ struct ab_emitter {
     struct ab_buf line;    /* the message being composed */
     struct ab_buf scratch; /* masked text */
     struct ab_buf clean;   /* masked, valid UTF-8 text */
+    FILE *text;            /* text mode: LOG lines go here as text */
+    void (*before_text)(void *arg);
+    void *before_arg;
 };
 
 static const char *const level_names[] = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"};
@@ -513,6 +516,40 @@ static enum ab_status format_message(struct ab_buf *out, const char *fmt, va_lis
     return AB_OK;
 }
 
+/* Text mode: "HH:MM:SS LEVEL message" on the text stream, masked. */
+static enum ab_status text_line(struct ab_emitter *em, const char *level, const char *msg,
+                                size_t len)
+{
+    struct ab_buf b;
+    int64_t ms = clock_ms(em);
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char when[16] = "";
+
+    ab_buf_init(&b, AB_BUF_UNBOUNDED);
+    if (mask_into(em, msg, len, &b, NULL) != AB_OK) {
+        ab_buf_release(&b);
+        return AB_OK; /* say nothing rather than risk the unmasked text */
+    }
+    if (gmtime_r(&t, &tm)) {
+        (void)strftime(when, sizeof(when), "%H:%M:%S", &tm);
+    }
+    if (em->before_text) {
+        em->before_text(em->before_arg);
+    }
+    (void)fprintf(em->text, "%s %-5s %s\n", when, level, b.data ? b.data : "");
+    (void)fflush(em->text);
+    ab_buf_release(&b);
+    return AB_OK;
+}
+
+void ab_emitter_set_text(struct ab_emitter *em, FILE *text, void (*before)(void *arg), void *arg)
+{
+    em->text = text;
+    em->before_text = before;
+    em->before_arg = arg;
+}
+
 enum ab_status ab_emitter_vlog(struct ab_emitter *em, enum ab_log_level level, const char *fmt,
                                va_list ap)
 {
@@ -534,6 +571,10 @@ enum ab_status ab_emitter_vlog(struct ab_emitter *em, enum ab_log_level level, c
     ab_buf_init(&msg, AB_EMITTER_FORMAT_MAX);
     rc = format_message(&msg, fmt, ap);
     if (rc != AB_OK) {
+        goto out;
+    }
+    if (em->text) {
+        rc = text_line(em, level_names[level], msg.data ? msg.data : "", msg.len);
         goto out;
     }
     ab_buf_reset(&em->line);
@@ -659,6 +700,9 @@ enum ab_status ab_emitter_trace_error(struct ab_emitter *em, const struct ab_err
     }
     if (rc != AB_OK) {
         return drop_line(em, rc);
+    }
+    if (em->text && message) {
+        (void)text_line(em, "ERROR", message, strlen(message));
     }
     return send_line(em, true);
 }

@@ -1711,6 +1711,9 @@ enum ab_status ab_http_wait(struct ab_http *h, struct pollfd *fds, unsigned nfds
     return rc;
 }
 
+/* How often ab_http_run() looks at the stop flag while it waits. */
+#define STOP_POLL_MS 100L
+
 /* ab_http_run()'s view of its one request. */
 struct ab_http_run_ctx {
     struct ab_http *h;
@@ -1766,7 +1769,12 @@ enum ab_status ab_http_run(struct ab_http *h, struct ab_http_req *r, int *status
         return rc;
     }
     while (!c.done) {
-        rc = ab_http_wait(h, NULL, 0, -1, err);
+        if (h->o.stop && *h->o.stop) {
+            rc = ab_error_set(err, AB_ERR_TRANSIENT, "HTTP request '%s' abandoned: stopping",
+                              c.label);
+            break;
+        }
+        rc = ab_http_wait(h, NULL, 0, h->o.stop ? STOP_POLL_MS : -1, err);
         if (rc != AB_OK) {
             break;
         }

@@ -267,8 +267,8 @@ static enum ab_status dispatch_fds(struct ab_loop *l, const struct pollfd *pfd, 
  * next turn, and one a callback deletes does not fire. */
 static enum ab_status fire_timers(struct ab_loop *l, struct ab_error *err)
 {
-    uint64_t due_ids[AB_LOOP_MAX_TIMERS];
-    int64_t due_at[AB_LOOP_MAX_TIMERS];
+    uint64_t due_ids[AB_LOOP_MAX_TIMERS] = {0};
+    int64_t due_at[AB_LOOP_MAX_TIMERS] = {0};
     unsigned n = 0;
     int64_t now = ab_now_us();
 

@@ -710,6 +710,10 @@ static bool source_of(const struct ab_mapping *m, const char *name, char *buf, s
     }
     for (i = 0; i < m->nfields; i++) {
         if (strcmp(m->fields[i].to, name) == 0) {
+            /* a constant ("value") comes from no source field */
+            if (m->fields[i].from.n == 0) {
+                return false;
+            }
             (void)ab_path_str(&m->fields[i].from, buf, size);
             return true;
         }

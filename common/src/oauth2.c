@@ -16,6 +16,9 @@
 #define TOKEN_MAX        16384 /* JWT access tokens run to a few kB */
 #define DEFAULT_FRACTION 0.9
 #define DEFAULT_LIFETIME 3600.0
+/* a longer expires_in is taken as this (and a token is renewed at least
+ * daily): the renewal time must stay far inside int64 microseconds */
+#define MAX_LIFETIME 86400.0
 
 struct ab_oauth2 {
     struct ab_driver *d;
@@ -319,6 +322,9 @@ static enum ab_status take_answer(struct ab_oauth2 *a, yajl_val body, struct ab_
     }
     if (!(life > 0)) {
         life = DEFAULT_LIFETIME;
+    }
+    if (life > MAX_LIFETIME) {
+        life = MAX_LIFETIME;
     }
     rc = ab_driver_add_secret(a->d, tok, err);
     if (rc != AB_OK) {

@@ -389,8 +389,50 @@ enum ab_status ab_driver_read(struct ab_driver *d, struct ab_error *err)
     return rc;
 }
 
+/* One DESTINATION_CATALOG message: the destination's catalog, compacted. */
+static enum ab_status destination_discover(struct ab_driver *d, struct ab_error *err)
+{
+    const char *text = d->dops->destination_catalog_json;
+    struct ab_buf out;
+    yajl_val root;
+    enum ab_status rc;
+
+    if (!text) {
+        return ab_error_set(err, AB_ERR_CONFIG, "%s has no discover: it loads fixed objects",
+                            d->name);
+    }
+    root = ab_json_parse(text, strlen(text), err);
+    if (!root) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "the destination catalog is not valid JSON");
+    }
+    if (!YAJL_IS_ARRAY(ab_json_get(root, "operations"))) {
+        ab_json_free(root);
+        return ab_error_set(err, AB_ERR_INTERNAL, "the destination catalog has no operations");
+    }
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    rc = ab_buf_adds(&out, "{\"type\":\"DESTINATION_CATALOG\",\"destination_catalog\":", err);
+    if (rc == AB_OK) {
+        rc = ab_json_write(&out, root, err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(&out, '}', err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_emitter_raw(d->em, out.data, out.len, true);
+        if (rc != AB_OK) {
+            rc = ab_error_set(err, rc, "cannot write to stdout");
+        }
+    }
+    ab_buf_release(&out);
+    ab_json_free(root);
+    return rc;
+}
+
 enum ab_status ab_driver_discover(struct ab_driver *d, struct ab_error *err)
 {
+    if (d->kind == AB_KIND_DESTINATION) {
+        return destination_discover(d, err);
+    }
     return d->sops->discover(d, err);
 }
 

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ab/assert.h"
@@ -134,6 +136,9 @@ enum ab_status ab_driver_reject_ex(struct ab_driver *d, const struct ab_rejectio
     struct ab_buf safe_errors;
     enum ab_status rc;
 
+    if (d->s_rej) {
+        d->s_rej[r->stream]++;
+    }
     if (d->run.dry_run) {
         /* nothing is written: the rejection is reported */
         bool by_target = strcmp(r->rejected_by, "target") == 0;
@@ -265,6 +270,9 @@ static enum ab_status emit_state(void *arg, const char *members, size_t len, uin
         d->dry_states++;
         return AB_OK;
     }
+    (void)snprintf(d->last_state, sizeof(d->last_state), "%.*s", (int)(len < 500 ? len : 500),
+                   members);
+    d->states_acked++;
     rc = ab_emitter_state(d->em, members, len, record_count, rejected_count);
     if (rc != AB_OK) {
         return ab_error_set(err, rc, "cannot write to stdout");
@@ -354,6 +362,7 @@ static enum ab_status on_record(struct ab_driver *d, struct ab_msg *msg, const c
     rec.stream = (size_t)idx;
     rec.desc = &d->catalog.streams[idx];
     rec.seq = ab_ckpt_record(d->ck, rec.stream);
+    d->s_read[rec.stream]++;
     ab_rejlimit_record(d->rejlimit, rec.stream);
     rec.lineno = lineno;
     rec.data = msg->data;
@@ -493,6 +502,9 @@ static enum ab_status reject_line(struct ab_driver *d, size_t stream, const char
     if (rc == AB_OK) {
         rc = one_error(&errors, field, code, message, err);
     }
+    if (d->mode == WM_WRITE) {
+        d->s_read[stream]++;
+    }
     if (rc == AB_OK) {
         ab_rejlimit_record(d->rejlimit, stream);
         rc = ab_driver_reject(d, stream, ab_ckpt_record(d->ck, stream), lineno, "destination",
@@ -572,6 +584,7 @@ static enum ab_status handle_load_line(struct ab_driver *d, const char *line, si
     char msg[AB_ERROR_MSG_MAX + 64];
 
     d->lines++;
+    d->s_read[0]++;
     ab_json_arena_reset(d->arena);
     ab_error_init(&perr);
     v = ab_json_parse_arena(d->arena, line, len, &perr);
@@ -706,6 +719,247 @@ static void log_summary(struct ab_driver *d, bool ok)
     if (d->run.dry_run) {
         log_dry_summary(d);
     }
+}
+
+/* ---- the terminal ------------------------------------------------------------ */
+
+/* Called before each text log line: the progress line is cleared first. */
+static void clear_progress(void *arg)
+{
+    struct ab_driver *d = arg;
+
+    if (d->progress_shown) {
+        (void)fputs("\r\033[K", stderr);
+        d->progress_shown = false;
+    }
+}
+
+/* Bytes of the input read so far (raw, as on disk), for the percentage. */
+static uint64_t bytes_done(const struct ab_driver *d)
+{
+    uint64_t n = d->in_open ? d->in.raw_read : 0;
+
+    if (d->mode == WM_LOAD && d->lf) {
+        for (size_t i = 0; i < d->cur_file && i < d->run.nfiles; i++) {
+            struct stat st;
+
+            if (strcmp(d->lf[i].path, "-") != 0 && stat(d->lf[i].path, &st) == 0) {
+                n += (uint64_t)st.st_size;
+            }
+        }
+    }
+    return n;
+}
+
+static void human_bytes(char *out, size_t size, uint64_t n)
+{
+    if (n >= 1000000000ULL) {
+        (void)snprintf(out, size, "%.2f GB", (double)n / 1e9);
+    } else if (n >= 1000000ULL) {
+        (void)snprintf(out, size, "%.1f MB", (double)n / 1e6);
+    } else {
+        (void)snprintf(out, size, "%.1f kB", (double)n / 1e3);
+    }
+}
+
+/* The live line: records, bytes, records/s, in flight, committed, rejected;
+ * percentage and ETA when the input's size is known. */
+static enum ab_status on_tty_progress(void *arg, uint64_t id, struct ab_error *err)
+{
+    struct ab_driver *d = arg;
+    struct ab_ckpt_stats cs;
+    int64_t now = ab_now_us();
+    double dt = (double)(now - d->tick_us) / 1e6;
+    uint64_t done = bytes_done(d);
+    char bytes[32];
+    char tail[96] = "";
+
+    (void)id;
+    (void)err;
+    ab_ckpt_get_stats(d->ck, &cs);
+    if (dt > 0) {
+        double r = (double)(cs.records - d->tick_records) / dt;
+
+        d->rate = d->tick_us == d->start_us ? r : 0.5 * d->rate + 0.5 * r;
+    }
+    d->tick_records = cs.records;
+    d->tick_us = now;
+    human_bytes(bytes, sizeof(bytes), done);
+    if (d->total_bytes > 0 && done <= d->total_bytes) {
+        double elapsed = (double)(now - d->start_us) / 1e6;
+        double frac = (double)done / (double)d->total_bytes;
+        double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
+
+        (void)snprintf(tail, sizeof(tail), " | %3.0f%% ETA %d:%02d", frac * 100, (int)eta / 60,
+                       (int)eta % 60);
+    }
+    (void)fprintf(stderr,
+                  "\r\033[K%llu records | %s read | %.0f rec/s | in flight %zu | committed %llu | "
+                  "rejected %llu%s",
+                  (unsigned long long)cs.records, bytes, d->rate,
+                  d->http ? ab_http_pending(d->http) : 0, (unsigned long long)d->committed,
+                  (unsigned long long)cs.rejected, tail);
+    (void)fflush(stderr);
+    d->progress_shown = true;
+    return AB_OK;
+}
+
+/* The end of the run (or a signal): a table per stream, the last
+ * acknowledged state and how to resume; the same as JSON with --report. */
+static void log_table(struct ab_driver *d, bool ok, const char *how)
+{
+    struct ab_ckpt_stats cs;
+    struct ab_http_stats hs = {0};
+    double secs = (double)(ab_now_us() - d->start_us) / 1e6;
+    char resume[600];
+    char state[700] = "";
+
+    clear_progress(d);
+    ab_ckpt_get_stats(d->ck, &cs);
+    if (d->http) {
+        ab_http_get_stats(d->http, &hs);
+    }
+    AB_INFO(d->em, "%-32s %12s %12s", "stream", "read", "rejected");
+    for (size_t i = 0; i < d->catalog.n; i++) {
+        char name[300];
+
+        ab_driver_describe_stream(name, sizeof(name), d->catalog.streams[i].name,
+                                  d->catalog.streams[i].ns);
+        AB_INFO(d->em, "%-32s %12llu %12llu", name, (unsigned long long)d->s_read[i],
+                (unsigned long long)d->s_rej[i]);
+    }
+    AB_INFO(d->em, "%-32s %12llu %12llu   committed %llu, %llu requests (%llu retried), %.1f s",
+            "total", (unsigned long long)cs.records, (unsigned long long)cs.rejected,
+            (unsigned long long)d->committed, (unsigned long long)hs.requests,
+            (unsigned long long)hs.retries, secs);
+    if (d->mode == WM_LOAD) {
+        size_t k = 0;
+
+        for (size_t i = 0; d->lf && i < d->run.nfiles && k < sizeof(state) - 1; i++) {
+            int n = snprintf(state + k, sizeof(state) - k, "%s%s %s", i ? "; " : "", d->lf[i].path,
+                             d->lf[i].complete ? "complete" : "");
+            k += n > 0 ? (size_t)n : 0;
+            if (!d->lf[i].complete && k < sizeof(state) - 1) {
+                n = snprintf(state + k, sizeof(state) - k, "committed up to line %llu (byte %llu)",
+                             (unsigned long long)d->lf[i].line,
+                             (unsigned long long)d->lf[i].offset);
+                k += n > 0 ? (size_t)n : 0;
+            }
+        }
+        if (d->run.checkpoint) {
+            (void)snprintf(resume, sizeof(resume),
+                           "rerun the same command: --checkpoint-file '%s' resumes after the "
+                           "last committed line of each file",
+                           d->run.checkpoint);
+        } else {
+            (void)snprintf(resume, sizeof(resume),
+                           "without --checkpoint-file a rerun starts from the first line "
+                           "(CRM360 answers batches it applied from its idempotency store)");
+        }
+    } else {
+        (void)snprintf(state, sizeof(state), "%s", d->states_acked ? d->last_state : "none");
+        (void)snprintf(resume, sizeof(resume),
+                       "start the source from the last acknowledged state (the platform does); "
+                       "records after it are not confirmed and are sent again%s",
+                       d->run.input ? "; replaying the same file again is safe with CRM360 "
+                                      "(answered from its idempotency store)"
+                                    : "");
+    }
+    AB_INFO(d->em, "%s after %.1f s; last acknowledged: %s", how, secs, state);
+    AB_INFO(d->em, "resume: %s", ok ? "nothing to resume, every record was handled" : resume);
+    if (d->run.report) {
+        FILE *f = fopen(d->run.report, "w");
+        struct ab_buf b;
+
+        ab_buf_init(&b, AB_BUF_UNBOUNDED);
+        if (ab_buf_adds(&b, "{\"connector\":", NULL) == AB_OK &&
+            ab_json_write_cstr(&b, d->name, NULL) == AB_OK &&
+            ab_buf_printf(&b, NULL,
+                          ",\"command\":\"%s\",\"outcome\":\"%s\",\"dry_run\":%s,"
+                          "\"duration_s\":%.3f,\"records_read\":%llu,\"committed\":%llu,"
+                          "\"rejected\":%llu,\"requests\":%llu,\"retried\":%llu,"
+                          "\"states_acknowledged\":%llu,\"streams\":[",
+                          d->mode == WM_LOAD ? "load" : "write", how,
+                          d->run.dry_run ? "true" : "false", secs, (unsigned long long)cs.records,
+                          (unsigned long long)d->committed, (unsigned long long)cs.rejected,
+                          (unsigned long long)hs.requests, (unsigned long long)hs.retries,
+                          (unsigned long long)d->states_acked) == AB_OK) {
+            enum ab_status rc = AB_OK;
+
+            for (size_t i = 0; rc == AB_OK && i < d->catalog.n; i++) {
+                const struct ab_stream *st = &d->catalog.streams[i];
+
+                rc = ab_buf_adds(&b, i ? ",{\"name\":" : "{\"name\":", NULL);
+                if (rc == AB_OK) {
+                    rc = ab_json_write_cstr(&b, st->name, NULL);
+                }
+                if (rc == AB_OK) {
+                    rc = ab_buf_adds(&b, ",\"namespace\":", NULL);
+                }
+                if (rc == AB_OK) {
+                    rc = st->ns ? ab_json_write_cstr(&b, st->ns, NULL)
+                                : ab_buf_adds(&b, "null", NULL);
+                }
+                if (rc == AB_OK) {
+                    rc = ab_buf_printf(&b, NULL, ",\"read\":%llu,\"rejected\":%llu}",
+                                       (unsigned long long)d->s_read[i],
+                                       (unsigned long long)d->s_rej[i]);
+                }
+            }
+            if (rc == AB_OK) {
+                rc = ab_buf_adds(&b, "],\"last_acknowledged\":", NULL);
+            }
+            if (rc == AB_OK) {
+                rc = ab_json_write_cstr(&b, state, NULL);
+            }
+            if (rc == AB_OK) {
+                rc = ab_buf_adds(&b, ",\"resume\":", NULL);
+            }
+            if (rc == AB_OK) {
+                rc = ab_json_write_cstr(&b, ok ? "" : resume, NULL);
+            }
+            if (rc == AB_OK) {
+                rc = ab_buf_adds(&b, "}\n", NULL);
+            }
+            if (rc == AB_OK && f) {
+                char *masked = malloc(b.len * 2 + 64);
+
+                if (masked) {
+                    ab_emitter_mask(d->em, b.data, masked, b.len * 2 + 64);
+                    (void)fputs(masked, f);
+                    free(masked);
+                }
+            }
+        }
+        ab_buf_release(&b);
+        if (!f || fclose(f) != 0) {
+            AB_WARN(d->em, "cannot write the report '%s'", d->run.report);
+        }
+    }
+}
+
+/* Text logs and the live line when a person watches (or --log-format text). */
+static enum ab_status terminal_open(struct ab_driver *d, struct ab_error *err)
+{
+    if (d->mode == WM_WRITE && !d->run.input && isatty(STDIN_FILENO)) {
+        AB_INFO(d->em, "reading Airbyte messages from stdin (end with Ctrl-D; --input FILE reads "
+                       "a file, load reads plain JSONL)");
+    }
+    if (d->mode == WM_LOAD) {
+        for (size_t i = 0; i < d->run.nfiles; i++) {
+            struct stat st;
+
+            if (strcmp(d->run.files[i], "-") != 0 && stat(d->run.files[i], &st) == 0) {
+                d->total_bytes += (uint64_t)st.st_size;
+            }
+        }
+    } else if (d->run.input) {
+        d->total_bytes = d->in.size;
+    }
+    if (d->tty_progress && !ab_loop_add_timer(d->loop, 1000000, 1000000, on_tty_progress, d, err)) {
+        return err->code;
+    }
+    return AB_OK;
 }
 
 /* ---- phases ---------------------------------------------------------------- */
@@ -1033,9 +1287,20 @@ static enum ab_status write_open(struct ab_driver *d, struct ab_error *err)
 
     ab_buf_init(&d->dl_errors, AB_BUF_UNBOUNDED);
     ab_driver_name_sink(d);
+    /* text logs from the first line on, the destination's too */
+    d->text = d->run.log_format ? strcmp(d->run.log_format, "text") == 0 : isatty(STDERR_FILENO);
+    if (d->text) {
+        ab_emitter_set_text(d->em, stderr, clear_progress, d);
+        d->tty_progress = isatty(STDERR_FILENO);
+    }
     d->ck = ab_ckpt_new(d->catalog.n, err);
     if (!d->ck) {
         return err->code;
+    }
+    d->s_read = calloc(d->catalog.n ? d->catalog.n : 1, sizeof(*d->s_read));
+    d->s_rej = calloc(d->catalog.n ? d->catalog.n : 1, sizeof(*d->s_rej));
+    if (!d->s_read || !d->s_rej) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
     }
     d->rejlimit = ab_rejlimit_new(d->catalog.n, d->dest_opts.max_rejected_ratio,
                                   d->dest_opts.rejected_ratio_min_records,
@@ -1058,8 +1323,12 @@ static enum ab_status write_open(struct ab_driver *d, struct ab_error *err)
     } else {
         rc = open_input(d, d->run.input ? d->run.input : "-", 0, 0, err);
     }
-    if (rc == AB_OK && !ab_loop_add_timer(d->loop, d->progress_every_us, d->progress_every_us,
-                                          on_progress, d, err)) {
+    if (rc == AB_OK) {
+        rc = terminal_open(d, err);
+    }
+    if (rc == AB_OK && !d->tty_progress &&
+        !ab_loop_add_timer(d->loop, d->progress_every_us, d->progress_every_us, on_progress, d,
+                           err)) {
         rc = err->code;
     }
     ab_loop_set_before_wait(d->loop, before_wait, d);
@@ -1106,6 +1375,9 @@ enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err)
         if (release_states(d, &ignored) == AB_OK) {
             (void)write_checkpoint(d, true, &ignored);
         }
+        log_summary(d, false);
+        log_table(d, false,
+                  ab_driver_signal_seen == SIGINT ? "stopped by SIGINT" : "stopped by SIGTERM");
         return AB_OK;
     }
     if (rc == AB_OK && d->input_failed) {
@@ -1138,8 +1410,12 @@ enum ab_status ab_driver_write(struct ab_driver *d, struct ab_error *err)
     if (rc == AB_OK) {
         rc = write_checkpoint(d, true, err);
     }
-    log_progress(d, ab_now_us());
+    clear_progress(d);
+    if (!d->tty_progress) {
+        log_progress(d, ab_now_us());
+    }
     log_summary(d, rc == AB_OK);
+    log_table(d, rc == AB_OK, rc == AB_OK ? "finished" : "failed");
     if (d->dl) {
         struct ab_error derr;
 
@@ -1172,6 +1448,10 @@ void ab_driver_write_release(struct ab_driver *d)
     d->lf = NULL;
     free(d->file_seq);
     d->file_seq = NULL;
+    free(d->s_read);
+    d->s_read = NULL;
+    free(d->s_rej);
+    d->s_rej = NULL;
     ab_buf_release(&d->catalog_text);
     ab_json_arena_free(d->arena);
     d->arena = NULL;

@@ -443,6 +443,17 @@ static void on_batch_done(void *arg, const struct ab_http_resp *resp)
 
     ab_error_init(&err);
     c->in_flight--;
+    {
+        struct crm_lat *l = &c->lat[b->obj];
+        int64_t us = ab_now_us() - b->sent_us;
+
+        l->us[l->n % CRM_LAT_KEEP] = us;
+        l->n++;
+        if (us > l->max_us) {
+            l->max_us = us;
+        }
+        l->retried += resp->attempts > 1 ? (uint64_t)(resp->attempts - 1) : 0;
+    }
     if (resp->status == 200) {
         if (apply_results(c, b, resp, &err) != AB_OK) {
             ab_driver_fail(c->d, &err);
@@ -563,6 +574,7 @@ static enum ab_status send_batch(struct crm_dest *c, struct crm_batch *b, struct
     ab_http_req_label(req, label);
     c->in_flight++;
     c->batches_sent++;
+    b->sent_us = ab_now_us();
     rc = ab_http_submit(c->http, req, on_batch_done, b, err);
     if (rc != AB_OK) {
         c->in_flight--;

@@ -155,6 +155,29 @@ static bool crm_idle(const void *self)
     return c->queued == 0 && c->in_flight == 0;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a;
+    int64_t y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* "p50 12.3 ms, p95 40.1 ms, max 80.2 ms" of an object's batches. */
+static void latency_text(struct crm_lat *l, char *out, size_t size)
+{
+    size_t n = l->n < CRM_LAT_KEEP ? (size_t)l->n : CRM_LAT_KEEP;
+
+    if (n == 0) {
+        (void)snprintf(out, size, "no requests");
+        return;
+    }
+    qsort(l->us, n, sizeof(l->us[0]), cmp_i64);
+    (void)snprintf(out, size, "request latency p50 %.1f ms, p95 %.1f ms, max %.1f ms",
+                   (double)l->us[(n - 1) / 2] / 1e3, (double)l->us[(n * 95 - 1) / 100] / 1e3,
+                   (double)l->max_us / 1e3);
+}
+
 static void crm_summary(void *self, struct ab_emitter *em)
 {
     struct crm_dest *c = self;
@@ -172,6 +195,14 @@ static void crm_summary(void *self, struct ab_emitter *em)
                 (unsigned long long)r[CRM_R_STALE], (unsigned long long)r[CRM_R_DELETED],
                 (unsigned long long)r[CRM_R_NOT_FOUND], (unsigned long long)r[CRM_R_REJECTED],
                 (unsigned long long)c->already_applied[o]);
+        if (c->lat[o].n) {
+            char lat[160];
+
+            latency_text(&c->lat[o], lat, sizeof(lat));
+            AB_INFO(em, "crm360 %s: %llu batches, %llu retried attempts, %s",
+                    crm_object_name((enum crm_object)o), (unsigned long long)c->lat[o].n,
+                    (unsigned long long)c->lat[o].retried, lat);
+        }
     }
     AB_INFO(em,
             "crm360: %llu batches sent (%llu answered from the idempotency store; %llu refused "
@@ -320,6 +351,13 @@ static enum ab_status resolve_streams(struct crm_dest *c, struct ab_error *err)
                                 "or orders, or map it in stream_mappings",
                                 s->name);
         }
+        if (s->generation_id > 0 && s->minimum_generation_id == s->generation_id) {
+            AB_WARN(c->em,
+                    "stream '%s': generation %lld asks to remove what earlier generations "
+                    "loaded; destination-crm360 loads it but removes nothing (records of "
+                    "earlier generations stay in CRM360)",
+                    s->name, (long long)s->generation_id);
+        }
         switch (s->dest_mode) {
         case AB_DEST_APPEND:
         case AB_DEST_APPEND_DEDUP:
@@ -402,6 +440,7 @@ const struct ab_destination_ops crm_destination_ops = {
     .name = "destination-crm360",
     .version = AB_VERSION,
     .spec_json = crm_spec_json,
+    .destination_catalog_json = crm_destination_catalog_json,
     .check = crm_check,
     .open = crm_open,
     .record = crm_record,

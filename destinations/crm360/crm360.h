@@ -17,6 +17,7 @@
 /* The connector's spec (spec.json, embedded at build time; x-ab-options
  * merged by ab_spec_build()). */
 extern const char crm_spec_json[];
+extern const char crm_destination_catalog_json[];
 extern const struct ab_destination_ops crm_destination_ops;
 
 enum crm_object { CRM_CUSTOMERS = 0, CRM_ORDERS, CRM_NOBJECTS };

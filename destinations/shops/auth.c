@@ -15,6 +15,9 @@
 
 #define TOKEN_MAX       8192
 #define REFRESH_PERCENT 0.9
+/* a longer expires_in (1e300) is taken as this: a token is renewed at least
+ * daily, and the renewal time stays far inside int64 microseconds */
+#define MAX_LIFETIME_S 86400.0
 
 struct shp_auth {
     struct ab_driver *d;
@@ -125,6 +128,9 @@ enum ab_status shp_auth_parse(yajl_val body, const char **token, double *expires
     }
     if (!(e > 0)) {
         e = 3600;
+    }
+    if (e > MAX_LIFETIME_S) {
+        e = MAX_LIFETIME_S;
     }
     *token = t;
     *expires_in = e;

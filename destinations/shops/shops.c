@@ -147,6 +147,13 @@ static enum ab_status plan_streams(struct shp_dest *s, struct ab_error *err)
                                 cs->name, cs->dest_mode_name ? cs->dest_mode_name : "?");
         }
         st->map = ab_mappings_resolve(&s->maps, cs->name, cs->ns, shp_objects(), err);
+        if (!st->map && err->code == AB_ERR_CONFIG && cs->destination_object) {
+            /* no stream_mappings entry: the catalog's destination_object_name
+             * (data activation) names the object, fields as they come */
+            ab_error_init(err);
+            st->map =
+                ab_mappings_resolve(&s->maps, cs->destination_object, NULL, shp_objects(), err);
+        }
         if (!st->map) {
             return err->code;
         }
@@ -161,7 +168,19 @@ static enum ab_status plan_streams(struct shp_dest *s, struct ab_error *err)
                                 "field 'sku'",
                                 cs->name);
         }
-        if (cs->dest_mode == AB_DEST_OVERWRITE) {
+        if (cs->dest_mode != AB_DEST_OVERWRITE && cs->generation_id > 0 &&
+            cs->minimum_generation_id == cs->generation_id) {
+            /* A truncating refresh (Airbyte's "refresh and remove records",
+             * or overwrite from a platform that speaks refreshes): what
+             * earlier generations loaded goes, which a replace import does
+             * atomically, committed only after COMPLETE. */
+            AB_INFO(s->em,
+                    "stream '%s': generation %lld removes what earlier generations loaded: "
+                    "one replace import, committed only after STREAM_STATUS COMPLETE",
+                    cs->name, (long long)cs->generation_id);
+        }
+        if (cs->dest_mode == AB_DEST_OVERWRITE ||
+            (cs->generation_id > 0 && cs->minimum_generation_id == cs->generation_id)) {
             st->overwrite = true;
             st->replace_track = true;
             s->replace_objects |= 1U << st->obj;
@@ -833,6 +852,7 @@ const struct ab_destination_ops shp_destination_ops = {
     .name = SHP_NAME,
     .version = AB_VERSION,
     .spec_json = shp_spec_json,
+    .destination_catalog_json = shp_destination_catalog_json,
     .check = shp_check,
     .open = shp_open,
     .record = shp_record,

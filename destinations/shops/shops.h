@@ -12,5 +12,6 @@ extern const struct ab_destination_ops shp_destination_ops;
 /* The connector's spec (spec.json, embedded at build time; x-ab-options
  * merged by ab_spec_build()). */
 extern const char shp_spec_json[];
+extern const char shp_destination_catalog_json[];
 
 #endif

@@ -261,7 +261,7 @@ enum ab_status pg_cdc_global_state(struct pgsrc *p, struct ab_error *err)
         return ab_error_set(err, AB_ERR_NOMEM, "out of memory (state)");
     }
     for (size_t i = 0; i < p->n; i++) {
-        if (p->st[i].cdc && p->st[i].gstate.len > 0) {
+        if (p->st[i].gstate.len > 0) {
             states[i] = p->st[i].gstate.data;
         }
     }

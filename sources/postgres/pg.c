@@ -392,6 +392,15 @@ static enum ab_status pg_open(struct ab_driver *d, void **self, struct ab_error 
         rc = open_stream(p, i, err);
         p->ncdc += p->st[i].cdc ? 1 : 0;
     }
+    p->global = p->ncdc > 0;
+    for (size_t i = 0; rc == AB_OK && p->global && i < cat->n; i++) {
+        yajl_val st = ab_source_state_of(d, i);
+
+        /* a full-refresh stream's position carried in the GLOBAL state */
+        if (!p->st[i].cdc && st) {
+            rc = ab_json_write(&p->st[i].gstate, st, err);
+        }
+    }
     if (rc == AB_OK && p->ncdc > 0) {
         time_t now = time(NULL);
         struct tm tm;
@@ -420,14 +429,15 @@ static struct pg_stream *cur_stream(struct pgsrc *p)
     return &p->st[p->cur];
 }
 
-/* p->state as the current stream's state: a STREAM state, or for a CDC
- * stream its part of the GLOBAL state. */
+/* p->state as the current stream's state: a STREAM state, or, when the
+ * catalog has CDC streams, its part of the one GLOBAL state (so that a
+ * GLOBAL state, which replaces the whole state, carries every stream). */
 static enum ab_status emit_state(struct pgsrc *p, struct ab_error *err)
 {
     struct pg_stream *s = cur_stream(p);
 
     s->since_state = 0;
-    if (s->cdc) {
+    if (p->global) {
         ab_buf_reset(&s->gstate);
         if (ab_buf_add(&s->gstate, p->state.data, p->state.len, err) != AB_OK) {
             return err->code;
@@ -500,7 +510,20 @@ static enum ab_status prepare_stream(struct pgsrc *p, struct ab_error *err)
         if (s->pages_per_chunk < 1) {
             s->pages_per_chunk = 1;
         }
-        (void)ab_source_estimate(p->d, p->cur, tuples > 0 ? (int64_t)tuples : -1, -1, err);
+        rc = ab_source_estimate(p->d, p->cur, tuples > 0 ? (int64_t)tuples : -1, -1, err);
+    } else if (s->method == PG_FULL_PK) {
+        if (add_rel(&p->sql, s->rel, err) != AB_OK) {
+            return err->code;
+        }
+        params[0] = p->sql.data;
+        rc = query_value(
+            p, "SELECT c.reltuples::bigint::text FROM pg_class c WHERE c.oid = $1::regclass", 1,
+            params, what, v, sizeof(v), err);
+        if (rc != AB_OK) {
+            return rc;
+        }
+        /* the statistics' row count; -1 (never analysed) leaves it out */
+        rc = ab_source_estimate(p->d, p->cur, strtoll(v, NULL, 10), -1, err);
     } else if (s->method == PG_INCR_CURSOR && s->has_cursor) {
         const struct pg_col *col = &s->rel->cols[s->cursor_col];
         int64_t ties;

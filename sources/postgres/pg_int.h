@@ -92,6 +92,7 @@ struct pgsrc {
     /* CDC */
     bool cdc_mode;
     size_t ncdc; /* CDC streams; 0 once their WAL phase completed */
+    bool global; /* the catalog has CDC streams: every state is GLOBAL */
     const char *slot;
     const char *publication;
     uint64_t lsn;       /* every change before it was emitted (the shared state) */

@@ -65,6 +65,9 @@ struct side {
     struct ab_jsonl_reader *out;
     struct ab_buf errline;
     uint64_t kill_timer;
+    yajl_val spec;           /* its SPEC message (secrets of config updates) */
+    const char *config_path; /* rewritten on a CONTROL config update */
+    uint64_t config_updates;
 };
 
 struct runner {
@@ -295,9 +298,10 @@ static enum ab_status collect_secrets(struct runner *r, yajl_val schema, yajl_va
 }
 
 /* Runs `<cmd> spec` and masks the secrets of the config file. */
-static int learn_secrets(struct runner *r, const char *side, const char *cmd,
+static int learn_secrets(struct runner *r, struct side *sd, const char *cmd,
                          const char *config_path)
 {
+    const char *side = sd->name;
     static const char *const spec_args[] = {"spec", NULL};
     struct ab_error err = {0};
     struct ab_buf out;
@@ -390,7 +394,8 @@ static int learn_secrets(struct runner *r, const char *side, const char *cmd,
         }
     }
     ab_json_free(config);
-    ab_json_free(spec);
+    sd->spec = spec;
+    sd->config_path = config_path;
     return rc;
 }
 
@@ -600,15 +605,77 @@ static void show_message(struct runner *r, const char *side, yajl_val m, const c
     }
 }
 
+/*
+ * A CONTROL connector-config message: the side's new config (a rotated
+ * refresh token, say) replaces its config file atomically, as the platform
+ * would persist it, and its secrets join the mask first. The message itself
+ * goes nowhere else: not to the destination, the capture or the log.
+ */
+static void handle_control(struct runner *r, struct side *s, yajl_val m)
+{
+    static const char *const cfg_path[] = {"control", "connectorConfig", "config", NULL};
+    static const char *const cs[] = {"spec", "connectionSpecification", NULL};
+    struct ab_error err = {0};
+    yajl_val config = ab_json_get_path(m, cfg_path);
+    struct ab_buf b;
+    enum ab_status rc;
+
+    if (strcmp(ab_json_get_str(ab_json_get(m, "control"), "type", ""), "CONNECTOR_CONFIG") != 0 ||
+        !YAJL_IS_OBJECT(config)) {
+        note("%s: a CONTROL message that is not a connector config update (ignored)", s->name);
+        return;
+    }
+    if (!s->config_path) {
+        note("%s: a config update in the replayed stream (ignored)", s->name);
+        return;
+    }
+    if (collect_secrets(r, ab_json_get_path(s->spec, cs), config, 0) != AB_OK) {
+        note("out of memory");
+        fail(r, OUT_RUNNER, RUN_EXIT_RUNNER);
+        return;
+    }
+    ab_buf_init(&b, AB_BUF_UNBOUNDED);
+    rc = ab_json_write(&b, config, &err);
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(&b, '\n', &err);
+    }
+    if (rc == AB_OK) {
+        rc = run_write_file(s->config_path, b.data, b.len, &err);
+    }
+    ab_buf_release(&b);
+    if (rc != AB_OK) {
+        note("%s config update: %s", s->name, err.message);
+        fail(r, OUT_RUNNER, RUN_EXIT_RUNNER);
+        return;
+    }
+    s->config_updates++;
+    note("the %s updated its config: '%s' rewritten", s->name, s->config_path);
+}
+
 static enum ab_status source_line(struct runner *r, const char *line, size_t len)
 {
     static const char record_prefix[] = "{\"type\":\"RECORD\"";
     struct ab_error err = {0};
     enum ab_status rc;
 
+    yajl_val m = NULL;
+    const char *type = "RECORD";
+
     r->lines++;
     if (r->discard) {
         return AB_OK;
+    }
+    if (len < sizeof(record_prefix) - 1 ||
+        memcmp(line, record_prefix, sizeof(record_prefix) - 1) != 0) {
+        /* not the common case: parsed (an unreadable line goes on as it is,
+         * the destination names it) */
+        ab_json_arena_reset(r->arena);
+        m = ab_json_parse_arena(r->arena, line, len, &err);
+        type = ab_json_get_str(m, "type", "");
+        if (strcmp(type, "CONTROL") == 0) {
+            handle_control(r, &r->src, m);
+            return AB_OK;
+        }
     }
     if (r->capture_fd >= 0) {
         rc = ab_buf_add(&r->capbuf, line, len, &err);
@@ -630,24 +697,12 @@ static enum ab_status source_line(struct runner *r, const char *line, size_t len
         note("out of memory");
         return rc;
     }
-    if (len >= sizeof(record_prefix) - 1 &&
-        memcmp(line, record_prefix, sizeof(record_prefix) - 1) == 0) {
-        r->records++; /* the common case, without a parse */
+    if (strcmp(type, "RECORD") == 0) {
+        r->records++;
+    } else if (strcmp(type, "STATE") == 0) {
+        r->src_states++;
     } else {
-        yajl_val m;
-        const char *type;
-
-        ab_json_arena_reset(r->arena);
-        m = ab_json_parse_arena(r->arena, line, len, &err);
-        type = ab_json_get_str(m, "type", "");
-        if (strcmp(type, "RECORD") == 0) {
-            r->records++;
-        } else if (strcmp(type, "STATE") == 0) {
-            r->src_states++;
-        } else {
-            show_message(r, "source", m, type);
-        }
-        /* an unreadable line goes on as it is: the destination names it */
+        show_message(r, "source", m, type);
     }
     return AB_OK;
 }
@@ -755,6 +810,10 @@ static void destination_line(struct runner *r, char *line, size_t len, uint64_t 
         if (why) {
             note("state file: %s", why);
         }
+        return;
+    }
+    if (strcmp(type, "CONTROL") == 0) {
+        handle_control(r, &r->dst, m);
         return;
     }
     show_message(r, "destination", m, type);
@@ -1032,12 +1091,12 @@ static int run(struct runner *r, const struct opts *o)
         rc = RUN_EXIT_USAGE;
         goto out;
     }
-    rc = learn_secrets(r, "destination", o->destination, dst_cfg);
+    rc = learn_secrets(r, &r->dst, o->destination, dst_cfg);
     if (rc < 0) {
         rc = RUN_EXIT_DESTINATION;
     }
     if (rc == RUN_EXIT_OK && !o->replay) {
-        rc = learn_secrets(r, "source", o->source, src_cfg);
+        rc = learn_secrets(r, &r->src, o->source, src_cfg);
         if (rc < 0) {
             rc = RUN_EXIT_SOURCE;
         }
@@ -1183,6 +1242,8 @@ int main(int argc, char **argv)
         free(r.masks[i]);
     }
     free(r.masks);
+    ab_json_free(r.src.spec);
+    ab_json_free(r.dst.spec);
     ab_jsonl_reader_free(r.src.out);
     ab_jsonl_reader_free(r.dst.out);
     ab_json_arena_free(r.arena);

@@ -24,7 +24,6 @@ struct entry {
 
 struct run_state {
     char *path;
-    char *tmp;
     struct entry *e;
     size_t n;
     size_t cap;
@@ -55,7 +54,6 @@ void run_state_free(struct run_state *s)
         clear_entries(s);
         free(s->e);
         free(s->path);
-        free(s->tmp);
         free(s);
     }
 }
@@ -230,14 +228,11 @@ struct run_state *run_state_open(const char *path, struct ab_error *err)
         return NULL;
     }
     s->path = strdup(path);
-    s->tmp = malloc(strlen(path) + 5);
-    if (!s->path || !s->tmp) {
+    if (!s->path) {
         run_state_free(s);
         (void)ab_error_set(err, AB_ERR_NOMEM, "out of memory (state)");
         return NULL;
     }
-    memcpy(s->tmp, path, strlen(path));
-    memcpy(s->tmp + strlen(path), ".tmp", 5);
     if (access(path, F_OK) != 0) {
         return s; /* a first run */
     }
@@ -321,12 +316,52 @@ static int sync_dir(const char *path)
     return rc;
 }
 
+enum ab_status run_write_file(const char *path, const char *data, size_t len, struct ab_error *err)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 5);
+    int fd;
+
+    if (!tmp) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        (void)ab_error_set(err, AB_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+        free(tmp);
+        return AB_ERR_IO;
+    }
+    if (write_all(fd, data, len) != AB_OK || fsync(fd) != 0) {
+        int e = errno;
+
+        (void)close(fd);
+        (void)unlink(tmp);
+        (void)ab_error_set(err, AB_ERR_IO, "cannot write '%s': %s", tmp, strerror(e));
+        free(tmp);
+        return AB_ERR_IO;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+
+        (void)unlink(tmp);
+        free(tmp);
+        return ab_error_set(err, AB_ERR_IO, "cannot replace '%s': %s", path, strerror(e));
+    }
+    free(tmp);
+    if (sync_dir(path) != 0) {
+        return ab_error_set(err, AB_ERR_IO, "cannot sync the directory of '%s': %s", path,
+                            strerror(errno));
+    }
+    return AB_OK;
+}
+
 static enum ab_status save(struct run_state *s, struct ab_error *err)
 {
     struct ab_buf b;
     size_t i;
     enum ab_status rc;
-    int fd;
 
     ab_buf_init(&b, AB_BUF_UNBOUNDED);
     rc = ab_buf_adds(&b, "[", err);
@@ -336,36 +371,14 @@ static enum ab_status save(struct run_state *s, struct ab_error *err)
     if (rc == AB_OK) {
         rc = ab_buf_adds(&b, "\n]\n", err);
     }
-    if (rc != AB_OK) {
-        ab_buf_release(&b);
-        return rc;
-    }
-    fd = open(s->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        ab_buf_release(&b);
-        return ab_error_set(err, AB_ERR_IO, "cannot create '%s': %s", s->tmp, strerror(errno));
-    }
-    if (write_all(fd, b.data, b.len) != AB_OK || fsync(fd) != 0) {
-        int e = errno;
-
-        (void)close(fd);
-        (void)unlink(s->tmp);
-        ab_buf_release(&b);
-        return ab_error_set(err, AB_ERR_IO, "cannot write '%s': %s", s->tmp, strerror(e));
+    if (rc == AB_OK) {
+        rc = run_write_file(s->path, b.data, b.len, err);
     }
     ab_buf_release(&b);
-    if (close(fd) != 0 || rename(s->tmp, s->path) != 0) {
-        int e = errno;
-
-        (void)unlink(s->tmp);
-        return ab_error_set(err, AB_ERR_IO, "cannot replace '%s': %s", s->path, strerror(e));
+    if (rc == AB_OK) {
+        s->exists = true;
     }
-    if (sync_dir(s->path) != 0) {
-        return ab_error_set(err, AB_ERR_IO, "cannot sync the directory of '%s': %s", s->path,
-                            strerror(errno));
-    }
-    s->exists = true;
-    return AB_OK;
+    return rc;
 }
 
 enum ab_status run_state_apply(struct run_state *s, yajl_val state, const char **note,

@@ -45,4 +45,9 @@ bool run_state_saved(const struct run_state *s);
 /* True when the file existed at open or has been written since. */
 bool run_state_exists(const struct run_state *s);
 
+/* Writes len bytes to path atomically: path.tmp (mode 0600), fsync, rename,
+ * fsync of the directory. AB_ERR_IO naming the file on failure; path is
+ * then unchanged. */
+enum ab_status run_write_file(const char *path, const char *data, size_t len, struct ab_error *err);
+
 #endif

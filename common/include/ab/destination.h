@@ -44,6 +44,10 @@ struct ab_destination_ops {
     const char *name;      /* "destination-x" */
     const char *version;   /* AB_VERSION: the project version, from CMake */
     const char *spec_json; /* the whole ConnectorSpecification object */
+    /* The DestinationCatalog `discover` prints (protocol 0.16.0+): the
+     * objects, the operations (destination sync modes) each really
+     * supports, their JSON schemas and matching keys; NULL: no discover. */
+    const char *destination_catalog_json;
 
     /* check: config is already valid. Report each problem with
      * ab_check_problem(); return non-OK only for an internal failure. */

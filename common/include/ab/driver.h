@@ -66,7 +66,8 @@ bool ab_driver_failed(const struct ab_driver *d);
  * HTTP options from the common config fields: "max_in_flight",
  * "requests_per_second", "burst", "connect_timeout_seconds",
  * "request_timeout_seconds", "max_retries", "ca_path"; absent fields keep
- * ab_http_opts_init() defaults. The log is the driver's emitter.
+ * ab_http_opts_init() defaults. The log is the driver's emitter; stop is
+ * the flag SIGTERM/SIGINT set, so blocking calls (ab_http_run) end promptly.
  */
 void ab_driver_http_opts(struct ab_driver *d, struct ab_http_opts *o);
 /* An http(s) URL whose scheme is https, or http with a loopback host

@@ -35,12 +35,12 @@ enum ab_log_level {
 struct ab_emitter *ab_emitter_new(FILE *out, int64_t (*now_ms)(void), struct ab_error *err);
 void ab_emitter_free(struct ab_emitter *em);
 
-/* Copies s; strings shorter than 4 bytes are ignored (they would mask words;
- * spec secrets are at least AB_SECRET_MIN_LENGTH long). The mask holds at
+/* Copies s; strings shorter than AB_SECRET_MIN_LENGTH bytes are ignored
+ * (they would mask words), so every spec secret needs that minLength. The mask holds at
  * most 1024 patterns (a secret takes two when its JSON-escaped form
  * differs): beyond that AB_ERR_INTERNAL and the secret is NOT masked, which
  * callers must treat as fatal. AB_ERR_NOMEM likewise. */
-#define AB_SECRET_MIN_LENGTH 8
+#define AB_SECRET_MIN_LENGTH 4
 enum ab_status ab_emitter_add_secret(struct ab_emitter *em, const char *s);
 /* Removes a secret that can no longer appear (a replaced access token), so
  * the mask does not fill up over a long run. */
@@ -54,6 +54,11 @@ enum ab_status ab_emitter_mask_buf(const struct ab_emitter *em, const char *text
                                    struct ab_buf *out, struct ab_error *err);
 
 void ab_emitter_set_level(struct ab_emitter *em, enum ab_log_level min);
+/* Text mode (a person at a terminal): LOG messages go to text as
+ * "HH:MM:SS LEVEL message" lines (masked) instead of stdout; a TRACE error
+ * still goes to stdout and is echoed there too. before (may be NULL) runs
+ * before each text line (to clear a progress line). text NULL: off. */
+void ab_emitter_set_text(struct ab_emitter *em, FILE *text, void (*before)(void *arg), void *arg);
 bool ab_emitter_enabled(const struct ab_emitter *em, enum ab_log_level level);
 
 enum ab_status ab_emitter_log(struct ab_emitter *em, enum ab_log_level level, const char *fmt, ...)

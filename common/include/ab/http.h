@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <poll.h>
+#include <signal.h>
 
 #include "ab/buf.h"
 #include "ab/emitter.h"
@@ -61,6 +62,10 @@ struct ab_http_opts {
     uint64_t seed;              /* jitter RNG seed; 0: from the clock */
     const char *user_agent;
     struct ab_emitter *log; /* borrowed; NULL: no logs */
+    /* borrowed; once *stop is non-zero (a signal handler sets it),
+     * ab_http_run() abandons its request within STOP_POLL_MS and fails with
+     * AB_ERR_TRANSIENT; NULL: never */
+    const volatile sig_atomic_t *stop;
 };
 
 /* The final outcome of a request, valid during the callback only. */

@@ -311,6 +311,7 @@ static void test_auth_parse(void **state)
     yajl_val noexp = parse("{\"access_token\":\"tok\"}");
     yajl_val none = parse("{\"token_type\":\"Bearer\"}");
     yajl_val mac = parse("{\"access_token\":\"t\",\"token_type\":\"mac\"}");
+    yajl_val forever = parse("{\"access_token\":\"tok\",\"expires_in\":1e300}");
     struct ab_error err = {0};
     const char *t = NULL;
     double e = 0;
@@ -323,6 +324,10 @@ static void test_auth_parse(void **state)
     assert_true(e > 3599.0 && e < 3601.0);
     assert_int_equal(shp_auth_parse(none, &t, &e, &err), AB_ERR_PROTOCOL);
     assert_int_equal(shp_auth_parse(mac, &t, &e, &err), AB_ERR_PROTOCOL);
+    /* clamped to a day: the renewal time must fit int64 microseconds */
+    assert_int_equal(shp_auth_parse(forever, &t, &e, &err), AB_OK);
+    assert_true(e > 86399.0 && e < 86401.0);
+    yajl_tree_free(forever);
     yajl_tree_free(ok);
     yajl_tree_free(noexp);
     yajl_tree_free(none);
