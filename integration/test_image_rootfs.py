@@ -140,6 +140,7 @@ def base_rootfs(cache, packages):
         return path
     os.makedirs(cache, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="base-", dir=cache)
+    os.chmod(tmp, 0o755)  # the image's "/": mkdtemp makes it 0700
     sys.stderr.write("debootstrap %s into %s (once; cached)\n" % (SUITE, path))
     try:
         sh(["debootstrap", "--variant=minbase", "--include=" + ",".join(sorted(packages)),
@@ -161,6 +162,7 @@ class Image:
         self.stage = stage
         self.root = os.path.join(workdir, "rootfs")
         sh(["cp", "-a", base, self.root])
+        os.chmod(self.root, 0o755)  # "/" must be searchable by the image's user
         for cmd in stage["run"]:
             sh(["chroot", self.root, "/bin/sh", "-c", cmd])
         for srcs, dst in stage["copies"]:

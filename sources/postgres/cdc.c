@@ -20,7 +20,10 @@
  * become RECORDs as they arrive; a GLOBAL state with the commit's end LSN
  * follows a commit once checkpoint_interval rows were emitted, and at the
  * end. The phase ends when a keepalive between transactions reports a
- * position at or past pg_current_wal_lsn() read when the phase started.
+ * position at or past pg_current_wal_insert_lsn() read when the phase
+ * started: the insert position, not the write position, which lags behind
+ * commits that are not written out yet (synchronous_commit off), so that
+ * every transaction committed before the start is read.
  *
  * The only position ever reported to the server (standby status update) is
  * the LSN of the input state: the destination has acknowledged everything
@@ -366,7 +369,7 @@ static enum ab_status start(struct pgsrc *p, struct ab_error *err)
     p->wal = w;
     ab_buf_init(&w->row, AB_BUF_UNBOUNDED);
     ab_buf_init(&w->tmp, AB_BUF_UNBOUNDED);
-    r = PQexec(p->conn, "SELECT pg_current_wal_lsn()::text");
+    r = PQexec(p->conn, "SELECT pg_current_wal_insert_lsn()::text");
     if (PQresultStatus(r) != PGRES_TUPLES_OK || !pg_lsn_parse(PQgetvalue(r, 0, 0), &w->target)) {
         rc = pg_result_error(p->conn, r, "reading the WAL position", err);
         PQclear(r);
