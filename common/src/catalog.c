@@ -623,7 +623,7 @@ static void put_quoted(char *out, size_t size, size_t *n, const char *text)
     if (*n + 1 < size) {
         out[(*n)++] = '\'';
     }
-    for (i = 0; text[i] && i < CLOSE_MAX && *n + 1 < size; i++) {
+    for (i = 0; i < CLOSE_MAX && text[i] && *n + 1 < size; i++) {
         unsigned char ch = (unsigned char)text[i];
 
         out[(*n)++] = (char)(ch < 0x20 || ch == 0x7F || ch == '\'' ? '?' : ch);
