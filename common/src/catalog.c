@@ -17,6 +17,8 @@
 #include "ab/buf.h"
 #include "ab/json.h"
 
+#include "text_int.h"
+
 /* A catalog carries a JSON schema per stream; wide ones are big, but not
  * this big. */
 #define CATALOG_MAX_BYTES ((size_t)64 * 1024 * 1024)
@@ -544,38 +546,12 @@ long ab_catalog_find(const struct ab_catalog *cat, const char *name, const char 
 /* Names longer than this are compared by their first CLOSE_MAX bytes. */
 #define CLOSE_MAX 128
 #define CLOSE_N   3
+_Static_assert(CLOSE_MAX <= AB_EDIT_MAX, "stream names are compared whole");
 
 /* Levenshtein distance of the first CLOSE_MAX bytes of a and b. */
 static size_t edit_distance(const char *a, const char *b)
 {
-    size_t la = strnlen(a, CLOSE_MAX);
-    size_t lb = strnlen(b, CLOSE_MAX);
-    size_t row[CLOSE_MAX + 1];
-    size_t i;
-    size_t j;
-
-    for (j = 0; j <= lb; j++) {
-        row[j] = j;
-    }
-    for (i = 1; i <= la; i++) {
-        size_t diag = row[0];
-
-        row[0] = i;
-        for (j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
-
-            if (up + 1 < best) {
-                best = up + 1;
-            }
-            if (row[j - 1] + 1 < best) {
-                best = row[j - 1] + 1;
-            }
-            diag = up;
-            row[j] = best;
-        }
-    }
-    return row[lb];
+    return ab_edit_distance(a, strnlen(a, CLOSE_MAX), b, strnlen(b, CLOSE_MAX), false);
 }
 
 /* "ns.name" or "name", at most CLOSE_MAX bytes. */

@@ -27,6 +27,8 @@
 #include "ab/assert.h"
 #include "ab/json.h"
 
+#include "text_int.h"
+
 #define CONFIG_MAX_BYTES   ((size_t)16 * 1024 * 1024)
 #define PROBLEMS_MAX_BYTES ((size_t)64 * 1024)
 #define PATH_MAX_BYTES     ((size_t)4096)
@@ -597,19 +599,13 @@ fail:
 
 #define KEY_QUOTE_MAX 64
 
-/* Edit distance of a and b, ASCII case folded; SIZE_MAX when either is longer
- * than KEY_QUOTE_MAX (no suggestion for such keys). */
-static size_t distance(const char *a, const char *b)
+size_t ab_edit_distance(const char *a, size_t la, const char *b, size_t lb, bool fold)
 {
-    size_t la = strlen(a);
-    size_t lb = strlen(b);
-    size_t row[KEY_QUOTE_MAX + 1];
+    size_t row[AB_EDIT_MAX + 1];
     size_t i;
     size_t j;
 
-    if (la > KEY_QUOTE_MAX || lb > KEY_QUOTE_MAX) {
-        return SIZE_MAX;
-    }
+    AB_ASSERT(la <= AB_EDIT_MAX && lb <= AB_EDIT_MAX);
     for (j = 0; j <= lb; j++) {
         row[j] = j;
     }
@@ -618,10 +614,10 @@ static size_t distance(const char *a, const char *b)
 
         row[0] = i;
         for (j = 1; j <= lb; j++) {
+            unsigned char ca = (unsigned char)a[i - 1];
+            unsigned char cb = (unsigned char)b[j - 1];
             size_t up = row[j];
-            size_t cost =
-                tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-            size_t best = diag + cost;
+            size_t best = diag + ((fold ? tolower(ca) == tolower(cb) : ca == cb) ? 0 : 1);
 
             if (up + 1 < best) {
                 best = up + 1;
@@ -634,6 +630,19 @@ static size_t distance(const char *a, const char *b)
         }
     }
     return row[lb];
+}
+
+/* Edit distance of a and b, ASCII case folded; SIZE_MAX when either is longer
+ * than KEY_QUOTE_MAX (no suggestion for such keys). */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    size_t lb = strlen(b);
+
+    if (la > KEY_QUOTE_MAX || lb > KEY_QUOTE_MAX) {
+        return SIZE_MAX;
+    }
+    return ab_edit_distance(a, la, b, lb, true);
 }
 
 /* The declared property closest to key, when close enough to be a typo
