@@ -5,7 +5,9 @@ For the destinations' tests against a broken or malicious target: whatever
 the request (a CRM360 batch or ping, a Shops token, listing, import or part),
 the answer is the one the current mode gives:
 
-    deep      400, {"error": [[[[...]]]]} nested a million deep (2 MB)
+    deep      400, {"error": [[[[...]]]]} nested a million deep (2 MB); to a
+              token request half a million deep (1 MB), within the 1 MiB a
+              client reads of a token answer
     huge      200, a 65 MiB JSON array of numbers
     not_utf8  400, {"error": {"code", "message"}} with bytes that are not UTF-8
     echo      the request quoted back: its headers (Authorization, with the
@@ -36,6 +38,7 @@ import httpbase
 
 MODES = ("deep", "huge", "not_utf8", "echo", "hang", "token")
 DEPTH = 1000 * 1000
+TOKEN_DEPTH = 500 * 1000
 HUGE_BYTES = 65 * 1024 * 1024  # just above the clients' 64 MiB cap
 _BATCH = re.compile(r"/v1/(customers|orders):(batchUpsert|batchDelete)")
 
@@ -70,7 +73,8 @@ class Handler(httpbase.Handler):
             mode = st.mode
             st.requests += 1
         if mode == "deep":
-            self.send_bytes(400, b'{"error":' + b"[" * DEPTH + b"]" * DEPTH + b"}")
+            n = TOKEN_DEPTH if path.endswith("/oauth/token") else DEPTH
+            self.send_bytes(400, b'{"error":' + b"[" * n + b"]" * n + b"}")
         elif mode == "huge":
             self.send_bytes(200, st.huge())
         elif mode == "not_utf8":

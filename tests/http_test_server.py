@@ -23,11 +23,18 @@ Every method is handled alike. Paths and query parameters:
   /auth?good=TOKEN           200 when Authorization is "Bearer TOKEN", else
                              401 {"code":"token_expired"}
   /big?n=BYTES               answers BYTES bytes of "x"
+  /token?k=KEY               an OAuth 2.0 token endpoint: the n-th request for
+                             KEY gets {"access_token": "tok-KEY-n-...",
+                             "token_type": "Bearer", "expires_in": 3600}
+       &type=T               token_type T instead
+       &none=1               no access_token
+  /last?k=KEY                the body of KEY's last /token request
 
 The server plumbing is integration/httpbase.py.
 """
 
 import gzip
+import json
 import os
 import sys
 import threading
@@ -38,6 +45,7 @@ import httpbase  # noqa: E402
 
 LOCK = threading.Lock()
 COUNTS = {}
+LAST = {}
 CONNS = [0]
 TEXT = "text/plain"
 
@@ -101,6 +109,19 @@ class Handler(httpbase.Handler):
                 self.reply(200, b"ok")
             else:
                 self.send_bytes(401, b'{"code":"token_expired","message":"expired"}')
+        elif path == "/token":
+            key = q.get("k", "")
+            with LOCK:
+                n = COUNTS.get(key, 0)
+                COUNTS[key] = n + 1
+                LAST[key] = body
+            answer = {"token_type": q.get("type", "Bearer"), "expires_in": 3600}
+            if q.get("none") != "1":
+                answer["access_token"] = "tok-%s-%d-0123456789abcdef" % (key, n)
+            self.send_bytes(200, json.dumps(answer).encode(), (), "application/json")
+        elif path == "/last":
+            with LOCK:
+                self.reply(200, LAST.get(q.get("k", ""), b""))
         elif path == "/big":
             self.reply(200, b"x" * int(q.get("n", "0")))
         else:

@@ -18,10 +18,13 @@
 #include <strings.h>
 
 #include "ab/clock.h"
+#include "ab/emitter.h"
 #include "ab/http.h"
+#include "ab/oauth2.h"
 
 #include "ab_test.h"
 #include "clock_int.h"
+#include "driver_int.h"
 #include "http_int.h"
 
 #ifndef AB_HTTP_TEST_SERVER
@@ -1253,6 +1256,156 @@ static void test_http_free_aborts_without_callbacks(void **state)
     }
 }
 
+/* ---- the OAuth 2.0 token provider (oauth2.h) against /token ---- */
+
+/* A driver holding only an emitter (its secrets mask), writing to a file. */
+struct mask_driver {
+    struct ab_driver d;
+    FILE *out;
+};
+
+static void mask_driver_init(struct mask_driver *m)
+{
+    struct ab_error err;
+
+    ab_error_init(&err);
+    memset(m, 0, sizeof(*m));
+    m->out = tmpfile();
+    assert_non_null(m->out);
+    m->d.em = ab_emitter_new(m->out, NULL, &err);
+    assert_non_null(m->d.em);
+}
+
+static void mask_driver_release(struct mask_driver *m)
+{
+    ab_emitter_free(m->d.em);
+    assert_int_equal(fclose(m->out), 0);
+}
+
+/* Whether the driver's mask hides text. */
+static bool masked(const struct mask_driver *m, const char *text)
+{
+    char out[512];
+
+    ab_emitter_mask(m->d.em, text, out, sizeof(out));
+    return strstr(out, text) == NULL;
+}
+
+static struct ab_oauth2 *oauth2_for_test(struct mask_driver *m, const char *path,
+                                         const char *secret)
+{
+    struct ab_oauth2_opts o;
+    struct ab_http_opts ho;
+    struct ab_oauth2 *a;
+    struct ab_error err;
+    char url[256];
+
+    ab_error_init(&err);
+    url_for(url, sizeof(url), path);
+    memset(&o, 0, sizeof(o));
+    o.d = &m->d;
+    o.token_url = url;
+    o.client_id = "client-1";
+    o.client_secret = secret;
+    o.grant = AB_OAUTH2_CLIENT_CREDENTIALS;
+    o.client_auth = AB_OAUTH2_CLIENT_BODY;
+    opts_for_test(&ho);
+    a = ab_oauth2_new(&o, &ho, &err);
+    assert_non_null(a);
+    return a;
+}
+
+static void test_oauth2_client_credentials(void **state)
+{
+    static const char secret[] = "se cret&=+/x";
+    static const char encoded[] = "se+cret%26%3D%2B%2Fx";
+    struct mask_driver m;
+    struct ab_oauth2 *a;
+    struct ab_error err;
+    struct ab_http *h;
+    char token[256];
+    struct got g;
+
+    (void)state;
+    ab_error_init(&err);
+    mask_driver_init(&m);
+    assert_int_equal(ab_driver_add_secret(&m.d, secret, &err), AB_OK);
+    a = oauth2_for_test(&m, "/token?k=cc", secret);
+    assert_int_equal(ab_oauth2_fetch(a, &err), AB_OK);
+    assert_int_equal(ab_oauth2_provide(a, false, token, sizeof(token), &err), AB_OK);
+    assert_string_equal(token, "tok-cc-0-0123456789abcdef");
+    assert_int_equal(ab_oauth2_fetches(a), 1); /* cached */
+    /* the grant and the client's credentials in the form body */
+    h = client_default();
+    fetch(h, "GET", "/last?k=cc", 0, &g);
+    assert_int_equal(g.status, 200);
+    assert_string_equal(g.body, "grant_type=client_credentials&client_id=client-1&client_secret=se+"
+                                "cret%26%3D%2B%2Fx");
+    ab_http_free(h);
+    /* the token and the secret as the server may quote it are masked */
+    assert_true(masked(&m, token));
+    assert_true(masked(&m, encoded));
+    assert_true(masked(&m, secret));
+    assert_false(masked(&m, "client-1"));
+    ab_oauth2_free(a);
+    mask_driver_release(&m);
+}
+
+static void test_oauth2_replaced_tokens_leave_the_mask(void **state)
+{
+    struct mask_driver m;
+    struct ab_oauth2 *a;
+    struct ab_error err;
+    char token[256];
+    int i;
+
+    (void)state;
+    ab_error_init(&err);
+    mask_driver_init(&m);
+    assert_int_equal(ab_driver_add_secret(&m.d, "client-secret-1", &err), AB_OK);
+    a = oauth2_for_test(&m, "/token?k=renew", "client-secret-1");
+    /* more renewals than the mask holds patterns (1024) */
+    for (i = 0; i < 1100; i++) {
+        assert_int_equal(ab_oauth2_provide(a, true, token, sizeof(token), &err), AB_OK);
+    }
+    assert_false(m.d.failed);
+    assert_string_equal(token, "tok-renew-1099-0123456789abcdef");
+    /* the current token and the one it replaced are masked (answers to
+     * requests that carried it may still come), older ones are not */
+    assert_true(masked(&m, "tok-renew-1099-0123456789abcdef"));
+    assert_true(masked(&m, "tok-renew-1098-0123456789abcdef"));
+    assert_false(masked(&m, "tok-renew-1097-0123456789abcdef"));
+    assert_false(masked(&m, "tok-renew-0-0123456789abcdef"));
+    /* what the provider was given stays */
+    assert_true(masked(&m, "client-secret-1"));
+    ab_oauth2_free(a);
+    mask_driver_release(&m);
+}
+
+static void test_oauth2_unusable_answers(void **state)
+{
+    struct mask_driver m;
+    struct ab_oauth2 *a;
+    struct ab_error err;
+
+    (void)state;
+    ab_error_init(&err);
+    mask_driver_init(&m);
+    a = oauth2_for_test(&m, "/token?k=none&none=1", "client-secret-1");
+    assert_int_equal(ab_oauth2_fetch(a, &err), AB_ERR_PROTOCOL);
+    assert_non_null(strstr(err.message, "without a usable access_token"));
+    ab_oauth2_free(a);
+    a = oauth2_for_test(&m, "/token?k=mac&type=mac", "client-secret-1");
+    assert_int_equal(ab_oauth2_fetch(a, &err), AB_ERR_PROTOCOL);
+    assert_non_null(strstr(err.message, "Bearer"));
+    ab_oauth2_free(a);
+    a = oauth2_for_test(&m, "/big?n=10", "client-secret-1");
+    assert_int_equal(ab_oauth2_fetch(a, &err), AB_ERR_PROTOCOL);
+    assert_non_null(strstr(err.message, "its body is unreadable"));
+    ab_oauth2_free(a);
+    mask_driver_release(&m);
+}
+
 static void test_http_logs_never_show_secrets(void **state)
 {
     struct ab_http_opts o;
@@ -1357,6 +1510,9 @@ int main(void)
         cmocka_unit_test(test_http_free_aborts_without_callbacks),
         cmocka_unit_test(test_http_logs_never_show_secrets),
         cmocka_unit_test(test_http_bad_requests_rejected),
+        cmocka_unit_test(test_oauth2_client_credentials),
+        cmocka_unit_test(test_oauth2_replaced_tokens_leave_the_mask),
+        cmocka_unit_test(test_oauth2_unusable_answers),
     };
 
     return cmocka_run_group_tests(tests, server_start, server_stop);

@@ -1,4 +1,4 @@
-/* oauth2.c - OAuth 2.0 access tokens for sources: refresh-token and password grants. */
+/* oauth2.c - OAuth 2.0 access tokens: refresh-token, password and client-credentials grants. */
 /* SPDX-License-Identifier: MIT */
 #include "ab/oauth2.h"
 
@@ -32,6 +32,11 @@ struct ab_oauth2 {
     bool fail_driver;
     char *access;  /* TOKEN_MAX bytes, "" when none */
     char *refresh; /* TOKEN_MAX bytes, "" when none */
+    /* The tokens they replaced (TOKEN_MAX bytes each, "" when none): still
+     * masked; the ones before those left the mask. */
+    char *prev_access;
+    char *prev_refresh;
+    char *given_refresh; /* the options' refresh token: never unregistered */
     int64_t renew_at_us;
     uint64_t fetches;
 };
@@ -50,6 +55,14 @@ static void free_str(char *s)
     if (s) {
         wipe(s, strlen(s));
         free(s);
+    }
+}
+
+static void free_token(char *t)
+{
+    if (t) {
+        wipe(t, TOKEN_MAX);
+        free(t);
     }
 }
 
@@ -80,14 +93,11 @@ void ab_oauth2_free(struct ab_oauth2 *a)
     free_str(a->password);
     free_str(a->scope);
     free_str(a->extra_header);
-    if (a->access) {
-        wipe(a->access, TOKEN_MAX);
-        free(a->access);
-    }
-    if (a->refresh) {
-        wipe(a->refresh, TOKEN_MAX);
-        free(a->refresh);
-    }
+    free_token(a->access);
+    free_token(a->refresh);
+    free_token(a->prev_access);
+    free_token(a->prev_refresh);
+    free_str(a->given_refresh);
     free(a);
 }
 
@@ -118,9 +128,12 @@ struct ab_oauth2 *ab_oauth2_new(const struct ab_oauth2_opts *o, const struct ab_
     a->password = dup_or_null(o->password, &oom);
     a->scope = dup_or_null(o->scope, &oom);
     a->extra_header = dup_or_null(o->extra_header, &oom);
+    a->given_refresh = dup_or_null(o->refresh_token, &oom);
     a->access = calloc(1, TOKEN_MAX);
     a->refresh = calloc(1, TOKEN_MAX);
-    if (oom || !a->access || !a->refresh) {
+    a->prev_access = calloc(1, TOKEN_MAX);
+    a->prev_refresh = calloc(1, TOKEN_MAX);
+    if (oom || !a->access || !a->refresh || !a->prev_access || !a->prev_refresh) {
         ab_error_set(err, AB_ERR_NOMEM, "out of memory (oauth2)");
         goto fail;
     }
@@ -276,7 +289,7 @@ static enum ab_status build_form(struct ab_oauth2 *a, struct ab_buf *form, struc
         if (rc == AB_OK) {
             rc = ab_form_add(form, "refresh_token", a->refresh, err);
         }
-    } else {
+    } else if (a->grant == AB_OAUTH2_PASSWORD) {
         rc = ab_form_add(form, "grant_type", "password", err);
         if (rc == AB_OK) {
             rc = ab_form_add(form, "username", a->username, err);
@@ -284,11 +297,30 @@ static enum ab_status build_form(struct ab_oauth2 *a, struct ab_buf *form, struc
         if (rc == AB_OK) {
             rc = ab_form_add(form, "password", a->password, err);
         }
+    } else {
+        rc = ab_form_add(form, "grant_type", "client_credentials", err);
     }
     if (rc == AB_OK && a->client_auth == AB_OAUTH2_CLIENT_BODY) {
         rc = ab_form_add(form, "client_id", a->client_id, err);
         if (rc == AB_OK) {
             rc = ab_form_add(form, "client_secret", a->client_secret, err);
+        }
+        if (rc == AB_OK) {
+            /* a server quoting the request body quotes the secret form-encoded */
+            const char *enc = strstr(form->data, "&client_secret=");
+
+            if (enc) {
+                size_t n = strcspn(enc + 15, "&");
+                char *copy = strndup(enc + 15, n);
+
+                if (!copy) {
+                    return ab_error_set(err, AB_ERR_NOMEM, "out of memory (oauth2)");
+                }
+                if (strcmp(copy, a->client_secret) != 0) {
+                    rc = ab_driver_add_secret(a->d, copy, err);
+                }
+                free_str(copy);
+            }
         }
     }
     if (rc == AB_OK && a->scope) {
@@ -300,6 +332,35 @@ static enum ab_status build_form(struct ab_oauth2 *a, struct ab_buf *form, struc
 static bool usable(const char *t)
 {
     return t && *t && strlen(t) < TOKEN_MAX && !strpbrk(t, "\r\n");
+}
+
+static bool same(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+/* Whether t is a secret this provider still uses or was given (other: the
+ * other kind's replaced token). */
+static bool in_use(const struct ab_oauth2 *a, const char *t, const char *incoming,
+                   const char *other)
+{
+    return same(t, incoming) || same(t, a->access) || same(t, a->refresh) || same(t, other) ||
+           same(t, a->given_refresh) || same(t, a->client_secret) || same(t, a->password);
+}
+
+/* cur is being replaced by incoming: the token cur replaced (in prev)
+ * leaves the mask, and cur takes its place in prev. */
+static void retire(struct ab_oauth2 *a, char *prev, const char *other, const char *cur,
+                   const char *incoming)
+{
+    if (same(cur, incoming)) {
+        return;
+    }
+    if (prev[0] && !in_use(a, prev, incoming, other)) {
+        ab_driver_remove_secret(a->d, prev);
+    }
+    wipe(prev, TOKEN_MAX);
+    memcpy(prev, cur, strlen(cur) + 1);
 }
 
 /* Takes the answer: rotation first, then the access token. */
@@ -346,11 +407,13 @@ static enum ab_status take_answer(struct ab_oauth2 *a, yajl_val body, struct ab_
                     return ab_error_prefix(err, "cannot keep the new refresh token");
                 }
             }
+            retire(a, a->prev_refresh, a->prev_access, a->refresh, rt);
             wipe(a->refresh, TOKEN_MAX);
             memcpy(a->refresh, rt, strlen(rt) + 1);
             AB_INFO(ab_driver_emitter(a->d), "oauth2: the refresh token rotated");
         }
     }
+    retire(a, a->prev_access, a->prev_refresh, a->access, tok);
     wipe(a->access, TOKEN_MAX);
     memcpy(a->access, tok, strlen(tok) + 1);
     a->renew_at_us = ab_now_us() + (int64_t)(life * a->fraction * 1e6);
@@ -402,12 +465,20 @@ enum ab_status ab_oauth2_fetch(struct ab_oauth2 *a, struct ab_error *err)
         (void)ab_error_prefix(err, "cannot reach the token endpoint '%s'", a->token_url);
         goto out;
     }
-    body = ab_json_parse(resp.data ? resp.data : "", resp.len, NULL);
-    if (status != 200) {
-        rc = token_error(a, status, body, err);
-        goto out;
+    {
+        struct ab_error perr;
+
+        ab_error_init(&perr);
+        body = ab_json_parse(resp.data ? resp.data : "", resp.len, &perr);
+        rc = status != 200 ? token_error(a, status, body, err) : take_answer(a, body, err);
+        if (rc != AB_OK && !body && resp.len) {
+            /* say why no code or token was found: the body cannot be read */
+            size_t n = strlen(err->message);
+
+            (void)snprintf(err->message + n, sizeof(err->message) - n,
+                           " (its body is unreadable: %.200s)", perr.message);
+        }
     }
-    rc = take_answer(a, body, err);
 out:
     if (body) {
         ab_json_free(body);

@@ -90,7 +90,7 @@ enum ab_status shp_check(struct ab_driver *d, struct ab_check *chk, struct ab_er
 {
     yajl_val cfg = ab_driver_config(d);
     struct shp_config c;
-    struct shp_auth *auth = NULL;
+    struct ab_oauth2 *auth = NULL;
     struct ab_http *h = NULL;
     struct ab_http_opts o;
     struct ab_error e;
@@ -126,15 +126,15 @@ enum ab_status shp_check(struct ab_driver *d, struct ab_check *chk, struct ab_er
         ab_check_problem(chk, "%s", e.message);
         goto out;
     }
-    if (shp_auth_fetch(auth, &e) != AB_OK) {
+    if (ab_oauth2_fetch(auth, &e) != AB_OK) {
         ab_check_problem(chk, "%s", e.message);
         goto out;
     }
-    ab_http_set_auth(h, shp_auth_provide, auth);
+    ab_http_set_auth(h, ab_oauth2_provide, auth);
     check_channel(d, chk, &c, h);
 out:
     ab_http_free(h);
-    shp_auth_free(auth);
+    ab_oauth2_free(auth);
     shp_config_release(&c);
     return AB_OK;
 }

@@ -96,6 +96,47 @@ static void fail_http(struct shp_dest *s, const char *what, const struct ab_http
     }
 }
 
+struct ab_oauth2 *shp_auth_new(struct ab_driver *d, const char *api_url, const char *client_id,
+                               const char *client_secret, const struct ab_http_opts *o,
+                               bool fail_driver, struct ab_error *err)
+{
+    struct ab_oauth2_opts ao;
+    struct ab_oauth2 *a = NULL;
+    struct ab_buf url;
+
+    ab_buf_init(&url, AB_BUF_UNBOUNDED);
+    if (ab_buf_printf(&url, err, "%s/oauth/token", api_url) == AB_OK) {
+        memset(&ao, 0, sizeof(ao));
+        ao.d = d;
+        ao.token_url = url.data;
+        ao.client_id = client_id;
+        ao.client_secret = client_secret;
+        ao.grant = AB_OAUTH2_CLIENT_CREDENTIALS;
+        ao.client_auth = AB_OAUTH2_CLIENT_BODY;
+        ao.fail_driver = fail_driver;
+        a = ab_oauth2_new(&ao, o, err);
+    }
+    ab_buf_release(&url);
+    return a;
+}
+
+enum ab_http_verdict shp_classify(void *arg, const struct ab_http_resp *answer)
+{
+    yajl_val body;
+    bool expired;
+
+    (void)arg;
+    if (answer->status != 401) {
+        return AB_HTTP_DEFAULT;
+    }
+    body = ab_json_parse(answer->body, answer->body_len, NULL);
+    expired = strcmp(shp_error_code(body), "token_expired") == 0;
+    if (body) {
+        ab_json_free(body);
+    }
+    return expired ? AB_HTTP_REFRESH_AUTH : AB_HTTP_DEFAULT;
+}
+
 /* ---- request contexts ------------------------------------------------------ */
 
 static void part_fix_free(struct shp_part_fix *fix)

@@ -304,7 +304,7 @@ static enum ab_status shp_open(struct ab_driver *d, void **self, struct ab_error
     if (!s->auth) {
         return err->code;
     }
-    ab_http_set_auth(s->h, shp_auth_provide, s->auth);
+    ab_http_set_auth(s->h, ab_oauth2_provide, s->auth);
     ab_driver_set_http(d, s->h);
     AB_INFO(s->em,
             "channel '%s'; imports labelled '%s:%s:<n>'; parts of up to %zu items / %zu bytes; "
@@ -773,7 +773,7 @@ static void shp_summary(void *self, struct ab_emitter *em)
             (unsigned long long)s->stats.stale_aborted, (unsigned long long)s->stats.parts_uploaded,
             (unsigned long long)s->stats.commits_in_doubt, (unsigned long long)hs.requests,
             (unsigned long long)hs.retries, (unsigned long long)hs.throttled,
-            (unsigned long long)(s->auth ? shp_auth_fetches(s->auth) : 0));
+            (unsigned long long)(s->auth ? ab_oauth2_fetches(s->auth) : 0));
     if (s->stats.parts_refused > 0) {
         AB_INFO(em,
                 "shops: parts refused as a whole %llu: %llu parts of them uploaded to find the "
@@ -848,7 +848,7 @@ static void shp_close(void *self)
         s->imports = imp->next;
         shp_imp_free(imp);
     }
-    shp_auth_free(s->auth);
+    ab_oauth2_free(s->auth);
     ab_mappings_release(&s->maps);
     free(s->streams);
     shp_config_release(&s->cfg);

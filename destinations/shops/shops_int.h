@@ -17,9 +17,9 @@
 #include "ab/error.h"
 #include "ab/http.h"
 #include "ab/mapping.h"
+#include "ab/oauth2.h"
 #include "ab/spool.h"
 
-#include "auth.h"
 #include "part.h"
 #include "wire.h"
 
@@ -215,7 +215,7 @@ struct shp_dest {
     bool has_overwrite;
 
     struct ab_http *h;
-    struct shp_auth *auth;
+    struct ab_oauth2 *auth;
     struct ab_spool_budget budget;
 
     char run_id[17];
@@ -310,7 +310,15 @@ void shp_fail(struct shp_dest *s, const struct ab_error *err);
 /* Frees the request contexts the HTTP client will never complete. */
 void shp_reqs_free(struct shp_dest *s);
 
-/* auth.c: the ab_http_classify_fn of every request to the API (arg unused):
+/* The token provider of the API: OAuth 2.0 client credentials at
+ * <api_url>/oauth/token, sent in the form body (common/ oauth2.h: cached,
+ * renewed at 90 % of expires_in, every token masked). fail_driver: a
+ * refused credential also fails the run (write). */
+struct ab_oauth2 *shp_auth_new(struct ab_driver *d, const char *api_url, const char *client_id,
+                               const char *client_secret, const struct ab_http_opts *o,
+                               bool fail_driver, struct ab_error *err);
+
+/* import.c: the ab_http_classify_fn of every request to the API (arg unused):
  * 401 with error code "token_expired" is AB_HTTP_REFRESH_AUTH (a new token,
  * one more attempt); everything else the client's defaults. */
 enum ab_http_verdict shp_classify(void *arg, const struct ab_http_resp *answer);

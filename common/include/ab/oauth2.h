@@ -1,4 +1,4 @@
-/* oauth2.h - OAuth 2.0 access tokens for sources: refresh-token and password grants. */
+/* oauth2.h - OAuth 2.0 access tokens: refresh-token, password and client-credentials grants. */
 /* SPDX-License-Identifier: MIT */
 #ifndef AB_OAUTH2_H
 #define AB_OAUTH2_H
@@ -29,6 +29,8 @@
  *                       fetch and the token is not used.
  *   AB_OAUTH2_PASSWORD  grant_type=password with username and password
  *                       (resource-owner password credentials), each time.
+ *   AB_OAUTH2_CLIENT_CREDENTIALS  grant_type=client_credentials (RFC 6749
+ *                       4.4): the client's own credentials, each time.
  * Client authentication: HTTP Basic (client_id:client_secret, form-encoded as
  * RFC 6749 2.3.1 asks) or client_id/client_secret in the form body.
  *
@@ -41,11 +43,19 @@
  * request that needed the token only sees a transport failure).
  *
  * Every token (access and refresh) is registered with ab_driver_add_secret()
- * before it is stored, so no log or error can show it. Single-threaded: use
+ * before it is stored, so no log or error can show it (with client_id and
+ * client_secret in the body, the secret's form-encoded spelling too, for a
+ * server quoting the request). A replaced token stays masked while answers
+ * to requests that carried it may still come; the one it replaced leaves
+ * the mask (ab_driver_remove_secret), unless it equals a secret still in
+ * use, so a long run that renews its token every few minutes never fills
+ * the mask (a full mask fails the fetch). The refresh token given in the
+ * options is never unregistered. Tokens are wiped from memory when
+ * replaced or freed. Single-threaded: use
  * from the loop's thread only; the fetch is a blocking call on its own
  * client (the token endpoint is not rate-limited with the API).
  */
-enum ab_oauth2_grant { AB_OAUTH2_REFRESH = 0, AB_OAUTH2_PASSWORD };
+enum ab_oauth2_grant { AB_OAUTH2_REFRESH = 0, AB_OAUTH2_PASSWORD, AB_OAUTH2_CLIENT_CREDENTIALS };
 enum ab_oauth2_client_auth { AB_OAUTH2_CLIENT_BASIC = 0, AB_OAUTH2_CLIENT_BODY };
 
 typedef enum ab_status (*ab_oauth2_rotate_fn)(void *arg, const char *refresh_token,

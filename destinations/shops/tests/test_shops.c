@@ -15,7 +15,6 @@
 
 #include "ab_spec_test.h"
 #include "ab_test.h"
-#include "auth.h"
 #include "part.h"
 #include "shops.h"
 #include "shops_int.h"
@@ -303,35 +302,6 @@ static void test_error_code_shapes(void **state)
     yajl_tree_free(a);
     yajl_tree_free(b);
     yajl_tree_free(c);
-}
-
-static void test_auth_parse(void **state)
-{
-    yajl_val ok = parse("{\"access_token\":\"tok\",\"token_type\":\"Bearer\",\"expires_in\":60}");
-    yajl_val noexp = parse("{\"access_token\":\"tok\"}");
-    yajl_val none = parse("{\"token_type\":\"Bearer\"}");
-    yajl_val mac = parse("{\"access_token\":\"t\",\"token_type\":\"mac\"}");
-    yajl_val forever = parse("{\"access_token\":\"tok\",\"expires_in\":1e300}");
-    struct ab_error err = {0};
-    const char *t = NULL;
-    double e = 0;
-
-    (void)state;
-    assert_int_equal(shp_auth_parse(ok, &t, &e, &err), AB_OK);
-    assert_string_equal(t, "tok");
-    assert_true(e > 59.0 && e < 61.0);
-    assert_int_equal(shp_auth_parse(noexp, &t, &e, &err), AB_OK);
-    assert_true(e > 3599.0 && e < 3601.0);
-    assert_int_equal(shp_auth_parse(none, &t, &e, &err), AB_ERR_PROTOCOL);
-    assert_int_equal(shp_auth_parse(mac, &t, &e, &err), AB_ERR_PROTOCOL);
-    /* clamped to a day: the renewal time must fit int64 microseconds */
-    assert_int_equal(shp_auth_parse(forever, &t, &e, &err), AB_OK);
-    assert_true(e > 86399.0 && e < 86401.0);
-    yajl_tree_free(forever);
-    yajl_tree_free(ok);
-    yajl_tree_free(noexp);
-    yajl_tree_free(none);
-    yajl_tree_free(mac);
 }
 
 /* ---- parts ----------------------------------------------------------------- */
@@ -810,7 +780,6 @@ int main(void)
         cmocka_unit_test(test_checkpoint_text_digest_over_64k),
         cmocka_unit_test(test_url_and_form_encoding),
         cmocka_unit_test(test_error_code_shapes),
-        cmocka_unit_test(test_auth_parse),
         cmocka_unit_test(test_record_header_round_trip),
         cmocka_unit_test(test_parts_split_by_items),
         cmocka_unit_test(test_parts_split_by_bytes),
