@@ -346,6 +346,28 @@ def check_truncated_last_line(tc, lines):
     tc.assert_input_error(inp, tc.write(inp), len(lines))
 
 
+def check_lines_the_intake_stops_at(tc, lines, stream):
+    """A raw NUL, a raw control character, and nesting one level deeper than
+    the intake's 512, each in a RECORD line mid-window of its own run: fatal
+    naming the line; what came before committed with its states (the
+    suite's assert_input_error)."""
+    tc.assertTrue(lines[10].startswith(b'{"type":"RECORD"'))
+    head = b'{"type":"RECORD","record":{"stream":"' + stream.encode() + b'","data":'
+    nest = 512 - 3 + 1  # the message, "record" and "data" objects are three levels
+    cases = [
+        ("raw NUL", head + b'{"k":"a\x00b"}}}', "(found byte 0x00)"),
+        ("raw control character", head + b'{"k":"a\x01b"}}}', "(found byte 0x01)"),
+        ("nesting", head + b'{"k":' + b"[" * nest + b"]" * nest + b'}}}',
+         "nested deeper than 512 levels"),
+    ]
+    for what, bad, reason in cases:
+        with tc.subTest(what):
+            ls, n = insert_mid_window(list(lines), [bad])
+            inp = tc.wd.write_lines("in-%s.jsonl" % what.replace(" ", "-"), ls)
+            tc.assert_input_error(inp, tc.write(inp, name="write-" + what.replace(" ", "-")), n,
+                                  ["invalid JSON", reason])
+
+
 def check_complete_last_line_without_newline(tc, lines):
     """The stream's last line (a STATE), complete but without newline, is
     accepted: every state goes out, that one last. Returns the run's

@@ -89,6 +89,10 @@ class BadInput(CrmCase):
         inp = self.wd.write_lines("in.jsonl", lines)
         self.assert_input_error(inp, self.write(inp), n)
 
+    def test_raw_nul_control_character_deep_nesting(self):
+        lines, _ = base_lines(self)
+        airbyte_input.check_lines_the_intake_stops_at(self, lines, "customers")
+
     def test_malformed_json_first_line(self):
         lines, _ = base_lines(self)
         inp = self.wd.write_lines("in.jsonl", [b"RECORD customers C-1"] + lines)

@@ -119,6 +119,10 @@ class BadInput(ShopsCase):
         self.assertEqual(res.states, [])
         self.assertEqual(self.applied(), [])
 
+    def test_raw_nul_control_character_deep_nesting(self):
+        lines, _ = self.base()
+        airbyte_input.check_lines_the_intake_stops_at(self, lines, "products")
+
     def test_truncated_last_line(self):
         lines, _ = self.base()
         airbyte_input.check_truncated_last_line(self, lines)

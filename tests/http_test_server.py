@@ -28,6 +28,7 @@ Every method is handled alike. Paths and query parameters:
                              "token_type": "Bearer", "expires_in": 3600}
        &type=T               token_type T instead
        &none=1               no access_token
+       &exp=SECONDS          expires_in SECONDS (a JSON number: 1e300)
   /last?k=KEY                the body of KEY's last /token request
 
 The server plumbing is integration/httpbase.py.
@@ -115,7 +116,8 @@ class Handler(httpbase.Handler):
                 n = COUNTS.get(key, 0)
                 COUNTS[key] = n + 1
                 LAST[key] = body
-            answer = {"token_type": q.get("type", "Bearer"), "expires_in": 3600}
+            answer = {"token_type": q.get("type", "Bearer"),
+                      "expires_in": float(q["exp"]) if "exp" in q else 3600}
             if q.get("none") != "1":
                 answer["access_token"] = "tok-%s-%d-0123456789abcdef" % (key, n)
             self.send_bytes(200, json.dumps(answer).encode(), (), "application/json")

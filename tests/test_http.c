@@ -1382,6 +1382,33 @@ static void test_oauth2_replaced_tokens_leave_the_mask(void **state)
     mask_driver_release(&m);
 }
 
+static void test_oauth2_huge_lifetime_is_a_day(void **state)
+{
+    struct mask_driver m;
+    struct ab_oauth2 *a;
+    struct ab_error err;
+    char token[256];
+
+    (void)state;
+    ab_error_init(&err);
+    mask_driver_init(&m);
+    ab_clock_fake_set(1000000, 1700000000000);
+    a = oauth2_for_test(&m, "/token?k=forever&exp=1e300", "client-secret-1");
+    /* no undefined conversion (the sanitizer build aborts on one), no
+     * fetch before every request: renewed at 90 % of one day */
+    assert_int_equal(ab_oauth2_provide(a, false, token, sizeof(token), &err), AB_OK);
+    ab_clock_fake_advance((int64_t)(86400 * 0.9 - 10) * 1000000);
+    assert_int_equal(ab_oauth2_provide(a, false, token, sizeof(token), &err), AB_OK);
+    assert_int_equal(ab_oauth2_fetches(a), 1);
+    ab_clock_fake_advance((int64_t)20 * 1000000);
+    assert_int_equal(ab_oauth2_provide(a, false, token, sizeof(token), &err), AB_OK);
+    assert_int_equal(ab_oauth2_fetches(a), 2);
+    assert_string_equal(token, "tok-forever-1-0123456789abcdef");
+    ab_clock_fake_off();
+    ab_oauth2_free(a);
+    mask_driver_release(&m);
+}
+
 static void test_oauth2_unusable_answers(void **state)
 {
     struct mask_driver m;
@@ -1513,6 +1540,7 @@ int main(void)
         cmocka_unit_test(test_oauth2_client_credentials),
         cmocka_unit_test(test_oauth2_replaced_tokens_leave_the_mask),
         cmocka_unit_test(test_oauth2_unusable_answers),
+        cmocka_unit_test(test_oauth2_huge_lifetime_is_a_day),
     };
 
     return cmocka_run_group_tests(tests, server_start, server_stop);
