@@ -358,9 +358,37 @@ static void test_open_errors(void **state)
                    fx->dir);
     assert_string_equal(err.message, want);
 
+    /* a symbolic link at the path is not followed; the target is untouched */
+    assert_int_equal(symlink("/dev/null", fx->path), 0);
+    assert_null(ab_deadletter_open(fx->path, &err));
+    assert_int_equal(err.code, AB_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "symbolic link"));
+    assert_int_equal(unlink(fx->path), 0);
+
     assert_int_equal(ab_deadletter_close(NULL, &err), AB_OK);
     assert_int_equal(ab_deadletter_count(NULL), 0);
     assert_int_equal(ab_deadletter_sync(NULL, &err), AB_OK);
+}
+
+static void test_existing_file_made_private(void **state)
+{
+    struct fixture *fx = *state;
+    struct ab_deadletter *dl;
+    struct ab_error err;
+    struct stat st;
+    FILE *f = fopen(fx->path, "w");
+
+    ab_error_init(&err);
+    assert_non_null(f);
+    assert_int_equal(fputs("{\"earlier\":1}\n", f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(fx->path, 0644), 0);
+    dl = ab_deadletter_open(fx->path, &err);
+    assert_non_null(dl);
+    assert_int_equal(stat(fx->path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(ab_deadletter_close(dl, &err), AB_OK);
+    assert_int_equal(st.st_size, 14); /* appended to, not truncated */
 }
 
 static void test_write_errors_are_sticky(void **state)
@@ -519,6 +547,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_record_longer_than_the_buffer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_across_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_existing_file_made_private, setup, teardown),
         cmocka_unit_test(test_write_errors_are_sticky),
         cmocka_unit_test_setup_teardown(test_probe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_read_only_file, setup, teardown),

@@ -96,10 +96,31 @@ struct ab_deadletter *ab_deadletter_open(const char *path, struct ab_error *err)
     size_t n = strlen(path) + 1;
     int fd = -1;
 
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    /* A symbolic link at the path is not followed (the default path under
+     * the temporary directory is predictable), and an existing file holding
+     * customer data is made private like a new one. */
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
-        (void)sys_error(err, AB_ERR_CONFIG, "cannot open dead-letter file", path, errno);
+        if (errno == ELOOP) {
+            (void)ab_error_set(err, AB_ERR_CONFIG,
+                               "cannot open dead-letter file '%s': it is a symbolic link, which "
+                               "is not followed",
+                               path);
+        } else {
+            (void)sys_error(err, AB_ERR_CONFIG, "cannot open dead-letter file", path, errno);
+        }
         return NULL;
+    }
+    {
+        struct stat st;
+
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0 &&
+            fchmod(fd, 0600) != 0) {
+            (void)sys_error(err, AB_ERR_CONFIG, "cannot make dead-letter file private", path,
+                            errno);
+            (void)close(fd);
+            return NULL;
+        }
     }
     dl = calloc(1, sizeof(*dl));
     if (!dl) {
