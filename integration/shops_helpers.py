@@ -207,6 +207,10 @@ def assert_dead_letters(tc, entries, invalid, line_map=None, exact=True):
         if w.get("key") and w["rejected_by"] == "target":
             tc.assertEqual(item_key(e["stream"], e["record_sent"]), w["key"],
                            "dead letter of line %s holds another item" % line)
+            tc.assertIsInstance(e["record"], dict, "dead letter of line %s: the record as "
+                                "received" % line)
+            tc.assertEqual(item_key(e["stream"], e["record"]), w["key"],
+                           "dead letter of line %s holds another record" % line)
 
     check_dead_letters(tc, entries, invalid, check_entry, line_map, exact)
 

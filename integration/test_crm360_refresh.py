@@ -21,6 +21,7 @@ generation of it are listed and deleted:
 
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -28,8 +29,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 from airbyte_input import descriptor  # noqa: E402
-from crm360_helpers import API_KEY, CrmCase, catalog, key_of  # noqa: E402
+from crm360_helpers import (ALL_KEYS, API_KEY, CrmCase, catalog, key_of,  # noqa: E402
+                            start_emulator)
 
+WRITE_ONLY_KEY = "sk-crm360-wo-" + secrets.token_hex(12)
 T0 = 1767225600  # 2026-01-01T00:00:00Z
 
 
@@ -87,6 +90,11 @@ def gen_tags(rec):
 
 
 class Refresh(CrmCase):
+    secret_values = ALL_KEYS + (WRITE_ONLY_KEY,)
+
+    @classmethod
+    def launch_emulator(cls):
+        return start_emulator(extra=["--api-key", WRITE_ONLY_KEY + ":write"])
 
     def customers(self):
         return {key_of(r): r for r in self.dump()["customers"] if not r.get("deleted")}
@@ -189,6 +197,22 @@ class Refresh(CrmCase):
             self.assertEqual(set(store), {"acme/C-%04d" % i for i in range(0, 25)})
             self.assertEqual({gen_tags(store["acme/C-%04d" % i])[0][-2:] for i in range(0, 15)},
                              {":1"})
+
+    def test_key_without_read_scope(self):
+        """check warns; a truncating sync loads and acknowledges everything,
+        then fails as a config_error when listing is refused."""
+        res, st = self.check(self.cfg(api_key=WRITE_ONLY_KEY))
+        self.assertEqual(st["status"], "SUCCEEDED", res.describe())
+        self.assertTrue(any("no read scope" in m for m in res.logs("WARN")), res.describe())
+        self.assert_ok(self.run_gen("gen1", messages(range(5), 1, end="COMPLETE"),
+                                    generation(1, 0), api_key=WRITE_ONLY_KEY))
+        res = self.run_gen("gen2", messages(range(3, 8), 2, end="COMPLETE"), generation(2, 2),
+                           api_key=WRITE_ONLY_KEY)
+        self.assertEqual(res.rc, 1, res.describe())
+        self.assertEqual(len(res.states), 1, "the state of committed records goes out")
+        self.assertEqual([e["failure_type"] for e in res.errors], ["config_error"])
+        self.assertIn("read and write scopes", res.errors[0]["message"])
+        self.assertEqual(len(self.customers()), 8, "nothing deleted")
 
     def test_truncating_orders_warn_and_keep(self):
         res = self.run_gen("orders", [status("orders", "COMPLETE")],

@@ -3,20 +3,24 @@
 
 The runtime stage of docker/Dockerfile is rebuilt as a root file system:
 debootstrap (Debian 12, minbase) with exactly the packages its apt-get
-install line names, then the stage's own instructions: its RUN commands
-(useradd, the entrypoint link; apt-get is what debootstrap did), its COPY of
+install line names (the common ones and the connector's extra ones, which
+`docker/build.sh --extra-packages` prints), then the stage's own
+instructions in their order: its RUN commands (useradd, the `--version`
+check, the entrypoint link; apt-get is what debootstrap did), its COPY of
 the connector (from `cmake --install` of this build), its ENV, USER,
-WORKDIR and ENTRYPOINT. The connectors then run in it through chroot as the
-image's user (uid 1000), the way the platform starts them (`sh -c
+WORKDIR and ENTRYPOINT. The destinations then run in it through chroot as
+the image's user (uid 1000), the way the platform starts them (`sh -c
 "$AIRBYTE_ENTRYPOINT ..."`): spec, check and a small write against the local
 emulators, with rejected records going to the S3-compatible emulator and to
-the default file of the image's /tmp. So a missing runtime library, a
-binary that needs root or a wrong entrypoint fails here.
+the default file of the image's /tmp; each source runs `spec` in its own
+image. So a missing runtime library, a binary that needs root or a wrong
+entrypoint fails here.
 
-The debootstrapped base is cached under the build directory
-(<build>/image-rootfs/base-<hash of suite, mirror and packages>), so only
-the first run downloads; each run works on a copy. Needs root (chroot,
-debootstrap) and the Debian mirror for the first run.
+The debootstrapped bases are cached under the build directory
+(<build>/image-rootfs/base-<hash of suite, mirror and packages>: one for the
+common packages, one per distinct extra list), so only the first run
+downloads; each run works on a copy. Needs root (chroot, debootstrap) and
+the Debian mirror for the first run.
 """
 
 import argparse
@@ -67,20 +71,28 @@ def instructions(text):
     return out
 
 
+def extra_packages(connector):
+    """What docker/build.sh passes as EXTRA_PACKAGES for the connector."""
+    out = sh([os.path.join(OPTS.source_dir, "docker", "build.sh"), "--extra-packages",
+              connector])
+    return out.strip()
+
+
 def runtime_stage(dockerfile, connector):
-    """The runtime stage as a dict: packages, run (shell commands other than
-    apt-get's and the apt lists' removal), copies [(src, dst)], env, user,
-    workdir, entrypoint. ARGs are substituted (CONNECTOR given)."""
+    """The runtime stage as a dict: packages, steps in order (("run", shell
+    command other than apt-get's and the apt lists' removal) or ("copy",
+    [src], dst)), env, user, workdir, entrypoint. ARGs are substituted
+    (CONNECTOR and EXTRA_PACKAGES as docker/build.sh gives them)."""
     with open(dockerfile, encoding="utf-8") as f:
         ins = instructions(f.read())
-    stage, args = None, {"CONNECTOR": connector}
+    stage, args = None, {"CONNECTOR": connector, "EXTRA_PACKAGES": extra_packages(connector)}
     for i, (kw, arg) in enumerate(ins):
         if kw == "FROM" and re.search(r"\bAS\s+runtime\b", arg, re.I):
             stage = ins[i + 1:]
             break
     if stage is None:
         raise AssertionError("docker/Dockerfile has no 'FROM ... AS runtime' stage")
-    st = {"packages": [], "run": [], "copies": [], "env": {}, "user": None, "workdir": "/",
+    st = {"packages": [], "steps": [], "env": {}, "user": None, "workdir": "/",
           "entrypoint": None}
 
     def subst(text):
@@ -102,10 +114,10 @@ def runtime_stage(dockerfile, connector):
                         all(w.startswith("/var/lib/apt/lists") for w in words[2:]):
                     continue
                 else:
-                    st["run"].append(cmd.strip())
+                    st["steps"].append(("run", cmd.strip()))
         elif kw == "COPY":
             words = [w for w in shlex.split(subst(arg)) if not w.startswith("--")]
-            st["copies"].append((words[:-1], words[-1]))
+            st["steps"].append(("copy", words[:-1], words[-1]))
         elif kw == "ENV":
             for k, v in re.findall(r'(\w+)="([^"]*)"', subst(arg)):
                 st["env"][k] = v
@@ -163,9 +175,11 @@ class Image:
         self.root = os.path.join(workdir, "rootfs")
         sh(["cp", "-a", base, self.root])
         os.chmod(self.root, 0o755)  # "/" must be searchable by the image's user
-        for cmd in stage["run"]:
-            sh(["chroot", self.root, "/bin/sh", "-c", cmd])
-        for srcs, dst in stage["copies"]:
+        for step in stage["steps"]:
+            if step[0] == "run":
+                sh(["chroot", self.root, "/bin/sh", "-c", step[1]])
+                continue
+            _, srcs, dst = step
             for src in srcs:
                 # the build stage's DESTDIR=/out install; here this build's install
                 rel = os.path.relpath(src, "/out/usr/local")
@@ -215,9 +229,9 @@ class ImageTest(unittest.TestCase):
         cls.installed = os.path.join(cls.wd.path, "install")
         sh(["cmake", "--install", OPTS.build_dir, "--prefix", cls.installed])
         cls.dockerfile = os.path.join(OPTS.source_dir, "docker", "Dockerfile")
-        cls.stage = runtime_stage(cls.dockerfile, "crm360")
-        cache = os.path.join(OPTS.build_dir, "image-rootfs")
-        cls.base = base_rootfs(cache, cls.stage["packages"])
+        cls.stage = runtime_stage(cls.dockerfile, "destination-crm360")
+        cls.cache = os.path.join(OPTS.build_dir, "image-rootfs")
+        cls.base = base_rootfs(cls.cache, cls.stage["packages"])
         cls.image = Image(cls.base, cls.stage, cls.installed, cls.wd.path)
         cls.crm = crm.start_emulator()
         cls.s3 = lib.Server(S3_EMULATOR, ["--bucket", "rejects",
@@ -314,7 +328,7 @@ class ImageTest(unittest.TestCase):
                          0)
 
     def test_shops_image_spec_and_check(self):
-        stage = runtime_stage(self.dockerfile, "shops")
+        stage = runtime_stage(self.dockerfile, "destination-shops")
         self.assertEqual(stage["packages"], self.stage["packages"])
         os.mkdir(self.wd.join("shops"))
         image = Image(self.base, stage, self.installed, self.wd.join("shops"))
@@ -328,6 +342,36 @@ class ImageTest(unittest.TestCase):
         self.assertEqual(rc, 0, res.stderr)
         status = [m for m in msgs if m["type"] == "CONNECTION_STATUS"][0]["connectionStatus"]
         self.assertEqual(status["status"], "SUCCEEDED", status)
+
+    def test_sources_spec(self):
+        """Each source in its own image: the stage's --version check passes
+        (every library it links is there) and spec runs as uid 1000; in an
+        image with the common packages only, source-postgres cannot start
+        (so its extra package is needed, and the --version step catches it)."""
+        common = self.stage["packages"]
+        images = {}
+        for connector, extra in (("source-bling", []), ("source-postgres", ["libpq5"])):
+            with self.subTest(connector=connector):
+                stage = runtime_stage(self.dockerfile, connector)
+                self.assertEqual(stage["packages"], common + extra)
+                base = self.base if not extra else base_rootfs(self.cache, stage["packages"])
+                os.mkdir(self.wd.join(connector))
+                image = images[connector] = Image(base, stage, self.installed,
+                                                  self.wd.join(connector))
+                self.assertEqual(os.readlink(image.path("/usr/local/bin/connector")),
+                                 "/usr/local/bin/" + connector)
+                rc, msgs, res = image.run(["spec"])
+                self.assertEqual(rc, 0, res.stderr)
+                self.assertEqual([m["type"] for m in msgs], ["SPEC"], msgs)
+                props = msgs[0]["spec"]["connectionSpecification"]["properties"]
+                self.assertTrue(props, msgs[0])
+        bling = images["source-bling"]
+        shutil.copy2(os.path.join(self.installed, "bin", "source-postgres"),
+                     bling.path("/usr/local/bin/source-postgres"))
+        res = subprocess.run(["chroot", bling.root, "/usr/local/bin/source-postgres",
+                              "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn(b"libpq.so.5", res.stderr)
 
 
 def main():

@@ -376,9 +376,15 @@ class Features(ShopsCase):
                                                    "emitted_at": 1, "data": {
                                                        "marca": "aurora", "nome": "sem codigo",
                                                        "alterado_em": t(99)}}})
+        bad_t = len(lines) + 1  # Shops rejects its price at upload
+        bad_t_data = {"codigo": "M-900", "marca": "aurora", "nome": "Item 900",
+                      "preco": {"valor": "12,90", "moeda": "BRL"}, "interno": "not sent",
+                      "alterado_em": t(98)}
+        lines.append({"type": "RECORD", "record": {"stream": "catalogo", "namespace": "erp",
+                                                   "emitted_at": 1, "data": bad_t_data}})
         lines.append({"type": "STATE", "state": {"type": "STREAM", "stream": {
             "stream_descriptor": {"name": "catalogo", "namespace": "erp"},
-            "stream_state": {"c": 1}}, "sourceStats": {"recordCount": 21.0}, "id": 1}})
+            "stream_state": {"c": 1}}, "sourceStats": {"recordCount": 22.0}, "id": 1}})
         for i in range(30):
             n += 1
             lines.append({"type": "RECORD", "record": {"stream": "estoque", "emitted_at": 1,
@@ -407,7 +413,7 @@ class Features(ShopsCase):
         res = self.write(inp, cat=cat, cfg=self.cfg(stream_mappings=mappings))
         self.assert_ok(res)
         self.assertEqual([s["destinationStats"]["rejectedRecordCount"] for s in res.states],
-                         [1, 1])
+                         [2, 1])
         store = dump_by_key(self.dump())
         self.assertEqual(len(store["products"]), 20)
         self.assertEqual(len(store["inventory"]), 30)
@@ -418,7 +424,16 @@ class Features(ShopsCase):
                               "updated_at": t(4)})
         self.assertEqual(store["inventory"]["M-005|loja-1"]["quantity"], 25)
         dls = {e["line"]: e for e in self.dead_letters()}
-        self.assertEqual(sorted(dls), [bad_p, bad_i])
+        self.assertEqual(sorted(dls), [bad_p, bad_t, bad_i])
+        # rejected by Shops: the record as received and the item as sent
+        target = dls.pop(bad_t)
+        self.assertEqual(target["rejected_by"], "target")
+        self.assertEqual(target["record"], bad_t_data)
+        self.assertEqual(target["record_sent"]["sku"], "M-900")
+        self.assertEqual(target["record_sent"]["price"], "12,90")
+        self.assertNotIn("interno", target["record_sent"])
+        self.assertEqual(target["errors"][0]["field"], "price")
+        self.assertEqual(target["errors"][0].get("mapping"), "price <- preco.valor")
         self.assertEqual(dls[bad_p]["stream"], "catalogo")
         self.assertEqual(dls[bad_p]["namespace"], "erp")
         self.assertIn("codigo", dls[bad_p]["errors"][0]["message"])

@@ -254,6 +254,9 @@ static void test_spool_large_records_and_two_pieces(void **state)
     assert_string_equal(b.data, "head:body");
     assert_int_equal(ab_spool_read(sp, off1, &b, NULL, &err), AB_OK);
     assert_string_equal(b.data, "x");
+    assert_int_equal(ab_spool_append3(sp, "h:", 2, "item", 4, "rec", 3, &off3, &err), AB_OK);
+    assert_int_equal(ab_spool_read(sp, off3, &b, NULL, &err), AB_OK);
+    assert_string_equal(b.data, "h:itemrec");
     /* an offset past the end is an internal error, not a crash */
     assert_int_equal(ab_spool_read(sp, ab_spool_end(sp), &b, NULL, &err), AB_ERR_INTERNAL);
     ab_buf_release(&b);
@@ -275,6 +278,8 @@ static void test_spool_record_over_cap_is_rejected(void **state)
     assert_non_null(sp);
     assert_int_equal(ab_spool_append(sp, "123456789", 9, NULL, &err), AB_ERR_PROTOCOL);
     assert_int_equal(ab_spool_append2(sp, "1234", 4, "56789", 5, NULL, &err), AB_ERR_PROTOCOL);
+    assert_int_equal(ab_spool_append3(sp, "12", 2, "345", 3, "6789", 4, NULL, &err),
+                     AB_ERR_PROTOCOL);
     assert_int_equal(ab_spool_append(sp, "12345678", 8, NULL, &err), AB_OK);
     assert_int_equal(ab_spool_count(sp), 1);
     ab_spool_free(sp);

@@ -466,8 +466,9 @@ uint64_t ab_spool_end(const struct ab_spool *sp)
     return sp->mem_len + sp->file_len;
 }
 
-enum ab_status ab_spool_append2(struct ab_spool *sp, const void *a, size_t na, const void *b,
-                                size_t nb, uint64_t *off, struct ab_error *err)
+enum ab_status ab_spool_append3(struct ab_spool *sp, const void *a, size_t na, const void *b,
+                                size_t nb, const void *c, size_t nc, uint64_t *off,
+                                struct ab_error *err)
 {
     unsigned char frame[SPOOL_FRAME];
     uint64_t start;
@@ -477,12 +478,15 @@ enum ab_status ab_spool_append2(struct ab_spool *sp, const void *a, size_t na, c
     if (sp->sticky.code != AB_OK) {
         return broken(sp, err);
     }
-    if (na > sp->max_record || nb > sp->max_record - na) {
+    if (na > sp->max_record || nb > sp->max_record - na || nc > sp->max_record - na - nb) {
         return ab_error_set(err, AB_ERR_PROTOCOL,
                             "record of %zu bytes exceeds the spool limit of %zu bytes",
-                            na > sp->max_record ? na : na + nb, sp->max_record);
+                            na > sp->max_record        ? na
+                            : nb > sp->max_record - na ? na + nb
+                                                       : na + nb + nc,
+                            sp->max_record);
     }
-    n = na + nb;
+    n = na + nb + nc;
     frame[0] = (unsigned char)(n & 0xFFU);
     frame[1] = (unsigned char)((n >> 8) & 0xFFU);
     frame[2] = (unsigned char)((n >> 16) & 0xFFU);
@@ -495,6 +499,9 @@ enum ab_status ab_spool_append2(struct ab_spool *sp, const void *a, size_t na, c
     if (rc == AB_OK && nb > 0) {
         rc = put_bytes(sp, b, nb, err);
     }
+    if (rc == AB_OK && nc > 0) {
+        rc = put_bytes(sp, c, nc, err);
+    }
     if (rc != AB_OK) {
         return fail(sp, err);
     }
@@ -505,6 +512,12 @@ enum ab_status ab_spool_append2(struct ab_spool *sp, const void *a, size_t na, c
         *off = start;
     }
     return AB_OK;
+}
+
+enum ab_status ab_spool_append2(struct ab_spool *sp, const void *a, size_t na, const void *b,
+                                size_t nb, uint64_t *off, struct ab_error *err)
+{
+    return ab_spool_append3(sp, a, na, b, nb, NULL, 0, off, err);
 }
 
 enum ab_status ab_spool_append(struct ab_spool *sp, const void *p, size_t n, uint64_t *off,

@@ -53,13 +53,15 @@ static bool looks_html(const struct ab_buf *body)
 
 /* The answer to GET /v1/ping: a JSON object with "workspace" and
  * "scopes", or not CRM360 at all (an HTML page, a proxy, another API). */
-static void check_ping(struct ab_check *chk, const char *base, const struct ab_buf *body)
+static void check_ping(struct ab_check *chk, struct ab_emitter *em, const char *base,
+                       const struct ab_buf *body)
 {
     struct ab_error e;
     yajl_val root;
     yajl_val scopes;
     const char *workspace;
     bool write = false;
+    bool read = false;
     size_t i;
 
     ab_error_init(&e);
@@ -80,10 +82,18 @@ static void check_ping(struct ab_check *chk, const char *base, const struct ab_b
             const char *s = ab_json_str(scopes->u.array.values[i]);
 
             write = write || (s && strcmp(s, "write") == 0);
+            read = read || (s && strcmp(s, "read") == 0);
         }
         if (!write) {
             ab_check_problem(chk, "the api_key has no write scope in CRM360 workspace '%s'",
                              workspace);
+        }
+        if (!read) {
+            AB_WARN(em,
+                    "the api_key has no read scope in CRM360 workspace '%s': a refresh "
+                    "(minimum_generation_id = generation_id) lists customers to remove earlier "
+                    "generations and would fail",
+                    workspace);
         }
     }
     if (root) {
@@ -142,7 +152,7 @@ enum ab_status crm_check(struct ab_driver *d, struct ab_check *chk, struct ab_er
     } else if (status != 200) {
         ab_check_problem(chk, "CRM360 answered GET /v1/ping with HTTP %d", status);
     } else {
-        check_ping(chk, base, &body);
+        check_ping(chk, ab_driver_emitter(d), base, &body);
     }
 out:
     ab_http_free(http);

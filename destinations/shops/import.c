@@ -546,7 +546,8 @@ static struct ab_spool *spool_for(struct shp_dest *s, struct shp_import *imp, un
         o.memory_bytes = 0;
         o.budget = &s->budget;
         o.dir = s->cfg.spool_dir;
-        o.max_record = s->cfg.lim.max_bytes + SHP_REC_HEADER;
+        /* the item, and the record as received: at most a line */
+        o.max_record = SHP_REC_HEADER + s->cfg.lim.max_bytes + s->cfg.max_line_bytes;
         imp->spool[obj] = ab_spool_new(&o, err);
     }
     return imp->spool[obj];
@@ -554,9 +555,10 @@ static struct ab_spool *spool_for(struct shp_dest *s, struct shp_import *imp, un
 
 enum ab_status shp_imp_add(struct shp_dest *s, struct shp_import *imp, unsigned obj,
                            const struct shp_rec_meta *meta, const char *item, size_t len,
-                           struct ab_error *err)
+                           const char *received, size_t rlen, struct ab_error *err)
 {
     unsigned char hdr[SHP_REC_HEADER];
+    struct shp_rec_meta m = *meta;
     struct ab_spool *sp = spool_for(s, imp, obj, err);
     bool fresh =
         imp->open_part[obj] == SHP_NO_PART || !shp_part_fits(&imp->acc[obj], len, &s->cfg.lim);
@@ -567,8 +569,10 @@ enum ab_status shp_imp_add(struct shp_dest *s, struct shp_import *imp, unsigned 
     if (!sp) {
         return err->code;
     }
-    shp_rec_header_encode(hdr, meta);
-    rc = ab_spool_append2(sp, hdr, sizeof(hdr), item, len, &off, err);
+    AB_ASSERT(len <= UINT32_MAX);
+    m.item_len = (uint32_t)len;
+    shp_rec_header_encode(hdr, &m);
+    rc = ab_spool_append3(sp, hdr, sizeof(hdr), item, len, received, rlen, &off, err);
     if (rc != AB_OK) {
         return rc;
     }
@@ -805,6 +809,20 @@ static void on_create(struct shp_dest *s, struct shp_import *imp, const struct s
 
 /* ---- parts ----------------------------------------------------------------- */
 
+/* The header of a spooled record (in rec), checked against its length. */
+static enum ab_status spooled_meta(const struct ab_buf *rec, struct shp_rec_meta *meta,
+                                   struct ab_error *err)
+{
+    if (rec->len < SHP_REC_HEADER) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "spool record shorter than its header");
+    }
+    shp_rec_header_decode((const unsigned char *)rec->data, meta);
+    if (meta->item_len > rec->len - SHP_REC_HEADER) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "spool record shorter than its item");
+    }
+    return AB_OK;
+}
+
 /* The body of part pi (read back from the spool) into body. */
 static enum ab_status part_body(struct shp_dest *s, struct shp_import *imp, size_t pi,
                                 struct ab_buf *body, struct ab_error *e)
@@ -820,15 +838,17 @@ static enum ab_status part_body(struct shp_dest *s, struct shp_import *imp, size
     rc = shp_part_body_begin(body, shp_object_name(p->obj), e);
     for (k = 0; rc == AB_OK && k < p->count; k++) {
         rc = ab_spool_read(sp, off, &s->scratch, &off, e);
-        if (rc == AB_OK && s->scratch.len < SHP_REC_HEADER) {
-            rc = ab_error_set(e, AB_ERR_INTERNAL, "spool record shorter than its header");
-        }
         if (rc == AB_OK && (p->fix && shp_leftout_has(&p->fix->out, k))) {
             continue; /* refused by the target: dead-lettered */
         }
         if (rc == AB_OK && shp_probe_includes(probe, k)) {
-            rc = shp_part_body_add(body, n == 0, s->scratch.data + SHP_REC_HEADER,
-                                   s->scratch.len - SHP_REC_HEADER, e);
+            struct shp_rec_meta meta;
+
+            rc = spooled_meta(&s->scratch, &meta, e);
+            if (rc == AB_OK) {
+                rc = shp_part_body_add(body, n == 0, s->scratch.data + SHP_REC_HEADER,
+                                       meta.item_len, e);
+            }
             n++;
         }
     }
@@ -1010,10 +1030,13 @@ static enum ab_status defer_record(struct shp_dest *s, unsigned obj, const struc
             return err->code;
         }
     }
-    shp_rec_header_decode((const unsigned char *)rec->data, &meta);
+    if (spooled_meta(rec, &meta, err) != AB_OK) {
+        return err->code;
+    }
     s->stats.deferred++;
-    return shp_imp_add(s, s->deferred, obj, &meta, rec->data + SHP_REC_HEADER,
-                       rec->len - SHP_REC_HEADER, err);
+    return shp_imp_add(s, s->deferred, obj, &meta, rec->data + SHP_REC_HEADER, meta.item_len,
+                       rec->data + SHP_REC_HEADER + meta.item_len,
+                       rec->len - SHP_REC_HEADER - meta.item_len, err);
 }
 
 void shp_seal_deferred(struct shp_dest *s)
@@ -1058,7 +1081,10 @@ static enum ab_status reject_in_part(struct shp_dest *s, struct shp_import *imp,
         if (rc != AB_OK || r[j].index != index) {
             continue;
         }
-        shp_rec_header_decode((const unsigned char *)s->scratch.data, &meta);
+        rc = spooled_meta(&s->scratch, &meta, err);
+        if (rc != AB_OK) {
+            break;
+        }
         if (defer && has_error_code(r[j].entry, "unknown_sku")) {
             rc = defer_record(s, p->obj, &s->scratch, err);
             imp->deferred++;
@@ -1070,12 +1096,16 @@ static enum ab_status reject_in_part(struct shp_dest *s, struct shp_import *imp,
         while (rc == AB_OK && j < n && r[j].index == index) {
             rc = rejection_errors(r[j].entry, &errs, err);
             if (rc == AB_OK && meta.stream < s->nstreams) {
+                const char *item = s->scratch.data + SHP_REC_HEADER;
+                size_t rlen = s->scratch.len - SHP_REC_HEADER - meta.item_len;
                 struct ab_rejection rj = {.stream = meta.stream,
                                           .seq = meta.seq,
                                           .lineno = meta.lineno,
                                           .rejected_by = "target",
-                                          .sent = s->scratch.data + SHP_REC_HEADER,
-                                          .sent_len = s->scratch.len - SHP_REC_HEADER,
+                                          .received = rlen ? item + meta.item_len : item,
+                                          .received_len = rlen ? rlen : meta.item_len,
+                                          .sent = item,
+                                          .sent_len = meta.item_len,
                                           .errors_json = errs.data,
                                           .mapping = s->streams[meta.stream].map};
 
@@ -1162,8 +1192,8 @@ static enum ab_status leave_out(struct shp_dest *s, struct shp_import *imp, size
     for (i = 0; rc == AB_OK && i <= k; i++) {
         rc = ab_spool_read(imp->spool[p->obj], off, &s->scratch, &off, err);
     }
-    if (rc == AB_OK && s->scratch.len < SHP_REC_HEADER) {
-        rc = ab_error_set(err, AB_ERR_INTERNAL, "spool record shorter than its header");
+    if (rc == AB_OK) {
+        rc = spooled_meta(&s->scratch, &meta, err);
     }
     if (rc != AB_OK) {
         return rc;
@@ -1172,7 +1202,6 @@ static enum ab_status leave_out(struct shp_dest *s, struct shp_import *imp, size
     if (rc != AB_OK) {
         return rc;
     }
-    shp_rec_header_decode((const unsigned char *)s->scratch.data, &meta);
     (void)snprintf(text, sizeof(text), "Shops refused a part holding only this item (HTTP %d)",
                    fix->status);
     ab_buf_init(&errs, AB_BUF_UNBOUNDED);
@@ -1196,12 +1225,16 @@ static enum ab_status leave_out(struct shp_dest *s, struct shp_import *imp, size
         rc = ab_buf_adds(&errs, "}]", err);
     }
     if (rc == AB_OK && meta.stream < s->nstreams) {
+        const char *item = s->scratch.data + SHP_REC_HEADER;
+        size_t rlen = s->scratch.len - SHP_REC_HEADER - meta.item_len;
         struct ab_rejection rj = {.stream = meta.stream,
                                   .seq = meta.seq,
                                   .lineno = meta.lineno,
                                   .rejected_by = "target",
-                                  .sent = s->scratch.data + SHP_REC_HEADER,
-                                  .sent_len = s->scratch.len - SHP_REC_HEADER,
+                                  .received = rlen ? item + meta.item_len : item,
+                                  .received_len = rlen ? rlen : meta.item_len,
+                                  .sent = item,
+                                  .sent_len = meta.item_len,
                                   .errors_json = errs.data,
                                   .mapping = s->streams[meta.stream].map};
 

@@ -36,6 +36,7 @@ void shp_rec_header_encode(unsigned char out[SHP_REC_HEADER], const struct shp_r
     put_le(out, m->stream, 4);
     put_le(out + 4, m->seq, 8);
     put_le(out + 12, m->lineno, 8);
+    put_le(out + 20, m->item_len, 4);
 }
 
 void shp_rec_header_decode(const unsigned char in[SHP_REC_HEADER], struct shp_rec_meta *m)
@@ -43,6 +44,7 @@ void shp_rec_header_decode(const unsigned char in[SHP_REC_HEADER], struct shp_re
     m->stream = (uint32_t)get_le(in, 4);
     m->seq = get_le(in + 4, 8);
     m->lineno = get_le(in + 12, 8);
+    m->item_len = (uint32_t)get_le(in + 20, 4);
 }
 
 size_t shp_part_overhead(const char *object)

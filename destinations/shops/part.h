@@ -13,18 +13,21 @@
 /*
  * Each accepted record is spooled once, as a fixed header (its catalog
  * stream, sequence number and input line, so a rejection reported later can
- * be charged and dead-lettered) followed by the mapped item's compact JSON.
+ * be charged and dead-lettered, and the item's length) followed by the
+ * mapped item's compact JSON and the record as received (nothing when it
+ * is the item's very bytes), which a rejection stores beside the item.
  * A part is a run of consecutive records of one object's spool; its body is
  *   {"object":"<object>","items":[<item>,<item>,...]}
  * and its size is counted exactly as it will be sent (before gzip).
  */
 
-#define SHP_REC_HEADER 20
+#define SHP_REC_HEADER 24
 
 struct shp_rec_meta {
     uint32_t stream;
     uint64_t seq;
     uint64_t lineno;
+    uint32_t item_len; /* bytes of the item after the header */
 };
 
 void shp_rec_header_encode(unsigned char out[SHP_REC_HEADER], const struct shp_rec_meta *m);

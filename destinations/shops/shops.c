@@ -81,6 +81,7 @@ enum ab_status shp_config_load(struct shp_config *c, yajl_val cfg, struct ab_err
     interval = ab_opt_int(cfg, "max_commit_interval_seconds");
     c->max_commit_interval_us = (interval < 1 ? 1 : interval) * 1000000;
     c->spool_memory_bytes = clamp_size(ab_opt_int(cfg, "spool_memory_bytes"), 0, SIZE_MAX);
+    c->max_line_bytes = clamp_size(ab_opt_int(cfg, "max_line_bytes"), 0, SIZE_MAX);
     c->deactivate_without_complete = ab_opt_bool(cfg, "replace_deactivate_without_complete");
     c->max_in_flight = clamp_size(ab_opt_int(cfg, "max_in_flight"), 1, 64);
     if (!c->label_prefix || strlen(c->label_prefix) > 64 || !*c->label_prefix) {
@@ -267,6 +268,7 @@ static enum ab_status shp_open(struct ab_driver *d, void **self, struct ab_error
     s->ck = ab_driver_ckpt(d);
     s->cat = ab_driver_catalog(d);
     ab_buf_init(&s->item, AB_BUF_UNBOUNDED);
+    ab_buf_init(&s->received, AB_BUF_UNBOUNDED);
     ab_buf_init(&s->scratch, AB_BUF_UNBOUNDED);
     rc = shp_config_load(&s->cfg, cfg, err);
     if (rc != AB_OK) {
@@ -455,10 +457,22 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
             return err->code;
         }
     }
+    /* The record as received is spooled beside the item for a rejection
+     * at upload or commit, unless the item is its very bytes. */
+    ab_buf_reset(&s->received);
+    if (!rec->data_text || rec->data_len != s->item.len ||
+        memcmp(rec->data_text, s->item.data, s->item.len) != 0) {
+        rc = ab_json_write(&s->received, rec->data, err);
+        if (rc != AB_OK) {
+            return rc;
+        }
+    }
     meta.stream = (uint32_t)rec->stream;
     meta.seq = rec->seq;
     meta.lineno = rec->lineno;
-    rc = shp_imp_add(s, imp, st->obj, &meta, s->item.data, s->item.len, err);
+    meta.item_len = 0;
+    rc = shp_imp_add(s, imp, st->obj, &meta, s->item.data, s->item.len, s->received.data,
+                     s->received.len, err);
     if (rc != AB_OK) {
         return rc;
     }
@@ -853,6 +867,7 @@ static void shp_close(void *self)
     free(s->streams);
     shp_config_release(&s->cfg);
     ab_buf_release(&s->item);
+    ab_buf_release(&s->received);
     ab_buf_release(&s->scratch);
     free(s);
 }

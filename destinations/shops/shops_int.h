@@ -69,6 +69,7 @@ struct shp_config {
     uint64_t min_commit_records;
     int64_t max_commit_interval_us;
     size_t spool_memory_bytes;
+    size_t max_line_bytes; /* the longest record as received a spool holds */
     bool deactivate_without_complete;
     size_t max_in_flight;
 };
@@ -242,8 +243,9 @@ struct shp_dest {
     uint64_t timer;       /* the one-shot wake-up timer, 0 when disarmed */
     int64_t timer_due_us; /* when it is due */
 
-    struct ab_buf item;    /* the record being mapped */
-    struct ab_buf scratch; /* spool reads, rejection records */
+    struct ab_buf item;     /* the record being mapped */
+    struct ab_buf received; /* the record as received, when not the item's bytes */
+    struct ab_buf scratch;  /* spool reads, rejection records */
     struct shp_stats stats;
 };
 
@@ -286,9 +288,11 @@ void shp_imp_free(struct shp_import *imp);
 /* Whether imp can take one more item of len bytes of obj (part number limit). */
 bool shp_imp_can_take(const struct shp_dest *s, const struct shp_import *imp, unsigned obj,
                       size_t len);
+/* Spools one record: its item (len bytes) and the record as received
+ * (rlen bytes; 0: the item's very bytes). */
 enum ab_status shp_imp_add(struct shp_dest *s, struct shp_import *imp, unsigned obj,
                            const struct shp_rec_meta *meta, const char *item, size_t len,
-                           struct ab_error *err);
+                           const char *received, size_t rlen, struct ab_error *err);
 /* No more records: close its open parts and queue its commit. */
 void shp_imp_seal(struct shp_dest *s, struct shp_import *imp);
 /* The replace import loads in merge mode instead (no COMPLETE signal). */

@@ -65,6 +65,10 @@ enum ab_status ab_spool_append(struct ab_spool *sp, const void *p, size_t n, uin
 /* Same, with the record given in two pieces (a header and a body). */
 enum ab_status ab_spool_append2(struct ab_spool *sp, const void *a, size_t na, const void *b,
                                 size_t nb, uint64_t *off, struct ab_error *err);
+/* Same, in three pieces (a header and two bodies). */
+enum ab_status ab_spool_append3(struct ab_spool *sp, const void *a, size_t na, const void *b,
+                                size_t nb, const void *c, size_t nc, uint64_t *off,
+                                struct ab_error *err);
 
 /* Reads the record at off (an offset from append, or a *next) into out,
  * which is reset first. *next (may be NULL) receives the offset of the

@@ -309,7 +309,8 @@ static void test_error_code_shapes(void **state)
 static void test_record_header_round_trip(void **state)
 {
     unsigned char h[SHP_REC_HEADER];
-    struct shp_rec_meta in = {.stream = 70000, .seq = 0x0123456789ABCDEFULL, .lineno = 42};
+    struct shp_rec_meta in = {
+        .stream = 70000, .seq = 0x0123456789ABCDEFULL, .lineno = 42, .item_len = 8388608};
     struct shp_rec_meta out;
 
     (void)state;
@@ -318,6 +319,7 @@ static void test_record_header_round_trip(void **state)
     assert_int_equal(out.stream, in.stream);
     assert_true(out.seq == in.seq);
     assert_true(out.lineno == in.lineno);
+    assert_int_equal(out.item_len, in.item_len);
 }
 
 /* Splits items of the given sizes into parts; returns the number of parts
