@@ -71,6 +71,19 @@ struct frame {
     yajl_type type; /* yajl_t_object or yajl_t_array */
     size_t first;   /* index of its first child slot on the stack */
     size_t start;   /* byte offset of its opening bracket */
+    size_t ws;      /* whitespace bytes skipped in the document before it */
+};
+
+/* Where the containers nested at most SPAN_DEPTH deep lie in the text (the
+ * first SPAN_KEEP of a document), for ab_json_arena_span(). */
+#define SPAN_DEPTH 3
+#define SPAN_KEEP  8
+
+struct span {
+    yajl_val node;
+    size_t start;
+    size_t end;
+    size_t ws;
 };
 
 struct intern {
@@ -93,6 +106,9 @@ struct ab_json_arena {
     struct ab_json_limits limits; /* as set; zeros mean the defaults */
     struct ab_json_limits cur;    /* effective for the current document */
     size_t values;                /* values in the current document */
+    size_t ws;                    /* whitespace bytes skipped in it so far */
+    struct span spans[SPAN_KEEP];
+    size_t nspans;
     /* the current document */
     const unsigned char *text;
     size_t len;
@@ -295,6 +311,7 @@ void ab_json_arena_reset(struct ab_json_arena *a)
     }
     a->nstack = 0;
     a->depth = 0;
+    a->nspans = 0;
 }
 
 void ab_json_arena_free(struct ab_json_arena *a)
@@ -417,6 +434,8 @@ static enum ab_status syntax(struct ab_json_arena *a, const char *what)
 
 static void skip_ws(struct ab_json_arena *a)
 {
+    size_t from = a->pos;
+
     while (a->pos < a->len) {
         unsigned char c = a->text[a->pos];
 
@@ -425,6 +444,7 @@ static void skip_ws(struct ab_json_arena *a)
         }
         a->pos++;
     }
+    a->ws += a->pos - from;
 }
 
 static int hexval(unsigned char c)
@@ -981,6 +1001,15 @@ static yajl_val close_container(struct ab_json_arena *a)
         v->u.array.len = n;
         memcpy(v->u.array.values, a->stack + f->first, n * sizeof(void *));
     }
+    if (a->depth <= SPAN_DEPTH && a->nspans < SPAN_KEEP && n > 0) {
+        struct span *sp = &a->spans[a->nspans++];
+
+        /* pos is past the closing bracket */
+        sp->node = v;
+        sp->start = f->start;
+        sp->end = a->pos;
+        sp->ws = a->ws - f->ws;
+    }
     a->nstack = f->first;
     a->depth--;
     return v;
@@ -1010,6 +1039,7 @@ static bool open_container(struct ab_json_arena *a, yajl_type t)
     f->type = t;
     f->first = a->nstack;
     f->start = a->pos;
+    f->ws = a->ws;
     a->pos++;
     return true;
 }
@@ -1183,6 +1213,8 @@ yajl_val ab_json_parse_ex(struct ab_json_arena *a, const char *text, size_t len,
     a->nstack = 0;
     a->depth = 0;
     a->values = 0;
+    a->ws = 0;
+    a->nspans = 0;
     a->doc_bytes = 0;
     a->gen++;
     if (a->gen == 0) {
@@ -1209,6 +1241,22 @@ yajl_val ab_json_parse_ex(struct ab_json_arena *a, const char *text, size_t len,
     }
     a->text = NULL;
     return a->failed ? NULL : v;
+}
+
+bool ab_json_arena_span(const struct ab_json_arena *a, yajl_val v, size_t *off, size_t *len,
+                        bool *compact)
+{
+    size_t i;
+
+    for (i = 0; v && i < a->nspans; i++) {
+        if (a->spans[i].node == v) {
+            *off = a->spans[i].start;
+            *len = a->spans[i].end - a->spans[i].start;
+            *compact = a->spans[i].ws == 0;
+            return true;
+        }
+    }
+    return false;
 }
 
 yajl_val ab_json_parse_arena(struct ab_json_arena *a, const char *text, size_t len,
