@@ -436,6 +436,10 @@ static void skip_ws(struct ab_json_arena *a)
 {
     size_t from = a->pos;
 
+    if (from < a->len && a->text[from] > ' ') {
+        return; /* most tokens follow each other directly */
+    }
+
     while (a->pos < a->len) {
         unsigned char c = a->text[a->pos];
 
@@ -532,6 +536,33 @@ static size_t plain_run(const unsigned char *t, size_t i, size_t end)
     return i;
 }
 
+/* As plain_run(), also stopping at a quote: from t[i], the end of the run
+ * of printable ASCII but the backslash and the quote. */
+static size_t plain_run_q(const unsigned char *t, size_t i, size_t end)
+{
+    const uint64_t ones = 0x0101010101010101u;
+    const uint64_t high = 0x8080808080808080u;
+
+    while (i + 8 <= end) {
+        uint64_t x;
+        uint64_t bs;
+        uint64_t qt;
+
+        memcpy(&x, t + i, 8);
+        bs = x ^ (ones * '\\');
+        qt = x ^ (ones * '"');
+        if (((x | ((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs) | ((qt - ones) & ~qt)) & high) !=
+            0) {
+            break;
+        }
+        i += 8;
+    }
+    while (i < end && t[i] >= 0x20 && t[i] < 0x80 && t[i] != '\\' && t[i] != '"') {
+        i++;
+    }
+    return i;
+}
+
 static bool read_string(struct ab_json_arena *a, char **out, size_t *outlen)
 {
     const unsigned char *t = a->text;
@@ -543,6 +574,21 @@ static bool read_string(struct ab_json_arena *a, char **out, size_t *outlen)
     size_t n = 0;
 
     *out = NULL;
+    /* the common case: plain ASCII up to the closing quote, copied at once */
+    end = plain_run_q(t, start, a->len);
+    if (end < a->len && t[end] == '"' && end > start) {
+        buf = arena_alloc(a, end - start + 1, 1);
+        if (!buf) {
+            return false;
+        }
+        memcpy(buf, t + start, end - start);
+        buf[end - start] = '\0';
+        a->pos = end + 1;
+        *out = buf;
+        *outlen = end - start;
+        return true;
+    }
+    end = start;
     /* find the closing quote first: the text is at most that long */
     for (;;) {
         const unsigned char *q;
@@ -762,22 +808,37 @@ static bool intern_get(struct ab_json_arena *a, const unsigned char *s, size_t n
 /* Reads the number at pos. NULL: content error (salvage) or hard error. */
 static yajl_val read_number(struct ab_json_arena *a, bool *ok)
 {
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     const unsigned char *t = a->text;
     size_t start = a->pos;
     size_t p = start;
     bool is_int = true;
+    bool neg = false;
+    uint64_t m = 0;    /* the digits, while there are at most 19 */
+    size_t digits = 0; /* of the integer part and the fraction */
+    size_t frac = 0;   /* of the fraction */
+    long exp10 = 0;    /* the exponent as written, capped */
+    bool exp_neg = false;
     yajl_val v;
     yajl_val *slot;
     char *end;
 
     *ok = false;
     if (p < a->len && t[p] == '-') {
+        neg = true;
         p++;
     }
     if (p < a->len && t[p] == '0') {
         p++;
+        digits++;
     } else if (p < a->len && t[p] >= '1' && t[p] <= '9') {
         while (p < a->len && t[p] >= '0' && t[p] <= '9') {
+            if (digits < 19) {
+                m = m * 10 + (uint64_t)(t[p] - '0');
+            }
+            digits++;
             p++;
         }
     } else {
@@ -794,6 +855,11 @@ static yajl_val read_number(struct ab_json_arena *a, bool *ok)
             return NULL;
         }
         while (p < a->len && t[p] >= '0' && t[p] <= '9') {
+            if (digits < 19) {
+                m = m * 10 + (uint64_t)(t[p] - '0');
+            }
+            digits++;
+            frac++;
             p++;
         }
     }
@@ -801,6 +867,7 @@ static yajl_val read_number(struct ab_json_arena *a, bool *ok)
         is_int = false;
         p++;
         if (p < a->len && (t[p] == '+' || t[p] == '-')) {
+            exp_neg = t[p] == '-';
             p++;
         }
         if (p >= a->len || t[p] < '0' || t[p] > '9') {
@@ -809,6 +876,9 @@ static yajl_val read_number(struct ab_json_arena *a, bool *ok)
             return NULL;
         }
         while (p < a->len && t[p] >= '0' && t[p] <= '9') {
+            if (exp10 < 100000) {
+                exp10 = exp10 * 10 + (t[p] - '0');
+            }
             p++;
         }
     }
@@ -829,12 +899,32 @@ static yajl_val read_number(struct ab_json_arena *a, bool *ok)
     v->u.number.r = (char *)v + NUMBER_SZ;
     memcpy(v->u.number.r, t + start, p - start);
     v->u.number.r[p - start] = '\0';
-    if (is_int) {
+    if (is_int && digits <= 18) {
+        /* fits int64 as it was read */
+        v->u.number.i = neg ? -(long long)m : (long long)m;
+        v->u.number.flags |= YAJL_NUMBER_INT_VALID;
+    } else if (is_int) {
         errno = 0;
         v->u.number.i = strtoll(v->u.number.r, &end, 10);
         if (errno == 0 && *end == '\0') {
             v->u.number.flags |= YAJL_NUMBER_INT_VALID;
         }
+    }
+    exp10 = (exp_neg ? -exp10 : exp10) - (long)frac;
+    if (digits <= 15 && exp10 >= -22 && exp10 <= 22) {
+        /* Clinger's fast path: the digits and the power of ten are exact
+         * doubles, so one multiplication or division rounds as strtod
+         * does */
+        double d = (double)m;
+
+        d = exp10 < 0 ? d / pow10[-exp10] : d * pow10[exp10];
+        v->u.number.d = neg ? -d : d;
+        v->u.number.flags |= YAJL_NUMBER_DOUBLE_VALID;
+        if (slot) {
+            *slot = v;
+        }
+        *ok = true;
+        return v;
     }
     errno = 0;
     v->u.number.d = strtod(v->u.number.r, &end);
