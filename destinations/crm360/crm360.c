@@ -280,6 +280,7 @@ static void crm_close(void *self)
     ab_buf_release(&c->scratch);
     ab_buf_release(&c->errors);
     ab_buf_release(&c->tagged);
+    ab_json_arena_free(c->tag_arena);
     ab_json_arena_free(c->answers);
     free(c);
 }

@@ -147,6 +147,7 @@ struct crm_dest {
     bool final;           /* the final flush was asked for */
     struct crm_sweep *sweep;
     struct ab_buf tagged;
+    struct ab_json_arena *tag_arena; /* a built record is parsed here to be tagged */
 };
 
 /* wire.c: the names of per-record results and of the objects (NULL-ended). */
