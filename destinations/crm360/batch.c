@@ -16,12 +16,12 @@
 /* ---- batches ------------------------------------------------------------- */
 
 /* Batches answered for good keep their buffers in a pool for the next ones,
- * as many as can be alive at once (2 x max_in_flight sealed, one open per
- * object and operation): the heap does not churn through blocks of a
- * batch's size, whose changing sizes would fragment it. */
+ * as many as can be alive at once (max_in_flight + CRM_QUEUED_MAX sealed,
+ * one open per object and operation): the heap does not churn through
+ * blocks of a batch's size, whose changing sizes would fragment it. */
 static size_t pool_cap(const struct crm_dest *c)
 {
-    return 2 * c->max_in_flight + CRM_NOBJECTS * CRM_NOPS;
+    return c->max_in_flight + CRM_QUEUED_MAX + CRM_NOBJECTS * CRM_NOPS;
 }
 
 static void batch_destroy(struct crm_batch *b)

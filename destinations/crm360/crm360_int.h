@@ -50,6 +50,11 @@ struct crm_rec {
     size_t rlen;
 };
 
+/* Input is read while fewer than max_in_flight + CRM_QUEUED_MAX sealed
+ * batches are queued or on the wire: enough waiting to refill every slot
+ * freed by an answer, and no more batches held than that. */
+#define CRM_QUEUED_MAX 2
+
 /* roff of a record received as it was sent (its data's bytes unchanged):
  * the body holds it, received does not. */
 #define CRM_AS_SENT SIZE_MAX
