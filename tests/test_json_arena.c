@@ -1,5 +1,6 @@
 /* test_json_arena.c - the arena parser builds what yajl_tree builds. */
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,6 +319,176 @@ static void test_salvage(void **state)
     ab_json_arena_free(a);
 }
 
+/* Every number's double and int64 are strtod's and strtoll's, bit for bit,
+ * whichever way the parser took (fast or library). */
+static void check_number(struct ab_json_arena *a, const char *text)
+{
+    struct ab_error err;
+    yajl_val v;
+    double d;
+    long long i;
+    char *end;
+
+    ab_error_init(&err);
+    ab_json_arena_reset(a);
+    v = ab_json_parse_arena(a, text, strlen(text), &err);
+    if (!v) {
+        fail_msg("%s: %s", text, err.message);
+    }
+    assert_int_equal(v->type, yajl_t_number);
+    assert_string_equal(v->u.number.r, text);
+    d = strtod(text, &end);
+    if (memcmp(&d, &v->u.number.d, sizeof(d)) != 0) {
+        fail_msg("%s: %.17g, strtod %.17g", text, v->u.number.d, d);
+    }
+    assert_true(v->u.number.flags & YAJL_NUMBER_DOUBLE_VALID);
+    if (!strpbrk(text, ".eE")) {
+        errno = 0;
+        i = strtoll(text, &end, 10);
+        assert_int_equal(errno == 0, (v->u.number.flags & YAJL_NUMBER_INT_VALID) != 0);
+        if (errno == 0) {
+            assert_true(v->u.number.i == i);
+        }
+    } else {
+        assert_false(v->u.number.flags & YAJL_NUMBER_INT_VALID);
+    }
+}
+
+static void test_arena_numbers_as_strtod(void **state)
+{
+    static const char *const fixed[] = {"0",
+                                        "-0",
+                                        "-0.0",
+                                        "0.1",
+                                        "0.3",
+                                        "664.87",
+                                        "1.50",
+                                        "-2.50e-7",
+                                        "1E+300",
+                                        "1e22",
+                                        "1e23",
+                                        "1e-22",
+                                        "1e-23",
+                                        "123456789012345",
+                                        "1234567890123456",
+                                        "9007199254740993",
+                                        "999999999999999999",
+                                        "-999999999999999999",
+                                        "9223372036854775807",
+                                        "-9223372036854775808",
+                                        "9223372036854775808",
+                                        "123456789012345678901234567890",
+                                        "0.000000000000000000001",
+                                        "4.35",
+                                        "1.7976931348623157e308",
+                                        "5e-324",
+                                        "2.2250738585072014e-308",
+                                        "123456.789012345",
+                                        "0.1e1",
+                                        "100e-2",
+                                        "12345678901234.5e-10",
+                                        "1e0",
+                                        "7e-0"};
+    struct ab_json_arena *a;
+    struct ab_error err;
+    char text[64];
+    size_t k;
+    unsigned long long x = 88172645463325252ull;
+    int digits;
+
+    (void)state;
+    ab_error_init(&err);
+    a = ab_json_arena_new(&err);
+    assert_non_null(a);
+    for (k = 0; k < sizeof(fixed) / sizeof(fixed[0]); k++) {
+        check_number(a, fixed[k]);
+    }
+    for (k = 0; k < 200000; k++) {
+        unsigned long long mant;
+        int frac;
+        int e;
+
+        x ^= x << 13; /* xorshift: the same numbers every run */
+        x ^= x >> 7;
+        x ^= x << 17;
+        digits = 1 + (int)(x % 18);
+        mant = (x >> 8) % 1000000000000000000ull;
+        frac = (int)((x >> 40) % (unsigned)(digits + 1));
+        e = (int)((x >> 48) % 61) - 30;
+        switch ((x >> 56) % 3) {
+        case 0: /* an integer */
+            (void)snprintf(text, sizeof(text), "%s%llu", (x & 1) ? "-" : "",
+                           mant % 1000000000000000000ull);
+            break;
+        case 1: /* a decimal of 1 to 18 fraction digits */
+            (void)snprintf(text, sizeof(text), "%s%llu.%0*llu", (x & 1) ? "-" : "",
+                           mant % 1000000ull, frac + 1, (x >> 3) % 1000000000000000000ull);
+            break;
+        default: /* an exponent */
+            (void)snprintf(text, sizeof(text), "%s%llu.%llue%d", (x & 1) ? "-" : "", mant % 1000ull,
+                           (mant / 1000ull) % 1000000000000ull, e);
+            break;
+        }
+        check_number(a, text);
+    }
+    ab_json_arena_free(a);
+}
+
+/* Spans: where the root, record and record.data lie, and whether they
+ * hold whitespace outside strings. */
+static void test_arena_spans(void **state)
+{
+    static const char line[] =
+        " {\"type\":\"RECORD\",\"record\":{\"stream\":\"s\",\"data\":"
+        "{\"k\":[1, 2],\"s\":\"a b\",\"o\":{\"x\":{}}},\"meta\":{\"c\":[]}}} ";
+    struct ab_json_arena *a;
+    struct ab_error err;
+    yajl_val root;
+    yajl_val rec;
+    yajl_val data;
+    size_t off;
+    size_t len;
+    bool compact;
+
+    (void)state;
+    ab_error_init(&err);
+    a = ab_json_arena_new(&err);
+    assert_non_null(a);
+    root = ab_json_parse_arena(a, line, strlen(line), &err);
+    assert_non_null(root);
+    rec = ab_json_get(root, "record");
+    data = ab_json_get(rec, "data");
+    assert_true(ab_json_arena_span(a, root, &off, &len, &compact));
+    assert_int_equal(off, 1);
+    assert_int_equal(len, strlen(line) - 2);
+    assert_false(compact);
+    assert_true(ab_json_arena_span(a, data, &off, &len, &compact));
+    assert_memory_equal(line + off, "{\"k\":[1, 2],\"s\":\"a b\",\"o\":{\"x\":{}}}", len);
+    assert_false(compact); /* "[1, 2]" */
+    assert_true(ab_json_arena_span(a, rec, &off, &len, &compact));
+    assert_int_equal(line[off], '{');
+    assert_int_equal(line[off + len - 1], '}');
+    /* deeper than three levels, scalars and shared empty nodes: unknown */
+    assert_false(ab_json_arena_span(a, ab_json_get(data, "k"), &off, &len, &compact));
+    assert_false(ab_json_arena_span(a, ab_json_get(data, "s"), &off, &len, &compact));
+    assert_false(
+        ab_json_arena_span(a, ab_json_get(ab_json_get(rec, "meta"), "c"), &off, &len, &compact));
+    /* a whitespace-free data */
+    ab_json_arena_reset(a);
+    assert_false(ab_json_arena_span(a, data, &off, &len, &compact));
+    {
+        static const char compact_line[] = "{\"record\":{\"data\":{\"s\":\"a  b\",\"n\":[1,2]}}}";
+
+        root = ab_json_parse_arena(a, compact_line, strlen(compact_line), &err);
+    }
+    assert_non_null(root);
+    assert_true(ab_json_arena_span(a, ab_json_get(ab_json_get(root, "record"), "data"), &off, &len,
+                                   &compact));
+    assert_true(compact);
+    assert_int_equal(len, strlen("{\"s\":\"a  b\",\"n\":[1,2]}"));
+    ab_json_arena_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +500,8 @@ int main(void)
         cmocka_unit_test(test_million_deep),
         cmocka_unit_test(test_budget),
         cmocka_unit_test(test_salvage),
+        cmocka_unit_test(test_arena_numbers_as_strtod),
+        cmocka_unit_test(test_arena_spans),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

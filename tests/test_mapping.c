@@ -576,10 +576,133 @@ static const char *const tricky[] = {
     /* only _ab_ members; empty data */
     "{'type':'RECORD','record':{'stream':'customers','data':{'_ab_a':1,'_airbyte_b':2}}}",
     "{'type':'RECORD','record':{'stream':'customers','data':{}}}",
+    /* sent as they came (no top-level _ab_ member, brand set): escapes, unicode,
+     * big numbers, nested objects and _ab_ members below the top level */
+    "{'type':'RECORD','record':{'stream':'customers','data':{'brand':'b','s':'q\\'d \\\\ "
+    "\\u00e9 ação 😀 \\ud83d\\ude00','big':-123456789012345678901234567890.5e-3,"
+    "'o':{'_ab_nested':{'_airbyte_x':[1,{}]},'a':[[],{}]}},'emitted_at':1}}",
+    "{'type':'RECORD','record':{'emitted_at':1,'data':{'n\\u00e4me':'escaped name',"
+    "'brand':'b','_a':1},'stream':'customers'}}",
+    /* the same, but with whitespace inside data: compacted on the way */
+    "{'type':'RECORD','record':{'stream':'customers','data':{'brand':'b', 'x':[1, 2]}}}",
+    /* whitespace only outside data: data itself is compact */
+    "{ 'type' : 'RECORD' , 'record' : { 'stream' : 'customers' , 'data' : {'brand':'b','y':"
+    "{'z':' a b '}} } }",
     /* members named like the envelope inside data */
     "{'type':'RECORD','record':{'stream':'customers','data':{'record':{'data':1},'data':'d',"
     "'_ab_':'exactly the prefix','_a':'not airbyte','_airbyte':'not airbyte either'}}}",
 };
+
+static size_t verbatim_seen;
+
+static bool ws_outside_strings(const char *p, size_t n)
+{
+    bool in_str = false;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (in_str) {
+            if (p[i] == '\\') {
+                i++;
+            } else if (p[i] == '"') {
+                in_str = false;
+            }
+        } else if (p[i] == '"') {
+            in_str = true;
+        } else if (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The driver's path: line parsed into an arena, data found by its span,
+ * written by ab_mapping_write_span(): the same values as the tree path
+ * wrote (tree), the same bytes as ab_mapping_write_text() (bytes) unless a
+ * member name holds an escape, the data's own bytes when sent verbatim, and
+ * the same bytes again for the same input. */
+static void check_span_path(const struct ab_mapping *m, const char *line, const char *brand,
+                            const struct ab_buf *tree, const struct ab_buf *bytes)
+{
+    struct ab_error err;
+    struct ab_json_arena *arena;
+    struct ab_buf out;
+    struct ab_buf again;
+    yajl_val root;
+    yajl_val data;
+    yajl_val a;
+    yajl_val b;
+    size_t off = 0;
+    size_t len = 0;
+    bool compact = false;
+    bool verbatim = false;
+    bool verbatim2 = false;
+    bool found;
+    int round;
+
+    ab_error_init(&err);
+    arena = ab_json_arena_new(&err);
+    assert_non_null(arena);
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    ab_buf_init(&again, AB_BUF_UNBOUNDED);
+    for (round = 0; round < 2; round++) {
+        struct ab_buf *o = round ? &again : &out;
+        bool *vb = round ? &verbatim2 : &verbatim;
+
+        ab_json_arena_reset(arena);
+        root = ab_json_parse_arena(arena, line, strlen(line), &err);
+        assert_non_null(root);
+        data = ab_json_get(ab_json_get(root, "record"), "data");
+        if (!data) {
+            data = ab_json_get(ab_json_get(root, "record"), "d\x61ta");
+        }
+        found = ab_json_arena_span(arena, data, &off, &len, &compact);
+        if (data->u.object.len == 0) {
+            assert_false(found); /* {} is a shared node */
+            assert_int_equal(
+                ab_mapping_write_span(m, data, NULL, 0, false, "brand", brand, o, vb, &err), AB_OK);
+            continue;
+        }
+        assert_true(found);
+        /* the span is the data object: it parses to the same value */
+        a = ab_json_parse(line + off, len, &err);
+        assert_non_null(a);
+        assert_true(json_equal(a, data));
+        ab_json_free(a);
+        assert_int_equal(compact, !ws_outside_strings(line + off, len));
+        assert_int_equal(
+            ab_mapping_write_span(m, data, line + off, len, compact, "brand", brand, o, vb, &err),
+            AB_OK);
+    }
+    assert_int_equal(verbatim, verbatim2);
+    assert_int_equal(out.len, again.len);
+    assert_memory_equal(out.data, again.data, out.len);
+    if (verbatim) {
+        verbatim_seen++;
+        assert_true(compact && ab_mapping_verbatim(m, data, "brand", brand));
+        assert_int_equal(out.len, len);
+        assert_memory_equal(out.data, line + off, len);
+    }
+    if (!strstr(line, "\\u005f") && !strstr(line, "n\\u00e4me")) {
+        /* no escaped member name: the very bytes of the copying path */
+        assert_int_equal(out.len, bytes->len);
+        assert_memory_equal(out.data, bytes->data, out.len);
+    }
+    a = ab_json_parse(tree->data, tree->len, &err);
+    b = ab_json_parse(out.data, out.len, &err);
+    assert_non_null(a);
+    if (!b) {
+        fail_msg("span path wrote invalid JSON for %s: %s (%s)", line, out.data, err.message);
+    }
+    if (!json_equal(a, b)) {
+        fail_msg("values differ for %s:\n tree  %s\n span  %s", line, tree->data, out.data);
+    }
+    ab_json_free(a);
+    ab_json_free(b);
+    ab_buf_release(&out);
+    ab_buf_release(&again);
+    ab_json_arena_free(arena);
+}
 
 static void check_line_path(const char *sq, const char *brand)
 {
@@ -641,6 +764,7 @@ static void check_line_path(const char *sq, const char *brand)
         assert_int_equal(bytes.len, tree.len);
     }
     ab_json_free(a);
+    check_span_path(m, line, brand, &tree, &bytes);
     ab_json_free(b);
     ab_json_free(root);
     ab_buf_release(&tree);
@@ -659,6 +783,9 @@ static void test_write_line_same_values(void **state)
         check_line_path(tricky[i], NULL);
         check_line_path(tricky[i], "dflt");
     }
+    /* sent as they came: 'brand present' and the three compact brand 'b'
+     * lines, with and without a default brand; more without one */
+    assert_true(verbatim_seen >= 8);
 }
 
 /* The byte path is taken: escapes come through as they were written. */

@@ -71,6 +71,19 @@ struct frame {
     yajl_type type; /* yajl_t_object or yajl_t_array */
     size_t first;   /* index of its first child slot on the stack */
     size_t start;   /* byte offset of its opening bracket */
+    size_t ws;      /* whitespace bytes skipped in the document before it */
+};
+
+/* Where the containers nested at most SPAN_DEPTH deep lie in the text (the
+ * first SPAN_KEEP of a document), for ab_json_arena_span(). */
+#define SPAN_DEPTH 3
+#define SPAN_KEEP  8
+
+struct span {
+    yajl_val node;
+    size_t start;
+    size_t end;
+    size_t ws;
 };
 
 struct intern {
@@ -93,6 +106,9 @@ struct ab_json_arena {
     struct ab_json_limits limits; /* as set; zeros mean the defaults */
     struct ab_json_limits cur;    /* effective for the current document */
     size_t values;                /* values in the current document */
+    size_t ws;                    /* whitespace bytes skipped in it so far */
+    struct span spans[SPAN_KEEP];
+    size_t nspans;
     /* the current document */
     const unsigned char *text;
     size_t len;
@@ -295,6 +311,7 @@ void ab_json_arena_reset(struct ab_json_arena *a)
     }
     a->nstack = 0;
     a->depth = 0;
+    a->nspans = 0;
 }
 
 void ab_json_arena_free(struct ab_json_arena *a)
@@ -417,6 +434,12 @@ static enum ab_status syntax(struct ab_json_arena *a, const char *what)
 
 static void skip_ws(struct ab_json_arena *a)
 {
+    size_t from = a->pos;
+
+    if (from < a->len && a->text[from] > ' ') {
+        return; /* most tokens follow each other directly */
+    }
+
     while (a->pos < a->len) {
         unsigned char c = a->text[a->pos];
 
@@ -425,6 +448,7 @@ static void skip_ws(struct ab_json_arena *a)
         }
         a->pos++;
     }
+    a->ws += a->pos - from;
 }
 
 static int hexval(unsigned char c)
@@ -512,6 +536,33 @@ static size_t plain_run(const unsigned char *t, size_t i, size_t end)
     return i;
 }
 
+/* As plain_run(), also stopping at a quote: from t[i], the end of the run
+ * of printable ASCII but the backslash and the quote. */
+static size_t plain_run_q(const unsigned char *t, size_t i, size_t end)
+{
+    const uint64_t ones = 0x0101010101010101u;
+    const uint64_t high = 0x8080808080808080u;
+
+    while (i + 8 <= end) {
+        uint64_t x;
+        uint64_t bs;
+        uint64_t qt;
+
+        memcpy(&x, t + i, 8);
+        bs = x ^ (ones * '\\');
+        qt = x ^ (ones * '"');
+        if (((x | ((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs) | ((qt - ones) & ~qt)) & high) !=
+            0) {
+            break;
+        }
+        i += 8;
+    }
+    while (i < end && t[i] >= 0x20 && t[i] < 0x80 && t[i] != '\\' && t[i] != '"') {
+        i++;
+    }
+    return i;
+}
+
 static bool read_string(struct ab_json_arena *a, char **out, size_t *outlen)
 {
     const unsigned char *t = a->text;
@@ -523,6 +574,21 @@ static bool read_string(struct ab_json_arena *a, char **out, size_t *outlen)
     size_t n = 0;
 
     *out = NULL;
+    /* the common case: plain ASCII up to the closing quote, copied at once */
+    end = plain_run_q(t, start, a->len);
+    if (end < a->len && t[end] == '"' && end > start) {
+        buf = arena_alloc(a, end - start + 1, 1);
+        if (!buf) {
+            return false;
+        }
+        memcpy(buf, t + start, end - start);
+        buf[end - start] = '\0';
+        a->pos = end + 1;
+        *out = buf;
+        *outlen = end - start;
+        return true;
+    }
+    end = start;
     /* find the closing quote first: the text is at most that long */
     for (;;) {
         const unsigned char *q;
@@ -742,22 +808,37 @@ static bool intern_get(struct ab_json_arena *a, const unsigned char *s, size_t n
 /* Reads the number at pos. NULL: content error (salvage) or hard error. */
 static yajl_val read_number(struct ab_json_arena *a, bool *ok)
 {
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     const unsigned char *t = a->text;
     size_t start = a->pos;
     size_t p = start;
     bool is_int = true;
+    bool neg = false;
+    uint64_t m = 0;    /* the digits, while there are at most 19 */
+    size_t digits = 0; /* of the integer part and the fraction */
+    size_t frac = 0;   /* of the fraction */
+    long exp10 = 0;    /* the exponent as written, capped */
+    bool exp_neg = false;
     yajl_val v;
     yajl_val *slot;
     char *end;
 
     *ok = false;
     if (p < a->len && t[p] == '-') {
+        neg = true;
         p++;
     }
     if (p < a->len && t[p] == '0') {
         p++;
+        digits++;
     } else if (p < a->len && t[p] >= '1' && t[p] <= '9') {
         while (p < a->len && t[p] >= '0' && t[p] <= '9') {
+            if (digits < 19) {
+                m = m * 10 + (uint64_t)(t[p] - '0');
+            }
+            digits++;
             p++;
         }
     } else {
@@ -774,6 +855,11 @@ static yajl_val read_number(struct ab_json_arena *a, bool *ok)
             return NULL;
         }
         while (p < a->len && t[p] >= '0' && t[p] <= '9') {
+            if (digits < 19) {
+                m = m * 10 + (uint64_t)(t[p] - '0');
+            }
+            digits++;
+            frac++;
             p++;
         }
     }
@@ -781,6 +867,7 @@ static yajl_val read_number(struct ab_json_arena *a, bool *ok)
         is_int = false;
         p++;
         if (p < a->len && (t[p] == '+' || t[p] == '-')) {
+            exp_neg = t[p] == '-';
             p++;
         }
         if (p >= a->len || t[p] < '0' || t[p] > '9') {
@@ -789,6 +876,9 @@ static yajl_val read_number(struct ab_json_arena *a, bool *ok)
             return NULL;
         }
         while (p < a->len && t[p] >= '0' && t[p] <= '9') {
+            if (exp10 < 100000) {
+                exp10 = exp10 * 10 + (t[p] - '0');
+            }
             p++;
         }
     }
@@ -809,12 +899,32 @@ static yajl_val read_number(struct ab_json_arena *a, bool *ok)
     v->u.number.r = (char *)v + NUMBER_SZ;
     memcpy(v->u.number.r, t + start, p - start);
     v->u.number.r[p - start] = '\0';
-    if (is_int) {
+    if (is_int && digits <= 18) {
+        /* fits int64 as it was read */
+        v->u.number.i = neg ? -(long long)m : (long long)m;
+        v->u.number.flags |= YAJL_NUMBER_INT_VALID;
+    } else if (is_int) {
         errno = 0;
         v->u.number.i = strtoll(v->u.number.r, &end, 10);
         if (errno == 0 && *end == '\0') {
             v->u.number.flags |= YAJL_NUMBER_INT_VALID;
         }
+    }
+    exp10 = (exp_neg ? -exp10 : exp10) - (long)frac;
+    if (digits <= 15 && exp10 >= -22 && exp10 <= 22) {
+        /* Clinger's fast path: the digits and the power of ten are exact
+         * doubles, so one multiplication or division rounds as strtod
+         * does */
+        double d = (double)m;
+
+        d = exp10 < 0 ? d / pow10[-exp10] : d * pow10[exp10];
+        v->u.number.d = neg ? -d : d;
+        v->u.number.flags |= YAJL_NUMBER_DOUBLE_VALID;
+        if (slot) {
+            *slot = v;
+        }
+        *ok = true;
+        return v;
     }
     errno = 0;
     v->u.number.d = strtod(v->u.number.r, &end);
@@ -981,6 +1091,15 @@ static yajl_val close_container(struct ab_json_arena *a)
         v->u.array.len = n;
         memcpy(v->u.array.values, a->stack + f->first, n * sizeof(void *));
     }
+    if (a->depth <= SPAN_DEPTH && a->nspans < SPAN_KEEP && n > 0) {
+        struct span *sp = &a->spans[a->nspans++];
+
+        /* pos is past the closing bracket */
+        sp->node = v;
+        sp->start = f->start;
+        sp->end = a->pos;
+        sp->ws = a->ws - f->ws;
+    }
     a->nstack = f->first;
     a->depth--;
     return v;
@@ -1010,6 +1129,7 @@ static bool open_container(struct ab_json_arena *a, yajl_type t)
     f->type = t;
     f->first = a->nstack;
     f->start = a->pos;
+    f->ws = a->ws;
     a->pos++;
     return true;
 }
@@ -1183,6 +1303,8 @@ yajl_val ab_json_parse_ex(struct ab_json_arena *a, const char *text, size_t len,
     a->nstack = 0;
     a->depth = 0;
     a->values = 0;
+    a->ws = 0;
+    a->nspans = 0;
     a->doc_bytes = 0;
     a->gen++;
     if (a->gen == 0) {
@@ -1209,6 +1331,22 @@ yajl_val ab_json_parse_ex(struct ab_json_arena *a, const char *text, size_t len,
     }
     a->text = NULL;
     return a->failed ? NULL : v;
+}
+
+bool ab_json_arena_span(const struct ab_json_arena *a, yajl_val v, size_t *off, size_t *len,
+                        bool *compact)
+{
+    size_t i;
+
+    for (i = 0; v && i < a->nspans; i++) {
+        if (a->spans[i].node == v) {
+            *off = a->spans[i].start;
+            *len = a->spans[i].end - a->spans[i].start;
+            *compact = a->spans[i].ws == 0;
+            return true;
+        }
+    }
+    return false;
 }
 
 yajl_val ab_json_parse_arena(struct ab_json_arena *a, const char *text, size_t len,

@@ -1048,6 +1048,44 @@ const char *ab_record_data_text(const char *line, size_t len, size_t *data_len)
     return line + at;
 }
 
+bool ab_mapping_verbatim(const struct ab_mapping *m, yajl_val data, const char *extra_key,
+                         const char *extra_val)
+{
+    bool extra_found = !(extra_key && extra_val);
+    size_t i;
+
+    if (!m->identity || !data || data->type != yajl_t_object) {
+        return false;
+    }
+    for (i = 0; i < data->u.object.len; i++) {
+        const char *k = data->u.object.keys[i];
+
+        if (k[0] == '_' && is_airbyte_field(k)) {
+            return false;
+        }
+        if (!extra_found && k[0] == extra_key[0] && strcmp(k, extra_key) == 0) {
+            if (ab_json_is_null(data->u.object.values[i])) {
+                return false; /* the extra value replaces it */
+            }
+            extra_found = true;
+        }
+    }
+    return extra_found;
+}
+
+enum ab_status ab_mapping_write_span(const struct ab_mapping *m, yajl_val data, const char *text,
+                                     size_t len, bool compact, const char *extra_key,
+                                     const char *extra_val, struct ab_buf *out, bool *verbatim,
+                                     struct ab_error *err)
+{
+    *verbatim = false;
+    if (text && compact && ab_mapping_verbatim(m, data, extra_key, extra_val)) {
+        *verbatim = true;
+        return ab_buf_add(out, text, len, err);
+    }
+    return ab_mapping_write_text(m, data, text, len, extra_key, extra_val, out, err);
+}
+
 enum ab_status ab_mapping_write_text(const struct ab_mapping *m, yajl_val data, const char *text,
                                      size_t len, const char *extra_key, const char *extra_val,
                                      struct ab_buf *out, struct ab_error *err)

@@ -367,7 +367,20 @@ static enum ab_status on_record(struct ab_driver *d, struct ab_msg *msg, const c
     rec.lineno = lineno;
     rec.data = msg->data;
     rec.deleted = !ab_json_is_null(ab_json_get(msg->data, "_ab_cdc_deleted_at"));
-    rec.data_text = ab_record_data_text(line, len, &rec.data_len);
+    {
+        size_t off;
+        bool compact;
+
+        /* where the parser saw record.data; else found by a scan */
+        if (ab_json_arena_span(d->arena, msg->data, &off, &rec.data_len, &compact) &&
+            off + rec.data_len <= len) {
+            rec.data_text = line + off;
+            rec.data_compact = compact;
+        } else {
+            rec.data_text = ab_record_data_text(line, len, &rec.data_len);
+            rec.data_compact = false;
+        }
+    }
     return d->dops->record(d->self, &rec, err);
 }
 
@@ -604,6 +617,14 @@ static enum ab_status handle_load_line(struct ab_driver *d, const char *line, si
         rec.deleted = !ab_json_is_null(ab_json_get(v, "_ab_cdc_deleted_at"));
         rec.data_text = line; /* the line is the record */
         rec.data_len = len;
+        rec.data_compact = false;
+        {
+            size_t off;
+
+            if (ab_json_arena_span(d->arena, v, &off, &rec.data_len, &rec.data_compact)) {
+                rec.data_text = line + off;
+            }
+        }
         opened = ab_ckpt_units_opened(d->ck);
         ab_rejlimit_record(d->rejlimit, 0);
         rc = d->dops->record(d->self, &rec, err);

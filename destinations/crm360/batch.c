@@ -15,15 +15,35 @@
 
 /* ---- batches ------------------------------------------------------------- */
 
+/* Batches answered for good keep their buffers in a pool for the next ones,
+ * as many as can be alive at once (max_in_flight + CRM_QUEUED_MAX sealed,
+ * one open per object and operation): the heap does not churn through
+ * blocks of a batch's size, whose changing sizes would fragment it. */
+static size_t pool_cap(const struct crm_dest *c)
+{
+    return c->max_in_flight + CRM_QUEUED_MAX + CRM_NOBJECTS * CRM_NOPS;
+}
+
+static void batch_destroy(struct crm_batch *b)
+{
+    ab_buf_release(&b->body);
+    ab_buf_release(&b->received);
+    free(b->recs);
+    free(b);
+}
+
 void crm_batch_free(struct crm_batch *b)
 {
+    struct crm_dest *c;
+
     if (!b) {
         return;
     }
+    c = b->owner;
     if (b->live_prev) {
         b->live_prev->live_next = b->live_next;
-    } else if (b->owner->live == b) {
-        b->owner->live = b->live_next;
+    } else if (c->live == b) {
+        c->live = b->live_next;
     }
     if (b->live_next) {
         b->live_next->live_prev = b->live_prev;
@@ -31,16 +51,58 @@ void crm_batch_free(struct crm_batch *b)
     if (b->shares && --*b->shares == 0) {
         free(b->shares);
     }
-    ab_buf_release(&b->body);
-    ab_buf_release(&b->received);
-    free(b->recs);
-    free(b);
+    if (c->npool >= pool_cap(c)) {
+        batch_destroy(b);
+        return;
+    }
+    b->next = c->pool;
+    c->pool = b;
+    c->npool++;
+}
+
+void crm_pool_free(struct crm_dest *c)
+{
+    struct crm_batch *b;
+
+    while ((b = c->pool) != NULL) {
+        c->pool = b->next;
+        batch_destroy(b);
+    }
+    c->npool = 0;
+}
+
+/* A batch from the pool (its buffers emptied, their memory kept), or a new
+ * one. */
+static struct crm_batch *batch_alloc(struct crm_dest *c)
+{
+    struct crm_batch *b = c->pool;
+    struct crm_batch keep;
+
+    if (!b) {
+        b = calloc(1, sizeof(*b));
+        if (b) {
+            ab_buf_init(&b->body, c->max_bytes + 64);
+            ab_buf_init(&b->received, AB_BUF_UNBOUNDED);
+        }
+        return b;
+    }
+    c->pool = b->next;
+    c->npool--;
+    keep = *b;
+    memset(b, 0, sizeof(*b));
+    b->body = keep.body;
+    b->received = keep.received;
+    b->recs = keep.recs;
+    b->cap = keep.cap;
+    ab_buf_reset(&b->body);
+    ab_buf_reset(&b->received);
+    return b;
 }
 
 struct crm_batch *crm_batch_new(struct crm_dest *c, enum crm_object obj, enum crm_op op,
                                 struct ab_error *err)
 {
-    struct crm_batch *b = calloc(1, sizeof(*b));
+    struct crm_batch *b = batch_alloc(c);
 
     if (!b) {
         ab_error_set(err, AB_ERR_NOMEM, "out of memory");
@@ -50,8 +112,6 @@ struct crm_batch *crm_batch_new(struct crm_dest *c, enum crm_object obj, enum cr
     b->obj = obj;
     b->op = op;
     b->id = ++c->next_batch_id;
-    ab_buf_init(&b->body, c->max_bytes + 64);
-    ab_buf_init(&b->received, AB_BUF_UNBOUNDED);
     if (ab_buf_adds(&b->body, "{\"records\":[", err) != AB_OK) {
         crm_batch_free(b);
         return NULL;
@@ -177,8 +237,10 @@ static enum ab_status record_result(struct crm_dest *c, struct crm_batch *b, siz
                                       .seq = r->seq,
                                       .lineno = r->lineno,
                                       .rejected_by = "target",
-                                      .received = b->received.data + r->roff,
-                                      .received_len = r->rlen,
+                                      .received = r->roff == CRM_AS_SENT
+                                                      ? b->body.data + r->off
+                                                      : b->received.data + r->roff,
+                                      .received_len = r->roff == CRM_AS_SENT ? r->len : r->rlen,
                                       .sent = b->body.data + r->off,
                                       .sent_len = r->len,
                                       .errors_json = errs.data,
@@ -275,7 +337,7 @@ static void queue_front(struct crm_dest *c, struct crm_batch *b)
 static struct crm_batch *batch_slice(struct crm_dest *c, struct crm_batch *b, size_t lo, size_t hi,
                                      struct ab_error *err)
 {
-    struct crm_batch *s = calloc(1, sizeof(*s));
+    struct crm_batch *s = batch_alloc(c);
     enum ab_status rc;
     size_t i;
 
@@ -293,14 +355,17 @@ static struct crm_batch *batch_slice(struct crm_dest *c, struct crm_batch *b, si
     s->shares = b->shares;
     ++*s->shares;
     live_add(c, s);
-    s->recs = malloc((hi - lo) * sizeof(*s->recs));
-    if (!s->recs) {
-        crm_batch_free(s);
-        ab_error_set(err, AB_ERR_NOMEM, "out of memory");
-        return NULL;
+    if (s->cap < hi - lo) {
+        struct crm_rec *p = realloc(s->recs, (hi - lo) * sizeof(*s->recs));
+
+        if (!p) {
+            crm_batch_free(s);
+            ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+        s->recs = p;
+        s->cap = hi - lo;
     }
-    s->cap = hi - lo;
-    ab_buf_init(&s->body, c->max_bytes + 64);
     rc = ab_buf_adds(&s->body, "{\"records\":[", err);
     for (i = lo; i < hi && rc == AB_OK; i++) {
         struct crm_rec *r = &s->recs[s->n];
@@ -312,6 +377,10 @@ static struct crm_batch *batch_slice(struct crm_dest *c, struct crm_batch *b, si
         r->off = s->body.len;
         if (rc == AB_OK) {
             rc = ab_buf_add(&s->body, b->body.data + b->recs[i].off, b->recs[i].len, err);
+        }
+        if (rc == AB_OK && r->roff != CRM_AS_SENT) {
+            r->roff = s->received.len;
+            rc = ab_buf_add(&s->received, b->received.data + b->recs[i].roff, r->rlen, err);
         }
         s->n++;
     }

@@ -21,12 +21,14 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
     struct crm_batch *b;
     struct crm_rec *r;
     enum ab_status rc;
+    bool verbatim = false;
 
     ab_buf_reset(&c->scratch);
     ab_buf_reset(&c->errors);
-    rc = crm_build_record(m, rec->data, rec->data_text, rec->data_len, c->brand, op, &c->scratch,
-                          &c->errors, err);
-    if (rc == AB_OK && obj == CRM_CUSTOMERS && op == CRM_UPSERT) {
+    rc = crm_build_record(m, rec->data, rec->data_text, rec->data_len, rec->data_compact, c->brand,
+                          op, &c->scratch, &verbatim, &c->errors, err);
+    if (rc == AB_OK && obj == CRM_CUSTOMERS && op == CRM_UPSERT && c->gens[rec->stream].tag[0]) {
+        verbatim = false; /* the generation tag changes the record */
         rc = crm_tag_record(c, rec->stream, &c->scratch, err);
     }
     if (rc == AB_OK && c->scratch.len + 16 > c->max_bytes) {
@@ -101,11 +103,16 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
     if (rc == AB_OK) {
         rc = ab_buf_add(&b->body, c->scratch.data, c->scratch.len, err);
     }
-    r->roff = b->received.len;
-    if (rc == AB_OK) {
-        rc = ab_json_write(&b->received, rec->data, err);
+    if (verbatim) {
+        r->roff = CRM_AS_SENT; /* what went out is the data as it came */
+        r->rlen = 0;
+    } else {
+        r->roff = b->received.len;
+        if (rc == AB_OK) {
+            rc = ab_json_write(&b->received, rec->data, err);
+        }
+        r->rlen = b->received.len - r->roff;
     }
-    r->rlen = b->received.len - r->roff;
     if (rc == AB_OK) {
         rc = ab_ckpt_unit_add(c->ck, b->unit, rec->stream, rec->seq, err);
     }
@@ -127,7 +134,7 @@ static bool crm_busy(const void *self)
 {
     const struct crm_dest *c = self;
 
-    return c->queued + c->in_flight >= 2 * c->max_in_flight;
+    return c->queued + c->in_flight >= c->max_in_flight + CRM_QUEUED_MAX;
 }
 
 static enum ab_status crm_flush(void *self, bool final, struct ab_error *err)
@@ -259,6 +266,7 @@ static void crm_close(void *self)
             crm_batch_free(c->open[o][op]);
         }
     }
+    crm_pool_free(c);
     for (i = 0; i < c->nextra; i++) {
         free(c->extra_maps[i].stream);
         free(c->extra_maps[i].object);
@@ -272,6 +280,7 @@ static void crm_close(void *self)
     ab_buf_release(&c->scratch);
     ab_buf_release(&c->errors);
     ab_buf_release(&c->tagged);
+    ab_json_arena_free(c->tag_arena);
     ab_json_arena_free(c->answers);
     free(c);
 }

@@ -48,10 +48,13 @@ void crm_idempotency_key(int64_t sync_id, enum crm_object o, enum crm_op op, con
  * time) is AB_ERR_REJECTED, with a JSON array of {"field","code","message"}
  * in errors (appended), and out is left as it was.
  * text/len (may be NULL/0): data's JSON text as read, whose bytes an upsert
- * through an identity mapping copies (ab_mapping_write_text()).
+ * through an identity mapping copies (ab_mapping_write_span(), compact: the
+ * text holds no whitespace outside strings). *verbatim (verbatim may be
+ * NULL) is set when what was appended to out is exactly text.
  */
 enum ab_status crm_build_record(const struct ab_mapping *m, yajl_val data, const char *text,
-                                size_t len, const char *brand, enum crm_op op, struct ab_buf *out,
-                                struct ab_buf *errors, struct ab_error *err);
+                                size_t len, bool compact, const char *brand, enum crm_op op,
+                                struct ab_buf *out, bool *verbatim, struct ab_buf *errors,
+                                struct ab_error *err);
 
 #endif

@@ -46,9 +46,18 @@ struct crm_rec {
     size_t stream;
     size_t off; /* of the record's text within the body */
     size_t len;
-    size_t roff; /* of the record as received within received */
+    size_t roff; /* of the record as received within received; CRM_AS_SENT: */
     size_t rlen;
 };
+
+/* Input is read while fewer than max_in_flight + CRM_QUEUED_MAX sealed
+ * batches are queued or on the wire: enough waiting to refill every slot
+ * freed by an answer, and no more batches held than that. */
+#define CRM_QUEUED_MAX 2
+
+/* roff of a record received as it was sent (its data's bytes unchanged):
+ * the body holds it, received does not. */
+#define CRM_AS_SENT SIZE_MAX
 
 struct crm_batch {
     struct crm_dest *owner;
@@ -135,12 +144,15 @@ struct crm_dest {
     struct ab_buf scratch;
     struct ab_buf errors;
     struct ab_json_arena *answers; /* batch answers are parsed here */
+    struct crm_batch *pool;        /* freed batches, their buffers kept (batch.c) */
+    size_t npool;
 
     struct crm_gen *gens; /* per catalog stream */
     size_t refreshing;    /* truncating customers streams */
     bool final;           /* the final flush was asked for */
     struct crm_sweep *sweep;
     struct ab_buf tagged;
+    struct ab_json_arena *tag_arena; /* a built record is parsed here to be tagged */
 };
 
 /* wire.c: the names of per-record results and of the objects (NULL-ended). */
@@ -157,7 +169,10 @@ enum ab_status crm_add_problem(struct ab_buf *errors, const char *field, const c
 /* batch.c: batches, their requests and answers. */
 struct crm_batch *crm_batch_new(struct crm_dest *c, enum crm_object obj, enum crm_op op,
                                 struct ab_error *err);
+/* Returns b to the pool of its destination (or frees it when the pool is
+ * full); crm_pool_free() frees the pool. */
 void crm_batch_free(struct crm_batch *b);
+void crm_pool_free(struct crm_dest *c);
 /* Sends what can be sent: sealed batches, as far as max_in_flight and the
  * orders-after-customers rule allow. */
 void crm_pump(struct crm_dest *c);

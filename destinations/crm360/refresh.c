@@ -177,12 +177,52 @@ enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *
     if (!g->tag[0]) {
         return AB_OK;
     }
-    v = ab_json_parse(rec->data, rec->len, err);
+    if (!c->tag_arena) {
+        c->tag_arena = ab_json_arena_new(err);
+        if (!c->tag_arena) {
+            return err->code;
+        }
+    }
+    ab_json_arena_reset(c->tag_arena);
+    v = ab_json_parse_arena(c->tag_arena, rec->data, rec->len, err);
     if (!v) {
         return err->code;
     }
     AB_ASSERT(v->type == yajl_t_object);
     ab_buf_reset(&c->tagged);
+    /* Most records: the other members are copied as they are, only the tag
+     * list is written (the record is compact JSON built by crm_build_record) */
+    {
+        yajl_val tags = ab_json_get(v, "tags");
+        size_t off;
+        size_t len;
+        bool compact;
+
+        if (!tags && rec->len >= 2 && rec->data[rec->len - 1] == '}') {
+            rc = ab_buf_add(&c->tagged, rec->data, rec->len - 1, err);
+            if (rc == AB_OK) {
+                rc = ab_buf_adds(&c->tagged, v->u.object.len ? ",\"tags\":" : "\"tags\":", err);
+            }
+            if (rc == AB_OK) {
+                rc = write_tags(&c->tagged, NULL, g, err);
+            }
+            if (rc == AB_OK) {
+                rc = ab_buf_addc(&c->tagged, '}', err);
+            }
+            goto done;
+        }
+        if (tags && tags->type == yajl_t_array &&
+            ab_json_arena_span(c->tag_arena, tags, &off, &len, &compact)) {
+            rc = ab_buf_add(&c->tagged, rec->data, off, err);
+            if (rc == AB_OK) {
+                rc = write_tags(&c->tagged, tags, g, err);
+            }
+            if (rc == AB_OK) {
+                rc = ab_buf_add(&c->tagged, rec->data + off + len, rec->len - off - len, err);
+            }
+            goto done;
+        }
+    }
     rc = ab_buf_addc(&c->tagged, '{', err);
     for (i = 0; i < v->u.object.len && rc == AB_OK; i++) {
         const char *k = v->u.object.keys[i];
@@ -214,7 +254,7 @@ enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *
     if (rc == AB_OK) {
         rc = ab_buf_addc(&c->tagged, '}', err);
     }
-    ab_json_free(v);
+done:
     if (rc == AB_OK) {
         struct ab_buf t = *rec;
 

@@ -189,12 +189,14 @@ static enum ab_status build_delete(const struct ab_mapping *m, yajl_val data, co
 }
 
 enum ab_status crm_build_record(const struct ab_mapping *m, yajl_val data, const char *text,
-                                size_t len, const char *brand, enum crm_op op, struct ab_buf *out,
-                                struct ab_buf *errors, struct ab_error *err)
+                                size_t len, bool compact, const char *brand, enum crm_op op,
+                                struct ab_buf *out, bool *verbatim, struct ab_buf *errors,
+                                struct ab_error *err)
 {
     size_t mark = out->len;
     size_t emark = errors->len;
     bool bad = false;
+    bool same = false;
     enum ab_status rc;
 
     if (op == CRM_DELETE) {
@@ -207,8 +209,12 @@ enum ab_status crm_build_record(const struct ab_mapping *m, yajl_val data, const
             rc = check_brand(br, brand, errors, &bad, err);
         }
         if (rc == AB_OK && !bad) {
-            rc = ab_mapping_write_text(m, data, text, len, "brand", brand, out, err);
+            rc =
+                ab_mapping_write_span(m, data, text, len, compact, "brand", brand, out, &same, err);
         }
+    }
+    if (verbatim) {
+        *verbatim = same && rc == AB_OK && !bad;
     }
     if (rc != AB_OK) {
         ab_buf_truncate(out, mark);

@@ -410,6 +410,7 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
     struct shp_import *imp;
     struct shp_rec_meta meta;
     enum ab_status rc;
+    bool verbatim;
     char msg[512];
     char src[300];
 
@@ -419,8 +420,8 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
         return reject_local(s, rec, "sku", "missing_field", msg, err);
     }
     ab_buf_reset(&s->item);
-    rc = ab_mapping_write_text(st->map, rec->data, rec->data_text, rec->data_len, NULL, NULL,
-                               &s->item, err);
+    rc = ab_mapping_write_span(st->map, rec->data, rec->data_text, rec->data_len, rec->data_compact,
+                               NULL, NULL, &s->item, &verbatim, err);
     if (rc == AB_ERR_REJECTED) {
         return reject_local(s, rec, "", "invalid_type", err->message, err);
     }

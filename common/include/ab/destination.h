@@ -38,6 +38,7 @@ struct ab_record {
     bool deleted;          /* data has a non-null "_ab_cdc_deleted_at" */
     const char *data_text; /* data's JSON text as read, or NULL (ab_mapping_write_text()) */
     size_t data_len;
+    bool data_compact; /* data_text has no whitespace outside strings */
 };
 
 struct ab_destination_ops {

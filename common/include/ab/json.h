@@ -82,6 +82,15 @@ void ab_json_arena_reset(struct ab_json_arena *a);
 void ab_json_arena_set_limits(struct ab_json_arena *a, const struct ab_json_limits *l);
 /* Memory the last document took from the arena (blocks, stack, tables). */
 size_t ab_json_arena_doc_bytes(const struct ab_json_arena *a);
+/* Where v, an object or array of the last document parsed into a, lies in
+ * that document's text: *off and *len of its bytes, brackets included, and
+ * *compact when no whitespace outside strings lies within. Known for the
+ * non-empty containers nested at most three deep (the root, the values of
+ * its members or items, theirs: a RECORD line's record and record.data),
+ * the first eight of a document; false for any other value, and after a
+ * reset. */
+bool ab_json_arena_span(const struct ab_json_arena *a, yajl_val v, size_t *off, size_t *len,
+                        bool *compact);
 /* Strict parse into the arena; NULL on any error (err says why). */
 yajl_val ab_json_parse_arena(struct ab_json_arena *a, const char *text, size_t len,
                              struct ab_error *err);

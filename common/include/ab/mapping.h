@@ -122,6 +122,23 @@ enum ab_status ab_mapping_write_text(const struct ab_mapping *m, yajl_val data, 
                                      size_t len, const char *extra_key, const char *extra_val,
                                      struct ab_buf *out, struct ab_error *err);
 
+/* True when the record goes out as it came for mapping m: an identity
+ * mapping, data an object without _ab_* and _airbyte_* members, and, when
+ * extra_key and extra_val are set, a non-null extra_key member in data. */
+bool ab_mapping_verbatim(const struct ab_mapping *m, yajl_val data, const char *extra_key,
+                         const char *extra_val);
+
+/* As ab_mapping_write_text(), told also whether text is compact (holds no
+ * whitespace outside strings, see ab_json_arena_span()). A compact text of a
+ * record that goes out as it came (ab_mapping_verbatim()) is copied as one
+ * block and *verbatim is set: out then holds exactly text, the bytes
+ * ab_mapping_write_text() would write for it unless a member name holds an
+ * escape (then that writes the name unescaped; the values are the same). */
+enum ab_status ab_mapping_write_span(const struct ab_mapping *m, yajl_val data, const char *text,
+                                     size_t len, bool compact, const char *extra_key,
+                                     const char *extra_val, struct ab_buf *out, bool *verbatim,
+                                     struct ab_error *err);
+
 /* The text of record.data in a RECORD line (len bytes, accepted by the
  * strict intake), *data_len its length; NULL when it is not found under
  * those plain member names (then only the parsed tree can say). Borrowed

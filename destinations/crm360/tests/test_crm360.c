@@ -111,12 +111,28 @@ static const char *const batch_lines[] = {
     "\"C-3\" , \"tags\" : [ \"a b\" , true , null ] } , \"stream\" : \"customers\" } }",
     "{\"type\":\"RECORD\",\"record\":{\"stream\":\"customers\",\"data\":{\"\\u005fab_z\":1,"
     "\"external_id\":\"C-4\"}}}",
+    /* sent as they came: compact, a brand, no top-level Airbyte member */
+    "{\"type\":\"RECORD\",\"record\":{\"stream\":\"customers\",\"data\":{\"external_id\":"
+    "\"C-5\",\"brand\":\"b\",\"s\":\"\\u00e9 \\\"q\\\" \\/ ação 😀\",\"n\":-1.50e+300,"
+    "\"o\":{\"_ab_nested\":[{},[]]}},\"emitted_at\":1}}",
+    "{ \"type\" : \"RECORD\" , \"record\" : {\"data\":{\"brand\":\"b\",\"external_id\":\"C-6\","
+    "\"big\":123456789012345678901234567890}, \"stream\" : \"customers\" } }",
 };
 
-/* Builds the batch body of batch_lines (byte path when lines, else the tree
- * path), each line parsed anew; returns its idempotency key in key. */
-static void build_batch(bool lines, struct ab_buf *body, char *key)
+enum build_path {
+    PATH_TREE,  /* parse and serialise */
+    PATH_BYTES, /* data found by a scan of the line, its members copied */
+    PATH_SPAN   /* as the driver does: data where the parser saw it, copied at
+                 * once when it goes out as it came */
+};
+
+/* Builds the batch body of batch_lines by path, each line parsed anew;
+ * returns its idempotency key in key and how many records went out as
+ * they came in *verbatim. */
+static void build_batch(enum build_path path, struct ab_buf *body, char *key, size_t *verbatim)
 {
+    bool lines = path != PATH_TREE;
+    struct ab_json_arena *arena;
     static const char *const objects[] = {"customers", "orders", NULL};
     struct ab_mappings maps;
     const struct ab_mapping *m;
@@ -127,30 +143,46 @@ static void build_batch(bool lines, struct ab_buf *body, char *key)
     memset(&maps, 0, sizeof(maps));
     ab_error_init(&err);
     ab_buf_init(&errors, AB_BUF_UNBOUNDED);
+    arena = ab_json_arena_new(&err);
+    assert_non_null(arena);
+    *verbatim = 0;
     assert_int_equal(ab_mappings_parse(&maps, NULL, objects, &err), AB_OK);
     m = ab_mappings_resolve(&maps, "customers", NULL, objects, &err);
     assert_non_null(m);
     assert_int_equal(ab_buf_adds(body, "{\"records\":[", &err), AB_OK);
     for (i = 0; i < sizeof(batch_lines) / sizeof(batch_lines[0]); i++) {
         const char *line = batch_lines[i];
-        yajl_val root = ab_json_parse(line, strlen(line), &err);
-        yajl_val data = ab_json_get(ab_json_get(root, "record"), "data");
+        yajl_val root;
+        yajl_val data;
+        size_t text_len = 0;
+        const char *text = NULL;
+        bool compact = false;
+        bool same = false;
 
+        ab_json_arena_reset(arena);
+        root = ab_json_parse_arena(arena, line, strlen(line), &err);
+        data = ab_json_get(ab_json_get(root, "record"), "data");
         assert_non_null(data);
         if (i) {
             assert_int_equal(ab_buf_addc(body, ',', &err), AB_OK);
         }
-        size_t text_len = 0;
-        const char *text = lines ? ab_record_data_text(line, strlen(line), &text_len) : NULL;
+        if (path == PATH_BYTES) {
+            text = ab_record_data_text(line, strlen(line), &text_len);
+        } else if (path == PATH_SPAN) {
+            size_t off;
 
+            assert_true(ab_json_arena_span(arena, data, &off, &text_len, &compact));
+            text = line + off;
+        }
         assert_true(text || !lines);
-        assert_int_equal(
-            crm_build_record(m, data, text, text_len, "dflt", CRM_UPSERT, body, &errors, &err),
-            AB_OK);
-        ab_json_free(root);
+        assert_int_equal(crm_build_record(m, data, text, text_len, compact, "dflt", CRM_UPSERT,
+                                          body, &same, &errors, &err),
+                         AB_OK);
+        *verbatim += same;
     }
     assert_int_equal(ab_buf_adds(body, "]}", &err), AB_OK);
     crm_idempotency_key(42, CRM_CUSTOMERS, CRM_UPSERT, body->data, body->len, key);
+    ab_json_arena_free(arena);
     ab_buf_release(&errors);
     ab_mappings_release(&maps);
 }
@@ -160,6 +192,11 @@ static void test_byte_path_bodies_and_keys(void **state)
     char k1[CRM_IDEMPOTENCY_KEY_SIZE];
     char k2[CRM_IDEMPOTENCY_KEY_SIZE];
     char kt[CRM_IDEMPOTENCY_KEY_SIZE];
+    char ks[CRM_IDEMPOTENCY_KEY_SIZE];
+    char ks2[CRM_IDEMPOTENCY_KEY_SIZE];
+    size_t verbatim[5];
+    struct ab_buf bs;
+    struct ab_buf bs2;
     struct ab_buf b1;
     struct ab_buf b2;
     struct ab_buf bt;
@@ -176,9 +213,24 @@ static void test_byte_path_bodies_and_keys(void **state)
     ab_buf_init(&bt, AB_BUF_UNBOUNDED);
     ab_buf_init(&canon1, AB_BUF_UNBOUNDED);
     ab_buf_init(&canont, AB_BUF_UNBOUNDED);
-    build_batch(true, &b1, k1);
-    build_batch(true, &b2, k2);
-    build_batch(false, &bt, kt);
+    ab_buf_init(&bs, AB_BUF_UNBOUNDED);
+    ab_buf_init(&bs2, AB_BUF_UNBOUNDED);
+    build_batch(PATH_BYTES, &b1, k1, &verbatim[0]);
+    build_batch(PATH_BYTES, &b2, k2, &verbatim[1]);
+    build_batch(PATH_TREE, &bt, kt, &verbatim[2]);
+    build_batch(PATH_SPAN, &bs, ks, &verbatim[3]);
+    build_batch(PATH_SPAN, &bs2, ks2, &verbatim[4]);
+    /* only the driver's path copies a record at once: the two compact ones */
+    assert_int_equal(verbatim[0] + verbatim[1] + verbatim[2], 0);
+    assert_int_equal(verbatim[3], 2);
+    assert_int_equal(verbatim[4], 2);
+    /* and its bodies, and so its keys, are those of the copying path */
+    assert_int_equal(bs.len, b1.len);
+    assert_memory_equal(bs.data, b1.data, b1.len);
+    assert_string_equal(ks, k1);
+    assert_int_equal(bs2.len, bs.len);
+    assert_memory_equal(bs2.data, bs.data, bs.len);
+    assert_string_equal(ks2, ks);
     /* the same input: the same body and key, so a rebuilt batch is recognised */
     assert_int_equal(b1.len, b2.len);
     assert_memory_equal(b1.data, b2.data, b1.len);
@@ -211,6 +263,8 @@ static void test_byte_path_bodies_and_keys(void **state)
     ab_buf_release(&bt);
     ab_buf_release(&canon1);
     ab_buf_release(&canont);
+    ab_buf_release(&bs);
+    ab_buf_release(&bs2);
 }
 
 struct build_case {
@@ -274,7 +328,8 @@ static void test_build_record_table(void **state)
         assert_non_null(data);
         ab_buf_init(&out, AB_BUF_UNBOUNDED);
         ab_buf_init(&errors, AB_BUF_UNBOUNDED);
-        rc = crm_build_record(m, data, NULL, 0, bc->brand, bc->op, &out, &errors, &err);
+        rc =
+            crm_build_record(m, data, NULL, 0, false, bc->brand, bc->op, &out, NULL, &errors, &err);
         if (rc != bc->rc) {
             fail_msg("case %zu: status %d, expected %d (%s)", i, rc, bc->rc, err.message);
         }
@@ -317,8 +372,9 @@ static void test_build_record_with_field_mapping(void **state)
     assert_string_equal(m->object, "customers");
     ab_buf_init(&out, AB_BUF_UNBOUNDED);
     ab_buf_init(&errors, AB_BUF_UNBOUNDED);
-    assert_int_equal(crm_build_record(m, data, NULL, 0, NULL, CRM_UPSERT, &out, &errors, &err),
-                     AB_OK);
+    assert_int_equal(
+        crm_build_record(m, data, NULL, 0, false, NULL, CRM_UPSERT, &out, NULL, &errors, &err),
+        AB_OK);
     assert_non_null(strstr(out.data, "\"external_id\":\"9\""));
     assert_non_null(strstr(out.data, "\"email\":\"x@y.br\""));
     assert_non_null(strstr(out.data, "\"brand\":\"m\""));
