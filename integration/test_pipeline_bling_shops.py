@@ -40,9 +40,12 @@ def expected(dump):
         for p in dump[stream]:
             item = {"brand": BRAND, "title": p["nome"], "description": p["descricaoCurta"],
                     "price": "%.2f" % p["preco"], "currency": "BRL",
-                    "active": p["situacao"] == "A"}
+                    "active": p["situacao"] == "A", "images": [p["imagemURL"]]}
             if stream == "variacoes":
                 item["parent_sku"] = str(p["variacao"]["produtoPai"]["id"])
+                pairs = dict(kv.split(":") for kv in p["variacao"]["nome"].split(";"))
+                item["attributes"] = {"size": pairs.pop("Tamanho"), "color": pairs.pop("Cor")}
+                assert not pairs, pairs  # the emulator's variations: size and colour
             products[str(p["id"])] = item
     inventory = {str(e["produto"]["id"]): int(e["saldoVirtualTotal"]) for e in dump["estoques"]}
     return products, inventory
@@ -153,6 +156,7 @@ class Pipeline(unittest.TestCase):
             self.assertEqual({f: got.get(f) for f in w}, w, sku)
             if "parent_sku" not in w:
                 self.assertNotIn("parent_sku", got, sku)
+                self.assertNotIn("attributes", got, sku)
         self.assertEqual({s: r["quantity"] for s, r in inventory.items()}, want_i)
         dead = self.wd.join("dead-letters.jsonl")
         self.assertFalse(os.path.exists(dead) and os.path.getsize(dead), "rejected records")
