@@ -170,6 +170,22 @@ class Reads(BlingCase):
             self.assertEqual(statuses, ["STARTED", "RUNNING", "COMPLETE"], s)
             final = [st for st in res.states if st["stream"]["stream_descriptor"]["name"] == s]
             self.assertEqual(final[-1]["stream"]["stream_state"], {}, s)
+        # one ESTIMATE per stream, before its records: the length of its list
+        # (produtos: its variations too, which come inside their parents)
+        for s in bh.STREAMS:
+            idx = [i for i, m in enumerate(res.messages) if m["type"] == "TRACE"
+                   and m["trace"]["type"] == "ESTIMATE"
+                   and m["trace"]["estimate"]["name"] == s]
+            self.assertEqual(len(idx), 1, s)
+            est = res.messages[idx[0]]["trace"]["estimate"]
+            self.assertEqual(est["type"], "STREAM")
+            n = len(bh.records(res.messages, s))
+            if s == "produtos":
+                n += len(bh.records(res.messages, "variacoes"))
+            self.assertEqual(est["row_estimate"], n, s)
+            first = min(i for i, m in enumerate(res.messages) if m["type"] == "RECORD"
+                        and m["record"]["stream"] == s)
+            self.assertLess(idx[0], first, s)
         # every record says the window it was read in (a full read: the run's start)
         ends = {r["_ab_window_end"] for r in bh.records(res.messages, raw=True)}
         self.assertEqual(len(ends), 1)
@@ -266,6 +282,16 @@ class Failures(BlingCase):
         self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
         self.ok = True
 
+    def test_wrong_client_secret_is_a_config_error(self):
+        cfg = bh.config(self.srv, client_secret="not-the-secret-000")
+        res = self.run_src("read", cfg, bh.catalog())
+        self.assertEqual(res.rc, 1, res.describe())
+        self.assertEqual(res.errors[0]["failure_type"], "config_error")
+        self.assertIn("invalid_client", res.errors[0]["message"])
+        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
+        self.assert_no_secret(res, "not-the-secret-000", bh.RT0)
+        self.ok = True
+
     def test_dead_refresh_token_is_a_config_error(self):
         cfg = bh.config(self.srv, refresh_token="rt-not-valid-000000")
         res = self.run_src("read", cfg, bh.catalog())
@@ -314,6 +340,35 @@ class Failures(BlingCase):
         res = self.run_src("check", bh.latest_config(res.messages, cfg), name="after")
         self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
                          "SUCCEEDED")
+        self.ok = True
+
+
+class DailyQuota(BlingCase):
+    emulator_args = {"contacts": 30, "products": 4, "orders": 10,
+                     "extra": ["--daily-quota", "12"]}
+
+    def test_the_daily_quota_ends_the_run_as_transient_error(self):
+        """Over the quota every request answers 429 until the next day:
+        retries spent, the run ends as a transient_error quoting Bling, after
+        the states of what was read (a later run resumes there)."""
+        cfg = bh.config(self.srv, page_size=5, max_retries=2)
+        res = self.run_src("read", cfg, bh.catalog({"contatos": "full_refresh"}))
+        self.assertEqual(res.rc, 1, res.describe())
+        self.assertEqual(res.errors[0]["failure_type"], "transient_error")
+        self.assertIn("HTTP 429", res.errors[0]["message"])
+        self.assertIn("TOO_MANY_REQUESTS", res.errors[0]["message"])
+        self.assertIn("diário", res.errors[0]["message"])
+        c = self.srv.get("/_admin/stats")["counters"]
+        self.assertEqual(c["quota_exceeded"], 3)  # the request and its 2 retries
+        # 12 requests: page 1, pages 2, 4, 8, 6, 7 (the list's end: 30
+        # contacts), 5 details, page 2; the states cover what was read
+        est = [m["trace"]["estimate"]["row_estimate"] for m in res.of_type("TRACE")
+               if m["trace"]["type"] == "ESTIMATE"]
+        self.assertEqual(est, [30])
+        self.assert_states_consistent(res)
+        resume = bh.last_states(res.messages)[0]["stream"]["stream_state"]["resume"]
+        self.assertEqual(resume["page"], 2)
+        self.assertEqual(len(bh.records(res.messages)), 5)
         self.ok = True
 
 

@@ -3,8 +3,8 @@
 the Bling and CRM360 emulators, with the shipped mapping
 (examples/bling-crm360/). What CRM360 holds equals what Bling holds, mapped;
 a second run, fed the destination's states and the source's rotated config,
-moves only what changed; a SIGKILL of the source mid-run and a rerun lose
-nothing and apply nothing twice.
+moves only what changed; a SIGKILL of the source or of the destination
+mid-run and a rerun lose nothing and apply nothing twice.
 
     python3 integration/test_pipeline_bling_crm360.py \\
         --bin build/gcc/sources/bling/source-bling --dest build/gcc/destinations/crm360/destination-crm360
@@ -86,7 +86,7 @@ class Pipeline(unittest.TestCase):
         out, err = proc.communicate(timeout=300)
         with open(self.src_out, "rb") as f:
             src = lib.parse_messages(f.read(), allow_partial_tail=allow_partial)
-        dst = lib.parse_messages(out)
+        dst = lib.parse_messages(out, allow_partial_tail=allow_partial)
         # the next run: the destination's states, the source's rotated config
         self.state = bh.last_states(dst, self.state)
         for st in self.state:
@@ -183,25 +183,41 @@ class Pipeline(unittest.TestCase):
                          {str(i) for i in touched["pedidos"]})
         self.ok = True
 
-    def test_source_killed_mid_run_then_rerun(self):
-        # slow enough to be caught mid-stream: pages of 5, 20 requests/s
+    def killed_then_rerun(self, victim, states):
+        """victim (a command name) SIGKILLed once the source wrote that many
+        states, then the pipeline run again from the destination's states."""
+        # slow enough to be caught mid-stream: pages of 5, 20 requests/s;
+        # batches of 5, so that the destination acknowledges states as it goes
         self.src_cfg.update(page_size=5, requests_per_second=20)
+        self.dst_cfg.update(batch_size=5)
         proc = self.start("killed")
         deadline = time.monotonic() + 60
         while True:
             if os.path.exists(self.src_out):
                 with open(self.src_out, "rb") as f:
-                    if f.read().count(b'"type":"STATE"') >= 3:
+                    if f.read().count(b'"type":"STATE"') >= states:
                         break
             self.assertLess(time.monotonic(), deadline)
             time.sleep(0.01)
-        # the source is the first process of the shell's pipe
-        src_pid = int(subprocess.check_output(["pgrep", "-P", str(proc.pid), "-f",
-                                               "source-bling"]).split()[0])
-        os.kill(src_pid, signal.SIGKILL)
+        # both sides are children of the shell running the pipe
+        pid = int(subprocess.check_output(["pgrep", "-P", str(proc.pid), "-f",
+                                           victim]).split()[0])
+        os.kill(pid, signal.SIGKILL)
         rc, src, dst, err = self.finish(proc, allow_partial=True)
         self.assertTrue(self.state, "no state reached the destination's output")
         self.assertLess(len(bh.records(src)), 70, "the source finished before the kill")
+        acked = {st["stream"]["stream_descriptor"]["name"]: st["stream"]["stream_state"]
+                 for st in self.state}
+        # what the destination acknowledged is in CRM360
+        store = self.crm_store()
+        for name, obj in (("contatos", "customers"), ("pedidos", "orders")):
+            if name not in acked:
+                continue
+            at = max(i for i, m in enumerate(src) if m["type"] == "STATE"
+                     and m["state"]["stream"]["stream_descriptor"]["name"] == name
+                     and m["state"]["stream"]["stream_state"] == acked[name])
+            for r in bh.records(src[:at], name):
+                self.assertIn(str(r["id"]), store[obj], "acknowledged, not in CRM360")
         self.run_pipe("rerun")
         self.assert_mirrors_bling()
         # nothing applied twice: every applied write is one distinct (object, key, updated_at)
@@ -211,6 +227,12 @@ class Pipeline(unittest.TestCase):
             self.assertNotIn(key, seen, "applied twice: %r" % (key,))
             seen.add(key)
         self.ok = True
+
+    def test_source_killed_mid_run_then_rerun(self):
+        self.killed_then_rerun("source-bling", 3)
+
+    def test_destination_killed_mid_run_then_rerun(self):
+        self.killed_then_rerun("destination-crm360", 6)
 
 
 def dest_binary():

@@ -347,7 +347,8 @@ static void test_transforms(void **state)
         "{'id':16000000238,'data':'2025-11-13','total':318.1,'situacao':{'id':9},"
         "'contato':{'id':16000000053},'itens':[{'codigo':'CAM-1-P','quantidade':2,'valor':4.9},"
         "{'codigo':'SAI-2','quantidade':1,'valor':'10'}],'nota':'x','saldo':12.0,"
-        "'saldo_texto':'-3.0','fracao':1500.75}");
+        "'saldo_texto':'-3.0','fracao':1500.75,'var':'Tamanho: G ;Cor:Verde;Estilo:Slim',"
+        "'img':'https://x.example/1.jpg','img_empty':''}");
 
     (void)state;
     ab_error_init(&err);
@@ -366,17 +367,24 @@ static void test_transforms(void **state)
                   "'qty':{'from':'saldo','as':'integer'},"
                   "'qty_text':{'from':'saldo_texto','as':'integer'},"
                   "'qty_frac':{'from':'fracao','as':'integer'},"
+                  "'attrs':{'from':'var','as':'pairs','keys':{'Tamanho':'size','Cor':'color'}},"
+                  "'imgs':{'from':'img','as':'array'},"
+                  "'imgs_empty':{'from':'img_empty','as':'array'},"
+                  "'bad_pairs':{'from':'nota','as':'pairs'},"
                   "'missing':{'from':'nope','default':null}}}]");
     m = ab_mappings_resolve(&ms, "pedidos", NULL, objects, &err);
     assert_non_null(m);
     assert_int_equal(ab_mapping_write(m, data, "brand", "acme", &out, &err), AB_OK);
-    assert_string_equal(out.data, "{\"external_id\":\"16000000238\",\"customer_external_id\":"
-                                  "\"16000000053\",\"status\":\"delivered\",\"currency\":\"BRL\","
-                                  "\"total\":\"318.10\",\"placed_at\":\"2025-11-13T03:00:00Z\","
-                                  "\"items\":[{\"sku\":\"CAM-1-P\",\"quantity\":2,\"unit_price\":"
-                                  "\"4.90\"},{\"sku\":\"SAI-2\",\"quantity\":1,\"unit_price\":"
-                                  "\"10.00\"}],\"qty\":12,\"qty_text\":-3,\"missing\":null,"
-                                  "\"brand\":\"acme\"}");
+    assert_string_equal(out.data,
+                        "{\"external_id\":\"16000000238\",\"customer_external_id\":"
+                        "\"16000000053\",\"status\":\"delivered\",\"currency\":\"BRL\","
+                        "\"total\":\"318.10\",\"placed_at\":\"2025-11-13T03:00:00Z\","
+                        "\"items\":[{\"sku\":\"CAM-1-P\",\"quantity\":2,\"unit_price\":"
+                        "\"4.90\"},{\"sku\":\"SAI-2\",\"quantity\":1,\"unit_price\":"
+                        "\"10.00\"}],\"qty\":12,\"qty_text\":-3,\"attrs\":{\"size\":\"G\","
+                        "\"color\":\"Verde\",\"Estilo\":\"Slim\"},\"imgs\":["
+                        "\"https://x.example/1.jpg\"],\"missing\":null,"
+                        "\"brand\":\"acme\"}");
     /* keys read by the destinations get the converted value */
     assert_string_equal(ab_json_str(ab_mapping_get(m, data, "external_id")), "16000000238");
     assert_string_equal(ab_json_str(ab_mapping_get(m, data, "status")), "delivered");
@@ -405,6 +413,12 @@ static void test_transform_errors(void **state)
          "fields.a.as: 'date' is not one of"},
         {"[{'stream':'s','object':'orders','fields':{'a':{'from':'x','scale':40,'as':'decimal'}}}]",
          "fields.a.scale: 0 to 12"},
+        {"[{'stream':'s','object':'orders','fields':{'a':{'from':'x','keys':{}}}}]",
+         "go with \"as\": \"pairs\""},
+        {"[{'stream':'s','object':'orders','fields':{'a':{'from':'x','as':'pairs','keys':[1]}}}]",
+         "fields.a.keys: an object of texts"},
+        {"[{'stream':'s','object':'orders','fields':{'a':{'from':'x','as':'pairs','assign':''}}}]",
+         "fields.a.assign: a non-empty text"},
         {"[{'stream':'s','object':'orders','fields':{'a':{'value':1,'from':'x'}}}]",
          "\"value\" stands alone"},
         {"[{'stream':'s','object':'orders','fields':{'a':{'from':'x','map':[1]}}}]",

@@ -31,17 +31,19 @@ static bool in_list(const char *const *list, const char *s)
     return false;
 }
 
-enum xf_as { XF_AS_IS = 0, XF_STRING, XF_DECIMAL, XF_INTEGER, XF_RFC3339 };
+enum xf_as { XF_AS_IS = 0, XF_STRING, XF_DECIMAL, XF_INTEGER, XF_RFC3339, XF_ARRAY, XF_PAIRS };
 
 struct ab_mapping_xform {
     enum xf_as as;
     int scale;
     int utc_offset;
-    yajl_val value;          /* "value": a constant (owned) */
-    yajl_val map;            /* "map" (owned) */
-    yajl_val dflt;           /* "default" (owned) */
-    struct ab_mapping *each; /* "each": nested fields (owned) */
-    yajl_val cache;          /* the last computed value (owned) */
+    yajl_val value;           /* "value": a constant (owned) */
+    yajl_val map;             /* "map" (owned) */
+    yajl_val dflt;            /* "default" (owned) */
+    yajl_val keys;            /* "keys" of "pairs" (owned) */
+    char *separator, *assign; /* "separator", "assign" of "pairs" (owned) */
+    struct ab_mapping *each;  /* "each": nested fields (owned) */
+    yajl_val cache;           /* the last computed value (owned) */
     struct ab_buf buf;
 };
 
@@ -55,6 +57,9 @@ static void xform_free(struct ab_mapping_xform *x)
     ab_json_free(x->value);
     ab_json_free(x->map);
     ab_json_free(x->dflt);
+    ab_json_free(x->keys);
+    free(x->separator);
+    free(x->assign);
     ab_json_free(x->cache);
     if (x->each) {
         mapping_release(x->each);
@@ -134,8 +139,9 @@ static enum ab_status parse_fields(struct ab_mapping *m, yajl_val fields, size_t
 static enum ab_status parse_xform(struct ab_mapping_field *f, yajl_val spec, size_t idx,
                                   struct ab_error *err)
 {
-    static const char *const known[] = {
-        "from", "as", "scale", "utc_offset_minutes", "map", "default", "value", "each", NULL};
+    static const char *const known[] = {"from", "as",        "scale",  "utc_offset_minutes",
+                                        "map",  "default",   "value",  "each",
+                                        "keys", "separator", "assign", NULL};
     struct ab_mapping_xform *x = calloc(1, sizeof(*x));
     const char *from = ab_json_str(ab_json_get(spec, "from"));
     const char *as = ab_json_str(ab_json_get(spec, "as"));
@@ -154,7 +160,7 @@ static enum ab_status parse_xform(struct ab_mapping_field *f, yajl_val spec, siz
             return CONFIG_ERROR(err,
                                 "stream_mappings[%zu].fields.%s: unknown transform member "
                                 "'%s' (from, as, scale, utc_offset_minutes, map, default, value, "
-                                "each)",
+                                "each, keys, separator, assign)",
                                 idx, f->to, spec->u.object.keys[i]);
         }
     }
@@ -185,14 +191,58 @@ static enum ab_status parse_xform(struct ab_mapping_field *f, yajl_val spec, siz
             x->as = XF_INTEGER;
         } else if (strcmp(as, "rfc3339") == 0) {
             x->as = XF_RFC3339;
+        } else if (strcmp(as, "array") == 0) {
+            x->as = XF_ARRAY;
+        } else if (strcmp(as, "pairs") == 0) {
+            x->as = XF_PAIRS;
         } else {
             return CONFIG_ERROR(err,
                                 "stream_mappings[%zu].fields.%s.as: '%s' is not one of string, "
-                                "decimal, integer, rfc3339",
+                                "decimal, integer, rfc3339, array, pairs",
                                 idx, f->to, as);
         }
     } else if (ab_json_get(spec, "as")) {
         return CONFIG_ERROR(err, "stream_mappings[%zu].fields.%s.as: must be a string", idx, f->to);
+    }
+    if (x->as == XF_PAIRS) {
+        static const char *const texts[] = {"separator", "assign"};
+        static const char *const dflts[] = {";", ":"};
+        char **dst[] = {&x->separator, &x->assign};
+
+        for (i = 0; i < 2; i++) {
+            const char *t = ab_json_str(ab_json_get(spec, texts[i]));
+
+            if (ab_json_get(spec, texts[i]) && (!t || !*t)) {
+                return CONFIG_ERROR(err, "stream_mappings[%zu].fields.%s.%s: a non-empty text", idx,
+                                    f->to, texts[i]);
+            }
+            *dst[i] = strdup(t ? t : dflts[i]);
+            if (!*dst[i]) {
+                return nomem(err);
+            }
+        }
+        v = ab_json_get(spec, "keys");
+        if (v) {
+            for (i = 0; v->type == yajl_t_object && i < v->u.object.len; i++) {
+                if (!ab_json_str(v->u.object.values[i])) {
+                    break;
+                }
+            }
+            if (v->type != yajl_t_object || i < v->u.object.len) {
+                return CONFIG_ERROR(err, "stream_mappings[%zu].fields.%s.keys: an object of texts",
+                                    idx, f->to);
+            }
+            x->keys = ab_json_clone(v);
+            if (!x->keys) {
+                return nomem(err);
+            }
+        }
+    } else if (ab_json_get(spec, "keys") || ab_json_get(spec, "separator") ||
+               ab_json_get(spec, "assign")) {
+        return CONFIG_ERROR(err,
+                            "stream_mappings[%zu].fields.%s: \"keys\", \"separator\" and "
+                            "\"assign\" go with \"as\": \"pairs\"",
+                            idx, f->to);
     }
     v = ab_json_get(spec, "scale");
     if (v) {
@@ -507,6 +557,73 @@ static bool numeric(yajl_val v, double *out)
     return end && *end == '\0';
 }
 
+/* Appends s[0..n) without the blanks around it as a JSON string. */
+static bool write_trimmed(struct ab_buf *out, const char *s, size_t n, char *tmp,
+                          struct ab_error *err)
+{
+    while (n && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) {
+        n--;
+    }
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    return ab_json_write_cstr(out, tmp, err) == AB_OK;
+}
+
+/* "Tamanho:G;Cor:Verde" as {"size":"G","color":"Verde"} (keys renamed
+ * through x->keys); false for a part without the assign text. */
+static bool convert_pairs(struct ab_mapping_xform *x, const char *s, struct ab_error *err)
+{
+    size_t seplen = strlen(x->separator), aslen = strlen(x->assign);
+    char *tmp = malloc(strlen(s) + 1);
+    bool ok = tmp && ab_buf_addc(&x->buf, '{', err) == AB_OK;
+    bool first = true;
+
+    while (ok && *s) {
+        const char *end = strstr(s, x->separator);
+        size_t n = end ? (size_t)(end - s) : strlen(s);
+        const char *eq;
+        const char *key;
+        size_t kn;
+
+        memcpy(tmp, s, n);
+        tmp[n] = '\0';
+        eq = strstr(tmp, x->assign);
+        if (!eq) {
+            ok = false;
+            break;
+        }
+        /* the key, trimmed, then renamed */
+        key = tmp;
+        kn = (size_t)(eq - tmp);
+        while (kn && (*key == ' ' || *key == '\t')) {
+            key++;
+            kn--;
+        }
+        while (kn && (key[kn - 1] == ' ' || key[kn - 1] == '\t')) {
+            kn--;
+        }
+        tmp[(size_t)(key - tmp) + kn] = '\0';
+        {
+            const char *renamed = x->keys ? ab_json_str(ab_json_get(x->keys, key)) : NULL;
+            size_t vstart = (size_t)(eq - tmp) + aslen;
+
+            ok = (first || ab_buf_addc(&x->buf, ',', err) == AB_OK) &&
+                 ab_json_write_cstr(&x->buf, renamed ? renamed : key, err) == AB_OK &&
+                 ab_buf_addc(&x->buf, ':', err) == AB_OK &&
+                 write_trimmed(&x->buf, s + vstart, n - vstart, tmp, err);
+        }
+        first = false;
+        s = end ? end + seplen : s + n;
+    }
+    ok = ok && ab_buf_addc(&x->buf, '}', err) == AB_OK;
+    free(tmp);
+    return ok;
+}
+
 /* Appends the converted value; false when it cannot be converted. */
 static bool convert(struct ab_mapping_xform *x, yajl_val v, struct ab_error *err)
 {
@@ -549,6 +666,18 @@ static bool convert(struct ab_mapping_xform *x, yajl_val v, struct ab_error *err
         return ab_buf_addc(&x->buf, '"', err) == AB_OK &&
                ab_time_format(t, 0, "%Y-%m-%dT%H:%M:%SZ", &x->buf, err) == AB_OK &&
                ab_buf_addc(&x->buf, '"', err) == AB_OK;
+    case XF_ARRAY:
+        /* one value as a one-element array; an array as it is; "" as nothing */
+        if (v->type == yajl_t_array) {
+            break;
+        }
+        if (s && !*s) {
+            return false;
+        }
+        return ab_buf_addc(&x->buf, '[', err) == AB_OK && ab_json_write(&x->buf, v, err) == AB_OK &&
+               ab_buf_addc(&x->buf, ']', err) == AB_OK;
+    case XF_PAIRS:
+        return s && convert_pairs(x, s, err);
     case XF_AS_IS:
         break;
     }

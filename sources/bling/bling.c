@@ -17,17 +17,18 @@
 
 static const char *phase_name(enum bl_phase p)
 {
-    static const char *const n[] = {"start", "list", "detail", "saldos", "done"};
+    static const char *const n[] = {"start", "list", "detail", "saldos", "probe", "done"};
 
     return n[p];
 }
 
 void bl_set_phase(struct bling *b, enum bl_phase to)
 {
-    /* start -> list; list -> detail|saldos|list|done; detail -> detail|list|done;
-     * saldos -> list|done; done -> start (next stream) */
+    /* start -> list; list -> probe|detail|saldos|list|done; probe -> anything
+     * list goes to; detail -> detail|list|done; saldos -> list|done; done ->
+     * start (next stream) */
     AB_ASSERT((b->phase == BL_PH_START && to == BL_PH_LIST) ||
-              (b->phase == BL_PH_LIST && to != BL_PH_START) ||
+              ((b->phase == BL_PH_LIST || b->phase == BL_PH_PROBE) && to != BL_PH_START) ||
               (b->phase == BL_PH_DETAIL &&
                (to == BL_PH_DETAIL || to == BL_PH_LIST || to == BL_PH_DONE)) ||
               (b->phase == BL_PH_SALDOS && (to == BL_PH_LIST || to == BL_PH_DONE)) ||
@@ -255,15 +256,14 @@ static enum ab_status submit(struct bling *b, const char *label, struct ab_error
     return ab_fetch_submit(&b->f, r, err);
 }
 
-static enum ab_status submit_list(struct bling *b, struct ab_error *err)
+static enum ab_status submit_list(struct bling *b, int64_t page, struct ab_error *err)
 {
     enum bl_kind k = b->kind == BL_ESTOQUES ? BL_PRODUTOS : b->kind;
     char label[96];
     enum ab_status rc;
 
     ab_buf_reset(&b->out);
-    rc = ab_buf_printf(&b->out, err, "pagina=%" PRId64 "&limite=%" PRId64, b->pager.page,
-                       b->pager.limit);
+    rc = ab_buf_printf(&b->out, err, "pagina=%" PRId64 "&limite=%" PRId64, page, b->pager.limit);
     if (rc == AB_OK && k == BL_PRODUTOS) {
         /* criterio 5: every product (the default lists recent ones only) */
         rc = ab_buf_adds(&b->out, "&criterio=5&tipo=T", err);
@@ -285,7 +285,7 @@ static enum ab_status submit_list(struct bling *b, struct ab_error *err)
     if (rc != AB_OK) {
         return rc;
     }
-    (void)snprintf(label, sizeof(label), "GET %s page %" PRId64, bl_stream_path(k), b->pager.page);
+    (void)snprintf(label, sizeof(label), "GET %s page %" PRId64, bl_stream_path(k), page);
     return submit(b, label, err);
 }
 
@@ -351,6 +351,7 @@ static enum ab_status emit_record(struct bling *b, yajl_val v, struct ab_error *
         rc = ab_source_record(b->d, b->cur, b->rec.data, b->rec.len, err);
     }
     b->records += rc == AB_OK;
+    b->stream_records += rc == AB_OK;
     return rc;
 }
 
@@ -437,6 +438,68 @@ static enum ab_status page_done(struct bling *b, struct ab_error *err)
     return AB_OK;
 }
 
+/* After a list page (and the search for the list's end): its records. */
+static enum ab_status page_listed(struct bling *b, struct ab_error *err)
+{
+    if (b->nids == 0) {
+        return page_done(b, err);
+    }
+    bl_set_phase(b, b->kind == BL_ESTOQUES ? BL_PH_SALDOS : BL_PH_DETAIL);
+    return AB_OK;
+}
+
+/* ESTIMATE: what this run emitted of the stream, plus the pass's list
+ * length (produtos: its variations too, which come inside their parents). */
+static enum ab_status estimate(struct bling *b, int64_t listed, struct ab_error *err)
+{
+    AB_DEBUG(ab_driver_emitter(b->d),
+             "bling: stream '%s': %" PRId64 " listed (%" PRId64 " pages asked for the end)",
+             bl_stream_name(b->kind), listed, b->probes);
+    return ab_source_estimate(b->d, b->cur, (int64_t)b->stream_records + listed, -1, err);
+}
+
+/* Bling's lists carry no count: after a full first page, pages 2, 4, 8 ...
+ * then a bisection find the last one (about 2 log2(pages) requests). */
+#define BL_MAX_PROBES 64
+
+static enum ab_status on_probe(struct bling *b, struct ab_error *err)
+{
+    char what[96];
+    int64_t ids[BL_MAX_PAGE];
+    size_t n = 0, items = 0;
+    yajl_val body;
+    enum ab_status rc;
+
+    (void)snprintf(what, sizeof(what), "stream '%s': GET %s page %" PRId64, bl_stream_name(b->kind),
+                   bl_stream_path(b->kind == BL_ESTOQUES ? BL_PRODUTOS : b->kind), b->probe_page);
+    rc = answer(b, what, &body, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    rc = bl_list_ids(body, false, ids, (size_t)b->page_size, &n, &items, err);
+    ab_json_free(body);
+    if (rc != AB_OK) {
+        return ab_error_prefix(err, "%s", what);
+    }
+    if ((int64_t)items >= b->page_size) {
+        b->probe_lo = b->probe_page;
+    } else {
+        b->probe_hi = b->probe_page;
+        b->probe_hi_items = (int64_t)items;
+    }
+    if (b->probe_hi >= 0 && b->probe_hi == b->probe_lo + 1) {
+        rc = estimate(b, b->probe_lo * b->page_size + b->probe_hi_items, err);
+        return rc == AB_OK ? page_listed(b, err) : rc;
+    }
+    if (++b->probes >= BL_MAX_PROBES) {
+        return page_listed(b, err); /* no end in sight: no estimate */
+    }
+    b->probe_page =
+        b->probe_hi < 0 ? b->probe_lo * 2 : b->probe_lo + (b->probe_hi - b->probe_lo) / 2;
+    bl_set_phase(b, BL_PH_PROBE);
+    return AB_OK;
+}
+
 static enum ab_status on_list(struct bling *b, struct ab_error *err)
 {
     char what[96];
@@ -456,11 +519,21 @@ static enum ab_status on_list(struct bling *b, struct ab_error *err)
         return ab_error_prefix(err, "%s", what);
     }
     b->idx = 0;
-    if (b->nids == 0) {
-        return page_done(b, err);
+    if (b->pager.page == 1) {
+        /* a pass begins: how long is its list? */
+        if ((int64_t)b->items < b->page_size) {
+            rc = estimate(b, (int64_t)b->items, err);
+            return rc == AB_OK ? page_listed(b, err) : rc;
+        }
+        b->probe_lo = 1;
+        b->probe_hi = -1;
+        b->probe_hi_items = 0;
+        b->probe_page = 2;
+        b->probes = 0;
+        bl_set_phase(b, BL_PH_PROBE);
+        return AB_OK;
     }
-    bl_set_phase(b, b->kind == BL_ESTOQUES ? BL_PH_SALDOS : BL_PH_DETAIL);
-    return AB_OK;
+    return page_listed(b, err);
 }
 
 static enum ab_status on_detail(struct bling *b, struct ab_error *err)
@@ -548,6 +621,7 @@ static enum ab_status begin_stream(struct bling *b, struct ab_error *err)
     }
     b->more_windows = false;
     b->filtered = false;
+    b->stream_records = 0;
     if (!b->incremental) {
         /* a full pass; a resume point of a full pass (no end) is honoured */
         int64_t page = b->st.resume && b->st.end < 0 ? b->st.page : 1;
@@ -622,6 +696,9 @@ static enum ab_status bl_step(void *self, enum ab_source_next *next, struct ab_e
         case BL_PH_SALDOS:
             rc = on_saldos(b, err);
             break;
+        case BL_PH_PROBE:
+            rc = on_probe(b, err);
+            break;
         default:
             AB_ASSERT(b->phase == BL_PH_LIST); /* an answer in a phase without a request */
             break;
@@ -635,7 +712,10 @@ static enum ab_status bl_step(void *self, enum ab_source_next *next, struct ab_e
     case BL_PH_START:
         return begin_stream(b, err);
     case BL_PH_LIST:
-        rc = submit_list(b, err);
+        rc = submit_list(b, b->pager.page, err);
+        break;
+    case BL_PH_PROBE:
+        rc = submit_list(b, b->probe_page, err);
         break;
     case BL_PH_DETAIL:
         rc = submit_detail(b, err);

@@ -18,6 +18,7 @@ enum bl_phase {
     BL_PH_LIST,      /* ask for a list page */
     BL_PH_DETAIL,    /* ask for the detail of ids[idx] */
     BL_PH_SALDOS,    /* ask for the stock of the page's ids */
+    BL_PH_PROBE,     /* ask for a later list page: where the list ends (ESTIMATE) */
     BL_PH_DONE       /* the stream is complete */
 };
 
@@ -43,6 +44,11 @@ struct bling {
     struct ab_pager pager;
     int64_t ids[BL_MAX_PAGE];
     size_t nids, idx, items;
+    /* the list's end, looked for after a full first page: pages up to
+     * probe_lo are full, probe_hi (-1: not found yet) is not and holds
+     * probe_hi_items; probe_page is being asked for */
+    int64_t probe_lo, probe_hi, probe_hi_items, probe_page, probes;
+    uint64_t stream_records;
     /* buffers */
     struct ab_buf url, rec, out, ctl;
     /* figures */

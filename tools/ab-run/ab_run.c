@@ -1156,7 +1156,8 @@ static int run(struct runner *r, const struct opts *o)
                errno == EINTR) {
         }
     }
-    if (r->outcome == OUT_NONE && flush_capture(r, true) != AB_OK) {
+    /* after a failure too: the capture holds what the source wrote */
+    if (flush_capture(r, true) != AB_OK && r->outcome == OUT_NONE) {
         r->exit_code = RUN_EXIT_RUNNER;
     }
     rc = r->exit_code;

@@ -25,6 +25,15 @@
  *   {"from": "path", "as": "integer"}      a whole number (or numeric text,
  *                                          "12.0" too) as a JSON integer; a
  *                                          fraction is not converted
+ *   {"from": "path", "as": "array"}        a value as a one-element array (an
+ *                                          array as it is, "" not converted)
+ *   {"from": "path", "as": "pairs", "separator": ";", "assign": ":",
+ *    "keys": {"Tamanho": "size"}}          a text "Tamanho:G;Cor:Verde" as an
+ *                                          object of texts, keys renamed
+ *                                          through "keys" (others kept);
+ *                                          separator ";" and assign ":" by
+ *                                          default; a part without the
+ *                                          assign text: not converted
  *   {"from": "path", "as": "rfc3339", "utc_offset_minutes": -180}
  *                                          a date or date-time text (forms of
  *                                          ab_time_parse(), offset for texts
