@@ -689,6 +689,34 @@ def strip_dest_stats(state):
 # ---------------------------------------------------------------------------
 
 
+class ServersCase(unittest.TestCase):
+    """A work directory per test (kept when the test did not set self.ok)
+    and the servers it started, stopped after it."""
+
+    workdir_prefix = "ab-it-"
+
+    def setUp(self):
+        self.wd = Workdir(self.workdir_prefix)
+        self.ok = False
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.stop()
+        self.wd.cleanup(keep=not self.ok)
+
+    def started(self, server):
+        """server (started), stopped after the test."""
+        self.servers.append(server)
+        return server
+
+    def emulator(self, name, args=()):
+        """integration/emulators/<name>_emulator.py with its default
+        credentials (those of examples/), no rate limit."""
+        return self.started(Server(os.path.join(EMULATORS, name + "_emulator.py"),
+                                   ["--rate", "0"] + list(args), name=name).start())
+
+
 class DestinationCase(unittest.TestCase):
     """The base of a destination's test cases. One emulator per class
     (launch_emulator(), in cls.emu), reset (POST /_admin/reset) before each

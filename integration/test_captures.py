@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import sys
-import unittest
 
 import crm360_helpers as crm
 import gen_captures
@@ -44,16 +43,8 @@ def summary_numbers(stderr, pattern):
     return [int(g) for g in m.groups()]
 
 
-class Captures(unittest.TestCase):
-    def setUp(self):
-        self.wd = lib.Workdir("ab-cap-")
-        self.ok = False
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            s.stop()
-        self.wd.cleanup(keep=not self.ok)
+class Captures(lib.ServersCase):
+    workdir_prefix = "ab-cap-"
 
     def test_captures_match_the_generator(self):
         res = subprocess.run([sys.executable, os.path.join(lib.HERE, "gen_captures.py"),
@@ -100,9 +91,7 @@ class Captures(unittest.TestCase):
         self.ok = True
 
     def start(self, dest):
-        emu = crm.start_emulator() if dest == "crm360" else shp.start_emulator()
-        self.servers.append(emu)
-        return emu
+        return self.started(crm.start_emulator() if dest == "crm360" else shp.start_emulator())
 
     def replay(self, name, dest, emu, run):
         cfgdir = self.wd.join("cfg-%s" % name)
