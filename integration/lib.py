@@ -587,6 +587,48 @@ class Connector:
         return self.result
 
 
+def run_on_pty(argv, workdir, stdin_tty=False, stop_after=None):
+    """Runs argv with stderr (and, with stdin_tty, stdin) on a pseudo-terminal
+    and stdout to a file; SIGINT after stop_after seconds; with stdin_tty
+    Ctrl-D after 1 s. Returns (rc, [(seconds since start, stderr text)],
+    stdout bytes)."""
+    import pty
+    import select
+    master, slave = pty.openpty()
+    out_path = workdir.join("tty.stdout")
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=slave,
+                                stdin=slave if stdin_tty else subprocess.DEVNULL,
+                                cwd=workdir.path)
+    os.close(slave)
+    chunks = []
+    t0 = time.monotonic()
+    sent_eof = False
+    while True:
+        if stop_after is not None and time.monotonic() - t0 > stop_after and \
+                proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            stop_after = None
+        if stdin_tty and not sent_eof and time.monotonic() - t0 > 1.0:
+            os.write(master, b"\x04")  # Ctrl-D: end of input
+            sent_eof = True
+        r, _, _ = select.select([master], [], [], 0.2)
+        if r:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append((time.monotonic() - t0, data.decode("utf-8", "replace")))
+        elif proc.poll() is not None:
+            break
+    rc = proc.wait(timeout=60)
+    os.close(master)
+    with open(out_path, "rb") as f:
+        return rc, chunks, f.read()
+
+
 def run_connector(bin_path, args, workdir, stdin=None, timeout=300, name="run", **kw):
     """Run to completion; see Connector for stdin forms."""
     return Connector(bin_path, args, workdir, name=name, stdin=stdin, **kw).wait(timeout)
@@ -645,6 +687,34 @@ def strip_dest_stats(state):
 # ---------------------------------------------------------------------------
 # Test cases
 # ---------------------------------------------------------------------------
+
+
+class ServersCase(unittest.TestCase):
+    """A work directory per test (kept when the test did not set self.ok)
+    and the servers it started, stopped after it."""
+
+    workdir_prefix = "ab-it-"
+
+    def setUp(self):
+        self.wd = Workdir(self.workdir_prefix)
+        self.ok = False
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.stop()
+        self.wd.cleanup(keep=not self.ok)
+
+    def started(self, server):
+        """server (started), stopped after the test."""
+        self.servers.append(server)
+        return server
+
+    def emulator(self, name, args=()):
+        """integration/emulators/<name>_emulator.py with its default
+        credentials (those of examples/), no rate limit."""
+        return self.started(Server(os.path.join(EMULATORS, name + "_emulator.py"),
+                                   ["--rate", "0"] + list(args), name=name).start())
 
 
 class DestinationCase(unittest.TestCase):

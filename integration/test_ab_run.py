@@ -23,11 +23,16 @@ import bling_helpers as bh
 import crm360_helpers as crm
 import gen_captures
 import lib
+import shops_helpers as shp
 
 SOURCE_TOKEN = "src-token-" + os.urandom(8).hex()
 MAPPING = [{"stream": "numbers", "object": "customers",
             "fields": {"external_id": "label", "name": "label", "email": "email",
                        "updated_at": "updated_at"}}]
+SHOPS_MAPPING = [{"stream": "numbers", "object": "products",
+                  "fields": {"sku": "label", "title": "label", "brand": {"value": "aurora"},
+                             "price": {"value": "10.00"}, "currency": {"value": "BRL"},
+                             "updated_at": "updated_at"}}]
 
 
 def example_catalog():
@@ -242,6 +247,47 @@ class AbRun(unittest.TestCase):
         self.assert_exactly(20000)
         self.ok = True
 
+    def test_shops_destination_killed_then_resume(self):
+        """destination-shops through the runner: killed mid-run, rerun from
+        the state file; every product stored, each applied once."""
+        emu = shp.start_emulator()
+        try:
+            self.write_configs({"count": 6000, "page_size": 250, "state_every": 500,
+                                "page_delay_ms": 40})
+            cfg = shp.config(emu.url, self.wd, stream_mappings=SHOPS_MAPPING,
+                             min_commit_records=500)
+            with open(os.path.join(self.cfgdir, "destination.json"), "w") as f:
+                json.dump(cfg, f)
+            dest = os.path.abspath(lib.OPTIONS.shops)
+            proc = self.start_ab(self.args(destination=dest), "shops-killed")
+            dst_pid = self.side_pid(proc, "destination-shops", "write")
+            self.wait_for_cursor(proc, 1500)
+            os.kill(dst_pid, signal.SIGKILL)
+            res = proc.wait(120)
+            self.assertEqual(res.rc, 4, res.describe())
+            for s in shp.ALL_SECRETS:
+                lib.assert_absent(s, blobs=[res.stderr])
+            cursor = cursor_of(self.read_state())
+            self.assertLess(cursor, 6000, "the kill came too late to test anything")
+            stored = {p["sku"] for p in emu.get("/_admin/dump")["products"]}
+            self.assertEqual([i for i in range(1, cursor + 1) if "n%d" % i not in stored], [],
+                             "acknowledged but not stored")
+            applied_before = emu.get("/_admin/stats")["items"]["accepted"]
+
+            res = self.run_ab(self.args(destination=dest), "shops-resumed")
+            self.assertEqual(res.rc, 0, res.describe())
+            self.assertIn(b"resuming from the state", res.stderr)
+            self.assertEqual(cursor_of(self.read_state()), 6000)
+            dump = emu.get("/_admin/dump")["products"]
+            self.assertEqual(sorted(p["sku"] for p in dump),
+                             sorted("n%d" % i for i in range(1, 6001)))
+            # the rerun sent only what the state did not acknowledge
+            applied = emu.get("/_admin/stats")["items"]["accepted"] - applied_before
+            self.assertLessEqual(applied, 6000 - cursor + 500, "records sent twice")
+        finally:
+            emu.stop()
+        self.ok = True
+
     def test_replay_from_a_pipe(self):
         name = "crm360-global"
         with open(os.path.join(gen_captures.CAPTURES, name + ".jsonl"), "rb") as f:
@@ -422,6 +468,7 @@ def extra(p):
     p.add_argument("--crm360", required=True, help="destination-crm360 binary")
     p.add_argument("--source", required=True, help="source-example binary")
     p.add_argument("--bling", required=True, help="source-bling binary")
+    p.add_argument("--shops", required=True, help="destination-shops binary")
 
 
 if __name__ == "__main__":

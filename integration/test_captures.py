@@ -4,23 +4,25 @@ into its destination against the emulator: the emulator then holds exactly
 the capture's expected dump, the dead-letter file holds the expected number
 of rejections, the state file holds the merge of every state; a second
 replay changes nothing and reports its results as already applied. The
-captures are what gen_captures.py makes.
+generated captures are what gen_captures.py makes; the captures of this
+repository's sources (source_captures.py, replayed with their example
+pipeline's stream_mappings) are what the sources emit today.
 
     python3 integration/test_captures.py --bin build/gcc/tools/ab-run/ab-run \\
         --crm360 build/gcc/destinations/crm360/destination-crm360 \\
-        --shops build/gcc/destinations/shops/destination-shops
+        --shops build/gcc/destinations/shops/destination-shops --bin-dir build/gcc
 """
 import json
 import os
 import re
 import subprocess
 import sys
-import unittest
 
 import crm360_helpers as crm
 import gen_captures
 import lib
 import shops_helpers as shp
+import source_captures
 
 
 def captures():
@@ -41,16 +43,8 @@ def summary_numbers(stderr, pattern):
     return [int(g) for g in m.groups()]
 
 
-class Captures(unittest.TestCase):
-    def setUp(self):
-        self.wd = lib.Workdir("ab-cap-")
-        self.ok = False
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            s.stop()
-        self.wd.cleanup(keep=not self.ok)
+class Captures(lib.ServersCase):
+    workdir_prefix = "ab-cap-"
 
     def test_captures_match_the_generator(self):
         res = subprocess.run([sys.executable, os.path.join(lib.HERE, "gen_captures.py"),
@@ -58,8 +52,31 @@ class Captures(unittest.TestCase):
         self.assertEqual(res.returncode, 0, res.stderr)
         self.ok = True
 
+    def test_source_captures_match_the_sources(self):
+        """source-bling and source-postgres run again against their servers
+        print exactly the committed captures (normalised)."""
+        self.assertEqual(set(source_captures.CAPTURES) - set(captures()), set(),
+                         "a source capture is not committed")
+        res = subprocess.run([sys.executable, os.path.join(lib.HERE, "source_captures.py"),
+                              "--bin-dir", lib.OPTIONS.bin_dir, "--check"],
+                             capture_output=True, text=True)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.ok = True
+
+    def test_source_captures_hold_every_stream(self):
+        for name, (_, _, files) in source_captures.CAPTURES.items():
+            with open(os.path.join(gen_captures.CAPTURES, name + ".jsonl"), "rb") as f:
+                msgs = lib.parse_messages(f.read())
+            want = {(s["stream"].get("namespace"), s["stream"]["name"])
+                    for s in source_captures.read_json(files[1])["streams"]}
+            got = {(m["record"].get("namespace"), m["record"]["stream"])
+                   for m in msgs if m["type"] == "RECORD"}
+            self.assertEqual(got, want, name)
+            self.assertFalse([m for m in msgs if m["type"] == "CONTROL"], name)
+        self.ok = True
+
     def test_captures_have_noise_interleaving_and_no_null_namespace(self):
-        for name in captures():
+        for name in sorted(gen_captures.CAPTURE_SET):
             with open(os.path.join(gen_captures.CAPTURES, name + ".jsonl"), "rb") as f:
                 msgs = lib.parse_messages(f.read())
             types = {m["type"] for m in msgs}
@@ -74,14 +91,15 @@ class Captures(unittest.TestCase):
         self.ok = True
 
     def start(self, dest):
-        emu = crm.start_emulator() if dest == "crm360" else shp.start_emulator()
-        self.servers.append(emu)
-        return emu
+        return self.started(crm.start_emulator() if dest == "crm360" else shp.start_emulator())
 
     def replay(self, name, dest, emu, run):
         cfgdir = self.wd.join("cfg-%s" % name)
         os.makedirs(cfgdir, exist_ok=True)
-        cfg = (crm.config if dest == "crm360" else shp.config)(emu.url, self.wd)
+        if name in source_captures.CAPTURES:
+            cfg = source_captures.destination_config(name, emu.url, self.wd)
+        else:
+            cfg = (crm.config if dest == "crm360" else shp.config)(emu.url, self.wd)
         cfg["dead_letter_path"] = self.wd.join("%s.dead-letters.jsonl" % name)
         with open(os.path.join(cfgdir, "destination.json"), "w") as f:
             json.dump(cfg, f)
@@ -154,6 +172,7 @@ class Captures(unittest.TestCase):
         names = captures()
         self.assertTrue(any(n.startswith("crm360") for n in names))
         self.assertTrue(any(n.startswith("shops") for n in names))
+        self.assertTrue(set(source_captures.CAPTURES) <= set(names))
         for name in names:
             with self.subTest(capture=name):
                 self.check_capture(name)
@@ -163,6 +182,8 @@ class Captures(unittest.TestCase):
 def extra(p):
     p.add_argument("--crm360", required=True, help="destination-crm360 binary")
     p.add_argument("--shops", required=True, help="destination-shops binary")
+    p.add_argument("--bin-dir", required=True,
+                   help="the build directory, for the sources (source_captures.py)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ source-example into destination-crm360.
 import json
 import os
 import shutil
-import unittest
 
 import lib
 
@@ -25,23 +24,8 @@ def load(*path):
         return json.load(f)
 
 
-class Examples(unittest.TestCase):
-    def setUp(self):
-        self.wd = lib.Workdir("ab-examples-")
-        self.ok = False
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            s.stop()
-        self.wd.cleanup(keep=not self.ok)
-
-    def emulator(self, name, args=()):
-        # the example credentials are the emulators' defaults
-        s = lib.Server(os.path.join(lib.EMULATORS, name + "_emulator.py"),
-                       ["--rate", "0"] + list(args), name=name).start()
-        self.servers.append(s)
-        return s
+class Examples(lib.ServersCase):
+    workdir_prefix = "ab-examples-"
 
     def config(self, path, url):
         cfg = load(*path)

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import unittest
 
 import lib
 import pg_server
@@ -22,7 +21,9 @@ EXAMPLE = os.path.join(ROOT, "examples", "postgres")
 READER_PASSWORD = "reader-" + os.urandom(6).hex()
 
 
-class Pipeline(unittest.TestCase):
+class Pipeline(lib.ServersCase):
+    workdir_prefix = "ab-pg-pipe-"
+
     @classmethod
     def setUpClass(cls):
         cls.pg = pg_server.PgServer(os.path.dirname(os.path.abspath(lib.OPTIONS.source))).start()
@@ -34,22 +35,6 @@ class Pipeline(unittest.TestCase):
                    "grant usage on schema warehouse to airbyte_reader; "
                    "grant select on all tables in schema warehouse to airbyte_reader"
                    % READER_PASSWORD, database="warehouse")
-
-    def setUp(self):
-        self.wd = lib.Workdir("ab-pg-pipe-")
-        self.ok = False
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            s.stop()
-        self.wd.cleanup(keep=not self.ok)
-
-    def emulator(self, name):
-        s = lib.Server(os.path.join(lib.EMULATORS, name + "_emulator.py"), ["--rate", "0"],
-                       name=name).start()
-        self.servers.append(s)
-        return s
 
     def config_dir(self, target, emu):
         d = self.wd.join(target)

@@ -17,13 +17,9 @@ stderr is the slave side of a pty (Python's pty module), stdout a file.
 
 import json
 import os
-import pty
 import re
-import select
 import signal
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
@@ -47,41 +43,7 @@ def customers(path, n, bad_every=0):
 
 class Terminal(CrmCase):
     def spawn(self, args, stdin_tty=False, stop_after=None):
-        """Runs the binary with stderr (and stdin) on a pty; returns (rc,
-        stderr text with arrival times, stdout bytes)."""
-        master, slave = pty.openpty()
-        out_path = self.wd.join("tty.stdout")
-        with open(out_path, "wb") as out:
-            proc = subprocess.Popen([lib.binary()] + args, stdout=out, stderr=slave,
-                                    stdin=slave if stdin_tty else subprocess.DEVNULL,
-                                    cwd=self.wd.path)
-        os.close(slave)
-        chunks = []
-        t0 = time.monotonic()
-        sent_eof = False
-        while True:
-            if stop_after is not None and time.monotonic() - t0 > stop_after and \
-                    proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                stop_after = None
-            if stdin_tty and not sent_eof and time.monotonic() - t0 > 1.0:
-                os.write(master, b"\x04")  # Ctrl-D: end of input
-                sent_eof = True
-            r, _, _ = select.select([master], [], [], 0.2)
-            if r:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:
-                    break
-                if not data:
-                    break
-                chunks.append((time.monotonic() - t0, data.decode("utf-8", "replace")))
-            elif proc.poll() is not None:
-                break
-        rc = proc.wait(timeout=60)
-        os.close(master)
-        with open(out_path, "rb") as f:
-            return rc, chunks, f.read()
+        return lib.run_on_pty([lib.binary()] + args, self.wd, stdin_tty, stop_after)
 
     def slow(self, ms):
         self.emu.post("/_admin/faults", {"latency_ms": ms, "seed": 1})
@@ -117,6 +79,14 @@ class Terminal(CrmCase):
         self.assertEqual(rep["rejected"], 20)
         self.assertEqual(rep["streams"], [{"name": "customers", "namespace": None,
                                            "read": 20000, "rejected": 20}])
+        # request latencies per object, in the table and the report
+        self.assertRegex(text, r"INFO  requests\s+count\s+retried\s+p50 ms\s+p95 ms\s+max ms")
+        lat, = rep["requests_by"]
+        self.assertEqual(lat["name"], "customers")
+        self.assertEqual(lat["requests"], 200)
+        self.assertTrue(120 <= lat["p50_ms"] <= lat["p95_ms"] <= lat["max_ms"], lat)
+        self.assertRegex(text, r"INFO  customers\s+200\s+0\s+%.1f\s+%.1f\s+%.1f"
+                         % (lat["p50_ms"], lat["p95_ms"], lat["max_ms"]))
 
     def test_sigint_prints_summary_and_resume(self):
         path = customers(self.wd.join("c.jsonl"), 40000)

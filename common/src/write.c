@@ -825,6 +825,9 @@ static enum ab_status on_tty_progress(void *arg, uint64_t id, struct ab_error *e
     return AB_OK;
 }
 
+/* Latency groups a destination may report (ab_destination_ops.latencies). */
+#define LAT_GROUPS_MAX 16
+
 /* The end of the run (or a signal): a table per stream, the last
  * acknowledged state and how to resume; the same as JSON with --report. */
 static void log_table(struct ab_driver *d, bool ok, const char *how)
@@ -834,6 +837,10 @@ static void log_table(struct ab_driver *d, bool ok, const char *how)
     double secs = (double)(ab_now_us() - d->start_us) / 1e6;
     char resume[600];
     char state[700] = "";
+    const char *lat_names[LAT_GROUPS_MAX];
+    struct ab_latency *lats[LAT_GROUPS_MAX];
+    double q[LAT_GROUPS_MAX][3];
+    size_t nlat;
 
     clear_progress(d);
     ab_ckpt_get_stats(d->ck, &cs);
@@ -853,6 +860,17 @@ static void log_table(struct ab_driver *d, bool ok, const char *how)
             "total", (unsigned long long)cs.records, (unsigned long long)cs.rejected,
             (unsigned long long)d->committed, (unsigned long long)hs.requests,
             (unsigned long long)hs.retries, secs);
+    nlat = d->dops->latencies ? d->dops->latencies(d->self, lat_names, lats, LAT_GROUPS_MAX) : 0;
+    if (nlat > 0) {
+        AB_INFO(d->em, "%-32s %12s %12s %10s %10s %10s", "requests", "count", "retried", "p50 ms",
+                "p95 ms", "max ms");
+    }
+    for (size_t i = 0; i < nlat; i++) {
+        ab_latency_quantiles(lats[i], &q[i][0], &q[i][1], &q[i][2]);
+        AB_INFO(d->em, "%-32s %12llu %12llu %10.1f %10.1f %10.1f", lat_names[i],
+                (unsigned long long)lats[i]->n, (unsigned long long)lats[i]->retried, q[i][0],
+                q[i][1], q[i][2]);
+    }
     if (d->mode == WM_LOAD) {
         size_t k = 0;
 
@@ -925,6 +943,23 @@ static void log_table(struct ab_driver *d, bool ok, const char *how)
                     rc = ab_buf_printf(&b, NULL, ",\"read\":%llu,\"rejected\":%llu}",
                                        (unsigned long long)d->s_read[i],
                                        (unsigned long long)d->s_rej[i]);
+                }
+            }
+            if (rc == AB_OK) {
+                rc = ab_buf_adds(&b, "],\"requests_by\":[", NULL);
+            }
+            for (size_t i = 0; rc == AB_OK && i < nlat; i++) {
+                rc = ab_buf_adds(&b, i ? ",{\"name\":" : "{\"name\":", NULL);
+                if (rc == AB_OK) {
+                    rc = ab_json_write_cstr(&b, lat_names[i], NULL);
+                }
+                if (rc == AB_OK) {
+                    rc = ab_buf_printf(&b, NULL,
+                                       ",\"requests\":%llu,\"retried\":%llu,\"p50_ms\":%.3f,"
+                                       "\"p95_ms\":%.3f,\"max_ms\":%.3f}",
+                                       (unsigned long long)lats[i]->n,
+                                       (unsigned long long)lats[i]->retried, q[i][0], q[i][1],
+                                       q[i][2]);
                 }
             }
             if (rc == AB_OK) {

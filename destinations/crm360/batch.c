@@ -512,17 +512,7 @@ static void on_batch_done(void *arg, const struct ab_http_resp *resp)
 
     ab_error_init(&err);
     c->in_flight--;
-    {
-        struct crm_lat *l = &c->lat[b->obj];
-        int64_t us = ab_now_us() - b->sent_us;
-
-        l->us[l->n % CRM_LAT_KEEP] = us;
-        l->n++;
-        if (us > l->max_us) {
-            l->max_us = us;
-        }
-        l->retried += resp->attempts > 1 ? (uint64_t)(resp->attempts - 1) : 0;
-    }
+    ab_latency_add(&c->lat[b->obj], ab_now_us() - b->sent_us, resp->attempts);
     if (resp->status == 200) {
         if (apply_results(c, b, resp, &err) != AB_OK) {
             ab_driver_fail(c->d, &err);

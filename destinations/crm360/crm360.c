@@ -176,29 +176,6 @@ static enum ab_status crm_stream_status(void *self, size_t stream, enum ab_strea
     return AB_OK;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a;
-    int64_t y = *(const int64_t *)b;
-
-    return (x > y) - (x < y);
-}
-
-/* "p50 12.3 ms, p95 40.1 ms, max 80.2 ms" of an object's batches. */
-static void latency_text(struct crm_lat *l, char *out, size_t size)
-{
-    size_t n = l->n < CRM_LAT_KEEP ? (size_t)l->n : CRM_LAT_KEEP;
-
-    if (n == 0) {
-        (void)snprintf(out, size, "no requests");
-        return;
-    }
-    qsort(l->us, n, sizeof(l->us[0]), cmp_i64);
-    (void)snprintf(out, size, "request latency p50 %.1f ms, p95 %.1f ms, max %.1f ms",
-                   (double)l->us[(n - 1) / 2] / 1e3, (double)l->us[(n * 95 - 1) / 100] / 1e3,
-                   (double)l->max_us / 1e3);
-}
-
 static void crm_summary(void *self, struct ab_emitter *em)
 {
     struct crm_dest *c = self;
@@ -219,7 +196,7 @@ static void crm_summary(void *self, struct ab_emitter *em)
         if (c->lat[o].n) {
             char lat[160];
 
-            latency_text(&c->lat[o], lat, sizeof(lat));
+            ab_latency_text(&c->lat[o], lat, sizeof(lat));
             AB_INFO(em, "crm360 %s: %llu batches, %llu retried attempts, %s",
                     crm_object_name((enum crm_object)o), (unsigned long long)c->lat[o].n,
                     (unsigned long long)c->lat[o].retried, lat);
@@ -243,6 +220,20 @@ static void crm_summary(void *self, struct ab_emitter *em)
                     "unknown_customer (an order whose customer it does not hold) and each "
                     "record's outcome (created, updated, unchanged, stale, not_found)");
     }
+}
+
+static size_t crm_latencies(void *self, const char **names, struct ab_latency **lats, size_t max)
+{
+    struct crm_dest *c = self;
+    size_t n = 0;
+
+    for (int o = 0; o < CRM_NOBJECTS && n < max; o++) {
+        if (c->lat[o].n) {
+            names[n] = crm_object_name((enum crm_object)o);
+            lats[n++] = &c->lat[o];
+        }
+    }
+    return n;
 }
 
 static void crm_close(void *self)
@@ -468,6 +459,7 @@ const struct ab_destination_ops crm_destination_ops = {
     .flush = crm_flush,
     .idle = crm_idle,
     .summary = crm_summary,
+    .latencies = crm_latencies,
     .finish = NULL,
     .close = crm_close,
 };

@@ -7,6 +7,7 @@
 #include "ab/checkpoint.h"
 #include "ab/http.h"
 #include "ab/json.h"
+#include "ab/latency.h"
 #include "ab/mapping.h"
 
 #include "crm360.h"
@@ -83,16 +84,6 @@ struct crm_batch {
     int64_t sent_us; /* submitted to the HTTP client */
 };
 
-/* Request latencies of the last CRM_LAT_KEEP batches of an object (submit to
- * final answer, retries included), for the summary's p50/p95/max. */
-#define CRM_LAT_KEEP 4096
-struct crm_lat {
-    int64_t us[CRM_LAT_KEEP];
-    uint64_t n;
-    int64_t max_us;
-    uint64_t retried; /* attempts after the first */
-};
-
 /* The generation of a catalog stream (refresh.c). */
 struct crm_gen {
     char tag[64];      /* "ab-gen:<stream hash>:<generation_id>"; "": customers not tagged */
@@ -137,8 +128,8 @@ struct crm_dest {
     uint64_t local_rejects;
     uint64_t batches_sent;
     uint64_t batches_replayed;
-    uint64_t batches_earlier; /* answered for an earlier run */
-    struct crm_lat lat[CRM_NOBJECTS];
+    uint64_t batches_earlier;               /* answered for an earlier run */
+    struct ab_latency lat[CRM_NOBJECTS];    /* per object: its batches */
     uint64_t already_applied[CRM_NOBJECTS]; /* records of those batches */
     uint64_t batches_split;                 /* refused as a whole and sent as two slices */
     struct ab_buf scratch;

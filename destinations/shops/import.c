@@ -242,6 +242,7 @@ static bool submit(struct shp_dest *s, struct ab_http_req *r, enum shp_req_kind 
         return false;
     }
     ab_http_req_on_header(r, on_header, q);
+    q->sent_us = ab_now_us();
     if (ab_http_submit(s->h, r, on_done, q, &e) != AB_OK) {
         req_unlink(q);
         free(q);
@@ -1759,6 +1760,7 @@ static void on_done(void *arg, const struct ab_http_resp *resp)
     yajl_val body;
 
     req_unlink(q);
+    ab_latency_add(&s->lat[q->kind], ab_now_us() - q->sent_us, resp->attempts);
     if (q->kind == SHP_REQ_PART) {
         s->uploads_inflight--;
     } else if (q->kind == SHP_REQ_ABORT) {

@@ -749,6 +749,23 @@ static bool shp_idle(const void *self)
     return !s->failed && s->imports == NULL && ab_http_pending(s->h) == 0;
 }
 
+/* Request latencies by kind of request (an import holds both objects). */
+static size_t shp_latencies(void *self, const char **names, struct ab_latency **lats, size_t max)
+{
+    static const char *const kinds[SHP_NREQ_KINDS] = {
+        "import creations", "part uploads", "import commits", "import reads", "import aborts"};
+    struct shp_dest *s = self;
+    size_t n = 0;
+
+    for (int k = 0; k < SHP_NREQ_KINDS && n < max; k++) {
+        if (s->lat[k].n) {
+            names[n] = kinds[k];
+            lats[n++] = &s->lat[k];
+        }
+    }
+    return n;
+}
+
 static void shp_summary(void *self, struct ab_emitter *em)
 {
     struct shp_dest *s = self;
@@ -887,6 +904,7 @@ const struct ab_destination_ops shp_destination_ops = {
     .flush = shp_flush,
     .idle = shp_idle,
     .summary = shp_summary,
+    .latencies = shp_latencies,
     .finish = shp_finish,
     .close = shp_close,
 };

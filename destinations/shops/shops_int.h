@@ -16,6 +16,7 @@
 #include "ab/emitter.h"
 #include "ab/error.h"
 #include "ab/http.h"
+#include "ab/latency.h"
 #include "ab/mapping.h"
 #include "ab/oauth2.h"
 #include "ab/spool.h"
@@ -158,6 +159,7 @@ struct shp_import {
 };
 
 enum shp_req_kind { SHP_REQ_CREATE, SHP_REQ_PART, SHP_REQ_COMMIT, SHP_REQ_GET, SHP_REQ_ABORT };
+#define SHP_NREQ_KINDS (SHP_REQ_ABORT + 1)
 
 struct shp_req {
     struct shp_req *prev;
@@ -170,6 +172,7 @@ struct shp_req {
     char id[SHP_ID_MAX]; /* the import id the request addressed */
     bool replayed;       /* the answer carried "Idempotent-Replayed: true" */
     bool probe;          /* a part upload carrying a subset of the part (part.h) */
+    int64_t sent_us;     /* submitted to the HTTP client */
 };
 
 struct shp_stream {
@@ -247,6 +250,7 @@ struct shp_dest {
     struct ab_buf received; /* the record as received, when not the item's bytes */
     struct ab_buf scratch;  /* spool reads, rejection records */
     struct shp_stats stats;
+    struct ab_latency lat[SHP_NREQ_KINDS]; /* per request kind, for the summary */
 };
 
 /* shops.c: asks the loop to run the commit cadence and the pump at when_us

@@ -5,6 +5,7 @@
 
 #include "ab/checkpoint.h"
 #include "ab/driver.h"
+#include "ab/latency.h"
 #include "ab/mapping.h"
 #include "ab/protocol.h"
 
@@ -77,6 +78,11 @@ struct ab_destination_ops {
     bool (*idle)(const void *self);
     /* Optional: log the destination's own summary lines. */
     void (*summary)(void *self, struct ab_emitter *em);
+    /* Optional: the destination's request latencies by group (an object, a
+     * kind of request) for the summary table and --report: names[i] and
+     * lats[i] for i below the count returned (at most max), owned by the
+     * destination and valid until close. */
+    size_t (*latencies)(void *self, const char **names, struct ab_latency **lats, size_t max);
     /* Optional: called before close when the run ends; ok=false after a
      * fatal error (do not commit anything then). */
     enum ab_status (*finish)(void *self, bool ok, struct ab_error *err);
