@@ -209,8 +209,12 @@ class Reads(TinyCase):
                          sorted(touched["pedidos"] + touched["new_pedidos"]))
         self.assertEqual(sorted(r["id"] for r in th.records(res.messages, "produtos")),
                          sorted(touched["produtos"]))
+        self.assertEqual(sorted({r["produtoPai"]["id"]
+                                 for r in th.records(res.messages, "variacoes")}),
+                         sorted(p for p in touched["produtos"]
+                                if th.expected(dump, "produtos")[p]["variacoes"]))
         # what moved is the changed content
-        for s in ("contatos", "pedidos", "produtos"):
+        for s in ("contatos", "pedidos", "produtos", "variacoes"):
             want = th.expected(dump, s)
             for r in th.records(res.messages, s):
                 self.assertEqual(r, want[r["id"]], s)

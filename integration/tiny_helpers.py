@@ -7,7 +7,7 @@ import lib
 HERE = os.path.dirname(os.path.abspath(__file__))
 EMULATOR = os.path.join(HERE, "emulators", "tiny_emulator.py")
 RT0 = "rt-tiny-initial-000000000000"
-STREAMS = ("contatos", "pedidos", "produtos", "estoque")
+STREAMS = ("contatos", "pedidos", "produtos", "variacoes", "estoque")
 
 
 def emulator(contacts=60, products=12, orders=50, per_minute=0, extra=(), timeout=20):
@@ -74,4 +74,12 @@ def expected(dump, stream):
     or variation that has stock)."""
     if stream == "estoque":
         return {int(pid): s["saldo"] for pid, s in dump["estoque"].items()}
+    if stream == "variacoes":
+        out = {}
+        for p in dump["produtos"]:
+            parent = {k: p[k] for k in ("id", "sku", "descricao", "dataAlteracao")}
+            for v in p["variacoes"]:
+                out[v["id"]] = dict(v, produtoPai=parent,
+                                    _ab_grade={g["chave"]: g["valor"] for g in v["grade"]})
+        return out
     return {r["id"]: public(r) for r in dump[stream]}

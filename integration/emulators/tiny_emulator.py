@@ -125,10 +125,10 @@ class Account:
                     sellable.append((vid, "%s-%s" % (sku, size), price))
             else:
                 sellable.append((pid, sku, price))
-        for pid, _, _ in sellable:
+        for pid, sku, _ in sellable:
             saldo = rng.randrange(0, 40)
             reserved = rng.randrange(0, 3)
-            self.stock[pid] = {"saldo": saldo, "reservado": reserved}
+            self.stock[pid] = {"saldo": saldo, "reservado": reserved, "codigo": sku}
         cids = sorted(self.contacts)
         for i in range(orders):
             oid = self._id()
@@ -272,7 +272,7 @@ class App:
             if pid not in acc.stock:
                 return 404, b""
             s = acc.stock[pid]
-            return 200, {"id": pid, "nome": "", "codigo": "", "unidade": "UN",
+            return 200, {"id": pid, "nome": "", "codigo": s["codigo"], "unidade": "UN",
                          "saldo": s["saldo"], "reservado": s["reservado"],
                          "disponivel": s["saldo"] - s["reservado"], "localizacao": "",
                          "depositos": [{"id": 1, "nome": "Geral", "desconsiderar": False,

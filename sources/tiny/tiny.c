@@ -188,7 +188,7 @@ static enum ab_status tn_open(struct ab_driver *d, void **self, struct ab_error 
         if (!tn_kind_of(cat->streams[i].name, &k)) {
             return ab_error_set(err, AB_ERR_CONFIG,
                                 "catalog: stream '%s' is not one of contatos, pedidos, produtos, "
-                                "estoque",
+                                "variacoes, estoque",
                                 cat->streams[i].name);
         }
         if (k == TN_ESTOQUE && cat->streams[i].sync_mode == AB_SYNC_INCREMENTAL) {
@@ -286,6 +286,8 @@ static enum ab_status submit_one(struct tiny *t, const char *path, int64_t id, s
 
 /* ---- answers -------------------------------------------------------------------- */
 
+/* The record: Tiny's object v; a stock balance, which carries no time of
+ * its own, gets "_ab_read_at", the run's start (UTC). */
 static enum ab_status emit_record(struct tiny *t, yajl_val v, struct ab_error *err)
 {
     enum ab_status rc;
@@ -293,6 +295,14 @@ static enum ab_status emit_record(struct tiny *t, yajl_val v, struct ab_error *e
     AB_ASSERT(v && YAJL_IS_OBJECT(v));
     ab_buf_reset(&t->rec);
     rc = ab_json_write(&t->rec, v, err);
+    if (rc == AB_OK && t->kind == TN_ESTOQUE) {
+        ab_buf_truncate(&t->rec, t->rec.len - 1); /* the closing brace */
+        rc = ab_buf_adds(&t->rec, v->u.object.len ? ",\"_ab_read_at\":\"" : "\"_ab_read_at\":\"",
+                         err);
+        if (rc == AB_OK) {
+            rc = ab_time_format(t->run_start, 0, "%Y-%m-%dT%H:%M:%SZ\"}", &t->rec, err);
+        }
+    }
     if (rc == AB_OK) {
         rc = ab_source_record(t->d, t->cur, t->rec.data, t->rec.len, err);
     }
@@ -409,13 +419,13 @@ static enum ab_status on_list(struct tiny *t, struct ab_error *err)
         return rc;
     }
     t->idx = 0;
-    if (t->kind == TN_ESTOQUE) {
+    if (t->kind == TN_ESTOQUE || t->kind == TN_VARIACOES) {
         /* simple products have stock; a parent's variations come from its detail */
         t->nstock = 0;
         for (size_t i = 0; i < t->nids; i++) {
             if (t->parent[i]) {
                 t->ids[parents++] = t->ids[i];
-            } else {
+            } else if (t->kind == TN_ESTOQUE) {
                 t->stock[t->nstock++] = t->ids[i];
             }
         }
@@ -426,6 +436,31 @@ static enum ab_status on_list(struct tiny *t, struct ab_error *err)
         return AB_OK;
     }
     return details_done(t, err);
+}
+
+/* The variations of product detail p, each a record. */
+static enum ab_status emit_variations(struct tiny *t, yajl_val p, const char *what,
+                                      struct ab_error *err)
+{
+    yajl_val vs = ab_json_get(p, "variacoes");
+    enum ab_status rc = AB_OK;
+
+    if (!vs || ab_json_is_null(vs)) {
+        return AB_OK;
+    }
+    if (!YAJL_IS_ARRAY(vs)) {
+        return ab_error_set(err, AB_ERR_PROTOCOL, "%s: \"variacoes\" is not an array", what);
+    }
+    for (size_t i = 0; i < vs->u.array.len && rc == AB_OK; i++) {
+        ab_buf_reset(&t->rec);
+        rc = tn_variation_record(p, vs->u.array.values[i], &t->rec, err);
+        if (rc != AB_OK) {
+            return ab_error_prefix(err, "%s: variation %zu", what, i);
+        }
+        rc = ab_source_record(t->d, t->cur, t->rec.data, t->rec.len, err);
+        t->records += rc == AB_OK;
+    }
+    return rc;
 }
 
 static enum ab_status on_detail(struct tiny *t, struct ab_error *err)
@@ -452,6 +487,8 @@ static enum ab_status on_detail(struct tiny *t, struct ab_error *err)
             if (rc != AB_OK) {
                 (void)ab_error_prefix(err, "%s", what);
             }
+        } else if (t->kind == TN_VARIACOES) {
+            rc = emit_variations(t, body, what, err);
         } else {
             rc = emit_record(t, body, err);
         }

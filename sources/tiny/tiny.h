@@ -18,7 +18,7 @@ extern const char tn_spec_json[];
 extern const char tn_catalog_text[]; /* catalog.json */
 
 /* The streams, in catalog order. */
-enum tn_kind { TN_CONTATOS = 0, TN_PEDIDOS, TN_PRODUTOS, TN_ESTOQUE, TN_NKINDS };
+enum tn_kind { TN_CONTATOS = 0, TN_PEDIDOS, TN_PRODUTOS, TN_VARIACOES, TN_ESTOQUE, TN_NKINDS };
 
 /* The stream's name ("contatos") and the API path of its list ("/produtos"
  * for estoque, which has no list of its own); static. */
@@ -43,6 +43,16 @@ const char *tn_catalog_json(void);
  */
 enum ab_status tn_list_parse(yajl_val body, int64_t *ids, bool *parent, size_t max, size_t *n,
                              size_t *items, int64_t *total, struct ab_error *err);
+
+/*
+ * The record of stream variacoes for variation v of product detail p, into
+ * out (appended): Tiny's variation object plus "produtoPai" {id, sku,
+ * descricao, dataAlteracao} of p and "_ab_grade", its grid as an object
+ * ({"Tamanho": "GG", "Cor": "Branco"}; a key given twice keeps the last).
+ * AB_ERR_PROTOCOL when v is not an object.
+ */
+enum ab_status tn_variation_record(yajl_val p, yajl_val v, struct ab_buf *out,
+                                   struct ab_error *err);
 
 /* The ids of a product detail's "variacoes" appended to ids (at most max in
  * all, *n counting them); AB_ERR_PROTOCOL on an element without an id or

@@ -8,10 +8,12 @@
 
 #include "tiny.h"
 
-static const char *const names[TN_NKINDS] = {"contatos", "pedidos", "produtos", "estoque"};
-static const char *const paths[TN_NKINDS] = {"/contatos", "/pedidos", "/produtos", "/produtos"};
+static const char *const names[TN_NKINDS] = {"contatos", "pedidos", "produtos", "variacoes",
+                                             "estoque"};
+static const char *const paths[TN_NKINDS] = {"/contatos", "/pedidos", "/produtos", "/produtos",
+                                             "/produtos"};
 static const char *const filters[TN_NKINDS] = {"dataAtualizacao", "dataAtualizacao",
-                                               "dataAlteracao", "dataAlteracao"};
+                                               "dataAlteracao", "dataAlteracao", "dataAlteracao"};
 
 const char *tn_stream_name(enum tn_kind k)
 {
@@ -112,6 +114,88 @@ enum ab_status tn_variation_ids(yajl_val detail, int64_t *ids, size_t max, size_
         ids[(*n)++] = id;
     }
     return AB_OK;
+}
+
+/* ,"key":<p's key> when p has it. */
+static enum ab_status copy_member(struct ab_buf *out, yajl_val p, const char *key, bool *first,
+                                  struct ab_error *err)
+{
+    yajl_val v = ab_json_get(p, key);
+    enum ab_status rc;
+
+    if (!v) {
+        return AB_OK;
+    }
+    rc = ab_buf_adds(out, *first ? "" : ",", err);
+    *first = false;
+    if (rc == AB_OK) {
+        rc = ab_json_write_cstr(out, key, err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(out, ':', err);
+    }
+    return rc == AB_OK ? ab_json_write(out, v, err) : rc;
+}
+
+enum ab_status tn_variation_record(yajl_val p, yajl_val v, struct ab_buf *out, struct ab_error *err)
+{
+    static const char *const parent_keys[] = {"id", "sku", "descricao", "dataAlteracao"};
+    yajl_val grade = ab_json_get(v, "grade");
+    bool first = true;
+    enum ab_status rc;
+
+    if (!v || !YAJL_IS_OBJECT(v)) {
+        return ab_error_set(err, AB_ERR_PROTOCOL, "a variation is not an object");
+    }
+    rc = ab_buf_addc(out, '{', err);
+    for (size_t i = 0; i < v->u.object.len && rc == AB_OK; i++) {
+        const char *k = v->u.object.keys[i];
+
+        if (strcmp(k, "produtoPai") != 0 && strcmp(k, "_ab_grade") != 0) {
+            rc = copy_member(out, v, k, &first, err);
+        }
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(out, first ? "\"produtoPai\":{" : ",\"produtoPai\":{", err);
+    }
+    first = true;
+    for (size_t i = 0; i < 4 && rc == AB_OK; i++) {
+        rc = copy_member(out, p, parent_keys[i], &first, err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(out, "},\"_ab_grade\":{", err);
+    }
+    first = true;
+    for (size_t i = 0; grade && YAJL_IS_ARRAY(grade) && i < grade->u.array.len && rc == AB_OK;
+         i++) {
+        const char *k = ab_json_get_str(grade->u.array.values[i], "chave", NULL);
+        yajl_val val = ab_json_get(grade->u.array.values[i], "valor");
+        bool later = false;
+
+        if (!k || !val) {
+            continue;
+        }
+        for (size_t j = i + 1; j < grade->u.array.len; j++) {
+            const char *k2 = ab_json_get_str(grade->u.array.values[j], "chave", NULL);
+
+            later = later || (k2 && strcmp(k, k2) == 0);
+        }
+        if (later) {
+            continue;
+        }
+        rc = ab_buf_adds(out, first ? "" : ",", err);
+        first = false;
+        if (rc == AB_OK) {
+            rc = ab_json_write_cstr(out, k, err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_buf_addc(out, ':', err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_json_write(out, val, err);
+        }
+    }
+    return rc == AB_OK ? ab_buf_adds(out, "}}", err) : rc;
 }
 
 const char *tn_error_detail(yajl_val body, char *out, size_t size)

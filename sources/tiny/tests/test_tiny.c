@@ -130,6 +130,37 @@ static void test_variation_ids(void **state)
     ab_json_free(v);
 }
 
+static void test_variation_record(void **state)
+{
+    yajl_val p = parse("{\"id\":1,\"sku\":\"CAM\",\"descricao\":\"Camiseta \\\"A\\\"\","
+                       "\"dataAlteracao\":\"2024-05-10 14:22:01\",\"tipo\":\"V\",\"variacoes\":["
+                       "{\"id\":2,\"sku\":\"CAM-GG\",\"grade\":[{\"chave\":\"Tamanho\",\"valor\":"
+                       "\"G\"},{\"chave\":\"Cor\",\"valor\":\"Azul\"},{\"chave\":\"Tamanho\","
+                       "\"valor\":\"GG\"}]},{\"id\":3},7]}");
+    yajl_val vs = ab_json_get(p, "variacoes");
+    struct ab_error err = {0};
+    struct ab_buf b;
+
+    (void)state;
+    ab_buf_init(&b, AB_BUF_UNBOUNDED);
+    assert_int_equal(tn_variation_record(p, vs->u.array.values[0], &b, &err), AB_OK);
+    assert_string_equal(b.data,
+                        "{\"id\":2,\"sku\":\"CAM-GG\",\"grade\":[{\"chave\":\"Tamanho\","
+                        "\"valor\":\"G\"},{\"chave\":\"Cor\",\"valor\":\"Azul\"},{\"chave\":"
+                        "\"Tamanho\",\"valor\":\"GG\"}],\"produtoPai\":{\"id\":1,\"sku\":"
+                        "\"CAM\",\"descricao\":\"Camiseta \\\"A\\\"\",\"dataAlteracao\":"
+                        "\"2024-05-10 14:22:01\"},\"_ab_grade\":{\"Cor\":\"Azul\","
+                        "\"Tamanho\":\"GG\"}}");
+    ab_buf_reset(&b);
+    assert_int_equal(tn_variation_record(p, vs->u.array.values[1], &b, &err), AB_OK);
+    yajl_val r = parse(b.data);
+    assert_int_equal(ab_json_get(r, "_ab_grade")->u.object.len, 0);
+    ab_json_free(r);
+    assert_int_equal(tn_variation_record(p, vs->u.array.values[2], &b, &err), AB_ERR_PROTOCOL);
+    ab_buf_release(&b);
+    ab_json_free(p);
+}
+
 static void test_error_detail(void **state)
 {
     yajl_val v = parse("{\"mensagem\":\"Ocorreram erros de validação\",\"detalhes\":[{\"campo\":"
@@ -197,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_catalog),
         cmocka_unit_test(test_list_parse),
         cmocka_unit_test(test_variation_ids),
+        cmocka_unit_test(test_variation_record),
         cmocka_unit_test(test_error_detail),
         cmocka_unit_test(test_state),
     };
