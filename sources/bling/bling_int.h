@@ -44,7 +44,7 @@ struct bling {
     int64_t ids[BL_MAX_PAGE];
     size_t nids, idx, items;
     /* buffers */
-    struct ab_buf url, rec, out, ctl;
+    struct ab_buf url, rec, out;
     /* figures */
     uint64_t records, requests, missing, rotations;
 };

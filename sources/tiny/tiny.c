@@ -42,16 +42,8 @@ void tn_set_phase(struct tiny *t, enum tn_phase to)
 static enum ab_status on_rotate(void *arg, const char *refresh_token, struct ab_error *err)
 {
     struct tiny *t = arg;
-    enum ab_status rc;
+    enum ab_status rc = ab_source_config_update(t->d, "refresh_token", refresh_token, err);
 
-    ab_buf_reset(&t->ctl);
-    rc = ab_config_with(t->config, "refresh_token", refresh_token, &t->ctl, err);
-    if (rc == AB_OK) {
-        rc = ab_source_control_config(t->d, t->ctl.data, t->ctl.len, err);
-    }
-    if (t->ctl.data) {
-        memset(t->ctl.data, 0, t->ctl.len);
-    }
     t->rotations += rc == AB_OK;
     return rc;
 }
@@ -71,7 +63,6 @@ enum ab_status tn_config(struct tiny *t, struct ab_driver *d, struct ab_error *e
     ab_buf_init(&t->url, 64 * 1024);
     ab_buf_init(&t->rec, BODY_MAX);
     ab_buf_init(&t->out, BODY_MAX);
-    ab_buf_init(&t->ctl, 64 * 1024);
     rc = ab_driver_check_url(t->api_url, "api_url", err);
     if (rc == AB_OK) {
         rc = ab_driver_check_url(ab_opt_str(t->config, "token_url"), "token_url", err);
@@ -123,7 +114,6 @@ void tn_release(struct tiny *t)
     ab_buf_release(&t->url);
     ab_buf_release(&t->rec);
     ab_buf_release(&t->out);
-    ab_buf_release(&t->ctl);
     free(t->stock);
 }
 
@@ -157,23 +147,7 @@ static void tn_close(void *self)
 
 static enum ab_status tn_discover(struct ab_driver *d, struct ab_error *err)
 {
-    const char *c = tn_catalog_json();
-    yajl_val v = ab_json_parse(c, strlen(c), err);
-    struct ab_buf out;
-    enum ab_status rc;
-
-    if (!v) {
-        return ab_error_prefix(err, "the embedded catalog");
-    }
-    /* one line on the wire, whatever the file's layout */
-    ab_buf_init(&out, AB_BUF_UNBOUNDED);
-    rc = ab_json_write(&out, v, err);
-    ab_json_free(v);
-    if (rc == AB_OK) {
-        rc = ab_source_catalog(d, out.data, out.len, err);
-    }
-    ab_buf_release(&out);
-    return rc;
+    return ab_source_catalog_text(d, tn_catalog_json(), err);
 }
 
 static enum ab_status tn_open(struct ab_driver *d, void **self, struct ab_error *err)

@@ -49,7 +49,7 @@ struct tiny {
     int64_t *stock; /* TN_MAX_STOCK */
     size_t nstock, sidx;
     /* buffers */
-    struct ab_buf url, rec, out, ctl;
+    struct ab_buf url, rec, out;
     /* figures */
     uint64_t records, requests, missing, no_stock, rotations;
 };
