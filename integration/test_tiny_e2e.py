@@ -10,48 +10,16 @@ and resumption mid-stream after a SIGKILL.
 """
 import signal
 import time
-import unittest
 
 import lib
 import tiny_helpers as th
 
 
-class TinyCase(unittest.TestCase):
-    emulator_args = {}
+class TinyCase(lib.SourceCase):
+    workdir_prefix = "ab-tiny-"
 
-    def setUp(self):
-        self.wd = lib.Workdir("ab-tiny-")
-        self.srv = th.emulator(**self.emulator_args).start()
-        self.ok = False
-
-    def tearDown(self):
-        self.srv.stop()
-        self.wd.cleanup(keep=not self.ok)
-
-    def args(self, cmd, cfg, cat=None, state=None, name="run"):
-        argv = [cmd, "--config", self.wd.write_json(name + ".config.json", cfg)]
-        if cat is not None:
-            argv += ["--catalog", self.wd.write_json(name + ".catalog.json", cat)]
-        if state is not None:
-            argv += ["--state", self.wd.write_json(name + ".state.json", state)]
-        return argv
-
-    def run_src(self, cmd, cfg, cat=None, state=None, name="run", timeout=300):
-        res = lib.run_connector(lib.binary(), self.args(cmd, cfg, cat, state, name), self.wd,
-                                name=name, timeout=timeout)
-        for m in res.messages:
-            lib.check_message(m)
-        return res
-
-    def assert_no_secret(self, res, *secrets):
-        """Nowhere but in CONTROL messages (the config for the platform)."""
-        blob = b"\n".join(line for line in res.stdout.split(b"\n")
-                          if not line.startswith(b'{"type":"CONTROL"')) + res.stderr
-        for s in secrets:
-            self.assertTrue(s.encode() not in blob, "a secret in the output")
-
-    def dump(self):
-        return self.srv.get("/_admin/dump")
+    def start_emulator(self, **kw):
+        return th.emulator(**kw)
 
     def assert_equal_to_account(self, res, streams=th.STREAMS):
         dump = self.dump()
@@ -63,20 +31,6 @@ class TinyCase(unittest.TestCase):
             else:
                 got = {r["id"]: r for r in got}
             self.assertEqual(got, th.expected(dump, s), s)
-
-    def assert_states_consistent(self, res):
-        """Each STATE counts the records of its stream since the previous
-        one; no record of a stream after its last state."""
-        since = {}
-        for m in res.messages:
-            if m["type"] == "RECORD":
-                s = m["record"]["stream"]
-                since[s] = since.get(s, 0) + 1
-            elif m["type"] == "STATE":
-                s = m["state"]["stream"]["stream_descriptor"]["name"]
-                self.assertEqual(m["state"]["sourceStats"]["recordCount"], since.get(s, 0))
-                since[s] = 0
-        self.assertEqual({s: n for s, n in since.items() if n}, {})
 
 
 class Commands(TinyCase):
