@@ -166,7 +166,7 @@ class App:
     def __init__(self, args):
         self.args = args
         self.lock = threading.Lock()
-        self.hold_cond = threading.Condition(self.lock)
+        self.hold = httpbase.GenerationHold(self.lock)
         self.faults = httpbase.FaultInjector(args.seed, FAULT_KINDS, min_retry_after=0)
         self.reset()
 
@@ -177,9 +177,7 @@ class App:
             self.tokens = {}  # access token -> (expires at, refresh generation)
             self.refresh = {self.args.refresh_token: time.time() + 86400}
             self.generation = 0  # refresh tokens issued
-            self.hold_from = None  # hold requests with tokens of this generation or later
-            self.held = 0
-            self.hold_cond.notify_all()
+            self.hold.clear()
             self.window = (0, 0)  # (minute, reads)
             self.counters = {}
             self.faults.reset()
@@ -226,10 +224,7 @@ class App:
                 self.count("unauthorized")
                 return 401, b"", {}
             generation = self.tokens[token][1]
-            if self.hold_from is not None and generation >= self.hold_from:
-                self.held += 1
-                while self.hold_from is not None and generation >= self.hold_from:
-                    self.hold_cond.wait(1)
+            self.hold.wait(generation)
             minute = int(now // 60)
             reads = self.window[1] + 1 if self.window[0] == minute else 1
             self.window = (minute, reads)
@@ -320,15 +315,11 @@ class App:
                 return 200, {"status": "ok"}
             if path == "/_admin/stats":
                 return 200, {"counters": dict(self.counters), "generation": self.generation,
-                             "held": self.held}
+                             "held": self.hold.held}
             if path == "/_admin/refresh_token":
                 return 200, {"generation": self.generation}
             if path == "/_admin/hold":
-                spec = httpbase.parse_json(body or b"{}")
-                self.hold_from = spec.get("from_generation")
-                self.held = 0 if self.hold_from is not None else self.held
-                self.hold_cond.notify_all()
-                return 200, {"hold_from": self.hold_from}
+                return 200, self.hold.configure(httpbase.parse_json(body or b"{}"))
             if path == "/_admin/mutate":
                 return 200, self.mutate(httpbase.parse_json(body or b"{}"))
             if path == "/_admin/faults":
