@@ -129,6 +129,8 @@ class Reads(TinyCase):
                      for m in res.of_type("TRACE") if m["trace"]["type"] == "ESTIMATE"}
         self.assertEqual(estimates["pedidos"], len(dump["pedidos"]))
         self.assertEqual(estimates["contatos"], len(dump["contatos"]))
+        self.assertEqual(estimates["produtos"], len(dump["produtos"]))
+        self.assertNotIn("estoque", estimates)
         # orders carry their items, products their variations (and grids)
         self.assertTrue(all(o["itens"] for o in th.records(res.messages, "pedidos")))
         variations = [v for p in th.records(res.messages, "produtos") for v in p["variacoes"]]

@@ -378,7 +378,8 @@ static enum ab_status on_list(struct tiny *t, struct ab_error *err)
         ab_json_free(body);
         return ab_error_prefix(err, "%s", what);
     }
-    if (first && t->total >= 0) {
+    if (first && t->total >= 0 && t->kind != TN_VARIACOES && t->kind != TN_ESTOQUE) {
+        /* the list counts records of this stream (not products' variations or stock) */
         rc = ab_source_estimate(t->d, t->cur, t->total - t->pager.offset, -1, err);
     }
     if (rc == AB_OK && t->kind == TN_CONTATOS) {
