@@ -36,26 +36,8 @@ def catalog(modes=None):
         "sync_mode": m, "destination_sync_mode": "append"} for s, m in modes.items()]}
 
 
-def latest_config(messages, cfg):
-    """The config after the CONTROL messages of a run (cfg when none)."""
-    for m in messages:
-        if m["type"] == "CONTROL":
-            cfg = m["control"]["connectorConfig"]["config"]
-    return cfg
-
-
-def last_states(messages, previous=None):
-    """The input state for the next run: the last state of each stream,
-    on top of previous (a list of AirbyteStateMessage)."""
-    by_stream = {}
-    for st in previous or []:
-        by_stream[st["stream"]["stream_descriptor"]["name"]] = st
-    for m in messages:
-        if m["type"] == "STATE":
-            st = dict(m["state"])
-            st.pop("sourceStats", None)
-            by_stream[st["stream"]["stream_descriptor"]["name"]] = st
-    return list(by_stream.values())
+latest_config = lib.latest_config
+last_states = lib.last_states
 
 
 def records(messages, stream=None, raw=False):

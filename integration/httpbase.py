@@ -323,6 +323,44 @@ class RateLimiter:
 # ---------------------------------------------------------------------------
 
 
+class GenerationHold:
+    """Holds API requests made with access tokens of a given refresh-token
+    generation or later until released (the emulators' `POST /_admin/hold`
+    `{"from_generation": G}`, `null` releases): a test kills a client while
+    it uses a token it has just received. Works under the caller's lock (a
+    `threading.Lock` or `RLock` the app holds around every call)."""
+
+    def __init__(self, lock):
+        self.cond = threading.Condition(lock)
+        self.from_generation = None
+        self.held = 0
+
+    def clear(self):
+        """Releases everything (with the lock held)."""
+        self.from_generation = None
+        self.held = 0
+        self.cond.notify_all()
+
+    def configure(self, spec):
+        """`{"from_generation": G or null}` (with the lock held); the answer
+        of the admin endpoint."""
+        self.from_generation = spec.get("from_generation")
+        if self.from_generation is not None:
+            self.held = 0
+        self.cond.notify_all()
+        return {"hold_from": self.from_generation}
+
+    def wait(self, generation):
+        """Blocks a request of this generation while it is held (with the
+        lock held; waiting releases it)."""
+        if self.from_generation is None or generation < self.from_generation:
+            return
+        self.held += 1
+        self.cond.notify_all()
+        while self.from_generation is not None and generation >= self.from_generation:
+            self.cond.wait(1)
+
+
 class FaultInjector:
     """Seeded fault injection, configured by a JSON object (the emulators'
     `POST /_admin/faults`).

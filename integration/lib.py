@@ -904,6 +904,96 @@ class DestinationCase(unittest.TestCase):
 
 
 # ---------------------------------------------------------------------------
+# Sources
+# ---------------------------------------------------------------------------
+
+
+def latest_config(messages, cfg):
+    """The config after the CONTROL messages of a source's run (cfg when
+    none): what the platform would hold."""
+    for m in messages:
+        if m["type"] == "CONTROL":
+            cfg = m["control"]["connectorConfig"]["config"]
+    return cfg
+
+
+def last_states(messages, previous=None):
+    """The input state for a source's next run: the last STREAM state of
+    each stream, on top of previous (a list of AirbyteStateMessage)."""
+    by_stream = {}
+    for st in previous or []:
+        by_stream[st["stream"]["stream_descriptor"]["name"]] = st
+    for m in messages:
+        if m["type"] == "STATE":
+            st = dict(m["state"])
+            st.pop("sourceStats", None)
+            by_stream[st["stream"]["stream_descriptor"]["name"]] = st
+    return list(by_stream.values())
+
+
+class SourceCase(unittest.TestCase):
+    """The base of an API source's test cases: an emulator per test
+    (start_emulator(**emulator_args), in self.srv), a work directory per test
+    (self.wd, kept when the test failed), runs of the binary with config,
+    catalog and state files (run_src()), and the checks every source shares.
+    A subclass gives start_emulator()."""
+
+    emulator_args = {}
+    workdir_prefix = "ab-source-"
+
+    def start_emulator(self, **kw):
+        raise NotImplementedError
+
+    def setUp(self):
+        self.wd = Workdir(self.workdir_prefix)
+        self.srv = self.start_emulator(**self.emulator_args).start()
+        self.ok = False
+
+    def tearDown(self):
+        self.srv.stop()
+        self.wd.cleanup(keep=not self.ok)
+
+    def args(self, cmd, cfg, cat=None, state=None, name="run"):
+        argv = [cmd, "--config", self.wd.write_json(name + ".config.json", cfg)]
+        if cat is not None:
+            argv += ["--catalog", self.wd.write_json(name + ".catalog.json", cat)]
+        if state is not None:
+            argv += ["--state", self.wd.write_json(name + ".state.json", state)]
+        return argv
+
+    def run_src(self, cmd, cfg, cat=None, state=None, name="run", timeout=300):
+        res = run_connector(binary(), self.args(cmd, cfg, cat, state, name), self.wd,
+                            name=name, timeout=timeout)
+        for m in res.messages:
+            check_message(m)
+        return res
+
+    def assert_no_secret(self, res, *secrets):
+        """Nowhere but in CONTROL messages (the config for the platform)."""
+        blob = b"\n".join(line for line in res.stdout.split(b"\n")
+                          if not line.startswith(b'{"type":"CONTROL"')) + res.stderr
+        for s in secrets:
+            self.assertTrue(s.encode() not in blob, "a secret in the output")
+
+    def dump(self):
+        return self.srv.get("/_admin/dump")
+
+    def assert_states_consistent(self, res):
+        """Each STATE counts the records of its stream since the previous
+        one; no record of a stream after its last state."""
+        since = {}
+        for m in res.messages:
+            if m["type"] == "RECORD":
+                s = m["record"]["stream"]
+                since[s] = since.get(s, 0) + 1
+            elif m["type"] == "STATE":
+                s = m["state"]["stream"]["stream_descriptor"]["name"]
+                self.assertEqual(m["state"]["sourceStats"]["recordCount"], since.get(s, 0))
+                since[s] = 0
+        self.assertEqual({s: n for s, n in since.items() if n}, {})
+
+
+# ---------------------------------------------------------------------------
 # Test runner
 # ---------------------------------------------------------------------------
 

@@ -10,48 +10,16 @@ after a refresh loses nothing) and resumption mid-stream after a SIGKILL.
 import calendar
 import signal
 import time
-import unittest
 
 import bling_helpers as bh
 import lib
 
 
-class BlingCase(unittest.TestCase):
-    emulator_args = {}
+class BlingCase(lib.SourceCase):
+    workdir_prefix = "ab-bling-"
 
-    def setUp(self):
-        self.wd = lib.Workdir("ab-bling-")
-        self.srv = bh.emulator(**self.emulator_args).start()
-        self.ok = False
-
-    def tearDown(self):
-        self.srv.stop()
-        self.wd.cleanup(keep=not self.ok)
-
-    def args(self, cmd, cfg, cat=None, state=None, name="run"):
-        argv = [cmd, "--config", self.wd.write_json(name + ".config.json", cfg)]
-        if cat is not None:
-            argv += ["--catalog", self.wd.write_json(name + ".catalog.json", cat)]
-        if state is not None:
-            argv += ["--state", self.wd.write_json(name + ".state.json", state)]
-        return argv
-
-    def run_src(self, cmd, cfg, cat=None, state=None, name="run", timeout=300):
-        res = lib.run_connector(lib.binary(), self.args(cmd, cfg, cat, state, name), self.wd,
-                                name=name, timeout=timeout)
-        for m in res.messages:
-            lib.check_message(m)
-        return res
-
-    def assert_no_secret(self, res, *secrets):
-        """Nowhere but in CONTROL messages (the config for the platform)."""
-        blob = b"\n".join(line for line in res.stdout.split(b"\n")
-                          if not line.startswith(b'{"type":"CONTROL"')) + res.stderr
-        for s in secrets:
-            self.assertTrue(s.encode() not in blob, "a secret in the output")
-
-    def dump(self):
-        return self.srv.get("/_admin/dump")
+    def start_emulator(self, **kw):
+        return bh.emulator(**kw)
 
     def assert_equal_to_account(self, res, streams=bh.STREAMS):
         dump = self.dump()
@@ -61,20 +29,6 @@ class BlingCase(unittest.TestCase):
             self.assertEqual(len(got), len({key(r) for r in got}), "duplicates in " + s)
             self.assertEqual(sorted(got, key=key),
                              sorted((bh.public(r) for r in dump[s]), key=key), s)
-
-    def assert_states_consistent(self, res):
-        """Each STATE counts the records of its stream since the previous
-        one; no record of a stream after its last state."""
-        since = {}
-        for m in res.messages:
-            if m["type"] == "RECORD":
-                s = m["record"]["stream"]
-                since[s] = since.get(s, 0) + 1
-            elif m["type"] == "STATE":
-                s = m["state"]["stream"]["stream_descriptor"]["name"]
-                self.assertEqual(m["state"]["sourceStats"]["recordCount"], since.get(s, 0))
-                since[s] = 0
-        self.assertEqual({s: n for s, n in since.items() if n}, {})
 
 
 class Commands(BlingCase):

@@ -84,6 +84,8 @@ class Handler(httpbase.Handler):
             headers = []
             if "ra" in q and not 200 <= status < 300:
                 headers.append(("Retry-After", q["ra"]))
+            if "wr" in q and not 200 <= status < 300:
+                headers.append(("X-Window-Reset", q["wr"]))
             if q.get("replayed") == "1":
                 headers.append(("Idempotent-Replayed", "true"))
             self.reply(status, ("%s %d %d" % (key, n, status)).encode(), headers)

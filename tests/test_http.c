@@ -467,6 +467,42 @@ static void test_http_429_retry_after_honoured(void **state)
     ab_http_free(h);
 }
 
+/* A request whose delay header is X-Window-Reset on status 429. */
+static void fetch_delay_header(struct ab_http *h, const char *path, struct got *g)
+{
+    struct ab_http_req *r = req_new("GET", path);
+    struct ab_error err;
+
+    ab_error_init(&err);
+    assert_int_equal(ab_http_req_delay_header(r, "x-window-reset", 429, &err), AB_OK);
+    submit(h, r, g);
+    drain(h, 30);
+    assert_int_equal(g->calls, 1);
+}
+
+static void test_http_delay_header_honoured_on_its_status(void **state)
+{
+    struct ab_http *h = client_default();
+    struct got g;
+
+    (void)state;
+    /* 429 with the API's own "wait N seconds" field: the retry waits */
+    fetch_delay_header(h, "/seq?k=wr1&s=429,200&wr=1", &g);
+    assert_int_equal(g.status, 200);
+    assert_int_equal(g.attempts, 2);
+    assert_true(g.elapsed_s >= 1.0);
+    /* the same field on a 503 is not a delay */
+    fetch_delay_header(h, "/seq?k=wr2&s=503,200&wr=5", &g);
+    assert_int_equal(g.status, 200);
+    assert_int_equal(g.attempts, 2);
+    assert_true(g.elapsed_s < 1.0);
+    /* a request without the hook ignores the field */
+    fetch(h, "GET", "/seq?k=wr3&s=429,200&wr=5", 0, &g);
+    assert_int_equal(g.status, 200);
+    assert_true(g.elapsed_s < 1.0);
+    ab_http_free(h);
+}
+
 static void test_http_404_final_without_retry(void **state)
 {
     struct ab_http *h = client_default();
@@ -1514,6 +1550,7 @@ int main(void)
         cmocka_unit_test(test_http_200_with_body),
         cmocka_unit_test(test_http_503_then_200_retried),
         cmocka_unit_test(test_http_429_retry_after_honoured),
+        cmocka_unit_test(test_http_delay_header_honoured_on_its_status),
         cmocka_unit_test(test_http_404_final_without_retry),
         cmocka_unit_test(test_http_classifier_retry_and_final),
         cmocka_unit_test(test_http_header_hook_every_attempt),

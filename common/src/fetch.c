@@ -100,6 +100,45 @@ enum ab_status ab_fetch_error(const struct ab_fetch *f, const char *what, const 
     return ab_http_status_error(f->status, f->transient, what, detail, err);
 }
 
+enum ab_status ab_source_config_update(struct ab_driver *d, const char *dotted, const char *value,
+                                       struct ab_error *err)
+{
+    struct ab_buf out;
+    enum ab_status rc;
+
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    rc = ab_config_with(ab_driver_config(d), dotted, value, &out, err);
+    if (rc == AB_OK) {
+        rc = ab_source_control_config(d, out.data, out.len, err);
+    }
+    if (out.data) {
+        memset(out.data, 0, out.len);
+    }
+    ab_buf_release(&out);
+    return rc;
+}
+
+enum ab_status ab_source_catalog_text(struct ab_driver *d, const char *text, struct ab_error *err)
+{
+    yajl_val v = ab_json_parse(text, strlen(text), err);
+    struct ab_buf out;
+    enum ab_status rc;
+
+    if (!v) {
+        (void)ab_error_prefix(err, "the embedded catalog");
+        err->code = AB_ERR_INTERNAL;
+        return AB_ERR_INTERNAL;
+    }
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    rc = ab_json_write(&out, v, err);
+    ab_json_free(v);
+    if (rc == AB_OK) {
+        rc = ab_source_catalog(d, out.data, out.len, err);
+    }
+    ab_buf_release(&out);
+    return rc;
+}
+
 enum ab_status ab_config_with(yajl_val config, const char *dotted, const char *value,
                               struct ab_buf *out, struct ab_error *err)
 {

@@ -65,6 +65,8 @@ struct ab_http_req {
     bool gzipped;
     ab_http_header_fn header_fn;
     void *header_arg;
+    char *delay_header; /* a field naming the seconds to wait, or NULL */
+    int delay_status;   /* ... honoured on answers with this status */
     ab_http_classify_fn classify_fn;
     void *classify_arg;
 
@@ -84,6 +86,7 @@ struct ab_http_req {
     struct ab_buf resp;
     char errbuf[CURL_ERROR_SIZE];
     char retry_after[AB_HTTP_RA_MAX];
+    char delay_value[AB_HTTP_RA_MAX];
     enum ab_http_body_fail body_fail;
 
     /* the outcome of the last attempt */
@@ -533,6 +536,7 @@ void ab_http_req_free(struct ab_http_req *r)
     curl_slist_free_all(r->headers);
     free(r->body);
     free(r->type);
+    free(r->delay_header);
     ab_buf_release(&r->resp);
     /* Only reached with the attempt over; kept for safety. */
     curl_slist_free_all(r->attempt_headers);
@@ -614,6 +618,20 @@ void ab_http_req_on_header(struct ab_http_req *r, ab_http_header_fn fn, void *ar
 {
     r->header_fn = fn;
     r->header_arg = fn ? arg : NULL;
+}
+
+enum ab_status ab_http_req_delay_header(struct ab_http_req *r, const char *name, int status,
+                                        struct ab_error *err)
+{
+    char *c = strdup(name);
+
+    if (!c) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (HTTP request)");
+    }
+    free(r->delay_header);
+    r->delay_header = c;
+    r->delay_status = status;
+    return AB_OK;
 }
 
 void ab_http_req_classify(struct ab_http_req *r, ab_http_classify_fn fn, void *arg)
@@ -1227,6 +1245,7 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     if (prefix_ci(p, n, "HTTP/")) {
         /* A new response (after a 1xx): its headers replace the previous ones. */
         r->retry_after[0] = '\0';
+        r->delay_value[0] = '\0';
         if (r->header_fn) {
             r->header_fn(r->header_arg, NULL, 0, NULL, 0);
         }
@@ -1238,6 +1257,10 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     }
     if (prefix_ci(p, n, "retry-after:")) {
         header_value(p, n, strlen("retry-after"), r->retry_after, sizeof(r->retry_after));
+    }
+    if (r->delay_header && (size_t)(colon - p) == strlen(r->delay_header) &&
+        prefix_ci(p, n, r->delay_header)) {
+        header_value(p, n, strlen(r->delay_header), r->delay_value, sizeof(r->delay_value));
     }
     if (r->header_fn) {
         v = (size_t)(colon - p) + 1;
@@ -1333,6 +1356,7 @@ static void start_attempt(struct ab_http *h, struct ab_http_req *r)
     r->error[0] = '\0';
     r->errbuf[0] = '\0';
     r->retry_after[0] = '\0';
+    r->delay_value[0] = '\0';
     r->retry_after_ms = -1;
     r->body_fail = AB_HTTP_BODY_OK;
     ab_buf_release(&r->resp);
@@ -1520,6 +1544,13 @@ static void finish_attempt(struct ab_http *h, struct ab_http_req *r, CURLcode cc
     list_remove(r);
     r->retry_after_ms =
         r->retry_after[0] ? ab_http_parse_retry_after(r->retry_after, ab_wall_ms() / 1000) : -1;
+    if (r->delay_value[0] && cc == CURLE_OK && code == r->delay_status) {
+        long wait_ms = ab_http_parse_retry_after(r->delay_value, ab_wall_ms() / 1000);
+
+        if (wait_ms > r->retry_after_ms) {
+            r->retry_after_ms = wait_ms;
+        }
+    }
 
     if (cc == CURLE_OK && (code < 100 || code > 999)) {
         cc = CURLE_WEIRD_SERVER_REPLY;

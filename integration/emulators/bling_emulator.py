@@ -289,7 +289,7 @@ class App:
         self.started = time.time()
         self.faults = httpbase.FaultInjector(args.seed, FAULT_KINDS, min_retry_after=0)
         self.limiter = httpbase.RateLimiter(args.rate, args.burst)
-        self.hold_cond = threading.Condition(self.lock)
+        self.hold = httpbase.GenerationHold(self.lock)
         self.reset()
 
     def reset(self):
@@ -302,8 +302,7 @@ class App:
             self.generation = 0
             self.counters = {}
             self.day_count = 0
-            self.hold_from = None   # hold requests with tokens of this generation or later
-            self.held = 0
+            self.hold.clear()
             self.limiter.clear()
             self.faults.reset()
             self.events = collections.deque(maxlen=1000)
@@ -384,11 +383,7 @@ class App:
         token, generation = auth
         with self.lock:
             self.events.append(("api", generation))
-            if self.hold_from is not None and generation >= self.hold_from:
-                self.held += 1
-                self.hold_cond.notify_all()
-                while self.hold_from is not None and generation >= self.hold_from:
-                    self.hold_cond.wait(1)
+            self.hold.wait(generation)
             allowed, _, retry = self.limiter.take("account", time.monotonic())
             if not allowed:
                 self.count("rate_limited")
@@ -551,7 +546,7 @@ class App:
                 return 200, {"status": "ok"}, {}
             if path == "/_admin/stats":
                 return 200, {"counters": dict(self.counters), "generation": self.generation,
-                             "held": self.held, "requests_today": self.day_count,
+                             "held": self.hold.held, "requests_today": self.day_count,
                              "events": list(self.events)}, {}
             if path == "/_admin/refresh_token":
                 # what authorizing the app again gives: a fresh refresh token
@@ -563,11 +558,7 @@ class App:
                     return 200, self.faults.configure(httpbase.parse_json(body or b"{}")), {}
                 return 200, self.faults.view(), {}
             if path == "/_admin/hold":
-                spec = httpbase.parse_json(body or b"{}")
-                self.hold_from = spec.get("from_generation")
-                self.held = 0 if self.hold_from is not None else self.held
-                self.hold_cond.notify_all()
-                return 200, {"hold_from": self.hold_from}, {}
+                return 200, self.hold.configure(httpbase.parse_json(body or b"{}")), {}
             if path == "/_admin/expire_tokens":
                 n = len(self.tokens)
                 self.tokens.clear()

@@ -28,6 +28,7 @@ Standard library only. Nothing on stdout; one start-up line on stderr.
 """
 
 import argparse
+import copy
 import datetime
 import os
 import random
@@ -124,10 +125,10 @@ class Account:
                     sellable.append((vid, "%s-%s" % (sku, size), price))
             else:
                 sellable.append((pid, sku, price))
-        for pid, _, _ in sellable:
+        for pid, sku, _ in sellable:
             saldo = rng.randrange(0, 40)
             reserved = rng.randrange(0, 3)
-            self.stock[pid] = {"saldo": saldo, "reservado": reserved}
+            self.stock[pid] = {"saldo": saldo, "reservado": reserved, "codigo": sku}
         cids = sorted(self.contacts)
         for i in range(orders):
             oid = self._id()
@@ -165,6 +166,7 @@ class App:
     def __init__(self, args):
         self.args = args
         self.lock = threading.Lock()
+        self.hold = httpbase.GenerationHold(self.lock)
         self.faults = httpbase.FaultInjector(args.seed, FAULT_KINDS, min_retry_after=0)
         self.reset()
 
@@ -172,8 +174,10 @@ class App:
         with self.lock:
             self.account = Account(self.args.seed, self.args.contacts, self.args.products,
                                    self.args.orders, time.time())
-            self.tokens = {}
+            self.tokens = {}  # access token -> (expires at, refresh generation)
             self.refresh = {self.args.refresh_token: time.time() + 86400}
+            self.generation = 0  # refresh tokens issued
+            self.hold.clear()
             self.window = (0, 0)  # (minute, reads)
             self.counters = {}
             self.faults.reset()
@@ -200,7 +204,8 @@ class App:
                 return 400, {"error": "invalid_grant", "error_description": "Code not valid"}, {}
             access = "eyJ" + secrets.token_urlsafe(60)
             rt = "eyR" + secrets.token_urlsafe(40)
-            self.tokens[access] = time.time() + self.args.access_ttl
+            self.generation += 1
+            self.tokens[access] = (time.time() + self.args.access_ttl, self.generation)
             self.refresh = {rt: time.time() + 86400}
             self.count("tokens_issued")
             return 200, {"access_token": access, "expires_in": self.args.access_ttl,
@@ -215,9 +220,11 @@ class App:
         token = httpbase.bearer_token(handler.headers)
         now = time.time()
         with self.lock:
-            if not token or self.tokens.get(token, 0) <= now:
+            if not token or self.tokens.get(token, (0, 0))[0] <= now:
                 self.count("unauthorized")
                 return 401, b"", {}
+            generation = self.tokens[token][1]
+            self.hold.wait(generation)
             minute = int(now // 60)
             reads = self.window[1] + 1 if self.window[0] == minute else 1
             self.window = (minute, reads)
@@ -238,6 +245,7 @@ class App:
                 self.tokens.pop(token, None)
                 return 401, b"", headers
             self.count("api_requests")
+            self.count("path." + handler.url_path[len(API):].split("/")[1])
             status, body = self.route(handler)
             return status, body, headers
 
@@ -259,7 +267,7 @@ class App:
             if pid not in acc.stock:
                 return 404, b""
             s = acc.stock[pid]
-            return 200, {"id": pid, "nome": "", "codigo": "", "unidade": "UN",
+            return 200, {"id": pid, "nome": "", "codigo": s["codigo"], "unidade": "UN",
                          "saldo": s["saldo"], "reservado": s["reservado"],
                          "disponivel": s["saldo"] - s["reservado"], "localizacao": "",
                          "depositos": [{"id": 1, "nome": "Geral", "desconsiderar": False,
@@ -306,7 +314,14 @@ class App:
             if path == "/_admin/health":
                 return 200, {"status": "ok"}
             if path == "/_admin/stats":
-                return 200, {"counters": dict(self.counters)}
+                return 200, {"counters": dict(self.counters), "generation": self.generation,
+                             "held": self.hold.held}
+            if path == "/_admin/refresh_token":
+                return 200, {"generation": self.generation}
+            if path == "/_admin/hold":
+                return 200, self.hold.configure(httpbase.parse_json(body or b"{}"))
+            if path == "/_admin/mutate":
+                return 200, self.mutate(httpbase.parse_json(body or b"{}"))
             if path == "/_admin/faults":
                 if handler.method == "POST":
                     return 200, self.faults.configure(httpbase.parse_json(body or b"{}"))
@@ -327,6 +342,46 @@ class App:
             self.reset()
             return 200, {"status": "reset"}
         raise httpbase.HttpError(404, "not_found", "no such admin endpoint")
+
+
+    def mutate(self, spec):
+        """{"contatos": n, "pedidos": n, "produtos": n, "new_pedidos": n,
+        "stock": n, "seed": s}: change n records of each kind now (a field
+        and the modification time); returns the ids touched."""
+        acc = self.account
+        rng = random.Random(spec.get("seed", 1))
+        now = time.time()
+        touched = {}
+        for kind, store in (("contatos", acc.contacts), ("pedidos", acc.orders),
+                            ("produtos", acc.products)):
+            ids = rng.sample(sorted(store), min(spec.get(kind, 0), len(store)))
+            for rid in ids:
+                r = store[rid]
+                r["_mtime"] = now
+                if kind == "contatos":
+                    r["celular"] = "(11) 9%04d-%04d" % (rng.randrange(10000), rng.randrange(10000))
+                    r["dataAtualizacao"] = brt(now)
+                elif kind == "pedidos":
+                    r["situacao"] = 2
+                else:
+                    r["precos"]["preco"] = round(r["precos"]["preco"] + 1, 2)
+                    r["dataAlteracao"] = brt(now)
+                    for v in r["variacoes"]:
+                        v["precos"]["preco"] = r["precos"]["preco"]
+            touched[kind] = ids
+        new = []
+        for _ in range(spec.get("new_pedidos", 0)):
+            src = acc.orders[rng.choice(sorted(acc.orders))]
+            oid = acc._id()
+            acc.orders[oid] = dict(copy.deepcopy(src), id=oid, numeroPedido=len(acc.orders) + 1,
+                                   _created=now, _mtime=now)
+            new.append(oid)
+        touched["new_pedidos"] = new
+        stock_ids = rng.sample(sorted(acc.stock), min(spec.get("stock", 0), len(acc.stock)))
+        for pid in stock_ids:
+            acc.stock[pid]["saldo"] += 1
+        touched["stock"] = stock_ids
+        return touched
 
 
 class Handler(httpbase.Handler):

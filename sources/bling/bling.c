@@ -43,16 +43,8 @@ void bl_set_phase(struct bling *b, enum bl_phase to)
 static enum ab_status on_rotate(void *arg, const char *refresh_token, struct ab_error *err)
 {
     struct bling *b = arg;
-    enum ab_status rc;
+    enum ab_status rc = ab_source_config_update(b->d, "refresh_token", refresh_token, err);
 
-    ab_buf_reset(&b->ctl);
-    rc = ab_config_with(b->config, "refresh_token", refresh_token, &b->ctl, err);
-    if (rc == AB_OK) {
-        rc = ab_source_control_config(b->d, b->ctl.data, b->ctl.len, err);
-    }
-    if (b->ctl.data) {
-        memset(b->ctl.data, 0, b->ctl.len);
-    }
     b->rotations += rc == AB_OK;
     return rc;
 }
@@ -73,7 +65,6 @@ enum ab_status bl_config(struct bling *b, struct ab_driver *d, struct ab_error *
     ab_buf_init(&b->url, 64 * 1024);
     ab_buf_init(&b->rec, BODY_MAX);
     ab_buf_init(&b->out, BODY_MAX);
-    ab_buf_init(&b->ctl, 64 * 1024);
     rc = ab_driver_check_url(b->api_url, "api_url", err);
     if (rc != AB_OK) {
         return rc;
@@ -128,7 +119,6 @@ void bl_release(struct bling *b)
     ab_buf_release(&b->url);
     ab_buf_release(&b->rec);
     ab_buf_release(&b->out);
-    ab_buf_release(&b->ctl);
 }
 
 struct ab_http_req *bl_request(struct bling *b, const char *url, const char *label,
@@ -160,23 +150,7 @@ static void bl_close(void *self)
 
 static enum ab_status bl_discover(struct ab_driver *d, struct ab_error *err)
 {
-    const char *c = bl_catalog_json();
-    yajl_val v = ab_json_parse(c, strlen(c), err);
-    struct ab_buf out;
-    enum ab_status rc;
-
-    if (!v) {
-        return ab_error_prefix(err, "the embedded catalog");
-    }
-    /* one line on the wire, whatever the file's layout */
-    ab_buf_init(&out, AB_BUF_UNBOUNDED);
-    rc = ab_json_write(&out, v, err);
-    ab_json_free(v);
-    if (rc == AB_OK) {
-        rc = ab_source_catalog(d, out.data, out.len, err);
-    }
-    ab_buf_release(&out);
-    return rc;
+    return ab_source_catalog_text(d, bl_catalog_json(), err);
 }
 
 static enum ab_status bl_open(struct ab_driver *d, void **self, struct ab_error *err)

@@ -50,7 +50,7 @@ struct bling {
     int64_t probe_lo, probe_hi, probe_hi_items, probe_page, probes;
     uint64_t stream_records;
     /* buffers */
-    struct ab_buf url, rec, out, ctl;
+    struct ab_buf url, rec, out;
     /* figures */
     uint64_t records, requests, missing, rotations;
 };

@@ -75,4 +75,16 @@ enum ab_status ab_http_status_error(int status, bool transient, const char *what
 enum ab_status ab_config_with(yajl_val config, const char *dotted, const char *value,
                               struct ab_buf *out, struct ab_error *err);
 
+/* The run's config with the string at dotted set to value, emitted as a
+ * CONTROL connector-config message (ab_source_control_config()); the copy is
+ * wiped once written. What an ab_oauth2 on_rotate callback does with a new
+ * refresh token. Errors: those two functions'. */
+enum ab_status ab_source_config_update(struct ab_driver *d, const char *dotted, const char *value,
+                                       struct ab_error *err);
+
+/* The discover answer from a catalog text of any layout (an embedded JSON
+ * file): parsed and emitted on one line. AB_ERR_INTERNAL when the text is
+ * not JSON. */
+enum ab_status ab_source_catalog_text(struct ab_driver *d, const char *text, struct ab_error *err);
+
 #endif

@@ -163,6 +163,14 @@ void ab_http_req_flags(struct ab_http_req *r, unsigned flags);
  * attempt; they must not call into the client. */
 void ab_http_req_on_header(struct ab_http_req *r, ab_http_header_fn fn, void *arg);
 void ab_http_req_classify(struct ab_http_req *r, ab_http_classify_fn fn, void *arg);
+/* A response field (name, case-insensitive; copied) that says, in seconds
+ * (or as an HTTP date), how long to wait before the next attempt, as
+ * Retry-After does, on answers with this status only (an API's own "slow
+ * down" header, such as a rate-limit window reset on 429): the backoff
+ * before a retry is at least that long (capped at max_retry_after_ms).
+ * AB_ERR_NOMEM only. */
+enum ab_status ab_http_req_delay_header(struct ab_http_req *r, const char *name, int status,
+                                        struct ab_error *err);
 /* Short label for logs ("POST customers:batchUpsert #12"), copied. */
 void ab_http_req_label(struct ab_http_req *r, const char *label);
 

@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""source-tiny against the Tiny emulator: spec, check, discover, full and
+incremental reads equal to what the account holds, bad config, state and
+credentials, 5xx and 429 retries (a 429 waits for X-RateLimit-Reset), token
+expiry mid-sync, refresh-token rotation (the CONTROL message reaches stdout
+before the new token is used; a SIGKILL right after a refresh loses nothing)
+and resumption mid-stream after a SIGKILL.
+
+    python3 integration/test_tiny_e2e.py --bin build/gcc/sources/tiny/source-tiny
+"""
+import signal
+import time
+
+import lib
+import tiny_helpers as th
+
+
+class TinyCase(lib.SourceCase):
+    workdir_prefix = "ab-tiny-"
+
+    def start_emulator(self, **kw):
+        return th.emulator(**kw)
+
+    def assert_equal_to_account(self, res, streams=th.STREAMS):
+        dump = self.dump()
+        for s in streams:
+            got = th.records(res.messages, s)
+            self.assertEqual(len(got), len({r["id"] for r in got}), "duplicates in " + s)
+            if s == "estoque":
+                got = {r["id"]: r["saldo"] for r in got}
+            else:
+                got = {r["id"]: r for r in got}
+            self.assertEqual(got, th.expected(dump, s), s)
+
+
+class Commands(TinyCase):
+    def test_spec(self):
+        res = lib.run_connector(lib.binary(), ["spec"], self.wd)
+        self.assertEqual(res.rc, 0, res.describe())
+        props = res.of_type("SPEC")[0]["spec"]["connectionSpecification"]["properties"]
+        for k in ("client_id", "client_secret", "refresh_token", "token_url", "start_date",
+                  "lookback_seconds", "requests_per_second"):
+            self.assertIn(k, props)
+        self.assertTrue(props["refresh_token"]["airbyte_secret"])
+        self.assertLessEqual(props["requests_per_second"]["default"] * 60, 30)
+        self.ok = True
+
+    def test_check_rotates_the_token_and_says_so_first(self):
+        cfg = th.config(self.srv)
+        res = self.run_src("check", cfg)
+        self.assertEqual(res.rc, 0, res.describe())
+        types = [m["type"] for m in res.messages if m["type"] != "LOG"]
+        self.assertEqual(types, ["CONTROL", "CONNECTION_STATUS"])
+        self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
+                         "SUCCEEDED")
+        new = th.latest_config(res.messages, cfg)
+        self.assertNotEqual(new["refresh_token"], cfg["refresh_token"])
+        for k, v in cfg.items():
+            if k != "refresh_token":
+                self.assertEqual(new[k], v, k)
+        # one read per stream, estoque with a product id
+        paths = self.srv.get("/_admin/stats")["counters"]
+        for p in ("path.contatos", "path.pedidos", "path.produtos", "path.estoque"):
+            self.assertEqual(paths.get(p), 1, p)
+        # the rotated token works, the old one is dead
+        self.assertEqual(self.run_src("check", new, name="again").of_type(
+            "CONNECTION_STATUS")[0]["connectionStatus"]["status"], "SUCCEEDED")
+        res = self.run_src("check", cfg, name="old")
+        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+        self.assertEqual(status["status"], "FAILED")
+        self.assertIn("invalid_grant", status["message"])
+        self.assert_no_secret(res, cfg["client_secret"])
+        self.ok = True
+
+    def test_check_wrong_client_secret(self):
+        cfg = th.config(self.srv, client_secret="not-the-secret")
+        res = self.run_src("check", cfg)
+        self.assertEqual(res.rc, 0, res.describe())
+        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+        self.assertEqual(status["status"], "FAILED")
+        self.assertIn("credentials", status["message"])
+        self.assertIn("invalid_client", status["message"])
+        self.assert_no_secret(res, "not-the-secret", th.RT0)
+        self.assertEqual(res.of_type("CONTROL"), [])
+        self.ok = True
+
+    def test_check_bad_config(self):
+        cfg = th.config(self.srv, token_url="ftp://x", start_date="2024-13-45",
+                        refresh_token="short")
+        res = self.run_src("check", cfg)
+        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+        self.assertEqual(status["status"], "FAILED")
+        self.assertIn("refresh_token", status["message"])
+        self.assertIn("token_url", status["message"])
+        self.assertNotIn("short", status["message"])
+        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("tokens_issued"), None)
+        self.ok = True
+
+    def test_discover(self):
+        res = self.run_src("discover", th.config(self.srv))
+        self.assertEqual(res.rc, 0, res.describe())
+        streams = {s["name"]: s for s in res.of_type("CATALOG")[0]["catalog"]["streams"]}
+        self.assertEqual(sorted(streams), sorted(th.STREAMS))
+        self.assertEqual(streams["pedidos"]["source_defined_primary_key"], [["id"]])
+        self.assertEqual(streams["estoque"]["supported_sync_modes"], ["full_refresh"])
+        self.assertEqual(streams["produtos"]["default_cursor_field"], ["dataAlteracao"])
+        self.assertIn("itens", streams["pedidos"]["json_schema"]["properties"])
+        self.assertIn("variacoes", streams["produtos"]["json_schema"]["properties"])
+        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
+        self.ok = True
+
+
+class Reads(TinyCase):
+    def test_full_read_equals_the_account(self):
+        cfg = th.config(self.srv)
+        res = self.run_src("read", cfg, th.catalog({s: "full_refresh" for s in th.STREAMS}))
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_account(res)
+        self.assert_states_consistent(res)
+        dump = self.dump()
+        for s in th.STREAMS:
+            statuses = [m["trace"]["stream_status"]["status"] for m in res.of_type("TRACE")
+                        if m["trace"]["type"] == "STREAM_STATUS"
+                        and m["trace"]["stream_status"]["stream_descriptor"]["name"] == s]
+            self.assertEqual(statuses, ["STARTED", "RUNNING", "COMPLETE"], s)
+            final = [st for st in res.states if st["stream"]["stream_descriptor"]["name"] == s]
+            self.assertEqual(final[-1]["stream"]["stream_state"], {}, s)
+        estimates = {m["trace"]["estimate"]["name"]: m["trace"]["estimate"]["row_estimate"]
+                     for m in res.of_type("TRACE") if m["trace"]["type"] == "ESTIMATE"}
+        self.assertEqual(estimates["pedidos"], len(dump["pedidos"]))
+        self.assertEqual(estimates["contatos"], len(dump["contatos"]))
+        self.assertEqual(estimates["produtos"], len(dump["produtos"]))
+        self.assertNotIn("estoque", estimates)
+        # orders carry their items, products their variations (and grids)
+        self.assertTrue(all(o["itens"] for o in th.records(res.messages, "pedidos")))
+        variations = [v for p in th.records(res.messages, "produtos") for v in p["variacoes"]]
+        self.assertTrue(variations)
+        self.assertTrue(all(v["grade"] for v in variations))
+        self.assert_no_secret(res, cfg["client_secret"], th.RT0,
+                              th.latest_config(res.messages, cfg)["refresh_token"])
+        self.ok = True
+
+    def test_incremental_second_run_moves_only_what_changed(self):
+        cfg = th.config(self.srv, lookback_seconds=0)
+        cat = th.catalog()
+        res = self.run_src("read", cfg, cat, name="first")
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_account(res)
+        state = th.last_states(res.messages)
+        cursors = {st["stream"]["stream_descriptor"]["name"]: st["stream"]["stream_state"]
+                   for st in state}
+        self.assertIn("cursor", cursors["pedidos"])
+        time.sleep(1.1)
+        touched = self.srv.post("/_admin/mutate", {"contatos": 4, "pedidos": 3, "produtos": 2,
+                                                  "new_pedidos": 2, "stock": 3, "seed": 5})
+        time.sleep(1.1)
+        cfg = th.latest_config(res.messages, cfg)
+        res = self.run_src("read", cfg, cat, state=state, name="second")
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_states_consistent(res)
+        dump = self.dump()
+        self.assertEqual(sorted(r["id"] for r in th.records(res.messages, "contatos")),
+                         sorted(touched["contatos"]))
+        self.assertEqual(sorted(r["id"] for r in th.records(res.messages, "pedidos")),
+                         sorted(touched["pedidos"] + touched["new_pedidos"]))
+        self.assertEqual(sorted(r["id"] for r in th.records(res.messages, "produtos")),
+                         sorted(touched["produtos"]))
+        self.assertEqual(sorted({r["produtoPai"]["id"]
+                                 for r in th.records(res.messages, "variacoes")}),
+                         sorted(p for p in touched["produtos"]
+                                if th.expected(dump, "produtos")[p]["variacoes"]))
+        # what moved is the changed content
+        for s in ("contatos", "pedidos", "produtos", "variacoes"):
+            want = th.expected(dump, s)
+            for r in th.records(res.messages, s):
+                self.assertEqual(r, want[r["id"]], s)
+        # stock has no change filter: all of it again, with the new balances
+        self.assert_equal_to_account(res, ("estoque",))
+        # nothing changed: nothing moves, the cursors advance
+        cfg = th.latest_config(res.messages, cfg)
+        state = th.last_states(res.messages, state)
+        res = self.run_src("read", cfg, th.catalog({"contatos": "incremental",
+                                                    "pedidos": "incremental"}),
+                           state=state, name="third")
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assertEqual(th.records(res.messages), [])
+        self.ok = True
+
+
+class Failures(TinyCase):
+    def test_bad_catalog_and_state_are_config_errors(self):
+        cfg = th.config(self.srv)
+        for cat, state, needle in (
+                (th.catalog({"estoque": "incremental"}), None, "estoque"),
+                (th.catalog({"notas": "full_refresh"}), None, "notas"),
+                (th.catalog({"pedidos": "incremental"}),
+                 [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "pedidos"},
+                                                "stream_state": {"cursor": "yesterday"}}}],
+                 "cursor")):
+            res = self.run_src("read", cfg, cat, state)
+            self.assertEqual(res.rc, 1, res.describe())
+            self.assertEqual(res.errors[0]["failure_type"], "config_error")
+            self.assertIn(needle, res.errors[0]["message"])
+        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
+        self.ok = True
+
+    def test_wrong_credentials_are_config_errors(self):
+        for over, needle in (({"refresh_token": "rt-not-valid-000000"}, "invalid_grant"),
+                             ({"client_secret": "not-the-secret"}, "invalid_client")):
+            res = self.run_src("read", th.config(self.srv, **over), th.catalog(), name=needle)
+            self.assertEqual(res.rc, 1, res.describe())
+            self.assertEqual(res.errors[0]["failure_type"], "config_error")
+            self.assertIn(needle, res.errors[0]["message"])
+            self.assert_no_secret(res, "rt-not-valid-000000", "not-the-secret")
+        self.ok = True
+
+    def test_5xx_resets_and_throttling_are_retried(self):
+        self.srv.post("/_admin/faults", {"seed": 11, "rate_503": 0.1, "rate_500": 0.05,
+                                         "rate_reset": 0.05})
+        cfg = th.config(self.srv, max_retries=8)
+        res = self.run_src("read", cfg, th.catalog())
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_account(res)
+        faults = {k: v for k, v in self.srv.get("/_admin/stats")["counters"].items()
+                  if k.startswith("fault.")}
+        self.assertGreater(sum(faults.values()), 5, faults)
+        self.ok = True
+
+    def test_persistent_5xx_is_transient_error(self):
+        self.srv.post("/_admin/faults", {"rate_503": 1.0})
+        res = self.run_src("read", th.config(self.srv, max_retries=1),
+                           th.catalog({"contatos": "incremental"}))
+        self.assertEqual(res.rc, 1, res.describe())
+        self.assertEqual(res.errors[0]["failure_type"], "transient_error")
+        self.assertIn("HTTP 503", res.errors[0]["message"])
+        self.assertIn("/contatos", res.errors[0]["message"])
+        statuses = [m["trace"]["stream_status"]["status"] for m in res.of_type("TRACE")
+                    if m["trace"]["type"] == "STREAM_STATUS"]
+        self.assertEqual(statuses[-1], "INCOMPLETE")
+        self.ok = True
+
+    def test_token_expiry_mid_sync(self):
+        self.srv.post("/_admin/faults", {"seed": 3, "rate_token_expire": 0.05})
+        cfg = th.config(self.srv)
+        res = self.run_src("read", cfg, th.catalog())
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_account(res)
+        controls = res.of_type("CONTROL")
+        expired = self.srv.get("/_admin/stats")["counters"]["fault.token_expire"]
+        self.assertGreater(expired, 1)
+        self.assertEqual(len(controls), expired + 1)
+        # the last CONTROL holds the one refresh token the account accepts
+        self.srv.post("/_admin/faults", {})
+        res = self.run_src("check", th.latest_config(res.messages, cfg), name="after")
+        self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
+                         "SUCCEEDED")
+        self.ok = True
+
+
+class RateLimit(TinyCase):
+    emulator_args = {"contacts": 40, "products": 2, "orders": 2, "per_minute": 6}
+
+    def test_429_waits_for_the_reset_the_answer_names(self):
+        """Over the plan's reads per minute Tiny answers 429 with
+        X-RateLimit-Reset: the retry waits that long, so one 429 is all the
+        account sees (backing off on its own, the client would knock again
+        and again within the minute)."""
+        cfg = th.config(self.srv, requests_per_second=0, max_retries=3, page_size=5)
+        res = self.run_src("read", cfg, th.catalog({"contatos": "full_refresh"}))
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_account(res, ("contatos",))
+        c = self.srv.get("/_admin/stats")["counters"]
+        self.assertEqual(c.get("rate_limited"), 1, c)
+        summary = [m for m in res.logs() if m.startswith("tiny: ")][-1]
+        self.assertIn(" 1 throttled", summary)
+        self.ok = True
+
+
+class Crashes(TinyCase):
+    emulator_args = {"contacts": 200, "products": 10, "orders": 30}
+
+    def test_crash_right_after_a_refresh_loses_nothing(self):
+        """The API holds every request made with the new token; by then the
+        CONTROL with the new refresh token must already be on stdout. The
+        source is killed there: the config from that CONTROL carries on, the
+        old one is dead."""
+        gen = self.srv.get("/_admin/refresh_token")["generation"]
+        self.srv.post("/_admin/hold", {"from_generation": gen + 1})
+        cfg = th.config(self.srv)
+        cat = th.catalog({"contatos": "incremental"})
+        conn = lib.Connector(lib.binary(), self.args("read", cfg, cat, name="crash"), self.wd,
+                             name="crash")
+        deadline = time.monotonic() + 30
+        while self.srv.get("/_admin/stats")["held"] < 1:
+            self.assertLess(time.monotonic(), deadline, "no request with the new token")
+            time.sleep(0.05)
+        out = lib.parse_messages(conn.stdout_so_far(), allow_partial_tail=True)
+        controls = [m for m in out if m["type"] == "CONTROL"]
+        self.assertEqual(len(controls), 1, "the CONTROL was not written before the token's use")
+        new_cfg = controls[0]["control"]["connectorConfig"]["config"]
+        conn.signal(signal.SIGKILL)
+        res = conn.wait(allow_partial_tail=True)
+        self.assertEqual(res.rc, -signal.SIGKILL)
+        self.srv.post("/_admin/hold", {"from_generation": None})
+        # the old config cannot refresh any more ...
+        res = self.run_src("read", cfg, cat, name="old")
+        self.assertEqual(res.errors[0]["failure_type"], "config_error")
+        # ... the one from the CONTROL reads everything
+        res = self.run_src("read", new_cfg, cat, name="new")
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_account(res, ("contatos",))
+        self.ok = True
+
+    def test_sigkill_mid_stream_then_resume_from_state(self):
+        cfg = th.config(self.srv, page_size=10, requests_per_second=100)
+        for mode in ("incremental", "full_refresh"):
+            self.srv.post("/_admin/reset")
+            cat = th.catalog({"contatos": mode})
+            conn = lib.Connector(lib.binary(), self.args("read", cfg, cat, name="k" + mode),
+                                 self.wd, name="k" + mode)
+            deadline = time.monotonic() + 60
+            while conn.stdout_so_far().count(b'"type":"STATE"') < 5:
+                self.assertLess(time.monotonic(), deadline)
+                self.assertIsNone(conn.poll(), "finished before it could be killed")
+                time.sleep(0.01)
+            conn.signal(signal.SIGKILL)
+            first = conn.wait(allow_partial_tail=True)
+            state = th.last_states(first.messages)
+            resume = state[0]["stream"]["stream_state"]["resume"]
+            self.assertGreaterEqual(resume["offset"], 50)
+            cfg = th.latest_config(first.messages, cfg)
+            second = self.run_src("read", cfg, cat, state=state, name="r" + mode)
+            self.assertEqual(second.rc, 0, second.describe())
+            # everything, and the second run began where the first stopped
+            got = {r["id"] for r in th.records(first.messages) + th.records(second.messages)}
+            self.assertEqual(got, {c["id"] for c in self.dump()["contatos"]}, mode)
+            self.assertEqual(len(th.records(second.messages)), 200 - resume["offset"], mode)
+            cfg = th.latest_config(second.messages, cfg)
+            cfg["refresh_token"] = th.RT0  # the next loop resets the account
+        self.ok = True
+
+
+if __name__ == "__main__":
+    lib.main(__doc__)
