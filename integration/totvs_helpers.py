@@ -80,8 +80,6 @@ def expected(dump, stream, branches=(1, 2, 3), stocks=(1,), prices=(1,)):
             if stream == "references":
                 row.pop("details", None)
                 row["_ab_collection"] = collection(r)
-            else:
-                row.pop("classifications", None) if False else None
             out[key(stream, row)] = row
     elif stream == "sales_orders":
         for r in dump["orders"]:

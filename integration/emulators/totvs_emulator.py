@@ -415,7 +415,7 @@ class App:
     def jwt(self, subject, now):
         header = b64url(b'{"alg":"HS256","typ":"JWT"}')
         claims = {"iss": "totvsmoda", "sub": subject, "client_id": self.client[0],
-                  "iat": int(now), "nbf": int(now), "exp": int(now + self.args.access_ttl),
+                  "iat": int(now), "nbf": int(now), "exp": math.ceil(now + self.args.access_ttl),
                   "jti": secrets.token_hex(8)}
         payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
         sig = hmac.new(self.key, ("%s.%s" % (header, payload)).encode(), hashlib.sha256).digest()

@@ -28,7 +28,8 @@
  *                       a dead refresh token. A failing on_rotate fails the
  *                       fetch and the token is not used.
  *   AB_OAUTH2_PASSWORD  grant_type=password with username and password
- *                       (resource-owner password credentials), each time.
+ *                       (resource-owner password credentials), each time;
+ *                       a refresh_token in the answer is masked, never used.
  * Client authentication: HTTP Basic (client_id:client_secret, form-encoded as
  * RFC 6749 2.3.1 asks) or client_id/client_secret in the form body.
  *
