@@ -7,7 +7,7 @@ import lib
 HERE = os.path.dirname(os.path.abspath(__file__))
 EMULATOR = os.path.join(HERE, "emulators", "bling_emulator.py")
 RT0 = "rt-initial-0000000000000000"
-STREAMS = ("contatos", "pedidos", "produtos", "estoques")
+STREAMS = ("contatos", "pedidos", "produtos", "variacoes", "estoques")
 
 
 def emulator(contacts=60, products=12, orders=50, rate=0, extra=(), timeout=20):

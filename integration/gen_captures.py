@@ -144,16 +144,19 @@ def final_state(msgs):
     return entries
 
 
-def store_view(destination, dump):
+def store_view(destination, dump, expected=None):
     """The emulator's dump (GET /_admin/dump) as object -> key -> record,
-    without what depends on the history of writes (version), the channel,
-    or the imports; a deleted CRM360 record keeps "deleted": true."""
+    without what depends on the history of writes (version, the generation
+    tag of a customer), the channel, or the imports; a deleted CRM360 record
+    keeps "deleted": true. expected (the expected store, when known) tells
+    an empty tag list from none."""
     if destination == "crm360":
         out = {}
         for obj in crm.OBJECTS:
             out[obj] = {}
             for r in dump[obj]:
-                r = dict(r)
+                want = ((expected or {}).get(obj) or {}).get(crm.key_of(r))
+                r = dict(crm.without_generation_tag(r, want))
                 r.pop("version", None)
                 if r.pop("deleted", False):
                     r["deleted"] = True

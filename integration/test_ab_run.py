@@ -253,8 +253,8 @@ class AbRun(unittest.TestCase):
         self.assert_no_secret(res.stderr)
         self.assertEqual(res.rc, 0, res.describe())
         exp = gen_captures.load_expected(name)
-        self.assertEqual(gen_captures.store_view("crm360", self.emu.get("/_admin/dump")),
-                         exp["store"])
+        self.assertEqual(gen_captures.store_view("crm360", self.emu.get("/_admin/dump"),
+                                                 exp["store"]), exp["store"])
         self.assertEqual(self.read_state(), exp["final_state"])
         self.ok = True
 

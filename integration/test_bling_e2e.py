@@ -102,11 +102,12 @@ class Commands(BlingCase):
         for k, v in cfg.items():
             if k != "refresh_token":
                 self.assertEqual(new[k], v, k)
-        # one read per stream, estoques with a product id
+        # one read per stream (produtos and variacoes both list /produtos),
+        # estoques with a product id
         paths = self.srv.get("/_admin/stats")["counters"]
-        for p in ("path./contatos", "path./pedidos/vendas", "path./produtos",
-                  "path./estoques/saldos"):
-            self.assertEqual(paths.get(p), 1, p)
+        for p, n in (("path./contatos", 1), ("path./pedidos/vendas", 1), ("path./produtos", 2),
+                     ("path./estoques/saldos", 1)):
+            self.assertEqual(paths.get(p), n, p)
         # the rotated token works, the old one is dead
         self.assertEqual(self.run_src("check", new, name="again").of_type(
             "CONNECTION_STATUS")[0]["connectionStatus"]["status"], "SUCCEEDED")
@@ -149,6 +150,8 @@ class Commands(BlingCase):
         self.assertEqual(streams["estoques"]["supported_sync_modes"], ["full_refresh"])
         self.assertIn("itens", streams["pedidos"]["json_schema"]["properties"])
         self.assertIn("variacoes", streams["produtos"]["json_schema"]["properties"])
+        self.assertIn("variacao", streams["variacoes"]["json_schema"]["properties"])
+        self.assertEqual(streams["variacoes"]["source_defined_primary_key"], [["id"]])
         self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
         self.ok = True
 
@@ -175,6 +178,14 @@ class Reads(BlingCase):
         orders = bh.records(res.messages, "pedidos")
         self.assertTrue(all(o["itens"] for o in orders))
         self.assertTrue(any(p.get("variacoes") for p in bh.records(res.messages, "produtos")))
+        # each variation on its own, naming its parent, which holds it too
+        parents = {p["id"]: p for p in bh.records(res.messages, "produtos")}
+        variations = bh.records(res.messages, "variacoes")
+        self.assertTrue(variations)
+        for v in variations:
+            parent = parents[v["variacao"]["produtoPai"]["id"]]
+            self.assertIn(v, parent["variacoes"])
+        self.assertEqual(len(variations), sum(len(p.get("variacoes", [])) for p in parents.values()))
         self.assert_no_secret(res, cfg["client_secret"], bh.RT0,
                               bh.latest_config(res.messages, cfg)["refresh_token"])
         self.ok = True
@@ -204,6 +215,9 @@ class Reads(BlingCase):
                          sorted(touched["pedidos"] + touched["new_pedidos"]))
         self.assertEqual(sorted(r["id"] for r in bh.records(res.messages, "produtos")),
                          sorted(touched["produtos"]))
+        self.assertEqual(sorted(r["id"] for r in bh.records(res.messages, "variacoes")),
+                         sorted(touched["variacoes"]))
+        self.assertTrue(touched["variacoes"])
         # what moved is the changed content
         by_id = {o["id"]: bh.public(o) for o in dump["pedidos"]}
         for o in bh.records(res.messages, "pedidos"):

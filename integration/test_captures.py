@@ -108,7 +108,7 @@ class Captures(unittest.TestCase):
         emu = self.start(dest)
         res, state = self.replay(name, dest, emu, 1)
         dump = emu.get("/_admin/dump")
-        self.assertEqual(gen_captures.store_view(dest, dump), exp["store"],
+        self.assertEqual(gen_captures.store_view(dest, dump, exp["store"]), exp["store"],
                          "%s: the emulator's contents differ from the expected dump" % name)
         dl = lib.read_jsonl(self.wd.join("%s.dead-letters.jsonl" % name))
         self.assertEqual(len(dl), exp["rejected"], "%s: dead letters" % name)

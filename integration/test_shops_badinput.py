@@ -28,6 +28,11 @@ The same semantics as the core driver (and destination-crm360):
 |                                         | cursors echoed with the same digits            |
 | bad input in a full refresh (overwrite) | fatal as above, nothing deactivated, also with |
 |                                         | replace_deactivate_without_complete            |
+| an item Shops refuses its whole part for| parts of the part uploaded under its number    |
+| (400 invalid_json: nesting deeper than  | until the item is alone: dead letter (target,  |
+| the target's parser takes)              | invalid_json, line, stream), the rest          |
+|                                         | committed, states counted; a part left empty   |
+|                                         | is dropped; a rerun succeeds                   |
 """
 
 import json
@@ -357,6 +362,83 @@ class BadInput(ShopsCase):
         """replace_deactivate_without_complete makes a normal end of input
         count as completion; a fatal input error is not a normal end."""
         self.full_refresh_with_bad_line(True)
+
+
+# A target whose parser allows less nesting than the connector's intake: a
+# part holding a deeper item is refused as a whole (400 invalid_json).
+TARGET_MAX_DEPTH = 16
+
+
+def deep(levels):
+    v = "bottom"
+    for _ in range(levels):
+        v = {"a": v}
+    return v
+
+
+class TargetRefusesThePart(ShopsCase):
+    """One item makes Shops refuse its whole part as invalid_json: the
+    destination uploads parts of the part under the same part number until
+    the item is alone, dead-letters it with Shops' error, uploads the part
+    without it and commits; the states go out with the right counts and a
+    rerun is not stuck."""
+
+    emulator_args = {"extra": ["--max-json-depth", str(TARGET_MAX_DEPTH)]}
+
+    def poison_run(self, n_poison, **cfg):
+        inp, exp = self.gen(name="base", products=40, inventory=60, state_every=10,
+                            update_rate=0.1, seed=202)
+        lines = lib.read_input_lines(inp)
+        prod = next(json.loads(ln)["record"]["data"] for ln in lines
+                    if b'"stream":"products"' in ln and ln.startswith(b'{"type":"RECORD"'))
+        inv = next(json.loads(ln)["record"]["data"] for ln in lines
+                   if b'"stream":"inventory"' in ln and ln.startswith(b'{"type":"RECORD"'))
+        bad = []
+        for i in range(n_poison):
+            if i % 2 == 0:
+                bad.append(("products", dict(prod, sku="POISON-%d" % i, updated_at=T,
+                                             attributes={"x": deep(TARGET_MAX_DEPTH + 4)})))
+            else:
+                bad.append(("inventory", dict(inv, sku="POISON-%d" % i, updated_at=T,
+                                              extra=deep(TARGET_MAX_DEPTH + 4))))
+        lines, n = insert_mid_window(lines, [js(record(st, d)) for st, d in bad],
+                                     after_state=4)
+        lines = fix_source_stats(lines)
+        src = self.wd.write_lines("in.jsonl", lines)
+        invalid = [{"stream": st, "line": n + i, "reason": "invalid_json $",
+                    "rejected_by": "target", "key": item_key(st, d)}
+                   for i, (st, d) in enumerate(bad)]
+        for run in ("first", "rerun"):
+            dl = self.wd.join("dead-letters.jsonl")
+            if os.path.exists(dl):
+                os.remove(dl)
+            res = self.write(src, self.cfg(**cfg), name="write-" + run)
+            self.assert_ok(res)
+            assert_states(self, src, res, invalid)
+            dls = self.dead_letters()
+            assert_dead_letters(self, dls, invalid)
+            for e in dls:
+                self.assertIn("nested deeper than", e["errors"][0]["message"], e["errors"])
+            dump = self.dump()
+            assert_store_equals(self, dump, expected_store(exp))
+            assert_no_open_imports(self, dump)
+            self.assertTrue(any("as a whole" in m for m in res.logs("WARN")), res.describe())
+            self.assertTrue(any("parts refused as a whole" in m and
+                                "%d items left out" % n_poison in m for m in res.logs()),
+                            res.describe())
+        return res
+
+    def test_poison_item_is_isolated(self):
+        """Two items in each of two parts (products, inventory)."""
+        self.poison_run(4)
+
+    def test_part_of_only_poison_is_dropped(self):
+        """Parts of one item: the poison item's part is left empty, dropped,
+        and the parts after it renumbered (the import created again when
+        they were sent already)."""
+        res = self.poison_run(3, part_max_items=1)
+        self.assertTrue(any("parts dropped" in m and "3 parts dropped" in m
+                            for m in res.logs()), res.describe())
 
 
 if __name__ == "__main__":

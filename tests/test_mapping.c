@@ -346,7 +346,8 @@ static void test_transforms(void **state)
     yajl_val data = ab_test_sq_parse(
         "{'id':16000000238,'data':'2025-11-13','total':318.1,'situacao':{'id':9},"
         "'contato':{'id':16000000053},'itens':[{'codigo':'CAM-1-P','quantidade':2,'valor':4.9},"
-        "{'codigo':'SAI-2','quantidade':1,'valor':'10'}],'nota':'x'}");
+        "{'codigo':'SAI-2','quantidade':1,'valor':'10'}],'nota':'x','saldo':12.0,"
+        "'saldo_texto':'-3.0','fracao':1500.75}");
 
     (void)state;
     ab_error_init(&err);
@@ -362,6 +363,9 @@ static void test_transforms(void **state)
                   "'items':{'from':'itens','each':{'sku':'codigo','quantity':'quantidade',"
                   "'unit_price':{'from':'valor','as':'decimal','scale':2}}},"
                   "'note':{'from':'nota','as':'decimal'},"
+                  "'qty':{'from':'saldo','as':'integer'},"
+                  "'qty_text':{'from':'saldo_texto','as':'integer'},"
+                  "'qty_frac':{'from':'fracao','as':'integer'},"
                   "'missing':{'from':'nope','default':null}}}]");
     m = ab_mappings_resolve(&ms, "pedidos", NULL, objects, &err);
     assert_non_null(m);
@@ -371,7 +375,8 @@ static void test_transforms(void **state)
                                   "\"total\":\"318.10\",\"placed_at\":\"2025-11-13T03:00:00Z\","
                                   "\"items\":[{\"sku\":\"CAM-1-P\",\"quantity\":2,\"unit_price\":"
                                   "\"4.90\"},{\"sku\":\"SAI-2\",\"quantity\":1,\"unit_price\":"
-                                  "\"10.00\"}],\"missing\":null,\"brand\":\"acme\"}");
+                                  "\"10.00\"}],\"qty\":12,\"qty_text\":-3,\"missing\":null,"
+                                  "\"brand\":\"acme\"}");
     /* keys read by the destinations get the converted value */
     assert_string_equal(ab_json_str(ab_mapping_get(m, data, "external_id")), "16000000238");
     assert_string_equal(ab_json_str(ab_mapping_get(m, data, "status")), "delivered");

@@ -8,6 +8,7 @@
  */
 #include "ab/mapping.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,7 @@ static bool in_list(const char *const *list, const char *s)
     return false;
 }
 
-enum xf_as { XF_AS_IS = 0, XF_STRING, XF_DECIMAL, XF_RFC3339 };
+enum xf_as { XF_AS_IS = 0, XF_STRING, XF_DECIMAL, XF_INTEGER, XF_RFC3339 };
 
 struct ab_mapping_xform {
     enum xf_as as;
@@ -180,12 +181,14 @@ static enum ab_status parse_xform(struct ab_mapping_field *f, yajl_val spec, siz
             x->as = XF_STRING;
         } else if (strcmp(as, "decimal") == 0) {
             x->as = XF_DECIMAL;
+        } else if (strcmp(as, "integer") == 0) {
+            x->as = XF_INTEGER;
         } else if (strcmp(as, "rfc3339") == 0) {
             x->as = XF_RFC3339;
         } else {
             return CONFIG_ERROR(err,
                                 "stream_mappings[%zu].fields.%s.as: '%s' is not one of string, "
-                                "decimal, rfc3339",
+                                "decimal, integer, rfc3339",
                                 idx, f->to, as);
         }
     } else if (ab_json_get(spec, "as")) {
@@ -527,6 +530,18 @@ static bool convert(struct ab_mapping_xform *x, yajl_val v, struct ab_error *err
         }
         (void)snprintf(num, sizeof(num), "%.*f", x->scale, d);
         return ab_json_write_cstr(&x->buf, num, err) == AB_OK;
+    case XF_INTEGER:
+        /* whole numbers only (12, 12.0, "12.0"), exact in a double; a
+         * fraction is not rounded away */
+        if (!numeric(v, &d) || !(d >= -9007199254740992.0 && d <= 9007199254740992.0)) {
+            return false;
+        }
+        t = (int64_t)d;
+        if ((double)t != d) {
+            return false;
+        }
+        (void)snprintf(num, sizeof(num), "%" PRId64, t);
+        return ab_buf_adds(&x->buf, num, err) == AB_OK;
     case XF_RFC3339:
         if (!s || ab_time_parse(s, x->utc_offset, &t, err) != AB_OK) {
             return false;

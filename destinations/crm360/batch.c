@@ -466,6 +466,7 @@ static void on_batch_done(void *arg, const struct ab_http_resp *resp)
     crm_batch_free(b);
     if (!ab_driver_failed(c->d)) {
         crm_pump(c);
+        crm_refresh_maybe_start(c);
     }
 }
 

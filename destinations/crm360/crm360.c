@@ -26,6 +26,9 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
     ab_buf_reset(&c->errors);
     rc = crm_build_record(m, rec->data, rec->data_text, rec->data_len, c->brand, op, &c->scratch,
                           &c->errors, err);
+    if (rc == AB_OK && obj == CRM_CUSTOMERS && op == CRM_UPSERT) {
+        rc = crm_tag_record(c, rec->stream, &c->scratch, err);
+    }
     if (rc == AB_OK && c->scratch.len + 16 > c->max_bytes) {
         ab_buf_reset(&c->errors);
         rc = crm_add_problem(&c->errors, "", "too_long",
@@ -132,9 +135,12 @@ static enum ab_status crm_flush(void *self, bool final, struct ab_error *err)
     struct crm_dest *c = self;
     enum ab_status rc = crm_seal_all(c, err);
 
-    (void) final;
     if (rc == AB_OK) {
         crm_pump(c);
+    }
+    if (rc == AB_OK && final) {
+        c->final = true;
+        crm_refresh_maybe_start(c);
     }
     return rc;
 }
@@ -152,7 +158,15 @@ static bool crm_idle(const void *self)
             }
         }
     }
-    return c->queued == 0 && c->in_flight == 0;
+    return c->queued == 0 && c->in_flight == 0 && !crm_refresh_busy(c);
+}
+
+static enum ab_status crm_stream_status(void *self, size_t stream, enum ab_stream_status status,
+                                        struct ab_error *err)
+{
+    (void)err;
+    crm_refresh_status(self, stream, status);
+    return AB_OK;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -216,6 +230,7 @@ static void crm_summary(void *self, struct ab_emitter *em)
                 "--sync-id N with an inferred catalog or load)",
                 (unsigned long long)c->batches_earlier);
     }
+    crm_refresh_summary(c, em);
     if (ab_driver_dry_run(c->d)) {
         AB_INFO(em, "dry run: CRM360's record rules were checked locally; only CRM360 can tell "
                     "unknown_customer (an order whose customer it does not hold) and each "
@@ -235,6 +250,7 @@ static void crm_close(void *self)
         return;
     }
     ab_http_free(c->http); /* drops what is in flight, without callbacks */
+    crm_refresh_free(c);
     while ((b = c->live) != NULL) {
         crm_batch_free(b);
     }
@@ -255,6 +271,7 @@ static void crm_close(void *self)
     free(c->api_url);
     ab_buf_release(&c->scratch);
     ab_buf_release(&c->errors);
+    ab_buf_release(&c->tagged);
     ab_json_arena_free(c->answers);
     free(c);
 }
@@ -311,7 +328,6 @@ static int object_index(const char *name)
 static enum ab_status resolve_streams(struct crm_dest *c, struct ab_error *err)
 {
     size_t i;
-    enum ab_status rc;
 
     c->stream_map = calloc(c->cat->n ? c->cat->n : 1, sizeof(*c->stream_map));
     c->stream_obj = calloc(c->cat->n ? c->cat->n : 1, sizeof(*c->stream_obj));
@@ -351,13 +367,6 @@ static enum ab_status resolve_streams(struct crm_dest *c, struct ab_error *err)
                                 "or orders, or map it in stream_mappings",
                                 s->name);
         }
-        if (s->generation_id > 0 && s->minimum_generation_id == s->generation_id) {
-            AB_WARN(c->em,
-                    "stream '%s': generation %lld asks to remove what earlier generations "
-                    "loaded; destination-crm360 loads it but removes nothing (records of "
-                    "earlier generations stay in CRM360)",
-                    s->name, (long long)s->generation_id);
-        }
         switch (s->dest_mode) {
         case AB_DEST_APPEND:
         case AB_DEST_APPEND_DEDUP:
@@ -382,8 +391,7 @@ static enum ab_status resolve_streams(struct crm_dest *c, struct ab_error *err)
             c->sync_id = s->sync_id;
         }
     }
-    rc = AB_OK;
-    return rc;
+    return crm_refresh_init(c, err);
 }
 
 static enum ab_status crm_open(struct ab_driver *d, void **self, struct ab_error *err)
@@ -409,6 +417,7 @@ static enum ab_status crm_open(struct ab_driver *d, void **self, struct ab_error
     c->gzip = ab_opt_bool(cfg, "gzip");
     ab_buf_init(&c->scratch, AB_BUF_UNBOUNDED);
     ab_buf_init(&c->errors, AB_BUF_UNBOUNDED);
+    ab_buf_init(&c->tagged, AB_BUF_UNBOUNDED);
     c->answers = ab_json_arena_new(err);
     if (!c->answers) {
         return err->code;
@@ -445,7 +454,7 @@ const struct ab_destination_ops crm_destination_ops = {
     .open = crm_open,
     .record = crm_record,
     .state = NULL,
-    .stream_status = NULL,
+    .stream_status = crm_stream_status,
     .busy = crm_busy,
     .flush = crm_flush,
     .idle = crm_idle,

@@ -84,6 +84,17 @@ struct crm_lat {
     uint64_t retried; /* attempts after the first */
 };
 
+/* The generation of a catalog stream (refresh.c). */
+struct crm_gen {
+    char tag[64];      /* "ab-gen:<stream hash>:<generation_id>"; "": customers not tagged */
+    size_t prefix_len; /* of "ab-gen:<stream hash>:" */
+    bool truncating; /* a customers upsert stream with minimum_generation_id == generation_id > 0 */
+    bool sweeping;   /* its earlier generations are being removed */
+    enum ab_stream_status status; /* the last STREAM_STATUS */
+};
+
+struct crm_sweep;
+
 struct crm_dest {
     struct ab_driver *d;
     struct ab_emitter *em;
@@ -124,6 +135,12 @@ struct crm_dest {
     struct ab_buf scratch;
     struct ab_buf errors;
     struct ab_json_arena *answers; /* batch answers are parsed here */
+
+    struct crm_gen *gens; /* per catalog stream */
+    size_t refreshing;    /* truncating customers streams */
+    bool final;           /* the final flush was asked for */
+    struct crm_sweep *sweep;
+    struct ab_buf tagged;
 };
 
 /* wire.c: the names of per-record results and of the objects (NULL-ended). */
@@ -158,6 +175,21 @@ enum ab_status crm_make_client(struct ab_driver *d, bool for_check, struct ab_ht
  * problems are appended with crm_add_problem() (nothing added: valid). */
 enum ab_status crm_check_rules(enum crm_object obj, enum crm_op op, yajl_val rec,
                                struct ab_buf *errors, struct ab_error *err);
+
+/* refresh.c: generation tags and the removal of earlier generations.
+ * crm_refresh_init() after the streams are resolved; crm_tag_record()
+ * rewrites a built customer (in rec) with its stream's generation tag;
+ * crm_refresh_maybe_start() starts the removal once the final flush was
+ * asked for and every batch is answered (failures go to ab_driver_fail());
+ * crm_refresh_busy() while it runs. */
+enum ab_status crm_refresh_init(struct crm_dest *c, struct ab_error *err);
+void crm_refresh_status(struct crm_dest *c, size_t stream, enum ab_stream_status status);
+enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *rec,
+                              struct ab_error *err);
+void crm_refresh_maybe_start(struct crm_dest *c);
+bool crm_refresh_busy(const struct crm_dest *c);
+void crm_refresh_summary(struct crm_dest *c, struct ab_emitter *em);
+void crm_refresh_free(struct crm_dest *c);
 
 /* check.c */
 enum ab_status crm_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err);

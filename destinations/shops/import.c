@@ -98,6 +98,28 @@ static void fail_http(struct shp_dest *s, const char *what, const struct ab_http
 
 /* ---- request contexts ------------------------------------------------------ */
 
+static void part_fix_free(struct shp_part_fix *fix)
+{
+    if (fix) {
+        shp_leftout_release(&fix->out);
+        free(fix);
+    }
+}
+
+/* The items part p sends: its records that are not left out. */
+static uint32_t part_items(const struct shp_part *p)
+{
+    return p->fix ? shp_live_in(&p->fix->out, 0, p->count) : p->count;
+}
+
+/* The probe of part pi, NULL when no subset of it is being uploaded. */
+static const struct shp_probe *part_probe(const struct shp_import *imp, size_t pi)
+{
+    const struct shp_part_fix *fix = imp->parts[pi].fix;
+
+    return fix && fix->probe.active ? &fix->probe : NULL;
+}
+
 static void on_done(void *arg, const struct ab_http_resp *resp);
 
 static struct shp_req *req_new(struct shp_dest *s, enum shp_req_kind kind,
@@ -113,6 +135,7 @@ static struct shp_req *req_new(struct shp_dest *s, enum shp_req_kind kind,
     q->serial = imp ? imp->serial : 0;
     q->gen = imp ? imp->gen : 0;
     q->part = part;
+    q->probe = kind == SHP_REQ_PART && imp && part < imp->nparts && part_probe(imp, part);
     (void)snprintf(q->id, sizeof(q->id), "%s", id ? id : "");
     q->next = s->reqs;
     if (s->reqs) {
@@ -298,6 +321,9 @@ void shp_imp_free(struct shp_import *imp)
     }
     for (i = 0; i < SHP_NOBJ; i++) {
         ab_spool_free(imp->spool[i]);
+    }
+    for (size_t k = 0; k < imp->nparts; k++) {
+        part_fix_free(imp->parts[k].fix);
     }
     free(imp->parts);
     free(imp->checkpoint);
@@ -568,12 +594,15 @@ static void abort_remote(struct shp_dest *s, const char *id, const char *why)
     }
 }
 
-/* Back to NEW under a new sequence number: every part uploads again. */
-static void recreate(struct shp_dest *s, struct shp_import *imp, const char *why)
+/* Back to NEW under a new sequence number: every part uploads again.
+ * counted: the import failed on the server (expired, aborted), as opposed
+ * to parts renumbered by this destination; only those count towards
+ * MAX_RECREATES. */
+static void recreate(struct shp_dest *s, struct shp_import *imp, const char *why, bool counted)
 {
     size_t i;
 
-    if (++imp->recreates > MAX_RECREATES) {
+    if (counted && ++imp->recreates > MAX_RECREATES) {
         fail_msg(s, AB_ERR_TRANSIENT,
                  "import %s: %s, and it was re-created %d times already: giving up", imp->id, why,
                  MAX_RECREATES);
@@ -593,6 +622,11 @@ static void recreate(struct shp_dest *s, struct shp_import *imp, const char *why
         if (imp->parts[i].state != SHP_PART_OPEN) {
             set_part_state(imp, i, SHP_PART_READY);
         }
+        if (imp->parts[i].fix) {
+            /* a search under way starts again from the whole part */
+            imp->parts[i].fix->probe.active = false;
+            imp->parts[i].fix->probe.n = 0;
+        }
     }
     imp->first_ready = 0;
     s->stats.imports_recreated++;
@@ -609,7 +643,7 @@ void shp_imp_fallback_merge(struct shp_dest *s, struct shp_import *imp)
         break;
     default:
         abort_remote(s, imp->id, "the replace import is not committed without COMPLETE");
-        recreate(s, imp, "replace not confirmed, loading in merge mode");
+        recreate(s, imp, "replace not confirmed, loading in merge mode", true);
         break;
     }
 }
@@ -709,7 +743,7 @@ static void on_create(struct shp_dest *s, struct shp_import *imp, const struct s
     if (strcmp(status, "open") != 0) {
         /* A replayed creation whose import is gone meanwhile. */
         if (shp_resolve_decide(status) == SHP_NEXT_RECREATE) {
-            recreate(s, imp, "the replayed creation returned a closed import");
+            recreate(s, imp, "the replayed creation returned a closed import", true);
         } else {
             fail_msg(s, AB_ERR_PROTOCOL, "new import %s has status '%s', not 'open'", id, status);
         }
@@ -724,7 +758,7 @@ static void on_create(struct shp_dest *s, struct shp_import *imp, const struct s
     if (imp->fallback_pending) {
         imp->fallback_pending = false;
         abort_remote(s, imp->id, "the replace import is not committed without COMPLETE");
-        recreate(s, imp, "replace not confirmed, loading in merge mode");
+        recreate(s, imp, "replace not confirmed, loading in merge mode", true);
     }
 }
 
@@ -736,9 +770,11 @@ static enum ab_status part_body(struct shp_dest *s, struct shp_import *imp, size
 {
     struct shp_part *p = &imp->parts[pi];
     struct ab_spool *sp = imp->spool[p->obj];
+    const struct shp_probe *probe = part_probe(imp, pi);
     uint64_t off = p->first;
     enum ab_status rc;
     uint32_t k;
+    uint32_t n = 0;
 
     rc = shp_part_body_begin(body, shp_object_name(p->obj), e);
     for (k = 0; rc == AB_OK && k < p->count; k++) {
@@ -746,15 +782,20 @@ static enum ab_status part_body(struct shp_dest *s, struct shp_import *imp, size
         if (rc == AB_OK && s->scratch.len < SHP_REC_HEADER) {
             rc = ab_error_set(e, AB_ERR_INTERNAL, "spool record shorter than its header");
         }
-        if (rc == AB_OK) {
-            rc = shp_part_body_add(body, k == 0, s->scratch.data + SHP_REC_HEADER,
+        if (rc == AB_OK && (p->fix && shp_leftout_has(&p->fix->out, k))) {
+            continue; /* refused by the target: dead-lettered */
+        }
+        if (rc == AB_OK && shp_probe_includes(probe, k)) {
+            rc = shp_part_body_add(body, n == 0, s->scratch.data + SHP_REC_HEADER,
                                    s->scratch.len - SHP_REC_HEADER, e);
+            n++;
         }
     }
     if (rc == AB_OK) {
         rc = shp_part_body_end(body, e);
     }
-    if (rc == AB_OK && body->len != p->bytes) {
+    AB_ASSERT(rc != AB_OK || n > 0);
+    if (rc == AB_OK && !p->fix && body->len != p->bytes) {
         rc = ab_error_set(e, AB_ERR_INTERNAL, "part %zu body is %zu bytes, %zu were counted",
                           pi + 1, body->len, p->bytes);
     }
@@ -961,25 +1002,31 @@ static enum ab_status reject_in_part(struct shp_dest *s, struct shp_import *imp,
     enum ab_status rc = AB_OK;
     size_t j = 0;
     uint32_t k;
+    uint32_t sent = 0; /* the target's index of record k: records not left out before it */
 
     ab_buf_init(&errs, AB_BUF_UNBOUNDED);
     for (k = 0; rc == AB_OK && k < p->count && j < n; k++) {
         struct shp_rec_meta meta;
+        uint32_t index = sent;
 
         rc = ab_spool_read(sp, off, &s->scratch, &off, err);
-        if (rc != AB_OK || r[j].index != k) {
+        if (p->fix && shp_leftout_has(&p->fix->out, k)) {
+            continue;
+        }
+        sent++;
+        if (rc != AB_OK || r[j].index != index) {
             continue;
         }
         shp_rec_header_decode((const unsigned char *)s->scratch.data, &meta);
         if (defer && has_error_code(r[j].entry, "unknown_sku")) {
             rc = defer_record(s, p->obj, &s->scratch, err);
             imp->deferred++;
-            while (j < n && r[j].index == k) {
+            while (j < n && r[j].index == index) {
                 j++;
             }
             continue;
         }
-        while (rc == AB_OK && j < n && r[j].index == k) {
+        while (rc == AB_OK && j < n && r[j].index == index) {
             rc = rejection_errors(r[j].entry, &errs, err);
             if (rc == AB_OK && meta.stream < s->nstreams) {
                 struct ab_rejection rj = {.stream = meta.stream,
@@ -1003,7 +1050,7 @@ static enum ab_status reject_in_part(struct shp_dest *s, struct shp_import *imp,
     }
     if (rc == AB_OK && j < n) {
         AB_WARN(s->em, "import %s part %zu: %zu rejection(s) name items beyond its %u items",
-                imp->id, pi + 1, n - j, (unsigned)p->count);
+                imp->id, pi + 1, n - j, (unsigned)part_items(p));
     }
     ab_buf_release(&errs);
     return rc;
@@ -1053,6 +1100,191 @@ static enum ab_status reject_list(struct shp_dest *s, struct shp_import *imp, ya
     return rc;
 }
 
+/* ---- parts refused as a whole ------------------------------------------------ */
+
+#define MAX_PART_SEARCHES 3
+
+/* Dead-letters record k of part pi, which the target refuses even alone,
+ * with the part's last refusal, and leaves it out of the part. */
+static enum ab_status leave_out(struct shp_dest *s, struct shp_import *imp, size_t pi, uint32_t k,
+                                struct ab_error *err)
+{
+    struct shp_part *p = &imp->parts[pi];
+    struct shp_part_fix *fix = p->fix;
+    struct ab_buf errs;
+    struct shp_rec_meta meta;
+    uint64_t off = p->first;
+    enum ab_status rc = AB_OK;
+    uint32_t i;
+    char text[128];
+
+    for (i = 0; rc == AB_OK && i <= k; i++) {
+        rc = ab_spool_read(imp->spool[p->obj], off, &s->scratch, &off, err);
+    }
+    if (rc == AB_OK && s->scratch.len < SHP_REC_HEADER) {
+        rc = ab_error_set(err, AB_ERR_INTERNAL, "spool record shorter than its header");
+    }
+    if (rc != AB_OK) {
+        return rc;
+    }
+    rc = shp_leftout_add(&fix->out, k, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    shp_rec_header_decode((const unsigned char *)s->scratch.data, &meta);
+    (void)snprintf(text, sizeof(text), "Shops refused a part holding only this item (HTTP %d)",
+                   fix->status);
+    ab_buf_init(&errs, AB_BUF_UNBOUNDED);
+    rc = ab_buf_adds(&errs, "[{\"field\":", err);
+    if (rc == AB_OK) {
+        rc = ab_json_write_cstr(&errs, fix->field[0] ? fix->field : "$", err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(&errs, ",\"code\":", err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_json_write_cstr(&errs, fix->code[0] ? fix->code : "refused", err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(&errs, ",\"message\":", err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_json_write_cstr(&errs, fix->message[0] ? fix->message : text, err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_adds(&errs, "}]", err);
+    }
+    if (rc == AB_OK && meta.stream < s->nstreams) {
+        struct ab_rejection rj = {.stream = meta.stream,
+                                  .seq = meta.seq,
+                                  .lineno = meta.lineno,
+                                  .rejected_by = "target",
+                                  .sent = s->scratch.data + SHP_REC_HEADER,
+                                  .sent_len = s->scratch.len - SHP_REC_HEADER,
+                                  .errors_json = errs.data,
+                                  .mapping = s->streams[meta.stream].map};
+
+        AB_WARN(s->em,
+                "import %s part %zu: Shops refuses item %u (line %llu) even alone (HTTP %d %s): "
+                "it is left out of the part and dead-lettered",
+                imp->id, pi + 1, (unsigned)k, (unsigned long long)meta.lineno, fix->status,
+                fix->code);
+        rc = ab_driver_reject_ex(s->d, &rj, err);
+        if (rc == AB_OK) {
+            s->stats.rejected_upload++;
+            s->stats.rejected_whole++;
+            p->rejected++;
+            imp->rejected++;
+        }
+    }
+    ab_buf_release(&errs);
+    return rc;
+}
+
+/* Part pi (READY) holds no item any more: it goes, and the parts after it
+ * move down one number, as part numbers must be 1..count at the commit.
+ * When one of those was sent already, the server holds it under its old
+ * number: the import is aborted and created again. */
+static void drop_part(struct shp_dest *s, struct shp_import *imp, size_t pi)
+{
+    bool sent_after = false;
+    size_t i;
+    unsigned o;
+
+    AB_ASSERT(imp->parts[pi].state == SHP_PART_READY);
+    for (i = pi + 1; i < imp->nparts; i++) {
+        sent_after |=
+            imp->parts[i].state == SHP_PART_UPLOADING || imp->parts[i].state == SHP_PART_UPLOADED;
+    }
+    imp->nready--;
+    part_fix_free(imp->parts[pi].fix);
+    memmove(imp->parts + pi, imp->parts + pi + 1, (imp->nparts - pi - 1) * sizeof(*imp->parts));
+    imp->nparts--;
+    for (o = 0; o < SHP_NOBJ; o++) {
+        if (imp->open_part[o] != SHP_NO_PART && imp->open_part[o] > pi) {
+            imp->open_part[o]--;
+        }
+    }
+    imp->first_ready = 0;
+    s->stats.parts_dropped++;
+    AB_INFO(s->em,
+            "import %s: part %zu held only refused items: dropped, %zu parts after it move "
+            "down one number",
+            imp->id, pi + 1, imp->nparts - pi);
+    if (sent_after) {
+        abort_remote(s, imp->id, "parts renumbered after a part was dropped");
+        recreate(s, imp, "a part held only refused items and parts after it were sent", false);
+    }
+}
+
+/* Advances the search of part pi (READY): leaves out the records found,
+ * then either a subset goes next, or the part without them, or the part is
+ * dropped. */
+static void search_advance(struct shp_dest *s, struct shp_import *imp, size_t pi)
+{
+    struct shp_part *p = &imp->parts[pi];
+    struct ab_error e;
+    enum shp_probe_step step;
+    uint32_t k = 0;
+
+    ab_error_init(&e);
+    while ((step = shp_probe_next(&p->fix->probe, &p->fix->out, &k)) == SHP_PROBE_ISOLATED) {
+        if (leave_out(s, imp, pi, k, &e) != AB_OK) {
+            shp_fail(s, &e);
+            return;
+        }
+    }
+    if (step == SHP_PROBE_SEND) {
+        s->stats.parts_probes++;
+        AB_DEBUG(s->em, "import %s part %zu: uploading records %u..%u of it alone", imp->id, pi + 1,
+                 (unsigned)p->fix->probe.cur.lo, (unsigned)p->fix->probe.end - 1);
+    } else if (part_items(p) == 0) {
+        drop_part(s, imp, pi);
+    }
+}
+
+/* The upload of part pi (q) was refused as a whole. */
+static void part_refused(struct shp_dest *s, struct shp_import *imp, const struct shp_req *q,
+                         const struct ab_http_resp *resp, yajl_val body)
+{
+    size_t pi = q->part;
+    struct shp_part *p = &imp->parts[pi];
+    struct shp_part_fix *fix = p->fix;
+    yajl_val eobj = ab_json_get(body, "error");
+
+    if (!fix) {
+        fix = calloc(1, sizeof(*fix));
+        if (!fix) {
+            fail_msg(s, AB_ERR_NOMEM, "out of memory (part %zu refused as a whole)", pi + 1);
+            return;
+        }
+        p->fix = fix;
+    }
+    fix->status = resp->status;
+    (void)snprintf(fix->code, sizeof(fix->code), "%s", shp_error_code(body));
+    (void)snprintf(fix->field, sizeof(fix->field), "%s", ab_json_get_str(eobj, "field", ""));
+    (void)snprintf(fix->message, sizeof(fix->message), "%s", ab_json_get_str(eobj, "message", ""));
+    set_part_state(imp, pi, SHP_PART_READY);
+    if (q->probe) {
+        shp_probe_answer(&fix->probe, true);
+    } else {
+        if (++fix->searches > MAX_PART_SEARCHES) {
+            fail_msg(s, AB_ERR_PROTOCOL,
+                     "import %s: Shops refused part %zu as a whole again (HTTP %d %s) after %d "
+                     "searches for the items it refuses",
+                     imp->id, pi + 1, resp->status, fix->code, MAX_PART_SEARCHES);
+            return;
+        }
+        s->stats.parts_refused++;
+        AB_WARN(s->em,
+                "import %s: Shops refused part %zu of %u items as a whole (HTTP %d %s): uploading "
+                "parts of it to find the items it refuses",
+                imp->id, pi + 1, (unsigned)part_items(p), resp->status, fix->code);
+        shp_probe_start(&fix->probe, p->count);
+    }
+    search_advance(s, imp, pi);
+}
+
 static void on_part(struct shp_dest *s, struct shp_import *imp, const struct shp_req *q,
                     const struct ab_http_resp *resp, yajl_val body)
 {
@@ -1060,6 +1292,24 @@ static void on_part(struct shp_dest *s, struct shp_import *imp, const struct shp
     struct shp_part *p = imp && q->part < imp->nparts ? &imp->parts[q->part] : NULL;
     char what[SHP_ID_MAX + 64];
 
+    if (stale) {
+        /* about an import's earlier incarnation, whose parts may have been
+         * numbered otherwise: the new one reports its own answers */
+        return;
+    }
+    if (p && q->probe) {
+        /* a subset of a part refused as a whole */
+        if (resp->status == 200) {
+            set_part_state(imp, q->part, SHP_PART_READY);
+            shp_probe_answer(&p->fix->probe, false);
+            search_advance(s, imp, q->part);
+            return;
+        }
+        if (shp_part_refused_whole(resp->status, resp->transient, shp_error_code(body), 1)) {
+            part_refused(s, imp, q, resp, body);
+            return;
+        }
+    }
     if (resp->status == 200) {
         if (p && !p->reported) {
             struct ab_error e;
@@ -1072,21 +1322,31 @@ static void on_part(struct shp_dest *s, struct shp_import *imp, const struct shp
                 return;
             }
         }
-        if (!stale && p) {
+        if (p) {
             p->accepted = (uint32_t)ab_json_get_int(body, "accepted", 0);
             set_part_state(imp, q->part, SHP_PART_UPLOADED);
             s->stats.parts_uploaded++;
         }
         return;
     }
-    if (stale) {
-        return; /* about an import's earlier incarnation */
+    if (p && shp_part_refused_whole(resp->status, resp->transient, shp_error_code(body),
+                                    part_items(p))) {
+        part_refused(s, imp, q, resp, body);
+        return;
     }
     if (resp->status == 410) {
         char why[128];
 
         (void)snprintf(why, sizeof(why), "part upload answered 410 %s", shp_error_code(body));
-        recreate(s, imp, why);
+        recreate(s, imp, why, true);
+        return;
+    }
+    if (resp->status == 413 && p) {
+        fail_msg(s, AB_ERR_CONFIG,
+                 "Shops refused part %zu of import %s (%u items) as too large (HTTP "
+                 "413 %s): its limit is below the configured one; lower part_max_bytes or "
+                 "part_max_items",
+                 q->part + 1, q->id, (unsigned)part_items(p), shp_error_code(body));
         return;
     }
     (void)snprintf(what, sizeof(what), "cannot upload part %zu of import %s", q->part + 1, q->id);
@@ -1318,7 +1578,7 @@ static void on_commit(struct shp_dest *s, struct shp_import *imp, const struct s
         shp_imp_set_state(s, imp, SHP_IMP_OPEN, "parts missing on the server");
         return;
     case SHP_NEXT_RECREATE:
-        recreate(s, imp, "the commit answered 410 (expired or aborted)");
+        recreate(s, imp, "the commit answered 410 (expired or aborted)", true);
         return;
     default:
         break;
@@ -1351,7 +1611,7 @@ static void on_get(struct shp_dest *s, struct shp_import *imp, const struct ab_h
         wait_then_ask(s, imp, -1);
         break;
     case SHP_NEXT_RECREATE:
-        recreate(s, imp, status);
+        recreate(s, imp, status, true);
         break;
     default:
         fail_msg(s, AB_ERR_PROTOCOL, "import %s has an unexpected status '%s'", imp->id,

@@ -2,7 +2,10 @@
 /* SPDX-License-Identifier: MIT */
 #include "part.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "ab/assert.h"
 
 #define BODY_HEAD "{\"object\":\""
 #define BODY_MID  "\",\"items\":["
@@ -114,4 +117,158 @@ enum ab_status shp_part_body_add(struct ab_buf *b, bool first, const char *item,
 enum ab_status shp_part_body_end(struct ab_buf *b, struct ab_error *err)
 {
     return ab_buf_adds(b, BODY_TAIL, err);
+}
+
+/* ---- parts refused as a whole ------------------------------------------- */
+
+/* The position of the first left-out index >= k. */
+static uint32_t leftout_lower(const struct shp_leftout *l, uint32_t k)
+{
+    uint32_t lo = 0;
+    uint32_t hi = l->n;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+
+        if (l->idx[mid] < k) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+bool shp_leftout_has(const struct shp_leftout *l, uint32_t k)
+{
+    uint32_t i = leftout_lower(l, k);
+
+    return i < l->n && l->idx[i] == k;
+}
+
+enum ab_status shp_leftout_add(struct shp_leftout *l, uint32_t k, struct ab_error *err)
+{
+    uint32_t i = leftout_lower(l, k);
+
+    if (i < l->n && l->idx[i] == k) {
+        return AB_OK;
+    }
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 4;
+        uint32_t *p = realloc(l->idx, (size_t)cap * sizeof(*p));
+
+        if (!p) {
+            return ab_error_set(err, AB_ERR_NOMEM, "out of memory (left-out items)");
+        }
+        l->idx = p;
+        l->cap = cap;
+    }
+    memmove(l->idx + i + 1, l->idx + i, (size_t)(l->n - i) * sizeof(*l->idx));
+    l->idx[i] = k;
+    l->n++;
+    return AB_OK;
+}
+
+void shp_leftout_release(struct shp_leftout *l)
+{
+    free(l->idx);
+    memset(l, 0, sizeof(*l));
+}
+
+uint32_t shp_live_in(const struct shp_leftout *l, uint32_t lo, uint32_t hi)
+{
+    if (hi <= lo) {
+        return 0;
+    }
+    return (hi - lo) - (leftout_lower(l, hi) - leftout_lower(l, lo));
+}
+
+uint32_t shp_live_nth(const struct shp_leftout *l, uint32_t i, uint32_t count)
+{
+    uint32_t k = i;
+    uint32_t j;
+
+    /* k = i + (left-out indexes <= k): walk the sorted list once */
+    for (j = 0; j < l->n && l->idx[j] <= k; j++) {
+        k++;
+    }
+    return k < count ? k : UINT32_MAX;
+}
+
+static void probe_push(struct shp_probe *p, uint32_t lo, uint32_t hi, bool refused)
+{
+    AB_ASSERT(p->n < SHP_PROBE_STACK);
+    if (p->n < SHP_PROBE_STACK) {
+        p->stack[p->n].lo = lo;
+        p->stack[p->n].hi = hi;
+        p->stack[p->n].refused = refused;
+        p->n++;
+    }
+}
+
+void shp_probe_start(struct shp_probe *p, uint32_t count)
+{
+    memset(p, 0, sizeof(*p));
+    probe_push(p, 0, count, true);
+}
+
+void shp_probe_answer(struct shp_probe *p, bool refused)
+{
+    struct shp_probe_range c = p->cur;
+
+    AB_ASSERT(p->active);
+    p->active = false;
+    if (c.refused) {
+        /* the first half [lo, end) was on the wire */
+        if (refused) {
+            probe_push(p, p->end, c.hi, false);
+            probe_push(p, c.lo, p->end, true);
+        } else {
+            probe_push(p, p->end, c.hi, true);
+        }
+    } else if (refused) {
+        probe_push(p, c.lo, c.hi, true);
+    }
+}
+
+enum shp_probe_step shp_probe_next(struct shp_probe *p, const struct shp_leftout *l,
+                                   uint32_t *isolated)
+{
+    while (p->n > 0) {
+        struct shp_probe_range c = p->stack[--p->n];
+        uint32_t live = shp_live_in(l, c.lo, c.hi);
+
+        if (live == 0) {
+            continue;
+        }
+        if (c.refused && live == 1) {
+            uint32_t k = c.lo;
+
+            while (shp_leftout_has(l, k)) {
+                k++;
+            }
+            *isolated = k;
+            return SHP_PROBE_ISOLATED;
+        }
+        p->cur = c;
+        if (c.refused) {
+            /* the first half of the records that are not left out */
+            uint32_t before = shp_live_in(l, 0, c.lo);
+            uint32_t k = shp_live_nth(l, before + live / 2, c.hi);
+
+            AB_ASSERT(k != UINT32_MAX && k > c.lo);
+            p->end = k;
+        } else {
+            p->end = c.hi;
+        }
+        p->active = true;
+        return SHP_PROBE_SEND;
+    }
+    p->active = false;
+    return SHP_PROBE_DONE;
+}
+
+bool shp_probe_includes(const struct shp_probe *p, uint32_t k)
+{
+    return !p || !p->active || (k >= p->cur.lo && k < p->end);
 }

@@ -774,6 +774,15 @@ static void shp_summary(void *self, struct ab_emitter *em)
             (unsigned long long)s->stats.commits_in_doubt, (unsigned long long)hs.requests,
             (unsigned long long)hs.retries, (unsigned long long)hs.throttled,
             (unsigned long long)(s->auth ? shp_auth_fetches(s->auth) : 0));
+    if (s->stats.parts_refused > 0) {
+        AB_INFO(em,
+                "shops: parts refused as a whole %llu: %llu parts of them uploaded to find the "
+                "refused items, %llu items left out and dead-lettered, %llu parts dropped",
+                (unsigned long long)s->stats.parts_refused,
+                (unsigned long long)s->stats.parts_probes,
+                (unsigned long long)s->stats.rejected_whole,
+                (unsigned long long)s->stats.parts_dropped);
+    }
     if (s->has_overwrite && s->replace_note[0]) {
         if (s->replace_outcome_known && !s->replace_applied) {
             AB_WARN(em, "shops: replace not applied: %s", s->replace_note);

@@ -85,9 +85,23 @@ enum shp_part_state {
     SHP_PART_UPLOADED
 };
 
+/* A part refused as a whole (see part.h): the records left out of it, the
+ * search for them, and the last refusal (what the left-out records are
+ * dead-lettered with). */
+struct shp_part_fix {
+    struct shp_leftout out;
+    struct shp_probe probe;
+    unsigned searches; /* started for this part */
+    int status;
+    char code[64];
+    char field[128];
+    char message[512];
+};
+
 struct shp_part {
-    uint64_t first; /* spool offset of its first record */
-    size_t bytes;   /* body size, uncompressed */
+    struct shp_part_fix *fix; /* NULL until the part is refused as a whole; owned */
+    uint64_t first;           /* spool offset of its first record */
+    size_t bytes;             /* body size, uncompressed */
     uint32_t count;
     uint32_t accepted;
     uint32_t rejected;
@@ -154,6 +168,7 @@ struct shp_req {
     size_t part;
     char id[SHP_ID_MAX]; /* the import id the request addressed */
     bool replayed;       /* the answer carried "Idempotent-Replayed: true" */
+    bool probe;          /* a part upload carrying a subset of the part (part.h) */
 };
 
 struct shp_stream {
@@ -177,6 +192,10 @@ struct shp_stats {
     uint64_t imports_recreated;
     uint64_t stale_aborted;
     uint64_t parts_uploaded;
+    uint64_t parts_refused;  /* searches for the items of a part refused as a whole */
+    uint64_t parts_probes;   /* subsets uploaded by those searches */
+    uint64_t rejected_whole; /* items they left out (also in rejected_upload) */
+    uint64_t parts_dropped;  /* parts left with no item */
     uint64_t commits_in_doubt;
     uint64_t deferred;
     uint64_t deleted; /* records deleted upstream, sent deactivated */
@@ -245,8 +264,12 @@ void shp_wake_at(struct shp_dest *s, int64_t when_us);
  *   RESOLVING  -> COMMITTING | WAIT | RESOLVING (sent again) | NEW
  *   COMMITTED  -> (none: the import is freed)
  * Parts: OPEN -> READY -> UPLOADING -> UPLOADED, UPLOADING -> READY (sent
- * again), UPLOADED -> READY (missing on the server, re-creation), READY ->
- * READY (re-creation). Pure functions, exposed for tests.
+ * again; also a part refused as a whole, whose next upload is a subset or
+ * the part without its refused items), UPLOADED -> READY (missing on the
+ * server, re-creation), READY -> READY (re-creation). A READY part left with
+ * no item is removed and the parts after it renumbered (the import is
+ * re-created when one of those was sent already). Pure functions, exposed
+ * for tests.
  */
 bool shp_imp_transition_ok(enum shp_imp_state from, enum shp_imp_state to);
 bool shp_part_transition_ok(enum shp_part_state from, enum shp_part_state to);

@@ -276,3 +276,15 @@ enum ab_status shp_deactivate_item(bool product, const char *deleted_at, struct 
     ab_json_free(obj);
     return rc;
 }
+
+bool shp_part_refused_whole(int status, bool transient, const char *code, uint32_t items)
+{
+    if (transient) {
+        return false;
+    }
+    if (status == 413) {
+        return items == 1;
+    }
+    return status == 400 && code &&
+           (strcmp(code, "invalid_json") == 0 || strcmp(code, "invalid_encoding") == 0);
+}

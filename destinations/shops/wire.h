@@ -103,6 +103,11 @@ enum shp_next shp_commit_decide(int status, bool transient, const char *code);
 
 const char *shp_next_name(enum shp_next n);
 
+/* Whether an answer to a part upload refuses the part as a whole for what
+ * its items hold: 400 invalid_json or invalid_encoding, or 413 (too large)
+ * of a part of one item; not after a transient failure. */
+bool shp_part_refused_whole(int status, bool transient, const char *code, uint32_t items);
+
 /* Delay before the k-th (from 1) "still committing" check: 1, 2, 4 .. 30 s,
  * or retry_after_ms when that is longer (capped at 300 s). */
 long shp_wait_ms(unsigned k, long retry_after_ms);

@@ -255,7 +255,7 @@ class Account:
         p = self.products[pid]
         out = public(p)
         if p["formato"] == "V":
-            out["variacoes"] = [public(v) for v in self.variations(pid)]
+            out["variacoes"] = [self.product_detail(v["id"]) for v in self.variations(pid)]
         saldo = sum(sum(self.stock.get(v["id"], {}).values()) for v in self.variations(pid)) \
             if p["formato"] == "V" else sum(self.stock.get(pid, {}).values())
         out["estoque"] = dict(out.get("estoque", {}), saldoVirtualTotal="%.1f" % saldo)
@@ -589,6 +589,8 @@ class App:
                              "pedidos": rows(acc.orders),
                              "produtos": rows({k: v for k, v in acc.products.items()
                                                if not v["idProdutoPai"]}, acc.product_detail),
+                             "variacoes": rows({k: v for k, v in acc.products.items()
+                                                if v["idProdutoPai"]}, acc.product_detail),
                              "estoques": stock}, {}
             if path == "/_admin/mutate":
                 spec = httpbase.parse_json(body or b"{}")
@@ -598,7 +600,9 @@ class App:
     def mutate(self, spec):
         """{"contatos": n, "pedidos": n, "produtos": n, "new_pedidos": n,
         "stock": n, "seed": s}: change n records of each kind now (a field
-        and the modification time); returns the ids touched."""
+        and the modification time; a product's price and time go to its
+        variations too); returns the ids touched ("variacoes": those
+        variations)."""
         acc = self.account
         rng = random.Random(spec.get("seed", 1))
         now = time.time()
@@ -619,6 +623,8 @@ class App:
                         v["preco"] = store[rid]["preco"]
                         v["_mtime"] = now
             touched[kind] = ids
+        touched["variacoes"] = sorted(v["id"] for pid in touched["produtos"]
+                                      for v in acc.variations(pid))
         new = []
         for _ in range(spec.get("new_pedidos", 0)):
             src = acc.orders[rng.choice(sorted(acc.orders))]

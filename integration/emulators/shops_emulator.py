@@ -587,7 +587,7 @@ def _method_not_allowed(methods):
 
 class Config:
     def __init__(self, clients, channels, rate, burst, token_ttl, import_ttl,
-                 seed, journal):
+                 seed, journal, max_json_depth=0):
         self.clients = clients          # id -> secret
         self.channels = channels        # [(id, name, currency)]
         self.rate = rate
@@ -596,6 +596,7 @@ class Config:
         self.import_ttl = import_ttl
         self.seed = seed
         self.journal = journal
+        self.max_json_depth = max_json_depth  # 0: only Python's own limit
 
 
 class ShopsApp:
@@ -1126,7 +1127,14 @@ class ShopsApp:
             self._check_uploadable(imp)
             objects = imp.objects
 
-        body = self._json_object(req)
+        data = self._body_bytes(req)
+        depth = self.config.max_json_depth
+        if depth and httpbase.json_depth(data) > depth:
+            raise ApiError(400, "invalid_json",
+                           "request body is not valid JSON: nested deeper than %d" % depth)
+        body = parse_json(data)
+        if type(body) is not dict:
+            raise ApiError(400, "invalid_request", "request body must be a JSON object")
         obj = body.get("object")
         if obj not in OBJECTS:
             raise ApiError(400, "invalid_request",
@@ -1577,18 +1585,23 @@ def build_arg_parser():
                    help="open import lifetime after creation or last part upload (s)")
     p.add_argument("--seed", type=int, help="seed for fault draws and import ids")
     p.add_argument("--journal", help="append one JSON line per applied item write")
+    p.add_argument("--max-json-depth", type=int, default=0,
+                   help="refuse a part nested deeper than this as 400 invalid_json, as a "
+                        "target with a stricter parser would (0: no limit of its own)")
     return p
 
 
 def main(argv=None):
     args = build_arg_parser().parse_args(argv)
-    if args.rate < 0 or args.burst < 1 or args.token_ttl <= 0 or args.import_ttl <= 0:
-        raise SystemExit("shops-emulator: --rate >= 0, --burst >= 1, TTLs > 0 required")
+    if (args.rate < 0 or args.burst < 1 or args.token_ttl <= 0 or args.import_ttl <= 0
+            or args.max_json_depth < 0):
+        raise SystemExit("shops-emulator: --rate >= 0, --burst >= 1, TTLs > 0, "
+                         "--max-json-depth >= 0 required")
     clients = dict(args.client or [("demo-client", "demo-secret")])
     channels = args.channel or [("store-br", "Loja BR", "BRL")]
 
     config = Config(clients, channels, args.rate, args.burst, args.token_ttl,
-                    args.import_ttl, args.seed, args.journal)
+                    args.import_ttl, args.seed, args.journal, args.max_json_depth)
     app = ShopsApp(config)
     # Millions of long-lived item objects: collect the young generation less
     # often so bulk uploads and commits do not spend their time in the GC.

@@ -891,6 +891,28 @@ class AdminTest(EmulatorTestCase):
         self.assertEqual(self.api.raw("POST", "/_admin/expire?import_id=imp_nope").status, 404)
 
 
+class MaxJsonDepthTest(EmulatorTestCase):
+    """--max-json-depth: a part nested deeper is refused as a whole."""
+    ARGS = EmulatorTestCase.ARGS + ("--max-json-depth", "8")
+
+    def test_deep_part_refused_whole(self):
+        import_id = self.api.create_id()
+        deep = "x"
+        for _ in range(6):  # body {, items [, item {, then 6 levels: 9
+            deep = {"a": deep}
+        answer = self.api.put(import_id, 1, "products",
+                              [product("OK-1"), product("DEEP", attributes=deep)])
+        self.assertError(answer, 400, "invalid_json")
+        self.assertIn("nested deeper than 8", answer.body["error"]["message"])
+        # nothing of the part is stored: the commit misses it
+        self.assertError(self.api.call("POST", "/v1/imports/%s/commit" % import_id,
+                                       {"parts": 1}), 409, "parts_missing")
+        answer = self.api.put(import_id, 1, "products",
+                              [product("OK-1"), product("SHALLOW", attributes=deep["a"])])
+        self.assertEqual(answer.status, 200, answer.raw)
+        self.assertEqual(answer.body["accepted"], 2)
+
+
 class LimitsTest(unittest.TestCase):
     """A second emulator with a tight rate limit and short-lived tokens."""
 

@@ -190,7 +190,7 @@ static enum ab_status bl_open(struct ab_driver *d, void **self, struct ab_error 
         if (!bl_kind_of(cat->streams[i].name, &k)) {
             return ab_error_set(err, AB_ERR_CONFIG,
                                 "catalog: stream '%s' is not one of contatos, pedidos, produtos, "
-                                "estoques",
+                                "variacoes, estoques",
                                 cat->streams[i].name);
         }
         if (k == BL_ESTOQUES && cat->streams[i].sync_mode == AB_SYNC_INCREMENTAL) {
@@ -267,6 +267,8 @@ static enum ab_status submit_list(struct bling *b, struct ab_error *err)
     if (rc == AB_OK && k == BL_PRODUTOS) {
         /* criterio 5: every product (the default lists recent ones only) */
         rc = ab_buf_adds(&b->out, "&criterio=5&tipo=T", err);
+    } else if (rc == AB_OK && k == BL_VARIACOES) {
+        rc = ab_buf_adds(&b->out, "&criterio=5&tipo=V", err); /* the variations alone */
     } else if (rc == AB_OK && k == BL_CONTATOS) {
         rc = ab_buf_adds(&b->out, "&criterio=1", err); /* every contact */
     }

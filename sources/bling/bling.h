@@ -18,7 +18,7 @@ extern const char bl_spec_json[];
 extern const char bl_catalog_text[]; /* catalog.json */
 
 /* The streams, in catalog order. */
-enum bl_kind { BL_CONTATOS = 0, BL_PEDIDOS, BL_PRODUTOS, BL_ESTOQUES, BL_NKINDS };
+enum bl_kind { BL_CONTATOS = 0, BL_PEDIDOS, BL_PRODUTOS, BL_VARIACOES, BL_ESTOQUES, BL_NKINDS };
 
 /* The stream's name ("contatos") and API path ("/pedidos/vendas"); static. */
 const char *bl_stream_name(enum bl_kind k);

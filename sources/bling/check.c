@@ -92,6 +92,9 @@ enum ab_status bl_check(struct ab_driver *d, struct ab_check *chk, struct ab_err
     if (probe(&b, chk, "pedidos", "/pedidos/vendas?pagina=1&limite=1", &body)) {
         ab_json_free(body);
     }
+    if (probe(&b, chk, "variacoes", "/produtos?pagina=1&limite=1&criterio=5&tipo=V", &body)) {
+        ab_json_free(body);
+    }
     if (probe(&b, chk, "produtos", "/produtos?pagina=1&limite=1&criterio=5&tipo=T", &body)) {
         yajl_val data = ab_json_get(body, "data");
 

@@ -8,9 +8,10 @@
 
 #include "bling.h"
 
-static const char *const names[BL_NKINDS] = {"contatos", "pedidos", "produtos", "estoques"};
+static const char *const names[BL_NKINDS] = {"contatos", "pedidos", "produtos", "variacoes",
+                                             "estoques"};
 static const char *const paths[BL_NKINDS] = {"/contatos", "/pedidos/vendas", "/produtos",
-                                             "/estoques/saldos"};
+                                             "/produtos", "/estoques/saldos"};
 
 const char *bl_stream_name(enum bl_kind k)
 {

@@ -22,6 +22,9 @@
  *   {"from": "path", "as": "decimal", "scale": 2}
  *                                          a number (or numeric text) as a
  *                                          decimal text with scale digits
+ *   {"from": "path", "as": "integer"}      a whole number (or numeric text,
+ *                                          "12.0" too) as a JSON integer; a
+ *                                          fraction is not converted
  *   {"from": "path", "as": "rfc3339", "utc_offset_minutes": -180}
  *                                          a date or date-time text (forms of
  *                                          ab_time_parse(), offset for texts

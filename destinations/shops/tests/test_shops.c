@@ -451,6 +451,124 @@ static void test_parts_exact_fit_boundary(void **state)
     assert_false(shp_part_fits(&acc, 1024 - over - 100, &lim));
 }
 
+/* The search of a part refused as a whole against a target that refuses
+ * any subset holding one of bad[] (records of a part of count). Returns the
+ * subsets uploaded; every bad record must end up left out, and only those. */
+static unsigned search_part(uint32_t count, const bool *bad)
+{
+    struct shp_leftout l = {0};
+    struct shp_probe p;
+    struct ab_error err;
+    enum shp_probe_step step;
+    uint32_t k = 0;
+    unsigned sent = 0;
+
+    ab_error_init(&err);
+    shp_probe_start(&p, count);
+    while ((step = shp_probe_next(&p, &l, &k)) != SHP_PROBE_DONE) {
+        if (step == SHP_PROBE_ISOLATED) {
+            assert_true(k < count);
+            assert_true(bad[k]);
+            assert_false(shp_leftout_has(&l, k));
+            assert_int_equal(shp_leftout_add(&l, k, &err), AB_OK);
+            continue;
+        }
+        {
+            bool refused = false;
+            uint32_t live = 0;
+
+            for (uint32_t i = 0; i < count; i++) {
+                if (shp_probe_includes(&p, i) && !shp_leftout_has(&l, i)) {
+                    refused |= bad[i];
+                    live++;
+                }
+            }
+            assert_true(live > 0);
+            assert_true(live < count || l.n > 0); /* never the refused whole again */
+            sent++;
+            shp_probe_answer(&p, refused);
+        }
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        assert_int_equal(shp_leftout_has(&l, i), bad[i]);
+    }
+    assert_int_equal(shp_live_in(&l, 0, count), count - l.n);
+    shp_leftout_release(&l);
+    return sent;
+}
+
+static void test_part_search_finds_refused_items(void **state)
+{
+    bool bad[40];
+    uint32_t count;
+
+    (void)state;
+    for (count = 1; count <= 40; count++) {
+        for (uint32_t a = 0; a < count; a++) {
+            for (uint32_t b = a; b < count; b++) {
+                unsigned sent;
+
+                memset(bad, 0, sizeof(bad));
+                bad[a] = true;
+                bad[b] = true;
+                sent = search_part(count, bad);
+                /* about two uploads per halving per refused item */
+                assert_true(sent <= 4U * 7U);
+            }
+        }
+        memset(bad, 1, sizeof(bad));
+        (void)search_part(count, bad); /* every item refused */
+    }
+    /* one refused item among 1000: about log2(1000) subsets */
+    {
+        static bool big[1000];
+
+        big[613] = true;
+        assert_true(search_part(1000, big) <= 20);
+    }
+}
+
+static void test_left_out_positions(void **state)
+{
+    struct shp_leftout l = {0};
+    struct ab_error err;
+
+    (void)state;
+    ab_error_init(&err);
+    assert_int_equal(shp_live_nth(&l, 3, 10), 3);
+    assert_int_equal(shp_leftout_add(&l, 5, &err), AB_OK);
+    assert_int_equal(shp_leftout_add(&l, 1, &err), AB_OK);
+    assert_int_equal(shp_leftout_add(&l, 2, &err), AB_OK);
+    assert_int_equal(shp_leftout_add(&l, 5, &err), AB_OK); /* twice: once */
+    assert_int_equal(l.n, 3);
+    /* the target's indexes 0, 1, 2, 3 are records 0, 3, 4, 6 */
+    assert_int_equal(shp_live_nth(&l, 0, 10), 0);
+    assert_int_equal(shp_live_nth(&l, 1, 10), 3);
+    assert_int_equal(shp_live_nth(&l, 2, 10), 4);
+    assert_int_equal(shp_live_nth(&l, 3, 10), 6);
+    assert_int_equal(shp_live_nth(&l, 6, 10), 9);
+    assert_int_equal(shp_live_nth(&l, 7, 10), UINT32_MAX);
+    assert_int_equal(shp_live_in(&l, 0, 10), 7);
+    assert_int_equal(shp_live_in(&l, 1, 3), 0);
+    assert_int_equal(shp_live_in(&l, 2, 6), 2);
+    shp_leftout_release(&l);
+}
+
+static void test_part_refused_whole(void **state)
+{
+    (void)state;
+    assert_true(shp_part_refused_whole(400, false, "invalid_json", 10));
+    assert_true(shp_part_refused_whole(400, false, "invalid_encoding", 10));
+    assert_false(shp_part_refused_whole(400, false, "invalid_request", 10));
+    assert_false(shp_part_refused_whole(400, false, "", 10));
+    assert_false(shp_part_refused_whole(400, true, "invalid_json", 10));
+    /* a size limit lower than the contract's: only an item alone is the item's fault */
+    assert_true(shp_part_refused_whole(413, false, "part_too_large", 1));
+    assert_false(shp_part_refused_whole(413, false, "part_too_large", 2));
+    assert_false(shp_part_refused_whole(422, false, "invalid_json", 1));
+    assert_false(shp_part_refused_whole(200, false, "", 1));
+}
+
 static void test_parts_split_by_item_count_limit(void **state)
 {
     struct shp_part_limits lim = {.max_items = 3, .max_bytes = 8388608};
@@ -698,6 +816,9 @@ int main(void)
         cmocka_unit_test(test_parts_split_by_bytes),
         cmocka_unit_test(test_parts_exact_fit_boundary),
         cmocka_unit_test(test_parts_split_by_item_count_limit),
+        cmocka_unit_test(test_part_search_finds_refused_items),
+        cmocka_unit_test(test_left_out_positions),
+        cmocka_unit_test(test_part_refused_whole),
         cmocka_unit_test(test_in_doubt_decision_table),
         cmocka_unit_test(test_commit_answer_decision_table),
         cmocka_unit_test(test_wait_backoff),

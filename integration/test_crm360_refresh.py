@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Refreshes (generation_id / minimum_generation_id) of destination-crm360.
+
+    test_crm360_refresh.py --bin build/destinations/crm360/destination-crm360
+
+A stream whose minimum_generation_id equals its generation_id (> 0) asks the
+destination to remove what earlier generations loaded. Every customer is
+stored with a tag naming its stream and generation; once a truncating
+stream is COMPLETE and committed, the customers tagged by an earlier
+generation of it are listed and deleted:
+
+* two syncs, the second truncating: the store ends with exactly the second
+  generation's customers (in their latest version), each tagged with it;
+  customers loaded by another stream, or by no stream, stay;
+* the truncating sync SIGKILLed in the middle (states acknowledged, nothing
+  removed), then the restarted attempt of the same generation from its last
+  state: exactly the second generation's customers, including those only
+  the killed attempt loaded;
+* a truncating stream without COMPLETE (or INCOMPLETE) deletes nothing.
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+from airbyte_input import descriptor  # noqa: E402
+from crm360_helpers import API_KEY, CrmCase, catalog, key_of  # noqa: E402
+
+T0 = 1767225600  # 2026-01-01T00:00:00Z
+
+
+def rfc3339(secs):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(secs))
+
+
+def customer(i, gen, brand="acme"):
+    return {"external_id": "C-%04d" % i, "brand": brand,
+            "email": "c%d.g%d@example.com" % (i, gen), "name": "Customer %d" % i,
+            "tags": ["vip"] if i % 3 == 0 else None,
+            "updated_at": rfc3339(T0 + gen * 100000 + i)}
+
+
+def record(stream, data):
+    return {"type": "RECORD", "record": {"stream": stream, "data": data,
+                                         "emitted_at": 1767225600000}}
+
+
+def state(stream, n):
+    return {"type": "STATE", "state": {"type": "STREAM", "stream": {
+        "stream_descriptor": descriptor(stream, None), "stream_state": {"n": n}}}}
+
+
+def status(stream, st):
+    return {"type": "TRACE", "trace": {"type": "STREAM_STATUS", "emitted_at": 1767225600000.0,
+                                       "stream_status": {
+                                           "stream_descriptor": descriptor(stream, None),
+                                           "status": st}}}
+
+
+def messages(ids, gen, stream="customers", every=10, end=None):
+    """Records of the ids, a STATE after every `every` records and at the end,
+    then STREAM_STATUS end (None: no status)."""
+    out = []
+    for n, i in enumerate(ids, 1):
+        out.append(record(stream, customer(i, gen)))
+        if n % every == 0 or n == len(ids):
+            out.append(state(stream, n))
+    if end:
+        out.append(status(stream, end))
+    return out
+
+
+def generation(gen, minimum, streams=("customers",)):
+    cat = catalog(streams=streams)
+    for s in cat["streams"]:
+        s["generation_id"] = gen
+        s["minimum_generation_id"] = minimum
+    return cat
+
+
+def gen_tags(rec):
+    return sorted(t for t in rec.get("tags") or [] if t.startswith("ab-gen:"))
+
+
+class Refresh(CrmCase):
+
+    def customers(self):
+        return {key_of(r): r for r in self.dump()["customers"] if not r.get("deleted")}
+
+    def run_gen(self, name, msgs, cat, **cfg):
+        path = self.wd.write_lines(name + ".jsonl", msgs)
+        return self.write(path, cfg=self.cfg(**cfg), cat=cat, name=name)
+
+    def assert_generation(self, store, ids, gen, label):
+        want = {"acme/C-%04d" % i for i in ids}
+        self.assertEqual(set(store), want, "%s: stored keys" % label)
+        tags = {tuple(gen_tags(r)) for r in store.values()}
+        self.assertEqual(len(tags), 1, "%s: one generation tag for all: %r" % (label, tags))
+        (tag,) = tags
+        self.assertEqual(len(tag), 1, tag)
+        self.assertTrue(tag[0].endswith(":%d" % gen), tag)
+        for i in ids:
+            r = store["acme/C-%04d" % i]
+            self.assertEqual(r["email"], "c%d.g%d@example.com" % (i, gen), label)
+            self.assertEqual([t for t in r.get("tags") or [] if not t.startswith("ab-gen:")],
+                             ["vip"] if i % 3 == 0 else [], label)
+
+    def test_truncating_generation_keeps_exactly_its_records(self):
+        gen1 = list(range(0, 40))
+        gen2 = list(range(25, 60))
+        res = self.run_gen("gen1", messages(gen1, 1, end="COMPLETE"), generation(1, 0))
+        self.assert_ok(res)
+        self.assert_generation(self.customers(), gen1, 1, "generation 1")
+        # a customer of another stream and one written by someone else
+        lib.http_json("POST", self.emu.url + "/v1/customers:batchUpsert",
+                      {"records": [dict(customer(900, 1), tags=["manual"])]},
+                      {"Authorization": "Bearer " + API_KEY, "Idempotency-Key": "manual-1"})
+        res = self.run_gen("other", messages([901], 1, stream="vip_customers", end="COMPLETE"),
+                           generation(1, 0, streams=("vip_customers",)),
+                           stream_mappings=[{"stream": "vip_customers", "object": "customers"}])
+        self.assert_ok(res)
+
+        res = self.run_gen("gen2", messages(gen2, 2, end="COMPLETE"), generation(2, 2),
+                           batch_size=7)
+        self.assert_ok(res)
+        self.assertEqual(len(res.states), 4)
+        store = self.customers()
+        self.assertIn("acme/C-0900", store, "a customer no generation tagged stays")
+        self.assertIn("acme/C-0901", store, "another stream's customer stays")
+        del store["acme/C-0900"], store["acme/C-0901"]
+        self.assert_generation(store, gen2, 2, "after generation 2")
+        self.assertTrue(any("deleted 25," in ln for ln in res.logs("INFO")), res.logs())
+
+        # a refresh of generation 2 again (a new attempt, everything loaded):
+        # nothing more goes
+        res = self.run_gen("gen2-again", messages(gen2[:3], 2, end="COMPLETE"), generation(2, 2))
+        self.assert_ok(res)
+        self.assertEqual(len(self.customers()), len(gen2) + 2)
+
+    def test_killed_truncating_generation_then_restarted(self):
+        gen1 = list(range(0, 60))
+        gen2 = list(range(30, 90))
+        self.assert_ok(self.run_gen("gen1", messages(gen1, 1, end="COMPLETE"), generation(1, 0)))
+
+        # attempt 1 of generation 2: the first half of the input, stdin held
+        # open; SIGKILL once its states are acknowledged
+        msgs = messages(gen2, 2, end="COMPLETE")
+        head = msgs[:33]  # 30 records, 3 states
+        self.assertEqual(head[-1]["type"], "STATE")
+        data = b"".join(json.dumps(m).encode() + b"\n" for m in head)
+        cfg_path = self.write_config(self.cfg(batch_size=5), "gen2a.config.json")
+        cat_path = self.wd.write_json("gen2a.catalog.json", generation(2, 2))
+        conn = lib.Connector(lib.binary(), ["write", "--config", cfg_path, "--catalog", cat_path],
+                             self.wd, name="gen2a", stdin=data, keep_stdin_open=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            states = [ln for ln in conn.stdout_so_far().splitlines() if b'"STATE"' in ln]
+            if len(states) == 3:
+                break
+            time.sleep(0.05)
+        conn.signal(signal.SIGKILL)
+        res = self.finish(conn)
+        self.assertEqual(len(res.states), 3, res.describe())
+        store = self.customers()
+        # nothing removed: generation 1 whole, the first 30 of generation 2 loaded
+        self.assertEqual(set(store), {"acme/C-%04d" % i for i in range(0, 60)})
+        self.assertEqual({tuple(gen_tags(store["acme/C-%04d" % i]))[0][-2:]
+                          for i in range(30, 60)}, {":2"})
+
+        # attempt 2 of generation 2: from after the last acknowledged state
+        res = self.run_gen("gen2b", msgs[33:], generation(2, 2), batch_size=5)
+        self.assert_ok(res)
+        self.assert_generation(self.customers(), gen2, 2, "after the restarted attempt")
+
+    def test_incomplete_truncating_stream_deletes_nothing(self):
+        gen1 = list(range(0, 20))
+        self.assert_ok(self.run_gen("gen1", messages(gen1, 1, end="COMPLETE"), generation(1, 0)))
+        for end in (None, "INCOMPLETE"):
+            res = self.run_gen("gen2-%s" % end, messages(range(15, 25), 2, end=end),
+                               generation(2, 2))
+            self.assert_ok(res)
+            self.assertTrue(any("nothing of earlier generations is removed" in ln
+                                for ln in res.logs("WARN")), res.logs())
+            store = self.customers()
+            self.assertEqual(set(store), {"acme/C-%04d" % i for i in range(0, 25)})
+            self.assertEqual({gen_tags(store["acme/C-%04d" % i])[0][-2:] for i in range(0, 15)},
+                             {":1"})
+
+    def test_truncating_orders_warn_and_keep(self):
+        res = self.run_gen("orders", [status("orders", "COMPLETE")],
+                           generation(2, 2, streams=("customers", "orders")))
+        self.assert_ok(res)
+        self.assertTrue(any("removes no order of earlier generations" in ln
+                            for ln in res.logs("WARN")), res.logs())
+
+
+if __name__ == "__main__":
+    lib.main(__doc__)
