@@ -94,7 +94,7 @@ class TotvsEmulator(unittest.TestCase):
         # the token dies with its lifetime: 401, empty body, WWW-Authenticate
         access = body["access_token"]
         self.assertEqual(self.search("/person/v2/individuals/search", {}, access)[0], 200)
-        time.sleep(2.2)
+        time.sleep(max(0.0, claims["exp"] - time.time()) + 0.2)
         status, err, headers = self.search("/person/v2/individuals/search", {}, access)
         self.assertEqual((status, err), (401, None))
         self.assertIn("invalid_token", headers["WWW-Authenticate"])
