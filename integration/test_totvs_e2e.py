@@ -226,6 +226,28 @@ class Reads(TotvsCase):
         self.assertEqual(th.records(res.messages), [])
         self.ok = True
 
+    def test_many_changes_in_one_second(self):
+        """45 persons changed in the same second, pages of 10: whole pages
+        share one change time, the read pages on within it; each changed
+        person once, nothing else."""
+        cfg = th.config(self.srv, lookback_seconds=0, page_size=10)
+        cat = th.catalog({"individuals": "incremental"})
+        res = self.run_src("read", cfg, cat, name="first")
+        self.assertEqual(res.rc, 0, res.describe())
+        state = th.last_states(res.messages)
+        time.sleep(1.1)
+        touched = self.srv.post("/_admin/mutate", {"individuals": 45, "seed": 2})
+        time.sleep(1.1)
+        res = self.run_src("read", cfg, cat, state=state, name="second")
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_states_consistent(res)
+        got = [r["code"] for r in th.records(res.messages)]
+        self.assertEqual(sorted(got), sorted(touched["individuals"]))
+        pages = [m["state"]["stream"]["stream_state"].get("page", 1) for m in res.messages
+                 if m["type"] == "STATE"]
+        self.assertGreater(max(pages), 1, "no page within one second")
+        self.ok = True
+
     def test_start_date(self):
         dump = self.srv.get("/_admin/dump")
         t0 = sorted(p["_mtime"] for p in dump["individuals"])[30]
@@ -285,6 +307,18 @@ class Failures(TotvsCase):
         self.assertEqual(res.errors[0]["failure_type"], "transient_error")
         self.assertIn("HTTP 503", res.errors[0]["message"])
         self.assertIn("InternalError", res.errors[0]["message"])
+        self.ok = True
+
+    def test_an_unsorted_answer_stops_the_read(self):
+        # an API that ignores "order": reading on by change time could skip
+        # records, so the read stops with a system error naming the item
+        self.srv.post("/_admin/quirks", {"ignore_order": True})
+        res = self.run_src("read", th.config(self.srv, page_size=50),
+                           th.catalog({"individuals": "incremental"}))
+        self.assertEqual(res.rc, 1, res.describe())
+        self.assertEqual(res.errors[0]["failure_type"], "system_error")
+        self.assertIn("out of \"maxChangeFilterDate\" order", res.errors[0]["message"])
+        self.assertIn("individuals", res.errors[0]["message"])
         self.ok = True
 
     def test_token_expiry_mid_sync(self):

@@ -406,6 +406,7 @@ class App:
             self.faults.reset()
             self.version = 0
             self._sorted = {}
+            self.quirks = {"ignore_order": False}
 
     def count(self, name, n=1):
         self.counters[name] = self.counters.get(name, 0) + n
@@ -565,6 +566,8 @@ class App:
         order = req.get("order") or ",".join(pk)
         if type(order) is not str:
             return bad("InvalidOrder", "order deve ser um texto separado por vírgulas")
+        if self.quirks["ignore_order"]:
+            order = ",".join(pk)
         lo = hi = None
         change = flt.get("change")
         if change is not None:
@@ -684,6 +687,13 @@ class App:
                 # signing key changes instead)
                 self.key = hashlib.sha256(self.key + b"rotate").digest()
                 return 200, {"status": "expired"}, {}
+            if path == "/_admin/quirks":
+                spec = httpbase.parse_json(body or b"{}")
+                if type(spec) is not dict or set(spec) - set(self.quirks):
+                    raise httpbase.HttpError(400, "invalid_request",
+                                             "quirks: " + ", ".join(sorted(self.quirks)))
+                self.quirks.update((k, bool(v)) for k, v in spec.items())
+                return 200, dict(self.quirks), {}
             if path == "/_admin/reset":
                 self.reset()
                 return 200, {"status": "reset"}, {}
