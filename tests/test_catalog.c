@@ -357,8 +357,11 @@ static void test_path_get_walks_objects(void **state)
         {"contato.email", "\"a@b.c\""},
         {"contato.n", "null"},
         {"contato.missing", NULL},
-        {"id.x", NULL},   /* through a number */
-        {"list.0", NULL}, /* arrays are not walked */
+        {"id.x", NULL},    /* through a number */
+        {"list.0", "5"},   /* an array element by its index */
+        {"list.1", NULL},  /* past the end */
+        {"list.x", NULL},  /* not an index */
+        {"list.00", NULL}, /* not a canonical index */
         {"nope", NULL},
     };
     const char *doc = "{\"id\":1,\"contato\":{\"email\":\"a@b.c\",\"n\":null},\"list\":[5]}";

@@ -401,6 +401,37 @@ static void test_transforms(void **state)
     ab_buf_release(&out);
 }
 
+/* "fields" makes an object of the same record's fields; a path steps into
+ * arrays by index. */
+static void test_object_and_index(void **state)
+{
+    struct ab_mappings ms;
+    const struct ab_mapping *m;
+    struct ab_error err;
+    struct ab_buf out;
+    yajl_val data = ab_test_sq_parse("{'code':7,'size':'M','colorName':'PRETO','emails':[{'email':"
+                                     "'a@b.co'},{'email':'c@d.co'}],'c':{'name':'V24'}}");
+
+    (void)state;
+    ab_error_init(&err);
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    parse_ok(&ms, "[{'stream':'p','object':'orders','fields':{"
+                  "'sku':{'from':'code','as':'string'},"
+                  "'email':'emails.1.email','none':'emails.2.email','bad':'emails.x',"
+                  "'lead':'emails.01.email',"
+                  "'attributes':{'fields':{'size':'size','color':'colorName',"
+                  "'collection':'c.name','gender':'nope'}}}}]");
+    m = ab_mappings_resolve(&ms, "p", NULL, objects, &err);
+    assert_non_null(m);
+    assert_int_equal(ab_mapping_write(m, data, NULL, NULL, &out, &err), AB_OK);
+    assert_string_equal(out.data, "{\"sku\":\"7\",\"email\":\"c@d.co\",\"attributes\":"
+                                  "{\"size\":\"M\",\"color\":\"PRETO\",\"collection\":"
+                                  "\"V24\"}}");
+    yajl_tree_free(data);
+    ab_mappings_release(&ms);
+    ab_buf_release(&out);
+}
+
 static void test_transform_errors(void **state)
 {
     static const struct {
@@ -853,6 +884,7 @@ int main(void)
         cmocka_unit_test(test_any_object_when_list_is_null),
         cmocka_unit_test(test_transforms),
         cmocka_unit_test(test_transform_errors),
+        cmocka_unit_test(test_object_and_index),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -136,7 +136,21 @@ yajl_val ab_path_get(const struct ab_path *p, yajl_val data)
         return NULL;
     }
     for (i = 0; data && i < p->n; i++) {
-        data = ab_json_get(data, p->keys[i]);
+        const char *k = p->keys[i];
+
+        if (YAJL_IS_ARRAY(data)) {
+            /* an element by its index: "emails.0.email" */
+            char *end = NULL;
+            unsigned long idx;
+
+            if (*k < '0' || *k > '9' || (*k == '0' && k[1])) {
+                return NULL;
+            }
+            idx = strtoul(k, &end, 10);
+            data = *end == '\0' && idx < data->u.array.len ? data->u.array.values[idx] : NULL;
+            continue;
+        }
+        data = ab_json_get(data, k);
     }
     return data;
 }

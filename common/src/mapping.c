@@ -42,7 +42,8 @@ struct ab_mapping_xform {
     yajl_val dflt;            /* "default" (owned) */
     yajl_val keys;            /* "keys" of "pairs" (owned) */
     char *separator, *assign; /* "separator", "assign" of "pairs" (owned) */
-    struct ab_mapping *each;  /* "each": nested fields (owned) */
+    struct ab_mapping *each;  /* "each" or "fields": nested fields (owned) */
+    bool object;              /* "fields": an object made of this record's fields */
     yajl_val cache;           /* the last computed value (owned) */
     struct ab_buf buf;
 };
@@ -141,7 +142,8 @@ static enum ab_status parse_xform(struct ab_mapping_field *f, yajl_val spec, siz
 {
     static const char *const known[] = {"from", "as",        "scale",  "utc_offset_minutes",
                                         "map",  "default",   "value",  "each",
-                                        "keys", "separator", "assign", NULL};
+                                        "keys", "separator", "assign", "fields",
+                                        NULL};
     struct ab_mapping_xform *x = calloc(1, sizeof(*x));
     const char *from = ab_json_str(ab_json_get(spec, "from"));
     const char *as = ab_json_str(ab_json_get(spec, "as"));
@@ -160,9 +162,22 @@ static enum ab_status parse_xform(struct ab_mapping_field *f, yajl_val spec, siz
             return CONFIG_ERROR(err,
                                 "stream_mappings[%zu].fields.%s: unknown transform member "
                                 "'%s' (from, as, scale, utc_offset_minutes, map, default, value, "
-                                "each, keys, separator, assign)",
+                                "each, fields, keys, separator, assign)",
                                 idx, f->to, spec->u.object.keys[i]);
         }
+    }
+    v = ab_json_get(spec, "fields");
+    if (v) {
+        if (spec->u.object.len != 1) {
+            return CONFIG_ERROR(err, "stream_mappings[%zu].fields.%s: \"fields\" stands alone", idx,
+                                f->to);
+        }
+        x->object = true;
+        x->each = calloc(1, sizeof(*x->each));
+        if (!x->each) {
+            return nomem(err);
+        }
+        return parse_fields(x->each, v, idx, err);
     }
     v = ab_json_get(spec, "value");
     if (v) {
@@ -698,6 +713,14 @@ static yajl_val field_value(const struct ab_mapping_field *f, yajl_val data)
     }
     if (x->value) {
         return x->value;
+    }
+    if (x->object) {
+        ab_error_init(&err);
+        ab_buf_reset(&x->buf);
+        ok = ab_mapping_write(x->each, data, NULL, NULL, &x->buf, &err) == AB_OK;
+        ab_json_free(x->cache);
+        x->cache = ok ? ab_json_parse(x->buf.data, x->buf.len, &err) : NULL;
+        return x->cache;
     }
     v = ab_path_get(&f->from, data);
     if (x->map) {

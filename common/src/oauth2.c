@@ -391,7 +391,13 @@ static enum ab_status take_answer(struct ab_oauth2 *a, yajl_val body, struct ab_
     if (rc != AB_OK) {
         return rc;
     }
-    if (rt && *rt) {
+    if (rt && *rt && a->grant == AB_OAUTH2_PASSWORD) {
+        /* not used: each renewal signs in again; masked all the same */
+        rc = ab_driver_add_secret(a->d, rt, err);
+        if (rc != AB_OK) {
+            return rc;
+        }
+    } else if (rt && *rt) {
         if (!usable(rt)) {
             return ab_error_set(err, AB_ERR_PROTOCOL,
                                 "the token endpoint answered with an unusable refresh_token");

@@ -78,6 +78,7 @@ void ab_catalog_closest(const struct ab_catalog *cat, const char *name, const ch
 const char *ab_dest_mode_name(enum ab_dest_mode m);
 
 /* Value at path inside data, or NULL. */
+/* A step into an array takes the element of that index ("0", "12"). */
 yajl_val ab_path_get(const struct ab_path *p, yajl_val data);
 /* "a.b" form of a path into buf (for messages). */
 const char *ab_path_str(const struct ab_path *p, char *buf, size_t size);

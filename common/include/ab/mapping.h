@@ -45,6 +45,10 @@
  *   {"value": <JSON>}                      a constant
  *   {"from": "path", "each": {<fields>}}   an array, each element mapped with
  *                                          the nested fields
+ *   {"fields": {<fields>}}                 an object made of the nested fields,
+ *                                          mapped from the same record (members
+ *                                          without a value left out)
+ * A path step into an array is an element's index ("emails.0.email").
  * A value the transform cannot convert leaves the target field absent (the
  * destination then reports the missing field). With "fields", only the
  * listed target fields are sent; without it the record's top-level fields

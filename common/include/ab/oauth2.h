@@ -28,7 +28,8 @@
  *                       a dead refresh token. A failing on_rotate fails the
  *                       fetch and the token is not used.
  *   AB_OAUTH2_PASSWORD  grant_type=password with username and password
- *                       (resource-owner password credentials), each time.
+ *                       (resource-owner password credentials), each time;
+ *                       a refresh_token in the answer is masked, never used.
  *   AB_OAUTH2_CLIENT_CREDENTIALS  grant_type=client_credentials (RFC 6749
  *                       4.4): the client's own credentials, each time.
  * Client authentication: HTTP Basic (client_id:client_secret, form-encoded as
