@@ -13,6 +13,8 @@
 #include "ab/log.h"
 #include "ab/pager.h"
 
+#include "oauth2_int.h"
+
 #define TOKEN_MAX        16384 /* JWT access tokens run to a few kB */
 #define DEFAULT_FRACTION 0.9
 #define DEFAULT_LIFETIME 3600.0
@@ -364,14 +366,16 @@ static void retire(struct ab_oauth2 *a, char *prev, const char *other, const cha
 }
 
 /* Takes the answer: rotation first, then the access token. */
-static enum ab_status take_answer(struct ab_oauth2 *a, yajl_val body, struct ab_error *err)
+enum ab_status ab_oauth2_answer_parse(yajl_val body, const char **tok_out, const char **rt_out,
+                                      double *life_out, struct ab_error *err)
 {
     const char *tok = ab_json_get_str(body, "access_token", NULL);
     const char *type = ab_json_get_str(body, "token_type", "Bearer");
-    const char *rt = ab_json_get_str(body, "refresh_token", NULL);
     double life = ab_json_get_double(body, "expires_in", DEFAULT_LIFETIME);
-    enum ab_status rc;
 
+    *tok_out = NULL;
+    *rt_out = ab_json_get_str(body, "refresh_token", NULL);
+    *life_out = 0;
     if (!usable(tok)) {
         return ab_error_set(err, AB_ERR_PROTOCOL,
                             "the token endpoint answered without a usable access_token");
@@ -386,6 +390,20 @@ static enum ab_status take_answer(struct ab_oauth2 *a, yajl_val body, struct ab_
     }
     if (life > MAX_LIFETIME) {
         life = MAX_LIFETIME;
+    }
+    *tok_out = tok;
+    *life_out = life;
+    return AB_OK;
+}
+
+static enum ab_status take_answer(struct ab_oauth2 *a, yajl_val body, struct ab_error *err)
+{
+    const char *tok, *rt;
+    double life;
+    enum ab_status rc = ab_oauth2_answer_parse(body, &tok, &rt, &life, err);
+
+    if (rc != AB_OK) {
+        return rc;
     }
     rc = ab_driver_add_secret(a->d, tok, err);
     if (rc != AB_OK) {
