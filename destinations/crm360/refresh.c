@@ -165,6 +165,81 @@ static enum ab_status write_tags(struct ab_buf *out, yajl_val tags, const struct
     return rc;
 }
 
+/* Finds the top-level member "tags" of rec, a valid JSON object (built by
+ * crm_build_record), without building a tree: a record can hold up to
+ * max_line_bytes, and a second tree of it would double the line's memory.
+ * Returns 1 and the value's span when found, 0 when absent, -1 when a
+ * top-level name holds an escape (the caller parses the record instead). */
+static int find_tags(const char *s, size_t n, size_t *voff, size_t *vlen)
+{
+    size_t i = 1;
+    int depth = 1;
+
+    AB_ASSERT(n >= 2 && s[0] == '{');
+    while (i < n && depth > 0) {
+        char ch = s[i];
+
+        if (ch == '"' && depth == 1) {
+            size_t k = ++i;
+            bool esc = false;
+
+            while (i < n && s[i] != '"') {
+                if (s[i] == '\\') {
+                    esc = true;
+                    i++;
+                }
+                i++;
+            }
+            if (esc) {
+                return -1;
+            }
+            {
+                bool hit = i - k == 4 && memcmp(s + k, "tags", 4) == 0;
+                size_t v;
+                int d = 0;
+
+                i++; /* closing quote */
+                while (i < n && (s[i] == ' ' || s[i] == ':')) {
+                    i++;
+                }
+                v = i;
+                /* the value: up to the ',' or '}' at this level */
+                while (i < n) {
+                    ch = s[i];
+                    if (ch == '"') {
+                        for (i++; i < n && s[i] != '"'; i++) {
+                            if (s[i] == '\\') {
+                                i++;
+                            }
+                        }
+                    } else if (ch == '{' || ch == '[') {
+                        d++;
+                    } else if (ch == '}' || ch == ']') {
+                        if (d == 0) {
+                            break;
+                        }
+                        d--;
+                    } else if (ch == ',' && d == 0) {
+                        break;
+                    }
+                    i++;
+                }
+                if (hit) {
+                    *voff = v;
+                    *vlen = i - v;
+                    return 1;
+                }
+                continue;
+            }
+        }
+        if (ch == '}') {
+            depth--;
+        }
+        i++;
+    }
+    return 0;
+}
+
 enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *rec,
                               struct ab_error *err)
 {
@@ -184,6 +259,52 @@ enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *
         }
     }
     ab_json_arena_reset(c->tag_arena);
+    ab_buf_reset(&c->tagged);
+    {
+        size_t off = 0;
+        size_t len = 0;
+        int found = find_tags(rec->data, rec->len, &off, &len);
+
+        if (found == 0) {
+            /* the common case: the tag list is appended in place, no copy */
+            bool empty = rec->len == 2;
+            size_t was = rec->len;
+
+            AB_ASSERT(rec->data[rec->len - 1] == '}');
+            rec->len--;
+            rc = ab_buf_adds(rec, empty ? "\"tags\":" : ",\"tags\":", err);
+            if (rc == AB_OK) {
+                rc = write_tags(rec, NULL, g, err);
+            }
+            if (rc == AB_OK) {
+                rc = ab_buf_addc(rec, '}', err);
+            }
+            if (rc != AB_OK) {
+                rec->len = was; /* the record as it was */
+                rec->data[was - 1] = '}';
+            }
+            return rc;
+        }
+        if (found == 1) {
+            /* only the tag list is parsed */
+            yajl_val t = ab_json_parse_arena(c->tag_arena, rec->data + off, len, err);
+
+            if (!t) {
+                return err->code;
+            }
+            if (!ab_json_is_null(t) && t->type != yajl_t_array) {
+                return AB_OK; /* not a list: sent as it is, CRM360 rejects it */
+            }
+            rc = ab_buf_add(&c->tagged, rec->data, off, err);
+            if (rc == AB_OK) {
+                rc = write_tags(&c->tagged, t, g, err);
+            }
+            if (rc == AB_OK) {
+                rc = ab_buf_add(&c->tagged, rec->data + off + len, rec->len - off - len, err);
+            }
+            goto done;
+        }
+    }
     v = ab_json_parse_arena(c->tag_arena, rec->data, rec->len, err);
     if (!v) {
         return err->code;
