@@ -271,7 +271,7 @@ enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *
             size_t was = rec->len;
 
             AB_ASSERT(rec->data[rec->len - 1] == '}');
-            rec->len--;
+            ab_buf_truncate(rec, was - 1);
             rc = ab_buf_adds(rec, empty ? "\"tags\":" : ",\"tags\":", err);
             if (rc == AB_OK) {
                 rc = write_tags(rec, NULL, g, err);
@@ -282,6 +282,7 @@ enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *
             if (rc != AB_OK) {
                 rec->len = was; /* the record as it was */
                 rec->data[was - 1] = '}';
+                rec->data[was] = '\0';
             }
             return rc;
         }
