@@ -214,13 +214,6 @@ class Refresh(CrmCase):
         self.assertIn("read and write scopes", res.errors[0]["message"])
         self.assertEqual(len(self.customers()), 8, "nothing deleted")
 
-    def test_truncating_orders_warn_and_keep(self):
-        res = self.run_gen("orders", [status("orders", "COMPLETE")],
-                           generation(2, 2, streams=("customers", "orders")))
-        self.assert_ok(res)
-        self.assertTrue(any("removes no order of earlier generations" in ln
-                            for ln in res.logs("WARN")), res.logs())
-
 
 if __name__ == "__main__":
     lib.main(__doc__)

@@ -88,12 +88,14 @@ struct crm_batch {
 struct crm_gen {
     char tag[64];      /* "ab-gen:<stream hash>:<generation_id>"; "": customers not tagged */
     size_t prefix_len; /* of "ab-gen:<stream hash>:" */
-    bool truncating; /* a customers upsert stream with minimum_generation_id == generation_id > 0 */
-    bool sweeping;   /* its earlier generations are being removed */
+    bool truncating;   /* an upsert stream with minimum_generation_id == generation_id > 0 */
+    bool ledger;       /* an orders upsert stream whose keys go in the refresh ledger */
+    bool sweeping;     /* its earlier generations are being removed */
     enum ab_stream_status status; /* the last STREAM_STATUS */
 };
 
 struct crm_sweep;
+struct crm_ledger;
 
 struct crm_dest {
     struct ab_driver *d;
@@ -142,6 +144,7 @@ struct crm_dest {
     size_t refreshing;    /* truncating customers streams */
     bool final;           /* the final flush was asked for */
     struct crm_sweep *sweep;
+    struct crm_ledger *ledger; /* NULL: no orders stream records keys (ledger.c) */
     struct ab_buf tagged;
     struct ab_json_arena *tag_arena; /* a built record is parsed here to be tagged */
 };
@@ -196,6 +199,28 @@ void crm_refresh_maybe_start(struct crm_dest *c);
 bool crm_refresh_busy(const struct crm_dest *c);
 void crm_refresh_summary(struct crm_dest *c, struct ab_emitter *em);
 void crm_refresh_free(struct crm_dest *c);
+/* 12 hex digits of the SHA-256 of the stream's namespace and name. */
+void crm_stream_hash(const struct ab_stream *s, char out[13]);
+/* The end of the removal (ok: finished), or a failure of one of its
+ * requests (what: the request, for the error). */
+void crm_refresh_sweep_done(struct crm_dest *c, bool ok);
+void crm_refresh_sweep_fail(struct crm_dest *c, const char *what, const struct ab_http_resp *resp);
+
+/* ledger.c: the refresh ledger of orders in object storage.
+ * crm_ledger_init() (from crm_refresh_init()) opens it when an orders
+ * stream has a generation and S3 storage is configured, and refuses a
+ * truncating orders stream without it (AB_ERR_CONFIG); crm_ledger_batch()
+ * puts the keys a 200-answered orders batch committed (results: its answer's
+ * array) before its unit is done; crm_ledger_sweep() removes the orders of
+ * earlier generations of the sweeping orders streams, then calls
+ * crm_refresh_sweep_done(). */
+enum ab_status crm_ledger_init(struct crm_dest *c, struct ab_error *err);
+enum ab_status crm_ledger_batch(struct crm_dest *c, const struct crm_batch *b, yajl_val results,
+                                struct ab_error *err);
+bool crm_ledger_sweeps(const struct crm_dest *c);
+void crm_ledger_sweep(struct crm_dest *c);
+void crm_ledger_summary(struct crm_dest *c, struct ab_emitter *em);
+void crm_ledger_free(struct crm_dest *c);
 
 /* check.c */
 enum ab_status crm_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err);
