@@ -283,7 +283,7 @@ static enum ab_status apply_results(struct crm_dest *c, struct crm_batch *b,
         rc = record_result(c, b, i, results->u.array.values[i], earlier_run, err);
     }
     if (rc == AB_OK) {
-        rc = crm_ledger_batch(c, b, results, err); /* before the unit is done */
+        rc = crm_refresh_committed(c, b, results, err); /* before the unit is done */
     }
     if (rc == AB_OK) {
         ab_driver_add_committed(c->d,

@@ -96,6 +96,7 @@ struct crm_gen {
 
 struct crm_sweep;
 struct crm_ledger;
+struct crm_restale;
 
 struct crm_dest {
     struct ab_driver *d;
@@ -144,7 +145,8 @@ struct crm_dest {
     size_t refreshing;    /* truncating customers streams */
     bool final;           /* the final flush was asked for */
     struct crm_sweep *sweep;
-    struct crm_ledger *ledger; /* NULL: no orders stream records keys (ledger.c) */
+    struct crm_ledger *ledger;   /* NULL: no orders stream records keys (ledger.c) */
+    struct crm_restale *restale; /* stale customers being tagged again (restale.c) */
     struct ab_buf tagged;
     struct ab_json_arena *tag_arena; /* a built record is parsed here to be tagged */
 };
@@ -199,6 +201,17 @@ void crm_refresh_maybe_start(struct crm_dest *c);
 bool crm_refresh_busy(const struct crm_dest *c);
 void crm_refresh_summary(struct crm_dest *c, struct ab_emitter *em);
 void crm_refresh_free(struct crm_dest *c);
+/* What a 200-answered batch committed (results: its answer's array), before
+ * its unit is done: orders keys into the ledger, stale customers of a
+ * truncating stream to be tagged again. */
+enum ab_status crm_refresh_committed(struct crm_dest *c, const struct crm_batch *b,
+                                     yajl_val results, struct ab_error *err);
+/* Writes a tag list: the strings of tags (NULL: none) that are not of g's
+ * stream, then g's tag. */
+enum ab_status crm_write_tags(struct ab_buf *out, yajl_val tags, const struct crm_gen *g,
+                              struct ab_error *err);
+/* Appends s to url (of size bytes), percent-encoded; false when too long. */
+bool crm_url_add_encoded(char *url, size_t size, const char *s);
 /* 12 hex digits of the SHA-256 of the stream's namespace and name. */
 void crm_stream_hash(const struct ab_stream *s, char out[13]);
 /* The end of the removal (ok: finished), or a failure of one of its
@@ -221,6 +234,19 @@ bool crm_ledger_sweeps(const struct crm_dest *c);
 void crm_ledger_sweep(struct crm_dest *c);
 void crm_ledger_summary(struct crm_dest *c, struct ab_emitter *em);
 void crm_ledger_free(struct crm_dest *c);
+
+/* restale.c: a customer of a truncating stream answered `stale` keeps the
+ * tags of its stored (newer) version, maybe an earlier generation's; it is
+ * read back and written again, same updated_at, with the stream's current
+ * tag. crm_restale_batch() holds the records' states in a unit of their own
+ * until that is done; crm_restale_pending() while any is left;
+ * crm_restale_backlog() when reading should wait for it. */
+enum ab_status crm_restale_batch(struct crm_dest *c, const struct crm_batch *b, yajl_val results,
+                                 struct ab_error *err);
+bool crm_restale_pending(const struct crm_dest *c);
+bool crm_restale_backlog(const struct crm_dest *c);
+void crm_restale_summary(struct crm_dest *c, struct ab_emitter *em);
+void crm_restale_free(struct crm_dest *c);
 
 /* check.c */
 enum ab_status crm_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err);

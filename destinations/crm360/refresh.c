@@ -135,8 +135,8 @@ void crm_refresh_status(struct crm_dest *c, size_t stream, enum ab_stream_status
 
 /* Writes a tag list: the strings of tags (NULL: none) that are not of the
  * stream's generations, then the stream's tag. */
-static enum ab_status write_tags(struct ab_buf *out, yajl_val tags, const struct crm_gen *g,
-                                 struct ab_error *err)
+enum ab_status crm_write_tags(struct ab_buf *out, yajl_val tags, const struct crm_gen *g,
+                              struct ab_error *err)
 {
     enum ab_status rc = ab_buf_addc(out, '[', err);
     bool first = true;
@@ -277,7 +277,7 @@ enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *
             ab_buf_truncate(rec, was - 1);
             rc = ab_buf_adds(rec, empty ? "\"tags\":" : ",\"tags\":", err);
             if (rc == AB_OK) {
-                rc = write_tags(rec, NULL, g, err);
+                rc = crm_write_tags(rec, NULL, g, err);
             }
             if (rc == AB_OK) {
                 rc = ab_buf_addc(rec, '}', err);
@@ -301,7 +301,7 @@ enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *
             }
             rc = ab_buf_add(&c->tagged, rec->data, off, err);
             if (rc == AB_OK) {
-                rc = write_tags(&c->tagged, t, g, err);
+                rc = crm_write_tags(&c->tagged, t, g, err);
             }
             if (rc == AB_OK) {
                 rc = ab_buf_add(&c->tagged, rec->data + off + len, rec->len - off - len, err);
@@ -329,7 +329,7 @@ enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *
                 rc = ab_buf_adds(&c->tagged, v->u.object.len ? ",\"tags\":" : "\"tags\":", err);
             }
             if (rc == AB_OK) {
-                rc = write_tags(&c->tagged, NULL, g, err);
+                rc = crm_write_tags(&c->tagged, NULL, g, err);
             }
             if (rc == AB_OK) {
                 rc = ab_buf_addc(&c->tagged, '}', err);
@@ -340,7 +340,7 @@ enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *
             ab_json_arena_span(c->tag_arena, tags, &off, &len, &compact)) {
             rc = ab_buf_add(&c->tagged, rec->data, off, err);
             if (rc == AB_OK) {
-                rc = write_tags(&c->tagged, tags, g, err);
+                rc = crm_write_tags(&c->tagged, tags, g, err);
             }
             if (rc == AB_OK) {
                 rc = ab_buf_add(&c->tagged, rec->data + off + len, rec->len - off - len, err);
@@ -366,14 +366,14 @@ enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *
             rc = ab_buf_addc(&c->tagged, ':', err);
         }
         if (rc == AB_OK) {
-            rc = tags ? write_tags(&c->tagged, m, g, err) : ab_json_write(&c->tagged, m, err);
+            rc = tags ? crm_write_tags(&c->tagged, m, g, err) : ab_json_write(&c->tagged, m, err);
         }
         tagged = tagged || is_tags;
     }
     if (rc == AB_OK && !tagged) {
         rc = ab_buf_adds(&c->tagged, v->u.object.len ? ",\"tags\":" : "\"tags\":", err);
         if (rc == AB_OK) {
-            rc = write_tags(&c->tagged, NULL, g, err);
+            rc = crm_write_tags(&c->tagged, NULL, g, err);
         }
     }
     if (rc == AB_OK) {
@@ -662,7 +662,7 @@ static void on_list_done(void *arg, const struct ab_http_resp *resp)
 }
 
 /* Appends s to url, percent-encoded (RFC 3986 unreserved kept). */
-static bool url_add_encoded(char *url, size_t size, const char *s)
+bool crm_url_add_encoded(char *url, size_t size, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = strlen(url);
@@ -698,7 +698,7 @@ static void sweep_list(struct crm_dest *c)
     (void)snprintf(url, sizeof(url), "%s/v1/customers?limit=%zu%s", c->api_url,
                    c->batch_size < 1000 ? c->batch_size : (size_t)1000,
                    w->cursor ? "&cursor=" : "");
-    if (w->cursor && !url_add_encoded(url, sizeof(url), w->cursor)) {
+    if (w->cursor && !crm_url_add_encoded(url, sizeof(url), w->cursor)) {
         ab_error_set(&err, AB_ERR_PROTOCOL, "CRM360's next_cursor is too long (%zu bytes)",
                      strlen(w->cursor));
         w->active = false;
@@ -725,7 +725,7 @@ void crm_refresh_maybe_start(struct crm_dest *c)
     size_t ncustomers = 0;
 
     if (!c->refreshing || !c->final || (c->sweep && c->sweep->started) || ab_driver_failed(c->d) ||
-        c->queued || c->in_flight) {
+        c->queued || c->in_flight || crm_restale_pending(c)) {
         return;
     }
     for (i = 0; i < CRM_NOBJECTS * CRM_NOPS; i++) {
@@ -787,7 +787,15 @@ void crm_refresh_maybe_start(struct crm_dest *c)
 
 bool crm_refresh_busy(const struct crm_dest *c)
 {
-    return c->sweep && c->sweep->active;
+    return (c->sweep && c->sweep->active) || crm_restale_pending(c);
+}
+
+enum ab_status crm_refresh_committed(struct crm_dest *c, const struct crm_batch *b,
+                                     yajl_val results, struct ab_error *err)
+{
+    enum ab_status rc = crm_ledger_batch(c, b, results, err);
+
+    return rc == AB_OK ? crm_restale_batch(c, b, results, err) : rc;
 }
 
 void crm_refresh_summary(struct crm_dest *c, struct ab_emitter *em)
@@ -795,6 +803,8 @@ void crm_refresh_summary(struct crm_dest *c, struct ab_emitter *em)
     const struct crm_sweep *w = c->sweep;
     size_t i;
 
+    crm_restale_summary(c, em);
+    crm_ledger_summary(c, em);
     if (!w || !w->started) {
         return;
     }
@@ -805,7 +815,6 @@ void crm_refresh_summary(struct crm_dest *c, struct ab_emitter *em)
                             : "removal of earlier generations not finished");
         }
     }
-    crm_ledger_summary(c, em);
     if (w->pages) {
         AB_INFO(em,
                 "refresh: %llu customers listed in %llu pages; earlier generations: deleted "
@@ -821,6 +830,7 @@ void crm_refresh_summary(struct crm_dest *c, struct ab_emitter *em)
 void crm_refresh_free(struct crm_dest *c)
 {
     crm_ledger_free(c);
+    crm_restale_free(c);
     if (c->sweep) {
         ab_json_free(c->sweep->page);
         free(c->sweep->cursor);
