@@ -269,6 +269,46 @@ class Rules(ShopsCase):
         self.assertEqual(sum(s["destinationStats"]["rejectedRecordCount"] for s in real.states),
                          len([e for e in dl if e["stream"] == "products"]))
 
+    def test_deletions_are_checked_as_sent(self):
+        """A record deleted upstream is sent deactivated: the rules judge the
+        deactivated item (a product deletion with only its key lacks the
+        required fields; a bad deletion time is the item's updated_at)."""
+        t = "2026-01-01T00:00:00Z"
+        lines = [record("products", {"sku": "P-%d" % i, "brand": "b", "title": "t",
+                                     "price": "1.00", "currency": "BRL", "updated_at": t})
+                 for i in range(3)]
+        lines += [record("inventory", {"sku": "P-%d" % i, "location": "loja", "quantity": 5,
+                                       "updated_at": t}) for i in range(3)]
+        lines.append(state(1))
+        gone = "2026-02-01T00:00:00Z"
+        lines.append(record("products", {"sku": "P-0", "_ab_cdc_deleted_at": gone}))
+        lines.append(record("inventory", {"sku": "P-1", "location": "loja",
+                                          "_ab_cdc_deleted_at": gone}))
+        lines.append(record("inventory", {"sku": "P-2", "location": "loja", "quantity": 5,
+                                          "updated_at": t, "_ab_cdc_deleted_at": "yesterday"}))
+        lines.append(state(2))
+        want = {(8, "products", f, "missing_field") for f in ("brand", "title", "price",
+                                                               "currency")}
+        want.add((10, "inventory", "updated_at", "invalid_format"))
+        inp = self.wd.write_lines("del.jsonl", lines)
+        cat = self.wd.write_json("cat.json", catalog())
+        cfg = self.write_config(self.cfg(), "c.json")
+        dry = self.run_bin(["write", "--config", cfg, "--catalog", cat, "--input", inp,
+                            "--dry-run", "--show-requests", "10"], "dry")
+        self.assert_ok(dry)
+        self.assert_nothing_sent()
+        self.assertEqual(dry_rejections(dry), want)
+        self.assertTrue(any('"quantity":0' in m for m in dry.logs()
+                            if m.startswith("dry run: request ")))
+        real = self.write(inp, name="real")
+        self.assert_ok(real)
+        self.assertEqual(real_rejections(self.dead_letters()), want)
+        inv = {r["sku"]: r for r in self.dump()["inventory"]}
+        self.assertEqual(inv["P-1"]["quantity"], 0)
+        self.assertEqual(inv["P-1"]["updated_at"], gone)
+        self.assertEqual(inv["P-2"]["quantity"], 5)
+        self.assertEqual(self.stats()["items"]["rejected_upload"], 0)
+
     def test_load_dry_run_of_inventory(self):
         table = load_table()
         rows = [{"sku": "P-%03d" % i, "quantity": i, "updated_at": "2026-01-01T00:00:00Z"}

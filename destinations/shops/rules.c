@@ -167,6 +167,11 @@ static bool is_digit(char ch)
     return ch >= '0' && ch <= '9';
 }
 
+static bool is_upper(char ch)
+{
+    return ch >= 'A' && ch <= 'Z';
+}
+
 static bool is_alnum(char ch)
 {
     return is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
@@ -358,15 +363,26 @@ static int integer(yajl_val v, unsigned long long max)
     return n <= max ? 1 : -1;
 }
 
+/* The length of s when it is only [A-Za-z0-9._-], else 0. */
+static size_t sku_chars(const char *s)
+{
+    const char *p = s;
+
+    while (is_alnum(*p) || *p == '.' || *p == '_' || *p == '-') {
+        p++;
+    }
+    return *p ? 0 : (size_t)(p - s);
+}
+
 static void sku_rule(struct check *c, const struct rule *r, const char *s)
 {
     char msg[96];
+    size_t n = sku_chars(s);
 
-    if (!*s || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
-                   strlen(s)) {
+    if (n == 0) {
         (void)snprintf(msg, sizeof(msg), "%s must use only A-Z a-z 0-9 - _ .", r->field);
         problem(c, r->field, "invalid_format", msg);
-    } else if (strlen(s) > r->max) {
+    } else if (n > r->max) {
         (void)snprintf(msg, sizeof(msg), "%s must be at most %llu characters", r->field, r->max);
         problem(c, r->field, "too_long", msg);
     }
@@ -404,11 +420,12 @@ static void urls_rule(struct check *c, const struct rule *r, yajl_val v)
     for (size_t i = 0; i < v->u.array.len; i++) {
         yajl_val u = v->u.array.values[i];
 
-        (void)snprintf(field, sizeof(field), "%s[%zu]", r->field, i);
-        if (u->type != yajl_t_string) {
-            problem(c, field, "invalid_type", "image must be a string");
-        } else if (!https_url(u->u.string)) {
-            problem(c, field, "invalid_format", "image must be an https URL");
+        bool str = u->type == yajl_t_string;
+
+        if (!str || !https_url(u->u.string)) {
+            (void)snprintf(field, sizeof(field), "%s[%zu]", r->field, i);
+            problem(c, field, str ? "invalid_format" : "invalid_type",
+                    str ? "image must be an https URL" : "image must be a string");
         }
     }
 }
@@ -486,7 +503,8 @@ static void check_rule(struct check *c, const struct rule *r, yajl_val v, shp_fi
         }
         break;
     case K_CURRENCY:
-        if (strlen(v->u.string) != 3 || strspn(v->u.string, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3) {
+        if (!(is_upper(v->u.string[0]) && is_upper(v->u.string[1]) && is_upper(v->u.string[2]) &&
+              v->u.string[3] == '\0')) {
             problem(c, r->field, "invalid_format",
                     "currency must be an ISO 4217 code such as BRL (three upper-case letters)");
         }

@@ -475,7 +475,7 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
     struct shp_rec_meta meta;
     enum ab_status rc;
     bool verbatim;
-    bool rejected;
+    bool rejected = false;
     char msg[512];
     char src[300];
 
