@@ -217,6 +217,8 @@ class Rules(ShopsCase):
             if g:
                 would[g.group(1)] = (int(g.group(2)), int(g.group(3)))
         self.assertEqual(set(would), {"products", "inventory"}, text)
+        imports = re.search(r"dry run: (\d+) imports would be created", text)
+        self.assertIsNotNone(imports, text)
 
         # the bodies shown are what the real run would upload: Shops accepts
         # every item of each
@@ -264,6 +266,8 @@ class Rules(ShopsCase):
         self.assertEqual(st["items"]["rejected_upload"], 1, st)
         self.assertEqual(st["items"]["accepted"] + 1, sum(r for _, r in would.values()))
         self.assertEqual(st["parts_uploaded"], sum(p for p, _ in would.values()))
+        self.assertEqual(st["imports"]["committed"], int(imports.group(1)))
+        self.assertGreater(st["imports"]["committed"], 1)
         self.assertEqual(st["items"]["rejected_commit"], 2)  # unknown_sku, unknown_parent
         # the states (of stream products) count its rejections
         self.assertEqual(sum(s["destinationStats"]["rejectedRecordCount"] for s in real.states),

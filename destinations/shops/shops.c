@@ -850,6 +850,10 @@ static void shp_summary(void *self, struct ab_emitter *em)
                 "rules were checked locally, as in a real run (products: %s; inventory: %s); "
                 "only Shops can check %s",
                 products, inventory, shp_rules_target_only());
+        AB_INFO(em,
+                "dry run: %llu imports would be created (POST /v1/imports) and committed (POST "
+                "/v1/imports/{id}/commit) around the part uploads below; nothing was created",
+                (unsigned long long)s->stats.imports_committed);
     }
 
     ab_http_get_stats(s->h, &hs);
