@@ -186,7 +186,8 @@ class ToShops(PipelineCase):
                 "title": p["productName"], "price": "%.2f" % p["_prices"]["1"],
                 "currency": "BRL", "active": True,
                 "attributes": {"size": p["size"], "color": p["colorName"],
-                               "collection": coll["name"]},
+                               "color_code": p["colorCode"], "collection": coll["name"],
+                               "ean": p["productSku"]},
                 "updated_at": rfc3339(p["maxChangeFilterDate"])}
         for b in dump["balances"]:
             q = [x for x in b["balances"] if x["branchCode"] == 1 and x["stockCode"] == 1][0]
@@ -271,7 +272,8 @@ class ToCrm360(PipelineCase):
             "email": c["emails"][0]["email"], "name": c["name"], "document": c["cpf"],
             "attributes": {"city": c["addresses"][0]["cityName"],
                            "state": c["addresses"][0]["stateAbbreviation"],
-                           "gender": c["gender"], "birth_date": c["birthDate"]},
+                           "gender": c["gender"], "birth_date": c["birthDate"],
+                           "phone": c["phones"][0]["number"]},
             "created_at": rfc3339(c["insertDate"]),
             "updated_at": rfc3339(c["maxChangeFilterDate"])} for c in dump["individuals"]}
         orders = {str(o["orderId"]): {

@@ -195,6 +195,7 @@ class Environment:
         self.next_order = {b: 10000 for b in self.branches}
         self.next_order_id = 5500000
         self.rng = rng
+        self.now = now  # the time the data is made as of
 
         def past():
             return int(now - rng.uniform(3600, 400 * 86400))
@@ -359,7 +360,7 @@ class Environment:
             "reasonBlockingCode": None, "hasPdvTransaction": False, "shippingService": "SEDEX",
             "items": items, "invoices": [], "observations": [], "classifications": [],
             "shippingAddress": dict(addr) if addr else None,
-            "_mtime": int(mtime if mtime is not None else rng.uniform(created, time.time() - 60)),
+            "_mtime": int(mtime if mtime is not None else rng.uniform(created, self.now - 60)),
         }
         self.orders[(branch, order["orderCode"])] = order
         return order
@@ -398,7 +399,7 @@ class App:
         with self.lock:
             a = self.args
             self.env = Environment(a.seed, a.persons, a.companies, a.references, a.orders,
-                                   a.branches, time.time())
+                                   a.branches, time.time() if a.epoch is None else a.epoch)
             self.revoked = set()
             self.refresh = {}
             self.counters = {}
@@ -818,6 +819,9 @@ def main():
     p.add_argument("--client", default="totvs-client:totvs-secret", help="ID:SECRET")
     p.add_argument("--user", default="apiuser:apipass1234", help="USER:PASSWORD of the API user")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--epoch", type=float, default=None,
+                   help="the data is made as of this time (seconds since the epoch; default: "
+                        "the start), so it does not depend on the day it runs")
     p.add_argument("--persons", type=int, default=120, help="individuals")
     p.add_argument("--companies", type=int, default=10, help="legal entities")
     p.add_argument("--references", type=int, default=20,
