@@ -19,6 +19,9 @@ emulator (SigV4 verified, ListObjectsV2 pages of 3 keys):
   deleted), then the restarted attempt of the same generation: what the
   first attempt loaded stays, the old orders go;
 * an incomplete truncating stream deletes nothing;
+* customers and orders truncating in the same sync: both removed;
+* a bucket refusing the ledger's PUT fails the sync before any STATE
+  covering the orders goes out;
 * a truncating orders stream with no object storage is a config_error at
   the start, naming the stream and the option.
 """
@@ -104,6 +107,7 @@ class OrdersRefresh(CrmCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.s3 = lib.Server(S3_EMULATOR, ["--bucket", "rejects", "--page-size", "3",
+                                          "--refuse", "locked",
                                           "--key", "%s:%s" % (KEY_ID, SECRET)],
                             name="s3").start()
 
@@ -114,9 +118,9 @@ class OrdersRefresh(CrmCase):
 
     secret_values = CrmCase.secret_values + (SECRET,)
 
-    def storage(self):
+    def storage(self, bucket="rejects"):
         return {"storage_type": "S3", "endpoint": self.s3.url, "region": "us-east-1",
-                "bucket": "rejects", "prefix": "rej/crm", "access_key_id": KEY_ID,
+                "bucket": bucket, "prefix": "rej/crm", "access_key_id": KEY_ID,
                 "secret_access_key": SECRET}
 
     def setUp(self):
@@ -254,6 +258,27 @@ class OrdersRefresh(CrmCase):
                                 for ln in res.logs("WARN")), res.logs())
             self.assertEqual(set(self.live_orders()), {"acme/O-%04d" % i for i in range(0, 25)})
             self.assertEqual(sorted(self.ledger()), [1, 2])
+
+    def test_customers_and_orders_truncating_together(self):
+        self.load_gen1(list(range(0, 12)))
+        msgs = [record("customers", customer(i)) for i in (0, 1, 2)] + [
+            state("customers", 3), status("customers", "COMPLETE")]
+        msgs += order_messages([1, 2, 3], 2)
+        res = self.run_gen("gen2", msgs, generation(2, 2, streams=("customers", "orders")))
+        self.assert_ok(res)
+        self.assertEqual(set(self.live_orders()), {"acme/O-0001", "acme/O-0002", "acme/O-0003"})
+        live_customers = {key_of(r) for r in self.dump()["customers"] if not r.get("deleted")}
+        self.assertEqual(live_customers, {"acme/C-0000", "acme/C-0001", "acme/C-0002"})
+        self.assertEqual(list(self.ledger()), [2])
+
+    def test_refused_ledger_put_fails_before_the_states(self):
+        res = self.run_gen("customers", customer_messages(),
+                           generation(1, 0, streams=("customers",)))
+        self.assert_ok(res)
+        res = self.run_gen("orders", order_messages(range(8), 1, every=4), generation(1, 0),
+                           object_storage_config=self.storage("locked"), batch_size=4)
+        self.assert_fatal(res, "config_error", ("refresh ledger", "AccessDenied"))
+        self.assertEqual(res.states, [], "no STATE covers orders whose keys are not recorded")
 
     def test_truncating_orders_without_object_storage(self):
         path = self.wd.write_lines("in.jsonl", order_messages([1], 2))
