@@ -21,7 +21,8 @@ emulator (SigV4 verified, ListObjectsV2 pages of 3 keys):
 * an incomplete truncating stream deletes nothing;
 * customers and orders truncating in the same sync: both removed;
 * a bucket refusing the ledger's PUT fails the sync before any STATE
-  covering the orders goes out;
+  covering the orders goes out; check warns when the ledger cannot be
+  listed;
 * a truncating orders stream with no object storage is a config_error at
   the start, naming the stream and the option.
 """
@@ -107,7 +108,7 @@ class OrdersRefresh(CrmCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.s3 = lib.Server(S3_EMULATOR, ["--bucket", "rejects", "--page-size", "3",
-                                          "--refuse", "locked",
+                                          "--refuse", "locked", "--no-list", "unlisted",
                                           "--key", "%s:%s" % (KEY_ID, SECRET)],
                             name="s3").start()
 
@@ -279,6 +280,19 @@ class OrdersRefresh(CrmCase):
                            object_storage_config=self.storage("locked"), batch_size=4)
         self.assert_fatal(res, "config_error", ("refresh ledger", "AccessDenied"))
         self.assertEqual(res.states, [], "no STATE covers orders whose keys are not recorded")
+
+    def test_check_warns_when_the_ledger_cannot_be_listed(self):
+        res, st = self.check(self.cfg(dead_letter_path=None,
+                                      object_storage_config=self.storage()))
+        self.assertEqual(st["status"], "SUCCEEDED", res.describe())
+        self.assertFalse([m for m in res.logs("WARN") if "refresh ledger" in m], res.describe())
+        res, st = self.check(self.cfg(dead_letter_path=None,
+                                      object_storage_config=self.storage("unlisted")))
+        self.assertEqual(st["status"], "SUCCEEDED", res.describe())
+        warn = [m for m in res.logs("WARN") if "listing the refresh ledger of orders failed" in m]
+        self.assertEqual(len(warn), 1, res.describe())
+        self.assertIn("AccessDenied", warn[0])
+        self.assertIn("rej/crm/refresh-ledger/orders/", warn[0])
 
     def test_truncating_orders_without_object_storage(self):
         path = self.wd.write_lines("in.jsonl", order_messages([1], 2))

@@ -692,6 +692,52 @@ void crm_ledger_sweep(struct crm_dest *c)
     send_next(c);
 }
 
+/* Stops a listing at its first key. */
+static enum ab_status first_key(void *arg, const char *key, struct ab_error *err)
+{
+    (void)key;
+    *(bool *)arg = true;
+    return ab_error_set(err, AB_ERR_REJECTED, "enough");
+}
+
+void crm_ledger_check(struct ab_driver *d)
+{
+    struct ab_objstore_cfg cfg;
+    struct ab_objstore *os;
+    const char *prefix = NULL;
+    const char *run_name = NULL;
+    struct ab_error err;
+    struct ab_buf root;
+    enum ab_status rc;
+    bool found = false;
+    size_t n;
+
+    if (!ab_driver_object_storage(d, &cfg, &prefix, &run_name)) {
+        return;
+    }
+    ab_error_init(&err);
+    ab_buf_init(&root, AB_BUF_UNBOUNDED);
+    n = strlen(prefix);
+    while (n > 0 && prefix[n - 1] == '/') {
+        n--;
+    }
+    os = ab_objstore_new(&cfg, &err);
+    rc = os ? ab_buf_printf(&root, &err, "%.*s%s" LEDGER_DIR, (int)n, prefix, n ? "/" : "")
+            : err.code;
+    if (rc == AB_OK) {
+        rc = ab_objstore_list(os, root.data, first_key, &found, &err);
+    }
+    if (rc != AB_OK && !(rc == AB_ERR_REJECTED && found)) {
+        AB_WARN(ab_driver_emitter(d),
+                "object storage: listing the refresh ledger of orders failed (%s): a refresh of "
+                "an orders stream lists, reads and deletes its ledger under %s and would fail; "
+                "the access key needs to list, get and delete objects under the prefix",
+                err.message, root.data ? root.data : LEDGER_DIR);
+    }
+    ab_objstore_free(os);
+    ab_buf_release(&root);
+}
+
 void crm_ledger_summary(struct crm_dest *c, struct ab_emitter *em)
 {
     const struct crm_ledger *l = c->ledger;
