@@ -79,14 +79,14 @@ def status(stream, st):
                                            "status": st}}}
 
 
-def order_messages(ids, gen, every=10, end="COMPLETE"):
+def order_messages(ids, gen, every=10, end="COMPLETE", stream="orders", prefix="O"):
     out = []
     for n, i in enumerate(ids, 1):
-        out.append(record("orders", order(i, gen)))
+        out.append(record(stream, dict(order(i, gen), external_id="%s-%04d" % (prefix, i))))
         if n % every == 0 or n == len(ids):
-            out.append(state("orders", n))
+            out.append(state(stream, n))
     if end:
-        out.append(status("orders", end))
+        out.append(status(stream, end))
     return out
 
 
@@ -271,6 +271,32 @@ class OrdersRefresh(CrmCase):
         live_customers = {key_of(r) for r in self.dump()["customers"] if not r.get("deleted")}
         self.assertEqual(live_customers, {"acme/C-0000", "acme/C-0001", "acme/C-0002"})
         self.assertEqual(list(self.ledger()), [2])
+
+    def test_two_orders_streams_in_the_same_batches(self):
+        """Each stream has its own ledger; a batch holding both puts a run
+        for each."""
+        maps = [{"stream": "orders", "object": "orders"},
+                {"stream": "web_orders", "object": "orders"}]
+        streams = ("orders", "web_orders")
+        self.assert_ok(self.run_gen("customers", customer_messages(),
+                                    generation(1, 0, streams=("customers",))))
+
+        def both(gen, o_ids, w_ids):
+            a = order_messages(o_ids, gen, every=100)
+            b = order_messages(w_ids, gen, every=100, stream="web_orders", prefix="W")
+            recs = [m for pair in zip(a, b) for m in pair if m["type"] == "RECORD"]
+            return recs + [m for m in a + b if m["type"] != "RECORD"]
+
+        res = self.run_gen("gen1", both(1, range(10), range(10)), generation(1, 0, streams),
+                           stream_mappings=maps, batch_size=6)
+        self.assert_ok(res)
+        self.assertEqual(len([o for o in self.objects() if o["key"].startswith(LEDGER)]), 8,
+                         "4 batches, each with records of both streams")
+        res = self.run_gen("gen2", both(2, range(5), range(5, 10)), generation(2, 2, streams),
+                           stream_mappings=maps, batch_size=6)
+        self.assert_ok(res)
+        self.assertEqual(set(self.live_orders()), {"acme/O-%04d" % i for i in range(5)} |
+                         {"acme/W-%04d" % i for i in range(5, 10)})
 
     def test_refused_ledger_put_fails_before_the_states(self):
         res = self.run_gen("customers", customer_messages(),

@@ -63,6 +63,7 @@ struct crm_ledger {
     struct ab_buf sorted; /* as a run */
     struct ab_buf name;
     struct ab_json_arena *arena;
+    bool *seen; /* per catalog stream, while a batch is recorded */
 
     /* the removal at the end */
     bool started;
@@ -150,6 +151,10 @@ enum ab_status crm_ledger_init(struct crm_dest *c, struct ab_error *err)
     ab_buf_init(&c->ledger->line, AB_BUF_UNBOUNDED);
     ab_buf_init(&c->ledger->field, AB_BUF_UNBOUNDED);
     ab_buf_init(&c->ledger->body, AB_BUF_UNBOUNDED);
+    c->ledger->seen = calloc(c->cat->n ? c->cat->n : 1, sizeof(*c->ledger->seen));
+    if (!c->ledger->seen) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+    }
     c->ledger->arena = ab_json_arena_new(err);
     if (!c->ledger->arena) {
         return err->code;
@@ -203,26 +208,39 @@ static enum ab_status put_run(struct crm_dest *c, size_t stream, struct ab_error
     return AB_OK;
 }
 
+static void clear_seen(struct crm_ledger *l, const struct crm_batch *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->n; i++) {
+        l->seen[b->recs[i].stream] = false;
+    }
+}
+
 enum ab_status crm_ledger_batch(struct crm_dest *c, const struct crm_batch *b, yajl_val results,
                                 struct ab_error *err)
 {
     struct crm_ledger *l = c->ledger;
     size_t s;
     size_t i;
+    size_t k;
 
     if (!l || b->obj != CRM_ORDERS || b->op != CRM_UPSERT) {
         return AB_OK;
     }
-    /* a batch may hold several streams: one run per stream */
-    for (s = 0; s < c->cat->n; s++) {
+    /* a batch may hold several streams: one run per stream, each stream
+     * taken at its first record (seen: streams done, cleared after) */
+    for (k = 0; k < b->n; k++) {
         enum ab_status rc = AB_OK;
         bool has = false;
 
-        if (!c->gens[s].ledger) {
+        s = b->recs[k].stream;
+        if (!c->gens[s].ledger || l->seen[s]) {
             continue;
         }
+        l->seen[s] = true;
         ab_buf_reset(&l->lines);
-        for (i = 0; i < b->n && rc == AB_OK; i++) {
+        for (i = k; i < b->n && rc == AB_OK; i++) {
             const struct crm_rec *r = &b->recs[i];
             const char *st = ab_json_get_str(results->u.array.values[i], "status", "");
             yajl_val rec;
@@ -236,7 +254,8 @@ enum ab_status crm_ledger_batch(struct crm_dest *c, const struct crm_batch *b, y
             ab_json_arena_reset(l->arena);
             rec = ab_json_parse_arena(l->arena, b->body.data + r->off, r->len, err);
             if (!rec) {
-                return err->code;
+                rc = err->code;
+                break;
             }
             brand = ab_json_str(ab_json_get(rec, "brand"));
             id = ab_json_str(ab_json_get(rec, "external_id"));
@@ -267,9 +286,11 @@ enum ab_status crm_ledger_batch(struct crm_dest *c, const struct crm_batch *b, y
             rc = put_run(c, s, err);
         }
         if (rc != AB_OK) {
+            clear_seen(l, b);
             return rc;
         }
     }
+    clear_seen(l, b);
     ab_json_arena_reset(l->arena);
     return AB_OK;
 }
@@ -776,6 +797,7 @@ void crm_ledger_free(struct crm_dest *c)
     ab_keyruns_free(l->kr);
     ab_objstore_free(l->os);
     ab_json_arena_free(l->arena);
+    free(l->seen);
     ab_buf_release(&l->lines);
     ab_buf_release(&l->sorted);
     ab_buf_release(&l->name);
