@@ -51,6 +51,8 @@
 #define SET_REMOVE    2
 #define SET_OBJECTS   3
 #define KEY_SEPARATOR "\\|"
+/* Escaping doubles a byte at most: lines stay within AB_KEYRUN_LINE_MAX. */
+#define LEDGER_LINE_MAX ((AB_KEYRUN_LINE_MAX - 8) / 2)
 
 struct crm_ledger {
     struct ab_objstore *os;
@@ -59,6 +61,7 @@ struct crm_ledger {
     uint64_t next_run;
     uint64_t runs_put;
     uint64_t keys_put;
+    uint64_t unrecorded;  /* keys too long for a ledger line */
     struct ab_buf lines;  /* a batch's key lines of one stream */
     struct ab_buf sorted; /* as a run */
     struct ab_buf name;
@@ -262,6 +265,18 @@ enum ab_status crm_ledger_batch(struct crm_dest *c, const struct crm_batch *b, y
             upd = ab_json_str(ab_json_get(rec, "updated_at"));
             if (!brand || !id || !upd) {
                 continue; /* CRM360 committed no such record */
+            }
+            if (strlen(brand) + strlen(id) + strlen(upd) > LEDGER_LINE_MAX) {
+                /* beyond CRM360's key limits, or an updated_at with a
+                 * fraction of hundreds of digits: never removed */
+                if (l->unrecorded++ == 0) {
+                    AB_WARN(c->em,
+                            "stream '%s': order %s/%s is not recorded in the refresh ledger "
+                            "(its key and updated_at exceed %d bytes), so a refresh will not "
+                            "remove it",
+                            c->cat->streams[s].name, brand, id, LEDGER_LINE_MAX);
+                }
+                continue;
             }
             rc = ab_keyrun_escape(&l->lines, brand, strlen(brand), err);
             if (rc == AB_OK) {
