@@ -16,8 +16,15 @@
   same line, stream, field and code; the real run's other rejections are
   the ones the dry run names as Shops' alone (unknown_sku, unknown_parent,
   and a rule of the emulator beyond the contract, --reserved-sku-prefix).
-* In the real run only that item reaches Shops and is rejected at upload.
+  It says how many imports it would create and commit: as many as the real
+  run commits. In the real run, of all the bad items only the one breaking
+  the emulator's extra rule reaches Shops (rejected at upload).
 * The same holds for `load` of a plain JSONL file of inventory.
+* Deletions are judged as the deactivated item they send (a product deletion
+  with only its key lacks the required fields; a bad deletion time is the
+  item's updated_at), the same in both runs.
+* Where a real run stops (max_rejected_ratio crossed, rejected_records
+  "fail"), the dry run names that line and reason once and goes on.
 """
 
 import json
