@@ -8,7 +8,11 @@
 
 #include "ab/assert.h"
 #include "ab/json.h"
+#include "ab/oauth2.h"
 #include "ab/source.h"
+
+/* a check read's answer at the most */
+#define CHECK_BODY_MAX ((size_t)16 << 20)
 
 void ab_fetch_init(struct ab_fetch *f, struct ab_driver *d, struct ab_http *h, size_t max_body)
 {
@@ -98,6 +102,74 @@ enum ab_status ab_fetch_error(const struct ab_fetch *f, const char *what, const 
         return ab_error_set(err, AB_ERR_CONFIG, "%s: %s", what, f->error);
     }
     return ab_http_status_error(f->status, f->transient, what, detail, err);
+}
+
+bool ab_check_begin(struct ab_check *chk, enum ab_status rc, const struct ab_error *e,
+                    struct ab_oauth2 *auth, struct ab_error *err)
+{
+    struct ab_error fe;
+
+    if (rc != AB_OK) {
+        if (rc != AB_ERR_CONFIG) {
+            *err = *e;
+            return false;
+        }
+        ab_check_problem(chk, "%s", e->message);
+        ab_error_init(err);
+        return false;
+    }
+    ab_error_init(&fe);
+    if (auth && ab_oauth2_fetch(auth, &fe) != AB_OK) {
+        ab_check_problem(chk, "credentials: %s", fe.message);
+        ab_error_init(err);
+        return false;
+    }
+    return true;
+}
+
+yajl_val ab_check_probe(struct ab_check *chk, struct ab_http *h, struct ab_http_req *r,
+                        const struct ab_probe *p, struct ab_error *err)
+{
+    struct ab_buf resp;
+    yajl_val body = NULL;
+    char detail[400];
+    int status = 0;
+    bool ok = false;
+
+    AB_ASSERT(p->stream && p->what);
+    ab_buf_init(&resp, CHECK_BODY_MAX);
+    if (!r || ab_http_run(h, r, &status, &resp, err) != AB_OK) {
+        ab_check_problem(chk, "stream '%s': %s", p->stream, err->message);
+        goto out;
+    }
+    body = ab_json_parse(resp.data ? resp.data : "", resp.len, NULL);
+    if (status != 200) {
+        detail[0] = '\0';
+        if (p->detail) {
+            p->detail(body, detail, sizeof(detail));
+        }
+        (void)ab_http_status_error(status, false, p->what, detail, err);
+        ab_check_problem(chk, "stream '%s': %s", p->stream, err->message);
+        goto out;
+    }
+    if (!body || !YAJL_IS_OBJECT(body) || (p->list && !YAJL_IS_ARRAY(ab_json_get(body, p->list)))) {
+        if (p->list) {
+            ab_check_problem(chk, "stream '%s': %s: the answer is not {\"%s\": [...]}", p->stream,
+                             p->what, p->list);
+        } else {
+            ab_check_problem(chk, "stream '%s': %s: the answer is not a JSON object", p->stream,
+                             p->what);
+        }
+        goto out;
+    }
+    ok = true;
+out:
+    if (!ok && body) {
+        ab_json_free(body);
+        body = NULL;
+    }
+    ab_buf_release(&resp);
+    return body;
 }
 
 enum ab_status ab_source_config_update(struct ab_driver *d, const char *dotted, const char *value,

@@ -66,6 +66,45 @@ enum ab_status ab_fetch_error(const struct ab_fetch *f, const char *what, const 
 enum ab_status ab_http_status_error(int status, bool transient, const char *what,
                                     const char *detail, struct ab_error *err);
 
+/* The API's own message from an error body (NULL when it was not JSON)
+ * into out (size bytes, NUL-terminated, "" when there is none); returns
+ * out. Each source knows its API's error envelope. */
+typedef const char *(*ab_error_detail_fn)(yajl_val body, char *out, size_t size);
+
+struct ab_oauth2;
+
+/*
+ * check of an HTTP source: set up, credentials, then one read per stream.
+ *
+ * ab_check_begin(): rc and e are what setting up the source's config and
+ * client gave. A config failure (AB_ERR_CONFIG) is reported as check's
+ * problem; any other is check's own failure and is copied to err. Then,
+ * with auth (NULL: a source without tokens), a token is fetched: refused
+ * credentials are the one problem worth reporting ("credentials: ..."), the
+ * reads would only repeat it. True when the reads go on; otherwise check
+ * returns err->code (AB_OK, err cleared, when a problem was reported).
+ *
+ * ab_check_probe(): one read, run now on h (blocking, on check's thread; r
+ * is taken, also on failure, and carries the hooks a read gives it). NULL r
+ * means building it failed, as err says. Every failure is a problem of the
+ * stream: "stream 's': what: HTTP 401, ..." with the API's detail, mapped
+ * as ab_http_status_error(); so is an answer that is not a JSON object with
+ * the array member list (NULL: any object). Returns the parsed answer (the
+ * caller frees it with ab_json_free()), or NULL when a problem was
+ * reported. err is scratch.
+ */
+struct ab_probe {
+    const char *stream;        /* the stream the read stands for */
+    const char *what;          /* "GET /contatos", for messages */
+    const char *list;          /* the answer's array member, NULL: any object */
+    ab_error_detail_fn detail; /* NULL: error bodies say nothing */
+};
+
+bool ab_check_begin(struct ab_check *chk, enum ab_status rc, const struct ab_error *e,
+                    struct ab_oauth2 *auth, struct ab_error *err);
+yajl_val ab_check_probe(struct ab_check *chk, struct ab_http *h, struct ab_http_req *r,
+                        const struct ab_probe *p, struct ab_error *err);
+
 /*
  * The config with the string at dotted path ("refresh_token",
  * "credentials.refresh_token") set to value, serialised into out (appended):
