@@ -67,6 +67,63 @@ static void test_has_next(void **state)
     assert_false(ab_pager_next(&p, 0, 0, 1)); /* empty: ended, whatever hasNext says */
 }
 
+/* The loop a source runs around a pager: ask, account, until it ends. */
+struct answer {
+    int64_t n, total;
+    int has_next;
+};
+
+static int64_t pages_asked(enum ab_page_style style, int64_t limit, const struct answer *a,
+                           size_t na, int64_t *last_page, int64_t *last_offset)
+{
+    struct ab_pager p;
+    size_t i = 0;
+
+    ab_pager_init(&p, style, 1, limit);
+    for (;;) {
+        assert_true(i < na); /* asked for a page past the script */
+        *last_page = p.page;
+        *last_offset = p.offset;
+        if (!ab_pager_next(&p, a[i].n, a[i].total, a[i].has_next)) {
+            break;
+        }
+        i++;
+    }
+    assert_true(p.done);
+    return p.pages;
+}
+
+static void test_loop_ends(void **state)
+{
+    static const struct answer empty[] = {{0, -1, -1}};
+    static const struct answer short_page[] = {{10, -1, -1}, {10, -1, -1}, {4, -1, -1}};
+    static const struct answer exact[] = {{10, -1, -1}, {10, -1, -1}, {0, -1, -1}};
+    static const struct answer no_next[] = {{10, 55, 1}, {10, 55, 0}};
+    static const struct answer next_empty[] = {{10, -1, 1}, {0, -1, 1}};
+    static const struct answer totals[] = {{10, 25, -1}, {10, 25, -1}, {5, 25, -1}};
+    static const struct answer no_total[] = {{10, -1, -1}, {3, -1, -1}, {0, -1, -1}};
+    int64_t page = 0, offset = 0;
+
+    (void)state;
+    /* an empty first page ends every style at once */
+    assert_int_equal(pages_asked(AB_PAGE_NUMBER, 10, empty, 1, &page, &offset), 1);
+    assert_int_equal(pages_asked(AB_PAGE_OFFSET, 10, empty, 1, &page, &offset), 1);
+    assert_int_equal(pages_asked(AB_PAGE_HAS_NEXT, 10, empty, 1, &page, &offset), 1);
+    /* page numbers: a short page ends, a full one asks on */
+    assert_int_equal(pages_asked(AB_PAGE_NUMBER, 10, short_page, 3, &page, &offset), 3);
+    assert_int_equal(page, 3);
+    assert_int_equal(pages_asked(AB_PAGE_NUMBER, 10, exact, 3, &page, &offset), 3);
+    /* hasNext false ends, whatever the page's size; true with an empty page too */
+    assert_int_equal(pages_asked(AB_PAGE_HAS_NEXT, 10, no_next, 2, &page, &offset), 2);
+    assert_int_equal(page, 2);
+    assert_int_equal(pages_asked(AB_PAGE_HAS_NEXT, 10, next_empty, 2, &page, &offset), 2);
+    /* offset/total: the total ends it; without one, a short page does not */
+    assert_int_equal(pages_asked(AB_PAGE_OFFSET, 10, totals, 3, &page, &offset), 3);
+    assert_int_equal(offset, 20);
+    assert_int_equal(pages_asked(AB_PAGE_OFFSET, 10, no_total, 3, &page, &offset), 3);
+    assert_int_equal(offset, 13);
+}
+
 static void test_windows(void **state)
 {
     struct ab_windows w;
@@ -353,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_page_number_ends_on_short_or_empty_page),
         cmocka_unit_test(test_offset_ends_at_total),
         cmocka_unit_test(test_has_next),
+        cmocka_unit_test(test_loop_ends),
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_time_parse_forms),
         cmocka_unit_test(test_time_format_round_trip),

@@ -68,6 +68,70 @@ void ab_fetch_done(struct ab_fetch *f)
     f->ready = false;
 }
 
+void ab_fetch_walk_init(struct ab_fetch_walk *w, const struct ab_fetch_walk_ops *ops, void *self,
+                        struct ab_fetch *f)
+{
+    AB_ASSERT(ops && ops->begin && ops->answer && ops->submit && f);
+    memset(w, 0, sizeof(*w));
+    w->ops = ops;
+    w->self = self;
+    w->f = f;
+}
+
+enum ab_status ab_fetch_walk_step(struct ab_fetch_walk *w, enum ab_source_next *next,
+                                  struct ab_error *err)
+{
+    struct ab_driver *d = w->f->d;
+    size_t n = ab_driver_catalog(d)->n;
+    bool done = false;
+    enum ab_status rc = AB_OK;
+
+    *next = AB_SOURCE_MORE;
+    if (w->f->busy) {
+        *next = AB_SOURCE_WAIT;
+        return AB_OK;
+    }
+    if (w->cur >= n) {
+        *next = AB_SOURCE_DONE;
+        return AB_OK;
+    }
+    if (w->f->ready) {
+        AB_ASSERT(w->begun); /* an answer needs a request */
+        rc = w->ops->answer(w->self, err);
+        ab_fetch_done(w->f);
+        if (rc != AB_OK) {
+            return rc;
+        }
+    }
+    if (!w->begun) {
+        rc = w->ops->begin(w->self, w->cur, err);
+        if (rc == AB_OK) {
+            w->begun = true;
+            rc = ab_source_stream_status(d, w->cur, AB_STATUS_STARTED, err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_source_stream_status(d, w->cur, AB_STATUS_RUNNING, err);
+        }
+        return rc;
+    }
+    rc = w->ops->submit(w->self, &done, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    if (!done) {
+        AB_ASSERT(w->f->busy); /* a request in flight, or the stream is complete */
+        *next = AB_SOURCE_WAIT;
+        return AB_OK;
+    }
+    rc = ab_source_stream_status(d, w->cur, AB_STATUS_COMPLETE, err);
+    w->cur++;
+    w->begun = false;
+    if (w->cur >= n) {
+        *next = AB_SOURCE_DONE;
+    }
+    return rc;
+}
+
 enum ab_status ab_http_status_error(int status, bool transient, const char *what,
                                     const char *detail, struct ab_error *err)
 {

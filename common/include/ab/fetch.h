@@ -12,6 +12,7 @@
 #include "ab/driver.h"
 #include "ab/error.h"
 #include "ab/http.h"
+#include "ab/source.h"
 
 /*
  * One request of a source in flight at a time, on the client the driver's
@@ -47,6 +48,47 @@ void ab_fetch_release(struct ab_fetch *f);
 enum ab_status ab_fetch_submit(struct ab_fetch *f, struct ab_http_req *r, struct ab_error *err);
 /* The caller has read the answer: the fetch is free again. */
 void ab_fetch_done(struct ab_fetch *f);
+
+/*
+ * The read of a source that takes its catalog's streams one after the
+ * other, one request at a time: ab_fetch_walk_step() is the source's whole
+ * step() around its own callbacks.
+ *
+ *   begin(self, stream, err)   plan catalog stream `stream` from its input
+ *                              state; the walk then says STARTED and RUNNING
+ *   answer(self, err)          the fetch's answer is ready: take it (records,
+ *                              states, the next request's plan); the walk then
+ *                              frees the fetch (ab_fetch_done())
+ *   submit(self, &done, err)   submit the next request (ab_fetch_submit()),
+ *                              or set done when the stream is complete: the
+ *                              walk says COMPLETE and goes to the next stream
+ *
+ * A step does one of: wait while the fetch is busy; take a ready answer and
+ * submit the next request (WAIT); begin a stream (MORE); complete one (MORE,
+ * DONE after the last). A callback's failure ends the step with it (the
+ * driver marks the stream INCOMPLETE). Single-threaded, like the fetch.
+ */
+struct ab_fetch_walk_ops {
+    enum ab_status (*begin)(void *self, size_t stream, struct ab_error *err);
+    enum ab_status (*answer)(void *self, struct ab_error *err);
+    enum ab_status (*submit)(void *self, bool *done, struct ab_error *err);
+};
+
+struct ab_fetch_walk {
+    const struct ab_fetch_walk_ops *ops;
+    void *self;         /* the callbacks' argument, borrowed */
+    struct ab_fetch *f; /* borrowed */
+    size_t cur;         /* the catalog stream being read */
+    bool begun;         /* cur was begun and is not complete */
+};
+
+/* Starts at the first catalog stream. ops, self and f are borrowed for the
+ * walk's life. */
+void ab_fetch_walk_init(struct ab_fetch_walk *w, const struct ab_fetch_walk_ops *ops, void *self,
+                        struct ab_fetch *f);
+/* One step() (see above). Errors: the callbacks', the emitter's. */
+enum ab_status ab_fetch_walk_step(struct ab_fetch_walk *w, enum ab_source_next *next,
+                                  struct ab_error *err);
 
 /*
  * What a final answer that is not a success means, in one table for every
