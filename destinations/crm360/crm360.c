@@ -108,7 +108,10 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
         r->rlen = 0;
     } else {
         r->roff = b->received.len;
-        if (rc == AB_OK) {
+        if (rc == AB_OK && rec->data_text && rec->data_compact) {
+            /* compact text as read: the same JSON value the tree writes */
+            rc = ab_buf_add(&b->received, rec->data_text, rec->data_len, err);
+        } else if (rc == AB_OK) {
             rc = ab_json_write(&b->received, rec->data, err);
         }
         r->rlen = b->received.len - r->roff;
@@ -134,7 +137,7 @@ static bool crm_busy(const void *self)
 {
     const struct crm_dest *c = self;
 
-    return c->queued + c->in_flight >= c->max_in_flight + CRM_QUEUED_MAX;
+    return c->queued + c->in_flight >= c->max_in_flight + CRM_QUEUED_MAX || crm_restale_backlog(c);
 }
 
 static enum ab_status crm_flush(void *self, bool final, struct ab_error *err)
