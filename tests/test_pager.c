@@ -383,6 +383,59 @@ static void test_status_mapping(void **state)
     assert_string_equal(ab_status_failure_type(AB_ERR_PROTOCOL), "system_error");
 }
 
+/* A test API's error envelope: {"error": "..."}. */
+static const char *error_of(yajl_val body, char *out, size_t size)
+{
+    (void)snprintf(out, size, "%s", ab_json_get_str(body, "error", ""));
+    return out;
+}
+
+static void test_fetch_json(void **state)
+{
+    struct ab_fetch f;
+    struct ab_error err;
+    yajl_val body = NULL;
+
+    (void)state;
+    ab_error_init(&err);
+    ab_fetch_init(&f, NULL, NULL, 1024);
+    /* 200 with JSON: the body */
+    f.status = 200;
+    assert_int_equal(ab_buf_adds(&f.body, "{\"items\":[1]}", &err), AB_OK);
+    assert_int_equal(ab_fetch_json(&f, "GET /x", error_of, &body, &err), AB_OK);
+    assert_non_null(ab_json_get(body, "items"));
+    ab_json_free(body);
+    /* 200 that is not JSON: a protocol failure naming what */
+    ab_buf_reset(&f.body);
+    assert_int_equal(ab_buf_adds(&f.body, "<html>", &err), AB_OK);
+    assert_int_equal(ab_fetch_json(&f, "GET /x", error_of, &body, &err), AB_ERR_PROTOCOL);
+    assert_null(body);
+    assert_non_null(strstr(err.message, "GET /x: the answer is not JSON"));
+    /* an error status: the mapping, with the API's own message */
+    f.status = 401;
+    ab_buf_reset(&f.body);
+    assert_int_equal(ab_buf_adds(&f.body, "{\"error\":\"token expired\"}", &err), AB_OK);
+    assert_int_equal(ab_fetch_json(&f, "GET /x", error_of, &body, &err), AB_ERR_CONFIG);
+    assert_null(body);
+    assert_non_null(strstr(err.message, "GET /x: HTTP 401"));
+    assert_non_null(strstr(err.message, "token expired"));
+    /* an error body that is not JSON, or no detail function: no detail */
+    f.status = 400;
+    ab_buf_reset(&f.body);
+    assert_int_equal(ab_buf_adds(&f.body, "oops", &err), AB_OK);
+    assert_int_equal(ab_fetch_json(&f, "GET /x", error_of, &body, &err), AB_ERR_PROTOCOL);
+    assert_null(strstr(err.message, "oops"));
+    assert_int_equal(ab_fetch_json(&f, "GET /x", NULL, &body, &err), AB_ERR_PROTOCOL);
+    /* no answer at all */
+    f.status = 0;
+    f.transient = true;
+    f.attempts = 3;
+    (void)snprintf(f.error, sizeof(f.error), "connection reset");
+    assert_int_equal(ab_fetch_json(&f, "GET /x", error_of, &body, &err), AB_ERR_TRANSIENT);
+    assert_non_null(strstr(err.message, "connection reset"));
+    ab_fetch_release(&f);
+}
+
 static void test_config_with(void **state)
 {
     const char *text = "{\"a\":1,\"credentials\":{\"refresh_token\":\"old\",\"x\":[true]}}";
@@ -419,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_resume_state_refused),
         cmocka_unit_test(test_form_encoding),
         cmocka_unit_test(test_status_mapping),
+        cmocka_unit_test(test_fetch_json),
         cmocka_unit_test(test_config_with),
     };
 

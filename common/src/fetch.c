@@ -132,6 +132,28 @@ enum ab_status ab_fetch_walk_step(struct ab_fetch_walk *w, enum ab_source_next *
     return rc;
 }
 
+enum ab_status ab_fetch_json(const struct ab_fetch *f, const char *what, ab_error_detail_fn detail,
+                             yajl_val *body, struct ab_error *err)
+{
+    char text[400];
+
+    *body = NULL;
+    if (f->status == 200) {
+        *body = ab_json_parse(f->body.data ? f->body.data : "", f->body.len, err);
+        return *body ? AB_OK : ab_error_prefix(err, "%s: the answer is not JSON", what);
+    }
+    text[0] = '\0';
+    if (f->status != 0 && detail) {
+        yajl_val e = ab_json_parse(f->body.data ? f->body.data : "", f->body.len, NULL);
+
+        detail(e, text, sizeof(text));
+        if (e) {
+            ab_json_free(e);
+        }
+    }
+    return ab_fetch_error(f, what, text, err);
+}
+
 enum ab_status ab_http_status_error(int status, bool transient, const char *what,
                                     const char *detail, struct ab_error *err)
 {

@@ -333,26 +333,7 @@ static enum ab_status emit_record(struct bling *b, yajl_val v, struct ab_error *
 static enum ab_status answer(struct bling *b, const char *what, yajl_val *body,
                              struct ab_error *err)
 {
-    char detail[400];
-
-    *body = NULL;
-    if (b->f.status == 200) {
-        *body = ab_json_parse(b->f.body.data ? b->f.body.data : "", b->f.body.len, err);
-        if (!*body) {
-            return ab_error_prefix(err, "%s: the answer is not JSON", what);
-        }
-        return AB_OK;
-    }
-    if (b->f.status != 0) {
-        yajl_val e = ab_json_parse(b->f.body.data ? b->f.body.data : "", b->f.body.len, NULL);
-
-        bl_error_detail(e, detail, sizeof(detail));
-        if (e) {
-            ab_json_free(e);
-        }
-        return ab_fetch_error(&b->f, what, detail, err);
-    }
-    return ab_fetch_error(&b->f, what, NULL, err);
+    return ab_fetch_json(&b->f, what, bl_error_detail, body, err);
 }
 
 static enum ab_status emit_state(struct bling *b, struct ab_error *err)

@@ -288,31 +288,15 @@ static enum ab_status emit_record(struct tiny *t, yajl_val v, struct ab_error *e
  * the caller. */
 static enum ab_status answer(struct tiny *t, const char *what, yajl_val *body, struct ab_error *err)
 {
-    char detail[400];
-
-    *body = NULL;
-    if (t->f.status == 200) {
-        *body = ab_json_parse(t->f.body.data ? t->f.body.data : "", t->f.body.len, err);
-        if (!*body) {
-            return ab_error_prefix(err, "%s: the answer is not JSON", what);
-        }
-        if (!YAJL_IS_OBJECT(*body)) {
-            ab_json_free(*body);
-            *body = NULL;
-            return ab_error_set(err, AB_ERR_PROTOCOL, "%s: the answer is not a JSON object", what);
-        }
-        return AB_OK;
+    if (ab_fetch_json(&t->f, what, tn_error_detail, body, err) != AB_OK) {
+        return err->code;
     }
-    if (t->f.status != 0) {
-        yajl_val e = ab_json_parse(t->f.body.data ? t->f.body.data : "", t->f.body.len, NULL);
-
-        tn_error_detail(e, detail, sizeof(detail));
-        if (e) {
-            ab_json_free(e);
-        }
-        return ab_fetch_error(&t->f, what, detail, err);
+    if (!YAJL_IS_OBJECT(*body)) {
+        ab_json_free(*body);
+        *body = NULL;
+        return ab_error_set(err, AB_ERR_PROTOCOL, "%s: the answer is not a JSON object", what);
     }
-    return ab_fetch_error(&t->f, what, NULL, err);
+    return AB_OK;
 }
 
 static enum ab_status emit_state(struct tiny *t, struct ab_error *err)

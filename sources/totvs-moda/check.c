@@ -38,24 +38,18 @@ enum ab_status tm_check(struct ab_driver *d, struct ab_check *chk, struct ab_err
 {
     struct totvs t;
     struct ab_error e;
+    enum ab_status rc;
 
     memset(&t, 0, sizeof(t));
     ab_error_init(&e);
-    if (tm_config(&t, d, &e) != AB_OK || tm_auth_new(&t, false, &e) != AB_OK) {
-        if (e.code != AB_ERR_CONFIG) {
-            tm_release(&t);
-            *err = e;
-            return e.code;
-        }
-        ab_check_problem(chk, "%s", e.message);
-        tm_release(&t);
-        return AB_OK;
+    rc = tm_config(&t, d, &e);
+    if (rc == AB_OK) {
+        rc = tm_auth_new(&t, false, &e);
     }
     /* the token first: refused credentials are the one problem to report */
-    if (ab_oauth2_fetch(t.auth, &e) != AB_OK) {
-        ab_check_problem(chk, "credentials: %s", e.message);
+    if (!ab_check_begin(chk, rc, &e, t.auth, err)) {
         tm_release(&t);
-        return AB_OK;
+        return err->code;
     }
     t.run_start = ab_wall_ms() / 1000;
     for (int k = 0; k < TM_NKINDS; k++) {

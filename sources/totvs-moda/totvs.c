@@ -222,22 +222,7 @@ static void tm_close(void *self)
 
 static enum ab_status tm_discover(struct ab_driver *d, struct ab_error *err)
 {
-    const char *c = tm_catalog_json();
-    yajl_val v = ab_json_parse(c, strlen(c), err);
-    struct ab_buf out;
-    enum ab_status rc;
-
-    if (!v) {
-        return ab_error_prefix(err, "the embedded catalog");
-    }
-    ab_buf_init(&out, AB_BUF_UNBOUNDED);
-    rc = ab_json_write(&out, v, err);
-    ab_json_free(v);
-    if (rc == AB_OK) {
-        rc = ab_source_catalog(d, out.data, out.len, err);
-    }
-    ab_buf_release(&out);
-    return rc;
+    return ab_source_catalog_text(d, tm_catalog_json(), err);
 }
 
 static enum ab_status tm_open(struct ab_driver *d, void **self, struct ab_error *err)
@@ -391,7 +376,7 @@ static bool seen_at_start(const struct totvs *t, uint64_t h)
  */
 static enum ab_status on_page(struct totvs *t, struct ab_error *err)
 {
-    char what[160], detail[400];
+    char what[160];
     yajl_val body, items, v;
     int64_t last = t->start, total = -1;
     size_t n;
@@ -400,18 +385,8 @@ static enum ab_status on_page(struct totvs *t, struct ab_error *err)
 
     (void)snprintf(what, sizeof(what), "stream '%s': POST %s page %" PRId64,
                    tm_stream_name(t->kind), tm_stream_path(t->kind), t->page);
-    if (t->f.status != 200) {
-        yajl_val e = ab_json_parse(t->f.body.data ? t->f.body.data : "", t->f.body.len, NULL);
-
-        tm_error_detail(e, detail, sizeof(detail));
-        if (e) {
-            ab_json_free(e);
-        }
-        return ab_fetch_error(&t->f, what, *detail ? detail : NULL, err);
-    }
-    body = ab_json_parse(t->f.body.data ? t->f.body.data : "", t->f.body.len, err);
-    if (!body) {
-        return ab_error_prefix(err, "%s: the answer is not JSON", what);
+    if (ab_fetch_json(&t->f, what, tm_error_detail, &body, err) != AB_OK) {
+        return err->code;
     }
     items = ab_json_get(body, "items");
     v = ab_json_get(body, "hasNext");

@@ -14,6 +14,11 @@
 #include "ab/http.h"
 #include "ab/source.h"
 
+/* The API's own message from an error body (NULL when it was not JSON)
+ * into out (size bytes, NUL-terminated, "" when there is none); returns
+ * out. Each source knows its API's error envelope. */
+typedef const char *(*ab_error_detail_fn)(yajl_val body, char *out, size_t size);
+
 /*
  * One request of a source in flight at a time, on the client the driver's
  * loop drives (ab_driver_set_http()). step() submits it and answers
@@ -105,13 +110,15 @@ enum ab_status ab_fetch_walk_step(struct ab_fetch_walk *w, enum ab_source_next *
  */
 enum ab_status ab_fetch_error(const struct ab_fetch *f, const char *what, const char *detail,
                               struct ab_error *err);
+/* The ready answer of f as JSON: on HTTP 200 its body parsed into *body
+ * (the caller frees it with ab_json_free(); "what: the answer is not JSON"
+ * with the parser's reason otherwise), on any other outcome the failure it
+ * means (ab_fetch_error() with the API's detail from the error body; detail
+ * NULL: none). *body is NULL on failure. */
+enum ab_status ab_fetch_json(const struct ab_fetch *f, const char *what, ab_error_detail_fn detail,
+                             yajl_val *body, struct ab_error *err);
 enum ab_status ab_http_status_error(int status, bool transient, const char *what,
                                     const char *detail, struct ab_error *err);
-
-/* The API's own message from an error body (NULL when it was not JSON)
- * into out (size bytes, NUL-terminated, "" when there is none); returns
- * out. Each source knows its API's error envelope. */
-typedef const char *(*ab_error_detail_fn)(yajl_val body, char *out, size_t size);
 
 struct ab_oauth2;
 
