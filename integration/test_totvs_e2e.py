@@ -327,8 +327,8 @@ class ApiHub(HubCase):
         self.assert_key_hidden(res)
         res = self.run_src("discover", cfg, name="discover")
         self.assertEqual(res.rc, 0, res.describe())
-        self.assertEqual(sorted(s["name"] for s in res.of_type("CATALOG")[0]["catalog"]["streams"]),
-                         sorted(th.STREAMS))
+        streams = res.of_type("CATALOG")[0]["catalog"]["streams"]
+        self.assertEqual(sorted(s["name"] for s in streams), sorted(th.STREAMS))
         self.assert_key_hidden(res)
         res = self.run_src("read", cfg, th.catalog({s: "full_refresh" for s in th.STREAMS}))
         self.assertEqual(res.rc, 0, res.describe())

@@ -35,7 +35,6 @@ generation until released), reset.
 Standard library only. Nothing on stdout; one start-up line on stderr.
 """
 
-import argparse
 import datetime
 import os
 import random
@@ -58,8 +57,6 @@ DEFAULT_LIMIT = 100
 MAX_WINDOW_DAYS = 366
 RECENT_DAYS = 30
 BRT = datetime.timezone(datetime.timedelta(hours=-3))
-FAULT_KINDS = (("rate_reset", "reset"), ("rate_429", "429"), ("rate_500", "500"),
-               ("rate_503", "503"), ("rate_token_expire", "token_expire"))
 
 FIRST_NAMES = ("Ana", "Bruno", "Carla", "Diego", "Elaine", "Fábio", "Gabriela", "Heitor",
                "Isabela", "João", "Lívia", "Marcos", "Natália", "Otávio", "Paula", "Renato")
@@ -287,7 +284,8 @@ class App:
         self.args = args
         self.lock = threading.RLock()
         self.started = time.time()
-        self.faults = httpbase.FaultInjector(args.seed, FAULT_KINDS, min_retry_after=0)
+        self.faults = httpbase.FaultInjector(args.seed, httpbase.API_FAULT_KINDS,
+                                             min_retry_after=0)
         self.limiter = httpbase.RateLimiter(args.rate, args.burst)
         self.hold = httpbase.GenerationHold(self.lock)
         self.reset()
@@ -667,13 +665,11 @@ class Handler(httpbase.Handler):
 
 
 def main():
-    p = argparse.ArgumentParser(description="Bling API v3 emulator")
-    httpbase.add_server_arguments(p)
+    p = httpbase.emulator_parser("Bling API v3 emulator")
     p.add_argument("--client", default="bling-client:bling-secret", help="ID:SECRET")
     p.add_argument("--refresh-token", default="rt-initial-0000000000000000",
                    help="the refresh token valid at start")
     p.add_argument("--auth-code", default="code-0000", help="the authorization code accepted")
-    p.add_argument("--seed", type=int, default=1)
     p.add_argument("--epoch", type=float, default=None,
                    help="the data is made as of this time (seconds since the epoch; default: "
                         "the start), so it does not depend on the day it runs")
@@ -685,10 +681,8 @@ def main():
     p.add_argument("--daily-quota", type=int, default=120000)
     p.add_argument("--access-ttl", type=int, default=21600)
     args = p.parse_args()
-    server = httpbase.Server((args.host, args.port), Handler, App(args),
-                             tls=(args.tls_cert, args.tls_key))
-    return httpbase.serve(server, args.port_file,
-                          "bling emulator on %s (seed %d)" % (server.url, args.seed))
+    return httpbase.run_server(args, Handler, App(args),
+                               lambda url: "bling emulator on %s (seed %d)" % (url, args.seed))
 
 
 if __name__ == "__main__":
