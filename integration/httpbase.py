@@ -763,12 +763,17 @@ def add_server_arguments(parser):
     parser.add_argument("--tls-key", help="the certificate's PEM private key")
 
 
-def emulator_parser(description, seed_help="seeds the data and the fault draws",
-                    seed_default=1):
-    """An emulator's argument parser: add_server_arguments() and --seed."""
+def emulator_parser(description, epoch=False):
+    """An emulator's argument parser: add_server_arguments(), --seed (of the
+    data and the fault draws) and, with epoch, --epoch (the time the data is
+    made as of)."""
     parser = argparse.ArgumentParser(description=description)
     add_server_arguments(parser)
-    parser.add_argument("--seed", type=int, default=seed_default, help=seed_help)
+    parser.add_argument("--seed", type=int, default=1, help="seeds the data and the fault draws")
+    if epoch:
+        parser.add_argument("--epoch", type=float, default=None,
+                            help="the data is made as of this time (seconds since the epoch; "
+                                 "default: the start), so it does not depend on the day it runs")
     return parser
 
 

@@ -183,6 +183,19 @@ def http_request(method, url, body=None, headers=None, timeout=60):
         return e.code, dict(e.headers), e.read()
 
 
+def http_call(method, url, body=None, headers=None, timeout=30):
+    """(status, the JSON body or None when empty, headers dict) of one
+    request, body (bytes or None) and headers sent as given (no defaults);
+    never raises on HTTP errors. For tests of a server's exact answers."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw, status, hdrs = r.read(), r.status, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        raw, status, hdrs = e.read(), e.code, dict(e.headers)
+    return status, (json.loads(raw) if raw else None), hdrs
+
+
 def http_json(method, url, body=None, headers=None, timeout=60):
     status, _, data = http_request(method, url, body, headers, timeout)
     try:

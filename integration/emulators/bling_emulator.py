@@ -43,13 +43,13 @@ import secrets
 import sys
 import threading
 import time
-import unicodedata
 import urllib.parse
 import collections
 import copy
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import httpbase  # noqa: E402
+from brdata import ascii_fold, cpf, money  # noqa: E402
 
 API = "/Api/v3"
 MAX_LIMIT = 100
@@ -86,24 +86,6 @@ def parse_brt(text):
     except ValueError:
         return None
     return dt.replace(tzinfo=BRT).timestamp()
-
-
-def ascii_fold(text):
-    """Accents dropped (e-mail local parts are ASCII here)."""
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-
-
-def cpf(rng):
-    """A CPF with valid check digits (11 digits)."""
-    d = [rng.randrange(10) for _ in range(9)]
-    for n in (10, 11):
-        r = sum(x * w for x, w in zip(d, range(n, 1, -1))) * 10 % 11
-        d.append(0 if r == 10 else r)
-    return "".join(map(str, d))
-
-
-def money(x):
-    return round(x, 2)
 
 
 class Account:
@@ -665,14 +647,11 @@ class Handler(httpbase.Handler):
 
 
 def main():
-    p = httpbase.emulator_parser("Bling API v3 emulator")
+    p = httpbase.emulator_parser("Bling API v3 emulator", epoch=True)
     p.add_argument("--client", default="bling-client:bling-secret", help="ID:SECRET")
     p.add_argument("--refresh-token", default="rt-initial-0000000000000000",
                    help="the refresh token valid at start")
     p.add_argument("--auth-code", default="code-0000", help="the authorization code accepted")
-    p.add_argument("--epoch", type=float, default=None,
-                   help="the data is made as of this time (seconds since the epoch; default: "
-                        "the start), so it does not depend on the day it runs")
     p.add_argument("--contacts", type=int, default=120)
     p.add_argument("--products", type=int, default=40)
     p.add_argument("--orders", type=int, default=150)

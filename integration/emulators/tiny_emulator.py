@@ -414,13 +414,10 @@ class Handler(httpbase.Handler):
 
 
 def main():
-    p = httpbase.emulator_parser("Tiny ERP API v3 emulator")
+    p = httpbase.emulator_parser("Tiny ERP API v3 emulator", epoch=True)
     p.add_argument("--client", default="tiny-client:tiny-secret", help="ID:SECRET")
     p.add_argument("--refresh-token", default="rt-tiny-initial-000000000000")
     p.add_argument("--auth-code", default="code-0000")
-    p.add_argument("--epoch", type=float, default=None,
-                   help="the data is made as of this time (seconds since the epoch; default: "
-                        "the start), so it does not depend on the day it runs")
     p.add_argument("--contacts", type=int, default=120)
     p.add_argument("--products", type=int, default=40)
     p.add_argument("--orders", type=int, default=150)

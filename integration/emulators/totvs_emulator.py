@@ -64,10 +64,10 @@ import secrets
 import sys
 import threading
 import time
-import unicodedata
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import httpbase  # noqa: E402
+from brdata import ascii_fold, doc_digits, money  # noqa: E402
 
 BASE = "/api/totvsmoda"
 BRT = datetime.timezone(datetime.timedelta(hours=-3))
@@ -152,29 +152,6 @@ def parse_iso(text):
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def ascii_fold(text):
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-
-
-def doc_digits(rng, n):
-    """A CPF (n=9) or CNPJ (n=12) with valid check digits."""
-    d = [rng.randrange(10) for _ in range(n)]
-    if n == 12:
-        weights = ((5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2), (6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2))
-        for w in weights:
-            r = sum(x * y for x, y in zip(d, w)) % 11
-            d.append(0 if r < 2 else 11 - r)
-    else:
-        for k in (10, 11):
-            r = sum(x * w for x, w in zip(d, range(k, 1, -1))) * 10 % 11
-            d.append(0 if r == 10 else r)
-    return "".join(map(str, d))
-
-
-def money(x):
-    return round(x, 2)
 
 
 def messages(code, message, detail=None):
