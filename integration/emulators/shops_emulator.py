@@ -70,9 +70,7 @@ DEFAULT_LOCATION = "default"
 
 # Injected faults (POST /_admin/faults), stacked in this order; commit_drop
 # is drawn for commits only.
-FAULT_KINDS = (("rate_reset", "reset"), ("rate_429", "429"), ("rate_500", "500"),
-               ("rate_503", "503"), ("rate_token_expire", "token_expire"),
-               ("rate_commit_drop", "commit_drop"))
+FAULT_KINDS = httpbase.API_FAULT_KINDS + (("rate_commit_drop", "commit_drop"),)
 NON_COMMIT_FAULTS = frozenset(("reset", "429", "500", "503", "token_expire"))
 
 # ---------------------------------------------------------------------------
@@ -1631,16 +1629,14 @@ def main(argv=None):
     gc.freeze()
     gc.set_threshold(50000, 20, 20)
 
-    server = httpbase.Server((args.host, args.port), Handler, app,
-                             tls=(args.tls_cert, args.tls_key))
-    banner = ("shops-emulator listening on %s (clients=%d channels=%d rate=%g burst=%d)"
-              % (server.url, len(clients), len(channels), args.rate, args.burst))
-
     def close():
         if app.journal is not None:
             app.journal.close()
 
-    return httpbase.serve(server, args.port_file, banner, on_close=close)
+    return httpbase.run_server(
+        args, Handler, app,
+        lambda url: "shops-emulator listening on %s (clients=%d channels=%d rate=%g burst=%d)"
+        % (url, len(clients), len(channels), args.rate, args.burst), on_close=close)
 
 
 if __name__ == "__main__":
