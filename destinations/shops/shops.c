@@ -330,9 +330,14 @@ static enum ab_status reject_local(struct shp_dest *s, const struct ab_record *r
     struct ab_buf errs;
     enum ab_status rc;
 
+    yajl_val data = ab_record_tree(rec, err);
+
+    if (!data) {
+        return err->code;
+    }
     ab_buf_init(&errs, AB_BUF_UNBOUNDED);
     ab_buf_reset(&s->scratch);
-    rc = ab_json_write(&s->scratch, rec->data, err);
+    rc = ab_json_write(&s->scratch, data, err);
     if (rc == AB_OK) {
         rc = ab_buf_adds(&errs, "[{\"field\":", err);
     }
@@ -402,6 +407,20 @@ static struct shp_import *track_import(struct shp_dest *s, bool replace, struct 
     return *slot;
 }
 
+/* Lazy data that goes out as it came: an identity mapping, compact data
+ * with a non-null sku, no top-level Airbyte member, not a deletion. */
+static bool shp_as_it_came(const struct ab_mapping *m, const struct ab_record *rec)
+{
+    const struct ab_json_member *sku;
+
+    if (!rec->members || !rec->data_compact || rec->deleted) {
+        return false;
+    }
+    sku = ab_record_member(rec, "sku");
+    return sku && !(sku->val_len == 4 && memcmp(rec->data_text + sku->val_off, "null", 4) == 0) &&
+           ab_mapping_verbatim_members(m, rec->data_text, rec->members, rec->nmembers, NULL, NULL);
+}
+
 static enum ab_status shp_record(void *self, const struct ab_record *rec, struct ab_error *err)
 {
     struct shp_dest *s = self;
@@ -413,27 +432,43 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
     bool verbatim;
     char msg[512];
     char src[300];
+    yajl_val data;
 
-    if (ab_json_is_null(ab_mapping_get(st->map, rec->data, "sku"))) {
+    if (shp_as_it_came(st->map, rec)) {
+        /* lazy data sent as it came: no tree */
+        ab_buf_reset(&s->item);
+        rc = ab_buf_add(&s->item, rec->data_text, rec->data_len, err);
+        if (rc != AB_OK) {
+            return rc;
+        }
+        data = NULL;
+        goto built;
+    }
+    data = ab_record_tree(rec, err);
+    if (!data) {
+        return err->code;
+    }
+    if (ab_json_is_null(ab_mapping_get(st->map, data, "sku"))) {
         key_source(st->map, src, sizeof(src));
         (void)snprintf(msg, sizeof(msg), "required key field %s is missing or null", src);
         return reject_local(s, rec, "sku", "missing_field", msg, err);
     }
     ab_buf_reset(&s->item);
-    rc = ab_mapping_write_span(st->map, rec->data, rec->data_text, rec->data_len, rec->data_compact,
+    rc = ab_mapping_write_span(st->map, data, rec->data_text, rec->data_len, rec->data_compact,
                                NULL, NULL, &s->item, &verbatim, err);
     if (rc == AB_ERR_REJECTED) {
         return reject_local(s, rec, "", "invalid_type", err->message, err);
     }
     if (rc == AB_OK && rec->deleted) {
         rc = shp_deactivate_item(st->obj == SHP_PRODUCTS,
-                                 ab_json_str(ab_json_get(rec->data, "_ab_cdc_deleted_at")),
-                                 &s->item, err);
+                                 ab_json_str(ab_json_get(data, "_ab_cdc_deleted_at")), &s->item,
+                                 err);
         s->stats.deleted++;
     }
     if (rc != AB_OK) {
         return rc;
     }
+built:
     if (!shp_item_fits_alone(object, s->item.len, &s->cfg.lim)) {
         (void)snprintf(msg, sizeof(msg),
                        "the mapped %s item is %zu bytes: a part of one item would exceed "
@@ -463,7 +498,13 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
     ab_buf_reset(&s->received);
     if (!rec->data_text || rec->data_len != s->item.len ||
         memcmp(rec->data_text, s->item.data, s->item.len) != 0) {
-        rc = ab_json_write(&s->received, rec->data, err);
+        if (!data) {
+            data = ab_record_tree(rec, err);
+            if (!data) {
+                return err->code;
+            }
+        }
+        rc = ab_json_write(&s->received, data, err);
         if (rc != AB_OK) {
             return rc;
         }
@@ -895,6 +936,7 @@ const struct ab_destination_ops shp_destination_ops = {
     .version = AB_VERSION,
     .spec_json = shp_spec_json,
     .destination_catalog_json = shp_destination_catalog_json,
+    .lazy_data = true,
     .check = shp_check,
     .open = shp_open,
     .record = shp_record,
