@@ -533,7 +533,7 @@ static size_t put_utf8(char *out, unsigned long cp)
 /* The end of the run of bytes from t[i] that need no decoding: printable
  * ASCII but the backslash. Eight bytes at a time while none of them is a
  * control character, a backslash or a byte of 0x80 or more (the tests have
- * no false negatives; a false positive only ends the fast loop early). */
+ * no false negatives, and no false positive below the first true one). */
 static size_t plain_run(const unsigned char *t, size_t i, size_t end)
 {
     const uint64_t ones = 0x0101010101010101u;
@@ -542,11 +542,19 @@ static size_t plain_run(const unsigned char *t, size_t i, size_t end)
     while (i + 8 <= end) {
         uint64_t x;
         uint64_t bs;
+        uint64_t hit;
 
         memcpy(&x, t + i, 8);
         bs = x ^ (ones * '\\');
-        if (((x | ((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs)) & high) != 0) {
+        hit = (x | ((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs)) & high;
+        if (hit != 0) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* the first flagged byte is the first to stop at: a borrow
+             * only carries upwards from a byte that is flagged itself */
+            return i + ((size_t)__builtin_ctzll(hit) >> 3);
+#else
             break;
+#endif
         }
         i += 8;
     }
@@ -567,13 +575,20 @@ static size_t plain_run_q(const unsigned char *t, size_t i, size_t end)
         uint64_t x;
         uint64_t bs;
         uint64_t qt;
+        uint64_t hit;
 
         memcpy(&x, t + i, 8);
         bs = x ^ (ones * '\\');
         qt = x ^ (ones * '"');
-        if (((x | ((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs) | ((qt - ones) & ~qt)) & high) !=
-            0) {
+        hit = (x | ((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs) | ((qt - ones) & ~qt)) & high;
+        if (hit != 0) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* the first flagged byte is the first to stop at: a borrow
+             * only carries upwards from a byte that is flagged itself */
+            return i + ((size_t)__builtin_ctzll(hit) >> 3);
+#else
             break;
+#endif
         }
         i += 8;
     }
