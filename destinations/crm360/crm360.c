@@ -28,6 +28,14 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
     if (crm_record_as_it_came(m, rec, op)) {
         rc = ab_buf_add(&c->scratch, rec->data_text, rec->data_len, err);
         verbatim = true;
+        if (rc == AB_OK && obj == CRM_CUSTOMERS && c->gens[rec->stream].tag[0]) {
+            /* the record is data's text: its members say where tags are */
+            const struct ab_json_member *t = ab_record_member(rec, "tags");
+
+            verbatim = false; /* the generation tag changes the record */
+            rc = crm_tag_record_at(c, rec->stream, &c->scratch, t != NULL, t ? t->val_off : 0,
+                                   t ? t->val_len : 0, err);
+        }
     } else {
         yajl_val data = ab_record_tree(rec, err);
 
@@ -36,10 +44,11 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
         }
         rc = crm_build_record(m, data, rec->data_text, rec->data_len, rec->data_compact, c->brand,
                               op, &c->scratch, &verbatim, &c->errors, err);
-    }
-    if (rc == AB_OK && obj == CRM_CUSTOMERS && op == CRM_UPSERT && c->gens[rec->stream].tag[0]) {
-        verbatim = false; /* the generation tag changes the record */
-        rc = crm_tag_record(c, rec->stream, &c->scratch, err);
+        if (rc == AB_OK && obj == CRM_CUSTOMERS && op == CRM_UPSERT &&
+            c->gens[rec->stream].tag[0]) {
+            verbatim = false; /* the generation tag changes the record */
+            rc = crm_tag_record(c, rec->stream, &c->scratch, err);
+        }
     }
     if (rc == AB_OK && c->scratch.len + 16 > c->max_bytes) {
         ab_buf_reset(&c->errors);
