@@ -59,7 +59,7 @@ static void test_arena_matches_yajl_tree(void **state)
 
 /* Strings with one byte that ends a plain run (an escape, a quote, a
  * non-ASCII byte, a control character) at every position of the first
- * sixteen bytes: the arena's word-at-a-time scan stops exactly there. */
+ * forty bytes: the arena's 16- and 8-byte scans stop exactly there. */
 static void test_arena_string_stops(void **state)
 {
     static const char *const specials[] = {"\\n", "\\\"", "\\\\", "\xc3\xa9", "\t", "\xff"};
@@ -74,22 +74,22 @@ static void test_arena_string_stops(void **state)
     a = ab_json_arena_new(&err);
     assert_non_null(a);
     for (k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
-        for (p = 0; p < 17; p++) {
-            char text[64];
-            char want[64];
+        for (p = 0; p < 40; p++) {
+            char text[96];
+            char want[96];
             yajl_val v;
 
             /* ["<p x's><special>yy..."] and the decoded string */
             (void)snprintf(text, sizeof(text), "[\"%.*s%syyyyyyyyy\"]", (int)p,
-                           "xxxxxxxxxxxxxxxxxxxx", specials[k]);
+                           "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", specials[k]);
             ab_json_arena_reset(a);
             v = ab_json_parse_arena(a, text, strlen(text), &err);
             if (!decoded[k]) {
                 assert_null(v); /* a control character or bad UTF-8 */
                 continue;
             }
-            (void)snprintf(want, sizeof(want), "%.*s%syyyyyyyyy", (int)p, "xxxxxxxxxxxxxxxxxxxx",
-                           decoded[k]);
+            (void)snprintf(want, sizeof(want), "%.*s%syyyyyyyyy", (int)p,
+                           "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", decoded[k]);
             assert_non_null(v);
             assert_string_equal(v->u.array.values[0]->u.string, want);
         }

@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include <math.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "ab/json.h"
 
@@ -530,6 +533,23 @@ static size_t put_utf8(char *out, unsigned long cp)
  * text (NUL-terminated, *outlen bytes), or NULL when it failed a content
  * check (salvage goes on; strict has failed). Returns false on a hard error.
  */
+#ifdef __SSE2__
+/* Of the 16 bytes at p, a bit for each that ends a plain run: a control
+ * character or a byte of 0x80 or more (both below 0x20 as signed bytes), a
+ * backslash, and with quote a '"'. */
+static int stop_mask16(const unsigned char *p, bool quote)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i stop = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+                                _mm_cmpeq_epi8(x, _mm_set1_epi8('\\')));
+
+    if (quote) {
+        stop = _mm_or_si128(stop, _mm_cmpeq_epi8(x, _mm_set1_epi8('"')));
+    }
+    return _mm_movemask_epi8(stop);
+}
+#endif
+
 /* The end of the run of bytes from t[i] that need no decoding: printable
  * ASCII but the backslash. Eight bytes at a time while none of them is a
  * control character, a backslash or a byte of 0x80 or more (the tests have
@@ -539,6 +559,16 @@ static size_t plain_run(const unsigned char *t, size_t i, size_t end)
     const uint64_t ones = 0x0101010101010101u;
     const uint64_t high = 0x8080808080808080u;
 
+#ifdef __SSE2__
+    while (i + 16 <= end) {
+        int m = stop_mask16(t + i, false);
+
+        if (m != 0) {
+            return i + (size_t)__builtin_ctz((unsigned)m);
+        }
+        i += 16;
+    }
+#endif
     while (i + 8 <= end) {
         uint64_t x;
         uint64_t bs;
@@ -571,6 +601,16 @@ static size_t plain_run_q(const unsigned char *t, size_t i, size_t end)
     const uint64_t ones = 0x0101010101010101u;
     const uint64_t high = 0x8080808080808080u;
 
+#ifdef __SSE2__
+    while (i + 16 <= end) {
+        int m = stop_mask16(t + i, true);
+
+        if (m != 0) {
+            return i + (size_t)__builtin_ctz((unsigned)m);
+        }
+        i += 16;
+    }
+#endif
     while (i + 8 <= end) {
         uint64_t x;
         uint64_t bs;
