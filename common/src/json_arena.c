@@ -1364,7 +1364,9 @@ static yajl_val lazy_object(struct ab_json_arena *a)
                 goto bail;
             }
             for (i = first[d]; i < nnames; i++) {
+                /* the length and the first byte first: most names differ there */
                 if (a->lazy_names[i].len == pos - at - 2 &&
+                    (pos - at - 2 == 0 || t[a->lazy_names[i].off] == t[at + 1]) &&
                     memcmp(t + a->lazy_names[i].off, t + at + 1, pos - at - 2) == 0) {
                     goto bail; /* a duplicate: the tree path says so */
                 }
