@@ -19,6 +19,9 @@ Invalid records (fresh skus that no valid record uses), in turn:
 | missing sku   | product or inventory without `sku`       | missing_field sku (local)   |
 | price number  | product with `"price": 59.9`             | invalid_type price (upload) |
 | price format  | product with `"price": "59.999"` / "1e3" | invalid_format price        |
+| reserved sku  | valid product whose sku starts `RSV-`    | invalid_format sku (upload, |
+|               |                                          | emulator run with           |
+|               |                                          | --reserved-sku-prefix RSV-) |
 | unknown sku   | inventory for a sku that exists nowhere  | unknown_sku sku (commit)    |
 | unknown parent| variant whose parent_sku exists nowhere  | unknown_parent parent_sku   |
 
@@ -50,6 +53,9 @@ COLORS = ["azul", "preto", "branco", "verde", "vermelho", "areia", "rosa"]
 COLLECTIONS = ["verao-2026", "inverno-2026", "basicos", "praia"]
 LOCATIONS = ["cd-sao-paulo", "loja-rio", "loja-bh", "loja-poa", "cd-recife", "loja-sp-2"]
 DEFAULT_LOCATION = "default"
+# skus of the reserved_sku kind: the emulator rejects them only when started
+# with --reserved-sku-prefix RSV- (a rule beyond the contract)
+RESERVED_PREFIX = "RSV-"
 BASE_EPOCH = int(GEN_EPOCH.timestamp())
 STREAMS = ("products", "inventory")
 
@@ -225,6 +231,10 @@ class Generator(StreamGenerator):
             data = self.product(bad, 1)
             data["price"] = ["59.999", "1e3", "12,50", "-"][i // len(kinds) % 4]
             self.record("products", data, False, "invalid_format price", "target", key=bad)
+        elif kind == "reserved_sku":
+            data = self.product(RESERVED_PREFIX + bad, 1)
+            self.record("products", data, False, "invalid_format sku", "target",
+                        key=data["sku"])
         elif kind == "unknown_sku":
             data = {"sku": bad, "location": LOCATIONS[1], "quantity": 7,
                     "updated_at": self.tick()}

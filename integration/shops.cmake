@@ -40,3 +40,9 @@ set_tests_properties(bench_shops PROPERTIES LABELS bench TIMEOUT 300 RUN_SERIAL 
 add_test(NAME shops_load
          COMMAND ${_shp_python} ${_shp_dir}/test_shops_load.py --bin $<TARGET_FILE:destination-shops>)
 set_tests_properties(shops_load PROPERTIES LABELS integration TIMEOUT 600)
+
+# Shops' item rules checked before sending: the emulator agrees with the
+# rules table; dry runs report the real runs' rejections and send nothing
+add_test(NAME shops_dryrun
+         COMMAND ${_shp_python} ${_shp_dir}/test_shops_dryrun.py --bin $<TARGET_FILE:destination-shops>)
+set_tests_properties(shops_dryrun PROPERTIES LABELS integration TIMEOUT 300)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Captures of this repository's sources in integration/captures/: each
-source run against its server (source-bling against the Bling emulator,
-source-postgres against a real PostgreSQL holding
+source run against its server (source-bling, source-tiny and
+source-totvs-moda against their emulators, whose data is made as of a
+fixed day, source-postgres against a real PostgreSQL holding
 examples/postgres/warehouse.sql) with the catalog of its example pipeline,
 its output normalised and written beside the files gen_captures.py writes:
 
@@ -46,8 +47,11 @@ import crm360_helpers as crm  # noqa: E402
 import gen_captures  # noqa: E402
 import lib  # noqa: E402
 import shops_helpers as shp  # noqa: E402
+import tiny_helpers as th  # noqa: E402
+import totvs_helpers as tv  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
+EPOCH = "1764547200"  # the day the emulators' data is made as of: 2025-12-01
 CAPTURE_MS = 1767225600000.0
 CAPTURE_TIME = "2026-01-01T00:00:00Z"
 DATETIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -83,13 +87,48 @@ class Bling(Source):
         if not self.servers:
             # the data as of a fixed day (the emulator makes it relative to its epoch)
             self.servers.append(bh.emulator(contacts=40, products=10, orders=30,
-                                            extra=["--epoch", "1764547200"]).start())
+                                            extra=["--epoch", EPOCH]).start())
         cfg = dict(example_config, **bh.config(self.servers[0]))
         cfg.pop("start_date", None)
         return cfg
 
     def secrets(self):
         return ("bling-secret",)
+
+
+class Tiny(Source):
+    binary = "sources/tiny/source-tiny"
+
+    def config(self, example_config, tmp):
+        if not self.servers:
+            self.servers.append(th.emulator(contacts=5, products=5, orders=5,
+                                            extra=["--epoch", EPOCH]).start())
+        # pages of 4: several pages, and a STATE after each, per stream
+        cfg = dict(example_config, **th.config(self.servers[0], page_size=4))
+        cfg.pop("start_date", None)
+        return cfg
+
+    def secrets(self):
+        return ("tiny-secret", th.RT0)
+
+
+class Totvs(Source):
+    binary = "sources/totvs-moda/source-totvs-moda"
+
+    def config(self, example_config, tmp):
+        if not self.servers:
+            self.servers.append(tv.emulator(persons=16, companies=2, references=3, orders=12,
+                                            extra=["--epoch", EPOCH]).start())
+        cfg = dict(example_config, **tv.config(self.servers[0], page_size=5))
+        # the example's branch, stock and price codes
+        for k in ("branch_codes", "stock_codes", "price_codes"):
+            if k in example_config:
+                cfg[k] = example_config[k]
+        cfg.pop("start_date", None)
+        return cfg
+
+    def secrets(self):
+        return (tv.SECRET, tv.PASSWORD)
 
 
 class Postgres(Source):
@@ -130,6 +169,17 @@ CAPTURES = {
     "postgres-shops": (Postgres, "shops", (
         "examples/postgres/shops/source.json", "examples/postgres/shops/catalog.json",
         "examples/postgres/shops/destination.json", "examples/postgres/shops/catalog.json")),
+    "tiny-shops": (Tiny, "shops", (
+        "examples/tiny-shops/source.json", "examples/tiny-shops/catalog.json",
+        "examples/tiny-shops/destination.json", "examples/tiny-shops/catalog.json")),
+    "totvs-crm360": (Totvs, "crm360", (
+        "examples/totvs-crm360/source.json", "examples/totvs-crm360/source-catalog.json",
+        "examples/totvs-crm360/destination.json",
+        "examples/totvs-crm360/destination-catalog.json")),
+    "totvs-shops": (Totvs, "shops", (
+        "examples/totvs-shops/source.json", "examples/totvs-shops/source-catalog.json",
+        "examples/totvs-shops/destination.json",
+        "examples/totvs-shops/destination-catalog.json")),
 }
 
 
@@ -166,6 +216,26 @@ def normalise(msgs, t0, t1):
     return out
 
 
+def secret_keys(binary):
+    """The names of the properties marked airbyte_secret in binary's spec."""
+    res = subprocess.run([binary, "spec"], capture_output=True, timeout=60, check=True)
+    spec = next(m["spec"] for m in lib.parse_messages(res.stdout) if m["type"] == "SPEC")
+    keys = set()
+
+    def walk(v):
+        if isinstance(v, dict):
+            for k, x in (v.get("properties") or {}).items():
+                if isinstance(x, dict) and x.get("airbyte_secret"):
+                    keys.add(k)
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+    walk(spec["connectionSpecification"])
+    return keys
+
+
 def capture(name, source, tmp):
     """Run the source of capture name; returns its normalised messages."""
     _, _, (src_cfg, src_cat, _, _) = CAPTURES[name]
@@ -181,9 +251,18 @@ def capture(name, source, tmp):
     if res.returncode != 0:
         raise RuntimeError("%s: the source failed (%d):\n%s" % (
             name, res.returncode, res.stderr.decode("utf-8", "replace")[-3000:]))
-    msgs = normalise(lib.parse_messages(res.stdout), t0, t1)
+    raw = lib.parse_messages(res.stdout)
+    msgs = normalise(raw, t0, t1)
     text = json.dumps(msgs)
-    for s in source.secrets():
+    # the secrets of the config, and the secret values a CONTROL message
+    # changed (rotated refresh tokens)
+    secrets = list(source.secrets())
+    keys = secret_keys(source.path)
+    for m in raw:
+        if m["type"] == "CONTROL":
+            new = m["control"].get("connectorConfig", {}).get("config", {})
+            secrets += [v for k, v in new.items() if k in keys and isinstance(v, str) and v]
+    for s in secrets:
         if s in text:
             raise RuntimeError("%s: a secret in the normalised capture" % name)
     return msgs
@@ -264,15 +343,21 @@ def replay_expected(name, bindir):
             "final_state": gen_captures.final_state(msgs)}
 
 
-def check(bindir, names):
-    """0 when every capture in names is what its source emits today."""
+def check(bindir, names, captures_dir=None):
+    """0 when every capture in names is what its source emits today (compared
+    with the files in captures_dir, default integration/captures/)."""
+    captures_dir = captures_dir or gen_captures.CAPTURES
     with tempfile.TemporaryDirectory(prefix="ab-srccap-check-") as tmp:
         write_files(tmp, names, bindir)
         bad = []
         for n in sorted(os.listdir(tmp)):
-            with open(os.path.join(tmp, n), "rb") as a, \
-                    open(os.path.join(gen_captures.CAPTURES, n), "rb") as b:
-                if a.read() != b.read():
+            try:
+                with open(os.path.join(captures_dir, n), "rb") as b:
+                    committed = b.read()
+            except FileNotFoundError:
+                committed = None
+            with open(os.path.join(tmp, n), "rb") as a:
+                if a.read() != committed:
                     bad.append(n)
         if bad:
             sys.stderr.write("the sources' output differs from the committed captures: %s "
@@ -288,12 +373,18 @@ def main():
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--write", action="store_true", help="rewrite the captures and expected dumps")
     g.add_argument("--check", action="store_true", help="compare with the committed captures")
+    p.add_argument("--captures-dir", default=gen_captures.CAPTURES,
+                   help="with --check: the committed files to compare with (default: %(default)s)")
     p.add_argument("names", nargs="*", help="captures (default: all)")
     a = p.parse_args()
     names = a.names or sorted(CAPTURES)
+    unknown = [n for n in names if n not in CAPTURES]
+    if unknown:
+        p.error("unknown capture(s) %s (known: %s)" % (", ".join(unknown),
+                                                       ", ".join(sorted(CAPTURES))))
     bindir = os.path.abspath(a.bin_dir)
     if a.check:
-        return check(bindir, names)
+        return check(bindir, names, os.path.abspath(a.captures_dir))
     write_files(gen_captures.CAPTURES, names, bindir)
     for name in names:
         gen_captures.write_json(os.path.join(gen_captures.CAPTURES, name + ".expected.json"),

@@ -15,6 +15,7 @@ pipeline's stream_mappings) are what the sources emit today.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -53,14 +54,55 @@ class Captures(lib.ServersCase):
         self.ok = True
 
     def test_source_captures_match_the_sources(self):
-        """source-bling and source-postgres run again against their servers
-        print exactly the committed captures (normalised)."""
+        """source-bling, source-tiny, source-totvs-moda and source-postgres
+        run again against their servers print exactly the committed captures
+        (normalised)."""
         self.assertEqual(set(source_captures.CAPTURES) - set(captures()), set(),
                          "a source capture is not committed")
         res = subprocess.run([sys.executable, os.path.join(lib.HERE, "source_captures.py"),
                               "--bin-dir", lib.OPTIONS.bin_dir, "--check"],
                              capture_output=True, text=True)
         self.assertEqual(res.returncode, 0, res.stderr)
+        self.ok = True
+
+    def test_source_capture_check_detects_drift(self):
+        """--check fails, naming the file, when what a source emits differs
+        from the committed capture: a record's value, a STATE left out."""
+        names = ("tiny-shops", "totvs-crm360")
+        copy = self.wd.join("committed")
+        os.makedirs(copy)
+        for n in names:
+            for suffix in (".jsonl", ".catalog.json"):
+                shutil.copy(os.path.join(gen_captures.CAPTURES, n + suffix), copy)
+
+        def run_check():
+            return subprocess.run([sys.executable, os.path.join(lib.HERE, "source_captures.py"),
+                                   "--bin-dir", lib.OPTIONS.bin_dir, "--check",
+                                   "--captures-dir", copy] + list(names),
+                                  capture_output=True, text=True)
+
+        res = run_check()
+        self.assertEqual(res.returncode, 0, res.stderr)  # the copy as committed
+        with open(os.path.join(copy, "tiny-shops.jsonl"), encoding="utf-8") as f:
+            lines = f.read().splitlines(True)
+        i = next(i for i, line in enumerate(lines) if '"stream":"produtos"' in line and
+                 '"type":"RECORD"' in line)
+        m = json.loads(lines[i])
+        m["record"]["data"]["precos"]["preco"] += 1
+        lines[i] = json.dumps(m, separators=(",", ":"), ensure_ascii=False) + "\n"
+        with open(os.path.join(copy, "tiny-shops.jsonl"), "w", encoding="utf-8") as f:
+            f.writelines(lines)
+        with open(os.path.join(copy, "totvs-crm360.jsonl"), encoding="utf-8") as f:
+            lines = f.read().splitlines(True)
+        states = [i for i, line in enumerate(lines) if line.startswith('{"type":"STATE"')]
+        self.assertGreater(len(states), 1)
+        del lines[states[0]]
+        with open(os.path.join(copy, "totvs-crm360.jsonl"), "w", encoding="utf-8") as f:
+            f.writelines(lines)
+        res = run_check()
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn("differs from the committed captures: tiny-shops.jsonl, "
+                      "totvs-crm360.jsonl", res.stderr)
         self.ok = True
 
     def test_source_captures_hold_every_stream(self):
@@ -73,6 +115,7 @@ class Captures(lib.ServersCase):
                    for m in msgs if m["type"] == "RECORD"}
             self.assertEqual(got, want, name)
             self.assertFalse([m for m in msgs if m["type"] == "CONTROL"], name)
+            self.assertGreaterEqual(sum(1 for m in msgs if m["type"] == "STATE"), len(want), name)
         self.ok = True
 
     def test_captures_have_noise_interleaving_and_no_null_namespace(self):

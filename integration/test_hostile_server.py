@@ -54,7 +54,7 @@ if SHOPS:
 
     def records():
         return [js(record("products", {
-            "sku": "SKU-%d" % i, "name": "product %d" % i, "price": "10.00",
+            "sku": "SKU-%d" % i, "brand": "aurora", "title": "product %d" % i, "price": "10.00",
             "currency": "BRL", "active": True, "updated_at": "2026-05-01T00:00:00Z"}))
             for i in range(5)]
 else:

@@ -35,7 +35,9 @@ def expected(dump):
     """The Bling account as CRM360 should hold it (without updated_at)."""
     customers = {str(c["id"]): {"email": c["email"], "name": c["nome"],
                                 "document": c["numeroDocumento"],
-                                "attributes": c["endereco"]["geral"]}
+                                "attributes": {"address": c["endereco"]["geral"],
+                                               "phone": c["telefone"],
+                                               "mobile": c["celular"]}}
                  for c in dump["contatos"]}
     orders = {str(o["id"]): {
         "customer_external_id": str(o["contato"]["id"]),

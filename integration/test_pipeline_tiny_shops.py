@@ -47,7 +47,8 @@ def expected(dump):
         for v in p["variacoes"]:
             products[v["sku"]] = dict(base, sku=v["sku"], parent_sku=p["sku"],
                                       title=v["descricao"], price="%.2f" % v["precos"]["preco"],
-                                      attributes={g["chave"]: g["valor"] for g in v["grade"]})
+                                      attributes={{"Tamanho": "size", "Cor": "color"}[g["chave"]]: g["valor"]
+                                                  for g in v["grade"]})
     for s in dump["estoque"].values():
         stock[s["codigo"]] = s["saldo"]
     return products, stock
@@ -128,6 +129,11 @@ class PipelineCase(unittest.TestCase):
         got = {k: {f: v for f, v in p.items() if f != "active"}
                for k, p in held["products"].items()}
         self.assertEqual(got, products)
+        # the dotted targets attributes.size and attributes.color: one object
+        variants = [p for p in held["products"].values() if p.get("parent_sku")]
+        self.assertTrue(variants)
+        for p in variants:
+            self.assertEqual(sorted(p["attributes"]), ["color", "size"], p["sku"])
         self.assertTrue(all(p["active"] for p in held["products"].values()))
         self.assertEqual({i["sku"]: i["quantity"] for i in held["inventory"].values()}, stock)
         self.assertEqual({i["location"] for i in held["inventory"].values()}, {"default"})

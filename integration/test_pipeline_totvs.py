@@ -37,6 +37,10 @@ STATUS = {"InProgress": "pending", "InComposition": "pending", "InAnalysis": "pe
           "Attended": "delivered", "Canceled": "cancelled"}
 
 
+TOTVS_ARGS = {"persons": 40, "companies": 0, "references": 6, "orders": 40,
+              "extra": ["--branches", "1"]}
+
+
 def load(example, name):
     with open(os.path.join(ROOT, "examples", example, name), encoding="utf-8") as f:
         return json.load(f)
@@ -64,8 +68,7 @@ class PipelineCase(unittest.TestCase):
 
     def setUp(self):
         self.wd = lib.Workdir("ab-pipe-totvs-")
-        self.totvs = th.emulator(persons=40, companies=0, references=6, orders=40,
-                                 extra=["--branches", "1"]).start()
+        self.totvs = th.emulator(**TOTVS_ARGS).start()
         self.src_cfg = dict(load(self.example, "source.json"), **th.config(self.totvs))
         self.src_cfg.update(branch_codes=[1], start_date="2000-01-01")
         self.state = None
@@ -186,7 +189,8 @@ class ToShops(PipelineCase):
                 "title": p["productName"], "price": "%.2f" % p["_prices"]["1"],
                 "currency": "BRL", "active": True,
                 "attributes": {"size": p["size"], "color": p["colorName"],
-                               "collection": coll["name"]},
+                               "color_code": p["colorCode"], "collection": coll["name"],
+                               "ean": p["productSku"]},
                 "updated_at": rfc3339(p["maxChangeFilterDate"])}
         for b in dump["balances"]:
             q = [x for x in b["balances"] if x["branchCode"] == 1 and x["stockCode"] == 1][0]
@@ -239,6 +243,30 @@ class ToShops(PipelineCase):
         self.assertEqual(rewritten, want)
         self.ok = True
 
+    def test_through_the_api_hub(self):
+        """The source reads through the TOTVS Moda API Hub (its key on every
+        request): the same mirror, then only the changes; the key in no file
+        of the runs but the source's config."""
+        self.totvs.stop()
+        self.totvs = th.hub_emulator(**TOTVS_ARGS).start()
+        self.src_cfg.update(api_url=self.totvs.url + th.HUB_PREFIX,
+                            authentication={"mode": "api_hub", "api_key": th.HUB_KEY})
+        touched, moved, rewritten = self.mirror_then_changes(
+            {"products": 2, "stock": 2}, ("references", "products", "balances"))
+        self.assertEqual(moved["products"], sorted((c,) for c in touched["products"]))
+        self.assertEqual(moved["balances"], sorted((c,) for c in touched["stock"]))
+        self.assertEqual(moved["references"], [])
+        self.assertEqual(rewritten, {("p", str(c)) for c in touched["products"]}
+                         | {("i", str(c), "1") for c in touched["stock"]})
+        c = self.totvs.get("/_admin/stats")["counters"]
+        self.assertEqual(c.get("hub_refused", 0), 0)
+        self.assertGreater(c.get("api_requests", 0), 0)
+        for path in self.wd.files():
+            if not path.endswith(".src.json"):
+                with open(path, "rb") as f:
+                    self.assertNotIn(th.HUB_KEY.encode(), f.read(), path)
+        self.ok = True
+
     def test_source_killed_mid_run_then_rerun(self):
         self.killed_then_rerun("source-totvs-moda")
         self.ok = True
@@ -271,7 +299,8 @@ class ToCrm360(PipelineCase):
             "email": c["emails"][0]["email"], "name": c["name"], "document": c["cpf"],
             "attributes": {"city": c["addresses"][0]["cityName"],
                            "state": c["addresses"][0]["stateAbbreviation"],
-                           "gender": c["gender"], "birth_date": c["birthDate"]},
+                           "gender": c["gender"], "birth_date": c["birthDate"],
+                           "phone": c["phones"][0]["number"]},
             "created_at": rfc3339(c["insertDate"]),
             "updated_at": rfc3339(c["maxChangeFilterDate"])} for c in dump["individuals"]}
         orders = {str(o["orderId"]): {

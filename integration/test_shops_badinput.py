@@ -19,8 +19,9 @@ The same semantics as the core driver (and destination-crm360):
 |                                         | exactly the limit is accepted); peak RSS       |
 |                                         | < 100 MB for a 200 MB line with a 1 MiB limit  |
 | RECORD missing its key (sku)            | dead letter (missing_field sku), sync goes on  |
-| wrong field types                       | dead letter via the API's upload rejection,    |
-|                                         | sync goes on                                   |
+| wrong field types                       | dead letter by Shops' item rules, checked      |
+|                                         | before sending (target, Shops' field and       |
+|                                         | code), sync goes on                            |
 | STATE for a stream not in the catalog   | passed through in order, counts 0, WARN        |
 | empty input                             | exit 0, no states, nothing created             |
 | unknown message type                    | ignored with one WARN                          |

@@ -358,6 +358,10 @@ class Features(ShopsCase):
     """Mappings, the fail policy, the spool on disk, the commit timer, the
     recovery of stale imports."""
 
+    # a rule beyond the contract, so that Shops rejects items at upload that
+    # pass every rule destination-shops checks before sending
+    emulator_args = {"extra": ["--reserved-sku-prefix", "RSV-"]}
+
     def test_stream_mappings_with_namespace(self):
         t = lambda k: "2026-02-01T00:%02d:%02dZ" % (k // 60, k % 60)  # noqa: E731
         lines = []
@@ -479,8 +483,11 @@ class Features(ShopsCase):
     def test_fail_policy_local_rejection(self):
         self.fail_policy("missing_sku", "destination")
 
-    def test_fail_policy_upload_rejection(self):
+    def test_fail_policy_rules_rejection(self):
         self.fail_policy("price_number", "target")
+
+    def test_fail_policy_upload_rejection(self):
+        self.fail_policy("reserved_sku", "target")
 
     def test_spool_on_disk(self):
         """spool_memory_bytes 0: records wait for their commit in a temporary

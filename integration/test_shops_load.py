@@ -83,7 +83,7 @@ class ShopsLoad(ShopsCase):
         self.assertIn("700 records", logs)
         self.assertIn("line 401 of %s of stream 'products' would be rejected by the destination"
                       % a, logs)
-        self.assertIn("Shops checks its field rules", logs)
+        self.assertIn("Shops' item rules were checked locally", logs)
         self.assertEqual(len([m for m in res.logs() if m.startswith("dry run: request ")]), 1)
 
     def test_replay_without_catalog(self):

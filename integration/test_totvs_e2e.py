@@ -118,7 +118,7 @@ class Commands(TotvsCase):
         self.ok = True
 
     def test_check_bad_config(self):
-        cfg = th.config(self.srv, api_url=self.srv.url + "/api", password="short",
+        cfg = th.config(self.srv, api_url=self.srv.url + "/api/", password="short",
                         branch_codes=[])
         res = self.run_src("check", cfg)
         status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
@@ -332,6 +332,158 @@ class Failures(TotvsCase):
         c = self.srv.get("/_admin/stats")["counters"]
         self.assertGreater(c["fault.token_expire"], 0)
         self.assertEqual(c["tokens_issued"], c["fault.token_expire"] + 1)
+        self.ok = True
+
+
+class HubCase(TotvsCase):
+    """Through the API Hub emulator (hub_args for th.hub_emulator())."""
+    hub_args = {}
+
+    def setUp(self):
+        super().setUp()
+        self.srv.stop()
+        self.srv = th.hub_emulator(**self.hub_args).start()
+
+    def assert_key_hidden(self, res):
+        """Not in the output, nor in any file of the run but its config."""
+        self.assert_no_secret(res, th.HUB_KEY, th.PASSWORD, th.SECRET)
+        for path in self.wd.files():
+            if not path.endswith(".config.json"):
+                with open(path, "rb") as f:
+                    self.assertNotIn(th.HUB_KEY.encode(), f.read(), path)
+
+
+class ApiHub(HubCase):
+    """The key on every request, the token request too; a missing or wrong
+    key answers 401 before the token is looked at."""
+
+    def test_spec_declares_the_hub(self):
+        res = lib.run_connector(lib.binary(), ["spec"], self.wd)
+        self.assertEqual(res.rc, 0, res.describe())
+        auth = res.of_type("SPEC")[0]["spec"]["connectionSpecification"]["properties"][
+            "authentication"]
+        self.assertEqual(auth["default"], {"mode": "direct"})
+        modes = {b["properties"]["mode"]["const"]: b for b in auth["oneOf"]}
+        self.assertEqual(sorted(modes), ["api_hub", "direct"])
+        key = modes["api_hub"]["properties"]["api_key"]
+        self.assertTrue(key["airbyte_secret"])
+        self.assertGreaterEqual(key["minLength"], 8)
+        self.assertIn("api_key", modes["api_hub"]["required"])
+        self.assertEqual(modes["api_hub"]["properties"]["api_key_header"]["default"], "x-api-key")
+        self.ok = True
+
+    def test_check_discover_read_with_the_key(self):
+        cfg = th.hub_config(self.srv, log_level="DEBUG")
+        res = self.run_src("check", cfg, name="check")
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
+                         "SUCCEEDED", res.describe())
+        self.assert_key_hidden(res)
+        res = self.run_src("discover", cfg, name="discover")
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assertEqual(sorted(s["name"] for s in res.of_type("CATALOG")[0]["catalog"]["streams"]),
+                         sorted(th.STREAMS))
+        self.assert_key_hidden(res)
+        res = self.run_src("read", cfg, th.catalog({s: "full_refresh" for s in th.STREAMS}))
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_environment(res)
+        self.assert_states_consistent(res)
+        self.assert_key_hidden(res)
+        c = self.srv.get("/_admin/stats")["counters"]
+        self.assertEqual(c.get("hub_refused", 0), 0)
+        self.assertGreater(c.get("api_requests", 0), len(th.STREAMS))
+        # an incremental run through the Hub, then one that moves only what changed
+        cat = th.catalog()
+        first = self.run_src("read", th.hub_config(self.srv, lookback_seconds=0), cat,
+                             name="first")
+        self.assertEqual(first.rc, 0, first.describe())
+        time.sleep(1.1)
+        touched = self.srv.post("/_admin/mutate", {"individuals": 3, "seed": 4})
+        time.sleep(1.1)
+        second = self.run_src("read", th.hub_config(self.srv, lookback_seconds=0), cat,
+                              state=th.last_states(first.messages), name="second")
+        self.assertEqual(second.rc, 0, second.describe())
+        self.assertEqual(sorted(r["code"] for r in th.records(second.messages, "individuals")),
+                         sorted(touched["individuals"]))
+        self.assert_key_hidden(second)
+        self.ok = True
+
+    def test_wrong_or_missing_key_is_a_config_error(self):
+        wrong = "not-the-hub-key-0123"
+        for name, cfg in (("wrong", th.hub_config(self.srv, key=wrong)),
+                          ("missing", th.config(self.srv, api_url=self.srv.url + th.HUB_PREFIX))):
+            res = self.run_src("check", cfg, name="check-" + name)
+            self.assertEqual(res.rc, 0, res.describe())
+            status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+            self.assertEqual(status["status"], "FAILED", name)
+            self.assertIn("HTTP 401", status["message"], name)
+            if name == "wrong":
+                self.assertIn("authentication.api_key", status["message"])
+            res = self.run_src("read", cfg, th.catalog({"individuals": "incremental"}),
+                               name="read-" + name)
+            self.assertEqual(res.rc, 1, res.describe())
+            self.assertEqual(res.errors[0]["failure_type"], "config_error", name)
+            self.assertEqual(th.records(res.messages), [], name)
+            self.assert_no_secret(res, wrong, th.HUB_KEY, th.PASSWORD, th.SECRET)
+        c = self.srv.get("/_admin/stats")["counters"]
+        self.assertGreaterEqual(c.get("hub_refused", 0), 4)
+        self.assertEqual(c.get("tokens_issued", 0), 0)
+        self.assertEqual(c.get("api_requests", 0), 0)
+        self.ok = True
+
+    def test_a_key_for_a_direct_environment_is_refused_there(self):
+        """A direct environment does not take the Hub's paths: the wrong
+        api_url is a config_error, not a read of nothing."""
+        self.srv.stop()
+        self.srv = th.emulator().start()
+        res = self.run_src("check", th.hub_config(self.srv))
+        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+        self.assertEqual(status["status"], "FAILED")
+        self.assertIn("404", status["message"])
+        self.assert_no_secret(res, th.HUB_KEY)
+        self.ok = True
+
+
+class ApiHubOpenToken(HubCase):
+    """A Hub whose token endpoint takes no key, answering 403 to a search
+    without the right key in a header of another name."""
+    HEADER = "X-Gateway-Key"
+    hub_args = {"status": 403, "header": HEADER, "open_token": True}
+
+    def test_check_discover_read_with_the_key(self):
+        self.assertRaises(AssertionError, self.run_check, th.hub_config(self.srv))
+        self.run_check(th.hub_config(self.srv, header=self.HEADER))
+        self.ok = True
+
+    def run_check(self, cfg):
+        res = self.run_src("check", cfg)
+        self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
+                         "SUCCEEDED", res.describe())
+        res = self.run_src("read", cfg, th.catalog({s: "full_refresh" for s in th.STREAMS}))
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assert_equal_to_environment(res)
+        self.assert_key_hidden(res)
+
+    def test_wrong_or_missing_key_is_a_config_error(self):
+        wrong = "not-the-hub-key-0123"
+        for name, cfg in (("wrong", th.hub_config(self.srv, key=wrong, header=self.HEADER)),
+                          ("missing", th.config(self.srv, api_url=self.srv.url + th.HUB_PREFIX))):
+            res = self.run_src("check", cfg, name="check-" + name)
+            self.assertEqual(res.rc, 0, res.describe())
+            status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+            self.assertEqual(status["status"], "FAILED", name)
+            for s in th.STREAMS:
+                self.assertIn("stream '%s'" % s, status["message"], name)
+            self.assertIn("HTTP 403", status["message"], name)
+            self.assertIn("ApiKeyRequired" if name == "missing" else "InvalidApiKey",
+                          status["message"], name)
+            res = self.run_src("read", cfg, th.catalog({"individuals": "incremental"}),
+                               name="read-" + name)
+            self.assertEqual(res.rc, 1, res.describe())
+            self.assertEqual(res.errors[0]["failure_type"], "config_error", name)
+            self.assertEqual(th.records(res.messages), [], name)
+            self.assert_no_secret(res, wrong, th.HUB_KEY, th.PASSWORD, th.SECRET)
+        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests", 0), 0)
         self.ok = True
 
 

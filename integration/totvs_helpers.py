@@ -8,6 +8,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EMULATOR = os.path.join(HERE, "emulators", "totvs_emulator.py")
 PASSWORD = "apipass1234"
 SECRET = "totvs-secret"
+HUB_KEY = "hub-key-7f3a9c2e5b1d4086"
+HUB_PREFIX = "/treino"
 STREAMS = ("individuals", "legal_entities", "sales_orders", "references", "products", "balances")
 KEYS = {"individuals": ("code",), "legal_entities": ("code",),
         "sales_orders": ("branchCode", "orderCode"), "references": ("referenceCode",),
@@ -18,6 +20,26 @@ def emulator(persons=60, companies=5, references=8, orders=50, rate=0, extra=(),
     args = ["--persons", str(persons), "--companies", str(companies), "--references",
             str(references), "--orders", str(orders), "--rate", str(rate)] + list(extra)
     return lib.Server(EMULATOR, args, timeout=timeout)
+
+
+def hub_emulator(status=401, header=None, open_token=False, **kw):
+    """The emulator as the TOTVS Moda API Hub's training environment: the
+    API under HUB_PREFIX, every request (the token request too, unless
+    open_token) needing HUB_KEY in header (x-api-key by default)."""
+    extra = ["--api-key", HUB_KEY, "--api-key-status", str(status), "--path-prefix", HUB_PREFIX]
+    if header:
+        extra += ["--api-key-header", header]
+    if open_token:
+        extra.append("--hub-open-token")
+    return emulator(extra=extra + list(kw.pop("extra", ())), **kw)
+
+
+def hub_config(srv, key=HUB_KEY, header=None, **over):
+    """config() through the Hub emulator: api_url with its path, the key."""
+    auth = {"mode": "api_hub", "api_key": key}
+    if header:
+        auth["api_key_header"] = header
+    return config(srv, api_url=srv.url + HUB_PREFIX, authentication=auth, **over)
 
 
 def config(srv, **over):

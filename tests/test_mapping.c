@@ -432,6 +432,133 @@ static void test_object_and_index(void **state)
     ab_buf_release(&out);
 }
 
+/* Dotted target names build nested objects: targets under one parent merge
+ * into one object, in the order the config first names them; a parent with
+ * no member value is left out. */
+static void test_dotted_targets(void **state)
+{
+    struct ab_mappings ms;
+    const struct ab_mapping *m;
+    struct ab_error err;
+    struct ab_buf out;
+    yajl_val data = ab_test_sq_parse(
+        "{'code':7,'grade':{'Tamanho':'M'},'cor':2,'t':'Saia','c':{'name':'V24'},'x':[1,2],"
+        "'itens':[{'codigo':'A','qtd':2},{'codigo':'B'}],'fone':'11999990000'}");
+    yajl_val empty = ab_test_sq_parse("{'code':8,'t':'Blusa'}");
+    char *in;
+    char *want;
+
+    (void)state;
+    ab_error_init(&err);
+    ab_buf_init(&out, AB_BUF_UNBOUNDED);
+    parse_ok(&ms, "[{'stream':'p','object':'orders','fields':{"
+                  "'sku':{'from':'code','as':'string'},"
+                  "'attributes.size':'grade.Tamanho',"
+                  "'attributes.color':{'from':'cor','map':{'2':'Verde'}},"
+                  "'title':'t',"
+                  "'attributes.collection':'c.name',"
+                  "'meta.a.b':'x',"
+                  "'meta.a.c':{'value':1},"
+                  "'meta.d':{'fields':{'phone':'fone','extra.n':'code'}},"
+                  "'items':{'from':'itens','each':{'sku':'codigo','q.n':'qtd'}}}}]");
+    m = ab_mappings_resolve(&ms, "p", NULL, objects, &err);
+    assert_non_null(m);
+    assert_int_equal(ab_mapping_write(m, data, "brand", "acme", &out, &err), AB_OK);
+    assert_string_equal(out.data,
+                        "{\"sku\":\"7\",\"attributes\":{\"size\":\"M\",\"color\":\"Verde\","
+                        "\"collection\":\"V24\"},\"title\":\"Saia\",\"meta\":{\"a\":{\"b\":[1,2],"
+                        "\"c\":1},\"d\":{\"phone\":\"11999990000\",\"extra\":{\"n\":7}}},"
+                        "\"items\":[{\"sku\":\"A\",\"q\":{\"n\":2}},{\"sku\":\"B\"}],"
+                        "\"brand\":\"acme\"}");
+    /* a dotted name reads one value; the parent's name the whole object */
+    assert_string_equal(ab_json_str(ab_mapping_get(m, data, "attributes.size")), "M");
+    assert_string_equal(ab_json_str(ab_mapping_get(m, data, "attributes.color")), "Verde");
+    assert_int_equal(ab_mapping_get(m, data, "meta.a.c")->u.number.i, 1);
+    assert_string_equal(ab_json_str(ab_mapping_get(m, data, "meta.d.phone")), "11999990000");
+    assert_true(YAJL_IS_OBJECT(ab_mapping_get(m, data, "attributes")));
+    assert_int_equal(ab_mapping_get(m, data, "attributes")->u.object.len, 3);
+    assert_null(ab_mapping_get(m, data, "attributes.gender"));
+    assert_null(ab_mapping_get(m, data, "title.x"));
+    assert_null(ab_mapping_get(m, data, "size"));
+    /* no attribute has a value: no attributes at all; meta keeps its constant */
+    ab_buf_reset(&out);
+    assert_int_equal(ab_mapping_write(m, empty, NULL, NULL, &out, &err), AB_OK);
+    assert_string_equal(out.data, "{\"sku\":\"8\",\"title\":\"Blusa\",\"meta\":{\"a\":"
+                                  "{\"c\":1},\"d\":{\"extra\":{\"n\":8}}}}");
+    assert_null(ab_mapping_get(m, empty, "attributes"));
+    /* rejections name the dotted target and its source path */
+    in = sq_text("[{'field':'attributes.size','code':'too_long'},{'field':'meta.a.c'},"
+                 "{'field':'meta.d.extra.n'},{'field':'attributes'}]");
+    want = sq_text("[{'field':'attributes.size','code':'too_long','source_field':'grade.Tamanho',"
+                   "'mapping':'attributes.size <- grade.Tamanho'},{'field':'meta.a.c'},"
+                   "{'field':'meta.d.extra.n','source_field':'code','mapping':"
+                   "'meta.d.extra.n <- code'},{'field':'attributes'}]");
+    assert_int_equal(ab_mapping_annotate_errors(m, in, &out, &err), AB_OK);
+    assert_string_equal(out.data, want);
+    free(in);
+    free(want);
+    ab_buf_release(&out);
+    /* the byte limit of the output holds inside nested objects; a failed
+     * write leaves the buffer as it was */
+    ab_buf_init(&out, 40);
+    assert_int_equal(ab_buf_adds(&out, "keep", &err), AB_OK);
+    assert_int_equal(ab_mapping_write(m, data, NULL, NULL, &out, &err), AB_ERR_PROTOCOL);
+    assert_string_equal(out.data, "keep");
+    ab_buf_release(&out);
+    yajl_tree_free(data);
+    yajl_tree_free(empty);
+    ab_mappings_release(&ms);
+}
+
+static void test_dotted_target_errors(void **state)
+{
+    static const struct {
+        const char *fields;
+        const char *message;
+    } cases[] = {
+        {"{'attributes':'a','attributes.size':'s'}",
+         "stream_mappings[0].fields: 'attributes' and 'attributes.size' both set 'attributes' (a "
+         "target is either one value or an object of dotted targets)"},
+        {"{'attributes.size':'s','sku':'k','attributes':'a'}",
+         "stream_mappings[0].fields: 'attributes' and 'attributes.size' both set 'attributes'"},
+        {"{'a.b':'x','a.b.c':'y'}", "'a.b' and 'a.b.c' both set 'a.b'"},
+        {"{'a.b.c':'y','a.b':{'value':1}}", "'a.b' and 'a.b.c' both set 'a.b'"},
+        {"{'a':{'fields':{'b':'x'}},'a.c':'y'}", "'a' and 'a.c' both set 'a'"},
+        {"{'a..b':'x'}", "stream_mappings[0].fields.a..b: empty part in the target path"},
+        {"{'.a':'x'}", "stream_mappings[0].fields..a: empty part in the target path"},
+        {"{'a.':'x'}", "stream_mappings[0].fields.a.: empty part in the target path"},
+        {"{'a.b.c.d.e.f.g.h.i':'x'}",
+         "stream_mappings[0].fields.a.b.c.d.e.f.g.h.i: a target path has at most 8 parts"},
+        {"{'attributes.size':{'from':'x','as':'date'}}",
+         "stream_mappings[0].fields.attributes.size.as: 'date' is not one of"},
+        {"{'attributes.size':'x..y'}",
+         "stream_mappings[0].fields.attributes.size: empty segment in field path 'x..y'"},
+        {"{'attributes.size':3}",
+         "stream_mappings[0].fields.attributes.size: must be a source field path string"},
+        {"{'a':{'fields':{'b':'x','b.c':'y'}}}", "'b' and 'b.c' both set 'b'"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ab_mappings ms;
+        struct ab_error err;
+        char json[512];
+        yajl_val arr;
+
+        (void)snprintf(json, sizeof(json), "[{'stream':'s','object':'orders','fields':%s}]",
+                       cases[i].fields);
+        arr = ab_test_sq_parse(json);
+        ab_error_init(&err);
+        assert_int_equal(ab_mappings_parse(&ms, arr, objects, &err), AB_ERR_CONFIG);
+        if (!strstr(err.message, cases[i].message)) {
+            fail_msg("case %zu: '%s' lacks '%s'", i, err.message, cases[i].message);
+        }
+        assert_int_equal(ms.n, 0);
+        assert_null(ms.m);
+        yajl_tree_free(arr);
+    }
+}
+
 static void test_transform_errors(void **state)
 {
     static const struct {
@@ -1078,6 +1205,8 @@ int main(void)
         cmocka_unit_test(test_transforms),
         cmocka_unit_test(test_transform_errors),
         cmocka_unit_test(test_object_and_index),
+        cmocka_unit_test(test_dotted_targets),
+        cmocka_unit_test(test_dotted_target_errors),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

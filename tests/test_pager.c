@@ -152,6 +152,147 @@ static void test_time_format_round_trip(void **state)
     ab_buf_release(&b);
 }
 
+static yajl_val parse(const char *text)
+{
+    struct ab_error err;
+    yajl_val v = ab_json_parse(text, strlen(text), &err);
+
+    assert_non_null(v);
+    return v;
+}
+
+static void test_json_time(void **state)
+{
+    static const char *const bad[] = {
+        "1717237502", "\"yesterday\"", "\"2024-02-30\"", "null", "\"\"", "{}", "[\"2024-06-01\"]"};
+    struct ab_error err;
+    int64_t t = 7;
+    yajl_val v;
+
+    (void)state;
+    ab_error_init(&err);
+    v = parse("[\"2024-06-01T10:25:02Z\",\"2024-06-01T07:25:02-03:00\",\"2024-06-01 10:25:02\"]");
+    for (size_t i = 0; i < v->u.array.len; i++) {
+        t = 0;
+        assert_int_equal(ab_json_time(v->u.array.values[i], "cursor", &t, &err), AB_OK);
+        assert_int_equal(t, 1717237502); /* UTC unless the text has its own offset */
+    }
+    ab_json_free(v);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        v = parse(bad[i]);
+        ab_error_init(&err);
+        assert_int_equal(ab_json_time(v, "resume.end", &t, &err), AB_ERR_CONFIG);
+        assert_non_null(strstr(err.message, "\"resume.end\" must be a date-time text"));
+        ab_json_free(v);
+    }
+    ab_error_init(&err);
+    assert_int_equal(ab_json_time(NULL, "cursor", &t, &err), AB_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "\"cursor\""));
+}
+
+static const struct ab_resume_keys page_keys = {"start", "page", 1};
+static const struct ab_resume_keys offset_keys = {"since", "offset", 0};
+
+/* text parses and writes back byte for byte */
+static void resume_round_trip(const struct ab_resume_keys *k, const char *text)
+{
+    struct ab_resume_state st;
+    struct ab_error err;
+    struct ab_buf b;
+    yajl_val v = parse(text);
+
+    ab_error_init(&err);
+    ab_buf_init(&b, AB_BUF_UNBOUNDED);
+    assert_int_equal(ab_resume_state_parse(v, k, &st, &err), AB_OK);
+    assert_int_equal(ab_resume_state_write(&st, k, &b, &err), AB_OK);
+    assert_string_equal(b.data, text);
+    ab_buf_release(&b);
+    ab_json_free(v);
+}
+
+static void test_resume_state(void **state)
+{
+    struct ab_resume_state st;
+    struct ab_error err;
+    yajl_val v;
+
+    (void)state;
+    ab_error_init(&err);
+    /* no state: nothing read yet, at its first position */
+    assert_int_equal(ab_resume_state_parse(NULL, &page_keys, &st, &err), AB_OK);
+    assert_int_equal(st.cursor, -1);
+    assert_false(st.resume);
+    assert_int_equal(st.at, 1);
+    assert_int_equal(ab_resume_state_parse(NULL, &offset_keys, &st, &err), AB_OK);
+    assert_int_equal(st.at, 0);
+    /* mid-pass with its filter, the names the source chose */
+    v = parse("{\"cursor\":\"2026-12-01T10:00:00Z\",\"resume\":{\"since\":\"2026-11-30T10:00:00Z\","
+              "\"end\":\"2026-12-02T10:00:00Z\",\"offset\":200}}");
+    assert_int_equal(ab_resume_state_parse(v, &offset_keys, &st, &err), AB_OK);
+    assert_true(st.resume);
+    assert_int_equal(st.cursor, 1796119200);
+    assert_int_equal(st.from, 1796119200 - 86400);
+    assert_int_equal(st.end, 1796119200 + 86400);
+    assert_int_equal(st.at, 200);
+    ab_json_free(v);
+    /* a null from: a filter without a lower bound */
+    v = parse("{\"resume\":{\"start\":null,\"end\":\"2026-12-01T10:00:00Z\",\"page\":3}}");
+    assert_int_equal(ab_resume_state_parse(v, &page_keys, &st, &err), AB_OK);
+    assert_int_equal(st.from, -1);
+    assert_int_equal(st.end, 1796119200);
+    assert_int_equal(st.at, 3);
+    ab_json_free(v);
+    resume_round_trip(&page_keys, "{}");
+    resume_round_trip(&page_keys, "{\"cursor\":\"2026-12-01T10:00:00Z\"}");
+    resume_round_trip(&page_keys, "{\"resume\":{\"page\":4}}");
+    resume_round_trip(&page_keys, "{\"cursor\":\"2026-12-01T10:00:00Z\",\"resume\":{\"start\":"
+                                  "\"2026-11-30T10:00:00Z\",\"end\":\"2026-12-01T10:00:00Z\","
+                                  "\"page\":2}}");
+    resume_round_trip(&offset_keys, "{\"resume\":{\"since\":null,\"end\":\"2026-12-01T10:00:00Z\","
+                                    "\"offset\":0}}");
+}
+
+static void test_resume_state_refused(void **state)
+{
+    static const struct {
+        const char *text, *says;
+    } bad[] = {
+        {"[]", "the state must be an object"},
+        {"{\"cursor\":17}", "\"cursor\" must be a date-time"},
+        {"{\"cursor\":\"soon\"}", "\"cursor\" must be a date-time"},
+        {"{\"resume\":true}", "\"resume\" must be an object with a \"page\" >= 1"},
+        {"{\"resume\":{}}", "\"resume\" must be an object with a \"page\" >= 1"},
+        {"{\"resume\":{\"page\":0}}", "\"resume\" must be an object with a \"page\" >= 1"},
+        {"{\"resume\":{\"page\":1.5}}", "\"resume\" must be an object with a \"page\" >= 1"},
+        {"{\"resume\":{\"page\":2,\"start\":\"x\",\"end\":\"2026-12-01T10:00:00Z\"}}",
+         "\"resume.start\" must be a date-time"},
+        {"{\"resume\":{\"page\":2,\"end\":null}}", "\"resume.end\" must be a date-time"},
+        {"{\"resume\":{\"page\":2,\"start\":\"2026-12-01T10:00:00Z\"}}",
+         "\"resume\" has a \"start\" and no \"end\""},
+    };
+    struct ab_resume_state st;
+    struct ab_error err;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        yajl_val v = parse(bad[i].text);
+
+        ab_error_init(&err);
+        assert_int_equal(ab_resume_state_parse(v, &page_keys, &st, &err), AB_ERR_CONFIG);
+        if (!strstr(err.message, bad[i].says)) {
+            fail_msg("%s: '%s' does not say '%s'", bad[i].text, err.message, bad[i].says);
+        }
+        ab_json_free(v);
+    }
+    {
+        yajl_val v = parse("{\"resume\":{\"offset\":-1}}");
+
+        assert_int_equal(ab_resume_state_parse(v, &offset_keys, &st, &err), AB_ERR_CONFIG);
+        assert_non_null(strstr(err.message, "\"offset\" >= 0"));
+        ab_json_free(v);
+    }
+}
+
 static void test_form_encoding(void **state)
 {
     struct ab_error err;
@@ -215,6 +356,9 @@ int main(void)
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_time_parse_forms),
         cmocka_unit_test(test_time_format_round_trip),
+        cmocka_unit_test(test_json_time),
+        cmocka_unit_test(test_resume_state),
+        cmocka_unit_test(test_resume_state_refused),
         cmocka_unit_test(test_form_encoding),
         cmocka_unit_test(test_status_mapping),
         cmocka_unit_test(test_config_with),

@@ -373,6 +373,18 @@ void ab_driver_name_sink(struct ab_driver *d)
     }
 }
 
+bool ab_driver_object_storage(const struct ab_driver *d, struct ab_objstore_cfg *cfg,
+                              const char **prefix, const char **run_name)
+{
+    if (d->dl_target.kind != AB_DL_OBJSTORE) {
+        return false;
+    }
+    *cfg = d->dl_target.store;
+    *prefix = d->dl_target.prefix ? d->dl_target.prefix : "";
+    *run_name = d->dl_run_name;
+    return true;
+}
+
 void ab_driver_describe_sink(const struct ab_driver *d, char *buf, size_t size)
 {
     const struct ab_deadletter_target *t = &d->dl_target;

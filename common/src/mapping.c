@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ab/assert.h"
 #include "ab/json.h"
 #include "ab/pager.h"
 
@@ -44,6 +45,7 @@ struct ab_mapping_xform {
     char *separator, *assign; /* "separator", "assign" of "pairs" (owned) */
     struct ab_mapping *each;  /* "each" or "fields": nested fields (owned) */
     bool object;              /* "fields": an object made of this record's fields */
+    bool dotted;              /* object made of dotted targets ("a.b"): absent when empty */
     yajl_val cache;           /* the last computed value (owned) */
     struct ab_buf buf;
 };
@@ -309,6 +311,110 @@ static enum ab_status parse_xform(struct ab_mapping_field *f, yajl_val spec, siz
     return AB_OK;
 }
 
+/* True when target a is a dotted prefix of target b ("a" of "a.b"). */
+static bool target_prefix(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+
+    return strncmp(a, b, n) == 0 && b[n] == '.';
+}
+
+/* Checks the target name to (a name, or a dotted path of names) and that no
+ * earlier target of fields (keys[0..i)) is the same or sets it too. */
+static enum ab_status check_target(yajl_val fields, size_t i, size_t idx, struct ab_error *err)
+{
+    const char *to = fields->u.object.keys[i];
+    const char *p = to;
+    size_t depth = 1;
+    size_t j;
+
+    if (!*to) {
+        return CONFIG_ERROR(err, "stream_mappings[%zu].fields: empty target field name", idx);
+    }
+    for (;; p++) {
+        if (*p == '.' && (p == to || p[1] == '.' || p[1] == '\0')) {
+            return CONFIG_ERROR(
+                err, "stream_mappings[%zu].fields.%s: empty part in the target path", idx, to);
+        }
+        if (*p == '\0') {
+            break;
+        }
+        depth += *p == '.';
+    }
+    if (depth > AB_MAPPING_TARGET_DEPTH) {
+        return CONFIG_ERROR(err,
+                            "stream_mappings[%zu].fields.%s: a target path has at most %d parts",
+                            idx, to, AB_MAPPING_TARGET_DEPTH);
+    }
+    for (j = 0; j < i; j++) {
+        const char *other = fields->u.object.keys[j];
+
+        if (strcmp(other, to) == 0) {
+            return CONFIG_ERROR(err, "stream_mappings[%zu].fields.%s: listed twice", idx, to);
+        }
+        if (target_prefix(other, to) || target_prefix(to, other)) {
+            const char *a = target_prefix(other, to) ? other : to;
+
+            return CONFIG_ERROR(err,
+                                "stream_mappings[%zu].fields: '%s' and '%s' both set '%s' (a "
+                                "target is either one value or an object of dotted targets)",
+                                idx, a, a == other ? to : other, a);
+        }
+    }
+    return AB_OK;
+}
+
+/* A new zeroed field at the end of m->fields (grown by one). */
+static struct ab_mapping_field *add_field(struct ab_mapping *m, struct ab_error *err)
+{
+    struct ab_mapping_field *f = realloc(m->fields, (m->nfields + 1) * sizeof(*f));
+
+    if (!f) {
+        (void)nomem(err);
+        return NULL;
+    }
+    m->fields = f;
+    f += m->nfields++;
+    memset(f, 0, sizeof(*f));
+    return f;
+}
+
+/* The object field of m named by to[0..len), made (with an empty nested
+ * mapping) when m has none. check_target() made sure that no plain field
+ * has that name. */
+static struct ab_mapping *dotted_parent(struct ab_mapping *m, const char *to, size_t len,
+                                        struct ab_error *err)
+{
+    struct ab_mapping_field *f;
+    struct ab_mapping_xform *x;
+    size_t i;
+
+    for (i = 0; i < m->nfields; i++) {
+        if (strncmp(m->fields[i].to, to, len) == 0 && m->fields[i].to[len] == '\0') {
+            AB_ASSERT(m->fields[i].xf && m->fields[i].xf->dotted);
+            return m->fields[i].xf->each;
+        }
+    }
+    f = add_field(m, err);
+    if (!f) {
+        return NULL;
+    }
+    f->to = strndup(to, len);
+    x = calloc(1, sizeof(*x));
+    f->xf = x;
+    if (x) {
+        ab_buf_init(&x->buf, AB_BUF_UNBOUNDED);
+        x->object = true;
+        x->dotted = true;
+        x->each = calloc(1, sizeof(*x->each));
+    }
+    if (!f->to || !x || !x->each) {
+        (void)nomem(err);
+        return NULL;
+    }
+    return x->each;
+}
+
 static enum ab_status parse_fields(struct ab_mapping *m, yajl_val fields, size_t idx,
                                    struct ab_error *err)
 {
@@ -323,24 +429,16 @@ static enum ab_status parse_fields(struct ab_mapping *m, yajl_val fields, size_t
     if (fields->u.object.len == 0) {
         return CONFIG_ERROR(err, "stream_mappings[%zu].fields: must list at least one field", idx);
     }
-    m->fields = calloc(fields->u.object.len, sizeof(*m->fields));
-    if (!m->fields) {
-        return nomem(err);
-    }
     for (i = 0; i < fields->u.object.len; i++) {
         const char *to = fields->u.object.keys[i];
         const char *from = ab_json_str(fields->u.object.values[i]);
-        struct ab_mapping_field *f = &m->fields[i];
-        enum ab_status rc;
-        size_t j;
+        const char *dot;
+        struct ab_mapping *parent = m;
+        struct ab_mapping_field *f;
+        enum ab_status rc = check_target(fields, i, idx, err);
 
-        if (!*to) {
-            return CONFIG_ERROR(err, "stream_mappings[%zu].fields: empty target field name", idx);
-        }
-        for (j = 0; j < i; j++) {
-            if (strcmp(m->fields[j].to, to) == 0) {
-                return CONFIG_ERROR(err, "stream_mappings[%zu].fields.%s: listed twice", idx, to);
-            }
+        if (rc != AB_OK) {
+            return rc;
         }
         if (!from && fields->u.object.values[i]->type != yajl_t_object) {
             return CONFIG_ERROR(err,
@@ -348,24 +446,36 @@ static enum ab_status parse_fields(struct ab_mapping *m, yajl_val fields, size_t
                                 "string or a transform object",
                                 idx, to);
         }
+        /* "a.b.c": c in the object b in the object a */
+        for (const char *p = to; (dot = strchr(p, '.')) != NULL; p = dot + 1) {
+            parent = dotted_parent(parent, p, (size_t)(dot - p), err);
+            if (!parent) {
+                return AB_ERR_NOMEM;
+            }
+        }
+        f = add_field(parent, err);
+        if (!f) {
+            return AB_ERR_NOMEM;
+        }
+        /* the whole target path while parsing, for the messages */
         f->to = strdup(to);
         if (!f->to) {
             return nomem(err);
         }
-        m->nfields = i + 1;
         if (!from) {
             rc = parse_xform(f, fields->u.object.values[i], idx, err);
-            if (rc != AB_OK) {
-                return rc;
+        } else {
+            rc = ab_path_parse(&f->from, from, err);
+            if (rc == AB_ERR_CONFIG) {
+                (void)ab_error_prefix(err, "stream_mappings[%zu].fields.%s", idx, to);
             }
-            continue;
-        }
-        rc = ab_path_parse(&f->from, from, err);
-        if (rc == AB_ERR_CONFIG) {
-            (void)ab_error_prefix(err, "stream_mappings[%zu].fields.%s", idx, to);
         }
         if (rc != AB_OK) {
             return rc;
+        }
+        dot = strrchr(f->to, '.');
+        if (dot) {
+            memmove(f->to, dot + 1, strlen(dot + 1) + 1);
         }
     }
     return AB_OK;
@@ -718,6 +828,8 @@ static yajl_val field_value(const struct ab_mapping_field *f, yajl_val data)
         ab_error_init(&err);
         ab_buf_reset(&x->buf);
         ok = ab_mapping_write(x->each, data, NULL, NULL, &x->buf, &err) == AB_OK;
+        /* an object of dotted targets none of which has a value: absent */
+        ok = ok && !(x->dotted && x->buf.len == 2);
         ab_json_free(x->cache);
         x->cache = ok ? ab_json_parse(x->buf.data, x->buf.len, &err) : NULL;
         return x->cache;
@@ -765,6 +877,25 @@ static yajl_val field_value(const struct ab_mapping_field *f, yajl_val data)
     return x->cache ? x->cache : x->dflt;
 }
 
+/* The index of the object field of m ("fields" or dotted targets) that
+ * holds the dotted name ("attributes" for "attributes.size"); m->nfields
+ * when there is none. */
+static size_t object_field(const struct ab_mapping *m, const char *name)
+{
+    const char *dot = strchr(name, '.');
+    size_t i;
+
+    for (i = 0; dot && i < m->nfields; i++) {
+        const struct ab_mapping_field *f = &m->fields[i];
+
+        if (f->xf && f->xf->object && strncmp(f->to, name, (size_t)(dot - name)) == 0 &&
+            f->to[dot - name] == '\0') {
+            return i;
+        }
+    }
+    return m->nfields;
+}
+
 yajl_val ab_mapping_get(const struct ab_mapping *m, yajl_val data, const char *field)
 {
     size_t i;
@@ -779,6 +910,10 @@ yajl_val ab_mapping_get(const struct ab_mapping *m, yajl_val data, const char *f
         if (strcmp(m->fields[i].to, field) == 0) {
             return field_value(&m->fields[i], data);
         }
+    }
+    i = object_field(m, field);
+    if (i < m->nfields) {
+        return ab_mapping_get(m->fields[i].xf->each, data, strchr(field, '.') + 1);
     }
     return NULL;
 }
@@ -821,6 +956,40 @@ static enum ab_status write_member(struct writer *w, const char *key, yajl_val v
     return ab_json_write(w->out, v, err);
 }
 
+/* The member of object field f ("fields" or dotted targets), written
+ * straight into w->out (its byte limit holds); an object of dotted targets
+ * none of which has a value is left out. */
+static enum ab_status write_object_member(struct writer *w, const struct ab_mapping_field *f,
+                                          yajl_val data, struct ab_error *err)
+{
+    size_t mark = w->out->len;
+    size_t value_at;
+    enum ab_status rc = AB_OK;
+
+    if (w->nmembers) {
+        rc = ab_buf_addc(w->out, ',', err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_json_write_cstr(w->out, f->to, err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(w->out, ':', err);
+    }
+    value_at = w->out->len;
+    if (rc == AB_OK) {
+        rc = ab_mapping_write(f->xf->each, data, NULL, NULL, w->out, err);
+    }
+    if (rc != AB_OK || (f->xf->dotted && w->out->len - value_at == 2)) {
+        ab_buf_truncate(w->out, mark);
+        return rc;
+    }
+    w->nmembers++;
+    if (w->extra_key && !w->extra_done && strcmp(f->to, w->extra_key) == 0) {
+        w->extra_done = true; /* an object, not null: kept */
+    }
+    return AB_OK;
+}
+
 enum ab_status ab_mapping_write(const struct ab_mapping *m, yajl_val data, const char *extra_key,
                                 const char *extra_val, struct ab_buf *out, struct ab_error *err)
 {
@@ -847,10 +1016,16 @@ enum ab_status ab_mapping_write(const struct ab_mapping *m, yajl_val data, const
         }
     } else {
         for (i = 0; rc == AB_OK && i < m->nfields; i++) {
-            yajl_val v = field_value(&m->fields[i], data);
+            const struct ab_mapping_field *f = &m->fields[i];
+            yajl_val v;
 
+            if (f->xf && f->xf->object) {
+                rc = write_object_member(&w, f, data, err);
+                continue;
+            }
+            v = field_value(f, data);
             if (v) {
-                rc = write_member(&w, m->fields[i].to, v, err);
+                rc = write_member(&w, f->to, v, err);
             }
         }
     }
@@ -885,7 +1060,8 @@ static bool source_of(const struct ab_mapping *m, const char *name, char *buf, s
             return true;
         }
     }
-    return false;
+    i = object_field(m, name);
+    return i < m->nfields && source_of(m->fields[i].xf->each, strchr(name, '.') + 1, buf, size);
 }
 
 enum ab_status ab_mapping_annotate_errors(const struct ab_mapping *m, const char *errors_json,

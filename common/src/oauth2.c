@@ -25,7 +25,8 @@
 struct ab_oauth2 {
     struct ab_driver *d;
     struct ab_http *h;
-    char *token_url, *client_id, *client_secret, *username, *password, *scope, *extra_header;
+    char *token_url, *client_id, *client_secret, *username, *password, *scope, *extra_header,
+        *refusal_hint;
     enum ab_oauth2_grant grant;
     enum ab_oauth2_client_auth client_auth;
     double fraction;
@@ -95,6 +96,7 @@ void ab_oauth2_free(struct ab_oauth2 *a)
     free_str(a->password);
     free_str(a->scope);
     free_str(a->extra_header);
+    free_str(a->refusal_hint);
     free_token(a->access);
     free_token(a->refresh);
     free_token(a->prev_access);
@@ -130,6 +132,7 @@ struct ab_oauth2 *ab_oauth2_new(const struct ab_oauth2_opts *o, const struct ab_
     a->password = dup_or_null(o->password, &oom);
     a->scope = dup_or_null(o->scope, &oom);
     a->extra_header = dup_or_null(o->extra_header, &oom);
+    a->refusal_hint = dup_or_null(o->refusal_hint, &oom);
     a->given_refresh = dup_or_null(o->refresh_token, &oom);
     a->access = calloc(1, TOKEN_MAX);
     a->refresh = calloc(1, TOKEN_MAX);
@@ -264,8 +267,9 @@ static enum ab_status token_error(struct ab_oauth2 *a, int status, yajl_val body
                                 "it expired or was replaced; authorize the app again");
         }
         return ab_error_set(err, AB_ERR_CONFIG,
-                            "the token endpoint '%s' refused the credentials (HTTP %d%s%s)",
-                            a->token_url, status, *code ? ", " : "", code);
+                            "the token endpoint '%s' refused the credentials (HTTP %d%s%s)%s%s",
+                            a->token_url, status, *code ? ", " : "", code,
+                            a->refusal_hint ? "; " : "", a->refusal_hint ? a->refusal_hint : "");
     }
     if (status == 404) {
         return ab_error_set(err, AB_ERR_CONFIG, "no token endpoint at '%s' (HTTP 404)",

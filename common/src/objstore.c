@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
@@ -18,6 +20,7 @@
 #define OS_CONNECT_TIMEOUT_MS 10000L
 #define OS_REQUEST_TIMEOUT_MS 120000L
 #define OS_ANSWER_MAX         ((size_t)64 * 1024)
+#define OS_LIST_MAX           ((size_t)4 * 1024 * 1024) /* a page of 1000 keys */
 
 struct ab_objstore {
     CURL *curl;
@@ -28,6 +31,9 @@ struct ab_objstore {
     char *ca_path;
     struct ab_buf url;
     struct ab_buf answer;
+    FILE *sink;        /* a GET's body goes here (ab_objstore_get_file()) */
+    bool sink_failed;  /* writing to it failed */
+    size_t answer_max; /* what on_answer keeps of an answer */
 };
 
 void ab_objstore_free(struct ab_objstore *os)
@@ -70,7 +76,8 @@ struct ab_objstore *ab_objstore_new(const struct ab_objstore_cfg *cfg, struct ab
         return NULL;
     }
     ab_buf_init(&os->url, 16384);
-    ab_buf_init(&os->answer, OS_ANSWER_MAX);
+    ab_buf_init(&os->answer, OS_LIST_MAX);
+    os->answer_max = OS_ANSWER_MAX / 2;
     os->endpoint = strdup(cfg->endpoint);
     os->bucket = strdup(cfg->bucket);
     os->sigv4 = malloc(strlen(cfg->region) + 16);
@@ -95,13 +102,25 @@ struct ab_objstore *ab_objstore_new(const struct ab_objstore_cfg *cfg, struct ab
 
 static size_t on_answer(char *p, size_t size, size_t nmemb, void *arg)
 {
-    struct ab_buf *b = arg;
+    struct ab_objstore *os = arg;
+    struct ab_buf *b = &os->answer;
     size_t n = size * nmemb;
     struct ab_error ignored;
+    long status = 0;
 
-    /* keep what fits: only an error's Code and Message are read */
-    if (b->len < OS_ANSWER_MAX / 2) {
-        size_t take = n < OS_ANSWER_MAX / 2 - b->len ? n : OS_ANSWER_MAX / 2 - b->len;
+    if (os->sink) {
+        (void)curl_easy_getinfo(os->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && status < 300) {
+            if (fwrite(p, 1, n, os->sink) != n) {
+                os->sink_failed = true;
+                return 0;
+            }
+            return n;
+        }
+    }
+    /* keep what fits: an error's Code and Message, or a listing's page */
+    if (b->len < os->answer_max) {
+        size_t take = n < os->answer_max - b->len ? n : os->answer_max - b->len;
 
         ab_error_init(&ignored);
         (void)ab_buf_add(b, p, take, &ignored);
@@ -149,24 +168,40 @@ static bool key_byte_plain(unsigned char c)
            c == '_' || c == '~' || c == '-' || c == '/';
 }
 
-static enum ab_status build_url(struct ab_objstore *os, const char *key, struct ab_error *err)
+/* Appends s percent-encoded; '/' is kept when slash. */
+static enum ab_status add_encoded(struct ab_buf *b, const char *s, bool slash, struct ab_error *err)
 {
-    enum ab_status rc;
+    enum ab_status rc = AB_OK;
     const unsigned char *k;
 
+    for (k = (const unsigned char *)s; rc == AB_OK && *k; k++) {
+        rc = key_byte_plain(*k) && (slash || *k != '/') ? ab_buf_addc(b, (char)*k, err)
+                                                        : ab_buf_printf(b, err, "%%%02X", *k);
+    }
+    return rc;
+}
+
+/* key NULL: the bucket itself, query (already encoded, sorted) appended. */
+static enum ab_status build_url(struct ab_objstore *os, const char *key, const char *query,
+                                struct ab_error *err)
+{
+    enum ab_status rc;
+
     ab_buf_reset(&os->url);
-    rc = ab_buf_printf(&os->url, err, "%s/%s/", os->endpoint, os->bucket);
-    for (k = (const unsigned char *)key; rc == AB_OK && *k; k++) {
-        rc = key_byte_plain(*k) ? ab_buf_addc(&os->url, (char)*k, err)
-                                : ab_buf_printf(&os->url, err, "%%%02X", *k);
+    rc = ab_buf_printf(&os->url, err, "%s/%s%s", os->endpoint, os->bucket, key ? "/" : "");
+    if (rc == AB_OK && key) {
+        rc = add_encoded(&os->url, key, true, err);
+    }
+    if (rc == AB_OK && query) {
+        rc = ab_buf_printf(&os->url, err, "?%s", query);
     }
     return rc;
 }
 
 /* One signed request; retried on connection failures and 5xx. */
 static enum ab_status request(struct ab_objstore *os, const char *method, const char *key,
-                              const void *data, size_t len, const char *content_type,
-                              struct ab_error *err)
+                              const char *query, const void *data, size_t len,
+                              const char *content_type, struct ab_error *err)
 {
     struct curl_slist *hdrs = NULL;
     struct curl_slist *h;
@@ -175,7 +210,8 @@ static enum ab_status request(struct ab_objstore *os, const char *method, const 
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     unsigned int i;
-    enum ab_status rc = build_url(os, key, err);
+    enum ab_status rc = build_url(os, key, query, err);
+    const char *what = key ? key : "";
     long status = 0;
     int attempt;
 
@@ -208,6 +244,16 @@ static enum ab_status request(struct ab_objstore *os, const char *method, const 
 
         curl_easy_reset(c);
         ab_buf_reset(&os->answer);
+        if (os->sink) {
+            /* a retried GET starts its file again */
+            os->sink_failed = fflush(os->sink) != 0 || ftruncate(fileno(os->sink), 0) != 0;
+            rewind(os->sink);
+            if (os->sink_failed) {
+                rc = ab_error_set(err, AB_ERR_IO, "object storage: cannot write GET %s to a file",
+                                  what);
+                break;
+            }
+        }
         (void)curl_easy_setopt(c, CURLOPT_URL, os->url.data);
         (void)curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
         if (strcmp(method, "PUT") == 0) {
@@ -221,15 +267,20 @@ static enum ab_status request(struct ab_objstore *os, const char *method, const 
         (void)curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, OS_CONNECT_TIMEOUT_MS);
         (void)curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, OS_REQUEST_TIMEOUT_MS);
         (void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_answer);
-        (void)curl_easy_setopt(c, CURLOPT_WRITEDATA, &os->answer);
+        (void)curl_easy_setopt(c, CURLOPT_WRITEDATA, os);
         (void)curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
         if (os->ca_path) {
             (void)curl_easy_setopt(c, CURLOPT_CAINFO, os->ca_path);
         }
         cc = curl_easy_perform(c);
+        if (os->sink_failed) {
+            rc =
+                ab_error_set(err, AB_ERR_IO, "object storage: cannot write GET %s to a file", what);
+            break;
+        }
         if (cc != CURLE_OK) {
             rc = ab_error_set(err, AB_ERR_TRANSIENT, "object storage: %s %s/%s/%s failed: %s",
-                              method, os->endpoint, os->bucket, key, curl_easy_strerror(cc));
+                              method, os->endpoint, os->bucket, what, curl_easy_strerror(cc));
         } else {
             (void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
             if ((status >= 200 && status < 300) ||
@@ -241,7 +292,7 @@ static enum ab_status request(struct ab_objstore *os, const char *method, const 
             xml_member(&os->answer, "Message", msg, sizeof(msg));
             rc = ab_error_set(
                 err, status >= 500 || status == 429 ? AB_ERR_TRANSIENT : AB_ERR_CONFIG,
-                "object storage refused %s s3://%s/%s: HTTP %ld %s%s%s", method, os->bucket, key,
+                "object storage refused %s s3://%s/%s: HTTP %ld %s%s%s", method, os->bucket, what,
                 status, code[0] ? code : "(no code)", msg[0] ? ": " : "", msg);
             if (rc == AB_ERR_CONFIG) {
                 break;
@@ -262,11 +313,196 @@ enum ab_status ab_objstore_put(struct ab_objstore *os, const char *key, const vo
                                size_t len, const char *content_type, struct ab_error *err)
 {
     AB_ASSERT(os && key);
-    return request(os, "PUT", key, data, len, content_type, err);
+    return request(os, "PUT", key, NULL, data, len, content_type, err);
 }
 
 enum ab_status ab_objstore_delete(struct ab_objstore *os, const char *key, struct ab_error *err)
 {
     AB_ASSERT(os && key);
-    return request(os, "DELETE", key, NULL, 0, NULL, err);
+    return request(os, "DELETE", key, NULL, NULL, 0, NULL, err);
+}
+
+enum ab_status ab_objstore_get_file(struct ab_objstore *os, const char *key, FILE *fp,
+                                    struct ab_error *err)
+{
+    enum ab_status rc;
+
+    AB_ASSERT(os && key && fp);
+    os->sink = fp;
+    os->sink_failed = false;
+    rc = request(os, "GET", key, NULL, NULL, 0, NULL, err);
+    os->sink = NULL;
+    if (rc == AB_OK && fflush(fp) != 0) {
+        rc = ab_error_set(err, AB_ERR_IO, "object storage: cannot write GET %s to a file", key);
+    }
+    return rc;
+}
+
+/* Decodes the XML entities S3 writes (&amp; &lt; &gt; &quot; &apos; &#N;)
+ * of doc[a..z) into out. */
+static enum ab_status xml_text(const char *a, const char *z, struct ab_buf *out,
+                               struct ab_error *err)
+{
+    static const struct {
+        const char *name;
+        char ch;
+    } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+    enum ab_status rc = AB_OK;
+
+    ab_buf_reset(out);
+    while (a < z && rc == AB_OK) {
+        size_t i;
+        bool done = false;
+
+        if (*a != '&') {
+            rc = ab_buf_addc(out, *a++, err);
+            continue;
+        }
+        for (i = 0; i < sizeof(ents) / sizeof(ents[0]); i++) {
+            size_t n = strlen(ents[i].name);
+
+            if ((size_t)(z - a) >= n && memcmp(a, ents[i].name, n) == 0) {
+                rc = ab_buf_addc(out, ents[i].ch, err);
+                a += n;
+                done = true;
+                break;
+            }
+        }
+        if (!done && z - a > 3 && a[1] == '#') {
+            char *end = NULL;
+            long v = a[2] == 'x' ? strtol(a + 3, &end, 16) : strtol(a + 2, &end, 10);
+
+            if (end && end < z && *end == ';' && v > 0 && v < 128) {
+                rc = ab_buf_addc(out, (char)v, err);
+                a = end + 1;
+                done = true;
+            }
+        }
+        if (!done) {
+            rc = ab_buf_addc(out, *a++, err);
+        }
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(out, '\0', err);
+        out->len--;
+    }
+    return rc;
+}
+
+/* The next <tag>text</tag> at or after *pos within [*pos, end), or NULL. */
+static const char *xml_next(const char **pos, const char *end, const char *tag,
+                            const char **text_end)
+{
+    char open[48];
+    char close[48];
+    const char *a;
+    const char *z;
+
+    (void)snprintf(open, sizeof(open), "<%s>", tag);
+    (void)snprintf(close, sizeof(close), "</%s>", tag);
+    a = strstr(*pos, open);
+    if (!a || a >= end) {
+        return NULL;
+    }
+    a += strlen(open);
+    z = strstr(a, close);
+    if (!z || z > end) {
+        return NULL;
+    }
+    *text_end = z;
+    *pos = z + strlen(close);
+    return a;
+}
+
+enum ab_status ab_objstore_list(struct ab_objstore *os, const char *prefix, ab_objstore_list_fn fn,
+                                void *arg, struct ab_error *err)
+{
+    struct ab_buf query;
+    struct ab_buf token;
+    struct ab_buf name;
+    enum ab_status rc = AB_OK;
+    bool more = true;
+
+    AB_ASSERT(os && prefix && fn);
+    ab_buf_init(&query, AB_BUF_UNBOUNDED);
+    ab_buf_init(&token, AB_BUF_UNBOUNDED);
+    ab_buf_init(&name, AB_BUF_UNBOUNDED);
+    os->answer_max = OS_LIST_MAX - 1;
+    while (rc == AB_OK && more) {
+        const char *doc;
+        const char *end;
+        const char *pos;
+        const char *a;
+        const char *z = NULL;
+
+        /* the query's parameters sorted by name, as SigV4 signs them */
+        ab_buf_reset(&query);
+        rc = token.len ? ab_buf_adds(&query, "continuation-token=", err) : AB_OK;
+        if (rc == AB_OK && token.len) {
+            rc = add_encoded(&query, token.data, false, err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_buf_printf(&query, err,
+                               "%slist-type=2&max-keys=1000&prefix=", token.len ? "&" : "");
+        }
+        if (rc == AB_OK) {
+            rc = add_encoded(&query, prefix, false, err);
+        }
+        if (rc == AB_OK) {
+            rc = request(os, "GET", NULL, query.data, NULL, 0, NULL, err);
+        }
+        if (rc != AB_OK) {
+            break;
+        }
+        if (os->answer.len >= OS_LIST_MAX - 1) {
+            rc = ab_error_set(err, AB_ERR_PROTOCOL,
+                              "object storage answered a listing of s3://%s/%s with a page "
+                              "over %zu bytes",
+                              os->bucket, prefix, OS_LIST_MAX - 1);
+            break;
+        }
+        rc = ab_buf_addc(&os->answer, '\0', err);
+        if (rc != AB_OK) {
+            break;
+        }
+        doc = os->answer.data;
+        end = doc + os->answer.len - 1;
+        if (!strstr(doc, "<ListBucketResult")) {
+            rc = ab_error_set(err, AB_ERR_PROTOCOL,
+                              "object storage answered a listing of s3://%s/%s without a "
+                              "ListBucketResult (no ListObjectsV2 support?)",
+                              os->bucket, prefix);
+            break;
+        }
+        pos = doc;
+        while (rc == AB_OK && (a = xml_next(&pos, end, "Key", &z)) != NULL) {
+            rc = xml_text(a, z, &name, err);
+            if (rc == AB_OK) {
+                rc = fn(arg, name.data, err);
+            }
+        }
+        if (rc != AB_OK) {
+            break;
+        }
+        pos = doc;
+        a = xml_next(&pos, end, "IsTruncated", &z);
+        more = a && z - a == 4 && memcmp(a, "true", 4) == 0;
+        pos = doc;
+        a = more ? xml_next(&pos, end, "NextContinuationToken", &z) : NULL;
+        if (more && !a) {
+            rc = ab_error_set(err, AB_ERR_PROTOCOL,
+                              "object storage answered a truncated listing of s3://%s/%s "
+                              "without a NextContinuationToken",
+                              os->bucket, prefix);
+            break;
+        }
+        if (more) {
+            rc = xml_text(a, z, &token, err);
+        }
+    }
+    os->answer_max = OS_ANSWER_MAX / 2;
+    ab_buf_release(&query);
+    ab_buf_release(&token);
+    ab_buf_release(&name);
+    return rc;
 }

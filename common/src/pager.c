@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ab/assert.h"
+#include "ab/json.h"
 
 void ab_pager_init(struct ab_pager *p, enum ab_page_style style, int64_t first_page, int64_t limit)
 {
@@ -227,6 +228,114 @@ enum ab_status ab_time_format(int64_t epoch_s, int utc_offset_min, const char *f
             rc = ab_buf_addc(out, *f, err);
             break;
         }
+    }
+    return rc;
+}
+
+enum ab_status ab_json_time(yajl_val v, const char *what, int64_t *epoch_s, struct ab_error *err)
+{
+    const char *s = ab_json_str(v);
+
+    if (!s || ab_time_parse(s, 0, epoch_s, err) != AB_OK) {
+        return ab_error_set(err, AB_ERR_CONFIG, "\"%s\" must be a date-time text (UTC ISO 8601)",
+                            what);
+    }
+    return AB_OK;
+}
+
+enum ab_status ab_resume_state_parse(yajl_val v, const struct ab_resume_keys *keys,
+                                     struct ab_resume_state *st, struct ab_error *err)
+{
+    yajl_val c, r, s;
+    char what[64];
+
+    AB_ASSERT(keys && keys->from && keys->at);
+    st->cursor = st->from = st->end = -1;
+    st->resume = false;
+    st->at = keys->at_min;
+    if (!v) {
+        return AB_OK;
+    }
+    if (!YAJL_IS_OBJECT(v)) {
+        return ab_error_set(err, AB_ERR_CONFIG, "the state must be an object");
+    }
+    c = ab_json_get(v, "cursor");
+    if (c && ab_json_time(c, "cursor", &st->cursor, err) != AB_OK) {
+        return err->code;
+    }
+    r = ab_json_get(v, "resume");
+    if (!r) {
+        return AB_OK;
+    }
+    if (!YAJL_IS_OBJECT(r) || !ab_json_int(ab_json_get(r, keys->at), &st->at) ||
+        st->at < keys->at_min) {
+        return ab_error_set(err, AB_ERR_CONFIG,
+                            "\"resume\" must be an object with a \"%s\" >= %lld", keys->at,
+                            (long long)keys->at_min);
+    }
+    st->resume = true;
+    s = ab_json_get(r, keys->from);
+    (void)snprintf(what, sizeof(what), "resume.%s", keys->from);
+    if (s && !ab_json_is_null(s) && ab_json_time(s, what, &st->from, err) != AB_OK) {
+        return err->code;
+    }
+    s = ab_json_get(r, "end");
+    if (s && ab_json_time(s, "resume.end", &st->end, err) != AB_OK) {
+        return err->code;
+    }
+    if (st->from >= 0 && st->end < 0) {
+        return ab_error_set(err, AB_ERR_CONFIG, "\"resume\" has a \"%s\" and no \"end\"",
+                            keys->from);
+    }
+    return AB_OK;
+}
+
+/* "key":"T" (null when t < 0). */
+static enum ab_status put_time(struct ab_buf *out, const char *key, int64_t t, struct ab_error *err)
+{
+    enum ab_status rc = ab_buf_printf(out, err, "\"%s\":", key);
+
+    if (rc == AB_OK && t < 0) {
+        return ab_buf_adds(out, "null", err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_time_format(t, 0, "\"%Y-%m-%dT%H:%M:%SZ\"", out, err);
+    }
+    return rc;
+}
+
+enum ab_status ab_resume_state_write(const struct ab_resume_state *st,
+                                     const struct ab_resume_keys *keys, struct ab_buf *out,
+                                     struct ab_error *err)
+{
+    enum ab_status rc = ab_buf_addc(out, '{', err);
+
+    if (rc == AB_OK && st->cursor >= 0) {
+        rc = put_time(out, "cursor", st->cursor, err);
+        if (rc == AB_OK && st->resume) {
+            rc = ab_buf_addc(out, ',', err);
+        }
+    }
+    if (rc == AB_OK && st->resume) {
+        rc = ab_buf_adds(out, "\"resume\":{", err);
+        if (rc == AB_OK && st->end >= 0) {
+            rc = put_time(out, keys->from, st->from, err);
+            if (rc == AB_OK) {
+                rc = ab_buf_addc(out, ',', err);
+            }
+            if (rc == AB_OK) {
+                rc = put_time(out, "end", st->end, err);
+            }
+            if (rc == AB_OK) {
+                rc = ab_buf_addc(out, ',', err);
+            }
+        }
+        if (rc == AB_OK) {
+            rc = ab_buf_printf(out, err, "\"%s\":%lld}", keys->at, (long long)st->at);
+        }
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_addc(out, '}', err);
     }
     return rc;
 }

@@ -283,6 +283,9 @@ static enum ab_status apply_results(struct crm_dest *c, struct crm_batch *b,
         rc = record_result(c, b, i, results->u.array.values[i], earlier_run, err);
     }
     if (rc == AB_OK) {
+        rc = crm_refresh_committed(c, b, results, err); /* before the unit is done */
+    }
+    if (rc == AB_OK) {
         ab_driver_add_committed(c->d,
                                 b->n - (c->results[b->obj][CRM_R_REJECTED] - rejected_before));
         if (b->replayed) {

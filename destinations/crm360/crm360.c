@@ -160,7 +160,7 @@ static bool crm_busy(const void *self)
 {
     const struct crm_dest *c = self;
 
-    return c->queued + c->in_flight >= c->max_in_flight + CRM_QUEUED_MAX;
+    return c->queued + c->in_flight >= c->max_in_flight + CRM_QUEUED_MAX || crm_restale_backlog(c);
 }
 
 static enum ab_status crm_flush(void *self, bool final, struct ab_error *err)

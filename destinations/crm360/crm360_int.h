@@ -88,12 +88,15 @@ struct crm_batch {
 struct crm_gen {
     char tag[64];      /* "ab-gen:<stream hash>:<generation_id>"; "": customers not tagged */
     size_t prefix_len; /* of "ab-gen:<stream hash>:" */
-    bool truncating; /* a customers upsert stream with minimum_generation_id == generation_id > 0 */
-    bool sweeping;   /* its earlier generations are being removed */
+    bool truncating;   /* an upsert stream with minimum_generation_id == generation_id > 0 */
+    bool ledger;       /* an orders upsert stream whose keys go in the refresh ledger */
+    bool sweeping;     /* its earlier generations are being removed */
     enum ab_stream_status status; /* the last STREAM_STATUS */
 };
 
 struct crm_sweep;
+struct crm_ledger;
+struct crm_restale;
 
 struct crm_dest {
     struct ab_driver *d;
@@ -142,6 +145,8 @@ struct crm_dest {
     size_t refreshing;    /* truncating customers streams */
     bool final;           /* the final flush was asked for */
     struct crm_sweep *sweep;
+    struct crm_ledger *ledger;   /* NULL: no orders stream records keys (ledger.c) */
+    struct crm_restale *restale; /* stale customers being tagged again (restale.c) */
     struct ab_buf tagged;
     struct ab_json_arena *tag_arena; /* a built record is parsed here to be tagged */
 };
@@ -200,6 +205,52 @@ void crm_refresh_maybe_start(struct crm_dest *c);
 bool crm_refresh_busy(const struct crm_dest *c);
 void crm_refresh_summary(struct crm_dest *c, struct ab_emitter *em);
 void crm_refresh_free(struct crm_dest *c);
+/* What a 200-answered batch committed (results: its answer's array), before
+ * its unit is done: orders keys into the ledger, stale customers of a
+ * truncating stream to be tagged again. */
+enum ab_status crm_refresh_committed(struct crm_dest *c, const struct crm_batch *b,
+                                     yajl_val results, struct ab_error *err);
+/* Writes a tag list: the strings of tags (NULL: none) that are not of g's
+ * stream, then g's tag. */
+enum ab_status crm_write_tags(struct ab_buf *out, yajl_val tags, const struct crm_gen *g,
+                              struct ab_error *err);
+/* Appends s to url (of size bytes), percent-encoded; false when too long. */
+bool crm_url_add_encoded(char *url, size_t size, const char *s);
+/* 12 hex digits of the SHA-256 of the stream's namespace and name. */
+void crm_stream_hash(const struct ab_stream *s, char out[13]);
+/* The end of the removal (ok: finished), or a failure of one of its
+ * requests (what: the request, for the error). */
+void crm_refresh_sweep_done(struct crm_dest *c, bool ok);
+void crm_refresh_sweep_fail(struct crm_dest *c, const char *what, const struct ab_http_resp *resp);
+
+/* ledger.c: the refresh ledger of orders in object storage.
+ * crm_ledger_init() (from crm_refresh_init()) opens it when an orders
+ * stream has a generation and S3 storage is configured, and refuses a
+ * truncating orders stream without it (AB_ERR_CONFIG); crm_ledger_batch()
+ * puts the keys a 200-answered orders batch committed (results: its answer's
+ * array) before its unit is done; crm_ledger_sweep() removes the orders of
+ * earlier generations of the sweeping orders streams, then calls
+ * crm_refresh_sweep_done(). */
+enum ab_status crm_ledger_init(struct crm_dest *c, struct ab_error *err);
+enum ab_status crm_ledger_batch(struct crm_dest *c, const struct crm_batch *b, yajl_val results,
+                                struct ab_error *err);
+bool crm_ledger_sweeps(const struct crm_dest *c);
+void crm_ledger_sweep(struct crm_dest *c);
+void crm_ledger_summary(struct crm_dest *c, struct ab_emitter *em);
+void crm_ledger_free(struct crm_dest *c);
+
+/* restale.c: a customer of a truncating stream answered `stale` keeps the
+ * tags of its stored (newer) version, maybe an earlier generation's; it is
+ * read back and written again, same updated_at, with the stream's current
+ * tag. crm_restale_batch() holds the records' states in a unit of their own
+ * until that is done; crm_restale_pending() while any is left;
+ * crm_restale_backlog() when reading should wait for it. */
+enum ab_status crm_restale_batch(struct crm_dest *c, const struct crm_batch *b, yajl_val results,
+                                 struct ab_error *err);
+bool crm_restale_pending(const struct crm_dest *c);
+bool crm_restale_backlog(const struct crm_dest *c);
+void crm_restale_summary(struct crm_dest *c, struct ab_emitter *em);
+void crm_restale_free(struct crm_dest *c);
 
 /* check.c */
 enum ab_status crm_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err);

@@ -47,7 +47,7 @@ struct crm_sweep {
     uint64_t requests;
 };
 
-static void stream_hash(const struct ab_stream *s, char out[13])
+void crm_stream_hash(const struct ab_stream *s, char out[13])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -87,7 +87,7 @@ enum ab_status crm_refresh_init(struct crm_dest *c, struct ab_error *err)
         char h[13];
 
         if (c->stream_obj[i] == CRM_CUSTOMERS && s->generation_id >= 0) {
-            stream_hash(s, h);
+            crm_stream_hash(s, h);
             (void)snprintf(g->tag, sizeof(g->tag), TAG_PREFIX "%s:%lld", h,
                            (long long)s->generation_id);
             g->prefix_len = strlen(TAG_PREFIX) + 12 + 1;
@@ -95,16 +95,19 @@ enum ab_status crm_refresh_init(struct crm_dest *c, struct ab_error *err)
         if (!truncating) {
             continue;
         }
-        if (c->stream_obj[i] == CRM_ORDERS) {
+        if (c->stream_op[i] == CRM_DELETE) {
             AB_WARN(c->em,
                     "stream '%s': generation %lld asks to remove what earlier generations "
-                    "loaded; orders keep no generation in CRM360 (no free-form field), so "
-                    "destination-crm360 loads it but removes no order of earlier generations",
+                    "loaded; a soft_delete stream loads no record, so nothing is removed",
                     s->name, (long long)s->generation_id);
-        } else if (c->stream_op[i] == CRM_DELETE) {
-            AB_WARN(c->em,
-                    "stream '%s': generation %lld asks to remove what earlier generations "
-                    "loaded; a soft_delete stream loads no customer, so nothing is removed",
+        } else if (c->stream_obj[i] == CRM_ORDERS) {
+            g->truncating = true;
+            c->refreshing++;
+            AB_INFO(c->em,
+                    "stream '%s': generation %lld removes what earlier generations loaded: "
+                    "every committed batch records its order keys in the refresh ledger (object "
+                    "storage); once the stream is COMPLETE and committed, the orders earlier "
+                    "generations recorded and this one did not load are deleted",
                     s->name, (long long)s->generation_id);
         } else {
             g->truncating = true;
@@ -116,7 +119,7 @@ enum ab_status crm_refresh_init(struct crm_dest *c, struct ab_error *err)
                     s->name, (long long)s->generation_id);
         }
     }
-    return AB_OK;
+    return crm_ledger_init(c, err);
 }
 
 void crm_refresh_status(struct crm_dest *c, size_t stream, enum ab_stream_status status)
@@ -132,8 +135,8 @@ void crm_refresh_status(struct crm_dest *c, size_t stream, enum ab_stream_status
 
 /* Writes a tag list: the strings of tags (NULL: none) that are not of the
  * stream's generations, then the stream's tag. */
-static enum ab_status write_tags(struct ab_buf *out, yajl_val tags, const struct crm_gen *g,
-                                 struct ab_error *err)
+enum ab_status crm_write_tags(struct ab_buf *out, yajl_val tags, const struct crm_gen *g,
+                              struct ab_error *err)
 {
     enum ab_status rc = ab_buf_addc(out, '[', err);
     bool first = true;
@@ -280,7 +283,7 @@ enum ab_status crm_tag_record_at(struct crm_dest *c, size_t stream, struct ab_bu
             ab_buf_truncate(rec, was - 1);
             rc = ab_buf_adds(rec, empty ? "\"tags\":" : ",\"tags\":", err);
             if (rc == AB_OK) {
-                rc = write_tags(rec, NULL, g, err);
+                rc = crm_write_tags(rec, NULL, g, err);
             }
             if (rc == AB_OK) {
                 rc = ab_buf_addc(rec, '}', err);
@@ -304,7 +307,7 @@ enum ab_status crm_tag_record_at(struct crm_dest *c, size_t stream, struct ab_bu
             }
             rc = ab_buf_add(&c->tagged, rec->data, off, err);
             if (rc == AB_OK) {
-                rc = write_tags(&c->tagged, t, g, err);
+                rc = crm_write_tags(&c->tagged, t, g, err);
             }
             if (rc == AB_OK) {
                 rc = ab_buf_add(&c->tagged, rec->data + off + len, rec->len - off - len, err);
@@ -332,7 +335,7 @@ enum ab_status crm_tag_record_at(struct crm_dest *c, size_t stream, struct ab_bu
                 rc = ab_buf_adds(&c->tagged, v->u.object.len ? ",\"tags\":" : "\"tags\":", err);
             }
             if (rc == AB_OK) {
-                rc = write_tags(&c->tagged, NULL, g, err);
+                rc = crm_write_tags(&c->tagged, NULL, g, err);
             }
             if (rc == AB_OK) {
                 rc = ab_buf_addc(&c->tagged, '}', err);
@@ -343,7 +346,7 @@ enum ab_status crm_tag_record_at(struct crm_dest *c, size_t stream, struct ab_bu
             ab_json_arena_span(c->tag_arena, tags, &off, &len, &compact)) {
             rc = ab_buf_add(&c->tagged, rec->data, off, err);
             if (rc == AB_OK) {
-                rc = write_tags(&c->tagged, tags, g, err);
+                rc = crm_write_tags(&c->tagged, tags, g, err);
             }
             if (rc == AB_OK) {
                 rc = ab_buf_add(&c->tagged, rec->data + off + len, rec->len - off - len, err);
@@ -369,14 +372,14 @@ enum ab_status crm_tag_record_at(struct crm_dest *c, size_t stream, struct ab_bu
             rc = ab_buf_addc(&c->tagged, ':', err);
         }
         if (rc == AB_OK) {
-            rc = tags ? write_tags(&c->tagged, m, g, err) : ab_json_write(&c->tagged, m, err);
+            rc = tags ? crm_write_tags(&c->tagged, m, g, err) : ab_json_write(&c->tagged, m, err);
         }
         tagged = tagged || is_tags;
     }
     if (rc == AB_OK && !tagged) {
         rc = ab_buf_adds(&c->tagged, v->u.object.len ? ",\"tags\":" : "\"tags\":", err);
         if (rc == AB_OK) {
-            rc = write_tags(&c->tagged, NULL, g, err);
+            rc = crm_write_tags(&c->tagged, NULL, g, err);
         }
     }
     if (rc == AB_OK) {
@@ -397,7 +400,7 @@ done:
 static void sweep_list(struct crm_dest *c);
 static void sweep_next(struct crm_dest *c);
 
-static void sweep_fail(struct crm_dest *c, const char *what, const struct ab_http_resp *resp)
+void crm_refresh_sweep_fail(struct crm_dest *c, const char *what, const struct ab_http_resp *resp)
 {
     struct ab_error err;
     struct ab_error perr;
@@ -460,7 +463,7 @@ static long stale_generation(const struct crm_dest *c, yajl_val rec)
             char *end = NULL;
             long long gen;
 
-            if (!g->sweeping || strncmp(t->u.string, g->tag, g->prefix_len) != 0) {
+            if (!g->sweeping || !g->tag[0] || strncmp(t->u.string, g->tag, g->prefix_len) != 0) {
                 continue;
             }
             gen = strtoll(t->u.string + g->prefix_len, &end, 10);
@@ -484,7 +487,7 @@ static void on_delete_done(void *arg, const struct ab_http_resp *resp)
 
     ab_error_init(&err);
     if (resp->status != 200) {
-        sweep_fail(c, "deleting customers of earlier generations", resp);
+        crm_refresh_sweep_fail(c, "deleting customers of earlier generations", resp);
         return;
     }
     root = ab_json_parse(resp->body, resp->body_len, &err);
@@ -617,8 +620,13 @@ static void sweep_next(struct crm_dest *c)
         sweep_list(c);
         return;
     }
-    w->active = false;
-    w->done = true;
+    crm_ledger_sweep(c); /* then the orders */
+}
+
+void crm_refresh_sweep_done(struct crm_dest *c, bool ok)
+{
+    c->sweep->active = false;
+    c->sweep->done = ok;
 }
 
 static void on_list_done(void *arg, const struct ab_http_resp *resp)
@@ -631,7 +639,7 @@ static void on_list_done(void *arg, const struct ab_http_resp *resp)
 
     ab_error_init(&err);
     if (resp->status != 200) {
-        sweep_fail(c, "listing customers (GET /v1/customers)", resp);
+        crm_refresh_sweep_fail(c, "listing customers (GET /v1/customers)", resp);
         return;
     }
     w->page = ab_json_parse(resp->body, resp->body_len, &err);
@@ -660,7 +668,7 @@ static void on_list_done(void *arg, const struct ab_http_resp *resp)
 }
 
 /* Appends s to url, percent-encoded (RFC 3986 unreserved kept). */
-static bool url_add_encoded(char *url, size_t size, const char *s)
+bool crm_url_add_encoded(char *url, size_t size, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = strlen(url);
@@ -696,7 +704,7 @@ static void sweep_list(struct crm_dest *c)
     (void)snprintf(url, sizeof(url), "%s/v1/customers?limit=%zu%s", c->api_url,
                    c->batch_size < 1000 ? c->batch_size : (size_t)1000,
                    w->cursor ? "&cursor=" : "");
-    if (w->cursor && !url_add_encoded(url, sizeof(url), w->cursor)) {
+    if (w->cursor && !crm_url_add_encoded(url, sizeof(url), w->cursor)) {
         ab_error_set(&err, AB_ERR_PROTOCOL, "CRM360's next_cursor is too long (%zu bytes)",
                      strlen(w->cursor));
         w->active = false;
@@ -720,9 +728,10 @@ void crm_refresh_maybe_start(struct crm_dest *c)
     struct crm_sweep *w;
     size_t i;
     size_t n = 0;
+    size_t ncustomers = 0;
 
     if (!c->refreshing || !c->final || (c->sweep && c->sweep->started) || ab_driver_failed(c->d) ||
-        c->queued || c->in_flight) {
+        c->queued || c->in_flight || crm_restale_pending(c)) {
         return;
     }
     for (i = 0; i < CRM_NOBJECTS * CRM_NOPS; i++) {
@@ -761,12 +770,13 @@ void crm_refresh_maybe_start(struct crm_dest *c)
                     name);
         } else if (ab_driver_dry_run(c->d)) {
             AB_INFO(c->em,
-                    "dry run: stream '%s' is COMPLETE; a real run would now delete the customers "
+                    "dry run: stream '%s' is COMPLETE; a real run would now delete the %s "
                     "of its earlier generations",
-                    name);
+                    name, crm_object_name(c->stream_obj[i]));
         } else {
             g->sweeping = true;
             n++;
+            ncustomers += c->stream_obj[i] == CRM_CUSTOMERS;
         }
     }
     if (n == 0) {
@@ -774,12 +784,24 @@ void crm_refresh_maybe_start(struct crm_dest *c)
         return;
     }
     w->active = true;
-    sweep_list(c);
+    if (ncustomers) {
+        sweep_list(c);
+    } else {
+        crm_ledger_sweep(c);
+    }
 }
 
 bool crm_refresh_busy(const struct crm_dest *c)
 {
-    return c->sweep && c->sweep->active;
+    return (c->sweep && c->sweep->active) || crm_restale_pending(c);
+}
+
+enum ab_status crm_refresh_committed(struct crm_dest *c, const struct crm_batch *b,
+                                     yajl_val results, struct ab_error *err)
+{
+    enum ab_status rc = crm_ledger_batch(c, b, results, err);
+
+    return rc == AB_OK ? crm_restale_batch(c, b, results, err) : rc;
 }
 
 void crm_refresh_summary(struct crm_dest *c, struct ab_emitter *em)
@@ -787,13 +809,15 @@ void crm_refresh_summary(struct crm_dest *c, struct ab_emitter *em)
     const struct crm_sweep *w = c->sweep;
     size_t i;
 
+    crm_restale_summary(c, em);
+    crm_ledger_summary(c, em);
     if (!w || !w->started) {
         return;
     }
     for (i = 0; i < c->cat->n; i++) {
         if (c->gens[i].sweeping) {
             AB_INFO(em, "refresh of stream '%s': %s", c->cat->streams[i].name,
-                    w->done ? "customers of earlier generations removed"
+                    w->done ? "what earlier generations loaded is removed"
                             : "removal of earlier generations not finished");
         }
     }
@@ -811,6 +835,8 @@ void crm_refresh_summary(struct crm_dest *c, struct ab_emitter *em)
 
 void crm_refresh_free(struct crm_dest *c)
 {
+    crm_ledger_free(c);
+    crm_restale_free(c);
     if (c->sweep) {
         ab_json_free(c->sweep->page);
         free(c->sweep->cursor);

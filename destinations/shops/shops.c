@@ -14,6 +14,7 @@
 #include "ab/options.h"
 #include "ab/protocol.h"
 
+#include "rules.h"
 #include "shops_int.h"
 
 #define SHP_NAME "destination-shops"
@@ -270,6 +271,7 @@ static enum ab_status shp_open(struct ab_driver *d, void **self, struct ab_error
     ab_buf_init(&s->item, AB_BUF_UNBOUNDED);
     ab_buf_init(&s->received, AB_BUF_UNBOUNDED);
     ab_buf_init(&s->scratch, AB_BUF_UNBOUNDED);
+    ab_buf_init(&s->rule_errors, AB_BUF_UNBOUNDED);
     rc = shp_config_load(&s->cfg, cfg, err);
     if (rc != AB_OK) {
         return rc;
@@ -378,6 +380,68 @@ static enum ab_status reject_local(struct shp_dest *s, const struct ab_record *r
     return rc;
 }
 
+/* The target fields of a record's item through its stream's mapping. */
+struct mapped_item {
+    const struct ab_mapping *map;
+    yajl_val data;
+};
+
+static yajl_val mapped_field(void *arg, const char *field)
+{
+    const struct mapped_item *m = arg;
+
+    return ab_mapping_get(m->map, m->data, field);
+}
+
+/* Shops' item rules (rules.h), checked before the item is spooled, in a
+ * real run as in a dry run: an item breaking one is rejected as Shops would
+ * reject it (rejected_by "target", its field and code) and never sent.
+ * *rejected tells. A deactivated item (a deletion) was rewritten: it is
+ * parsed back; any other item is read through the mapping. */
+static enum ab_status check_rules(struct shp_dest *s, const struct ab_record *rec, unsigned obj,
+                                  bool *rejected, struct ab_error *err)
+{
+    struct mapped_item view = {s->streams[rec->stream].map, rec->data};
+    yajl_val parsed = NULL;
+    enum ab_status rc;
+
+    *rejected = false;
+    if (rec->deleted) {
+        parsed = ab_json_parse(s->item.data, s->item.len, err);
+        if (!parsed) {
+            return err->code;
+        }
+        rc = shp_check_item(obj, shp_item_field, parsed, &s->rule_errors, err);
+    } else {
+        rc = shp_check_item(obj, mapped_field, &view, &s->rule_errors, err);
+    }
+    ab_json_free(parsed);
+    if (rc != AB_OK || s->rule_errors.len == 0) {
+        return rc;
+    }
+    *rejected = true;
+    ab_buf_reset(&s->scratch);
+    rc = ab_json_write(&s->scratch, rec->data, err);
+    if (rc == AB_OK) {
+        struct ab_rejection rj = {.stream = rec->stream,
+                                  .seq = rec->seq,
+                                  .lineno = rec->lineno,
+                                  .rejected_by = "target",
+                                  .received = s->scratch.data,
+                                  .received_len = s->scratch.len,
+                                  .sent = s->item.data,
+                                  .sent_len = s->item.len,
+                                  .errors_json = s->rule_errors.data,
+                                  .mapping = s->streams[rec->stream].map};
+
+        rc = ab_driver_reject_ex(s->d, &rj, err);
+    }
+    if (rc == AB_OK) {
+        s->stats.rejected_rules++;
+    }
+    return rc;
+}
+
 /* Where the key comes from, for messages: "sku" or "sku (from 'a.b')". */
 static void key_source(const struct ab_mapping *m, char *out, size_t size)
 {
@@ -430,6 +494,7 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
     struct shp_rec_meta meta;
     enum ab_status rc;
     bool verbatim;
+    bool rejected = false;
     char msg[512];
     char src[300];
     yajl_val data;
@@ -465,7 +530,10 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
                                  err);
         s->stats.deleted++;
     }
-    if (rc != AB_OK) {
+    if (rc == AB_OK) {
+        rc = check_rules(s, rec, st->obj, &rejected, err);
+    }
+    if (rc != AB_OK || rejected) {
         return rc;
     }
 built:
@@ -813,10 +881,20 @@ static void shp_summary(void *self, struct ab_emitter *em)
     struct ab_http_stats hs;
 
     if (ab_driver_dry_run(s->d)) {
-        AB_INFO(em, "dry run: the destination's own checks were made (sku present, item size); "
-                    "Shops checks its field rules (sku characters, title, price, currency, "
-                    "quantity, dates), unknown_sku and unknown_parent only when an import's "
-                    "parts are uploaded and committed");
+        char products[256];
+        char inventory[256];
+
+        shp_rules_local_fields(SHP_PRODUCTS, products, sizeof(products));
+        shp_rules_local_fields(SHP_INVENTORY, inventory, sizeof(inventory));
+        AB_INFO(em,
+                "dry run: the destination's own checks (sku present, item size) and Shops' item "
+                "rules were checked locally, as in a real run (products: %s; inventory: %s); "
+                "only Shops can check %s",
+                products, inventory, shp_rules_target_only());
+        AB_INFO(em,
+                "dry run: %llu imports would be created (POST /v1/imports) and committed (POST "
+                "/v1/imports/{id}/commit) around the part uploads below; nothing was created",
+                (unsigned long long)s->stats.imports_committed);
     }
 
     ab_http_get_stats(s->h, &hs);
@@ -828,12 +906,13 @@ static void shp_summary(void *self, struct ab_emitter *em)
             (unsigned long long)s->stats.unchanged[1], (unsigned long long)s->stats.deactivated[1]);
     AB_INFO(em,
             "shops: %llu records sent (%llu deleted upstream, sent deactivated), %llu rejected "
-            "(%llu by the destination, %llu at part upload, %llu at commit); %llu deferred after "
-            "the replace import (unknown_sku)",
+            "(%llu by the destination, %llu by Shops' item rules before sending, %llu at part "
+            "upload, %llu at commit); %llu deferred after the replace import (unknown_sku)",
             (unsigned long long)s->stats.records, (unsigned long long)s->stats.deleted,
-            (unsigned long long)(s->stats.rejected_local + s->stats.rejected_upload +
-                                 s->stats.rejected_commit),
+            (unsigned long long)(s->stats.rejected_local + s->stats.rejected_rules +
+                                 s->stats.rejected_upload + s->stats.rejected_commit),
             (unsigned long long)s->stats.rejected_local,
+            (unsigned long long)s->stats.rejected_rules,
             (unsigned long long)s->stats.rejected_upload,
             (unsigned long long)s->stats.rejected_commit, (unsigned long long)s->stats.deferred);
     AB_INFO(em,
@@ -928,6 +1007,7 @@ static void shp_close(void *self)
     ab_buf_release(&s->item);
     ab_buf_release(&s->received);
     ab_buf_release(&s->scratch);
+    ab_buf_release(&s->rule_errors);
     free(s);
 }
 

@@ -189,6 +189,7 @@ struct shp_stats {
     uint64_t unchanged[SHP_NOBJ];
     uint64_t deactivated[SHP_NOBJ];
     uint64_t rejected_local;
+    uint64_t rejected_rules; /* by Shops' item rules, checked before sending (rules.h) */
     uint64_t rejected_upload;
     uint64_t rejected_commit;
     uint64_t imports_created;
@@ -246,9 +247,10 @@ struct shp_dest {
     uint64_t timer;       /* the one-shot wake-up timer, 0 when disarmed */
     int64_t timer_due_us; /* when it is due */
 
-    struct ab_buf item;     /* the record being mapped */
-    struct ab_buf received; /* the record as received, when not the item's bytes */
-    struct ab_buf scratch;  /* spool reads, rejection records */
+    struct ab_buf item;        /* the record being mapped */
+    struct ab_buf received;    /* the record as received, when not the item's bytes */
+    struct ab_buf scratch;     /* spool reads, rejection records */
+    struct ab_buf rule_errors; /* the errors of an item breaking Shops' rules */
     struct shp_stats stats;
     struct ab_latency lat[SHP_NREQ_KINDS]; /* per request kind, for the summary */
 };

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """s3_emulator.py - a small S3-compatible object store for the tests.
 
-Path-style requests only (`/<bucket>/<key>`): PUT, GET and DELETE of objects,
-each authenticated with AWS Signature Version 4 (header form) and verified
+Path-style requests only (`/<bucket>/<key>`): PUT, GET and DELETE of objects
+and ListObjectsV2 (`GET /<bucket>?list-type=2&prefix=&max-keys=&continuation-token=`,
+keys in binary order, at most --page-size per page, an opaque token
+continuing after the last key of the page), each authenticated with AWS Signature Version 4 (header form) and verified
 here with hmac/hashlib: the canonical request is rebuilt from what arrived
 (method, raw path, query, signed headers, x-amz-content-sha256, which must
 match the body unless UNSIGNED-PAYLOAD), the signing key derived from the
@@ -13,12 +15,13 @@ refuses the connector's key). Errors are S3's XML documents.
 
 Admin (no authentication): GET /_admin/objects lists every object with its
 text ({"objects": [{"bucket", "key", "size", "text"}]}); GET /_admin/requests
-counts requests per outcome.
+counts requests per outcome; POST /_admin/clear empties every bucket.
 
 Standard library only, on integration/httpbase.py.
 """
 
 import argparse
+import base64
 import datetime
 import hashlib
 import hmac
@@ -41,7 +44,8 @@ class S3Error(Exception):
 
 
 class Store:
-    def __init__(self, buckets, refused, keys, region):
+    def __init__(self, buckets, refused, keys, region, page_size=1000):
+        self.page_size = page_size
         self.lock = threading.Lock()
         self.objects = {b: {} for b in buckets}
         self.refused = set(refused)
@@ -129,7 +133,7 @@ def error_xml(code, message):
 
 class Handler(httpbase.Handler):
     server_version = "s3-emulator/1"
-    methods = ("GET", "PUT", "DELETE", "HEAD")
+    methods = ("GET", "PUT", "DELETE", "HEAD", "POST")
     max_body = 64 * 1024 * 1024
 
     def handle_request(self):
@@ -144,6 +148,9 @@ class Handler(httpbase.Handler):
             key = unquote(parts[1]) if len(parts) > 1 else ""
             if bucket not in store.objects:
                 raise S3Error(404, "NoSuchBucket", "the bucket does not exist")
+            if not key and self.method == "GET" and \
+                    dict(parse_qsl(self.query)).get("list-type") == "2":
+                return self.list_objects(store, bucket)
             if not key:
                 raise S3Error(400, "InvalidRequest", "bucket operations are not supported")
             if self.method in ("PUT", "DELETE") and bucket in store.refused:
@@ -167,6 +174,40 @@ class Handler(httpbase.Handler):
             self.send_bytes(exc.status, error_xml(exc.code, exc.message),
                             content_type="application/xml")
 
+    def list_objects(self, store, bucket):
+        q = dict(parse_qsl(self.query, keep_blank_values=True))
+        prefix = q.get("prefix", "")
+        try:
+            limit = min(int(q.get("max-keys", "1000")), 1000, store.page_size)
+        except ValueError:
+            raise S3Error(400, "InvalidArgument", "max-keys must be an integer")
+        after = ""
+        if q.get("continuation-token"):
+            try:
+                after = base64.urlsafe_b64decode(q["continuation-token"].encode()).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise S3Error(400, "InvalidArgument", "the continuation token is invalid")
+        with store.lock:
+            keys = sorted(k for k in store.objects[bucket]
+                          if k.startswith(prefix) and (not after or k.encode() > after.encode()))
+            sizes = {k: len(store.objects[bucket][k]) for k in keys[:limit]}
+        page, more = keys[:limit], len(keys) > limit
+        esc = lambda t: t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        out = ['<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult '
+               'xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
+               "<Name>%s</Name><Prefix>%s</Prefix><KeyCount>%d</KeyCount>"
+               "<MaxKeys>%d</MaxKeys><IsTruncated>%s</IsTruncated>"
+               % (esc(bucket), esc(prefix), len(page), limit, "true" if more else "false")]
+        for k in page:
+            out.append("<Contents><Key>%s</Key><Size>%d</Size><StorageClass>STANDARD"
+                       "</StorageClass></Contents>" % (esc(k), sizes[k]))
+        if more:
+            out.append("<NextContinuationToken>%s</NextContinuationToken>"
+                       % base64.urlsafe_b64encode(page[-1].encode()).decode())
+        out.append("</ListBucketResult>")
+        store.count("LIST 200")
+        self.send_bytes(200, "".join(out).encode(), content_type="application/xml")
+
     def admin(self, store):
         with store.lock:
             if self.url_path == "/_admin/objects":
@@ -174,6 +215,10 @@ class Handler(httpbase.Handler):
                          "text": v.decode("utf-8", "replace")}
                         for b, kv in sorted(store.objects.items()) for k, v in sorted(kv.items())]
                 return self.send_json(200, {"objects": objs})
+            if self.url_path == "/_admin/clear" and self.method == "POST":
+                for b in store.objects:
+                    store.objects[b] = {}
+                return self.send_json(200, {"cleared": True})
             if self.url_path == "/_admin/requests":
                 return self.send_json(200, dict(store.counts))
         raise httpbase.HttpError(404, "not_found", "no such admin endpoint")
@@ -188,6 +233,8 @@ def build_parser():
     p.add_argument("--key", action="append", default=[], metavar="ID:SECRET",
                    help="an access key (repeatable)")
     p.add_argument("--region", default="us-east-1")
+    p.add_argument("--page-size", type=int, default=1000,
+                   help="keys per ListObjectsV2 page at most (to exercise continuations)")
     return p
 
 
@@ -196,7 +243,7 @@ def main(argv=None):
     keys = [k.split(":", 1) for k in args.key]
     if not keys or any(len(k) != 2 for k in keys):
         build_parser().error("give at least one --key ID:SECRET")
-    store = Store(args.bucket + args.refuse, args.refuse, keys, args.region)
+    store = Store(args.bucket + args.refuse, args.refuse, keys, args.region, args.page_size)
     server = httpbase.Server((args.host, args.port), Handler, store,
                              tls=(args.tls_cert, args.tls_key))
     banner = "s3-emulator: listening on %s, buckets %s" % (server.url,

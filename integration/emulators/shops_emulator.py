@@ -587,7 +587,7 @@ def _method_not_allowed(methods):
 
 class Config:
     def __init__(self, clients, channels, rate, burst, token_ttl, import_ttl,
-                 seed, journal, max_json_depth=0):
+                 seed, journal, max_json_depth=0, reserved_sku_prefix=None):
         self.clients = clients          # id -> secret
         self.channels = channels        # [(id, name, currency)]
         self.rate = rate
@@ -597,6 +597,7 @@ class Config:
         self.seed = seed
         self.journal = journal
         self.max_json_depth = max_json_depth  # 0: only Python's own limit
+        self.reserved_sku_prefix = reserved_sku_prefix or None  # a rule beyond the contract
 
 
 class ShopsApp:
@@ -1153,21 +1154,39 @@ class ShopsApp:
 
         accepted = []
         rejected = []
-        if obj == "products":
+        reserved = self.config.reserved_sku_prefix
+        if reserved:
+            # a rule of this target that the contract does not state
+            keep = []
             for index, item in enumerate(items):
+                sku = item.get("sku") if type(item) is dict else None
+                if type(sku) is str and sku.startswith(reserved):
+                    rejected.append(_rejection(index, item, [_err(
+                        "sku", "invalid_format",
+                        "sku prefix '%s' is reserved by the channel" % reserved)]))
+                else:
+                    keep.append(index)
+        else:
+            keep = range(len(items))
+        if obj == "products":
+            for index in keep:
+                item = items[index]
                 record, instant, errors = validate_product(item)
                 if errors is None:
                     accepted.append((index, record["sku"], record, instant))
                 else:
                     rejected.append(_rejection(index, item, errors))
         else:
-            for index, item in enumerate(items):
+            for index in keep:
+                item = items[index]
                 record, instant, errors = validate_inventory(item)
                 if errors is None:
                     accepted.append((index, (record["sku"], record["location"]), record,
                                      instant))
                 else:
                     rejected.append(_rejection(index, item, errors))
+        if reserved:
+            rejected.sort(key=lambda r: r["index"])
 
         now = time.time()
         with self.lock:
@@ -1588,6 +1607,9 @@ def build_arg_parser():
     p.add_argument("--max-json-depth", type=int, default=0,
                    help="refuse a part nested deeper than this as 400 invalid_json, as a "
                         "target with a stricter parser would (0: no limit of its own)")
+    p.add_argument("--reserved-sku-prefix", default="",
+                   help="reject items whose sku starts with this at upload (sku "
+                        "invalid_format), as a target with a rule beyond the contract would")
     return p
 
 
@@ -1601,7 +1623,8 @@ def main(argv=None):
     channels = args.channel or [("store-br", "Loja BR", "BRL")]
 
     config = Config(clients, channels, args.rate, args.burst, args.token_ttl,
-                    args.import_ttl, args.seed, args.journal, args.max_json_depth)
+                    args.import_ttl, args.seed, args.journal, args.max_json_depth,
+                    args.reserved_sku_prefix)
     app = ShopsApp(config)
     # Millions of long-lived item objects: collect the young generation less
     # often so bulk uploads and commits do not spend their time in the GC.

@@ -253,5 +253,50 @@ class TotvsEmulator(unittest.TestCase):
         self.assertEqual(sorted(p["productCode"] for p in body["items"]), sorted(touched["stock"]))
 
 
+class TotvsApiHub(unittest.TestCase):
+    """--api-key: the API Hub's training environment under /treino; the key
+    on every request (the token request too) besides the Bearer token."""
+    KEY = "hub-key-0123456789"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = lib.Server(EMULATOR, ["--persons", "5", "--references", "2", "--orders", "5",
+                                        "--rate", "0", "--api-key", cls.KEY,
+                                        "--path-prefix", "/treino"]).start()
+        cls.api = cls.srv.url + "/treino" + BASE
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def token(self, headers):
+        return call("POST", self.api + "/authorization/v2/token",
+                    urllib.parse.urlencode(FORM).encode(),
+                    dict(headers, **{"Content-Type": "application/x-www-form-urlencoded"}))
+
+    def test_the_key_on_every_request(self):
+        for headers, code in (({}, "ApiKeyRequired"), ({"x-api-key": "wrong"}, "InvalidApiKey")):
+            status, body, _ = self.token(headers)
+            self.assertEqual((status, body["messages"][0]["code"]), (401, code))
+        status, body, _ = self.token({"X-Api-Key": self.KEY})
+        self.assertEqual(status, 200, body)
+        access = body["access_token"]
+        search = self.api + "/person/v2/individuals/search"
+        auth = {"Authorization": "Bearer " + access, "Content-Type": "application/json"}
+        status, body, _ = call("POST", search, b"{}", auth)
+        self.assertEqual((status, body["messages"][0]["code"]), (401, "ApiKeyRequired"))
+        status, body, _ = call("POST", search, b"{}", dict(auth, **{"x-api-key": self.KEY}))
+        self.assertEqual((status, body["totalItems"]), (200, 5))
+        # a right key without a token: the API's own 401
+        status, body, _ = call("POST", search, b"{}", {"x-api-key": self.KEY})
+        self.assertEqual((status, body), (401, None))
+        # not under the prefix: nothing
+        status, _, _ = call("POST", self.srv.url + BASE + "/person/v2/individuals/search",
+                            b"{}", dict(auth, **{"x-api-key": self.KEY}))
+        self.assertEqual(status, 404)
+        counters = self.srv.get("/_admin/stats")["counters"]
+        self.assertEqual(counters["hub_refused"], 3)
+
+
 if __name__ == "__main__":
     unittest.main()

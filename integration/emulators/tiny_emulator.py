@@ -173,7 +173,8 @@ class App:
     def reset(self):
         with self.lock:
             self.account = Account(self.args.seed, self.args.contacts, self.args.products,
-                                   self.args.orders, time.time())
+                                   self.args.orders,
+                                   time.time() if self.args.epoch is None else self.args.epoch)
             self.tokens = {}  # access token -> (expires at, refresh generation)
             self.refresh = {self.args.refresh_token: time.time() + 86400}
             self.generation = 0  # refresh tokens issued
@@ -421,6 +422,9 @@ def main():
     p.add_argument("--refresh-token", default="rt-tiny-initial-000000000000")
     p.add_argument("--auth-code", default="code-0000")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--epoch", type=float, default=None,
+                   help="the data is made as of this time (seconds since the epoch; default: "
+                        "the start), so it does not depend on the day it runs")
     p.add_argument("--contacts", type=int, default=120)
     p.add_argument("--products", type=int, default=40)
     p.add_argument("--orders", type=int, default=150)

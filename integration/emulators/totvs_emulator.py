@@ -30,6 +30,13 @@ the behaviour and the choices where TOTVS's documentation is silent are in
   "severity"}]}``; a missing, expired or unknown token is 401 with an empty
   body and ``WWW-Authenticate: Bearer error="invalid_token"``; over the rate
   limit 429 with ``Retry-After`` and a ``messages`` body.
+* ``--api-key KEY``: the environment is reached through the TOTVS Moda API
+  Hub, under ``--path-prefix`` (``/treino`` for the Hub's training
+  environment): every request, the token request too (unless
+  ``--hub-open-token``), must carry the key in ``--api-key-header``
+  (``x-api-key``) besides its Bearer token; a missing or wrong key answers
+  ``--api-key-status`` (401 or 403) with a ``messages`` body, before the
+  token is looked at. The data are the same.
 * Seeded fault injection (``POST /_admin/faults``): 429, 500, 503,
   connection resets and ``token_expire`` (the token of the request is
   revoked: 401).
@@ -195,6 +202,7 @@ class Environment:
         self.next_order = {b: 10000 for b in self.branches}
         self.next_order_id = 5500000
         self.rng = rng
+        self.now = now  # the time the data is made as of
 
         def past():
             return int(now - rng.uniform(3600, 400 * 86400))
@@ -359,7 +367,7 @@ class Environment:
             "reasonBlockingCode": None, "hasPdvTransaction": False, "shippingService": "SEDEX",
             "items": items, "invoices": [], "observations": [], "classifications": [],
             "shippingAddress": dict(addr) if addr else None,
-            "_mtime": int(mtime if mtime is not None else rng.uniform(created, time.time() - 60)),
+            "_mtime": int(mtime if mtime is not None else rng.uniform(created, self.now - 60)),
         }
         self.orders[(branch, order["orderCode"])] = order
         return order
@@ -398,7 +406,7 @@ class App:
         with self.lock:
             a = self.args
             self.env = Environment(a.seed, a.persons, a.companies, a.references, a.orders,
-                                   a.branches, time.time())
+                                   a.branches, time.time() if a.epoch is None else a.epoch)
             self.revoked = set()
             self.refresh = {}
             self.counters = {}
@@ -410,6 +418,25 @@ class App:
 
     def count(self, name, n=1):
         self.counters[name] = self.counters.get(name, 0) + n
+
+    # -- API Hub ------------------------------------------------------------
+
+    def hub_refusal(self, handler, token_request):
+        """None when the request passes the Hub (or there is none); else the
+        answer (status, body, headers) to a missing or wrong API key."""
+        key = self.args.api_key
+        if not key or (token_request and self.args.hub_open_token):
+            return None
+        got = handler.headers.get(self.args.api_key_header)
+        if got is not None and hmac.compare_digest(got.encode(), key.encode()):
+            return None
+        with self.lock:
+            self.count("hub_refused")
+        if got is None:
+            return (self.args.api_key_status,
+                    messages("ApiKeyRequired", "Chave de API não informada",
+                             "Informe a chave no cabeçalho %s" % self.args.api_key_header), {})
+        return self.args.api_key_status, messages("InvalidApiKey", "Chave de API inválida"), {}
 
     # -- OAuth --------------------------------------------------------------
 
@@ -502,7 +529,7 @@ class App:
                 self.count("fault.token_expire")
                 self.revoked.add(claims.get("jti"))
                 return unauthorized
-            path = handler.url_path[len(BASE):]
+            path = handler.api_path[len(BASE):]
             search = SEARCHES.get(path)
             if search is None:
                 return 404, messages("NotFound", "Recurso não encontrado"), {}
@@ -791,14 +818,22 @@ class Handler(httpbase.Handler):
 
     def handle_request(self):
         body = self.read_body()
+        prefix = self.app.args.path_prefix
+        self.api_path = None
+        if self.url_path.startswith(prefix + BASE + "/"):
+            self.api_path = self.url_path[len(prefix):]
+        hub = self.api_path and self.app.hub_refusal(
+            self, self.api_path == BASE + "/authorization/v2/token")
         if self.url_path.startswith("/_admin/"):
             status, obj, headers = self.app.admin(self, body)
-        elif self.url_path == BASE + "/authorization/v2/token":
+        elif hub:
+            status, obj, headers = hub
+        elif self.api_path == BASE + "/authorization/v2/token":
             if self.method != "POST":
                 raise httpbase.HttpError(405, "method_not_allowed", "use POST",
                                          headers={"Allow": "POST"})
             status, obj, headers = self.app.token(self, body)
-        elif self.url_path.startswith(BASE + "/"):
+        elif self.api_path:
             answer = self.app.api(self, body)
             if answer is None:
                 self.reset_connection()
@@ -812,12 +847,21 @@ class Handler(httpbase.Handler):
             self.send_json(status, obj, headers)
 
 
+def path_prefix(text):
+    if text and not re.fullmatch(r"(/[^/?#]+)+", text):
+        raise argparse.ArgumentTypeError("'%s': a path such as /treino, no trailing slash" % text)
+    return text
+
+
 def main():
     p = argparse.ArgumentParser(description="TOTVS Moda API V2 emulator")
     httpbase.add_server_arguments(p)
     p.add_argument("--client", default="totvs-client:totvs-secret", help="ID:SECRET")
     p.add_argument("--user", default="apiuser:apipass1234", help="USER:PASSWORD of the API user")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--epoch", type=float, default=None,
+                   help="the data is made as of this time (seconds since the epoch; default: "
+                        "the start), so it does not depend on the day it runs")
     p.add_argument("--persons", type=int, default=120, help="individuals")
     p.add_argument("--companies", type=int, default=10, help="legal entities")
     p.add_argument("--references", type=int, default=20,
@@ -827,11 +871,22 @@ def main():
     p.add_argument("--rate", type=float, default=10.0, help="requests/s per user; 0: off")
     p.add_argument("--burst", type=float, default=10.0)
     p.add_argument("--access-ttl", type=int, default=3600)
+    p.add_argument("--api-key", help="serve as the TOTVS Moda API Hub: every request needs "
+                   "this key besides its token")
+    p.add_argument("--api-key-header", default="x-api-key", help="the key's header")
+    p.add_argument("--api-key-status", type=int, choices=(401, 403), default=401,
+                   help="the answer to a missing or wrong key")
+    p.add_argument("--hub-open-token", action="store_true",
+                   help="the token request needs no key")
+    p.add_argument("--path-prefix", type=path_prefix, default="", help="the API under this path "
+                   "(/treino: the Hub's training environment)")
     args = p.parse_args()
     server = httpbase.Server((args.host, args.port), Handler, App(args),
                              tls=(args.tls_cert, args.tls_key))
     return httpbase.serve(server, args.port_file,
-                          "totvs moda emulator on %s (seed %d)" % (server.url, args.seed))
+                          "totvs moda emulator on %s%s (seed %d)%s" % (
+                              server.url, args.path_prefix, args.seed,
+                              ", as the API Hub" if args.api_key else ""))
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ static enum ab_status bl_open(struct ab_driver *d, void **self, struct ab_error 
     b->run_start = ab_wall_ms() / 1000;
     /* every state parses before anything is read */
     for (size_t i = 0; i < cat->n; i++) {
-        struct bl_state st;
+        struct ab_resume_state st;
 
         if (bl_state_parse(ab_source_state_of(d, i), &st, err) != AB_OK) {
             (void)ab_error_prefix(err, "state of stream '%s'", cat->streams[i].name);
@@ -247,7 +247,7 @@ static enum ab_status submit_list(struct bling *b, int64_t page, struct ab_error
         rc = ab_buf_adds(&b->out, "&criterio=1", err); /* every contact */
     }
     if (rc == AB_OK && b->filtered) {
-        rc = add_time(b, "dataAlteracaoInicial", b->st.start, err);
+        rc = add_time(b, "dataAlteracaoInicial", b->st.from, err);
         if (rc == AB_OK) {
             rc = add_time(b, "dataAlteracaoFinal", b->st.end, err);
         }
@@ -373,7 +373,7 @@ static bool next_window(struct bling *b)
         b->more_windows = false;
         return false;
     }
-    b->st.start = s;
+    b->st.from = s;
     b->st.end = e;
     b->filtered = true;
     ab_pager_init(&b->pager, AB_PAGE_NUMBER, 1, b->page_size);
@@ -404,7 +404,7 @@ static enum ab_status page_done(struct bling *b, struct ab_error *err)
         return pass_done(b, err);
     }
     b->st.resume = true;
-    b->st.page = b->pager.page;
+    b->st.at = b->pager.page;
     if (emit_state(b, err) != AB_OK) {
         return err->code;
     }
@@ -598,15 +598,15 @@ static enum ab_status begin_stream(struct bling *b, struct ab_error *err)
     b->stream_records = 0;
     if (!b->incremental) {
         /* a full pass; a resume point of a full pass (no end) is honoured */
-        int64_t page = b->st.resume && b->st.end < 0 ? b->st.page : 1;
+        int64_t page = b->st.resume && b->st.end < 0 ? b->st.at : 1;
 
         memset(&b->st, 0, sizeof(b->st));
-        b->st.cursor = b->st.start = b->st.end = -1;
+        b->st.cursor = b->st.from = b->st.end = -1;
         ab_pager_init(&b->pager, AB_PAGE_NUMBER, page, b->page_size);
     } else if (b->st.resume && b->st.end >= 0) {
         /* mid-window: finish it from its page, then the windows after it */
-        b->filtered = b->st.start >= 0;
-        ab_pager_init(&b->pager, AB_PAGE_NUMBER, b->st.page, b->page_size);
+        b->filtered = b->st.from >= 0;
+        ab_pager_init(&b->pager, AB_PAGE_NUMBER, b->st.at, b->page_size);
         if (b->st.end < b->run_start) {
             ab_windows_init(&b->windows, b->st.end, b->run_start, b->window_s);
             b->more_windows = true;
@@ -628,7 +628,7 @@ static enum ab_status begin_stream(struct bling *b, struct ab_error *err)
             }
         } else {
             /* first run, no start date: everything, up to the run's start */
-            b->st.start = -1;
+            b->st.from = -1;
             b->st.end = b->run_start;
             ab_pager_init(&b->pager, AB_PAGE_NUMBER, 1, b->page_size);
         }

@@ -11,6 +11,7 @@
 
 #include "ab/buf.h"
 #include "ab/error.h"
+#include "ab/pager.h"
 #include "ab/source.h"
 
 extern const struct ab_source_ops bl_source_ops;
@@ -44,20 +45,17 @@ enum ab_status bl_list_ids(yajl_val body, bool skip_children, int64_t *ids, size
 const char *bl_error_detail(yajl_val body, char *out, size_t size);
 
 /*
- * Per-stream state:
+ * Per-stream state (ab_resume_state with from "start", at "page"):
  *   {"cursor": "<UTC ISO>"}                               windows read up to cursor
  *   {"cursor": .., "resume": {"start": S|null, "end": E, "page": N}}
  *                                                        mid-window: resume at page N
  *   {"resume": {"page": N}}                              mid full pass (full refresh)
  *   {}                                                   nothing read yet / full pass done
- * cursor/start/end are -1 when absent (start null: no date filter).
+ * cursor/from/end are -1 when absent (start null: no date filter); a window
+ * never ends before its start.
  */
-struct bl_state {
-    int64_t cursor;
-    bool resume;
-    int64_t start, end, page;
-};
-enum ab_status bl_state_parse(yajl_val v, struct bl_state *st, struct ab_error *err);
-enum ab_status bl_state_write(const struct bl_state *st, struct ab_buf *out, struct ab_error *err);
+enum ab_status bl_state_parse(yajl_val v, struct ab_resume_state *st, struct ab_error *err);
+enum ab_status bl_state_write(const struct ab_resume_state *st, struct ab_buf *out,
+                              struct ab_error *err);
 
 #endif

@@ -40,7 +40,7 @@ struct bling {
     bool filtered; /* the current pass has a date window */
     struct ab_windows windows;
     bool more_windows;
-    struct bl_state st; /* what the next state says */
+    struct ab_resume_state st; /* what the next state says */
     struct ab_pager pager;
     int64_t ids[BL_MAX_PAGE];
     size_t nids, idx, items;

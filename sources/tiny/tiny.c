@@ -189,7 +189,7 @@ static enum ab_status tn_open(struct ab_driver *d, void **self, struct ab_error 
     t->run_start = ab_wall_ms() / 1000;
     /* every state parses before anything is read */
     for (size_t i = 0; i < cat->n; i++) {
-        struct tn_state st;
+        struct ab_resume_state st;
 
         if (tn_state_parse(ab_source_state_of(d, i), &st, err) != AB_OK) {
             (void)ab_error_prefix(err, "state of stream '%s'", cat->streams[i].name);
@@ -222,11 +222,11 @@ static enum ab_status submit_list(struct tiny *t, struct ab_error *err)
     ab_buf_reset(&t->out);
     rc = ab_buf_printf(&t->out, err, "limit=%" PRId64 "&offset=%" PRId64, t->pager.limit,
                        t->pager.offset);
-    if (rc == AB_OK && t->incremental && t->st.since >= 0) {
+    if (rc == AB_OK && t->incremental && t->st.from >= 0) {
         struct ab_buf v;
 
         ab_buf_init(&v, 64);
-        rc = ab_time_format(t->st.since, t->utc_offset, "%Y-%m-%d %H:%M:%S", &v, err);
+        rc = ab_time_format(t->st.from, t->utc_offset, "%Y-%m-%d %H:%M:%S", &v, err);
         if (rc == AB_OK) {
             rc = ab_form_add(&t->out, tn_filter_name(t->kind), v.data, err);
         }
@@ -339,7 +339,7 @@ static enum ab_status page_done(struct tiny *t, struct ab_error *err)
         return AB_OK;
     }
     t->st.resume = true;
-    t->st.offset = t->pager.offset;
+    t->st.at = t->pager.offset;
     if (emit_state(t, err) != AB_OK) {
         return err->code;
     }
@@ -528,26 +528,26 @@ static enum ab_status begin_stream(struct tiny *t, struct ab_error *err)
     }
     if (!t->incremental) {
         /* a full pass; a resume point of a full pass (no end) is honoured */
-        offset = t->st.resume && t->st.end < 0 ? t->st.offset : 0;
-        t->st.cursor = t->st.since = t->st.end = -1;
+        offset = t->st.resume && t->st.end < 0 ? t->st.at : 0;
+        t->st.cursor = t->st.from = t->st.end = -1;
         t->st.resume = false;
     } else if (t->st.resume && t->st.end >= 0) {
         /* mid-pass: the same filter from the same offset; records that
          * entered the filter since shift the rest forward (read twice, never
          * skipped) */
-        offset = t->st.offset;
+        offset = t->st.at;
     } else {
-        t->st.since = t->st.cursor >= 0 ? t->st.cursor - t->lookback_s : t->start_date;
+        t->st.from = t->st.cursor >= 0 ? t->st.cursor - t->lookback_s : t->start_date;
         t->st.end = t->run_start;
         t->st.resume = false;
     }
-    t->st.offset = offset;
+    t->st.at = offset;
     t->total = -1;
     ab_pager_init(&t->pager, AB_PAGE_OFFSET, 0, t->page_size);
     t->pager.offset = offset;
     AB_INFO(ab_driver_emitter(t->d), "tiny: stream '%s' (%s)%s from offset %" PRId64,
             tn_stream_name(t->kind), t->incremental ? "incremental" : "full refresh",
-            t->incremental && t->st.since >= 0 ? ", changes since the cursor" : "", offset);
+            t->incremental && t->st.from >= 0 ? ", changes since the cursor" : "", offset);
     rc = ab_source_stream_status(t->d, t->cur, AB_STATUS_STARTED, err);
     if (rc == AB_OK) {
         rc = ab_source_stream_status(t->d, t->cur, AB_STATUS_RUNNING, err);

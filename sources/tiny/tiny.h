@@ -11,6 +11,7 @@
 
 #include "ab/buf.h"
 #include "ab/error.h"
+#include "ab/pager.h"
 #include "ab/source.h"
 
 extern const struct ab_source_ops tn_source_ops;
@@ -65,7 +66,7 @@ enum ab_status tn_variation_ids(yajl_val detail, int64_t *ids, size_t max, size_
 const char *tn_error_detail(yajl_val body, char *out, size_t size);
 
 /*
- * Per-stream state:
+ * Per-stream state (ab_resume_state with from "since", at "offset"):
  *   {"cursor": "<UTC ISO>"}                        changes up to cursor were read
  *   {"cursor": .., "resume": {"since": S|null, "end": E, "offset": N}}
  *                                                  mid incremental pass: the pass
@@ -75,12 +76,8 @@ const char *tn_error_detail(yajl_val body, char *out, size_t size);
  *   {}                                             nothing read yet / full pass done
  * Times are -1 when absent (since null: no filter).
  */
-struct tn_state {
-    int64_t cursor;
-    bool resume;
-    int64_t since, end, offset;
-};
-enum ab_status tn_state_parse(yajl_val v, struct tn_state *st, struct ab_error *err);
-enum ab_status tn_state_write(const struct tn_state *st, struct ab_buf *out, struct ab_error *err);
+enum ab_status tn_state_parse(yajl_val v, struct ab_resume_state *st, struct ab_error *err);
+enum ab_status tn_state_write(const struct ab_resume_state *st, struct ab_buf *out,
+                              struct ab_error *err);
 
 #endif

@@ -40,7 +40,7 @@ struct tiny {
     enum tn_kind kind;
     enum tn_phase phase;
     bool incremental;
-    struct tn_state st; /* what the next state says */
+    struct ab_resume_state st; /* what the next state says */
     struct ab_pager pager;
     int64_t ids[TN_MAX_PAGE];
     bool parent[TN_MAX_PAGE];

@@ -227,101 +227,18 @@ const char *tn_error_detail(yajl_val body, char *out, size_t size)
     return out;
 }
 
-static enum ab_status time_of(yajl_val v, const char *what, int64_t *out, struct ab_error *err)
-{
-    const char *s = ab_json_str(v);
+static const struct ab_resume_keys state_keys = {"since", "offset", 0};
 
-    if (!s || ab_time_parse(s, 0, out, err) != AB_OK) {
-        return ab_error_set(err, AB_ERR_CONFIG, "\"%s\" must be a date-time text (UTC ISO 8601)",
-                            what);
+enum ab_status tn_state_parse(yajl_val v, struct ab_resume_state *st, struct ab_error *err)
+{
+    if (ab_resume_state_parse(v, &state_keys, st, err) != AB_OK) {
+        return err->code;
     }
     return AB_OK;
 }
 
-enum ab_status tn_state_parse(yajl_val v, struct tn_state *st, struct ab_error *err)
+enum ab_status tn_state_write(const struct ab_resume_state *st, struct ab_buf *out,
+                              struct ab_error *err)
 {
-    yajl_val c, r, s;
-
-    st->cursor = st->since = st->end = -1;
-    st->resume = false;
-    st->offset = 0;
-    if (!v) {
-        return AB_OK;
-    }
-    if (!YAJL_IS_OBJECT(v)) {
-        return ab_error_set(err, AB_ERR_CONFIG, "the state must be an object");
-    }
-    c = ab_json_get(v, "cursor");
-    if (c && time_of(c, "cursor", &st->cursor, err) != AB_OK) {
-        return err->code;
-    }
-    r = ab_json_get(v, "resume");
-    if (!r) {
-        return AB_OK;
-    }
-    if (!YAJL_IS_OBJECT(r) || !ab_json_int(ab_json_get(r, "offset"), &st->offset) ||
-        st->offset < 0) {
-        return ab_error_set(err, AB_ERR_CONFIG,
-                            "\"resume\" must be an object with an \"offset\" >= 0");
-    }
-    st->resume = true;
-    s = ab_json_get(r, "since");
-    if (s && !ab_json_is_null(s) && time_of(s, "resume.since", &st->since, err) != AB_OK) {
-        return err->code;
-    }
-    s = ab_json_get(r, "end");
-    if (s && time_of(s, "resume.end", &st->end, err) != AB_OK) {
-        return err->code;
-    }
-    if (st->since >= 0 && st->end < 0) {
-        return ab_error_set(err, AB_ERR_CONFIG, "\"resume\" has a \"since\" and no \"end\"");
-    }
-    return AB_OK;
-}
-
-static enum ab_status put_time(struct ab_buf *out, const char *key, int64_t t, struct ab_error *err)
-{
-    enum ab_status rc = ab_buf_printf(out, err, "\"%s\":", key);
-
-    if (rc == AB_OK && t < 0) {
-        return ab_buf_adds(out, "null", err);
-    }
-    if (rc == AB_OK) {
-        rc = ab_time_format(t, 0, "\"%Y-%m-%dT%H:%M:%SZ\"", out, err);
-    }
-    return rc;
-}
-
-enum ab_status tn_state_write(const struct tn_state *st, struct ab_buf *out, struct ab_error *err)
-{
-    enum ab_status rc = ab_buf_addc(out, '{', err);
-
-    if (rc == AB_OK && st->cursor >= 0) {
-        rc = put_time(out, "cursor", st->cursor, err);
-        if (rc == AB_OK && st->resume) {
-            rc = ab_buf_addc(out, ',', err);
-        }
-    }
-    if (rc == AB_OK && st->resume) {
-        rc = ab_buf_adds(out, "\"resume\":{", err);
-        if (rc == AB_OK && st->end >= 0) {
-            rc = put_time(out, "since", st->since, err);
-            if (rc == AB_OK) {
-                rc = ab_buf_addc(out, ',', err);
-            }
-            if (rc == AB_OK) {
-                rc = put_time(out, "end", st->end, err);
-            }
-            if (rc == AB_OK) {
-                rc = ab_buf_addc(out, ',', err);
-            }
-        }
-        if (rc == AB_OK) {
-            rc = ab_buf_printf(out, err, "\"offset\":%lld}", (long long)st->offset);
-        }
-    }
-    if (rc == AB_OK) {
-        rc = ab_buf_addc(out, '}', err);
-    }
-    return rc;
+    return ab_resume_state_write(st, &state_keys, out, err);
 }

@@ -65,6 +65,23 @@ static enum ab_status list_text(struct totvs *t, const char *key, size_t *at, in
     return rc;
 }
 
+/* The "authentication" option: direct (nothing to add) or through the API
+ * Hub (the header line with the key; the key is a spec secret, so the
+ * driver masks it everywhere). */
+static enum ab_status access_config(struct totvs *t, struct ab_error *err)
+{
+    yajl_val a = ab_json_get(t->config, "authentication");
+    const char *mode = ab_opt_str(a, "mode");
+
+    AB_ASSERT(mode); /* the spec's default and oneOf give it */
+    if (strcmp(mode, "direct") == 0) {
+        return AB_OK;
+    }
+    AB_ASSERT(strcmp(mode, "api_hub") == 0);
+    return ab_buf_printf(&t->key_line, err, "%s: %s", ab_opt_str(a, "api_key_header"),
+                         ab_opt_str(a, "api_key"));
+}
+
 enum ab_status tm_config(struct totvs *t, struct ab_driver *d, struct ab_error *err)
 {
     size_t b = 0, s = 0, p = 0;
@@ -83,7 +100,11 @@ enum ab_status tm_config(struct totvs *t, struct ab_driver *d, struct ab_error *
     ab_buf_init(&t->rec, BODY_MAX);
     ab_buf_init(&t->out, 64 * 1024);
     ab_buf_init(&t->lists, 64 * 1024);
+    ab_buf_init(&t->key_line, 4096);
     rc = ab_driver_check_url(t->api_url, "api_url", err);
+    if (rc == AB_OK) {
+        rc = access_config(t, err);
+    }
     if (rc == AB_OK) {
         rc = list_text(t, "branch_codes", &b, &t->opts.first_branch, err);
     }
@@ -130,6 +151,10 @@ enum ab_status tm_auth_new(struct totvs *t, bool fail_driver, struct ab_error *e
     o.username = ab_opt_str(t->config, "username");
     o.password = ab_opt_str(t->config, "password");
     o.scope = "openid";
+    if (t->key_line.len) {
+        o.extra_header = t->key_line.data;
+        o.refusal_hint = "through the API Hub also a missing or wrong authentication.api_key";
+    }
     o.fail_driver = fail_driver;
     ab_driver_http_opts(t->d, &ho);
     t->auth = ab_oauth2_new(&o, &ho, err);
@@ -155,6 +180,10 @@ void tm_release(struct totvs *t)
     ab_buf_release(&t->rec);
     ab_buf_release(&t->out);
     ab_buf_release(&t->lists);
+    if (t->key_line.data) {
+        memset(t->key_line.data, 0, t->key_line.len);
+    }
+    ab_buf_release(&t->key_line);
 }
 
 struct ab_http_req *tm_request(struct totvs *t, enum tm_kind k, struct ab_buf *body,
@@ -171,6 +200,7 @@ struct ab_http_req *tm_request(struct totvs *t, enum tm_kind k, struct ab_buf *b
         return NULL;
     }
     if (ab_http_req_header(r, "Accept: application/json", err) != AB_OK ||
+        (t->key_line.len && ab_http_req_header(r, t->key_line.data, err) != AB_OK) ||
         ab_http_req_body(r, body, "application/json", err) != AB_OK) {
         ab_http_req_free(r);
         return NULL;

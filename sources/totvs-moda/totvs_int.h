@@ -26,6 +26,9 @@ struct totvs {
     int64_t page_size, lookback_s, start_date, collection_type;
     struct tm_opts opts;
     struct ab_buf lists; /* the texts opts points into */
+    /* through the API Hub: "<api_key_header>: <api_key>", sent with every
+     * request (the token request too); empty for direct access */
+    struct ab_buf key_line;
     int64_t run_start;
     struct ab_http *h;
     struct ab_oauth2 *auth;
@@ -48,10 +51,12 @@ struct totvs {
 
 void tm_set_phase(struct totvs *t, enum tm_phase to);
 enum ab_status tm_config(struct totvs *t, struct ab_driver *d, struct ab_error *err);
-/* The token provider (password grant) and the API client. */
+/* The token provider (password grant) and the API client; through the API
+ * Hub the token request carries the key line too. */
 enum ab_status tm_auth_new(struct totvs *t, bool fail_driver, struct ab_error *err);
 void tm_release(struct totvs *t);
-/* A POST of body (taken) to the search of kind k, with the 401 classifier. */
+/* A POST of body (taken) to the search of kind k, with the 401 classifier
+ * and, through the API Hub, the key line. */
 struct ab_http_req *tm_request(struct totvs *t, enum tm_kind k, struct ab_buf *body,
                                const char *label, struct ab_error *err);
 enum ab_status tm_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err);

@@ -203,17 +203,6 @@ bool tm_key_hash(enum tm_kind k, yajl_val rec, uint64_t *out)
     return true;
 }
 
-static enum ab_status time_of(yajl_val v, const char *what, int64_t *out, struct ab_error *err)
-{
-    const char *s = ab_json_str(v);
-
-    if (!s || ab_time_parse(s, 0, out, err) != AB_OK) {
-        return ab_error_set(err, AB_ERR_CONFIG, "\"%s\" must be a date-time text (UTC ISO 8601)",
-                            what);
-    }
-    return AB_OK;
-}
-
 static enum ab_status page_of(yajl_val v, const char *what, int64_t *out, struct ab_error *err)
 {
     if (v && (!ab_json_int(v, out) || *out < 1)) {
@@ -245,7 +234,7 @@ enum ab_status tm_state_parse(yajl_val v, struct tm_state *st, struct ab_error *
         v = r;
     }
     c = ab_json_get(v, "cursor");
-    if (c && time_of(c, st->resume ? "resume.cursor" : "cursor", &st->cursor, err) != AB_OK) {
+    if (c && ab_json_time(c, st->resume ? "resume.cursor" : "cursor", &st->cursor, err) != AB_OK) {
         return err->code;
     }
     if (page_of(ab_json_get(v, "page"), st->resume ? "resume.page" : "page", &st->page, err) !=

@@ -7,6 +7,7 @@
 #include "ab/driver.h"
 #include "ab/latency.h"
 #include "ab/mapping.h"
+#include "ab/objstore.h"
 #include "ab/protocol.h"
 
 /*
@@ -162,6 +163,15 @@ enum ab_status ab_driver_reject_ex(struct ab_driver *d, const struct ab_rejectio
 bool ab_driver_dry_run(const struct ab_driver *d);
 void ab_driver_dry_request(struct ab_driver *d, const char *object, const char *op,
                            const char *label, size_t records, const char *body, size_t len);
+
+/* The S3-compatible object storage configured for rejected records
+ * (object_storage_config S3), for a destination that keeps its own objects
+ * there too: fills *cfg (strings borrowed from the config, valid until the
+ * run ends), *prefix (the configured prefix, may be "") and *run_name (a
+ * name unique to this attempt: connector, sync id, time, pid). False (and
+ * nothing filled) when no S3 storage is configured. */
+bool ab_driver_object_storage(const struct ab_driver *d, struct ab_objstore_cfg *cfg,
+                              const char **prefix, const char **run_name);
 
 /* Counts committed records (for progress and the summary). */
 void ab_driver_add_committed(struct ab_driver *d, uint64_t n);

@@ -51,6 +51,19 @@ struct ab_json_member;
  *                                          mapped from the same record (members
  *                                          without a value left out)
  * A path step into an array is an element's index ("emails.0.email").
+ *
+ * A target field name with dots is a path into objects of the mapped record:
+ * "attributes.size": "grade.Tamanho" and "attributes.color": "cor" write
+ * {"attributes": {"size": ..., "color": ...}}: the targets under one parent
+ * merge into one object, its members in the order the config first names
+ * them; a parent none of whose members has a value is left out. A name and
+ * a dotted path under it ("attributes" and "attributes.size", or
+ * "attributes.size" and "attributes.size.code") are a config error naming
+ * both; so are an empty part ("a..b") and a path of more than
+ * AB_MAPPING_TARGET_DEPTH parts. Dotted names work inside "fields" and
+ * "each" too. ab_mapping_get() and ab_mapping_annotate_errors() take a
+ * dotted name as well ("attributes.size"), and the parent's name gives the
+ * whole object.
  * A value the transform cannot convert leaves the target field absent (the
  * destination then reports the missing field). With "fields", only the
  * listed target fields are sent; without it the record's top-level fields
@@ -62,10 +75,13 @@ struct ab_json_member;
  * values returned by ab_mapping_get() are valid until the next call for the
  * same field or ab_mappings_release(); one thread at a time per mapping.
  */
+/* The most parts of a dotted target name ("a.b.c" has 3). */
+#define AB_MAPPING_TARGET_DEPTH 8
+
 struct ab_mapping_xform; /* private to mapping.c */
 
 struct ab_mapping_field {
-    char *to;
+    char *to; /* the target name (the last part of a dotted one) */
     struct ab_path from;
     struct ab_mapping_xform *xf; /* NULL: the value at from as it is */
 };
@@ -108,7 +124,8 @@ const struct ab_mapping *ab_mappings_resolve(struct ab_mappings *ms, const char 
                                              struct ab_error *err);
 
 /* Target field value: for an identity mapping data[field], otherwise the
- * mapped source path; NULL when absent. */
+ * mapped source path (field may be dotted: "attributes.size"); NULL when
+ * absent. */
 yajl_val ab_mapping_get(const struct ab_mapping *m, yajl_val data, const char *field);
 
 /* Writes the mapped record as a JSON object into out. Members whose value is

@@ -74,6 +74,7 @@ struct ab_oauth2_opts {
     const char *password;          /* AB_OAUTH2_PASSWORD */
     const char *scope;             /* sent when not NULL */
     const char *extra_header;      /* one "Name: value" line, NULL: none */
+    const char *refusal_hint;      /* appended to a refusal's error, NULL: none */
     double refresh_fraction;       /* of expires_in; <= 0 or > 1: 0.9 */
     ab_oauth2_rotate_fn on_rotate; /* NULL: rotation is only kept in memory */
     void *rotate_arg;

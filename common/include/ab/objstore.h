@@ -4,11 +4,13 @@
 #define AB_OBJSTORE_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "ab/error.h"
 
 /*
- * A small client for the one operation rejected-record storage needs: PUT an
+ * A small client for what rejected-record storage and key ledgers need: PUT,
+ * GET (into a file), DELETE and list (ListObjectsV2) objects; an
  * object (path-style: <endpoint>/<bucket>/<key>), signed with AWS Signature
  * Version 4 by libcurl (CURLOPT_AWS_SIGV4, "aws:amz:<region>:s3"), with the
  * payload's SHA-256 in x-amz-content-sha256. Calls block (a put takes one
@@ -44,5 +46,23 @@ enum ab_status ab_objstore_put(struct ab_objstore *os, const char *key, const vo
 
 /* Deletes object key (for check's probe object); a missing object is AB_OK. */
 enum ab_status ab_objstore_delete(struct ab_objstore *os, const char *key, struct ab_error *err);
+
+/* Gets object key into fp (written from its current position; a retried
+ * attempt truncates fp and starts again, so fp is a file of its own). A
+ * missing object is AB_ERR_CONFIG naming it (HTTP 404 NoSuchKey); a failed
+ * write AB_ERR_IO. fp is flushed, not closed. */
+enum ab_status ab_objstore_get_file(struct ab_objstore *os, const char *key, FILE *fp,
+                                    struct ab_error *err);
+
+/* Called for each key listed (borrowed for the call); a non-OK return stops
+ * the listing and is returned. */
+typedef enum ab_status (*ab_objstore_list_fn)(void *arg, const char *key, struct ab_error *err);
+
+/* Lists every object whose key starts with prefix (ListObjectsV2, pages of
+ * up to 1000 keys followed by their continuation tokens), in the store's
+ * order (S3: UTF-8 binary order of keys). Memory: one page. A store
+ * answering without ListBucketResult is AB_ERR_PROTOCOL. */
+enum ab_status ab_objstore_list(struct ab_objstore *os, const char *prefix, ab_objstore_list_fn fn,
+                                void *arg, struct ab_error *err);
 
 #endif

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <yajl/yajl_tree.h>
+
 #include "ab/buf.h"
 #include "ab/error.h"
 
@@ -78,6 +80,52 @@ enum ab_status ab_time_parse(const char *text, int utc_offset_min, int64_t *epoc
  * the API's clock; "%z" writes the offset as +hh:mm. Appends to out. */
 enum ab_status ab_time_format(int64_t epoch_s, int utc_offset_min, const char *fmt,
                               struct ab_buf *out, struct ab_error *err);
+
+/*
+ * A date-time text of a JSON value a source wrote itself (a cursor in its
+ * state): v must be a string in a form ab_time_parse() reads, UTC unless it
+ * carries its own offset. AB_ERR_CONFIG naming what ("cursor",
+ * "resume.end") when v is absent, not a string or not such a text; the
+ * message never quotes the value. v is borrowed.
+ */
+enum ab_status ab_json_time(yajl_val v, const char *what, int64_t *epoch_s, struct ab_error *err);
+
+/*
+ * The stream state of a paged source that filters by modification time:
+ *
+ *   {"cursor": T, "resume": {"<from>": T | null, "end": T, "<at>": N}}
+ *
+ * cursor: every record changed up to T was emitted (absent: no pass ended
+ * yet). resume: a pass stopped between pages; the pass's filter [from, end]
+ * (both left out for a pass without a filter; from null when the filter has
+ * no lower bound) and where the pass goes on: at, a page number or an
+ * offset, >= at_min. Times are UTC ISO 8601 texts; -1 stands for an absent
+ * time. The names of from and at are the source's (keys), so states already
+ * written keep their meaning.
+ */
+struct ab_resume_keys {
+    const char *from; /* "start", "since" */
+    const char *at;   /* "page", "offset" */
+    int64_t at_min;   /* 1 for pages, 0 for offsets; also at's value without resume */
+};
+
+struct ab_resume_state {
+    int64_t cursor;    /* -1: none */
+    bool resume;       /* a pass stopped mid-way */
+    int64_t from, end; /* the stopped pass's filter; -1: none */
+    int64_t at;        /* where the stopped pass goes on */
+};
+
+/* Reads st from v (borrowed; NULL is the empty state). AB_ERR_CONFIG naming
+ * the member for anything else than the shape above, or a from without an
+ * end; st is then partly filled. */
+enum ab_status ab_resume_state_parse(yajl_val v, const struct ab_resume_keys *keys,
+                                     struct ab_resume_state *st, struct ab_error *err);
+/* Appends st in the shape above: cursor when >= 0, resume when set (from
+ * and end when end >= 0, from as null when < 0). Errors: the buffer's. */
+enum ab_status ab_resume_state_write(const struct ab_resume_state *st,
+                                     const struct ab_resume_keys *keys, struct ab_buf *out,
+                                     struct ab_error *err);
 
 /* Appends key=value in application/x-www-form-urlencoded form (and the query
  * string's), preceded by '&' when out is not empty. */

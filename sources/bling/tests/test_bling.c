@@ -110,7 +110,7 @@ static void test_error_detail(void **state)
 static void round_trip(const char *text)
 {
     struct ab_error err = {0};
-    struct bl_state st;
+    struct ab_resume_state st;
     struct ab_buf b;
     yajl_val v = parse(text);
 
@@ -125,7 +125,7 @@ static void round_trip(const char *text)
 static void test_state(void **state)
 {
     struct ab_error err = {0};
-    struct bl_state st;
+    struct ab_resume_state st;
     yajl_val v;
 
     (void)state;
@@ -142,7 +142,9 @@ static void test_state(void **state)
                          "{\"cursor\":\"yesterday\"}",
                          "{\"resume\":{\"page\":0}}",
                          "{\"resume\":true}",
-                         "{\"resume\":{\"page\":2,\"start\":\"2026-12-01T10:00:00Z\"}}"};
+                         "{\"resume\":{\"page\":2,\"start\":\"2026-12-01T10:00:00Z\"}}",
+                         "{\"resume\":{\"page\":2,\"start\":\"2026-12-02T10:00:00Z\",\"end\":"
+                         "\"2026-12-01T10:00:00Z\"}}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         v = parse(bad[i]);
         assert_int_equal(bl_state_parse(v, &st, &err), AB_ERR_CONFIG);

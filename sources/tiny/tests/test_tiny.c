@@ -181,7 +181,7 @@ static void test_error_detail(void **state)
 static void round_trip(const char *text)
 {
     struct ab_error err = {0};
-    struct tn_state st;
+    struct ab_resume_state st;
     struct ab_buf b;
     yajl_val v = parse(text);
 
@@ -196,7 +196,7 @@ static void round_trip(const char *text)
 static void test_state(void **state)
 {
     struct ab_error err = {0};
-    struct tn_state st;
+    struct ab_resume_state st;
     yajl_val v;
 
     (void)state;
