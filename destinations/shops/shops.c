@@ -471,20 +471,6 @@ static struct shp_import *track_import(struct shp_dest *s, bool replace, struct 
     return *slot;
 }
 
-/* Lazy data that goes out as it came: an identity mapping, compact data
- * with a non-null sku, no top-level Airbyte member, not a deletion. */
-static bool shp_as_it_came(const struct ab_mapping *m, const struct ab_record *rec)
-{
-    const struct ab_json_member *sku;
-
-    if (!rec->members || !rec->data_compact || rec->deleted) {
-        return false;
-    }
-    sku = ab_record_member(rec, "sku");
-    return sku && !(sku->val_len == 4 && memcmp(rec->data_text + sku->val_off, "null", 4) == 0) &&
-           ab_mapping_verbatim_members(m, rec->data_text, rec->members, rec->nmembers, NULL, NULL);
-}
-
 static enum ab_status shp_record(void *self, const struct ab_record *rec, struct ab_error *err)
 {
     struct shp_dest *s = self;
@@ -499,16 +485,6 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
     char src[300];
     yajl_val data;
 
-    if (shp_as_it_came(st->map, rec)) {
-        /* lazy data sent as it came: no tree */
-        ab_buf_reset(&s->item);
-        rc = ab_buf_add(&s->item, rec->data_text, rec->data_len, err);
-        if (rc != AB_OK) {
-            return rc;
-        }
-        data = NULL;
-        goto built;
-    }
     data = ab_record_tree(rec, err);
     if (!data) {
         return err->code;
@@ -536,7 +512,6 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
     if (rc != AB_OK || rejected) {
         return rc;
     }
-built:
     if (!shp_item_fits_alone(object, s->item.len, &s->cfg.lim)) {
         (void)snprintf(msg, sizeof(msg),
                        "the mapped %s item is %zu bytes: a part of one item would exceed "
@@ -566,12 +541,6 @@ built:
     ab_buf_reset(&s->received);
     if (!rec->data_text || rec->data_len != s->item.len ||
         memcmp(rec->data_text, s->item.data, s->item.len) != 0) {
-        if (!data) {
-            data = ab_record_tree(rec, err);
-            if (!data) {
-                return err->code;
-            }
-        }
         rc = ab_json_write(&s->received, data, err);
         if (rc != AB_OK) {
             return rc;
@@ -1016,7 +985,6 @@ const struct ab_destination_ops shp_destination_ops = {
     .version = AB_VERSION,
     .spec_json = shp_spec_json,
     .destination_catalog_json = shp_destination_catalog_json,
-    .lazy_data = true,
     .check = shp_check,
     .open = shp_open,
     .record = shp_record,
