@@ -60,6 +60,12 @@ struct read_stream {
     enum ab_stream_status last; /* the last status emitted */
 };
 
+/* ab_record_tree() of a record with lazy data: its tree, made once. */
+struct ab_record_lazy {
+    struct ab_json_arena *arena;
+    yajl_val tree;
+};
+
 struct ab_driver {
     enum ab_kind kind;
     const struct ab_destination_ops *dops;
@@ -127,6 +133,7 @@ struct ab_driver {
     struct ab_deadletter *dl;
     struct ab_jsonl_reader *reader;
     struct ab_json_arena *arena;           /* the current line's tree */
+    struct ab_record_lazy *lazy;           /* lazy data: the record's tree when asked */
     struct ab_deadletter_target dl_target; /* strings borrowed from config */
     char dl_default_path[4096];            /* a local file without a path */
     char dl_run_name[512];                 /* "<connector>-sync-<id>-<time>-<pid>" */

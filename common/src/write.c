@@ -387,7 +387,9 @@ static enum ab_status on_record(struct ab_driver *d, struct ab_msg *msg, const c
     ab_rejlimit_record(d->rejlimit, rec.stream);
     rec.lineno = lineno;
     rec.data = msg->data;
-    rec.deleted = !ab_json_is_null(ab_json_get(msg->data, "_ab_cdc_deleted_at"));
+    rec.members = NULL;
+    rec.nmembers = 0;
+    rec.lazy = d->lazy;
     {
         size_t off;
         bool compact;
@@ -402,7 +404,50 @@ static enum ab_status on_record(struct ab_driver *d, struct ab_msg *msg, const c
             rec.data_compact = false;
         }
     }
+    if (ab_json_arena_lazy(d->arena, msg->data, &rec.members, &rec.nmembers)) {
+        const struct ab_json_member *del;
+
+        AB_ASSERT(rec.data_text && d->lazy);
+        rec.data = NULL;
+        d->lazy->tree = NULL;
+        del = ab_record_member(&rec, "_ab_cdc_deleted_at");
+        rec.deleted =
+            del && !(del->val_len == 4 && memcmp(rec.data_text + del->val_off, "null", 4) == 0);
+    } else {
+        rec.deleted = !ab_json_is_null(ab_json_get(msg->data, "_ab_cdc_deleted_at"));
+    }
     return d->dops->record(d->self, &rec, err);
+}
+
+yajl_val ab_record_tree(const struct ab_record *rec, struct ab_error *err)
+{
+    struct ab_record_lazy *lz = rec->lazy;
+
+    if (rec->data || !rec->members) {
+        return rec->data;
+    }
+    AB_ASSERT(lz && rec->data_text);
+    if (!lz->tree) {
+        ab_json_arena_reset(lz->arena);
+        /* validated as the tree path would: only memory can fail */
+        lz->tree = ab_json_parse_arena(lz->arena, rec->data_text, rec->data_len, err);
+    }
+    return lz->tree;
+}
+
+const struct ab_json_member *ab_record_member(const struct ab_record *rec, const char *name)
+{
+    size_t n = strlen(name);
+    size_t i;
+
+    for (i = 0; i < rec->nmembers; i++) {
+        const struct ab_json_member *m = &rec->members[i];
+
+        if (m->name_len == n && memcmp(rec->data_text + m->name_off, name, n) == 0) {
+            return m;
+        }
+    }
+    return NULL;
 }
 
 static enum ab_status on_state(struct ab_driver *d, struct ab_msg *msg, const char *line,
@@ -635,6 +680,9 @@ static enum ab_status handle_load_line(struct ab_driver *d, const char *line, si
         rec.seq = ab_ckpt_record(d->ck, 0);
         rec.lineno = lineno;
         rec.data = v;
+        rec.members = NULL;
+        rec.nmembers = 0;
+        rec.lazy = NULL;
         rec.deleted = !ab_json_is_null(ab_json_get(v, "_ab_cdc_deleted_at"));
         rec.data_text = line; /* the line is the record */
         rec.data_len = len;
@@ -1389,6 +1437,17 @@ static enum ab_status write_open(struct ab_driver *d, struct ab_error *err)
     if (!d->arena) {
         return err->code;
     }
+    if (d->dops->lazy_data && d->mode != WM_LOAD) {
+        d->lazy = calloc(1, sizeof(*d->lazy));
+        if (!d->lazy) {
+            return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+        }
+        d->lazy->arena = ab_json_arena_new(err);
+        if (!d->lazy->arena) {
+            return err->code;
+        }
+        ab_json_arena_set_lazy(d->arena, true);
+    }
     rc = d->dops->open(d, &d->self, err);
     if (rc != AB_OK) {
         return rc;
@@ -1532,6 +1591,11 @@ void ab_driver_write_release(struct ab_driver *d)
     ab_buf_release(&d->catalog_text);
     ab_json_arena_free(d->arena);
     d->arena = NULL;
+    if (d->lazy) {
+        ab_json_arena_free(d->lazy->arena);
+        free(d->lazy);
+        d->lazy = NULL;
+    }
     ab_ckpt_free(d->ck);
     d->ck = NULL;
     ab_rejlimit_free(d->rejlimit);

@@ -332,9 +332,14 @@ static enum ab_status reject_local(struct shp_dest *s, const struct ab_record *r
     struct ab_buf errs;
     enum ab_status rc;
 
+    yajl_val data = ab_record_tree(rec, err);
+
+    if (!data) {
+        return err->code;
+    }
     ab_buf_init(&errs, AB_BUF_UNBOUNDED);
     ab_buf_reset(&s->scratch);
-    rc = ab_json_write(&s->scratch, rec->data, err);
+    rc = ab_json_write(&s->scratch, data, err);
     if (rc == AB_OK) {
         rc = ab_buf_adds(&errs, "[{\"field\":", err);
     }
@@ -478,22 +483,27 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
     bool rejected = false;
     char msg[512];
     char src[300];
+    yajl_val data;
 
-    if (ab_json_is_null(ab_mapping_get(st->map, rec->data, "sku"))) {
+    data = ab_record_tree(rec, err);
+    if (!data) {
+        return err->code;
+    }
+    if (ab_json_is_null(ab_mapping_get(st->map, data, "sku"))) {
         key_source(st->map, src, sizeof(src));
         (void)snprintf(msg, sizeof(msg), "required key field %s is missing or null", src);
         return reject_local(s, rec, "sku", "missing_field", msg, err);
     }
     ab_buf_reset(&s->item);
-    rc = ab_mapping_write_span(st->map, rec->data, rec->data_text, rec->data_len, rec->data_compact,
+    rc = ab_mapping_write_span(st->map, data, rec->data_text, rec->data_len, rec->data_compact,
                                NULL, NULL, &s->item, &verbatim, err);
     if (rc == AB_ERR_REJECTED) {
         return reject_local(s, rec, "", "invalid_type", err->message, err);
     }
     if (rc == AB_OK && rec->deleted) {
         rc = shp_deactivate_item(st->obj == SHP_PRODUCTS,
-                                 ab_json_str(ab_json_get(rec->data, "_ab_cdc_deleted_at")),
-                                 &s->item, err);
+                                 ab_json_str(ab_json_get(data, "_ab_cdc_deleted_at")), &s->item,
+                                 err);
         s->stats.deleted++;
     }
     if (rc == AB_OK) {
@@ -531,7 +541,7 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
     ab_buf_reset(&s->received);
     if (!rec->data_text || rec->data_len != s->item.len ||
         memcmp(rec->data_text, s->item.data, s->item.len) != 0) {
-        rc = ab_json_write(&s->received, rec->data, err);
+        rc = ab_json_write(&s->received, data, err);
         if (rc != AB_OK) {
             return rc;
         }
