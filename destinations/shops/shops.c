@@ -396,12 +396,13 @@ static yajl_val mapped_field(void *arg, const char *field)
 /* Shops' item rules (rules.h), checked before the item is spooled, in a
  * real run as in a dry run: an item breaking one is rejected as Shops would
  * reject it (rejected_by "target", its field and code) and never sent.
- * *rejected tells. A deactivated item (a deletion) was rewritten: it is
- * parsed back; any other item is read through the mapping. */
-static enum ab_status check_rules(struct shp_dest *s, const struct ab_record *rec, unsigned obj,
-                                  bool *rejected, struct ab_error *err)
+ * *rejected tells. data: the record's data as a tree (ab_record_tree()). A
+ * deactivated item (a deletion) was rewritten: it is parsed back; any other
+ * item is read through the mapping. */
+static enum ab_status check_rules(struct shp_dest *s, const struct ab_record *rec, yajl_val data,
+                                  unsigned obj, bool *rejected, struct ab_error *err)
 {
-    struct mapped_item view = {s->streams[rec->stream].map, rec->data};
+    struct mapped_item view = {s->streams[rec->stream].map, data};
     yajl_val parsed = NULL;
     enum ab_status rc;
 
@@ -421,7 +422,7 @@ static enum ab_status check_rules(struct shp_dest *s, const struct ab_record *re
     }
     *rejected = true;
     ab_buf_reset(&s->scratch);
-    rc = ab_json_write(&s->scratch, rec->data, err);
+    rc = ab_json_write(&s->scratch, data, err);
     if (rc == AB_OK) {
         struct ab_rejection rj = {.stream = rec->stream,
                                   .seq = rec->seq,
@@ -507,7 +508,7 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
         s->stats.deleted++;
     }
     if (rc == AB_OK) {
-        rc = check_rules(s, rec, st->obj, &rejected, err);
+        rc = check_rules(s, rec, data, st->obj, &rejected, err);
     }
     if (rc != AB_OK || rejected) {
         return rc;
