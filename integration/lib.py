@@ -1016,6 +1016,48 @@ class SourceCase(unittest.TestCase):
         """The CONNECTION_STATUS of a check run."""
         return res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
 
+    def check_failed(self, cfg, needles, secrets=(), name="check"):
+        """A check of cfg runs (exit status 0) and FAILS, its message naming
+        every needle, with none of secrets in the output and no CONTROL
+        message. Returns the message."""
+        res = self.run_src("check", cfg, name=name)
+        self.assertEqual(res.rc, 0, res.describe())
+        status = self.connection_status(res)
+        self.assertEqual(status["status"], "FAILED")
+        for n in needles:
+            self.assertIn(n, status["message"])
+        self.assert_no_secret(res, *secrets)
+        self.assertEqual(res.of_type("CONTROL"), [])
+        return status["message"]
+
+    def check_rotating(self, cfg):
+        """For a source with rotating refresh tokens: a check of cfg
+        SUCCEEDS, saying the new refresh token (a CONTROL) before its status;
+        the CONTROL's config is cfg with only refresh_token changed, and is
+        returned."""
+        res = self.run_src("check", cfg)
+        self.assertEqual(res.rc, 0, res.describe())
+        types = [m["type"] for m in res.messages if m["type"] != "LOG"]
+        self.assertEqual(types, ["CONTROL", "CONNECTION_STATUS"])
+        self.assertEqual(self.connection_status(res)["status"], "SUCCEEDED")
+        new = latest_config(res.messages, cfg)
+        self.assertNotEqual(new["refresh_token"], cfg["refresh_token"])
+        for k, v in cfg.items():
+            if k != "refresh_token":
+                self.assertEqual(new[k], v, k)
+        return new
+
+    def assert_only_the_rotated_token_works(self, old, new):
+        """After check_rotating(old) gave new: a check of new succeeds, one
+        of old fails naming invalid_grant (without the client secret)."""
+        self.assertEqual(self.connection_status(self.run_src("check", new, name="again"))[
+            "status"], "SUCCEEDED")
+        res = self.run_src("check", old, name="old")
+        status = self.connection_status(res)
+        self.assertEqual(status["status"], "FAILED")
+        self.assertIn("invalid_grant", status["message"])
+        self.assert_no_secret(res, old["client_secret"])
+
     def assert_read_failed(self, res, failure_type, *needles):
         """The run ended with exit status 1 and its first error trace is of
         failure_type, naming every needle."""

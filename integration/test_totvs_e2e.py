@@ -72,25 +72,15 @@ class Commands(TotvsCase):
     def test_check_wrong_credentials(self):
         for over, needle in (({"password": "not-the-password"}, "invalid_grant"),
                              ({"client_secret": "not-the-secret"}, "invalid_client")):
-            cfg = th.config(self.srv, **over)
-            res = self.run_src("check", cfg)
-            self.assertEqual(res.rc, 0, res.describe())
-            status = self.connection_status(res)
-            self.assertEqual(status["status"], "FAILED")
-            self.assertIn("credentials", status["message"])
-            self.assertIn(needle, status["message"])
-            self.assert_no_secret(res, list(over.values())[0])
+            self.check_failed(th.config(self.srv, **over), ("credentials", needle),
+                              tuple(over.values()), name=needle)
         self.ok = True
 
     def test_check_bad_config(self):
         cfg = th.config(self.srv, api_url=self.srv.url + "/api/", password="short",
                         branch_codes=[])
-        res = self.run_src("check", cfg)
-        status = self.connection_status(res)
-        self.assertEqual(status["status"], "FAILED")
-        for needle in ("password", "api_url", "branch_codes"):
-            self.assertIn(needle, status["message"])
-        self.assertNotIn("short", status["message"].replace("password", ""))
+        message = self.check_failed(cfg, ("password", "api_url", "branch_codes"))
+        self.assertNotIn("short", message.replace("password", ""))
         self.assertEqual(self.counters().get("tokens_issued"), None)
         self.ok = True
 
@@ -290,6 +280,21 @@ class HubCase(TotvsCase):
     def start_emulator(self, **kw):
         return th.hub_emulator(**dict(self.hub_args, **kw))
 
+    def wrong_or_missing_key_fails(self, needles, header=None):
+        """With a wrong key (in header), and with none: a check fails naming
+        needles["wrong"|"missing"], a read is a config_error before any
+        record; no key, password or client secret in their output."""
+        wrong = "not-the-hub-key-0123"
+        secrets = (wrong, th.HUB_KEY, th.PASSWORD, th.SECRET)
+        for name, cfg in (("wrong", th.hub_config(self.srv, key=wrong, header=header)),
+                          ("missing", th.config(self.srv, api_url=self.srv.url + th.HUB_PREFIX))):
+            self.check_failed(cfg, needles[name], secrets, name="check-" + name)
+            res = self.run_src("read", cfg, th.catalog({"individuals": "incremental"}),
+                               name="read-" + name)
+            self.assert_read_failed(res, "config_error")
+            self.assertEqual(th.records(res.messages), [], name)
+            self.assert_no_secret(res, *secrets)
+
     def assert_key_hidden(self, res):
         """Not in the output, nor in any file of the run but its config."""
         self.assert_no_secret(res, th.HUB_KEY, th.PASSWORD, th.SECRET)
@@ -355,21 +360,8 @@ class ApiHub(HubCase):
         self.ok = True
 
     def test_wrong_or_missing_key_is_a_config_error(self):
-        wrong = "not-the-hub-key-0123"
-        for name, cfg in (("wrong", th.hub_config(self.srv, key=wrong)),
-                          ("missing", th.config(self.srv, api_url=self.srv.url + th.HUB_PREFIX))):
-            res = self.run_src("check", cfg, name="check-" + name)
-            self.assertEqual(res.rc, 0, res.describe())
-            status = self.connection_status(res)
-            self.assertEqual(status["status"], "FAILED", name)
-            self.assertIn("HTTP 401", status["message"], name)
-            if name == "wrong":
-                self.assertIn("authentication.api_key", status["message"])
-            res = self.run_src("read", cfg, th.catalog({"individuals": "incremental"}),
-                               name="read-" + name)
-            self.assert_read_failed(res, "config_error")
-            self.assertEqual(th.records(res.messages), [], name)
-            self.assert_no_secret(res, wrong, th.HUB_KEY, th.PASSWORD, th.SECRET)
+        self.wrong_or_missing_key_fails({"wrong": ("HTTP 401", "authentication.api_key"),
+                                         "missing": ("HTTP 401",)})
         c = self.counters()
         self.assertGreaterEqual(c.get("hub_refused", 0), 4)
         self.assertEqual(c.get("tokens_issued", 0), 0)
@@ -410,23 +402,10 @@ class ApiHubOpenToken(HubCase):
         self.assert_key_hidden(res)
 
     def test_wrong_or_missing_key_is_a_config_error(self):
-        wrong = "not-the-hub-key-0123"
-        for name, cfg in (("wrong", th.hub_config(self.srv, key=wrong, header=self.HEADER)),
-                          ("missing", th.config(self.srv, api_url=self.srv.url + th.HUB_PREFIX))):
-            res = self.run_src("check", cfg, name="check-" + name)
-            self.assertEqual(res.rc, 0, res.describe())
-            status = self.connection_status(res)
-            self.assertEqual(status["status"], "FAILED", name)
-            for s in th.STREAMS:
-                self.assertIn("stream '%s'" % s, status["message"], name)
-            self.assertIn("HTTP 403", status["message"], name)
-            self.assertIn("ApiKeyRequired" if name == "missing" else "InvalidApiKey",
-                          status["message"], name)
-            res = self.run_src("read", cfg, th.catalog({"individuals": "incremental"}),
-                               name="read-" + name)
-            self.assert_read_failed(res, "config_error")
-            self.assertEqual(th.records(res.messages), [], name)
-            self.assert_no_secret(res, wrong, th.HUB_KEY, th.PASSWORD, th.SECRET)
+        streams = tuple("stream '%s'" % s for s in th.STREAMS)
+        self.wrong_or_missing_key_fails({"wrong": streams + ("HTTP 403", "InvalidApiKey"),
+                                         "missing": streams + ("HTTP 403", "ApiKeyRequired")},
+                                        header=self.HEADER)
         self.assertEqual(self.counters().get("api_requests", 0), 0)
         self.ok = True
 

@@ -131,12 +131,14 @@ static const struct ab_destination_ops fake_ops = {
  * 1]}}: the item counts of its answers) with a pager of 3 items per page.
  * A "request" is a loop timer that makes the answer ready, as an HTTP
  * completion would. Each answer emits its items and the state {"page": N};
- * a page the script does not have is a failure of the stream.
+ * a page the script does not have is a failure of the stream. Its check
+ * sets up as "setup" says (ok, config, internal), then probes stream "a"
+ * with a request that could not be built.
  */
 static const char walk_spec_json[] =
     "{\"x-ab-options\":{\"include\":[\"core\"]},\"connectionSpecification\":{"
     "\"type\":\"object\",\"required\":[\"pages\"],\"properties\":{"
-    "\"pages\":{\"type\":\"object\"}}}}";
+    "\"pages\":{\"type\":\"object\"},\"setup\":{\"type\":\"string\"}}}}";
 
 struct walker {
     struct ab_driver *d;
@@ -215,9 +217,26 @@ static const struct ab_fetch_walk_ops walker_ops = {walker_begin, walker_answer,
 
 static enum ab_status walker_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err)
 {
-    (void)d;
-    (void)chk;
-    (void)err;
+    const char *setup = ab_json_get_str(ab_driver_config(d), "setup", "ok");
+    const struct ab_probe p = {"a", "GET /a", "items", NULL};
+    struct ab_error e;
+    enum ab_status rc = AB_OK;
+    yajl_val body;
+
+    ab_error_init(&e);
+    if (strcmp(setup, "config") == 0) {
+        rc = ab_error_set(&e, AB_ERR_CONFIG, "setup: the option is refused");
+    } else if (strcmp(setup, "internal") == 0) {
+        rc = ab_error_set(&e, AB_ERR_INTERNAL, "setup: something broke");
+    }
+    if (!ab_check_begin(chk, rc, &e, NULL, err)) {
+        return err->code;
+    }
+    (void)ab_error_set(&e, AB_ERR_CONFIG, "no URL for it");
+    body = ab_check_probe(chk, NULL, NULL, &p, &e);
+    if (body) {
+        ab_json_free(body);
+    }
     return AB_OK;
 }
 
@@ -722,6 +741,47 @@ static void test_walk_failure_ends_the_stream(void **state)
     free(r.out);
 }
 
+static struct run check_run(const char *config)
+{
+    static const char *argv[] = {"src", "check", "--config", NULL, NULL};
+    static char c[256];
+    struct run r;
+
+    write_file("walk-check.json", config);
+    (void)snprintf(c, sizeof(c), "%s", path_in("walk-check.json"));
+    argv[3] = c;
+    child_is_source = true;
+    r = run_main(argv, NULL, NULL);
+    child_is_source = false;
+    return r;
+}
+
+static void test_check_begin_and_probe(void **state)
+{
+    struct run r;
+
+    (void)state;
+    /* set up: the probe runs, its failure is a problem of its stream */
+    r = check_run("{\"pages\":{},\"setup\":\"ok\"}");
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "\"status\":\"FAILED\""));
+    assert_non_null(strstr(r.out, "stream 'a': no URL for it"));
+    free(r.out);
+    /* a config failure is the problem; no probe runs */
+    r = check_run("{\"pages\":{},\"setup\":\"config\"}");
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "\"status\":\"FAILED\""));
+    assert_non_null(strstr(r.out, "setup: the option is refused"));
+    assert_null(strstr(r.out, "stream 'a'"));
+    free(r.out);
+    /* any other failure is check's own: no connection status, an error */
+    r = check_run("{\"pages\":{},\"setup\":\"internal\"}");
+    assert_int_not_equal(r.rc, 0);
+    assert_null(strstr(r.out, "CONNECTION_STATUS"));
+    assert_non_null(strstr(r.out, "setup: something broke"));
+    free(r.out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -735,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_fail_config_is_config_error),
         cmocka_unit_test(test_walk_streams_and_pages),
         cmocka_unit_test(test_walk_failure_ends_the_stream),
+        cmocka_unit_test(test_check_begin_and_probe),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
