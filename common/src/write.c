@@ -905,6 +905,7 @@ static void log_table(struct ab_driver *d, bool ok, const char *how)
     struct ab_http_stats hs = {0};
     double secs = (double)(ab_now_us() - d->start_us) / 1e6;
     char resume[600];
+    const char *note = d->dops->replay_note;
     char state[700] = "";
     const char *lat_names[LAT_GROUPS_MAX];
     struct ab_latency *lats[LAT_GROUPS_MAX];
@@ -961,17 +962,16 @@ static void log_table(struct ab_driver *d, bool ok, const char *how)
                            d->run.checkpoint);
         } else {
             (void)snprintf(resume, sizeof(resume),
-                           "without --checkpoint-file a rerun starts from the first line "
-                           "(CRM360 answers batches it applied from its idempotency store)");
+                           "without --checkpoint-file a rerun starts from the first line%s%s%s",
+                           note ? " (" : "", note ? note : "", note ? ")" : "");
         }
     } else {
         (void)snprintf(state, sizeof(state), "%s", d->states_acked ? d->last_state : "none");
         (void)snprintf(resume, sizeof(resume),
                        "start the source from the last acknowledged state (the platform does); "
-                       "records after it are not confirmed and are sent again%s",
-                       d->run.input ? "; replaying the same file again is safe with CRM360 "
-                                      "(answered from its idempotency store)"
-                                    : "");
+                       "records after it are not confirmed and are sent again%s%s%s",
+                       d->run.input && note ? "; replaying the same file again is safe (" : "",
+                       d->run.input && note ? note : "", d->run.input && note ? ")" : "");
     }
     AB_INFO(d->em, "%s after %.1f s; last acknowledged: %s", how, secs, state);
     AB_INFO(d->em, "resume: %s", ok ? "nothing to resume, every record was handled" : resume);

@@ -477,6 +477,7 @@ const struct ab_destination_ops crm_destination_ops = {
     .spec_json = crm_spec_json,
     .destination_catalog_json = crm_destination_catalog_json,
     .lazy_data = true,
+    .replay_note = "CRM360 answers batches it applied from its idempotency store",
     .check = crm_check,
     .open = crm_open,
     .record = crm_record,

@@ -71,6 +71,9 @@ struct ab_destination_ops {
      * data NULL until ab_record_tree()); every use of rec->data must then go
      * through ab_record_tree(). */
     bool lazy_data;
+    /* Why sending the same input again applies nothing twice (the end of a
+     * run cites it in its resume advice), or NULL when nothing says so. */
+    const char *replay_note;
 
     /* check: config is already valid. Report each problem with
      * ab_check_problem(); return non-OK only for an internal failure. */
