@@ -12,7 +12,7 @@ root=$(dirname "$here")
 secs=${1:-60}
 [ $# -gt 0 ] && shift
 build=${AB_FUZZ_BUILD:-$root/build/fuzz}
-harnesses=${*:-"fuzz_json fuzz_jsonl_reader fuzz_protocol fuzz_catalog fuzz_config fuzz_shops_token"}
+harnesses=${*:-"fuzz_json fuzz_jsonl_reader fuzz_protocol fuzz_catalog fuzz_config fuzz_shops_token fuzz_mapping"}
 
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DAB_FUZZ=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

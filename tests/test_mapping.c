@@ -505,6 +505,17 @@ static void test_dotted_targets(void **state)
     assert_int_equal(ab_mapping_write(m, data, NULL, NULL, &out, &err), AB_ERR_PROTOCOL);
     assert_string_equal(out.data, "keep");
     ab_buf_release(&out);
+    ab_mappings_release(&ms);
+    /* the names of an object left out do not count against the limit */
+    parse_ok(&ms, "[{'stream':'p','object':'orders','fields':{'sku':'t',"
+                  "'a_long_parent_name_of_forty_characters.a_long_member_name.c':'nope'}}]");
+    m = ab_mappings_resolve(&ms, "p", NULL, objects, &err);
+    assert_non_null(m);
+    ab_buf_init(&out, 40);
+    assert_int_equal(ab_buf_adds(&out, "keep", &err), AB_OK);
+    assert_int_equal(ab_mapping_write(m, empty, NULL, NULL, &out, &err), AB_OK);
+    assert_string_equal(out.data, "keep{\"sku\":\"Blusa\"}");
+    ab_buf_release(&out);
     yajl_tree_free(data);
     yajl_tree_free(empty);
     ab_mappings_release(&ms);

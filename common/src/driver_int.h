@@ -114,6 +114,7 @@ struct ab_driver {
     size_t ndry;
     uint64_t dry_shown;
     uint64_t dry_rejects[2]; /* by the destination, by the target's rules */
+    bool dry_stop_noted;     /* a real run would have stopped at a rejection */
     uint64_t dry_states;
     /* terminal experience */
     bool text;            /* human-readable logs on stderr */

@@ -956,6 +956,21 @@ static enum ab_status write_member(struct writer *w, const char *key, yajl_val v
     return ab_json_write(w->out, v, err);
 }
 
+/* True when some field of m has a value for data (an object of "fields"
+ * always has one: it is written even when empty). */
+static bool has_value(const struct ab_mapping *m, yajl_val data)
+{
+    for (size_t i = 0; i < m->nfields; i++) {
+        const struct ab_mapping_field *f = &m->fields[i];
+
+        if (f->xf && f->xf->object ? !f->xf->dotted || has_value(f->xf->each, data)
+                                   : field_value(f, data) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The member of object field f ("fields" or dotted targets), written
  * straight into w->out (its byte limit holds); an object of dotted targets
  * none of which has a value is left out. */
@@ -978,6 +993,11 @@ static enum ab_status write_object_member(struct writer *w, const struct ab_mapp
     value_at = w->out->len;
     if (rc == AB_OK) {
         rc = ab_mapping_write(f->xf->each, data, NULL, NULL, w->out, err);
+    }
+    if (rc == AB_ERR_PROTOCOL && f->xf->dotted && !has_value(f->xf->each, data)) {
+        /* over the limit only with the names of an object left out */
+        ab_buf_truncate(w->out, mark);
+        return AB_OK;
     }
     if (rc != AB_OK || (f->xf->dotted && w->out->len - value_at == 2)) {
         ab_buf_truncate(w->out, mark);

@@ -104,6 +104,26 @@ static enum ab_status over_limit(struct ab_driver *d, size_t stream, const char 
     return rc;
 }
 
+/* A dry run goes on after the rejection a real run stops at (rejected_records
+ * "fail", a crossed rejection threshold) and says so, once. */
+static void dry_would_stop(struct ab_driver *d, const struct ab_rejection *r)
+{
+    struct ab_error e;
+
+    if (d->dry_stop_noted) {
+        return;
+    }
+    ab_error_init(&e);
+    if (d->fail_on_reject) {
+        (void)ab_error_set(&e, AB_ERR_REJECTED, "rejected_records is \"fail\"");
+    } else if (over_limit(d, r->stream, r->errors_json, &e) == AB_OK) {
+        return;
+    }
+    d->dry_stop_noted = true;
+    AB_WARN(d->em, "dry run: a real run would stop at line %llu of stream '%s': %s",
+            (unsigned long long)r->lineno, d->catalog.streams[r->stream].name, e.message);
+}
+
 /* load: the input file a record (seq) came from. */
 static const char *load_file_of(const struct ab_driver *d, uint64_t seq)
 {
@@ -152,6 +172,7 @@ enum ab_status ab_driver_reject_ex(struct ab_driver *d, const struct ab_rejectio
         }
         d->dry_rejects[by_target]++;
         ab_ckpt_reject(d->ck, r->stream, r->seq);
+        dry_would_stop(d, r);
         return AB_OK;
     }
     rc = ab_mapping_annotate_errors(r->mapping, r->errors_json, &d->dl_errors, err);

@@ -238,6 +238,9 @@ bool crm_ledger_sweeps(const struct crm_dest *c);
 void crm_ledger_sweep(struct crm_dest *c);
 void crm_ledger_summary(struct crm_dest *c, struct ab_emitter *em);
 void crm_ledger_free(struct crm_dest *c);
+/* check: a WARN when S3 storage is configured and its ledger prefix cannot
+ * be listed (a refresh of orders would fail). */
+void crm_ledger_check(struct ab_driver *d);
 
 /* restale.c: a customer of a truncating stream answered `stale` keeps the
  * tags of its stored (newer) version, maybe an earlier generation's; it is
