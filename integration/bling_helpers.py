@@ -29,11 +29,7 @@ def catalog(modes=None):
     default every stream, estoques full refresh, the rest incremental."""
     if modes is None:
         modes = {s: ("full_refresh" if s == "estoques" else "incremental") for s in STREAMS}
-    return {"streams": [{
-        "stream": {"name": s, "json_schema": {},
-                   "supported_sync_modes": ["full_refresh"] + (
-                       [] if s == "estoques" else ["incremental"])},
-        "sync_mode": m, "destination_sync_mode": "append"} for s, m in modes.items()]}
+    return lib.source_catalog(modes, full_refresh_only=("estoques",))
 
 
 latest_config = lib.latest_config
@@ -43,8 +39,7 @@ last_states = lib.last_states
 def records(messages, stream=None, raw=False):
     """The records' data; without raw, the source's own "_ab_window_end"
     stamp is left out (what Bling sends remains)."""
-    out = [m["record"]["data"] for m in messages
-           if m["type"] == "RECORD" and (stream is None or m["record"]["stream"] == stream)]
+    out = lib.records(messages, stream)
     if raw:
         return out
     return [{k: v for k, v in r.items() if k != "_ab_window_end"} for r in out]

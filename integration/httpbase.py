@@ -9,6 +9,8 @@ tests (tests/http_test_server.py) keep only their API's logic and build on:
   `add_server_arguments()` and `serve()` give every script the same
   --host/--port/--port-file/--tls-cert/--tls-key flags, the atomic port file,
   one start-up line on stderr and a clean stop on SIGTERM/SIGINT;
+  `emulator_parser()` adds --seed for the emulators, `run_server()` builds
+  and serves the Server of parsed flags;
 * `Handler`: keep-alive connections, request bodies (Content-Length or
   chunked, with a size cap and optional draining of oversized bodies), one
   write per response, JSON error envelopes for malformed requests, a TCP
@@ -22,7 +24,8 @@ tests (tests/http_test_server.py) keep only their API's logic and build on:
 * request-level state for emulators: `bearer_token()`, `basic_credentials()`,
   `TokenStore` (issued OAuth access tokens with expiry), `RateLimiter` (a
   token bucket per client) and `FaultInjector` (seeded draws of 429, 5xx,
-  connection resets and drop-after-apply, plus latency).
+  connection resets and drop-after-apply, plus latency; `API_FAULT_KINDS`
+  are those of an API behind OAuth access tokens).
 
 Every class that holds state has its own lock and may be used from any
 handler thread. Standard library only.
@@ -359,6 +362,12 @@ class GenerationHold:
         self.cond.notify_all()
         while self.from_generation is not None and generation >= self.from_generation:
             self.cond.wait(1)
+
+
+# The FaultInjector kinds of an API behind OAuth access tokens: resets, 429,
+# 500, 503 and token_expire (the emulator revokes the request's token: 401).
+API_FAULT_KINDS = (("rate_reset", "reset"), ("rate_429", "429"), ("rate_500", "500"),
+                   ("rate_503", "503"), ("rate_token_expire", "token_expire"))
 
 
 class FaultInjector:
@@ -752,6 +761,28 @@ def add_server_arguments(parser):
     parser.add_argument("--port-file", help="write the bound port number here (atomically)")
     parser.add_argument("--tls-cert", help="serve https with this PEM certificate (chain)")
     parser.add_argument("--tls-key", help="the certificate's PEM private key")
+
+
+def emulator_parser(description, epoch=False):
+    """An emulator's argument parser: add_server_arguments(), --seed (of the
+    data and the fault draws) and, with epoch, --epoch (the time the data is
+    made as of)."""
+    parser = argparse.ArgumentParser(description=description)
+    add_server_arguments(parser)
+    parser.add_argument("--seed", type=int, default=1, help="seeds the data and the fault draws")
+    if epoch:
+        parser.add_argument("--epoch", type=float, default=None,
+                            help="the data is made as of this time (seconds since the epoch; "
+                                 "default: the start), so it does not depend on the day it runs")
+    return parser
+
+
+def run_server(args, handler, app, banner, on_close=None):
+    """Serves app with handler on the address of the parsed
+    add_server_arguments() flags (https with --tls-cert) until SIGTERM or
+    SIGINT, as serve() does; banner(url) is the start-up line. Returns 0."""
+    server = Server((args.host, args.port), handler, app, tls=(args.tls_cert, args.tls_key))
+    return serve(server, args.port_file, banner(server.url), on_close=on_close)
 
 
 def write_port_file(path, port):

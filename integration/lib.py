@@ -183,6 +183,19 @@ def http_request(method, url, body=None, headers=None, timeout=60):
         return e.code, dict(e.headers), e.read()
 
 
+def http_call(method, url, body=None, headers=None, timeout=30):
+    """(status, the JSON body or None when empty, headers dict) of one
+    request, body (bytes or None) and headers sent as given (no defaults);
+    never raises on HTTP errors. For tests of a server's exact answers."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw, status, hdrs = r.read(), r.status, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        raw, status, hdrs = e.read(), e.code, dict(e.headers)
+    return status, (json.loads(raw) if raw else None), hdrs
+
+
 def http_json(method, url, body=None, headers=None, timeout=60):
     status, _, data = http_request(method, url, body, headers, timeout)
     try:
@@ -919,7 +932,8 @@ def latest_config(messages, cfg):
 
 def last_states(messages, previous=None):
     """The input state for a source's next run: the last STREAM state of
-    each stream, on top of previous (a list of AirbyteStateMessage)."""
+    each stream (of a source's output, or of a destination's), on top of
+    previous (a list of AirbyteStateMessage)."""
     by_stream = {}
     for st in previous or []:
         by_stream[st["stream"]["stream_descriptor"]["name"]] = st
@@ -927,8 +941,25 @@ def last_states(messages, previous=None):
         if m["type"] == "STATE":
             st = dict(m["state"])
             st.pop("sourceStats", None)
+            st.pop("destinationStats", None)
             by_stream[st["stream"]["stream_descriptor"]["name"]] = st
     return list(by_stream.values())
+
+
+def records(messages, stream=None):
+    """The data of the RECORD messages (of stream, or of every stream)."""
+    return [m["record"]["data"] for m in messages
+            if m["type"] == "RECORD" and (stream is None or m["record"]["stream"] == stream)]
+
+
+def source_catalog(modes, full_refresh_only=()):
+    """A configured catalog: modes is stream -> sync mode, in order; the
+    streams of full_refresh_only support nothing else."""
+    return {"streams": [{
+        "stream": {"name": s, "json_schema": {},
+                   "supported_sync_modes": ["full_refresh"] + (
+                       [] if s in full_refresh_only else ["incremental"])},
+        "sync_mode": m, "destination_sync_mode": "append"} for s, m in modes.items()]}
 
 
 class SourceCase(unittest.TestCase):
@@ -977,6 +1008,153 @@ class SourceCase(unittest.TestCase):
 
     def dump(self):
         return self.srv.get("/_admin/dump")
+
+    def counters(self):
+        return self.srv.get("/_admin/stats")["counters"]
+
+    def connection_status(self, res):
+        """The CONNECTION_STATUS of a check run."""
+        return res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+
+    def check_failed(self, cfg, needles, secrets=(), name="check"):
+        """A check of cfg runs (exit status 0) and FAILS, its message naming
+        every needle, with none of secrets in the output and no CONTROL
+        message. Returns the message."""
+        res = self.run_src("check", cfg, name=name)
+        self.assertEqual(res.rc, 0, res.describe())
+        status = self.connection_status(res)
+        self.assertEqual(status["status"], "FAILED")
+        for n in needles:
+            self.assertIn(n, status["message"])
+        self.assert_no_secret(res, *secrets)
+        self.assertEqual(res.of_type("CONTROL"), [])
+        return status["message"]
+
+    def check_rotating(self, cfg):
+        """For a source with rotating refresh tokens: a check of cfg
+        SUCCEEDS, saying the new refresh token (a CONTROL) before its status;
+        the CONTROL's config is cfg with only refresh_token changed, and is
+        returned."""
+        res = self.run_src("check", cfg)
+        self.assertEqual(res.rc, 0, res.describe())
+        types = [m["type"] for m in res.messages if m["type"] != "LOG"]
+        self.assertEqual(types, ["CONTROL", "CONNECTION_STATUS"])
+        self.assertEqual(self.connection_status(res)["status"], "SUCCEEDED")
+        new = latest_config(res.messages, cfg)
+        self.assertNotEqual(new["refresh_token"], cfg["refresh_token"])
+        for k, v in cfg.items():
+            if k != "refresh_token":
+                self.assertEqual(new[k], v, k)
+        return new
+
+    def assert_only_the_rotated_token_works(self, old, new):
+        """After check_rotating(old) gave new: a check of new succeeds, one
+        of old fails naming invalid_grant (without the client secret)."""
+        self.assertEqual(self.connection_status(self.run_src("check", new, name="again"))[
+            "status"], "SUCCEEDED")
+        res = self.run_src("check", old, name="old")
+        status = self.connection_status(res)
+        self.assertEqual(status["status"], "FAILED")
+        self.assertIn("invalid_grant", status["message"])
+        self.assert_no_secret(res, old["client_secret"])
+
+    def assert_read_failed(self, res, failure_type, *needles):
+        """The run ended with exit status 1 and its first error trace is of
+        failure_type, naming every needle."""
+        self.assertEqual(res.rc, 1, res.describe())
+        self.assertEqual(res.errors[0]["failure_type"], failure_type)
+        for n in needles:
+            self.assertIn(n, res.errors[0]["message"])
+
+    def assert_config_errors_before_any_request(self, cfg, cases):
+        """cases: (catalog, state, needle): each read is a config_error naming
+        needle, and the API saw no request."""
+        for cat, state, needle in cases:
+            self.assert_read_failed(self.run_src("read", cfg, cat, state), "config_error",
+                                    needle)
+        self.assertEqual(self.counters().get("api_requests"), None)
+
+    def read_through_faults(self, faults, cfg, cat, at_least):
+        """A read while the emulator injects faults (its /_admin/faults
+        config): it succeeds, after more than at_least faults."""
+        self.srv.post("/_admin/faults", faults)
+        res = self.run_src("read", cfg, cat)
+        self.assertEqual(res.rc, 0, res.describe())
+        drawn = {k: v for k, v in self.counters().items() if k.startswith("fault.")}
+        self.assertGreater(sum(drawn.values()), at_least, drawn)
+        return res
+
+    def read_killed(self, cfg, cat, name, states=5):
+        """A read SIGKILLed once it has written states STATE messages (it
+        must not finish before); its result."""
+        conn = Connector(binary(), self.args("read", cfg, cat, name=name), self.wd, name=name)
+        deadline = time.monotonic() + 60
+        while conn.stdout_so_far().count(b'"type":"STATE"') < states:
+            self.assertLess(time.monotonic(), deadline)
+            self.assertIsNone(conn.poll(), "finished before it could be killed")
+            time.sleep(0.01)
+        conn.signal(signal.SIGKILL)
+        return conn.wait(allow_partial_tail=True)
+
+    def read_killed_then_resumed(self, cfg, cat, name):
+        """read_killed(), then a read from its last states with the config
+        of its last CONTROL (if any), which must succeed: (the killed read,
+        the resumed one, the states it resumed from, the config)."""
+        first = self.read_killed(cfg, cat, "k" + name)
+        state = last_states(first.messages)
+        cfg = latest_config(first.messages, cfg)
+        second = self.run_src("read", cfg, cat, state=state, name="r" + name)
+        self.assertEqual(second.rc, 0, second.describe())
+        return first, second, state, cfg
+
+    def read_killed_right_after_a_refresh(self, cfg, cat):
+        """For a source with rotating refresh tokens and an emulator that can
+        hold every request made with a token newer than a generation
+        (/_admin/hold, /_admin/refresh_token): the read is SIGKILLed while
+        its first request with the new token is held. By then the CONTROL
+        with the new refresh token must be on stdout. Checks that, and that
+        the old config is dead (a config_error); returns the CONTROL's
+        config."""
+        gen = self.srv.get("/_admin/refresh_token")["generation"]
+        self.srv.post("/_admin/hold", {"from_generation": gen + 1})
+        conn = Connector(binary(), self.args("read", cfg, cat, name="crash"), self.wd,
+                         name="crash")
+        deadline = time.monotonic() + 30
+        while self.srv.get("/_admin/stats")["held"] < 1:
+            self.assertLess(time.monotonic(), deadline, "no request with the new token")
+            time.sleep(0.05)
+        out = parse_messages(conn.stdout_so_far(), allow_partial_tail=True)
+        controls = [m for m in out if m["type"] == "CONTROL"]
+        self.assertEqual(len(controls), 1, "the CONTROL was not written before the token's use")
+        new_cfg = controls[0]["control"]["connectorConfig"]["config"]
+        self.assertEqual(self.srv.get("/_admin/refresh_token")["generation"], gen + 1)
+        conn.signal(signal.SIGKILL)
+        res = conn.wait(allow_partial_tail=True)
+        self.assertEqual(res.rc, -signal.SIGKILL)
+        self.srv.post("/_admin/hold", {"from_generation": None})
+        # the old config cannot refresh any more
+        res = self.run_src("read", cfg, cat, name="old")
+        self.assertEqual(res.errors[0]["failure_type"], "config_error")
+        return new_cfg
+
+    def read_through_token_expiry(self, cfg, cat, rate):
+        """For a source with rotating refresh tokens: a read while the
+        emulator revokes tokens now and then succeeds, with one CONTROL per
+        refresh (more than one revoked), and the last CONTROL holds the one
+        refresh token the account accepts. rate: of the revocations (seeded:
+        a token refused right after its renewal fails the request, so the
+        draws must never hit one twice in a row). Returns the read."""
+        self.srv.post("/_admin/faults", {"seed": 3, "rate_token_expire": rate})
+        res = self.run_src("read", cfg, cat)
+        self.assertEqual(res.rc, 0, res.describe())
+        controls = res.of_type("CONTROL")
+        expired = self.counters()["fault.token_expire"]
+        self.assertGreater(expired, 1)
+        self.assertEqual(len(controls), expired + 1)
+        self.srv.post("/_admin/faults", {})
+        after = self.run_src("check", latest_config(res.messages, cfg), name="after")
+        self.assertEqual(self.connection_status(after)["status"], "SUCCEEDED")
+        return res
 
     def assert_states_consistent(self, res):
         """Each STATE counts the records of its stream since the previous

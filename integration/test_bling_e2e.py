@@ -8,7 +8,6 @@ after a refresh loses nothing) and resumption mid-stream after a SIGKILL.
     python3 integration/test_bling_e2e.py --bin build/gcc/sources/bling/source-bling
 """
 import calendar
-import signal
 import time
 
 import bling_helpers as bh
@@ -45,53 +44,26 @@ class Commands(BlingCase):
 
     def test_check_rotates_the_token_and_says_so_first(self):
         cfg = bh.config(self.srv)
-        res = self.run_src("check", cfg)
-        self.assertEqual(res.rc, 0, res.describe())
-        types = [m["type"] for m in res.messages if m["type"] != "LOG"]
-        self.assertEqual(types, ["CONTROL", "CONNECTION_STATUS"])
-        self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
-                         "SUCCEEDED")
-        new = bh.latest_config(res.messages, cfg)
-        self.assertNotEqual(new["refresh_token"], cfg["refresh_token"])
-        for k, v in cfg.items():
-            if k != "refresh_token":
-                self.assertEqual(new[k], v, k)
+        new = self.check_rotating(cfg)
         # one read per stream (produtos and variacoes both list /produtos),
         # estoques with a product id
-        paths = self.srv.get("/_admin/stats")["counters"]
+        paths = self.counters()
         for p, n in (("path./contatos", 1), ("path./pedidos/vendas", 1), ("path./produtos", 2),
                      ("path./estoques/saldos", 1)):
             self.assertEqual(paths.get(p), n, p)
-        # the rotated token works, the old one is dead
-        self.assertEqual(self.run_src("check", new, name="again").of_type(
-            "CONNECTION_STATUS")[0]["connectionStatus"]["status"], "SUCCEEDED")
-        res = self.run_src("check", cfg, name="old")
-        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
-        self.assertEqual(status["status"], "FAILED")
-        self.assertIn("invalid_grant", status["message"])
-        self.assert_no_secret(res, cfg["client_secret"])
+        self.assert_only_the_rotated_token_works(cfg, new)
         self.ok = True
 
     def test_check_wrong_client_secret(self):
         cfg = bh.config(self.srv, client_secret="not-the-secret")
-        res = self.run_src("check", cfg)
-        self.assertEqual(res.rc, 0, res.describe())
-        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
-        self.assertEqual(status["status"], "FAILED")
-        self.assertIn("credentials", status["message"])
-        self.assertIn("HTTP 401", status["message"])
-        self.assert_no_secret(res, "not-the-secret", bh.RT0)
-        self.assertEqual(res.of_type("CONTROL"), [])
+        self.check_failed(cfg, ("credentials", "HTTP 401"), ("not-the-secret", bh.RT0))
         self.ok = True
 
     def test_check_bad_config(self):
         cfg = bh.config(self.srv, api_url="http://example.com/Api/v3", start_date="2024-13-45",
                         refresh_token="short")
-        res = self.run_src("check", cfg)
-        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
-        self.assertEqual(status["status"], "FAILED")
-        self.assertIn("refresh_token", status["message"])
-        self.assertNotIn("short", status["message"])
+        message = self.check_failed(cfg, ("refresh_token",))
+        self.assertNotIn("short", message)
         self.ok = True
 
     def test_discover(self):
@@ -106,7 +78,7 @@ class Commands(BlingCase):
         self.assertIn("variacoes", streams["produtos"]["json_schema"]["properties"])
         self.assertIn("variacao", streams["variacoes"]["json_schema"]["properties"])
         self.assertEqual(streams["variacoes"]["source_defined_primary_key"], [["id"]])
-        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
+        self.assertEqual(self.counters().get("api_requests"), None)
         self.ok = True
 
 
@@ -222,78 +194,46 @@ class Reads(BlingCase):
 class Failures(BlingCase):
     def test_bad_catalog_and_state_are_config_errors(self):
         cfg = bh.config(self.srv)
-        for cat, state, needle in (
-                (bh.catalog({"estoques": "incremental"}), None, "estoques"),
-                (bh.catalog({"nfe": "full_refresh"}), None, "nfe"),
-                (bh.catalog({"pedidos": "incremental"}),
-                 [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "pedidos"},
-                                                "stream_state": {"cursor": "yesterday"}}}],
-                 "cursor")):
-            res = self.run_src("read", cfg, cat, state)
-            self.assertEqual(res.rc, 1, res.describe())
-            self.assertEqual(res.errors[0]["failure_type"], "config_error")
-            self.assertIn(needle, res.errors[0]["message"])
-        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
+        self.assert_config_errors_before_any_request(cfg, (
+            (bh.catalog({"estoques": "incremental"}), None, "estoques"),
+            (bh.catalog({"nfe": "full_refresh"}), None, "nfe"),
+            (bh.catalog({"pedidos": "incremental"}),
+             [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "pedidos"},
+                                            "stream_state": {"cursor": "yesterday"}}}],
+             "cursor")))
         self.ok = True
 
     def test_wrong_client_secret_is_a_config_error(self):
         cfg = bh.config(self.srv, client_secret="not-the-secret-000")
         res = self.run_src("read", cfg, bh.catalog())
-        self.assertEqual(res.rc, 1, res.describe())
-        self.assertEqual(res.errors[0]["failure_type"], "config_error")
-        self.assertIn("invalid_client", res.errors[0]["message"])
-        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
+        self.assert_read_failed(res, "config_error", "invalid_client")
+        self.assertEqual(self.counters().get("api_requests"), None)
         self.assert_no_secret(res, "not-the-secret-000", bh.RT0)
         self.ok = True
 
     def test_dead_refresh_token_is_a_config_error(self):
         cfg = bh.config(self.srv, refresh_token="rt-not-valid-000000")
         res = self.run_src("read", cfg, bh.catalog())
-        self.assertEqual(res.rc, 1, res.describe())
-        self.assertEqual(res.errors[0]["failure_type"], "config_error")
-        self.assertIn("invalid_grant", res.errors[0]["message"])
-        self.assertIn("authorize", res.errors[0]["message"])
+        self.assert_read_failed(res, "config_error", "invalid_grant", "authorize")
         self.ok = True
 
     def test_5xx_resets_and_throttling_are_retried(self):
-        self.srv.post("/_admin/faults", {"seed": 11, "rate_503": 0.1, "rate_500": 0.05,
-                                         "rate_reset": 0.05, "rate_429": 0.05})
-        cfg = bh.config(self.srv, max_retries=8)
-        res = self.run_src("read", cfg, bh.catalog())
-        self.assertEqual(res.rc, 0, res.describe())
+        res = self.read_through_faults({"seed": 11, "rate_503": 0.1, "rate_500": 0.05,
+                                        "rate_reset": 0.05, "rate_429": 0.05},
+                                       bh.config(self.srv, max_retries=8), bh.catalog(), 5)
         self.assert_equal_to_account(res)
-        faults = {k: v for k, v in self.srv.get("/_admin/stats")["counters"].items()
-                  if k.startswith("fault.")}
-        self.assertGreater(sum(faults.values()), 5, faults)
         self.ok = True
 
     def test_persistent_5xx_is_transient_error(self):
         self.srv.post("/_admin/faults", {"rate_503": 1.0})
         res = self.run_src("read", bh.config(self.srv, max_retries=1),
                            bh.catalog({"contatos": "incremental"}))
-        self.assertEqual(res.rc, 1, res.describe())
-        self.assertEqual(res.errors[0]["failure_type"], "transient_error")
-        self.assertIn("HTTP 503", res.errors[0]["message"])
-        self.assertIn("SERVER_ERROR", res.errors[0]["message"])
+        self.assert_read_failed(res, "transient_error", "HTTP 503", "SERVER_ERROR")
         self.ok = True
 
     def test_token_expiry_mid_sync(self):
-        # a token refused right after its renewal fails the request (credentials
-        # that do not hold); the seeded draws here never hit one twice in a row
-        self.srv.post("/_admin/faults", {"seed": 3, "rate_token_expire": 0.03})
-        cfg = bh.config(self.srv)
-        res = self.run_src("read", cfg, bh.catalog())
-        self.assertEqual(res.rc, 0, res.describe())
+        res = self.read_through_token_expiry(bh.config(self.srv), bh.catalog(), 0.03)
         self.assert_equal_to_account(res)
-        controls = res.of_type("CONTROL")
-        self.assertGreater(len(controls), 2)
-        expired = self.srv.get("/_admin/stats")["counters"]["fault.token_expire"]
-        self.assertEqual(len(controls), expired + 1)
-        # the last CONTROL holds the one refresh token the account accepts
-        self.srv.post("/_admin/faults", {})
-        res = self.run_src("check", bh.latest_config(res.messages, cfg), name="after")
-        self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
-                         "SUCCEEDED")
         self.ok = True
 
 
@@ -312,7 +252,7 @@ class DailyQuota(BlingCase):
         self.assertIn("HTTP 429", res.errors[0]["message"])
         self.assertIn("TOO_MANY_REQUESTS", res.errors[0]["message"])
         self.assertIn("diário", res.errors[0]["message"])
-        c = self.srv.get("/_admin/stats")["counters"]
+        c = self.counters()
         self.assertEqual(c["quota_exceeded"], 3)  # the request and its 2 retries
         # 12 requests: page 1, pages 2, 4, 8, 6, 7 (the list's end: 30
         # contacts), 5 details, page 2; the states cover what was read
@@ -338,7 +278,7 @@ class RateLimit(BlingCase):
         wall = time.monotonic() - t0
         self.assertEqual(res.rc, 0, res.describe())
         self.assert_equal_to_account(res, ("contatos", "pedidos"))
-        c = self.srv.get("/_admin/stats")["counters"]
+        c = self.counters()
         self.assertEqual(c.get("rate_limited", 0), 0)
         self.assertGreaterEqual(wall, (c["api_requests"] - 3) / 3.0)
         self.ok = True
@@ -348,7 +288,7 @@ class RateLimit(BlingCase):
         res = self.run_src("read", cfg, bh.catalog({"contatos": "full_refresh"}))
         self.assertEqual(res.rc, 0, res.describe())
         self.assert_equal_to_account(res, ("contatos",))
-        self.assertGreater(self.srv.get("/_admin/stats")["counters"].get("rate_limited", 0), 0)
+        self.assertGreater(self.counters().get("rate_limited", 0), 0)
         summary = [m for m in res.logs() if m.startswith("bling: ")][-1]
         self.assertNotRegex(summary, r"\b0 throttled")
         self.ok = True
@@ -362,29 +302,9 @@ class Crashes(BlingCase):
         CONTROL with the new refresh token must already be on stdout. The
         source is killed there: the config from that CONTROL carries on, the
         old one is dead."""
-        gen = self.srv.get("/_admin/refresh_token")["generation"]
-        self.srv.post("/_admin/hold", {"from_generation": gen + 1})
-        cfg = bh.config(self.srv)
         cat = bh.catalog({"contatos": "incremental"})
-        conn = lib.Connector(lib.binary(), self.args("read", cfg, cat, name="crash"), self.wd,
-                             name="crash")
-        deadline = time.monotonic() + 30
-        while self.srv.get("/_admin/stats")["held"] < 1:
-            self.assertLess(time.monotonic(), deadline, "no request with the new token")
-            time.sleep(0.05)
-        out = lib.parse_messages(conn.stdout_so_far(), allow_partial_tail=True)
-        controls = [m for m in out if m["type"] == "CONTROL"]
-        self.assertEqual(len(controls), 1, "the CONTROL was not written before the token's use")
-        new_cfg = controls[0]["control"]["connectorConfig"]["config"]
-        self.assertEqual(self.srv.get("/_admin/refresh_token")["generation"], gen + 1)
-        conn.signal(signal.SIGKILL)
-        res = conn.wait(allow_partial_tail=True)
-        self.assertEqual(res.rc, -signal.SIGKILL)
-        self.srv.post("/_admin/hold", {"from_generation": None})
-        # the old config cannot refresh any more ...
-        res = self.run_src("read", cfg, cat, name="old")
-        self.assertEqual(res.errors[0]["failure_type"], "config_error")
-        # ... the one from the CONTROL reads everything
+        new_cfg = self.read_killed_right_after_a_refresh(bh.config(self.srv), cat)
+        # the one from the CONTROL reads everything
         res = self.run_src("read", new_cfg, cat, name="new")
         self.assertEqual(res.rc, 0, res.describe())
         self.assert_equal_to_account(res, ("contatos",))
@@ -395,21 +315,9 @@ class Crashes(BlingCase):
         for mode in ("incremental", "full_refresh"):
             self.srv.post("/_admin/reset")
             cat = bh.catalog({"contatos": mode})
-            conn = lib.Connector(lib.binary(), self.args("read", cfg, cat, name="k" + mode),
-                                 self.wd, name="k" + mode)
-            deadline = time.monotonic() + 60
-            while conn.stdout_so_far().count(b'"type":"STATE"') < 5:
-                self.assertLess(time.monotonic(), deadline)
-                self.assertIsNone(conn.poll(), "finished before it could be killed")
-                time.sleep(0.01)
-            conn.signal(signal.SIGKILL)
-            first = conn.wait(allow_partial_tail=True)
-            state = bh.last_states(first.messages)
+            first, second, state, cfg = self.read_killed_then_resumed(cfg, cat, mode)
             resume = state[0]["stream"]["stream_state"]["resume"]
             self.assertGreaterEqual(resume["page"], 5)
-            cfg = bh.latest_config(first.messages, cfg)
-            second = self.run_src("read", cfg, cat, state=state, name="r" + mode)
-            self.assertEqual(second.rc, 0, second.describe())
             # everything, and the second run began where the first stopped
             got = {r["id"] for r in bh.records(first.messages) + bh.records(second.messages)}
             self.assertEqual(got, {c["id"] for c in self.dump()["contatos"]}, mode)

@@ -19,12 +19,17 @@ emulator (SigV4 verified, ListObjectsV2 pages of 3 keys):
   deleted), then the restarted attempt of the same generation: what the
   first attempt loaded stays, the old orders go;
 * an incomplete truncating stream deletes nothing;
+* customers and orders truncating in the same sync: both removed;
+* a bucket refusing the ledger's PUT fails the sync before any STATE
+  covering the orders goes out; check warns when the ledger cannot be
+  listed;
 * a truncating orders stream with no object storage is a config_error at
   the start, naming the stream and the option.
 """
 
 import json
 import os
+import re
 import secrets
 import signal
 import sys
@@ -75,14 +80,14 @@ def status(stream, st):
                                            "status": st}}}
 
 
-def order_messages(ids, gen, every=10, end="COMPLETE"):
+def order_messages(ids, gen, every=10, end="COMPLETE", stream="orders", prefix="O"):
     out = []
     for n, i in enumerate(ids, 1):
-        out.append(record("orders", order(i, gen)))
+        out.append(record(stream, dict(order(i, gen), external_id="%s-%04d" % (prefix, i))))
         if n % every == 0 or n == len(ids):
-            out.append(state("orders", n))
+            out.append(state(stream, n))
     if end:
-        out.append(status("orders", end))
+        out.append(status(stream, end))
     return out
 
 
@@ -104,6 +109,7 @@ class OrdersRefresh(CrmCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.s3 = lib.Server(S3_EMULATOR, ["--bucket", "rejects", "--page-size", "3",
+                                          "--refuse", "locked", "--no-list", "unlisted",
                                           "--key", "%s:%s" % (KEY_ID, SECRET)],
                             name="s3").start()
 
@@ -114,9 +120,9 @@ class OrdersRefresh(CrmCase):
 
     secret_values = CrmCase.secret_values + (SECRET,)
 
-    def storage(self):
+    def storage(self, bucket="rejects"):
         return {"storage_type": "S3", "endpoint": self.s3.url, "region": "us-east-1",
-                "bucket": "rejects", "prefix": "rej/crm", "access_key_id": KEY_ID,
+                "bucket": bucket, "prefix": "rej/crm", "access_key_id": KEY_ID,
                 "secret_access_key": SECRET}
 
     def setUp(self):
@@ -150,9 +156,10 @@ class OrdersRefresh(CrmCase):
         cfg.setdefault("object_storage_config", self.storage())
         return self.write(path, cfg=self.cfg(dead_letter_path=None, **cfg), cat=cat, name=name)
 
-    def load_gen1(self, ids):
+    def load_gen1(self, ids, batch_size=7):
         res = self.run_gen("gen1", customer_messages() + order_messages(ids, 1),
-                           generation(1, 0, streams=("customers", "orders")), batch_size=7)
+                           generation(1, 0, streams=("customers", "orders")),
+                           batch_size=batch_size)
         self.assert_ok(res)
         self.assertEqual(set(self.live_orders()), {"acme/O-%04d" % i for i in ids})
         ledger = self.ledger()
@@ -168,7 +175,7 @@ class OrdersRefresh(CrmCase):
     def test_truncating_generation_deletes_exactly_the_missing_orders(self):
         gen1 = list(range(0, 40))
         gen2 = list(range(10, 30)) + list(range(40, 45))
-        self.load_gen1(gen1)
+        self.load_gen1(gen1, batch_size=1)  # 40 runs: more than the merge's fan-in of 32
         headers = {"Authorization": "Bearer " + API_KEY}
         # an order no stream loaded, and order 30 written again with a newer updated_at
         lib.http_json("POST", self.emu.url + "/v1/orders:batchUpsert",
@@ -191,8 +198,10 @@ class OrdersRefresh(CrmCase):
         self.assertEqual(dead["acme/O-0005"]["deleted_at"], order(5, 1)["updated_at"])
         info = " ".join(res.logs("INFO"))
         self.assertIn("deleted 19, stale (written again meanwhile, kept) 1", info)
-        self.assertIn("25 orders in generation 2, 40 in earlier generations, 20 of them to "
-                      "delete", info)
+        passes = re.search(r"25 orders in generation 2, 40 in earlier generations, 20 of them "
+                           r"to delete \((\d+) merge passes\)", info)
+        self.assertIsNotNone(passes, info)
+        self.assertEqual(int(passes.group(1)), 3, "40 earlier runs: 2 passes; 7 current: 1")
         # the earlier generation's runs are gone; generation 2's stay
         self.assertEqual(list(self.ledger()), [2])
 
@@ -254,6 +263,66 @@ class OrdersRefresh(CrmCase):
                                 for ln in res.logs("WARN")), res.logs())
             self.assertEqual(set(self.live_orders()), {"acme/O-%04d" % i for i in range(0, 25)})
             self.assertEqual(sorted(self.ledger()), [1, 2])
+
+    def test_customers_and_orders_truncating_together(self):
+        self.load_gen1(list(range(0, 12)))
+        msgs = [record("customers", customer(i)) for i in (0, 1, 2)] + [
+            state("customers", 3), status("customers", "COMPLETE")]
+        msgs += order_messages([1, 2, 3], 2)
+        res = self.run_gen("gen2", msgs, generation(2, 2, streams=("customers", "orders")))
+        self.assert_ok(res)
+        self.assertEqual(set(self.live_orders()), {"acme/O-0001", "acme/O-0002", "acme/O-0003"})
+        live_customers = {key_of(r) for r in self.dump()["customers"] if not r.get("deleted")}
+        self.assertEqual(live_customers, {"acme/C-0000", "acme/C-0001", "acme/C-0002"})
+        self.assertEqual(list(self.ledger()), [2])
+
+    def test_two_orders_streams_in_the_same_batches(self):
+        """Each stream has its own ledger; a batch holding both puts a run
+        for each."""
+        maps = [{"stream": "orders", "object": "orders"},
+                {"stream": "web_orders", "object": "orders"}]
+        streams = ("orders", "web_orders")
+        self.assert_ok(self.run_gen("customers", customer_messages(),
+                                    generation(1, 0, streams=("customers",))))
+
+        def both(gen, o_ids, w_ids):
+            a = order_messages(o_ids, gen, every=100)
+            b = order_messages(w_ids, gen, every=100, stream="web_orders", prefix="W")
+            recs = [m for pair in zip(a, b) for m in pair if m["type"] == "RECORD"]
+            return recs + [m for m in a + b if m["type"] != "RECORD"]
+
+        res = self.run_gen("gen1", both(1, range(10), range(10)), generation(1, 0, streams),
+                           stream_mappings=maps, batch_size=6)
+        self.assert_ok(res)
+        self.assertEqual(len([o for o in self.objects() if o["key"].startswith(LEDGER)]), 8,
+                         "4 batches, each with records of both streams")
+        res = self.run_gen("gen2", both(2, range(5), range(5, 10)), generation(2, 2, streams),
+                           stream_mappings=maps, batch_size=6)
+        self.assert_ok(res)
+        self.assertEqual(set(self.live_orders()), {"acme/O-%04d" % i for i in range(5)} |
+                         {"acme/W-%04d" % i for i in range(5, 10)})
+
+    def test_refused_ledger_put_fails_before_the_states(self):
+        res = self.run_gen("customers", customer_messages(),
+                           generation(1, 0, streams=("customers",)))
+        self.assert_ok(res)
+        res = self.run_gen("orders", order_messages(range(8), 1, every=4), generation(1, 0),
+                           object_storage_config=self.storage("locked"), batch_size=4)
+        self.assert_fatal(res, "config_error", ("refresh ledger", "AccessDenied"))
+        self.assertEqual(res.states, [], "no STATE covers orders whose keys are not recorded")
+
+    def test_check_warns_when_the_ledger_cannot_be_listed(self):
+        res, st = self.check(self.cfg(dead_letter_path=None,
+                                      object_storage_config=self.storage()))
+        self.assertEqual(st["status"], "SUCCEEDED", res.describe())
+        self.assertFalse([m for m in res.logs("WARN") if "refresh ledger" in m], res.describe())
+        res, st = self.check(self.cfg(dead_letter_path=None,
+                                      object_storage_config=self.storage("unlisted")))
+        self.assertEqual(st["status"], "SUCCEEDED", res.describe())
+        warn = [m for m in res.logs("WARN") if "listing the refresh ledger of orders failed" in m]
+        self.assertEqual(len(warn), 1, res.describe())
+        self.assertIn("AccessDenied", warn[0])
+        self.assertIn("rej/crm/refresh-ledger/orders/", warn[0])
 
     def test_truncating_orders_without_object_storage(self):
         path = self.wd.write_lines("in.jsonl", order_messages([1], 2))

@@ -16,8 +16,15 @@
   same line, stream, field and code; the real run's other rejections are
   the ones the dry run names as Shops' alone (unknown_sku, unknown_parent,
   and a rule of the emulator beyond the contract, --reserved-sku-prefix).
-* In the real run only that item reaches Shops and is rejected at upload.
+  It says how many imports it would create and commit: as many as the real
+  run commits. In the real run, of all the bad items only the one breaking
+  the emulator's extra rule reaches Shops (rejected at upload).
 * The same holds for `load` of a plain JSONL file of inventory.
+* Deletions are judged as the deactivated item they send (a product deletion
+  with only its key lacks the required fields; a bad deletion time is the
+  item's updated_at), the same in both runs.
+* Where a real run stops (max_rejected_ratio crossed, rejected_records
+  "fail"), the dry run names that line and reason once and goes on.
 """
 
 import json
@@ -312,6 +319,43 @@ class Rules(ShopsCase):
         self.assertEqual(inv["P-1"]["updated_at"], gone)
         self.assertEqual(inv["P-2"]["quantity"], 5)
         self.assertEqual(self.stats()["items"]["rejected_upload"], 0)
+
+    def test_dry_run_says_where_a_real_run_stops(self):
+        """A real run stops at the rejection that crosses max_rejected_ratio
+        (or at the first under rejected_records "fail"); the dry run goes on
+        and names that line and the same reason."""
+        rows = []
+        for i in range(150):
+            p = {"sku": "P-%03d" % i, "brand": "b", "title": "t", "price": "1.00",
+                 "currency": "BRL", "updated_at": "2026-01-01T00:00:00Z"}
+            if i % 3:
+                p["price"] = 1  # invalid_type: two thirds of the records
+            rows.append(p)
+        path = self.wd.write_bytes("p.jsonl", "".join(json.dumps(r) + "\n"
+                                                      for r in rows).encode())
+        for over, line, why in (({}, None, "too many rejected records"),
+                                ({"rejected_records": "fail"}, 2, "rejected_records")):
+            cfg = self.write_config(self.cfg(**over), "c.json")
+            dry = self.run_bin(["load", "--config", cfg, "--object", "products", "--dry-run",
+                                path], "dry")
+            self.assert_ok(dry)
+            self.assert_nothing_sent()
+            stops = [m for m in dry.logs() if "a real run would stop" in m]
+            self.assertEqual(len(stops), 1, dry.describe())
+            self.assertEqual(len(dry_rejections(dry)), 100)
+            real = self.run_bin(["load", "--config", cfg, "--object", "products", path], "real")
+            e = self.assert_fatal(real)
+            self.assertIn(why, e["message"])
+            self.assertIn(why, stops[0])
+            at = int(re.search(r"stop at line (\d+)", stops[0]).group(1))
+            if line:
+                self.assertEqual(at, line)
+                self.assertIn("line %d" % line, e["message"])
+            else:
+                # the same count of the same stream's records
+                self.assertIn(re.search(r"\d+ of the \d+ records", e["message"]).group(0),
+                              stops[0])
+            self.emu.post("/_admin/reset")
 
     def test_load_dry_run_of_inventory(self):
         table = load_table()

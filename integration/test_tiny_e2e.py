@@ -8,7 +8,6 @@ and resumption mid-stream after a SIGKILL.
 
     python3 integration/test_tiny_e2e.py --bin build/gcc/sources/tiny/source-tiny
 """
-import signal
 import time
 
 import lib
@@ -47,53 +46,25 @@ class Commands(TinyCase):
 
     def test_check_rotates_the_token_and_says_so_first(self):
         cfg = th.config(self.srv)
-        res = self.run_src("check", cfg)
-        self.assertEqual(res.rc, 0, res.describe())
-        types = [m["type"] for m in res.messages if m["type"] != "LOG"]
-        self.assertEqual(types, ["CONTROL", "CONNECTION_STATUS"])
-        self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
-                         "SUCCEEDED")
-        new = th.latest_config(res.messages, cfg)
-        self.assertNotEqual(new["refresh_token"], cfg["refresh_token"])
-        for k, v in cfg.items():
-            if k != "refresh_token":
-                self.assertEqual(new[k], v, k)
+        new = self.check_rotating(cfg)
         # one read per stream, estoque with a product id
-        paths = self.srv.get("/_admin/stats")["counters"]
+        paths = self.counters()
         for p in ("path.contatos", "path.pedidos", "path.produtos", "path.estoque"):
             self.assertEqual(paths.get(p), 1, p)
-        # the rotated token works, the old one is dead
-        self.assertEqual(self.run_src("check", new, name="again").of_type(
-            "CONNECTION_STATUS")[0]["connectionStatus"]["status"], "SUCCEEDED")
-        res = self.run_src("check", cfg, name="old")
-        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
-        self.assertEqual(status["status"], "FAILED")
-        self.assertIn("invalid_grant", status["message"])
-        self.assert_no_secret(res, cfg["client_secret"])
+        self.assert_only_the_rotated_token_works(cfg, new)
         self.ok = True
 
     def test_check_wrong_client_secret(self):
         cfg = th.config(self.srv, client_secret="not-the-secret")
-        res = self.run_src("check", cfg)
-        self.assertEqual(res.rc, 0, res.describe())
-        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
-        self.assertEqual(status["status"], "FAILED")
-        self.assertIn("credentials", status["message"])
-        self.assertIn("invalid_client", status["message"])
-        self.assert_no_secret(res, "not-the-secret", th.RT0)
-        self.assertEqual(res.of_type("CONTROL"), [])
+        self.check_failed(cfg, ("credentials", "invalid_client"), ("not-the-secret", th.RT0))
         self.ok = True
 
     def test_check_bad_config(self):
         cfg = th.config(self.srv, token_url="ftp://x", start_date="2024-13-45",
                         refresh_token="short")
-        res = self.run_src("check", cfg)
-        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
-        self.assertEqual(status["status"], "FAILED")
-        self.assertIn("refresh_token", status["message"])
-        self.assertIn("token_url", status["message"])
-        self.assertNotIn("short", status["message"])
-        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("tokens_issued"), None)
+        message = self.check_failed(cfg, ("refresh_token", "token_url"))
+        self.assertNotIn("short", message)
+        self.assertEqual(self.counters().get("tokens_issued"), None)
         self.ok = True
 
     def test_discover(self):
@@ -106,7 +77,7 @@ class Commands(TinyCase):
         self.assertEqual(streams["produtos"]["default_cursor_field"], ["dataAlteracao"])
         self.assertIn("itens", streams["pedidos"]["json_schema"]["properties"])
         self.assertIn("variacoes", streams["produtos"]["json_schema"]["properties"])
-        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
+        self.assertEqual(self.counters().get("api_requests"), None)
         self.ok = True
 
 
@@ -190,70 +161,43 @@ class Reads(TinyCase):
 class Failures(TinyCase):
     def test_bad_catalog_and_state_are_config_errors(self):
         cfg = th.config(self.srv)
-        for cat, state, needle in (
-                (th.catalog({"estoque": "incremental"}), None, "estoque"),
-                (th.catalog({"notas": "full_refresh"}), None, "notas"),
-                (th.catalog({"pedidos": "incremental"}),
-                 [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "pedidos"},
-                                                "stream_state": {"cursor": "yesterday"}}}],
-                 "cursor")):
-            res = self.run_src("read", cfg, cat, state)
-            self.assertEqual(res.rc, 1, res.describe())
-            self.assertEqual(res.errors[0]["failure_type"], "config_error")
-            self.assertIn(needle, res.errors[0]["message"])
-        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
+        self.assert_config_errors_before_any_request(cfg, (
+            (th.catalog({"estoque": "incremental"}), None, "estoque"),
+            (th.catalog({"notas": "full_refresh"}), None, "notas"),
+            (th.catalog({"pedidos": "incremental"}),
+             [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "pedidos"},
+                                            "stream_state": {"cursor": "yesterday"}}}],
+             "cursor")))
         self.ok = True
 
     def test_wrong_credentials_are_config_errors(self):
         for over, needle in (({"refresh_token": "rt-not-valid-000000"}, "invalid_grant"),
                              ({"client_secret": "not-the-secret"}, "invalid_client")):
             res = self.run_src("read", th.config(self.srv, **over), th.catalog(), name=needle)
-            self.assertEqual(res.rc, 1, res.describe())
-            self.assertEqual(res.errors[0]["failure_type"], "config_error")
-            self.assertIn(needle, res.errors[0]["message"])
+            self.assert_read_failed(res, "config_error", needle)
             self.assert_no_secret(res, "rt-not-valid-000000", "not-the-secret")
         self.ok = True
 
     def test_5xx_resets_and_throttling_are_retried(self):
-        self.srv.post("/_admin/faults", {"seed": 11, "rate_503": 0.1, "rate_500": 0.05,
-                                         "rate_reset": 0.05})
-        cfg = th.config(self.srv, max_retries=8)
-        res = self.run_src("read", cfg, th.catalog())
-        self.assertEqual(res.rc, 0, res.describe())
+        res = self.read_through_faults({"seed": 11, "rate_503": 0.1, "rate_500": 0.05,
+                                        "rate_reset": 0.05},
+                                       th.config(self.srv, max_retries=8), th.catalog(), 5)
         self.assert_equal_to_account(res)
-        faults = {k: v for k, v in self.srv.get("/_admin/stats")["counters"].items()
-                  if k.startswith("fault.")}
-        self.assertGreater(sum(faults.values()), 5, faults)
         self.ok = True
 
     def test_persistent_5xx_is_transient_error(self):
         self.srv.post("/_admin/faults", {"rate_503": 1.0})
         res = self.run_src("read", th.config(self.srv, max_retries=1),
                            th.catalog({"contatos": "incremental"}))
-        self.assertEqual(res.rc, 1, res.describe())
-        self.assertEqual(res.errors[0]["failure_type"], "transient_error")
-        self.assertIn("HTTP 503", res.errors[0]["message"])
-        self.assertIn("/contatos", res.errors[0]["message"])
+        self.assert_read_failed(res, "transient_error", "HTTP 503", "/contatos")
         statuses = [m["trace"]["stream_status"]["status"] for m in res.of_type("TRACE")
                     if m["trace"]["type"] == "STREAM_STATUS"]
         self.assertEqual(statuses[-1], "INCOMPLETE")
         self.ok = True
 
     def test_token_expiry_mid_sync(self):
-        self.srv.post("/_admin/faults", {"seed": 3, "rate_token_expire": 0.05})
-        cfg = th.config(self.srv)
-        res = self.run_src("read", cfg, th.catalog())
-        self.assertEqual(res.rc, 0, res.describe())
+        res = self.read_through_token_expiry(th.config(self.srv), th.catalog(), 0.05)
         self.assert_equal_to_account(res)
-        controls = res.of_type("CONTROL")
-        expired = self.srv.get("/_admin/stats")["counters"]["fault.token_expire"]
-        self.assertGreater(expired, 1)
-        self.assertEqual(len(controls), expired + 1)
-        # the last CONTROL holds the one refresh token the account accepts
-        self.srv.post("/_admin/faults", {})
-        res = self.run_src("check", th.latest_config(res.messages, cfg), name="after")
-        self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
-                         "SUCCEEDED")
         self.ok = True
 
 
@@ -269,7 +213,7 @@ class RateLimit(TinyCase):
         res = self.run_src("read", cfg, th.catalog({"contatos": "full_refresh"}))
         self.assertEqual(res.rc, 0, res.describe())
         self.assert_equal_to_account(res, ("contatos",))
-        c = self.srv.get("/_admin/stats")["counters"]
+        c = self.counters()
         self.assertEqual(c.get("rate_limited"), 1, c)
         summary = [m for m in res.logs() if m.startswith("tiny: ")][-1]
         self.assertIn(" 1 throttled", summary)
@@ -284,28 +228,9 @@ class Crashes(TinyCase):
         CONTROL with the new refresh token must already be on stdout. The
         source is killed there: the config from that CONTROL carries on, the
         old one is dead."""
-        gen = self.srv.get("/_admin/refresh_token")["generation"]
-        self.srv.post("/_admin/hold", {"from_generation": gen + 1})
-        cfg = th.config(self.srv)
         cat = th.catalog({"contatos": "incremental"})
-        conn = lib.Connector(lib.binary(), self.args("read", cfg, cat, name="crash"), self.wd,
-                             name="crash")
-        deadline = time.monotonic() + 30
-        while self.srv.get("/_admin/stats")["held"] < 1:
-            self.assertLess(time.monotonic(), deadline, "no request with the new token")
-            time.sleep(0.05)
-        out = lib.parse_messages(conn.stdout_so_far(), allow_partial_tail=True)
-        controls = [m for m in out if m["type"] == "CONTROL"]
-        self.assertEqual(len(controls), 1, "the CONTROL was not written before the token's use")
-        new_cfg = controls[0]["control"]["connectorConfig"]["config"]
-        conn.signal(signal.SIGKILL)
-        res = conn.wait(allow_partial_tail=True)
-        self.assertEqual(res.rc, -signal.SIGKILL)
-        self.srv.post("/_admin/hold", {"from_generation": None})
-        # the old config cannot refresh any more ...
-        res = self.run_src("read", cfg, cat, name="old")
-        self.assertEqual(res.errors[0]["failure_type"], "config_error")
-        # ... the one from the CONTROL reads everything
+        new_cfg = self.read_killed_right_after_a_refresh(th.config(self.srv), cat)
+        # the one from the CONTROL reads everything
         res = self.run_src("read", new_cfg, cat, name="new")
         self.assertEqual(res.rc, 0, res.describe())
         self.assert_equal_to_account(res, ("contatos",))
@@ -316,21 +241,9 @@ class Crashes(TinyCase):
         for mode in ("incremental", "full_refresh"):
             self.srv.post("/_admin/reset")
             cat = th.catalog({"contatos": mode})
-            conn = lib.Connector(lib.binary(), self.args("read", cfg, cat, name="k" + mode),
-                                 self.wd, name="k" + mode)
-            deadline = time.monotonic() + 60
-            while conn.stdout_so_far().count(b'"type":"STATE"') < 5:
-                self.assertLess(time.monotonic(), deadline)
-                self.assertIsNone(conn.poll(), "finished before it could be killed")
-                time.sleep(0.01)
-            conn.signal(signal.SIGKILL)
-            first = conn.wait(allow_partial_tail=True)
-            state = th.last_states(first.messages)
+            first, second, state, cfg = self.read_killed_then_resumed(cfg, cat, mode)
             resume = state[0]["stream"]["stream_state"]["resume"]
             self.assertGreaterEqual(resume["offset"], 50)
-            cfg = th.latest_config(first.messages, cfg)
-            second = self.run_src("read", cfg, cat, state=state, name="r" + mode)
-            self.assertEqual(second.rc, 0, second.describe())
             # everything, and the second run began where the first stopped
             got = {r["id"] for r in th.records(first.messages) + th.records(second.messages)}
             self.assertEqual(got, {c["id"] for c in self.dump()["contatos"]}, mode)

@@ -6,48 +6,25 @@ mid-sync and resumption mid-stream after a SIGKILL.
 
     python3 integration/test_totvs_e2e.py --bin build/gcc/sources/totvs-moda/source-totvs-moda
 """
-import signal
 import time
-import unittest
 
 import lib
 import totvs_helpers as th
 
 
-class TotvsCase(unittest.TestCase):
-    emulator_args = {}
+class TotvsCase(lib.SourceCase):
+    workdir_prefix = "ab-totvs-"
 
-    def setUp(self):
-        self.wd = lib.Workdir("ab-totvs-")
-        self.srv = th.emulator(**self.emulator_args).start()
-        self.ok = False
-
-    def tearDown(self):
-        self.srv.stop()
-        self.wd.cleanup(keep=not self.ok)
-
-    def args(self, cmd, cfg, cat=None, state=None, name="run"):
-        argv = [cmd, "--config", self.wd.write_json(name + ".config.json", cfg)]
-        if cat is not None:
-            argv += ["--catalog", self.wd.write_json(name + ".catalog.json", cat)]
-        if state is not None:
-            argv += ["--state", self.wd.write_json(name + ".state.json", state)]
-        return argv
-
-    def run_src(self, cmd, cfg, cat=None, state=None, name="run", timeout=300):
-        res = lib.run_connector(lib.binary(), self.args(cmd, cfg, cat, state, name), self.wd,
-                                name=name, timeout=timeout)
-        for m in res.messages:
-            lib.check_message(m)
-        return res
+    def start_emulator(self, **kw):
+        return th.emulator(**kw)
 
     def assert_no_secret(self, res, *secrets):
-        blob = res.stdout + res.stderr
-        for s in secrets:
-            self.assertTrue(s.encode() not in blob, "a secret in the output")
+        """TOTVS Moda's source writes no CONTROL message: nowhere at all."""
+        self.assertEqual(res.of_type("CONTROL"), [])
+        super().assert_no_secret(res, *secrets)
 
     def assert_equal_to_environment(self, res, streams=th.STREAMS, cfg=None):
-        dump = self.srv.get("/_admin/dump")
+        dump = self.dump()
         branches = tuple((cfg or {}).get("branch_codes", (1, 2, 3)))
         for s in streams:
             got = th.records(res.messages, s)
@@ -62,18 +39,6 @@ class TotvsCase(unittest.TestCase):
             self.assertEqual(sorted(keys), sorted(want), s)
             for r in got:
                 self.assertEqual(r, want[th.key(s, r)], s)
-
-    def assert_states_consistent(self, res):
-        since = {}
-        for m in res.messages:
-            if m["type"] == "RECORD":
-                s = m["record"]["stream"]
-                since[s] = since.get(s, 0) + 1
-            elif m["type"] == "STATE":
-                s = m["state"]["stream"]["stream_descriptor"]["name"]
-                self.assertEqual(m["state"]["sourceStats"]["recordCount"], since.get(s, 0))
-                since[s] = 0
-        self.assertEqual({s: n for s, n in since.items() if n}, {})
 
 
 class Commands(TotvsCase):
@@ -93,9 +58,9 @@ class Commands(TotvsCase):
         cfg = th.config(self.srv)
         res = self.run_src("check", cfg)
         self.assertEqual(res.rc, 0, res.describe())
-        self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
+        self.assertEqual(self.connection_status(res)["status"],
                          "SUCCEEDED")
-        c = self.srv.get("/_admin/stats")["counters"]
+        c = self.counters()
         for path in ("/person/v2/individuals/search", "/person/v2/legal-entities/search",
                      "/sales-order/v2/orders/search", "/product/v2/references/search",
                      "/product/v2/products/search", "/product/v2/balances/search"):
@@ -107,26 +72,16 @@ class Commands(TotvsCase):
     def test_check_wrong_credentials(self):
         for over, needle in (({"password": "not-the-password"}, "invalid_grant"),
                              ({"client_secret": "not-the-secret"}, "invalid_client")):
-            cfg = th.config(self.srv, **over)
-            res = self.run_src("check", cfg)
-            self.assertEqual(res.rc, 0, res.describe())
-            status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
-            self.assertEqual(status["status"], "FAILED")
-            self.assertIn("credentials", status["message"])
-            self.assertIn(needle, status["message"])
-            self.assert_no_secret(res, list(over.values())[0])
+            self.check_failed(th.config(self.srv, **over), ("credentials", needle),
+                              tuple(over.values()), name=needle)
         self.ok = True
 
     def test_check_bad_config(self):
         cfg = th.config(self.srv, api_url=self.srv.url + "/api/", password="short",
                         branch_codes=[])
-        res = self.run_src("check", cfg)
-        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
-        self.assertEqual(status["status"], "FAILED")
-        for needle in ("password", "api_url", "branch_codes"):
-            self.assertIn(needle, status["message"])
-        self.assertNotIn("short", status["message"].replace("password", ""))
-        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("tokens_issued"), None)
+        message = self.check_failed(cfg, ("password", "api_url", "branch_codes"))
+        self.assertNotIn("short", message.replace("password", ""))
+        self.assertEqual(self.counters().get("tokens_issued"), None)
         self.ok = True
 
     def test_discover(self):
@@ -141,7 +96,7 @@ class Commands(TotvsCase):
             self.assertEqual(s["supported_sync_modes"], ["full_refresh", "incremental"])
         self.assertIn("items", streams["sales_orders"]["json_schema"]["properties"])
         self.assertIn("_ab_collection", streams["products"]["json_schema"]["properties"])
-        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
+        self.assertEqual(self.counters().get("api_requests"), None)
         self.ok = True
 
 
@@ -215,7 +170,7 @@ class Reads(TotvsCase):
         self.assertEqual(moved["references"], sorted((c,) for c in touched["references"]))
         self.assertEqual(moved["balances"], sorted((c,) for c in touched["stock"]))
         # what moved is the changed content
-        dump = self.srv.get("/_admin/dump")
+        dump = self.dump()
         want = th.expected(dump, "sales_orders")
         for o in th.records(res.messages, "sales_orders"):
             self.assertEqual(o, want[th.key("sales_orders", o)])
@@ -249,7 +204,7 @@ class Reads(TotvsCase):
         self.ok = True
 
     def test_start_date(self):
-        dump = self.srv.get("/_admin/dump")
+        dump = self.dump()
         t0 = sorted(p["_mtime"] for p in dump["individuals"])[30]
         day = time.strftime("%Y-%m-%d", time.gmtime(t0 - 3 * 3600))
         cfg = th.config(self.srv, start_date=day)
@@ -265,48 +220,33 @@ class Reads(TotvsCase):
 class Failures(TotvsCase):
     def test_bad_catalog_and_state_are_config_errors(self):
         cfg = th.config(self.srv)
-        for cat, state, needle in (
-                (th.catalog({"invoices": "full_refresh"}), None, "invoices"),
-                (th.catalog({"sales_orders": "incremental"}),
-                 [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "sales_orders"},
-                                                "stream_state": {"cursor": "yesterday"}}}],
-                 "cursor")):
-            res = self.run_src("read", cfg, cat, state)
-            self.assertEqual(res.rc, 1, res.describe())
-            self.assertEqual(res.errors[0]["failure_type"], "config_error")
-            self.assertIn(needle, res.errors[0]["message"])
-        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests"), None)
+        self.assert_config_errors_before_any_request(cfg, (
+            (th.catalog({"invoices": "full_refresh"}), None, "invoices"),
+            (th.catalog({"sales_orders": "incremental"}),
+             [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "sales_orders"},
+                                            "stream_state": {"cursor": "yesterday"}}}],
+             "cursor")))
         self.ok = True
 
     def test_wrong_password_is_a_config_error(self):
         cfg = th.config(self.srv, password="not-the-password")
         res = self.run_src("read", cfg, th.catalog())
-        self.assertEqual(res.rc, 1, res.describe())
-        self.assertEqual(res.errors[0]["failure_type"], "config_error")
-        self.assertIn("invalid_grant", res.errors[0]["message"])
+        self.assert_read_failed(res, "config_error", "invalid_grant")
         self.assert_no_secret(res, "not-the-password", th.SECRET)
         self.ok = True
 
     def test_5xx_resets_and_throttling_are_retried(self):
-        self.srv.post("/_admin/faults", {"seed": 11, "rate_503": 0.1, "rate_500": 0.05,
-                                         "rate_reset": 0.05, "rate_429": 0.05})
-        cfg = th.config(self.srv, max_retries=8)
-        res = self.run_src("read", cfg, th.catalog())
-        self.assertEqual(res.rc, 0, res.describe())
+        res = self.read_through_faults({"seed": 11, "rate_503": 0.1, "rate_500": 0.05,
+                                        "rate_reset": 0.05, "rate_429": 0.05},
+                                       th.config(self.srv, max_retries=8), th.catalog(), 3)
         self.assert_equal_to_environment(res)
-        faults = {k: v for k, v in self.srv.get("/_admin/stats")["counters"].items()
-                  if k.startswith("fault.")}
-        self.assertGreater(sum(faults.values()), 3, faults)
         self.ok = True
 
     def test_persistent_5xx_is_transient_error(self):
         self.srv.post("/_admin/faults", {"rate_503": 1.0})
         res = self.run_src("read", th.config(self.srv, max_retries=1),
                            th.catalog({"individuals": "incremental"}))
-        self.assertEqual(res.rc, 1, res.describe())
-        self.assertEqual(res.errors[0]["failure_type"], "transient_error")
-        self.assertIn("HTTP 503", res.errors[0]["message"])
-        self.assertIn("InternalError", res.errors[0]["message"])
+        self.assert_read_failed(res, "transient_error", "HTTP 503", "InternalError")
         self.ok = True
 
     def test_an_unsorted_answer_stops_the_read(self):
@@ -315,10 +255,8 @@ class Failures(TotvsCase):
         self.srv.post("/_admin/quirks", {"ignore_order": True})
         res = self.run_src("read", th.config(self.srv, page_size=50),
                            th.catalog({"individuals": "incremental"}))
-        self.assertEqual(res.rc, 1, res.describe())
-        self.assertEqual(res.errors[0]["failure_type"], "system_error")
-        self.assertIn("out of \"maxChangeFilterDate\" order", res.errors[0]["message"])
-        self.assertIn("individuals", res.errors[0]["message"])
+        self.assert_read_failed(res, "system_error", "out of \"maxChangeFilterDate\" order",
+                                "individuals")
         self.ok = True
 
     def test_token_expiry_mid_sync(self):
@@ -329,7 +267,7 @@ class Failures(TotvsCase):
         res = self.run_src("read", cfg, th.catalog())
         self.assertEqual(res.rc, 0, res.describe())
         self.assert_equal_to_environment(res)
-        c = self.srv.get("/_admin/stats")["counters"]
+        c = self.counters()
         self.assertGreater(c["fault.token_expire"], 0)
         self.assertEqual(c["tokens_issued"], c["fault.token_expire"] + 1)
         self.ok = True
@@ -339,10 +277,23 @@ class HubCase(TotvsCase):
     """Through the API Hub emulator (hub_args for th.hub_emulator())."""
     hub_args = {}
 
-    def setUp(self):
-        super().setUp()
-        self.srv.stop()
-        self.srv = th.hub_emulator(**self.hub_args).start()
+    def start_emulator(self, **kw):
+        return th.hub_emulator(**dict(self.hub_args, **kw))
+
+    def wrong_or_missing_key_fails(self, needles, header=None):
+        """With a wrong key (in header), and with none: a check fails naming
+        needles["wrong"|"missing"], a read is a config_error before any
+        record; no key, password or client secret in their output."""
+        wrong = "not-the-hub-key-0123"
+        secrets = (wrong, th.HUB_KEY, th.PASSWORD, th.SECRET)
+        for name, cfg in (("wrong", th.hub_config(self.srv, key=wrong, header=header)),
+                          ("missing", th.config(self.srv, api_url=self.srv.url + th.HUB_PREFIX))):
+            self.check_failed(cfg, needles[name], secrets, name="check-" + name)
+            res = self.run_src("read", cfg, th.catalog({"individuals": "incremental"}),
+                               name="read-" + name)
+            self.assert_read_failed(res, "config_error")
+            self.assertEqual(th.records(res.messages), [], name)
+            self.assert_no_secret(res, *secrets)
 
     def assert_key_hidden(self, res):
         """Not in the output, nor in any file of the run but its config."""
@@ -376,20 +327,20 @@ class ApiHub(HubCase):
         cfg = th.hub_config(self.srv, log_level="DEBUG")
         res = self.run_src("check", cfg, name="check")
         self.assertEqual(res.rc, 0, res.describe())
-        self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
+        self.assertEqual(self.connection_status(res)["status"],
                          "SUCCEEDED", res.describe())
         self.assert_key_hidden(res)
         res = self.run_src("discover", cfg, name="discover")
         self.assertEqual(res.rc, 0, res.describe())
-        self.assertEqual(sorted(s["name"] for s in res.of_type("CATALOG")[0]["catalog"]["streams"]),
-                         sorted(th.STREAMS))
+        streams = res.of_type("CATALOG")[0]["catalog"]["streams"]
+        self.assertEqual(sorted(s["name"] for s in streams), sorted(th.STREAMS))
         self.assert_key_hidden(res)
         res = self.run_src("read", cfg, th.catalog({s: "full_refresh" for s in th.STREAMS}))
         self.assertEqual(res.rc, 0, res.describe())
         self.assert_equal_to_environment(res)
         self.assert_states_consistent(res)
         self.assert_key_hidden(res)
-        c = self.srv.get("/_admin/stats")["counters"]
+        c = self.counters()
         self.assertEqual(c.get("hub_refused", 0), 0)
         self.assertGreater(c.get("api_requests", 0), len(th.STREAMS))
         # an incremental run through the Hub, then one that moves only what changed
@@ -409,23 +360,9 @@ class ApiHub(HubCase):
         self.ok = True
 
     def test_wrong_or_missing_key_is_a_config_error(self):
-        wrong = "not-the-hub-key-0123"
-        for name, cfg in (("wrong", th.hub_config(self.srv, key=wrong)),
-                          ("missing", th.config(self.srv, api_url=self.srv.url + th.HUB_PREFIX))):
-            res = self.run_src("check", cfg, name="check-" + name)
-            self.assertEqual(res.rc, 0, res.describe())
-            status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
-            self.assertEqual(status["status"], "FAILED", name)
-            self.assertIn("HTTP 401", status["message"], name)
-            if name == "wrong":
-                self.assertIn("authentication.api_key", status["message"])
-            res = self.run_src("read", cfg, th.catalog({"individuals": "incremental"}),
-                               name="read-" + name)
-            self.assertEqual(res.rc, 1, res.describe())
-            self.assertEqual(res.errors[0]["failure_type"], "config_error", name)
-            self.assertEqual(th.records(res.messages), [], name)
-            self.assert_no_secret(res, wrong, th.HUB_KEY, th.PASSWORD, th.SECRET)
-        c = self.srv.get("/_admin/stats")["counters"]
+        self.wrong_or_missing_key_fails({"wrong": ("HTTP 401", "authentication.api_key"),
+                                         "missing": ("HTTP 401",)})
+        c = self.counters()
         self.assertGreaterEqual(c.get("hub_refused", 0), 4)
         self.assertEqual(c.get("tokens_issued", 0), 0)
         self.assertEqual(c.get("api_requests", 0), 0)
@@ -437,7 +374,7 @@ class ApiHub(HubCase):
         self.srv.stop()
         self.srv = th.emulator().start()
         res = self.run_src("check", th.hub_config(self.srv))
-        status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+        status = self.connection_status(res)
         self.assertEqual(status["status"], "FAILED")
         self.assertIn("404", status["message"])
         self.assert_no_secret(res, th.HUB_KEY)
@@ -457,7 +394,7 @@ class ApiHubOpenToken(HubCase):
 
     def run_check(self, cfg):
         res = self.run_src("check", cfg)
-        self.assertEqual(res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
+        self.assertEqual(self.connection_status(res)["status"],
                          "SUCCEEDED", res.describe())
         res = self.run_src("read", cfg, th.catalog({s: "full_refresh" for s in th.STREAMS}))
         self.assertEqual(res.rc, 0, res.describe())
@@ -465,25 +402,11 @@ class ApiHubOpenToken(HubCase):
         self.assert_key_hidden(res)
 
     def test_wrong_or_missing_key_is_a_config_error(self):
-        wrong = "not-the-hub-key-0123"
-        for name, cfg in (("wrong", th.hub_config(self.srv, key=wrong, header=self.HEADER)),
-                          ("missing", th.config(self.srv, api_url=self.srv.url + th.HUB_PREFIX))):
-            res = self.run_src("check", cfg, name="check-" + name)
-            self.assertEqual(res.rc, 0, res.describe())
-            status = res.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
-            self.assertEqual(status["status"], "FAILED", name)
-            for s in th.STREAMS:
-                self.assertIn("stream '%s'" % s, status["message"], name)
-            self.assertIn("HTTP 403", status["message"], name)
-            self.assertIn("ApiKeyRequired" if name == "missing" else "InvalidApiKey",
-                          status["message"], name)
-            res = self.run_src("read", cfg, th.catalog({"individuals": "incremental"}),
-                               name="read-" + name)
-            self.assertEqual(res.rc, 1, res.describe())
-            self.assertEqual(res.errors[0]["failure_type"], "config_error", name)
-            self.assertEqual(th.records(res.messages), [], name)
-            self.assert_no_secret(res, wrong, th.HUB_KEY, th.PASSWORD, th.SECRET)
-        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("api_requests", 0), 0)
+        streams = tuple("stream '%s'" % s for s in th.STREAMS)
+        self.wrong_or_missing_key_fails({"wrong": streams + ("HTTP 403", "InvalidApiKey"),
+                                         "missing": streams + ("HTTP 403", "ApiKeyRequired")},
+                                        header=self.HEADER)
+        self.assertEqual(self.counters().get("api_requests", 0), 0)
         self.ok = True
 
 
@@ -496,7 +419,7 @@ class Lifetime(TotvsCase):
         res = self.run_src("read", cfg, th.catalog({"individuals": "full_refresh"}))
         self.assertEqual(res.rc, 0, res.describe())
         self.assert_equal_to_environment(res, ("individuals",))
-        c = self.srv.get("/_admin/stats")["counters"]
+        c = self.counters()
         self.assertGreaterEqual(c["tokens_issued"], 3)
         self.assertEqual(c.get("unauthorized", 0), 0)
         self.ok = True
@@ -510,7 +433,7 @@ class RateLimit(TotvsCase):
         res = self.run_src("read", cfg, th.catalog({"individuals": "full_refresh"}))
         self.assertEqual(res.rc, 0, res.describe())
         self.assert_equal_to_environment(res, ("individuals",))
-        self.assertGreater(self.srv.get("/_admin/stats")["counters"].get("rate_limited", 0), 0)
+        self.assertGreater(self.counters().get("rate_limited", 0), 0)
         summary = [m for m in res.logs() if m.startswith("totvs: ")][-1]
         self.assertNotRegex(summary, r"\b0 throttled")
         self.ok = True
@@ -519,7 +442,7 @@ class RateLimit(TotvsCase):
         cfg = th.config(self.srv, requests_per_second=2.5, page_size=5)
         res = self.run_src("read", cfg, th.catalog({"individuals": "full_refresh"}))
         self.assertEqual(res.rc, 0, res.describe())
-        self.assertEqual(self.srv.get("/_admin/stats")["counters"].get("rate_limited", 0), 0)
+        self.assertEqual(self.counters().get("rate_limited", 0), 0)
         self.ok = True
 
 
@@ -530,23 +453,11 @@ class Crashes(TotvsCase):
         cfg = th.config(self.srv, page_size=10, requests_per_second=50)
         for mode in ("incremental", "full_refresh"):
             cat = th.catalog({"individuals": mode})
-            conn = lib.Connector(lib.binary(), self.args("read", cfg, cat, name="k" + mode),
-                                 self.wd, name="k" + mode)
-            deadline = time.monotonic() + 60
-            while conn.stdout_so_far().count(b'"type":"STATE"') < 5:
-                self.assertLess(time.monotonic(), deadline)
-                self.assertIsNone(conn.poll(), "finished before it could be killed")
-                time.sleep(0.01)
-            conn.signal(signal.SIGKILL)
-            first = conn.wait(allow_partial_tail=True)
-            state = th.last_states(first.messages)
+            first, second, state, _ = self.read_killed_then_resumed(cfg, cat, mode)
             st = state[0]["stream"]["stream_state"]
             self.assertIn("cursor", st["resume"] if mode == "full_refresh" else st)
-            second = self.run_src("read", cfg, cat, state=state, name="r" + mode)
-            self.assertEqual(second.rc, 0, second.describe())
             got = {r["code"] for r in th.records(first.messages) + th.records(second.messages)}
-            self.assertEqual(got, {c["code"] for c in self.srv.get("/_admin/dump")[
-                "individuals"]}, mode)
+            self.assertEqual(got, {c["code"] for c in self.dump()["individuals"]}, mode)
             # the second run began where the first stopped (a page of overlap at most)
             self.assertLessEqual(len(th.records(second.messages)),
                                  300 - len(th.records(first.messages)) + 10, mode)

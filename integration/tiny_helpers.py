@@ -30,20 +30,12 @@ def catalog(modes=None):
     default every stream, estoque full refresh, the rest incremental."""
     if modes is None:
         modes = {s: ("full_refresh" if s == "estoque" else "incremental") for s in STREAMS}
-    return {"streams": [{
-        "stream": {"name": s, "json_schema": {},
-                   "supported_sync_modes": ["full_refresh"] + (
-                       [] if s == "estoque" else ["incremental"])},
-        "sync_mode": m, "destination_sync_mode": "append"} for s, m in modes.items()]}
+    return lib.source_catalog(modes, full_refresh_only=("estoque",))
 
 
 latest_config = lib.latest_config
 last_states = lib.last_states
-
-
-def records(messages, stream=None):
-    return [m["record"]["data"] for m in messages
-            if m["type"] == "RECORD" and (stream is None or m["record"]["stream"] == stream)]
+records = lib.records
 
 
 def public(row):

@@ -55,30 +55,12 @@ def catalog(modes=None):
     default every stream incremental."""
     if modes is None:
         modes = {s: "incremental" for s in STREAMS}
-    return {"streams": [{
-        "stream": {"name": s, "json_schema": {},
-                   "supported_sync_modes": ["full_refresh", "incremental"]},
-        "sync_mode": m, "destination_sync_mode": "append"} for s, m in modes.items()]}
+    return lib.source_catalog(modes)
 
 
-def last_states(messages, previous=None):
-    """The input state for the next run: the last state of each stream,
-    on top of previous (a list of AirbyteStateMessage)."""
-    by_stream = {}
-    for st in previous or []:
-        by_stream[st["stream"]["stream_descriptor"]["name"]] = st
-    for m in messages:
-        if m["type"] == "STATE":
-            st = dict(m["state"])
-            st.pop("sourceStats", None)
-            st.pop("destinationStats", None)
-            by_stream[st["stream"]["stream_descriptor"]["name"]] = st
-    return list(by_stream.values())
-
-
-def records(messages, stream=None):
-    return [m["record"]["data"] for m in messages
-            if m["type"] == "RECORD" and (stream is None or m["record"]["stream"] == stream)]
+latest_config = lib.latest_config
+last_states = lib.last_states
+records = lib.records
 
 
 def key(stream, row):

@@ -1,4 +1,4 @@
-/* test_driver.c - the driver with a fake destination, in a child process. */
+/* test_driver.c - the driver with a fake destination and a fake source, in a child process. */
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <stdio.h>
@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "ab/destination.h"
+#include "ab/fetch.h"
 #include "ab/json.h"
+#include "ab/pager.h"
 
 #include "ab_test.h"
 
@@ -122,7 +124,171 @@ static const struct ab_destination_ops fake_ops = {
     .close = fake_close,
 };
 
+/* ---- a source on ab_fetch_walk_step() ------------------------------------- */
+
+/*
+ * Every stream pages through a script in the config ({"pages": {"a": [3, 3,
+ * 1]}}: the item counts of its answers) with a pager of 3 items per page.
+ * A "request" is a loop timer that makes the answer ready, as an HTTP
+ * completion would. Each answer emits its items and the state {"page": N};
+ * a page the script does not have is a failure of the stream. Its check
+ * sets up as "setup" says (ok, config, internal), then probes stream "a"
+ * with a request that could not be built.
+ */
+static const char walk_spec_json[] =
+    "{\"x-ab-options\":{\"include\":[\"core\"]},\"connectionSpecification\":{"
+    "\"type\":\"object\",\"required\":[\"pages\"],\"properties\":{"
+    "\"pages\":{\"type\":\"object\"},\"setup\":{\"type\":\"string\"}}}}";
+
+struct walker {
+    struct ab_driver *d;
+    struct ab_fetch f;
+    struct ab_fetch_walk walk;
+    struct ab_pager pager;
+    yajl_val script; /* the stream's item counts */
+};
+
+static enum ab_status walker_answered(void *arg, uint64_t id, struct ab_error *err)
+{
+    struct walker *w = arg;
+
+    (void)id;
+    (void)err;
+    w->f.busy = false;
+    w->f.ready = true;
+    w->f.status = 200;
+    ab_source_resume(w->d);
+    return AB_OK;
+}
+
+static enum ab_status walker_begin(void *self, size_t stream, struct ab_error *err)
+{
+    struct walker *w = self;
+    const char *name = ab_driver_catalog(w->d)->streams[stream].name;
+
+    w->script = ab_json_get(ab_json_get(ab_driver_config(w->d), "pages"), name);
+    if (!w->script || !YAJL_IS_ARRAY(w->script)) {
+        return ab_error_set(err, AB_ERR_CONFIG, "no pages for stream '%s'", name);
+    }
+    ab_pager_init(&w->pager, AB_PAGE_NUMBER, 1, 3);
+    return AB_OK;
+}
+
+static enum ab_status walker_answer(void *self, struct ab_error *err)
+{
+    struct walker *w = self;
+    size_t at = (size_t)w->pager.pages;
+    int64_t n = 0;
+    char state[32];
+    int len;
+    enum ab_status rc = AB_OK;
+
+    if (at >= w->script->u.array.len || !ab_json_int(w->script->u.array.values[at], &n)) {
+        return ab_error_set(err, AB_ERR_PROTOCOL, "page %lld is not in the script",
+                            (long long)w->pager.page);
+    }
+    for (int64_t i = 0; i < n && rc == AB_OK; i++) {
+        rc = ab_source_record(w->d, w->walk.cur, "{\"k\":1}", 7, err);
+    }
+    len = snprintf(state, sizeof(state), "{\"page\":%lld}", (long long)w->pager.page);
+    if (rc == AB_OK) {
+        rc = ab_source_stream_state(w->d, w->walk.cur, state, (size_t)len, err);
+    }
+    (void)ab_pager_next(&w->pager, n, -1, -1);
+    return rc;
+}
+
+static enum ab_status walker_submit(void *self, bool *done, struct ab_error *err)
+{
+    struct walker *w = self;
+
+    if (w->pager.done) {
+        *done = true;
+        return AB_OK;
+    }
+    if (ab_loop_add_timer(ab_driver_loop(w->d), 0, 0, walker_answered, w, err) == 0) {
+        return err->code;
+    }
+    w->f.busy = true;
+    return AB_OK;
+}
+
+static const struct ab_fetch_walk_ops walker_ops = {walker_begin, walker_answer, walker_submit};
+
+static enum ab_status walker_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err)
+{
+    const char *setup = ab_json_get_str(ab_driver_config(d), "setup", "ok");
+    const struct ab_probe p = {"a", "GET /a", "items", NULL};
+    struct ab_error e;
+    enum ab_status rc = AB_OK;
+    yajl_val body;
+
+    ab_error_init(&e);
+    if (strcmp(setup, "config") == 0) {
+        rc = ab_error_set(&e, AB_ERR_CONFIG, "setup: the option is refused");
+    } else if (strcmp(setup, "internal") == 0) {
+        rc = ab_error_set(&e, AB_ERR_INTERNAL, "setup: something broke");
+    }
+    if (!ab_check_begin(chk, rc, &e, NULL, err)) {
+        return err->code;
+    }
+    (void)ab_error_set(&e, AB_ERR_CONFIG, "no URL for it");
+    body = ab_check_probe(chk, NULL, NULL, &p, &e);
+    if (body) {
+        ab_json_free(body);
+    }
+    return AB_OK;
+}
+
+static enum ab_status walker_discover(struct ab_driver *d, struct ab_error *err)
+{
+    return ab_source_catalog(d, "{\"streams\":[]}", 14, err);
+}
+
+static enum ab_status walker_open(struct ab_driver *d, void **self, struct ab_error *err)
+{
+    struct walker *w = calloc(1, sizeof(*w));
+
+    if (!w) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+    }
+    w->d = d;
+    ab_fetch_init(&w->f, d, NULL, 64);
+    ab_fetch_walk_init(&w->walk, &walker_ops, w, &w->f);
+    *self = w;
+    return AB_OK;
+}
+
+static enum ab_status walker_step(void *self, enum ab_source_next *next, struct ab_error *err)
+{
+    return ab_fetch_walk_step(&((struct walker *)self)->walk, next, err);
+}
+
+static void walker_close(void *self)
+{
+    struct walker *w = self;
+
+    if (w) {
+        ab_fetch_release(&w->f);
+        free(w);
+    }
+}
+
+static const struct ab_source_ops walker_source_ops = {
+    .name = "test-source",
+    .version = "1.0",
+    .spec_json = walk_spec_json,
+    .check = walker_check,
+    .discover = walker_discover,
+    .open = walker_open,
+    .step = walker_step,
+    .close = walker_close,
+};
+
 /* ---- running the driver in a child ---------------------------------------- */
+
+/* The connector the child runs: the fake destination, or the walking source. */
+static bool child_is_source;
 
 struct run {
     int rc;
@@ -178,9 +344,9 @@ static char *read_fd(int fd)
 }
 
 /*
- * Runs ab_destination_main(argv) in a child with input on stdin. With
- * hold_until non-NULL, stdin stays open until stdout shows that text (or
- * 10 s pass), as a source that is still running would.
+ * Runs ab_destination_main(argv) (ab_source_main() with child_is_source) in a child with input on
+ * stdin. With hold_until non-NULL, stdin stays open until stdout shows that text (or 10 s pass), as
+ * a source that is still running would.
  */
 static struct run run_main(const char *const *argv, const char *input, const char *hold_until)
 {
@@ -206,7 +372,8 @@ static struct run run_main(const char *const *argv, const char *input, const cha
         (void)close(in[1]);
         (void)close(out[0]);
         (void)close(out[1]);
-        _exit(ab_destination_main(argc, (char **)(uintptr_t)argv, &fake_ops));
+        _exit(child_is_source ? ab_source_main(argc, (char **)(uintptr_t)argv, &walker_source_ops)
+                              : ab_destination_main(argc, (char **)(uintptr_t)argv, &fake_ops));
     }
     (void)close(in[0]);
     (void)close(out[1]);
@@ -485,6 +652,136 @@ static void test_fail_config_is_config_error(void **state)
     free(r.out);
 }
 
+/* The places of each needle in out, in that order; fails when one is
+ * missing or out of order. */
+static void in_order(const char *out, const char *const *needles, size_t n)
+{
+    const char *at = out;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *p = strstr(at, needles[i]);
+
+        if (!p) {
+            fail_msg("'%s' missing (in that order) from:\n%s", needles[i], out);
+        }
+        at = p + strlen(needles[i]);
+    }
+}
+
+static struct run walk_run(const char *pages)
+{
+    static const char *argv[] = {"src", "read", "--config", NULL, "--catalog", NULL, NULL};
+    static char c[256];
+    static char k[256];
+    char config[256];
+    struct run r;
+
+    (void)snprintf(config, sizeof(config), "{\"pages\":%s}", pages);
+    write_file("walk.json", config);
+    (void)snprintf(c, sizeof(c), "%s", path_in("walk.json"));
+    (void)snprintf(k, sizeof(k), "%s", path_in("catalog.json"));
+    argv[3] = c;
+    argv[5] = k;
+    child_is_source = true;
+    r = run_main(argv, NULL, NULL);
+    child_is_source = false;
+    return r;
+}
+
+#define STATUS(stream, status)                                                                     \
+    "\"stream_descriptor\":{\"name\":\"" stream "\"},\"status\":\"" status "\""
+#define PAGE(n) "\"stream_state\":{\"page\":" n "}"
+
+static void test_walk_streams_and_pages(void **state)
+{
+    /* a: a full page, a full page, a short page ends it; b: an empty first page */
+    static const char *const seq[] = {STATUS("a", "STARTED"),
+                                      STATUS("a", "RUNNING"),
+                                      PAGE("1"),
+                                      PAGE("2"),
+                                      PAGE("3"),
+                                      STATUS("a", "COMPLETE"),
+                                      STATUS("b", "STARTED"),
+                                      STATUS("b", "RUNNING"),
+                                      PAGE("1"),
+                                      STATUS("b", "COMPLETE")};
+    struct run r;
+
+    (void)state;
+    r = walk_run("{\"a\":[3,3,1],\"b\":[0]}");
+    assert_int_equal(r.rc, 0);
+    in_order(r.out, seq, sizeof(seq) / sizeof(seq[0]));
+    assert_int_equal(count(r.out, "\"type\":\"RECORD\""), 7);
+    assert_int_equal(count(r.out, "\"type\":\"STATE\""), 4);
+    assert_int_equal(count(r.out, "\"status\":\"COMPLETE\""), 2);
+    free(r.out);
+}
+
+static void test_walk_failure_ends_the_stream(void **state)
+{
+    /* two full pages: the list only ends on an empty third page, which the
+     * script does not have */
+    static const char *const seq[] = {STATUS("a", "STARTED"), PAGE("1"), PAGE("2"),
+                                      STATUS("a", "INCOMPLETE"), "page 3 is not in the script"};
+    struct run r;
+
+    (void)state;
+    r = walk_run("{\"a\":[3,3],\"b\":[0]}");
+    assert_int_not_equal(r.rc, 0);
+    in_order(r.out, seq, sizeof(seq) / sizeof(seq[0]));
+    assert_int_equal(count(r.out, "\"status\":\"COMPLETE\""), 0);
+    assert_null(strstr(r.out, "\"name\":\"b\""));
+    free(r.out);
+    /* a stream that cannot begin: nothing of it is said to have started */
+    r = walk_run("{\"a\":[0]}");
+    assert_int_not_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, STATUS("a", "COMPLETE")));
+    assert_null(strstr(r.out, STATUS("b", "STARTED")));
+    assert_non_null(strstr(r.out, "no pages for stream 'b'"));
+    free(r.out);
+}
+
+static struct run check_run(const char *config)
+{
+    static const char *argv[] = {"src", "check", "--config", NULL, NULL};
+    static char c[256];
+    struct run r;
+
+    write_file("walk-check.json", config);
+    (void)snprintf(c, sizeof(c), "%s", path_in("walk-check.json"));
+    argv[3] = c;
+    child_is_source = true;
+    r = run_main(argv, NULL, NULL);
+    child_is_source = false;
+    return r;
+}
+
+static void test_check_begin_and_probe(void **state)
+{
+    struct run r;
+
+    (void)state;
+    /* set up: the probe runs, its failure is a problem of its stream */
+    r = check_run("{\"pages\":{},\"setup\":\"ok\"}");
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "\"status\":\"FAILED\""));
+    assert_non_null(strstr(r.out, "stream 'a': no URL for it"));
+    free(r.out);
+    /* a config failure is the problem; no probe runs */
+    r = check_run("{\"pages\":{},\"setup\":\"config\"}");
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "\"status\":\"FAILED\""));
+    assert_non_null(strstr(r.out, "setup: the option is refused"));
+    assert_null(strstr(r.out, "stream 'a'"));
+    free(r.out);
+    /* any other failure is check's own: no connection status, an error */
+    r = check_run("{\"pages\":{},\"setup\":\"internal\"}");
+    assert_int_not_equal(r.rc, 0);
+    assert_null(strstr(r.out, "CONNECTION_STATUS"));
+    assert_non_null(strstr(r.out, "setup: something broke"));
+    free(r.out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +793,9 @@ int main(void)
         cmocka_unit_test(test_empty_input),
         cmocka_unit_test(test_waiting_state_forces_a_flush),
         cmocka_unit_test(test_fail_config_is_config_error),
+        cmocka_unit_test(test_walk_streams_and_pages),
+        cmocka_unit_test(test_walk_failure_ends_the_stream),
+        cmocka_unit_test(test_check_begin_and_probe),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -57,6 +57,46 @@ static void test_arena_matches_yajl_tree(void **state)
     ab_json_arena_free(a);
 }
 
+/* Strings with one byte that ends a plain run (an escape, a quote, a
+ * non-ASCII byte, a control character) at every position of the first
+ * forty bytes: the arena's 16- and 8-byte scans stop exactly there. */
+static void test_arena_string_stops(void **state)
+{
+    static const char *const specials[] = {"\\n", "\\\"", "\\\\", "\xc3\xa9", "\t", "\xff"};
+    static const char *const decoded[] = {"\n", "\"", "\\", "\xc3\xa9", NULL, NULL};
+    struct ab_json_arena *a;
+    struct ab_error err;
+    size_t k;
+    size_t p;
+
+    (void)state;
+    ab_error_init(&err);
+    a = ab_json_arena_new(&err);
+    assert_non_null(a);
+    for (k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
+        for (p = 0; p < 40; p++) {
+            char text[96];
+            char want[96];
+            yajl_val v;
+
+            /* ["<p x's><special>yy..."] and the decoded string */
+            (void)snprintf(text, sizeof(text), "[\"%.*s%syyyyyyyyy\"]", (int)p,
+                           "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", specials[k]);
+            ab_json_arena_reset(a);
+            v = ab_json_parse_arena(a, text, strlen(text), &err);
+            if (!decoded[k]) {
+                assert_null(v); /* a control character or bad UTF-8 */
+                continue;
+            }
+            (void)snprintf(want, sizeof(want), "%.*s%syyyyyyyyy", (int)p,
+                           "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", decoded[k]);
+            assert_non_null(v);
+            assert_string_equal(v->u.array.values[0]->u.string, want);
+        }
+    }
+    ab_json_arena_free(a);
+}
+
 static void test_arena_number_flags(void **state)
 {
     struct ab_json_arena *a = ab_json_arena_new(NULL);
@@ -493,6 +533,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arena_matches_yajl_tree),
+        cmocka_unit_test(test_arena_string_stops),
         cmocka_unit_test(test_arena_number_flags),
         cmocka_unit_test(test_arena_rejects_bad_json),
         cmocka_unit_test(test_arena_deep_nesting_and_large_values),

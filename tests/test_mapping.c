@@ -1006,6 +1006,198 @@ static void test_write_line_keeps_input_bytes(void **state)
     free(line);
 }
 
+/* ---- lazy data ---------------------------------------------------------- */
+
+/* Lines that lazy reading must leave to the tree path, or that fail: the
+ * outcome (tree, content error, hard error and their messages) must be the
+ * same with and without it. ('-quoted; bytes as written.) */
+static const char *const lazy_edges[] = {
+    /* duplicates: top level, nested, in an array's object, after unescaping */
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':1,'b':2,'a':3}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'o':{'x':1,'y':{'x':2},'x':3}}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'l':[{'x':1},{'x':1,'x':2}]}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':1,'\\u0061':2}}}",
+    /* the same names in sibling objects are no duplicates */
+    "{'type':'RECORD','record':{'stream':'s','data':{'o':{'x':1},'p':{'x':1},'x':[{'x':1},"
+    "{'x':2}]}}}",
+    /* content errors: bad UTF-8 (raw), escaped NUL, lone surrogates, range */
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':'x\xff'}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':'\xed\xa0\x80'}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a\xc0\xaf':1}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':'\\u0000'}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':'\\ud800x'}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':'\\udc00'}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':1e999}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':-1e-999,'b':1.5E3}}}",
+    /* syntax errors inside data */
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':01}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':1,}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':[1,]}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a' 1}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':tru}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':'\\x'}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':'tab\there'}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':1.}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':-}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':[1}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':{'b':1]}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{1:2}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':1}",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':'open",
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':1}}} x",
+    /* plain, with every kind of value and whitespace */
+    "{'type':'RECORD','record':{'stream':'s','data':{ 'a' : [ 1 , -2.5 , 0 , true , false , "
+    "null , 'x' , { } , [ ] ] , 'b':{'c':{'d':'\\n\\t\\\\\\/\\'é😀'}} } ,'emitted_at':1}}",
+    /* not record.data: elsewhere, or not an object */
+    "{'type':'RECORD','data':{'a':1},'record':{'stream':'s','x':{'data':{'a':1}}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':[{'a':1}]}}",
+    "[{'record':{'data':{'a':1}}}]",
+    "{'type':'STATE','state':{'type':'STREAM','stream':{'stream_state':{'data':{'a':1}}}}}",
+    "{'type':'RECORD','record':{'stream':'s','data':{}}}",
+    /* twice data in record: both read, the duplicate said */
+    "{'type':'RECORD','record':{'stream':'s','data':{'a':1},'data':{'b':2}}}",
+};
+
+/* Parses line with and without lazy data and checks they agree: the same
+ * outcome and errors; lazily read data has the tree's members (names, and
+ * values whose text parses to the tree's values), the same span, and
+ * ab_mapping_verbatim_members() says what ab_mapping_verbatim() says.
+ * Returns whether data was read lazily. */
+static bool check_lazy_line(const struct ab_mapping *m, const char *line, size_t len)
+{
+    struct ab_json_arena *lazy;
+    struct ab_json_arena *tree;
+    struct ab_error lc, le, tc, te;
+    yajl_val lv;
+    yajl_val tv;
+    yajl_val ld;
+    yajl_val td;
+    const struct ab_json_member *mem = NULL;
+    size_t n = 0;
+    size_t i;
+    bool read_lazily;
+
+    ab_error_init(&le);
+    ab_error_init(&te);
+    lazy = ab_json_arena_new(&le);
+    tree = ab_json_arena_new(&te);
+    assert_non_null(lazy);
+    assert_non_null(tree);
+    ab_json_arena_set_lazy(lazy, true);
+    lv = ab_json_parse_ex(lazy, line, len, true, &lc, &le);
+    tv = ab_json_parse_ex(tree, line, len, true, &tc, &te);
+    if (!lv || !tv) {
+        if (lv || tv) {
+            fail_msg("lazy %s, tree %s for %.*s", lv ? "parsed" : le.message,
+                     tv ? "parsed" : te.message, (int)len, line);
+        }
+        assert_int_equal(le.code, te.code);
+        assert_string_equal(le.message, te.message);
+        ab_json_arena_free(lazy);
+        ab_json_arena_free(tree);
+        return false;
+    }
+    assert_int_equal(lc.code, tc.code);
+    if (tc.code != AB_OK) {
+        assert_string_equal(lc.message, tc.message);
+    }
+    ld = ab_json_get(ab_json_get(lv, "record"), "data");
+    td = ab_json_get(ab_json_get(tv, "record"), "data");
+    read_lazily = ab_json_arena_lazy(lazy, ld, &mem, &n);
+    if (!read_lazily) {
+        /* a tree as without lazy data */
+        if (!json_equal(lv, tv)) {
+            fail_msg("trees differ for %.*s", (int)len, line);
+        }
+    } else {
+        size_t loff, llen, toff, tlen;
+        bool lcomp, tcomp;
+        const char *text;
+
+        assert_int_equal(tc.code, AB_OK);
+        assert_non_null(td);
+        assert_int_equal(td->type, yajl_t_object);
+        assert_int_equal(ld->type, yajl_t_object);
+        assert_int_equal(ld->u.object.len, 0);
+        assert_true(ab_json_arena_span(lazy, ld, &loff, &llen, &lcomp));
+        assert_true(ab_json_arena_span(tree, td, &toff, &tlen, &tcomp));
+        assert_int_equal(loff, toff);
+        assert_int_equal(llen, tlen);
+        assert_int_equal(lcomp, tcomp);
+        text = line + loff;
+        assert_int_equal(n, td->u.object.len);
+        for (i = 0; i < n; i++) {
+            struct ab_error e;
+            yajl_val v;
+
+            ab_error_init(&e);
+            assert_int_equal(mem[i].name_len, strlen(td->u.object.keys[i]));
+            assert_memory_equal(text + mem[i].name_off, td->u.object.keys[i], mem[i].name_len);
+            v = ab_json_parse(text + mem[i].val_off, mem[i].val_len, &e);
+            if (!v) {
+                fail_msg("member %zu of %.*s: %s", i, (int)len, line, e.message);
+            }
+            assert_true(json_equal(v, td->u.object.values[i]));
+            ab_json_free(v);
+        }
+        /* the rest of the line is the tree's too */
+        assert_true(json_equal(ab_json_get(lv, "type"), ab_json_get(tv, "type")));
+        assert_true(json_equal(ab_json_get(ab_json_get(lv, "record"), "stream"),
+                               ab_json_get(ab_json_get(tv, "record"), "stream")));
+        assert_true(json_equal(ab_json_get(ab_json_get(lv, "record"), "emitted_at"),
+                               ab_json_get(ab_json_get(tv, "record"), "emitted_at")));
+        if (m) {
+            assert_int_equal(ab_mapping_verbatim_members(m, text, mem, n, "brand", NULL),
+                             ab_mapping_verbatim(m, td, "brand", NULL));
+            assert_int_equal(ab_mapping_verbatim_members(m, text, mem, n, "brand", "dflt"),
+                             ab_mapping_verbatim(m, td, "brand", "dflt"));
+        }
+    }
+    ab_json_arena_free(lazy);
+    ab_json_arena_free(tree);
+    return read_lazily;
+}
+
+static void test_lazy_data_same_as_tree(void **state)
+{
+    struct ab_mappings maps;
+    const struct ab_mapping *m;
+    struct ab_error err;
+    size_t lazily = 0;
+    size_t i;
+
+    (void)state;
+    memset(&maps, 0, sizeof(maps));
+    ab_error_init(&err);
+    assert_int_equal(ab_mappings_parse(&maps, NULL, objects, &err), AB_OK);
+    m = ab_mappings_resolve(&maps, "customers", NULL, objects, &err);
+    assert_non_null(m);
+    for (i = 0; i < sizeof(tricky) / sizeof(tricky[0]); i++) {
+        char *line = sq_text(tricky[i]);
+        size_t k;
+
+        lazily += check_lazy_line(m, line, strlen(line));
+        /* every prefix: cut lines fail the same way */
+        for (k = 0; k < strlen(line); k++) {
+            (void)check_lazy_line(m, line, k);
+        }
+        free(line);
+    }
+    /* escapes other than \u, unicode, nested _ab_ members, spacing, brands */
+    assert_true(lazily >= 10);
+    lazily = 0;
+    for (i = 0; i < sizeof(lazy_edges) / sizeof(lazy_edges[0]); i++) {
+        char *line = sq_text(lazy_edges[i]);
+
+        lazily += check_lazy_line(m, line, strlen(line));
+        free(line);
+    }
+    /* the sibling names and the plain line (the first data of the last is
+     * read lazily, then marked invalid as a duplicate, as a tree would be) */
+    assert_int_equal(lazily, 2);
+    ab_mappings_release(&maps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1015,6 +1207,7 @@ int main(void)
         cmocka_unit_test(test_write_table),
         cmocka_unit_test(test_write_line_same_values),
         cmocka_unit_test(test_write_line_keeps_input_bytes),
+        cmocka_unit_test(test_lazy_data_same_as_tree),
         cmocka_unit_test(test_write_errors_leave_buffer_unchanged),
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_get),

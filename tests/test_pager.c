@@ -67,6 +67,63 @@ static void test_has_next(void **state)
     assert_false(ab_pager_next(&p, 0, 0, 1)); /* empty: ended, whatever hasNext says */
 }
 
+/* The loop a source runs around a pager: ask, account, until it ends. */
+struct answer {
+    int64_t n, total;
+    int has_next;
+};
+
+static int64_t pages_asked(enum ab_page_style style, int64_t limit, const struct answer *a,
+                           size_t na, int64_t *last_page, int64_t *last_offset)
+{
+    struct ab_pager p;
+    size_t i = 0;
+
+    ab_pager_init(&p, style, 1, limit);
+    for (;;) {
+        assert_true(i < na); /* asked for a page past the script */
+        *last_page = p.page;
+        *last_offset = p.offset;
+        if (!ab_pager_next(&p, a[i].n, a[i].total, a[i].has_next)) {
+            break;
+        }
+        i++;
+    }
+    assert_true(p.done);
+    return p.pages;
+}
+
+static void test_loop_ends(void **state)
+{
+    static const struct answer empty[] = {{0, -1, -1}};
+    static const struct answer short_page[] = {{10, -1, -1}, {10, -1, -1}, {4, -1, -1}};
+    static const struct answer exact[] = {{10, -1, -1}, {10, -1, -1}, {0, -1, -1}};
+    static const struct answer no_next[] = {{10, 55, 1}, {10, 55, 0}};
+    static const struct answer next_empty[] = {{10, -1, 1}, {0, -1, 1}};
+    static const struct answer totals[] = {{10, 25, -1}, {10, 25, -1}, {5, 25, -1}};
+    static const struct answer no_total[] = {{10, -1, -1}, {3, -1, -1}, {0, -1, -1}};
+    int64_t page = 0, offset = 0;
+
+    (void)state;
+    /* an empty first page ends every style at once */
+    assert_int_equal(pages_asked(AB_PAGE_NUMBER, 10, empty, 1, &page, &offset), 1);
+    assert_int_equal(pages_asked(AB_PAGE_OFFSET, 10, empty, 1, &page, &offset), 1);
+    assert_int_equal(pages_asked(AB_PAGE_HAS_NEXT, 10, empty, 1, &page, &offset), 1);
+    /* page numbers: a short page ends, a full one asks on */
+    assert_int_equal(pages_asked(AB_PAGE_NUMBER, 10, short_page, 3, &page, &offset), 3);
+    assert_int_equal(page, 3);
+    assert_int_equal(pages_asked(AB_PAGE_NUMBER, 10, exact, 3, &page, &offset), 3);
+    /* hasNext false ends, whatever the page's size; true with an empty page too */
+    assert_int_equal(pages_asked(AB_PAGE_HAS_NEXT, 10, no_next, 2, &page, &offset), 2);
+    assert_int_equal(page, 2);
+    assert_int_equal(pages_asked(AB_PAGE_HAS_NEXT, 10, next_empty, 2, &page, &offset), 2);
+    /* offset/total: the total ends it; without one, a short page does not */
+    assert_int_equal(pages_asked(AB_PAGE_OFFSET, 10, totals, 3, &page, &offset), 3);
+    assert_int_equal(offset, 20);
+    assert_int_equal(pages_asked(AB_PAGE_OFFSET, 10, no_total, 3, &page, &offset), 3);
+    assert_int_equal(offset, 13);
+}
+
 static void test_windows(void **state)
 {
     struct ab_windows w;
@@ -326,6 +383,59 @@ static void test_status_mapping(void **state)
     assert_string_equal(ab_status_failure_type(AB_ERR_PROTOCOL), "system_error");
 }
 
+/* A test API's error envelope: {"error": "..."}. */
+static const char *error_of(yajl_val body, char *out, size_t size)
+{
+    (void)snprintf(out, size, "%s", ab_json_get_str(body, "error", ""));
+    return out;
+}
+
+static void test_fetch_json(void **state)
+{
+    struct ab_fetch f;
+    struct ab_error err;
+    yajl_val body = NULL;
+
+    (void)state;
+    ab_error_init(&err);
+    ab_fetch_init(&f, NULL, NULL, 1024);
+    /* 200 with JSON: the body */
+    f.status = 200;
+    assert_int_equal(ab_buf_adds(&f.body, "{\"items\":[1]}", &err), AB_OK);
+    assert_int_equal(ab_fetch_json(&f, "GET /x", error_of, &body, &err), AB_OK);
+    assert_non_null(ab_json_get(body, "items"));
+    ab_json_free(body);
+    /* 200 that is not JSON: a protocol failure naming what */
+    ab_buf_reset(&f.body);
+    assert_int_equal(ab_buf_adds(&f.body, "<html>", &err), AB_OK);
+    assert_int_equal(ab_fetch_json(&f, "GET /x", error_of, &body, &err), AB_ERR_PROTOCOL);
+    assert_null(body);
+    assert_non_null(strstr(err.message, "GET /x: the answer is not JSON"));
+    /* an error status: the mapping, with the API's own message */
+    f.status = 401;
+    ab_buf_reset(&f.body);
+    assert_int_equal(ab_buf_adds(&f.body, "{\"error\":\"token expired\"}", &err), AB_OK);
+    assert_int_equal(ab_fetch_json(&f, "GET /x", error_of, &body, &err), AB_ERR_CONFIG);
+    assert_null(body);
+    assert_non_null(strstr(err.message, "GET /x: HTTP 401"));
+    assert_non_null(strstr(err.message, "token expired"));
+    /* an error body that is not JSON, or no detail function: no detail */
+    f.status = 400;
+    ab_buf_reset(&f.body);
+    assert_int_equal(ab_buf_adds(&f.body, "oops", &err), AB_OK);
+    assert_int_equal(ab_fetch_json(&f, "GET /x", error_of, &body, &err), AB_ERR_PROTOCOL);
+    assert_null(strstr(err.message, "oops"));
+    assert_int_equal(ab_fetch_json(&f, "GET /x", NULL, &body, &err), AB_ERR_PROTOCOL);
+    /* no answer at all */
+    f.status = 0;
+    f.transient = true;
+    f.attempts = 3;
+    (void)snprintf(f.error, sizeof(f.error), "connection reset");
+    assert_int_equal(ab_fetch_json(&f, "GET /x", error_of, &body, &err), AB_ERR_TRANSIENT);
+    assert_non_null(strstr(err.message, "connection reset"));
+    ab_fetch_release(&f);
+}
+
 static void test_config_with(void **state)
 {
     const char *text = "{\"a\":1,\"credentials\":{\"refresh_token\":\"old\",\"x\":[true]}}";
@@ -353,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_page_number_ends_on_short_or_empty_page),
         cmocka_unit_test(test_offset_ends_at_total),
         cmocka_unit_test(test_has_next),
+        cmocka_unit_test(test_loop_ends),
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_time_parse_forms),
         cmocka_unit_test(test_time_format_round_trip),
@@ -361,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_resume_state_refused),
         cmocka_unit_test(test_form_encoding),
         cmocka_unit_test(test_status_mapping),
+        cmocka_unit_test(test_fetch_json),
         cmocka_unit_test(test_config_with),
     };
 

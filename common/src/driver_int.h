@@ -60,6 +60,12 @@ struct read_stream {
     enum ab_stream_status last; /* the last status emitted */
 };
 
+/* ab_record_tree() of a record with lazy data: its tree, made once. */
+struct ab_record_lazy {
+    struct ab_json_arena *arena;
+    yajl_val tree;
+};
+
 struct ab_driver {
     enum ab_kind kind;
     const struct ab_destination_ops *dops;
@@ -108,6 +114,7 @@ struct ab_driver {
     size_t ndry;
     uint64_t dry_shown;
     uint64_t dry_rejects[2]; /* by the destination, by the target's rules */
+    bool dry_stop_noted;     /* a real run would have stopped at a rejection */
     uint64_t dry_states;
     /* terminal experience */
     bool text;            /* human-readable logs on stderr */
@@ -126,6 +133,7 @@ struct ab_driver {
     struct ab_deadletter *dl;
     struct ab_jsonl_reader *reader;
     struct ab_json_arena *arena;           /* the current line's tree */
+    struct ab_record_lazy *lazy;           /* lazy data: the record's tree when asked */
     struct ab_deadletter_target dl_target; /* strings borrowed from config */
     char dl_default_path[4096];            /* a local file without a path */
     char dl_run_name[512];                 /* "<connector>-sync-<id>-<time>-<pid>" */

@@ -8,7 +8,11 @@
 
 #include "ab/assert.h"
 #include "ab/json.h"
+#include "ab/oauth2.h"
 #include "ab/source.h"
+
+/* a check read's answer at the most */
+#define CHECK_BODY_MAX ((size_t)16 << 20)
 
 void ab_fetch_init(struct ab_fetch *f, struct ab_driver *d, struct ab_http *h, size_t max_body)
 {
@@ -64,6 +68,92 @@ void ab_fetch_done(struct ab_fetch *f)
     f->ready = false;
 }
 
+void ab_fetch_walk_init(struct ab_fetch_walk *w, const struct ab_fetch_walk_ops *ops, void *self,
+                        struct ab_fetch *f)
+{
+    AB_ASSERT(ops && ops->begin && ops->answer && ops->submit && f);
+    memset(w, 0, sizeof(*w));
+    w->ops = ops;
+    w->self = self;
+    w->f = f;
+}
+
+enum ab_status ab_fetch_walk_step(struct ab_fetch_walk *w, enum ab_source_next *next,
+                                  struct ab_error *err)
+{
+    struct ab_driver *d = w->f->d;
+    size_t n = ab_driver_catalog(d)->n;
+    bool done = false;
+    enum ab_status rc = AB_OK;
+
+    *next = AB_SOURCE_MORE;
+    if (w->f->busy) {
+        *next = AB_SOURCE_WAIT;
+        return AB_OK;
+    }
+    if (w->cur >= n) {
+        *next = AB_SOURCE_DONE;
+        return AB_OK;
+    }
+    if (w->f->ready) {
+        AB_ASSERT(w->begun); /* an answer needs a request */
+        rc = w->ops->answer(w->self, err);
+        ab_fetch_done(w->f);
+        if (rc != AB_OK) {
+            return rc;
+        }
+    }
+    if (!w->begun) {
+        rc = w->ops->begin(w->self, w->cur, err);
+        if (rc == AB_OK) {
+            w->begun = true;
+            rc = ab_source_stream_status(d, w->cur, AB_STATUS_STARTED, err);
+        }
+        if (rc == AB_OK) {
+            rc = ab_source_stream_status(d, w->cur, AB_STATUS_RUNNING, err);
+        }
+        return rc;
+    }
+    rc = w->ops->submit(w->self, &done, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    if (!done) {
+        AB_ASSERT(w->f->busy); /* a request in flight, or the stream is complete */
+        *next = AB_SOURCE_WAIT;
+        return AB_OK;
+    }
+    rc = ab_source_stream_status(d, w->cur, AB_STATUS_COMPLETE, err);
+    w->cur++;
+    w->begun = false;
+    if (w->cur >= n) {
+        *next = AB_SOURCE_DONE;
+    }
+    return rc;
+}
+
+enum ab_status ab_fetch_json(const struct ab_fetch *f, const char *what, ab_error_detail_fn detail,
+                             yajl_val *body, struct ab_error *err)
+{
+    char text[400];
+
+    *body = NULL;
+    if (f->status == 200) {
+        *body = ab_json_parse(f->body.data ? f->body.data : "", f->body.len, err);
+        return *body ? AB_OK : ab_error_prefix(err, "%s: the answer is not JSON", what);
+    }
+    text[0] = '\0';
+    if (f->status != 0 && detail) {
+        yajl_val e = ab_json_parse(f->body.data ? f->body.data : "", f->body.len, NULL);
+
+        detail(e, text, sizeof(text));
+        if (e) {
+            ab_json_free(e);
+        }
+    }
+    return ab_fetch_error(f, what, text, err);
+}
+
 enum ab_status ab_http_status_error(int status, bool transient, const char *what,
                                     const char *detail, struct ab_error *err)
 {
@@ -98,6 +188,74 @@ enum ab_status ab_fetch_error(const struct ab_fetch *f, const char *what, const 
         return ab_error_set(err, AB_ERR_CONFIG, "%s: %s", what, f->error);
     }
     return ab_http_status_error(f->status, f->transient, what, detail, err);
+}
+
+bool ab_check_begin(struct ab_check *chk, enum ab_status rc, const struct ab_error *e,
+                    struct ab_oauth2 *auth, struct ab_error *err)
+{
+    struct ab_error fe;
+
+    if (rc != AB_OK) {
+        if (rc != AB_ERR_CONFIG) {
+            *err = *e;
+            return false;
+        }
+        ab_check_problem(chk, "%s", e->message);
+        ab_error_init(err);
+        return false;
+    }
+    ab_error_init(&fe);
+    if (auth && ab_oauth2_fetch(auth, &fe) != AB_OK) {
+        ab_check_problem(chk, "credentials: %s", fe.message);
+        ab_error_init(err);
+        return false;
+    }
+    return true;
+}
+
+yajl_val ab_check_probe(struct ab_check *chk, struct ab_http *h, struct ab_http_req *r,
+                        const struct ab_probe *p, struct ab_error *err)
+{
+    struct ab_buf resp;
+    yajl_val body = NULL;
+    char detail[400];
+    int status = 0;
+    bool ok = false;
+
+    AB_ASSERT(p->stream && p->what);
+    ab_buf_init(&resp, CHECK_BODY_MAX);
+    if (!r || ab_http_run(h, r, &status, &resp, err) != AB_OK) {
+        ab_check_problem(chk, "stream '%s': %s", p->stream, err->message);
+        goto out;
+    }
+    body = ab_json_parse(resp.data ? resp.data : "", resp.len, NULL);
+    if (status != 200) {
+        detail[0] = '\0';
+        if (p->detail) {
+            p->detail(body, detail, sizeof(detail));
+        }
+        (void)ab_http_status_error(status, false, p->what, detail, err);
+        ab_check_problem(chk, "stream '%s': %s", p->stream, err->message);
+        goto out;
+    }
+    if (!body || !YAJL_IS_OBJECT(body) || (p->list && !YAJL_IS_ARRAY(ab_json_get(body, p->list)))) {
+        if (p->list) {
+            ab_check_problem(chk, "stream '%s': %s: the answer is not {\"%s\": [...]}", p->stream,
+                             p->what, p->list);
+        } else {
+            ab_check_problem(chk, "stream '%s': %s: the answer is not a JSON object", p->stream,
+                             p->what);
+        }
+        goto out;
+    }
+    ok = true;
+out:
+    if (!ok && body) {
+        ab_json_free(body);
+        body = NULL;
+    }
+    ab_buf_release(&resp);
+    return body;
 }
 
 enum ab_status ab_source_config_update(struct ab_driver *d, const char *dotted, const char *value,

@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include <math.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "ab/json.h"
 
@@ -86,6 +89,17 @@ struct span {
     size_t ws;
 };
 
+/* Bounds of the lazy reading; beyond them the tree path reads the object. */
+#define LAZY_MEMBERS   128 /* top-level members */
+#define LAZY_NAMES     512 /* names of all open objects */
+#define LAZY_DEPTH     32  /* nesting within the object */
+#define LAZY_OBJ_NAMES 32  /* members of one nested object */
+
+struct lazy_name {
+    size_t off;
+    size_t len;
+};
+
 struct intern {
     uint32_t gen;
     uint32_t key;
@@ -109,6 +123,12 @@ struct ab_json_arena {
     size_t ws;                    /* whitespace bytes skipped in it so far */
     struct span spans[SPAN_KEEP];
     size_t nspans;
+    /* lazy data (ab_json_arena_set_lazy()) */
+    bool lazy;
+    yajl_val lazy_node; /* the object read lazily in the current document */
+    struct ab_json_member *lazy_members;
+    size_t lazy_n;
+    struct lazy_name *lazy_names; /* names of the open objects, for duplicates */
     /* the current document */
     const unsigned char *text;
     size_t len;
@@ -312,6 +332,7 @@ void ab_json_arena_reset(struct ab_json_arena *a)
     a->nstack = 0;
     a->depth = 0;
     a->nspans = 0;
+    a->lazy_node = NULL;
 }
 
 void ab_json_arena_free(struct ab_json_arena *a)
@@ -324,6 +345,8 @@ void ab_json_arena_free(struct ab_json_arena *a)
     free(a->stack);
     free(a->frames);
     free(a->interns);
+    free(a->lazy_members);
+    free(a->lazy_names);
     free(a);
 }
 
@@ -510,23 +533,58 @@ static size_t put_utf8(char *out, unsigned long cp)
  * text (NUL-terminated, *outlen bytes), or NULL when it failed a content
  * check (salvage goes on; strict has failed). Returns false on a hard error.
  */
+#ifdef __SSE2__
+/* Of the 16 bytes at p, a bit for each that ends a plain run: a control
+ * character or a byte of 0x80 or more (both below 0x20 as signed bytes), a
+ * backslash, and with quote a '"'. */
+static int stop_mask16(const unsigned char *p, bool quote)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i stop = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+                                _mm_cmpeq_epi8(x, _mm_set1_epi8('\\')));
+
+    if (quote) {
+        stop = _mm_or_si128(stop, _mm_cmpeq_epi8(x, _mm_set1_epi8('"')));
+    }
+    return _mm_movemask_epi8(stop);
+}
+#endif
+
 /* The end of the run of bytes from t[i] that need no decoding: printable
  * ASCII but the backslash. Eight bytes at a time while none of them is a
  * control character, a backslash or a byte of 0x80 or more (the tests have
- * no false negatives; a false positive only ends the fast loop early). */
+ * no false negatives, and no false positive below the first true one). */
 static size_t plain_run(const unsigned char *t, size_t i, size_t end)
 {
     const uint64_t ones = 0x0101010101010101u;
     const uint64_t high = 0x8080808080808080u;
 
+#ifdef __SSE2__
+    while (i + 16 <= end) {
+        int m = stop_mask16(t + i, false);
+
+        if (m != 0) {
+            return i + (size_t)__builtin_ctz((unsigned)m);
+        }
+        i += 16;
+    }
+#endif
     while (i + 8 <= end) {
         uint64_t x;
         uint64_t bs;
+        uint64_t hit;
 
         memcpy(&x, t + i, 8);
         bs = x ^ (ones * '\\');
-        if (((x | ((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs)) & high) != 0) {
+        hit = (x | ((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs)) & high;
+        if (hit != 0) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* the first flagged byte is the first to stop at: a borrow
+             * only carries upwards from a byte that is flagged itself */
+            return i + ((size_t)__builtin_ctzll(hit) >> 3);
+#else
             break;
+#endif
         }
         i += 8;
     }
@@ -543,17 +601,34 @@ static size_t plain_run_q(const unsigned char *t, size_t i, size_t end)
     const uint64_t ones = 0x0101010101010101u;
     const uint64_t high = 0x8080808080808080u;
 
+#ifdef __SSE2__
+    while (i + 16 <= end) {
+        int m = stop_mask16(t + i, true);
+
+        if (m != 0) {
+            return i + (size_t)__builtin_ctz((unsigned)m);
+        }
+        i += 16;
+    }
+#endif
     while (i + 8 <= end) {
         uint64_t x;
         uint64_t bs;
         uint64_t qt;
+        uint64_t hit;
 
         memcpy(&x, t + i, 8);
         bs = x ^ (ones * '\\');
         qt = x ^ (ones * '"');
-        if (((x | ((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs) | ((qt - ones) & ~qt)) & high) !=
-            0) {
+        hit = (x | ((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs) | ((qt - ones) & ~qt)) & high;
+        if (hit != 0) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* the first flagged byte is the first to stop at: a borrow
+             * only carries upwards from a byte that is flagged itself */
+            return i + ((size_t)__builtin_ctzll(hit) >> 3);
+#else
             break;
+#endif
         }
         i += 8;
     }
@@ -1144,6 +1219,303 @@ static bool count_value(struct ab_json_arena *a)
     return true;
 }
 
+/* ---- lazy data ----------------------------------------------------------- */
+
+/* Skips the string whose opening quote is at *pos; false (nothing said) on
+ * anything the tree path would have to decode or refuse: a \u escape, a
+ * control character, invalid UTF-8, the end of input; in a name, any
+ * escape. */
+static bool lazy_string(const unsigned char *t, size_t len, size_t *pos, bool name)
+{
+    size_t i = *pos + 1;
+
+    for (;;) {
+        unsigned char c;
+
+        i = plain_run_q(t, i, len);
+        if (i >= len) {
+            return false;
+        }
+        c = t[i];
+        if (c == '"') {
+            *pos = i + 1;
+            return true;
+        }
+        if (c == '\\') {
+            unsigned char e = i + 1 < len ? t[i + 1] : 0;
+
+            if (name || !(e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
+                          e == 'r' || e == 't')) {
+                return false;
+            }
+            i += 2;
+        } else if (c < 0x20) {
+            return false;
+        } else {
+            size_t k = utf8_seq(t + i, len - i);
+
+            if (k == 0) {
+                return false;
+            }
+            i += k;
+        }
+    }
+}
+
+/* Skips the number at *pos; false when it has an exponent or 300 digits or
+ * more (its range is then the tree path's to check) or is no number. */
+static bool lazy_number(const unsigned char *t, size_t len, size_t *pos)
+{
+    size_t i = *pos;
+
+    if (i < len && t[i] == '-') {
+        i++;
+    }
+    if (i < len && t[i] == '0') {
+        i++;
+    } else if (i < len && t[i] >= '1' && t[i] <= '9') {
+        while (i < len && t[i] >= '0' && t[i] <= '9') {
+            i++;
+        }
+    } else {
+        return false;
+    }
+    if (i < len && t[i] == '.') {
+        i++;
+        if (i >= len || t[i] < '0' || t[i] > '9') {
+            return false;
+        }
+        while (i < len && t[i] >= '0' && t[i] <= '9') {
+            i++;
+        }
+    }
+    if ((i < len && (t[i] == 'e' || t[i] == 'E')) || i - *pos >= 300) {
+        return false;
+    }
+    *pos = i;
+    return true;
+}
+
+static size_t lazy_ws(const unsigned char *t, size_t len, size_t *pos)
+{
+    size_t from = *pos;
+
+    while (*pos < len &&
+           (t[*pos] == ' ' || t[*pos] == '\n' || t[*pos] == '\r' || t[*pos] == '\t')) {
+        (*pos)++;
+    }
+    return *pos - from;
+}
+
+/* Whether the object about to be read at pos (depth 2) is record.data. */
+static bool lazy_here(const struct ab_json_arena *a)
+{
+    const char *key;
+    const char *outer;
+
+    if (a->frames[0].type != yajl_t_object || a->frames[1].type != yajl_t_object ||
+        a->frames[1].first == 0 || a->nstack == 0) {
+        return false;
+    }
+    key = a->stack[a->nstack - 1];
+    outer = a->stack[a->frames[1].first - 1];
+    return key && outer && strcmp(key, "data") == 0 && strcmp(outer, "record") == 0;
+}
+
+/* Reads the object at pos (record.data) without a tree, as the tree path
+ * would accept it; its node, or NULL with pos and the value count as they
+ * were when it is not plain (see ab_json_arena_set_lazy()). */
+static yajl_val lazy_object(struct ab_json_arena *a)
+{
+    const unsigned char *t = a->text;
+    size_t len = a->len;
+    size_t start = a->pos;
+    size_t pos = start + 1;
+    size_t values = a->values;
+    size_t ws = 0;
+    size_t nnames = 0;
+    size_t nmem = 0;
+    size_t d = 0;
+    size_t first[LAZY_DEPTH];
+    unsigned char type[LAZY_DEPTH];
+    yajl_val v;
+
+    if (a->lazy_node || a->depth + 1 >= a->cur.max_depth || !lazy_here(a)) {
+        return NULL;
+    }
+    type[0] = '{';
+    first[0] = 0;
+    ws += lazy_ws(t, len, &pos);
+    if (pos >= len || t[pos] == '}') {
+        return NULL; /* {} is the tree path's shared node */
+    }
+    for (;;) {
+        unsigned char c;
+
+        /* a member name at level d, then ':' */
+        {
+            size_t at = pos;
+            size_t i;
+
+            if (pos >= len || t[pos] != '"' || !lazy_string(t, len, &pos, true)) {
+                goto bail;
+            }
+            if (nnames == LAZY_NAMES || nnames - first[d] == LAZY_OBJ_NAMES) {
+                goto bail;
+            }
+            for (i = first[d]; i < nnames; i++) {
+                /* the length and the first byte first: most names differ there */
+                if (a->lazy_names[i].len == pos - at - 2 &&
+                    (pos - at - 2 == 0 || t[a->lazy_names[i].off] == t[at + 1]) &&
+                    memcmp(t + a->lazy_names[i].off, t + at + 1, pos - at - 2) == 0) {
+                    goto bail; /* a duplicate: the tree path says so */
+                }
+            }
+            a->lazy_names[nnames].off = at + 1;
+            a->lazy_names[nnames].len = pos - at - 2;
+            nnames++;
+            ws += lazy_ws(t, len, &pos);
+            if (pos >= len || t[pos] != ':') {
+                goto bail;
+            }
+            pos++;
+            ws += lazy_ws(t, len, &pos);
+            if (d == 0) {
+                if (nmem == LAZY_MEMBERS) {
+                    goto bail;
+                }
+                a->lazy_members[nmem].name_off = at + 1 - start;
+                a->lazy_members[nmem].name_len = a->lazy_names[nnames - 1].len;
+                a->lazy_members[nmem].val_off = pos - start;
+                a->lazy_members[nmem].val_len = 0; /* set where it ends */
+                nmem++;
+            }
+        }
+    value:
+        if (a->cur.max_values && ++a->values > a->cur.max_values) {
+            goto bail;
+        }
+        c = pos < len ? t[pos] : 0;
+        if (c == '{' || c == '[') {
+            if (d + 1 == LAZY_DEPTH || a->depth + 1 + d + 1 >= a->cur.max_depth) {
+                goto bail;
+            }
+            d++;
+            type[d] = c;
+            first[d] = nnames;
+            pos++;
+            ws += lazy_ws(t, len, &pos);
+            if (pos < len && t[pos] == (c == '{' ? '}' : ']')) {
+                pos++;
+                d--;
+            } else if (c == '{') {
+                continue; /* its first member */
+            } else {
+                goto value; /* its first item */
+            }
+        } else if (c == '"') {
+            if (!lazy_string(t, len, &pos, false)) {
+                goto bail;
+            }
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            if (!lazy_number(t, len, &pos)) {
+                goto bail;
+            }
+        } else if (len - pos >= 4 && memcmp(t + pos, "true", 4) == 0) {
+            pos += 4;
+        } else if (len - pos >= 5 && memcmp(t + pos, "false", 5) == 0) {
+            pos += 5;
+        } else if (len - pos >= 4 && memcmp(t + pos, "null", 4) == 0) {
+            pos += 4;
+        } else {
+            goto bail;
+        }
+        /* a value ended at level d: the next one, or the ends of containers */
+        for (;;) {
+            if (d == 0) {
+                struct ab_json_member *m = &a->lazy_members[nmem - 1];
+
+                if (m->val_len == 0) {
+                    m->val_len = pos - start - m->val_off;
+                }
+            }
+            ws += lazy_ws(t, len, &pos);
+            c = pos < len ? t[pos] : 0;
+            if (c == ',') {
+                pos++;
+                ws += lazy_ws(t, len, &pos);
+                break;
+            }
+            if (c != (type[d] == '{' ? '}' : ']')) {
+                goto bail;
+            }
+            pos++;
+            if (d == 0) {
+                goto done;
+            }
+            if (type[d] == '{') {
+                nnames = first[d];
+            }
+            d--;
+        }
+        if (type[d] == '[') {
+            goto value;
+        }
+    }
+done:
+    v = arena_alloc(a, OBJECT_SZ, PTR_ALIGN);
+    if (!v) {
+        return NULL; /* failed: parse_document stops */
+    }
+    v->type = yajl_t_object;
+    v->u.object.keys = NULL;
+    v->u.object.values = NULL;
+    v->u.object.len = 0;
+    if (a->nspans < SPAN_KEEP) {
+        struct span *sp = &a->spans[a->nspans++];
+
+        sp->node = v;
+        sp->start = start;
+        sp->end = pos;
+        sp->ws = ws;
+    }
+    a->ws += ws;
+    a->pos = pos;
+    a->lazy_node = v;
+    a->lazy_n = nmem;
+    return v;
+bail:
+    a->values = values;
+    return NULL;
+}
+
+void ab_json_arena_set_lazy(struct ab_json_arena *a, bool on)
+{
+    if (on && (!a->lazy_members || !a->lazy_names)) {
+        if (!a->lazy_members) {
+            a->lazy_members = malloc(LAZY_MEMBERS * sizeof(*a->lazy_members));
+        }
+        if (!a->lazy_names) {
+            a->lazy_names = malloc(LAZY_NAMES * sizeof(*a->lazy_names));
+        }
+        if (!a->lazy_members || !a->lazy_names) {
+            on = false; /* out of memory: trees, as without */
+        }
+    }
+    a->lazy = on;
+}
+
+bool ab_json_arena_lazy(const struct ab_json_arena *a, yajl_val v,
+                        const struct ab_json_member **members, size_t *n)
+{
+    if (!v || v != a->lazy_node) {
+        return false;
+    }
+    *members = a->lazy_members;
+    *n = a->lazy_n;
+    return true;
+}
+
 /* The parser proper: values and containers without recursion. */
 static yajl_val parse_document(struct ab_json_arena *a)
 {
@@ -1165,7 +1537,11 @@ static yajl_val parse_document(struct ab_json_arena *a)
         }
         c = a->pos < a->len ? a->text[a->pos] : 0;
         v = NULL;
-        if (c == '{' || c == '[') {
+        if (c == '{' && a->lazy && a->depth == 2 && (v = lazy_object(a)) != NULL) {
+            /* record.data, read without a tree */
+        } else if (a->failed) {
+            return NULL;
+        } else if (c == '{' || c == '[') {
             if (!open_container(a, c == '{' ? yajl_t_object : yajl_t_array)) {
                 return NULL;
             }
@@ -1305,6 +1681,7 @@ yajl_val ab_json_parse_ex(struct ab_json_arena *a, const char *text, size_t len,
     a->values = 0;
     a->ws = 0;
     a->nspans = 0;
+    a->lazy_node = NULL;
     a->doc_bytes = 0;
     a->gen++;
     if (a->gen == 0) {

@@ -1421,6 +1421,35 @@ bool ab_mapping_verbatim(const struct ab_mapping *m, yajl_val data, const char *
     return extra_found;
 }
 
+bool ab_mapping_verbatim_members(const struct ab_mapping *m, const char *text,
+                                 const struct ab_json_member *members, size_t n,
+                                 const char *extra_key, const char *extra_val)
+{
+    bool extra_found = !(extra_key && extra_val);
+    size_t klen = extra_key ? strlen(extra_key) : 0;
+    size_t i;
+
+    if (!m->identity || !text || n == 0) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        const char *k = text + members[i].name_off;
+        size_t len = members[i].name_len;
+
+        if (k[0] == '_' && ((len >= 4 && memcmp(k, "_ab_", 4) == 0) ||
+                            (len >= 9 && memcmp(k, "_airbyte_", 9) == 0))) {
+            return false;
+        }
+        if (!extra_found && len == klen && memcmp(k, extra_key, klen) == 0) {
+            if (members[i].val_len == 4 && memcmp(text + members[i].val_off, "null", 4) == 0) {
+                return false; /* the extra value replaces it */
+            }
+            extra_found = true;
+        }
+    }
+    return extra_found;
+}
+
 enum ab_status ab_mapping_write_span(const struct ab_mapping *m, yajl_val data, const char *text,
                                      size_t len, bool compact, const char *extra_key,
                                      const char *extra_val, struct ab_buf *out, bool *verbatim,

@@ -1,4 +1,4 @@
-/* pager.c - paged reads, request windows and API time formats for sources. */
+/* pager.c - paged reads, request windows, API time formats and stream states for sources. */
 /* SPDX-License-Identifier: MIT */
 #include "ab/pager.h"
 

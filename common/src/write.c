@@ -104,6 +104,26 @@ static enum ab_status over_limit(struct ab_driver *d, size_t stream, const char 
     return rc;
 }
 
+/* A dry run goes on after the rejection a real run stops at (rejected_records
+ * "fail", a crossed rejection threshold) and says so, once. */
+static void dry_would_stop(struct ab_driver *d, const struct ab_rejection *r)
+{
+    struct ab_error e;
+
+    if (d->dry_stop_noted) {
+        return;
+    }
+    ab_error_init(&e);
+    if (d->fail_on_reject) {
+        (void)ab_error_set(&e, AB_ERR_REJECTED, "rejected_records is \"fail\"");
+    } else if (over_limit(d, r->stream, r->errors_json, &e) == AB_OK) {
+        return;
+    }
+    d->dry_stop_noted = true;
+    AB_WARN(d->em, "dry run: a real run would stop at line %llu of stream '%s': %s",
+            (unsigned long long)r->lineno, d->catalog.streams[r->stream].name, e.message);
+}
+
 /* load: the input file a record (seq) came from. */
 static const char *load_file_of(const struct ab_driver *d, uint64_t seq)
 {
@@ -152,6 +172,7 @@ enum ab_status ab_driver_reject_ex(struct ab_driver *d, const struct ab_rejectio
         }
         d->dry_rejects[by_target]++;
         ab_ckpt_reject(d->ck, r->stream, r->seq);
+        dry_would_stop(d, r);
         return AB_OK;
     }
     rc = ab_mapping_annotate_errors(r->mapping, r->errors_json, &d->dl_errors, err);
@@ -366,7 +387,9 @@ static enum ab_status on_record(struct ab_driver *d, struct ab_msg *msg, const c
     ab_rejlimit_record(d->rejlimit, rec.stream);
     rec.lineno = lineno;
     rec.data = msg->data;
-    rec.deleted = !ab_json_is_null(ab_json_get(msg->data, "_ab_cdc_deleted_at"));
+    rec.members = NULL;
+    rec.nmembers = 0;
+    rec.lazy = d->lazy;
     {
         size_t off;
         bool compact;
@@ -381,7 +404,50 @@ static enum ab_status on_record(struct ab_driver *d, struct ab_msg *msg, const c
             rec.data_compact = false;
         }
     }
+    if (ab_json_arena_lazy(d->arena, msg->data, &rec.members, &rec.nmembers)) {
+        const struct ab_json_member *del;
+
+        AB_ASSERT(rec.data_text && d->lazy);
+        rec.data = NULL;
+        d->lazy->tree = NULL;
+        del = ab_record_member(&rec, "_ab_cdc_deleted_at");
+        rec.deleted =
+            del && !(del->val_len == 4 && memcmp(rec.data_text + del->val_off, "null", 4) == 0);
+    } else {
+        rec.deleted = !ab_json_is_null(ab_json_get(msg->data, "_ab_cdc_deleted_at"));
+    }
     return d->dops->record(d->self, &rec, err);
+}
+
+yajl_val ab_record_tree(const struct ab_record *rec, struct ab_error *err)
+{
+    struct ab_record_lazy *lz = rec->lazy;
+
+    if (rec->data || !rec->members) {
+        return rec->data;
+    }
+    AB_ASSERT(lz && rec->data_text);
+    if (!lz->tree) {
+        ab_json_arena_reset(lz->arena);
+        /* validated as the tree path would: only memory can fail */
+        lz->tree = ab_json_parse_arena(lz->arena, rec->data_text, rec->data_len, err);
+    }
+    return lz->tree;
+}
+
+const struct ab_json_member *ab_record_member(const struct ab_record *rec, const char *name)
+{
+    size_t n = strlen(name);
+    size_t i;
+
+    for (i = 0; i < rec->nmembers; i++) {
+        const struct ab_json_member *m = &rec->members[i];
+
+        if (m->name_len == n && memcmp(rec->data_text + m->name_off, name, n) == 0) {
+            return m;
+        }
+    }
+    return NULL;
 }
 
 static enum ab_status on_state(struct ab_driver *d, struct ab_msg *msg, const char *line,
@@ -614,6 +680,9 @@ static enum ab_status handle_load_line(struct ab_driver *d, const char *line, si
         rec.seq = ab_ckpt_record(d->ck, 0);
         rec.lineno = lineno;
         rec.data = v;
+        rec.members = NULL;
+        rec.nmembers = 0;
+        rec.lazy = NULL;
         rec.deleted = !ab_json_is_null(ab_json_get(v, "_ab_cdc_deleted_at"));
         rec.data_text = line; /* the line is the record */
         rec.data_len = len;
@@ -836,6 +905,7 @@ static void log_table(struct ab_driver *d, bool ok, const char *how)
     struct ab_http_stats hs = {0};
     double secs = (double)(ab_now_us() - d->start_us) / 1e6;
     char resume[600];
+    const char *note = d->dops->replay_note;
     char state[700] = "";
     const char *lat_names[LAT_GROUPS_MAX];
     struct ab_latency *lats[LAT_GROUPS_MAX];
@@ -892,17 +962,16 @@ static void log_table(struct ab_driver *d, bool ok, const char *how)
                            d->run.checkpoint);
         } else {
             (void)snprintf(resume, sizeof(resume),
-                           "without --checkpoint-file a rerun starts from the first line "
-                           "(CRM360 answers batches it applied from its idempotency store)");
+                           "without --checkpoint-file a rerun starts from the first line%s%s%s",
+                           note ? " (" : "", note ? note : "", note ? ")" : "");
         }
     } else {
         (void)snprintf(state, sizeof(state), "%s", d->states_acked ? d->last_state : "none");
         (void)snprintf(resume, sizeof(resume),
                        "start the source from the last acknowledged state (the platform does); "
-                       "records after it are not confirmed and are sent again%s",
-                       d->run.input ? "; replaying the same file again is safe with CRM360 "
-                                      "(answered from its idempotency store)"
-                                    : "");
+                       "records after it are not confirmed and are sent again%s%s%s",
+                       d->run.input && note ? "; replaying the same file again is safe (" : "",
+                       d->run.input && note ? note : "", d->run.input && note ? ")" : "");
     }
     AB_INFO(d->em, "%s after %.1f s; last acknowledged: %s", how, secs, state);
     AB_INFO(d->em, "resume: %s", ok ? "nothing to resume, every record was handled" : resume);
@@ -1368,6 +1437,17 @@ static enum ab_status write_open(struct ab_driver *d, struct ab_error *err)
     if (!d->arena) {
         return err->code;
     }
+    if (d->dops->lazy_data && d->mode != WM_LOAD) {
+        d->lazy = calloc(1, sizeof(*d->lazy));
+        if (!d->lazy) {
+            return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+        }
+        d->lazy->arena = ab_json_arena_new(err);
+        if (!d->lazy->arena) {
+            return err->code;
+        }
+        ab_json_arena_set_lazy(d->arena, true);
+    }
     rc = d->dops->open(d, &d->self, err);
     if (rc != AB_OK) {
         return rc;
@@ -1511,6 +1591,11 @@ void ab_driver_write_release(struct ab_driver *d)
     ab_buf_release(&d->catalog_text);
     ab_json_arena_free(d->arena);
     d->arena = NULL;
+    if (d->lazy) {
+        ab_json_arena_free(d->lazy->arena);
+        free(d->lazy);
+        d->lazy = NULL;
+    }
     ab_ckpt_free(d->ck);
     d->ck = NULL;
     ab_rejlimit_free(d->rejlimit);

@@ -155,6 +155,7 @@ enum ab_status crm_check(struct ab_driver *d, struct ab_check *chk, struct ab_er
         check_ping(chk, ab_driver_emitter(d), base, &body);
     }
 out:
+    crm_ledger_check(d);
     ab_http_free(http);
     ab_buf_release(&body);
     free(base);

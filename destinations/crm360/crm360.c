@@ -25,11 +25,30 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
 
     ab_buf_reset(&c->scratch);
     ab_buf_reset(&c->errors);
-    rc = crm_build_record(m, rec->data, rec->data_text, rec->data_len, rec->data_compact, c->brand,
-                          op, &c->scratch, &verbatim, &c->errors, err);
-    if (rc == AB_OK && obj == CRM_CUSTOMERS && op == CRM_UPSERT && c->gens[rec->stream].tag[0]) {
-        verbatim = false; /* the generation tag changes the record */
-        rc = crm_tag_record(c, rec->stream, &c->scratch, err);
+    if (crm_record_as_it_came(m, rec, op)) {
+        rc = ab_buf_add(&c->scratch, rec->data_text, rec->data_len, err);
+        verbatim = true;
+        if (rc == AB_OK && obj == CRM_CUSTOMERS && c->gens[rec->stream].tag[0]) {
+            /* the record is data's text: its members say where tags are */
+            const struct ab_json_member *t = ab_record_member(rec, "tags");
+
+            verbatim = false; /* the generation tag changes the record */
+            rc = crm_tag_record_at(c, rec->stream, &c->scratch, t != NULL, t ? t->val_off : 0,
+                                   t ? t->val_len : 0, err);
+        }
+    } else {
+        yajl_val data = ab_record_tree(rec, err);
+
+        if (!data) {
+            return err->code;
+        }
+        rc = crm_build_record(m, data, rec->data_text, rec->data_len, rec->data_compact, c->brand,
+                              op, &c->scratch, &verbatim, &c->errors, err);
+        if (rc == AB_OK && obj == CRM_CUSTOMERS && op == CRM_UPSERT &&
+            c->gens[rec->stream].tag[0]) {
+            verbatim = false; /* the generation tag changes the record */
+            rc = crm_tag_record(c, rec->stream, &c->scratch, err);
+        }
     }
     if (rc == AB_OK && c->scratch.len + 16 > c->max_bytes) {
         ab_buf_reset(&c->errors);
@@ -43,8 +62,10 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
         }
     }
     if (rc == AB_ERR_REJECTED) {
+        yajl_val data = ab_record_tree(rec, err);
+
         ab_buf_reset(&c->scratch);
-        rc = ab_json_write(&c->scratch, rec->data, err);
+        rc = data ? ab_json_write(&c->scratch, data, err) : err->code;
         if (rc != AB_OK) {
             return rc;
         }
@@ -112,7 +133,9 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
             /* compact text as read: the same JSON value the tree writes */
             rc = ab_buf_add(&b->received, rec->data_text, rec->data_len, err);
         } else if (rc == AB_OK) {
-            rc = ab_json_write(&b->received, rec->data, err);
+            yajl_val data = ab_record_tree(rec, err);
+
+            rc = data ? ab_json_write(&b->received, data, err) : err->code;
         }
         r->rlen = b->received.len - r->roff;
     }
@@ -453,6 +476,8 @@ const struct ab_destination_ops crm_destination_ops = {
     .version = AB_VERSION,
     .spec_json = crm_spec_json,
     .destination_catalog_json = crm_destination_catalog_json,
+    .lazy_data = true,
+    .replay_note = "CRM360 answers batches it applied from its idempotency store",
     .check = crm_check,
     .open = crm_open,
     .record = crm_record,

@@ -57,4 +57,12 @@ enum ab_status crm_build_record(const struct ab_mapping *m, yajl_val data, const
                                 struct ab_buf *out, bool *verbatim, struct ab_buf *errors,
                                 struct ab_error *err);
 
+/* True when rec's lazy data (struct ab_record's members) is what
+ * crm_build_record() would send as it came: an upsert, an identity mapping,
+ * compact data with non-empty strings as external_id and brand and no
+ * top-level Airbyte member. Its data_text is then the record, no tree
+ * needed. */
+struct ab_record;
+bool crm_record_as_it_came(const struct ab_mapping *m, const struct ab_record *rec, enum crm_op op);
+
 #endif

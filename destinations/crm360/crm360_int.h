@@ -197,6 +197,10 @@ enum ab_status crm_refresh_init(struct crm_dest *c, struct ab_error *err);
 void crm_refresh_status(struct crm_dest *c, size_t stream, enum ab_stream_status status);
 enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *rec,
                               struct ab_error *err);
+/* As crm_tag_record(), told where rec's top-level "tags" member is (known 1:
+ * its value at tags_off, tags_len bytes; 0: none) instead of looking. */
+enum ab_status crm_tag_record_at(struct crm_dest *c, size_t stream, struct ab_buf *rec, int known,
+                                 size_t tags_off, size_t tags_len, struct ab_error *err);
 void crm_refresh_maybe_start(struct crm_dest *c);
 bool crm_refresh_busy(const struct crm_dest *c);
 void crm_refresh_summary(struct crm_dest *c, struct ab_emitter *em);
@@ -234,6 +238,9 @@ bool crm_ledger_sweeps(const struct crm_dest *c);
 void crm_ledger_sweep(struct crm_dest *c);
 void crm_ledger_summary(struct crm_dest *c, struct ab_emitter *em);
 void crm_ledger_free(struct crm_dest *c);
+/* check: a WARN when S3 storage is configured and its ledger prefix cannot
+ * be listed (a refresh of orders would fail). */
+void crm_ledger_check(struct ab_driver *d);
 
 /* restale.c: a customer of a truncating stream answered `stale` keeps the
  * tags of its stored (newer) version, maybe an earlier generation's; it is

@@ -51,6 +51,8 @@
 #define SET_REMOVE    2
 #define SET_OBJECTS   3
 #define KEY_SEPARATOR "\\|"
+/* Escaping doubles a byte at most: lines stay within AB_KEYRUN_LINE_MAX. */
+#define LEDGER_LINE_MAX ((AB_KEYRUN_LINE_MAX - 8) / 2)
 
 struct crm_ledger {
     struct ab_objstore *os;
@@ -59,10 +61,12 @@ struct crm_ledger {
     uint64_t next_run;
     uint64_t runs_put;
     uint64_t keys_put;
+    uint64_t unrecorded;  /* keys too long for a ledger line */
     struct ab_buf lines;  /* a batch's key lines of one stream */
     struct ab_buf sorted; /* as a run */
     struct ab_buf name;
     struct ab_json_arena *arena;
+    bool *seen; /* per catalog stream, while a batch is recorded */
 
     /* the removal at the end */
     bool started;
@@ -150,6 +154,10 @@ enum ab_status crm_ledger_init(struct crm_dest *c, struct ab_error *err)
     ab_buf_init(&c->ledger->line, AB_BUF_UNBOUNDED);
     ab_buf_init(&c->ledger->field, AB_BUF_UNBOUNDED);
     ab_buf_init(&c->ledger->body, AB_BUF_UNBOUNDED);
+    c->ledger->seen = calloc(c->cat->n ? c->cat->n : 1, sizeof(*c->ledger->seen));
+    if (!c->ledger->seen) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
+    }
     c->ledger->arena = ab_json_arena_new(err);
     if (!c->ledger->arena) {
         return err->code;
@@ -203,26 +211,39 @@ static enum ab_status put_run(struct crm_dest *c, size_t stream, struct ab_error
     return AB_OK;
 }
 
+static void clear_seen(struct crm_ledger *l, const struct crm_batch *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->n; i++) {
+        l->seen[b->recs[i].stream] = false;
+    }
+}
+
 enum ab_status crm_ledger_batch(struct crm_dest *c, const struct crm_batch *b, yajl_val results,
                                 struct ab_error *err)
 {
     struct crm_ledger *l = c->ledger;
     size_t s;
     size_t i;
+    size_t k;
 
     if (!l || b->obj != CRM_ORDERS || b->op != CRM_UPSERT) {
         return AB_OK;
     }
-    /* a batch may hold several streams: one run per stream */
-    for (s = 0; s < c->cat->n; s++) {
+    /* a batch may hold several streams: one run per stream, each stream
+     * taken at its first record (seen: streams done, cleared after) */
+    for (k = 0; k < b->n; k++) {
         enum ab_status rc = AB_OK;
         bool has = false;
 
-        if (!c->gens[s].ledger) {
+        s = b->recs[k].stream;
+        if (!c->gens[s].ledger || l->seen[s]) {
             continue;
         }
+        l->seen[s] = true;
         ab_buf_reset(&l->lines);
-        for (i = 0; i < b->n && rc == AB_OK; i++) {
+        for (i = k; i < b->n && rc == AB_OK; i++) {
             const struct crm_rec *r = &b->recs[i];
             const char *st = ab_json_get_str(results->u.array.values[i], "status", "");
             yajl_val rec;
@@ -236,13 +257,26 @@ enum ab_status crm_ledger_batch(struct crm_dest *c, const struct crm_batch *b, y
             ab_json_arena_reset(l->arena);
             rec = ab_json_parse_arena(l->arena, b->body.data + r->off, r->len, err);
             if (!rec) {
-                return err->code;
+                rc = err->code;
+                break;
             }
             brand = ab_json_str(ab_json_get(rec, "brand"));
             id = ab_json_str(ab_json_get(rec, "external_id"));
             upd = ab_json_str(ab_json_get(rec, "updated_at"));
             if (!brand || !id || !upd) {
                 continue; /* CRM360 committed no such record */
+            }
+            if (strlen(brand) + strlen(id) + strlen(upd) > LEDGER_LINE_MAX) {
+                /* beyond CRM360's key limits, or an updated_at with a
+                 * fraction of hundreds of digits: never removed */
+                if (l->unrecorded++ == 0) {
+                    AB_WARN(c->em,
+                            "stream '%s': order %s/%s is not recorded in the refresh ledger "
+                            "(its key and updated_at exceed %d bytes), so a refresh will not "
+                            "remove it",
+                            c->cat->streams[s].name, brand, id, LEDGER_LINE_MAX);
+                }
+                continue;
             }
             rc = ab_keyrun_escape(&l->lines, brand, strlen(brand), err);
             if (rc == AB_OK) {
@@ -267,9 +301,11 @@ enum ab_status crm_ledger_batch(struct crm_dest *c, const struct crm_batch *b, y
             rc = put_run(c, s, err);
         }
         if (rc != AB_OK) {
+            clear_seen(l, b);
             return rc;
         }
     }
+    clear_seen(l, b);
     ab_json_arena_reset(l->arena);
     return AB_OK;
 }
@@ -692,6 +728,52 @@ void crm_ledger_sweep(struct crm_dest *c)
     send_next(c);
 }
 
+/* Stops a listing at its first key. */
+static enum ab_status first_key(void *arg, const char *key, struct ab_error *err)
+{
+    (void)key;
+    *(bool *)arg = true;
+    return ab_error_set(err, AB_ERR_REJECTED, "enough");
+}
+
+void crm_ledger_check(struct ab_driver *d)
+{
+    struct ab_objstore_cfg cfg;
+    struct ab_objstore *os;
+    const char *prefix = NULL;
+    const char *run_name = NULL;
+    struct ab_error err;
+    struct ab_buf root;
+    enum ab_status rc;
+    bool found = false;
+    size_t n;
+
+    if (!ab_driver_object_storage(d, &cfg, &prefix, &run_name)) {
+        return;
+    }
+    ab_error_init(&err);
+    ab_buf_init(&root, AB_BUF_UNBOUNDED);
+    n = strlen(prefix);
+    while (n > 0 && prefix[n - 1] == '/') {
+        n--;
+    }
+    os = ab_objstore_new(&cfg, &err);
+    rc = os ? ab_buf_printf(&root, &err, "%.*s%s" LEDGER_DIR, (int)n, prefix, n ? "/" : "")
+            : err.code;
+    if (rc == AB_OK) {
+        rc = ab_objstore_list(os, root.data, first_key, &found, &err);
+    }
+    if (rc != AB_OK && !(rc == AB_ERR_REJECTED && found)) {
+        AB_WARN(ab_driver_emitter(d),
+                "object storage: listing the refresh ledger of orders failed (%s): a refresh of "
+                "an orders stream lists, reads and deletes its ledger under %s and would fail; "
+                "the access key needs to list, get and delete objects under the prefix",
+                err.message, root.data ? root.data : LEDGER_DIR);
+    }
+    ab_objstore_free(os);
+    ab_buf_release(&root);
+}
+
 void crm_ledger_summary(struct crm_dest *c, struct ab_emitter *em)
 {
     const struct crm_ledger *l = c->ledger;
@@ -730,6 +812,7 @@ void crm_ledger_free(struct crm_dest *c)
     ab_keyruns_free(l->kr);
     ab_objstore_free(l->os);
     ab_json_arena_free(l->arena);
+    free(l->seen);
     ab_buf_release(&l->lines);
     ab_buf_release(&l->sorted);
     ab_buf_release(&l->name);

@@ -246,6 +246,12 @@ static int find_tags(const char *s, size_t n, size_t *voff, size_t *vlen)
 enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *rec,
                               struct ab_error *err)
 {
+    return crm_tag_record_at(c, stream, rec, -1, 0, 0, err);
+}
+
+enum ab_status crm_tag_record_at(struct crm_dest *c, size_t stream, struct ab_buf *rec, int known,
+                                 size_t tags_off, size_t tags_len, struct ab_error *err)
+{
     const struct crm_gen *g = &c->gens[stream];
     yajl_val v;
     enum ab_status rc;
@@ -264,9 +270,9 @@ enum ab_status crm_tag_record(struct crm_dest *c, size_t stream, struct ab_buf *
     ab_json_arena_reset(c->tag_arena);
     ab_buf_reset(&c->tagged);
     {
-        size_t off = 0;
-        size_t len = 0;
-        int found = find_tags(rec->data, rec->len, &off, &len);
+        size_t off = tags_off;
+        size_t len = tags_len;
+        int found = known >= 0 ? known : find_tags(rec->data, rec->len, &off, &len);
 
         if (found == 0) {
             /* the common case: the tag list is appended in place, no copy */

@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include "ab/destination.h"
 #include "ab/json.h"
 
 #include "crm360_int.h"
@@ -186,6 +187,23 @@ static enum ab_status build_delete(const struct ab_mapping *m, yajl_val data, co
         rc = ab_buf_addc(out, '}', err);
     }
     return rc;
+}
+
+/* A string value of more than "" in the text of lazy data. */
+static bool member_string(const struct ab_record *rec, const struct ab_json_member *mb)
+{
+    return mb && mb->val_len > 2 && rec->data_text[mb->val_off] == '"';
+}
+
+/* Lazy data that crm_build_record() would send as it came (an upsert: an
+ * identity mapping, compact data, no top-level Airbyte member, non-empty
+ * strings as external_id and brand): then it is copied without a tree. */
+bool crm_record_as_it_came(const struct ab_mapping *m, const struct ab_record *rec, enum crm_op op)
+{
+    return op == CRM_UPSERT && rec->members && rec->data_compact &&
+           member_string(rec, ab_record_member(rec, "external_id")) &&
+           member_string(rec, ab_record_member(rec, "brand")) &&
+           ab_mapping_verbatim_members(m, rec->data_text, rec->members, rec->nmembers, NULL, NULL);
 }
 
 enum ab_status crm_build_record(const struct ab_mapping *m, yajl_val data, const char *text,

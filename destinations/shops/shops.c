@@ -332,9 +332,14 @@ static enum ab_status reject_local(struct shp_dest *s, const struct ab_record *r
     struct ab_buf errs;
     enum ab_status rc;
 
+    yajl_val data = ab_record_tree(rec, err);
+
+    if (!data) {
+        return err->code;
+    }
     ab_buf_init(&errs, AB_BUF_UNBOUNDED);
     ab_buf_reset(&s->scratch);
-    rc = ab_json_write(&s->scratch, rec->data, err);
+    rc = ab_json_write(&s->scratch, data, err);
     if (rc == AB_OK) {
         rc = ab_buf_adds(&errs, "[{\"field\":", err);
     }
@@ -391,12 +396,13 @@ static yajl_val mapped_field(void *arg, const char *field)
 /* Shops' item rules (rules.h), checked before the item is spooled, in a
  * real run as in a dry run: an item breaking one is rejected as Shops would
  * reject it (rejected_by "target", its field and code) and never sent.
- * *rejected tells. A deactivated item (a deletion) was rewritten: it is
- * parsed back; any other item is read through the mapping. */
-static enum ab_status check_rules(struct shp_dest *s, const struct ab_record *rec, unsigned obj,
-                                  bool *rejected, struct ab_error *err)
+ * *rejected tells. data: the record's data as a tree (ab_record_tree()). A
+ * deactivated item (a deletion) was rewritten: it is parsed back; any other
+ * item is read through the mapping. */
+static enum ab_status check_rules(struct shp_dest *s, const struct ab_record *rec, yajl_val data,
+                                  unsigned obj, bool *rejected, struct ab_error *err)
 {
-    struct mapped_item view = {s->streams[rec->stream].map, rec->data};
+    struct mapped_item view = {s->streams[rec->stream].map, data};
     yajl_val parsed = NULL;
     enum ab_status rc;
 
@@ -416,7 +422,7 @@ static enum ab_status check_rules(struct shp_dest *s, const struct ab_record *re
     }
     *rejected = true;
     ab_buf_reset(&s->scratch);
-    rc = ab_json_write(&s->scratch, rec->data, err);
+    rc = ab_json_write(&s->scratch, data, err);
     if (rc == AB_OK) {
         struct ab_rejection rj = {.stream = rec->stream,
                                   .seq = rec->seq,
@@ -478,26 +484,31 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
     bool rejected = false;
     char msg[512];
     char src[300];
+    yajl_val data;
 
-    if (ab_json_is_null(ab_mapping_get(st->map, rec->data, "sku"))) {
+    data = ab_record_tree(rec, err);
+    if (!data) {
+        return err->code;
+    }
+    if (ab_json_is_null(ab_mapping_get(st->map, data, "sku"))) {
         key_source(st->map, src, sizeof(src));
         (void)snprintf(msg, sizeof(msg), "required key field %s is missing or null", src);
         return reject_local(s, rec, "sku", "missing_field", msg, err);
     }
     ab_buf_reset(&s->item);
-    rc = ab_mapping_write_span(st->map, rec->data, rec->data_text, rec->data_len, rec->data_compact,
+    rc = ab_mapping_write_span(st->map, data, rec->data_text, rec->data_len, rec->data_compact,
                                NULL, NULL, &s->item, &verbatim, err);
     if (rc == AB_ERR_REJECTED) {
         return reject_local(s, rec, "", "invalid_type", err->message, err);
     }
     if (rc == AB_OK && rec->deleted) {
         rc = shp_deactivate_item(st->obj == SHP_PRODUCTS,
-                                 ab_json_str(ab_json_get(rec->data, "_ab_cdc_deleted_at")),
-                                 &s->item, err);
+                                 ab_json_str(ab_json_get(data, "_ab_cdc_deleted_at")), &s->item,
+                                 err);
         s->stats.deleted++;
     }
     if (rc == AB_OK) {
-        rc = check_rules(s, rec, st->obj, &rejected, err);
+        rc = check_rules(s, rec, data, st->obj, &rejected, err);
     }
     if (rc != AB_OK || rejected) {
         return rc;
@@ -531,7 +542,7 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
     ab_buf_reset(&s->received);
     if (!rec->data_text || rec->data_len != s->item.len ||
         memcmp(rec->data_text, s->item.data, s->item.len) != 0) {
-        rc = ab_json_write(&s->received, rec->data, err);
+        rc = ab_json_write(&s->received, data, err);
         if (rc != AB_OK) {
             return rc;
         }

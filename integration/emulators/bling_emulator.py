@@ -35,7 +35,6 @@ generation until released), reset.
 Standard library only. Nothing on stdout; one start-up line on stderr.
 """
 
-import argparse
 import datetime
 import os
 import random
@@ -44,13 +43,13 @@ import secrets
 import sys
 import threading
 import time
-import unicodedata
 import urllib.parse
 import collections
 import copy
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import httpbase  # noqa: E402
+from brdata import ascii_fold, cpf, money  # noqa: E402
 
 API = "/Api/v3"
 MAX_LIMIT = 100
@@ -58,8 +57,6 @@ DEFAULT_LIMIT = 100
 MAX_WINDOW_DAYS = 366
 RECENT_DAYS = 30
 BRT = datetime.timezone(datetime.timedelta(hours=-3))
-FAULT_KINDS = (("rate_reset", "reset"), ("rate_429", "429"), ("rate_500", "500"),
-               ("rate_503", "503"), ("rate_token_expire", "token_expire"))
 
 FIRST_NAMES = ("Ana", "Bruno", "Carla", "Diego", "Elaine", "Fábio", "Gabriela", "Heitor",
                "Isabela", "João", "Lívia", "Marcos", "Natália", "Otávio", "Paula", "Renato")
@@ -89,24 +86,6 @@ def parse_brt(text):
     except ValueError:
         return None
     return dt.replace(tzinfo=BRT).timestamp()
-
-
-def ascii_fold(text):
-    """Accents dropped (e-mail local parts are ASCII here)."""
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-
-
-def cpf(rng):
-    """A CPF with valid check digits (11 digits)."""
-    d = [rng.randrange(10) for _ in range(9)]
-    for n in (10, 11):
-        r = sum(x * w for x, w in zip(d, range(n, 1, -1))) * 10 % 11
-        d.append(0 if r == 10 else r)
-    return "".join(map(str, d))
-
-
-def money(x):
-    return round(x, 2)
 
 
 class Account:
@@ -287,7 +266,8 @@ class App:
         self.args = args
         self.lock = threading.RLock()
         self.started = time.time()
-        self.faults = httpbase.FaultInjector(args.seed, FAULT_KINDS, min_retry_after=0)
+        self.faults = httpbase.FaultInjector(args.seed, httpbase.API_FAULT_KINDS,
+                                             min_retry_after=0)
         self.limiter = httpbase.RateLimiter(args.rate, args.burst)
         self.hold = httpbase.GenerationHold(self.lock)
         self.reset()
@@ -667,16 +647,11 @@ class Handler(httpbase.Handler):
 
 
 def main():
-    p = argparse.ArgumentParser(description="Bling API v3 emulator")
-    httpbase.add_server_arguments(p)
+    p = httpbase.emulator_parser("Bling API v3 emulator", epoch=True)
     p.add_argument("--client", default="bling-client:bling-secret", help="ID:SECRET")
     p.add_argument("--refresh-token", default="rt-initial-0000000000000000",
                    help="the refresh token valid at start")
     p.add_argument("--auth-code", default="code-0000", help="the authorization code accepted")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--epoch", type=float, default=None,
-                   help="the data is made as of this time (seconds since the epoch; default: "
-                        "the start), so it does not depend on the day it runs")
     p.add_argument("--contacts", type=int, default=120)
     p.add_argument("--products", type=int, default=40)
     p.add_argument("--orders", type=int, default=150)
@@ -685,10 +660,8 @@ def main():
     p.add_argument("--daily-quota", type=int, default=120000)
     p.add_argument("--access-ttl", type=int, default=21600)
     args = p.parse_args()
-    server = httpbase.Server((args.host, args.port), Handler, App(args),
-                             tls=(args.tls_cert, args.tls_key))
-    return httpbase.serve(server, args.port_file,
-                          "bling emulator on %s (seed %d)" % (server.url, args.seed))
+    return httpbase.run_server(args, Handler, App(args),
+                               lambda url: "bling emulator on %s (seed %d)" % (url, args.seed))
 
 
 if __name__ == "__main__":

@@ -1339,12 +1339,11 @@ def main(argv=None):
     keys = args.api_keys or [ApiKey("demo-key", frozenset(SCOPES))]
     emulator = Emulator(args.workspace, keys, args.rate, args.burst, args.seed,
                         args.journal, args.idempotency_ttl, args.max_json_depth)
-    server = httpbase.Server((args.host, args.port), Handler, emulator,
-                             tls=(args.tls_cert, args.tls_key))
     limit = f"{args.rate:g}/s burst {args.burst}" if args.rate > 0 else "off"
-    banner = (f"crm360-emulator: listening on {server.url} workspace '{args.workspace}', "
-              f"{len(keys)} key(s), rate limit {limit}")
-    return httpbase.serve(server, args.port_file, banner, on_close=emulator.close)
+    return httpbase.run_server(
+        args, Handler, emulator,
+        lambda url: (f"crm360-emulator: listening on {url} workspace '{args.workspace}', "
+                     f"{len(keys)} key(s), rate limit {limit}"), on_close=emulator.close)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ match the body unless UNSIGNED-PAYLOAD), the signing key derived from the
 configured secret. A bad signature is 403 SignatureDoesNotMatch, an unknown
 key id 403 InvalidAccessKeyId, a missing bucket 404 NoSuchBucket, a bucket
 named with --refuse 403 AccessDenied for writes (a bucket policy that
-refuses the connector's key). Errors are S3's XML documents.
+refuses the connector's key), one named with --no-list 403 AccessDenied for
+listings. Errors are S3's XML documents.
 
 Admin (no authentication): GET /_admin/objects lists every object with its
 text ({"objects": [{"bucket", "key", "size", "text"}]}); GET /_admin/requests
@@ -49,6 +50,7 @@ class Store:
         self.lock = threading.Lock()
         self.objects = {b: {} for b in buckets}
         self.refused = set(refused)
+        self.unlisted = set()
         self.keys = dict(keys)
         self.region = region
         self.counts = {}
@@ -150,6 +152,8 @@ class Handler(httpbase.Handler):
                 raise S3Error(404, "NoSuchBucket", "the bucket does not exist")
             if not key and self.method == "GET" and \
                     dict(parse_qsl(self.query)).get("list-type") == "2":
+                if bucket in store.unlisted:
+                    raise S3Error(403, "AccessDenied", "Access Denied")
                 return self.list_objects(store, bucket)
             if not key:
                 raise S3Error(400, "InvalidRequest", "bucket operations are not supported")
@@ -232,6 +236,8 @@ def build_parser():
                    help="a bucket that refuses writes with 403 AccessDenied (repeatable)")
     p.add_argument("--key", action="append", default=[], metavar="ID:SECRET",
                    help="an access key (repeatable)")
+    p.add_argument("--no-list", action="append", default=[],
+                   help="a bucket that refuses ListObjectsV2 with 403 AccessDenied (repeatable)")
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--page-size", type=int, default=1000,
                    help="keys per ListObjectsV2 page at most (to exercise continuations)")
@@ -243,7 +249,9 @@ def main(argv=None):
     keys = [k.split(":", 1) for k in args.key]
     if not keys or any(len(k) != 2 for k in keys):
         build_parser().error("give at least one --key ID:SECRET")
-    store = Store(args.bucket + args.refuse, args.refuse, keys, args.region, args.page_size)
+    store = Store(args.bucket + args.refuse + args.no_list, args.refuse, keys, args.region,
+                  args.page_size)
+    store.unlisted = set(args.no_list)
     server = httpbase.Server((args.host, args.port), Handler, store,
                              tls=(args.tls_cert, args.tls_key))
     banner = "s3-emulator: listening on %s, buckets %s" % (server.url,

@@ -70,9 +70,7 @@ DEFAULT_LOCATION = "default"
 
 # Injected faults (POST /_admin/faults), stacked in this order; commit_drop
 # is drawn for commits only.
-FAULT_KINDS = (("rate_reset", "reset"), ("rate_429", "429"), ("rate_500", "500"),
-               ("rate_503", "503"), ("rate_token_expire", "token_expire"),
-               ("rate_commit_drop", "commit_drop"))
+FAULT_KINDS = httpbase.API_FAULT_KINDS + (("rate_commit_drop", "commit_drop"),)
 NON_COMMIT_FAULTS = frozenset(("reset", "429", "500", "503", "token_expire"))
 
 # ---------------------------------------------------------------------------
@@ -176,7 +174,7 @@ _TS_RE = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
     r"(?:\.([0-9]+))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))")
 _URL_RE = re.compile(
-    r"(?i:https)://"
+    r"[Hh][Tt][Tt][Pp][Ss]://"  # not (?i:https): Unicode case folding takes "ſ" for "s"
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
     r"(?::[0-9]{1,5})?"
     r"(?:[/?#][!-~]*)?")
@@ -1631,16 +1629,14 @@ def main(argv=None):
     gc.freeze()
     gc.set_threshold(50000, 20, 20)
 
-    server = httpbase.Server((args.host, args.port), Handler, app,
-                             tls=(args.tls_cert, args.tls_key))
-    banner = ("shops-emulator listening on %s (clients=%d channels=%d rate=%g burst=%d)"
-              % (server.url, len(clients), len(channels), args.rate, args.burst))
-
     def close():
         if app.journal is not None:
             app.journal.close()
 
-    return httpbase.serve(server, args.port_file, banner, on_close=close)
+    return httpbase.run_server(
+        args, Handler, app,
+        lambda url: "shops-emulator listening on %s (clients=%d channels=%d rate=%g burst=%d)"
+        % (url, len(clients), len(channels), args.rate, args.burst), on_close=close)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,7 @@ import os
 import sys
 import time
 import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -31,13 +29,7 @@ RT0 = "rt-initial-0000000000000000"
 BRT = datetime.timezone(datetime.timedelta(hours=-3))
 
 
-def call(method, url, body=None, headers=None):
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read() or b"null"), dict(r.headers)
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null"), dict(e.headers)
+call = lib.http_call
 
 
 class BlingEmulator(unittest.TestCase):

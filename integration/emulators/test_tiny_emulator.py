@@ -6,13 +6,10 @@ the per-minute read limit with its headers, error bodies and faults.
     cd integration/emulators && python3 -m unittest test_tiny_emulator -v
 """
 
-import json
 import os
 import sys
 import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -23,14 +20,7 @@ RT0 = "rt-tiny-initial-000000000000"
 TOKEN = "/realms/tiny/protocol/openid-connect/token"
 
 
-def call(method, url, body=None, headers=None):
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            raw, status, hdrs = r.read(), r.status, dict(r.headers)
-    except urllib.error.HTTPError as e:
-        raw, status, hdrs = e.read(), e.code, dict(e.headers)
-    return status, (json.loads(raw) if raw else None), hdrs
+call = lib.http_call
 
 
 class TinyEmulator(unittest.TestCase):

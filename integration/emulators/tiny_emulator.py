@@ -27,7 +27,6 @@ documentation is silent):
 Standard library only. Nothing on stdout; one start-up line on stderr.
 """
 
-import argparse
 import copy
 import datetime
 import os
@@ -45,8 +44,6 @@ API = "/public-api/v3"
 TOKEN_PATH = "/realms/tiny/protocol/openid-connect/token"
 MAX_LIMIT = 100
 BRT = datetime.timezone(datetime.timedelta(hours=-3))
-FAULT_KINDS = (("rate_reset", "reset"), ("rate_429", "429"), ("rate_500", "500"),
-               ("rate_503", "503"), ("rate_token_expire", "token_expire"))
 NAMES = ("Ana Souza", "Bruno Lima", "Carla Costa", "Diego Alves", "Elaine Rocha", "Fabio Melo",
          "Gabriela Nunes", "Heitor Dias", "Isabela Pinto", "Joao Ramos")
 GARMENTS = ("Camiseta", "Vestido", "Calca", "Blusa", "Saia", "Jaqueta")
@@ -167,7 +164,8 @@ class App:
         self.args = args
         self.lock = threading.Lock()
         self.hold = httpbase.GenerationHold(self.lock)
-        self.faults = httpbase.FaultInjector(args.seed, FAULT_KINDS, min_retry_after=0)
+        self.faults = httpbase.FaultInjector(args.seed, httpbase.API_FAULT_KINDS,
+                                             min_retry_after=0)
         self.reset()
 
     def reset(self):
@@ -416,25 +414,18 @@ class Handler(httpbase.Handler):
 
 
 def main():
-    p = argparse.ArgumentParser(description="Tiny ERP API v3 emulator")
-    httpbase.add_server_arguments(p)
+    p = httpbase.emulator_parser("Tiny ERP API v3 emulator", epoch=True)
     p.add_argument("--client", default="tiny-client:tiny-secret", help="ID:SECRET")
     p.add_argument("--refresh-token", default="rt-tiny-initial-000000000000")
     p.add_argument("--auth-code", default="code-0000")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--epoch", type=float, default=None,
-                   help="the data is made as of this time (seconds since the epoch; default: "
-                        "the start), so it does not depend on the day it runs")
     p.add_argument("--contacts", type=int, default=120)
     p.add_argument("--products", type=int, default=40)
     p.add_argument("--orders", type=int, default=150)
     p.add_argument("--per-minute", type=int, default=60, help="reads per minute; 0: off")
     p.add_argument("--access-ttl", type=int, default=14400)
     args = p.parse_args()
-    server = httpbase.Server((args.host, args.port), Handler, App(args),
-                             tls=(args.tls_cert, args.tls_key))
-    return httpbase.serve(server, args.port_file,
-                          "tiny emulator on %s (seed %d)" % (server.url, args.seed))
+    return httpbase.run_server(args, Handler, App(args),
+                               lambda url: "tiny emulator on %s (seed %d)" % (url, args.seed))
 
 
 if __name__ == "__main__":

@@ -64,16 +64,14 @@ import secrets
 import sys
 import threading
 import time
-import unicodedata
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import httpbase  # noqa: E402
+from brdata import ascii_fold, doc_digits, money  # noqa: E402
 
 BASE = "/api/totvsmoda"
 BRT = datetime.timezone(datetime.timedelta(hours=-3))
 MAX_BRANCHES = 900
-FAULT_KINDS = (("rate_reset", "reset"), ("rate_429", "429"), ("rate_500", "500"),
-               ("rate_503", "503"), ("rate_token_expire", "token_expire"))
 
 FIRST_NAMES = ("ANA", "BRUNO", "CARLA", "DIEGO", "ELAINE", "FABIO", "GABRIELA", "HEITOR",
                "ISABELA", "JOAO", "LIVIA", "MARCOS", "NATALIA", "OTAVIO", "PAULA", "RENATO")
@@ -154,29 +152,6 @@ def parse_iso(text):
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def ascii_fold(text):
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-
-
-def doc_digits(rng, n):
-    """A CPF (n=9) or CNPJ (n=12) with valid check digits."""
-    d = [rng.randrange(10) for _ in range(n)]
-    if n == 12:
-        weights = ((5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2), (6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2))
-        for w in weights:
-            r = sum(x * y for x, y in zip(d, w)) % 11
-            d.append(0 if r < 2 else 11 - r)
-    else:
-        for k in (10, 11):
-            r = sum(x * w for x, w in zip(d, range(k, 1, -1))) * 10 % 11
-            d.append(0 if r == 10 else r)
-    return "".join(map(str, d))
-
-
-def money(x):
-    return round(x, 2)
 
 
 def messages(code, message, detail=None):
@@ -396,7 +371,7 @@ class App:
         self.args = args
         self.lock = threading.RLock()
         self.key = hashlib.sha256(("totvs-key:%d" % args.seed).encode()).digest()
-        self.faults = httpbase.FaultInjector(args.seed, FAULT_KINDS)
+        self.faults = httpbase.FaultInjector(args.seed, httpbase.API_FAULT_KINDS)
         self.limiter = httpbase.RateLimiter(args.rate, args.burst)
         self.client = tuple(args.client.split(":", 1))
         self.user = tuple(args.user.split(":", 1))
@@ -854,11 +829,9 @@ def path_prefix(text):
 
 
 def main():
-    p = argparse.ArgumentParser(description="TOTVS Moda API V2 emulator")
-    httpbase.add_server_arguments(p)
+    p = httpbase.emulator_parser("TOTVS Moda API V2 emulator")
     p.add_argument("--client", default="totvs-client:totvs-secret", help="ID:SECRET")
     p.add_argument("--user", default="apiuser:apipass1234", help="USER:PASSWORD of the API user")
-    p.add_argument("--seed", type=int, default=1)
     p.add_argument("--epoch", type=float, default=None,
                    help="the data is made as of this time (seconds since the epoch; default: "
                         "the start), so it does not depend on the day it runs")
@@ -881,12 +854,9 @@ def main():
     p.add_argument("--path-prefix", type=path_prefix, default="", help="the API under this path "
                    "(/treino: the Hub's training environment)")
     args = p.parse_args()
-    server = httpbase.Server((args.host, args.port), Handler, App(args),
-                             tls=(args.tls_cert, args.tls_key))
-    return httpbase.serve(server, args.port_file,
-                          "totvs moda emulator on %s%s (seed %d)%s" % (
-                              server.url, args.path_prefix, args.seed,
-                              ", as the API Hub" if args.api_key else ""))
+    return httpbase.run_server(args, Handler, App(args), lambda url: (
+        "totvs moda emulator on %s%s (seed %d)%s" % (url, args.path_prefix, args.seed,
+                                                    ", as the API Hub" if args.api_key else "")))
 
 
 if __name__ == "__main__":

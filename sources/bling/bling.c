@@ -322,7 +322,7 @@ static enum ab_status emit_record(struct bling *b, yajl_val v, struct ab_error *
         rc = ab_time_format(end, 0, "%Y-%m-%dT%H:%M:%SZ\"}", &b->rec, err);
     }
     if (rc == AB_OK) {
-        rc = ab_source_record(b->d, b->cur, b->rec.data, b->rec.len, err);
+        rc = ab_source_record(b->d, b->walk.cur, b->rec.data, b->rec.len, err);
     }
     b->records += rc == AB_OK;
     b->stream_records += rc == AB_OK;
@@ -333,26 +333,7 @@ static enum ab_status emit_record(struct bling *b, yajl_val v, struct ab_error *
 static enum ab_status answer(struct bling *b, const char *what, yajl_val *body,
                              struct ab_error *err)
 {
-    char detail[400];
-
-    *body = NULL;
-    if (b->f.status == 200) {
-        *body = ab_json_parse(b->f.body.data ? b->f.body.data : "", b->f.body.len, err);
-        if (!*body) {
-            return ab_error_prefix(err, "%s: the answer is not JSON", what);
-        }
-        return AB_OK;
-    }
-    if (b->f.status != 0) {
-        yajl_val e = ab_json_parse(b->f.body.data ? b->f.body.data : "", b->f.body.len, NULL);
-
-        bl_error_detail(e, detail, sizeof(detail));
-        if (e) {
-            ab_json_free(e);
-        }
-        return ab_fetch_error(&b->f, what, detail, err);
-    }
-    return ab_fetch_error(&b->f, what, NULL, err);
+    return ab_fetch_json(&b->f, what, bl_error_detail, body, err);
 }
 
 static enum ab_status emit_state(struct bling *b, struct ab_error *err)
@@ -361,7 +342,7 @@ static enum ab_status emit_state(struct bling *b, struct ab_error *err)
     if (bl_state_write(&b->st, &b->out, err) != AB_OK) {
         return err->code;
     }
-    return ab_source_stream_state(b->d, b->cur, b->out.data, b->out.len, err);
+    return ab_source_stream_state(b->d, b->walk.cur, b->out.data, b->out.len, err);
 }
 
 /* Starts the next window of an incremental stream; false when none is left. */
@@ -429,7 +410,7 @@ static enum ab_status estimate(struct bling *b, int64_t listed, struct ab_error 
     AB_DEBUG(ab_driver_emitter(b->d),
              "bling: stream '%s': %" PRId64 " listed (%" PRId64 " pages asked for the end)",
              bl_stream_name(b->kind), listed, b->probes);
-    return ab_source_estimate(b->d, b->cur, (int64_t)b->stream_records + listed, -1, err);
+    return ab_source_estimate(b->d, b->walk.cur, (int64_t)b->stream_records + listed, -1, err);
 }
 
 /* Bling's lists carry no count: after a full first page, pages 2, 4, 8 ...
@@ -579,9 +560,10 @@ static enum ab_status on_saldos(struct bling *b, struct ab_error *err)
 
 /* ---- the stream plan ------------------------------------------------------------- */
 
-static enum ab_status begin_stream(struct bling *b, struct ab_error *err)
+static enum ab_status begin_stream(void *self, size_t stream, struct ab_error *err)
 {
-    const struct ab_stream *s = &ab_driver_catalog(b->d)->streams[b->cur];
+    struct bling *b = self;
+    const struct ab_stream *s = &ab_driver_catalog(b->d)->streams[stream];
     enum ab_status rc;
     int64_t from = -1;
 
@@ -589,7 +571,7 @@ static enum ab_status begin_stream(struct bling *b, struct ab_error *err)
         return ab_error_set(err, AB_ERR_INTERNAL, "unknown stream '%s'", s->name);
     }
     b->incremental = s->sync_mode == AB_SYNC_INCREMENTAL;
-    rc = bl_state_parse(ab_source_state_of(b->d, b->cur), &b->st, err);
+    rc = bl_state_parse(ab_source_state_of(b->d, stream), &b->st, err);
     if (rc != AB_OK) {
         return rc;
     }
@@ -636,80 +618,65 @@ static enum ab_status begin_stream(struct bling *b, struct ab_error *err)
     AB_INFO(ab_driver_emitter(b->d), "bling: stream '%s' (%s)%s from page %" PRId64,
             bl_stream_name(b->kind), b->incremental ? "incremental" : "full refresh",
             b->filtered ? ", by modification window" : "", b->pager.page);
-    rc = ab_source_stream_status(b->d, b->cur, AB_STATUS_STARTED, err);
-    if (rc == AB_OK) {
-        rc = ab_source_stream_status(b->d, b->cur, AB_STATUS_RUNNING, err);
-    }
     bl_set_phase(b, BL_PH_LIST);
-    return rc;
+    return AB_OK;
 }
+
+/* The fetch's answer, by what was asked. */
+static enum ab_status on_answer(void *self, struct ab_error *err)
+{
+    struct bling *b = self;
+
+    switch (b->phase) {
+    case BL_PH_LIST:
+        return on_list(b, err);
+    case BL_PH_DETAIL:
+        return on_detail(b, err);
+    case BL_PH_SALDOS:
+        return on_saldos(b, err);
+    case BL_PH_PROBE:
+        return on_probe(b, err);
+    default:
+        AB_ASSERT(b->phase == BL_PH_LIST); /* an answer in a phase without a request */
+        return AB_OK;
+    }
+}
+
+/* The request of the current phase, or the stream's end. */
+static enum ab_status submit_next(void *self, bool *done, struct ab_error *err)
+{
+    struct bling *b = self;
+
+    switch (b->phase) {
+    case BL_PH_LIST:
+        return submit_list(b, b->pager.page, err);
+    case BL_PH_PROBE:
+        return submit_list(b, b->probe_page, err);
+    case BL_PH_DETAIL:
+        return submit_detail(b, err);
+    case BL_PH_SALDOS:
+        return submit_saldos(b, err);
+    case BL_PH_DONE:
+        bl_set_phase(b, BL_PH_START);
+        *done = true;
+        return AB_OK;
+    case BL_PH_START:
+        break;
+    }
+    return ab_error_set(err, AB_ERR_INTERNAL, "stream '%s': a request before its plan",
+                        bl_stream_name(b->kind));
+}
+
+static const struct ab_fetch_walk_ops walk_ops = {begin_stream, on_answer, submit_next};
 
 static enum ab_status bl_step(void *self, enum ab_source_next *next, struct ab_error *err)
 {
     struct bling *b = self;
-    const struct ab_catalog *cat = ab_driver_catalog(b->d);
-    enum ab_status rc = AB_OK;
 
-    *next = AB_SOURCE_MORE;
-    if (b->f.busy) {
-        *next = AB_SOURCE_WAIT;
-        return AB_OK;
+    if (!b->walk.ops) { /* the first step */
+        ab_fetch_walk_init(&b->walk, &walk_ops, b, &b->f);
     }
-    if (b->cur >= cat->n) {
-        *next = AB_SOURCE_DONE;
-        return AB_OK;
-    }
-    if (b->f.ready) {
-        switch (b->phase) {
-        case BL_PH_LIST:
-            rc = on_list(b, err);
-            break;
-        case BL_PH_DETAIL:
-            rc = on_detail(b, err);
-            break;
-        case BL_PH_SALDOS:
-            rc = on_saldos(b, err);
-            break;
-        case BL_PH_PROBE:
-            rc = on_probe(b, err);
-            break;
-        default:
-            AB_ASSERT(b->phase == BL_PH_LIST); /* an answer in a phase without a request */
-            break;
-        }
-        ab_fetch_done(&b->f);
-        if (rc != AB_OK) {
-            return rc;
-        }
-    }
-    switch (b->phase) {
-    case BL_PH_START:
-        return begin_stream(b, err);
-    case BL_PH_LIST:
-        rc = submit_list(b, b->pager.page, err);
-        break;
-    case BL_PH_PROBE:
-        rc = submit_list(b, b->probe_page, err);
-        break;
-    case BL_PH_DETAIL:
-        rc = submit_detail(b, err);
-        break;
-    case BL_PH_SALDOS:
-        rc = submit_saldos(b, err);
-        break;
-    case BL_PH_DONE:
-        rc = ab_source_stream_status(b->d, b->cur, AB_STATUS_COMPLETE, err);
-        b->cur++;
-        bl_set_phase(b, BL_PH_START);
-        if (b->cur >= cat->n) {
-            *next = AB_SOURCE_DONE;
-        }
-        return rc;
-    }
-    if (rc == AB_OK) {
-        *next = AB_SOURCE_WAIT;
-    }
-    return rc;
+    return ab_fetch_walk_step(&b->walk, next, err);
 }
 
 static void bl_summary(void *self, struct ab_emitter *em)

@@ -33,7 +33,7 @@ struct bling {
     struct ab_oauth2 *auth;
     struct ab_fetch f;
     /* the stream being read */
-    size_t cur;
+    struct ab_fetch_walk walk; /* walk.cur: the catalog stream being read */
     enum bl_kind kind;
     enum bl_phase phase;
     bool incremental;

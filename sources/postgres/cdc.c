@@ -299,17 +299,6 @@ static enum ab_status send_status(struct pgsrc *p, bool reply, struct ab_error *
     return AB_OK;
 }
 
-static enum ab_status on_wal_socket(void *arg, int fd, unsigned ready, struct ab_error *err)
-{
-    struct pgsrc *p = arg;
-
-    (void)ready;
-    (void)err;
-    ab_loop_fd_mask(ab_driver_loop(p->d), fd, 0);
-    ab_source_resume(p->d);
-    return AB_OK;
-}
-
 static enum ab_status on_status_timer(void *arg, uint64_t id, struct ab_error *err)
 {
     struct pgsrc *p = arg;
@@ -417,7 +406,7 @@ static enum ab_status start(struct pgsrc *p, struct ab_error *err)
     }
     PQclear(r);
     w->fd = PQsocket(w->conn);
-    if (ab_loop_add_fd(ab_driver_loop(p->d), w->fd, 0, on_wal_socket, p, err) != AB_OK) {
+    if (ab_loop_add_fd(ab_driver_loop(p->d), w->fd, 0, pg_on_socket, p, err) != AB_OK) {
         return err->code;
     }
     w->fd_added = true;

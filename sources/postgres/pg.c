@@ -349,7 +349,7 @@ static enum ab_status open_stream(struct pgsrc *p, size_t i, struct ab_error *er
     return AB_OK;
 }
 
-static enum ab_status on_socket(void *arg, int fd, unsigned ready, struct ab_error *err)
+enum ab_status pg_on_socket(void *arg, int fd, unsigned ready, struct ab_error *err)
 {
     struct pgsrc *p = arg;
 
@@ -411,7 +411,7 @@ static enum ab_status pg_open(struct ab_driver *d, void **self, struct ab_error 
     }
     if (rc == AB_OK) {
         p->fd = PQsocket(p->conn);
-        rc = ab_loop_add_fd(ab_driver_loop(d), p->fd, 0, on_socket, p, err);
+        rc = ab_loop_add_fd(ab_driver_loop(d), p->fd, 0, pg_on_socket, p, err);
         p->fd_added = rc == AB_OK;
     }
     if (rc != AB_OK) {

@@ -116,6 +116,11 @@ enum ab_status pg_connect(struct ab_driver *d, char *tmpdir, size_t tmpsz, bool 
                           PGconn **out, struct ab_error *err);
 void pg_tmpdir_remove(char *tmpdir);
 
+/* The loop's callback of a connection's socket (arg: the struct pgsrc): it
+ * became ready, so the watch is masked and step() runs again to consume the
+ * input (the snapshot's connection and the WAL's). */
+enum ab_status pg_on_socket(void *arg, int fd, unsigned ready, struct ab_error *err);
+
 /* Maps a failed result to a status and a message naming what (the SQLSTATE
  * class: privileges and missing objects are AB_ERR_CONFIG, a lost connection
  * AB_ERR_TRANSIENT). what: the statement's purpose, for the message. */

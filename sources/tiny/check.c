@@ -2,101 +2,62 @@
 /* SPDX-License-Identifier: MIT */
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ab/json.h"
 
 #include "tiny_int.h"
 
-/* One GET; its failure (if any) as a problem of stream name. On success
- * *body is the parsed answer (the caller frees it); with list set it must
- * be a list answer. */
-static bool probe(struct tiny *t, struct ab_check *chk, const char *name, const char *path,
-                  bool list, yajl_val *body)
+/* One GET of path for stream name, with list set a list answer ("itens");
+ * the answer or NULL (the problem reported). The caller frees the answer. */
+static yajl_val probe(struct tiny *t, struct ab_check *chk, const char *name, const char *path,
+                      bool list)
 {
-    struct ab_http_req *r;
-    struct ab_buf resp;
+    struct ab_probe p = {name, NULL, list ? "itens" : NULL, tn_error_detail};
+    struct ab_http_req *r = NULL;
     struct ab_error err;
-    char detail[400];
-    int status = 0;
-    bool ok = false;
+    char what[128];
 
-    *body = NULL;
     ab_error_init(&err);
-    ab_buf_init(&resp, (size_t)16 << 20);
+    (void)snprintf(what, sizeof(what), "GET %s", path);
+    p.what = what;
     ab_buf_reset(&t->url);
-    if (ab_buf_printf(&t->url, &err, "%s%s", t->api_url, path) != AB_OK) {
-        goto out;
+    if (ab_buf_printf(&t->url, &err, "%s%s", t->api_url, path) == AB_OK) {
+        r = tn_request(t, t->url.data, path, &err);
     }
-    r = tn_request(t, t->url.data, path, &err);
-    if (!r || ab_http_run(t->h, r, &status, &resp, &err) != AB_OK) {
-        ab_check_problem(chk, "stream '%s': %s", name, err.message);
-        goto out;
-    }
-    if (status != 200) {
-        yajl_val e = ab_json_parse(resp.data ? resp.data : "", resp.len, NULL);
-
-        tn_error_detail(e, detail, sizeof(detail));
-        if (e) {
-            ab_json_free(e);
-        }
-        (void)ab_http_status_error(status, false, path, detail, &err);
-        ab_check_problem(chk, "stream '%s': %s", name, err.message);
-        goto out;
-    }
-    *body = ab_json_parse(resp.data ? resp.data : "", resp.len, &err);
-    if (!*body || !YAJL_IS_OBJECT(*body) || (list && !YAJL_IS_ARRAY(ab_json_get(*body, "itens")))) {
-        ab_check_problem(chk, "stream '%s': GET %s: the answer is not %s", name, path,
-                         list ? "{\"itens\": [...]}" : "a JSON object");
-        goto out;
-    }
-    ok = true;
-out:
-    if (!ok && *body) {
-        ab_json_free(*body);
-        *body = NULL;
-    }
-    ab_buf_release(&resp);
-    return ok;
+    return ab_check_probe(chk, t->h, r, &p, &err);
 }
 
 enum ab_status tn_check(struct ab_driver *d, struct ab_check *chk, struct ab_error *err)
 {
     struct tiny t;
     struct ab_error e;
-    yajl_val body = NULL;
+    yajl_val body;
     int64_t ids[10], stock_id = 0;
     bool parent[10];
     size_t n = 0, items = 0;
     int64_t total;
     char path[96];
+    enum ab_status rc;
 
     memset(&t, 0, sizeof(t));
     ab_error_init(&e);
-    if (tn_config(&t, d, &e) != AB_OK || tn_auth_new(&t, false, &e) != AB_OK) {
-        if (e.code != AB_ERR_CONFIG) {
-            tn_release(&t);
-            *err = e;
-            return e.code;
-        }
-        ab_check_problem(chk, "%s", e.message);
-        tn_release(&t);
-        return AB_OK;
+    rc = tn_config(&t, d, &e);
+    if (rc == AB_OK) {
+        rc = tn_auth_new(&t, false, &e);
     }
     /* the token first: a refused refresh token is the one problem to report */
-    if (ab_oauth2_fetch(t.auth, &e) != AB_OK) {
-        ab_check_problem(chk, "credentials: %s", e.message);
+    if (!ab_check_begin(chk, rc, &e, t.auth, err)) {
         tn_release(&t);
-        return AB_OK;
+        return err->code;
     }
-    if (probe(&t, chk, "contatos", "/contatos?limit=1&offset=0", true, &body)) {
+    if ((body = probe(&t, chk, "contatos", "/contatos?limit=1&offset=0", true))) {
         ab_json_free(body);
     }
-    if (probe(&t, chk, "pedidos", "/pedidos?limit=1&offset=0", true, &body)) {
+    if ((body = probe(&t, chk, "pedidos", "/pedidos?limit=1&offset=0", true))) {
         ab_json_free(body);
     }
-    if (probe(&t, chk, "produtos", "/produtos?limit=10&offset=0", true, &body)) {
+    if ((body = probe(&t, chk, "produtos", "/produtos?limit=10&offset=0", true))) {
         /* estoque: the stock of a product that has some of its own */
         if (tn_list_parse(body, ids, parent, 10, &n, &items, &total, &e) != AB_OK) {
             ab_check_problem(chk, "stream 'produtos': GET /produtos: %s", e.message);
@@ -108,7 +69,7 @@ enum ab_status tn_check(struct ab_driver *d, struct ab_check *chk, struct ab_err
         }
         if (stock_id > 0) {
             (void)snprintf(path, sizeof(path), "/estoque/%" PRId64, stock_id);
-            if (probe(&t, chk, "estoque", path, false, &body)) {
+            if ((body = probe(&t, chk, "estoque", path, false))) {
                 ab_json_free(body);
             }
         }

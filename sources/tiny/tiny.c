@@ -278,7 +278,7 @@ static enum ab_status emit_record(struct tiny *t, yajl_val v, struct ab_error *e
         }
     }
     if (rc == AB_OK) {
-        rc = ab_source_record(t->d, t->cur, t->rec.data, t->rec.len, err);
+        rc = ab_source_record(t->d, t->walk.cur, t->rec.data, t->rec.len, err);
     }
     t->records += rc == AB_OK;
     return rc;
@@ -288,31 +288,15 @@ static enum ab_status emit_record(struct tiny *t, yajl_val v, struct ab_error *e
  * the caller. */
 static enum ab_status answer(struct tiny *t, const char *what, yajl_val *body, struct ab_error *err)
 {
-    char detail[400];
-
-    *body = NULL;
-    if (t->f.status == 200) {
-        *body = ab_json_parse(t->f.body.data ? t->f.body.data : "", t->f.body.len, err);
-        if (!*body) {
-            return ab_error_prefix(err, "%s: the answer is not JSON", what);
-        }
-        if (!YAJL_IS_OBJECT(*body)) {
-            ab_json_free(*body);
-            *body = NULL;
-            return ab_error_set(err, AB_ERR_PROTOCOL, "%s: the answer is not a JSON object", what);
-        }
-        return AB_OK;
+    if (ab_fetch_json(&t->f, what, tn_error_detail, body, err) != AB_OK) {
+        return err->code;
     }
-    if (t->f.status != 0) {
-        yajl_val e = ab_json_parse(t->f.body.data ? t->f.body.data : "", t->f.body.len, NULL);
-
-        tn_error_detail(e, detail, sizeof(detail));
-        if (e) {
-            ab_json_free(e);
-        }
-        return ab_fetch_error(&t->f, what, detail, err);
+    if (!YAJL_IS_OBJECT(*body)) {
+        ab_json_free(*body);
+        *body = NULL;
+        return ab_error_set(err, AB_ERR_PROTOCOL, "%s: the answer is not a JSON object", what);
     }
-    return ab_fetch_error(&t->f, what, NULL, err);
+    return AB_OK;
 }
 
 static enum ab_status emit_state(struct tiny *t, struct ab_error *err)
@@ -321,7 +305,7 @@ static enum ab_status emit_state(struct tiny *t, struct ab_error *err)
     if (tn_state_write(&t->st, &t->out, err) != AB_OK) {
         return err->code;
     }
-    return ab_source_stream_state(t->d, t->cur, t->out.data, t->out.len, err);
+    return ab_source_stream_state(t->d, t->walk.cur, t->out.data, t->out.len, err);
 }
 
 static enum ab_status page_done(struct tiny *t, struct ab_error *err)
@@ -380,7 +364,7 @@ static enum ab_status on_list(struct tiny *t, struct ab_error *err)
     }
     if (first && t->total >= 0 && t->kind != TN_VARIACOES && t->kind != TN_ESTOQUE) {
         /* the list counts records of this stream (not products' variations or stock) */
-        rc = ab_source_estimate(t->d, t->cur, t->total - t->pager.offset, -1, err);
+        rc = ab_source_estimate(t->d, t->walk.cur, t->total - t->pager.offset, -1, err);
     }
     if (rc == AB_OK && t->kind == TN_CONTATOS) {
         /* the list carries the whole contact */
@@ -432,7 +416,7 @@ static enum ab_status emit_variations(struct tiny *t, yajl_val p, const char *wh
         if (rc != AB_OK) {
             return ab_error_prefix(err, "%s: variation %zu", what, i);
         }
-        rc = ab_source_record(t->d, t->cur, t->rec.data, t->rec.len, err);
+        rc = ab_source_record(t->d, t->walk.cur, t->rec.data, t->rec.len, err);
         t->records += rc == AB_OK;
     }
     return rc;
@@ -512,9 +496,10 @@ static enum ab_status on_stock(struct tiny *t, struct ab_error *err)
 
 /* ---- the stream plan ------------------------------------------------------------- */
 
-static enum ab_status begin_stream(struct tiny *t, struct ab_error *err)
+static enum ab_status begin_stream(void *self, size_t stream, struct ab_error *err)
 {
-    const struct ab_stream *s = &ab_driver_catalog(t->d)->streams[t->cur];
+    struct tiny *t = self;
+    const struct ab_stream *s = &ab_driver_catalog(t->d)->streams[stream];
     enum ab_status rc;
     int64_t offset = 0;
 
@@ -522,7 +507,7 @@ static enum ab_status begin_stream(struct tiny *t, struct ab_error *err)
         return ab_error_set(err, AB_ERR_INTERNAL, "unknown stream '%s'", s->name);
     }
     t->incremental = s->sync_mode == AB_SYNC_INCREMENTAL;
-    rc = tn_state_parse(ab_source_state_of(t->d, t->cur), &t->st, err);
+    rc = tn_state_parse(ab_source_state_of(t->d, stream), &t->st, err);
     if (rc != AB_OK) {
         return rc;
     }
@@ -548,74 +533,61 @@ static enum ab_status begin_stream(struct tiny *t, struct ab_error *err)
     AB_INFO(ab_driver_emitter(t->d), "tiny: stream '%s' (%s)%s from offset %" PRId64,
             tn_stream_name(t->kind), t->incremental ? "incremental" : "full refresh",
             t->incremental && t->st.from >= 0 ? ", changes since the cursor" : "", offset);
-    rc = ab_source_stream_status(t->d, t->cur, AB_STATUS_STARTED, err);
-    if (rc == AB_OK) {
-        rc = ab_source_stream_status(t->d, t->cur, AB_STATUS_RUNNING, err);
-    }
     tn_set_phase(t, TN_PH_LIST);
-    return rc;
+    return AB_OK;
 }
+
+/* The fetch's answer, by what was asked. */
+static enum ab_status on_answer(void *self, struct ab_error *err)
+{
+    struct tiny *t = self;
+
+    switch (t->phase) {
+    case TN_PH_LIST:
+        return on_list(t, err);
+    case TN_PH_DETAIL:
+        return on_detail(t, err);
+    case TN_PH_STOCK:
+        return on_stock(t, err);
+    default:
+        AB_ASSERT(t->phase == TN_PH_LIST); /* an answer in a phase without a request */
+        return AB_OK;
+    }
+}
+
+/* The request of the current phase, or the stream's end. */
+static enum ab_status submit_next(void *self, bool *done, struct ab_error *err)
+{
+    struct tiny *t = self;
+
+    switch (t->phase) {
+    case TN_PH_LIST:
+        return submit_list(t, err);
+    case TN_PH_DETAIL:
+        return submit_one(t, t->kind == TN_PEDIDOS ? "/pedidos" : "/produtos", t->ids[t->idx], err);
+    case TN_PH_STOCK:
+        return submit_one(t, "/estoque", t->stock[t->sidx], err);
+    case TN_PH_DONE:
+        tn_set_phase(t, TN_PH_START);
+        *done = true;
+        return AB_OK;
+    case TN_PH_START:
+        break;
+    }
+    return ab_error_set(err, AB_ERR_INTERNAL, "stream '%s': a request before its plan",
+                        tn_stream_name(t->kind));
+}
+
+static const struct ab_fetch_walk_ops walk_ops = {begin_stream, on_answer, submit_next};
 
 static enum ab_status tn_step(void *self, enum ab_source_next *next, struct ab_error *err)
 {
     struct tiny *t = self;
-    const struct ab_catalog *cat = ab_driver_catalog(t->d);
-    enum ab_status rc = AB_OK;
 
-    *next = AB_SOURCE_MORE;
-    if (t->f.busy) {
-        *next = AB_SOURCE_WAIT;
-        return AB_OK;
+    if (!t->walk.ops) { /* the first step */
+        ab_fetch_walk_init(&t->walk, &walk_ops, t, &t->f);
     }
-    if (t->cur >= cat->n) {
-        *next = AB_SOURCE_DONE;
-        return AB_OK;
-    }
-    if (t->f.ready) {
-        switch (t->phase) {
-        case TN_PH_LIST:
-            rc = on_list(t, err);
-            break;
-        case TN_PH_DETAIL:
-            rc = on_detail(t, err);
-            break;
-        case TN_PH_STOCK:
-            rc = on_stock(t, err);
-            break;
-        default:
-            AB_ASSERT(t->phase == TN_PH_LIST); /* an answer in a phase without a request */
-            break;
-        }
-        ab_fetch_done(&t->f);
-        if (rc != AB_OK) {
-            return rc;
-        }
-    }
-    switch (t->phase) {
-    case TN_PH_START:
-        return begin_stream(t, err);
-    case TN_PH_LIST:
-        rc = submit_list(t, err);
-        break;
-    case TN_PH_DETAIL:
-        rc = submit_one(t, t->kind == TN_PEDIDOS ? "/pedidos" : "/produtos", t->ids[t->idx], err);
-        break;
-    case TN_PH_STOCK:
-        rc = submit_one(t, "/estoque", t->stock[t->sidx], err);
-        break;
-    case TN_PH_DONE:
-        rc = ab_source_stream_status(t->d, t->cur, AB_STATUS_COMPLETE, err);
-        t->cur++;
-        tn_set_phase(t, TN_PH_START);
-        if (t->cur >= cat->n) {
-            *next = AB_SOURCE_DONE;
-        }
-        return rc;
-    }
-    if (rc == AB_OK) {
-        *next = AB_SOURCE_WAIT;
-    }
-    return rc;
+    return ab_fetch_walk_step(&t->walk, next, err);
 }
 
 static void tn_summary(void *self, struct ab_emitter *em)

@@ -36,7 +36,7 @@ struct tiny {
     struct ab_oauth2 *auth;
     struct ab_fetch f;
     /* the stream being read */
-    size_t cur;
+    struct ab_fetch_walk walk; /* walk.cur: the catalog stream being read */
     enum tn_kind kind;
     enum tn_phase phase;
     bool incremental;

@@ -13,42 +13,24 @@
  * the stream. */
 static void probe(struct totvs *t, struct ab_check *chk, enum tm_kind k)
 {
-    struct ab_http_req *r;
-    struct ab_buf resp, body;
+    struct ab_probe p = {tm_stream_name(k), NULL, "items", tm_error_detail};
+    struct ab_http_req *r = NULL;
+    struct ab_buf body;
     struct ab_error err;
-    yajl_val v = NULL;
-    char detail[400], what[128];
-    int status = 0;
+    yajl_val v;
+    char what[128];
 
     ab_error_init(&err);
-    ab_buf_init(&resp, (size_t)16 << 20);
     ab_buf_init(&body, 64 * 1024);
     (void)snprintf(what, sizeof(what), "POST %s", tm_stream_path(k));
-    if (tm_search_body(k, &t->opts, t->start_date, t->run_start, 1, 1, &body, &err) != AB_OK) {
-        ab_check_problem(chk, "stream '%s': %s", tm_stream_name(k), err.message);
-        goto out;
+    p.what = what;
+    if (tm_search_body(k, &t->opts, t->start_date, t->run_start, 1, 1, &body, &err) == AB_OK) {
+        r = tm_request(t, k, &body, what, &err);
     }
-    r = tm_request(t, k, &body, what, &err);
-    if (!r || ab_http_run(t->h, r, &status, &resp, &err) != AB_OK) {
-        ab_check_problem(chk, "stream '%s': %s", tm_stream_name(k), err.message);
-        goto out;
-    }
-    v = ab_json_parse(resp.data ? resp.data : "", resp.len, NULL);
-    if (status != 200) {
-        tm_error_detail(v, detail, sizeof(detail));
-        (void)ab_http_status_error(status, false, what, *detail ? detail : NULL, &err);
-        ab_check_problem(chk, "stream '%s': %s", tm_stream_name(k), err.message);
-        goto out;
-    }
-    if (!v || !YAJL_IS_ARRAY(ab_json_get(v, "items"))) {
-        ab_check_problem(chk, "stream '%s': %s: the answer is not {\"items\": [...], ...}",
-                         tm_stream_name(k), what);
-    }
-out:
+    v = ab_check_probe(chk, t->h, r, &p, &err);
     if (v) {
         ab_json_free(v);
     }
-    ab_buf_release(&resp);
     ab_buf_release(&body);
 }
 
@@ -56,24 +38,18 @@ enum ab_status tm_check(struct ab_driver *d, struct ab_check *chk, struct ab_err
 {
     struct totvs t;
     struct ab_error e;
+    enum ab_status rc;
 
     memset(&t, 0, sizeof(t));
     ab_error_init(&e);
-    if (tm_config(&t, d, &e) != AB_OK || tm_auth_new(&t, false, &e) != AB_OK) {
-        if (e.code != AB_ERR_CONFIG) {
-            tm_release(&t);
-            *err = e;
-            return e.code;
-        }
-        ab_check_problem(chk, "%s", e.message);
-        tm_release(&t);
-        return AB_OK;
+    rc = tm_config(&t, d, &e);
+    if (rc == AB_OK) {
+        rc = tm_auth_new(&t, false, &e);
     }
     /* the token first: refused credentials are the one problem to report */
-    if (ab_oauth2_fetch(t.auth, &e) != AB_OK) {
-        ab_check_problem(chk, "credentials: %s", e.message);
+    if (!ab_check_begin(chk, rc, &e, t.auth, err)) {
         tm_release(&t);
-        return AB_OK;
+        return err->code;
     }
     t.run_start = ab_wall_ms() / 1000;
     for (int k = 0; k < TM_NKINDS; k++) {

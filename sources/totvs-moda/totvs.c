@@ -222,22 +222,7 @@ static void tm_close(void *self)
 
 static enum ab_status tm_discover(struct ab_driver *d, struct ab_error *err)
 {
-    const char *c = tm_catalog_json();
-    yajl_val v = ab_json_parse(c, strlen(c), err);
-    struct ab_buf out;
-    enum ab_status rc;
-
-    if (!v) {
-        return ab_error_prefix(err, "the embedded catalog");
-    }
-    ab_buf_init(&out, AB_BUF_UNBOUNDED);
-    rc = ab_json_write(&out, v, err);
-    ab_json_free(v);
-    if (rc == AB_OK) {
-        rc = ab_source_catalog(d, out.data, out.len, err);
-    }
-    ab_buf_release(&out);
-    return rc;
+    return ab_source_catalog_text(d, tm_catalog_json(), err);
 }
 
 static enum ab_status tm_open(struct ab_driver *d, void **self, struct ab_error *err)
@@ -319,7 +304,7 @@ static enum ab_status emit_state(struct totvs *t, bool pass_done, struct ab_erro
     if (tm_state_write(&st, &t->out, err) != AB_OK) {
         return err->code;
     }
-    return ab_source_stream_state(t->d, t->cur, t->out.data, t->out.len, err);
+    return ab_source_stream_state(t->d, t->walk.cur, t->out.data, t->out.len, err);
 }
 
 /* The collection classification of rec, or NULL. */
@@ -365,7 +350,7 @@ static enum ab_status emit_record(struct totvs *t, yajl_val v, struct ab_error *
         }
     }
     if (rc == AB_OK) {
-        rc = ab_source_record(t->d, t->cur, t->rec.data, t->rec.len, err);
+        rc = ab_source_record(t->d, t->walk.cur, t->rec.data, t->rec.len, err);
     }
     t->records += rc == AB_OK;
     return rc;
@@ -391,7 +376,7 @@ static bool seen_at_start(const struct totvs *t, uint64_t h)
  */
 static enum ab_status on_page(struct totvs *t, struct ab_error *err)
 {
-    char what[160], detail[400];
+    char what[160];
     yajl_val body, items, v;
     int64_t last = t->start, total = -1;
     size_t n;
@@ -400,18 +385,8 @@ static enum ab_status on_page(struct totvs *t, struct ab_error *err)
 
     (void)snprintf(what, sizeof(what), "stream '%s': POST %s page %" PRId64,
                    tm_stream_name(t->kind), tm_stream_path(t->kind), t->page);
-    if (t->f.status != 200) {
-        yajl_val e = ab_json_parse(t->f.body.data ? t->f.body.data : "", t->f.body.len, NULL);
-
-        tm_error_detail(e, detail, sizeof(detail));
-        if (e) {
-            ab_json_free(e);
-        }
-        return ab_fetch_error(&t->f, what, *detail ? detail : NULL, err);
-    }
-    body = ab_json_parse(t->f.body.data ? t->f.body.data : "", t->f.body.len, err);
-    if (!body) {
-        return ab_error_prefix(err, "%s: the answer is not JSON", what);
+    if (ab_fetch_json(&t->f, what, tm_error_detail, &body, err) != AB_OK) {
+        return err->code;
     }
     items = ab_json_get(body, "items");
     v = ab_json_get(body, "hasNext");
@@ -429,7 +404,7 @@ static enum ab_status on_page(struct totvs *t, struct ab_error *err)
                             t->page_size);
     }
     if (!t->estimated && ab_json_int(ab_json_get(body, "totalItems"), &total) && total >= 0) {
-        rc = ab_source_estimate(t->d, t->cur, total, -1, err);
+        rc = ab_source_estimate(t->d, t->walk.cur, total, -1, err);
         t->estimated = true;
     }
     /* pass 1: every item has a change time, in order */
@@ -509,9 +484,10 @@ static enum ab_status on_page(struct totvs *t, struct ab_error *err)
 
 /* ---- the stream plan ------------------------------------------------------------- */
 
-static enum ab_status begin_stream(struct totvs *t, struct ab_error *err)
+static enum ab_status begin_stream(void *self, size_t stream, struct ab_error *err)
 {
-    const struct ab_stream *s = &ab_driver_catalog(t->d)->streams[t->cur];
+    struct totvs *t = self;
+    const struct ab_stream *s = &ab_driver_catalog(t->d)->streams[stream];
     struct tm_state st;
     enum ab_status rc;
 
@@ -519,7 +495,7 @@ static enum ab_status begin_stream(struct totvs *t, struct ab_error *err)
         return ab_error_set(err, AB_ERR_INTERNAL, "unknown stream '%s'", s->name);
     }
     t->incremental = s->sync_mode == AB_SYNC_INCREMENTAL;
-    rc = tm_state_parse(ab_source_state_of(t->d, t->cur), &st, err);
+    rc = tm_state_parse(ab_source_state_of(t->d, stream), &st, err);
     if (rc != AB_OK) {
         return rc;
     }
@@ -540,56 +516,48 @@ static enum ab_status begin_stream(struct totvs *t, struct ab_error *err)
     }
     AB_INFO(ab_driver_emitter(t->d), "totvs: stream '%s' (%s) from page %" PRId64,
             tm_stream_name(t->kind), t->incremental ? "incremental" : "full refresh", t->page);
-    rc = ab_source_stream_status(t->d, t->cur, AB_STATUS_STARTED, err);
-    if (rc == AB_OK) {
-        rc = ab_source_stream_status(t->d, t->cur, AB_STATUS_RUNNING, err);
-    }
     tm_set_phase(t, TM_PH_SEARCH);
-    return rc;
+    return AB_OK;
 }
+
+/* The fetch's answer: a page. */
+static enum ab_status on_answer(void *self, struct ab_error *err)
+{
+    struct totvs *t = self;
+
+    AB_ASSERT(t->phase == TM_PH_SEARCH); /* an answer needs a request */
+    return on_page(t, err);
+}
+
+/* The request of the current phase, or the stream's end. */
+static enum ab_status submit_next(void *self, bool *done, struct ab_error *err)
+{
+    struct totvs *t = self;
+
+    switch (t->phase) {
+    case TM_PH_SEARCH:
+        return submit(t, err);
+    case TM_PH_DONE:
+        tm_set_phase(t, TM_PH_START);
+        *done = true;
+        return AB_OK;
+    case TM_PH_START:
+        break;
+    }
+    return ab_error_set(err, AB_ERR_INTERNAL, "stream '%s': a request before its plan",
+                        tm_stream_name(t->kind));
+}
+
+static const struct ab_fetch_walk_ops walk_ops = {begin_stream, on_answer, submit_next};
 
 static enum ab_status tm_step(void *self, enum ab_source_next *next, struct ab_error *err)
 {
     struct totvs *t = self;
-    const struct ab_catalog *cat = ab_driver_catalog(t->d);
-    enum ab_status rc = AB_OK;
 
-    *next = AB_SOURCE_MORE;
-    if (t->f.busy) {
-        *next = AB_SOURCE_WAIT;
-        return AB_OK;
+    if (!t->walk.ops) { /* the first step */
+        ab_fetch_walk_init(&t->walk, &walk_ops, t, &t->f);
     }
-    if (t->cur >= cat->n) {
-        *next = AB_SOURCE_DONE;
-        return AB_OK;
-    }
-    if (t->f.ready) {
-        AB_ASSERT(t->phase == TM_PH_SEARCH); /* an answer needs a request */
-        rc = on_page(t, err);
-        ab_fetch_done(&t->f);
-        if (rc != AB_OK) {
-            return rc;
-        }
-    }
-    switch (t->phase) {
-    case TM_PH_START:
-        return begin_stream(t, err);
-    case TM_PH_SEARCH:
-        rc = submit(t, err);
-        break;
-    case TM_PH_DONE:
-        rc = ab_source_stream_status(t->d, t->cur, AB_STATUS_COMPLETE, err);
-        t->cur++;
-        tm_set_phase(t, TM_PH_START);
-        if (t->cur >= cat->n) {
-            *next = AB_SOURCE_DONE;
-        }
-        return rc;
-    }
-    if (rc == AB_OK) {
-        *next = AB_SOURCE_WAIT;
-    }
-    return rc;
+    return ab_fetch_walk_step(&t->walk, next, err);
 }
 
 static void tm_summary(void *self, struct ab_emitter *em)

@@ -34,7 +34,7 @@ struct totvs {
     struct ab_oauth2 *auth;
     struct ab_fetch f;
     /* the stream being read */
-    size_t cur;
+    struct ab_fetch_walk walk; /* walk.cur: the catalog stream being read */
     enum tm_kind kind;
     enum tm_phase phase;
     bool incremental;

@@ -41,7 +41,23 @@ struct ab_record {
     const char *data_text; /* data's JSON text as read, or NULL (ab_mapping_write_text()) */
     size_t data_len;
     bool data_compact; /* data_text has no whitespace outside strings */
+    /* Lazy data (ops.lazy_data): when the line's data was plain (see
+     * ab_json_arena_set_lazy()) it was validated without a tree: data is
+     * NULL, data_text its compact or spaced text, and members its top-level
+     * members (offsets into data_text, names without escapes, in order).
+     * ab_record_tree() gives the tree when one is needed. Otherwise members
+     * is NULL and data the tree, as without lazy data. */
+    const struct ab_json_member *members;
+    size_t nmembers;
+    struct ab_record_lazy *lazy; /* the driver's, for ab_record_tree() */
 };
+
+/* rec's data as a tree: rec->data, or (lazy data) data_text parsed into an
+ * arena of the driver, once per record; valid until the record call
+ * returns. NULL with err set only when out of memory. */
+yajl_val ab_record_tree(const struct ab_record *rec, struct ab_error *err);
+/* The member of rec's lazy data named name (no escapes), or NULL. */
+const struct ab_json_member *ab_record_member(const struct ab_record *rec, const char *name);
 
 struct ab_destination_ops {
     const char *name;      /* "destination-x" */
@@ -51,6 +67,13 @@ struct ab_destination_ops {
      * objects, the operations (destination sync modes) each really
      * supports, their JSON schemas and matching keys; NULL: no discover. */
     const char *destination_catalog_json;
+    /* true: records may come with lazy data (struct ab_record: members, and
+     * data NULL until ab_record_tree()); every use of rec->data must then go
+     * through ab_record_tree(). */
+    bool lazy_data;
+    /* Why sending the same input again applies nothing twice (the end of a
+     * run cites it in its resume advice), or NULL when nothing says so. */
+    const char *replay_note;
 
     /* check: config is already valid. Report each problem with
      * ab_check_problem(); return non-OK only for an internal failure. */

@@ -12,6 +12,12 @@
 #include "ab/driver.h"
 #include "ab/error.h"
 #include "ab/http.h"
+#include "ab/source.h"
+
+/* The API's own message from an error body (NULL when it was not JSON)
+ * into out (size bytes, NUL-terminated, "" when there is none); returns
+ * out. Each source knows its API's error envelope. */
+typedef const char *(*ab_error_detail_fn)(yajl_val body, char *out, size_t size);
 
 /*
  * One request of a source in flight at a time, on the client the driver's
@@ -49,6 +55,47 @@ enum ab_status ab_fetch_submit(struct ab_fetch *f, struct ab_http_req *r, struct
 void ab_fetch_done(struct ab_fetch *f);
 
 /*
+ * The read of a source that takes its catalog's streams one after the
+ * other, one request at a time: ab_fetch_walk_step() is the source's whole
+ * step() around its own callbacks.
+ *
+ *   begin(self, stream, err)   plan catalog stream `stream` from its input
+ *                              state; the walk then says STARTED and RUNNING
+ *   answer(self, err)          the fetch's answer is ready: take it (records,
+ *                              states, the next request's plan); the walk then
+ *                              frees the fetch (ab_fetch_done())
+ *   submit(self, &done, err)   submit the next request (ab_fetch_submit()),
+ *                              or set done when the stream is complete: the
+ *                              walk says COMPLETE and goes to the next stream
+ *
+ * A step does one of: wait while the fetch is busy; take a ready answer and
+ * submit the next request (WAIT); begin a stream (MORE); complete one (MORE,
+ * DONE after the last). A callback's failure ends the step with it (the
+ * driver marks the stream INCOMPLETE). Single-threaded, like the fetch.
+ */
+struct ab_fetch_walk_ops {
+    enum ab_status (*begin)(void *self, size_t stream, struct ab_error *err);
+    enum ab_status (*answer)(void *self, struct ab_error *err);
+    enum ab_status (*submit)(void *self, bool *done, struct ab_error *err);
+};
+
+struct ab_fetch_walk {
+    const struct ab_fetch_walk_ops *ops;
+    void *self;         /* the callbacks' argument, borrowed */
+    struct ab_fetch *f; /* borrowed */
+    size_t cur;         /* the catalog stream being read */
+    bool begun;         /* cur was begun and is not complete */
+};
+
+/* Starts at the first catalog stream. ops, self and f are borrowed for the
+ * walk's life. */
+void ab_fetch_walk_init(struct ab_fetch_walk *w, const struct ab_fetch_walk_ops *ops, void *self,
+                        struct ab_fetch *f);
+/* One step() (see above). Errors: the callbacks', the emitter's. */
+enum ab_status ab_fetch_walk_step(struct ab_fetch_walk *w, enum ab_source_next *next,
+                                  struct ab_error *err);
+
+/*
  * What a final answer that is not a success means, in one table for every
  * source (what: "GET /orders page 3"; detail: the API's own message from its
  * error envelope, or NULL):
@@ -63,8 +110,49 @@ void ab_fetch_done(struct ab_fetch *f);
  */
 enum ab_status ab_fetch_error(const struct ab_fetch *f, const char *what, const char *detail,
                               struct ab_error *err);
+/* The ready answer of f as JSON: on HTTP 200 its body parsed into *body
+ * (the caller frees it with ab_json_free(); "what: the answer is not JSON"
+ * with the parser's reason otherwise), on any other outcome the failure it
+ * means (ab_fetch_error() with the API's detail from the error body; detail
+ * NULL: none). *body is NULL on failure. */
+enum ab_status ab_fetch_json(const struct ab_fetch *f, const char *what, ab_error_detail_fn detail,
+                             yajl_val *body, struct ab_error *err);
 enum ab_status ab_http_status_error(int status, bool transient, const char *what,
                                     const char *detail, struct ab_error *err);
+
+struct ab_oauth2;
+
+/*
+ * check of an HTTP source: set up, credentials, then one read per stream.
+ *
+ * ab_check_begin(): rc and e are what setting up the source's config and
+ * client gave. A config failure (AB_ERR_CONFIG) is reported as check's
+ * problem; any other is check's own failure and is copied to err. Then,
+ * with auth (NULL: a source without tokens), a token is fetched: refused
+ * credentials are the one problem worth reporting ("credentials: ..."), the
+ * reads would only repeat it. True when the reads go on; otherwise check
+ * returns err->code (AB_OK, err cleared, when a problem was reported).
+ *
+ * ab_check_probe(): one read, run now on h (blocking, on check's thread; r
+ * is taken, also on failure, and carries the hooks a read gives it). NULL r
+ * means building it failed, as err says. Every failure is a problem of the
+ * stream: "stream 's': what: HTTP 401, ..." with the API's detail, mapped
+ * as ab_http_status_error(); so is an answer that is not a JSON object with
+ * the array member list (NULL: any object). Returns the parsed answer (the
+ * caller frees it with ab_json_free()), or NULL when a problem was
+ * reported. err is scratch.
+ */
+struct ab_probe {
+    const char *stream;        /* the stream the read stands for */
+    const char *what;          /* "GET /contatos", for messages */
+    const char *list;          /* the answer's array member, NULL: any object */
+    ab_error_detail_fn detail; /* NULL: error bodies say nothing */
+};
+
+bool ab_check_begin(struct ab_check *chk, enum ab_status rc, const struct ab_error *e,
+                    struct ab_oauth2 *auth, struct ab_error *err);
+yajl_val ab_check_probe(struct ab_check *chk, struct ab_http *h, struct ab_http_req *r,
+                        const struct ab_probe *p, struct ab_error *err);
 
 /*
  * The config with the string at dotted path ("refresh_token",

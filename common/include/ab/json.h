@@ -91,6 +91,28 @@ size_t ab_json_arena_doc_bytes(const struct ab_json_arena *a);
  * reset. */
 bool ab_json_arena_span(const struct ab_json_arena *a, yajl_val v, size_t *off, size_t *len,
                         bool *compact);
+/*
+ * Lazy data. With lazy on, the object at record.data of a RECORD line (the
+ * value of the member "data" of the value of the root's member "record") is
+ * read without a tree when it is plain: member names without escapes,
+ * strings without \u escapes, numbers without an exponent, nesting and
+ * member counts within fixed bounds. It is validated as strictly as the
+ * tree path would, and gets a node of type object with no members; its
+ * span is kept as for any container, and ab_json_arena_lazy() gives its
+ * top-level members. Anything else (or any error) is parsed into a tree as
+ * usual, from the same byte, so errors and their messages do not change.
+ */
+struct ab_json_member {
+    size_t name_off; /* of the name's first byte after the quote, from the '{' */
+    size_t name_len; /* its bytes, no escapes */
+    size_t val_off;  /* of the value's first byte, from the '{' */
+    size_t val_len;  /* the value's JSON text, quotes and brackets included */
+};
+void ab_json_arena_set_lazy(struct ab_json_arena *a, bool on);
+/* True when v is the object the last document read lazily: its members in
+ * order in *members (owned by a, valid until its next parse or reset). */
+bool ab_json_arena_lazy(const struct ab_json_arena *a, yajl_val v,
+                        const struct ab_json_member **members, size_t *n);
 /* Strict parse into the arena; NULL on any error (err says why). */
 yajl_val ab_json_parse_arena(struct ab_json_arena *a, const char *text, size_t len,
                              struct ab_error *err);

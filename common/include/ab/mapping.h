@@ -12,6 +12,8 @@
 #include "ab/catalog.h"
 #include "ab/error.h"
 
+struct ab_json_member;
+
 /*
  * Config shape (the "stream_mappings" array of both destinations):
  *   [{"stream": "clientes", "namespace": "erp", "object": "customers",
@@ -157,6 +159,11 @@ enum ab_status ab_mapping_write_text(const struct ab_mapping *m, yajl_val data, 
  * extra_key and extra_val are set, a non-null extra_key member in data. */
 bool ab_mapping_verbatim(const struct ab_mapping *m, yajl_val data, const char *extra_key,
                          const char *extra_val);
+/* The same question for lazy data: members of the object whose text is
+ * text (struct ab_record's members and data_text). */
+bool ab_mapping_verbatim_members(const struct ab_mapping *m, const char *text,
+                                 const struct ab_json_member *members, size_t n,
+                                 const char *extra_key, const char *extra_val);
 
 /* As ab_mapping_write_text(), told also whether text is compact (holds no
  * whitespace outside strings, see ab_json_arena_span()). A compact text of a

@@ -1,4 +1,4 @@
-/* pager.h - paged reads, request windows and API time formats for sources. */
+/* pager.h - paged reads, request windows, API time formats and stream states for sources. */
 /* SPDX-License-Identifier: MIT */
 #ifndef AB_PAGER_H
 #define AB_PAGER_H
@@ -13,8 +13,8 @@
 #include "ab/error.h"
 
 /*
- * Pure bookkeeping, no I/O, no allocation; every function is safe from any
- * thread on its own value.
+ * Pure bookkeeping, no I/O; nothing allocates but the appends to a caller's
+ * buffer. Every function is safe from any thread on its own values.
  *
  * A pager says which page to ask for next and when a list has ended. The
  * three ways list APIs page:

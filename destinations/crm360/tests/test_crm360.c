@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ab/destination.h"
 #include "ab/json.h"
 #include "ab/mapping.h"
 #include "ab/protocol.h"
@@ -117,22 +118,33 @@ static const char *const batch_lines[] = {
     "\"o\":{\"_ab_nested\":[{},[]]}},\"emitted_at\":1}}",
     "{ \"type\" : \"RECORD\" , \"record\" : {\"data\":{\"brand\":\"b\",\"external_id\":\"C-6\","
     "\"big\":123456789012345678901234567890}, \"stream\" : \"customers\" } }",
+    /* plain data (lazy): escapes (no unicode escape), raw unicode, nested Airbyte members */
+    "{\"type\":\"RECORD\",\"record\":{\"stream\":\"customers\",\"data\":{\"external_id\":"
+    "\"C-7\",\"brand\":\"b\",\"s\":\"q\\\"d \\\\ \\/ \\n ação 😀\","
+    "\"big\":123456789012345678901234567890,\"o\":{\"_ab_nested\":[{},[]],\"x\":{\"y\":"
+    "[true,false,null]}}},\"emitted_at\":1}}",
+    "{\"type\":\"RECORD\",\"record\":{\"stream\":\"customers\",\"data\":{\"_ab_first\":1,"
+    "\"external_id\":\"C-8\",\"brand\":null,\"n\":-0.5,\"_airbyte_last\":\"z\"}}}",
 };
 
 enum build_path {
     PATH_TREE,  /* parse and serialise */
     PATH_BYTES, /* data found by a scan of the line, its members copied */
-    PATH_SPAN   /* as the driver does: data where the parser saw it, copied at
+    PATH_SPAN,  /* as the driver does: data where the parser saw it, copied at
                  * once when it goes out as it came */
+    PATH_LAZY   /* lazy data: no tree when it goes out as it came, else the
+                 * tree of data's text and PATH_SPAN */
 };
 
 /* Builds the batch body of batch_lines by path, each line parsed anew;
  * returns its idempotency key in key and how many records went out as
  * they came in *verbatim. */
-static void build_batch(enum build_path path, struct ab_buf *body, char *key, size_t *verbatim)
+static void build_batch(enum build_path path, struct ab_buf *body, char *key, size_t *verbatim,
+                        size_t *lazily)
 {
     bool lines = path != PATH_TREE;
     struct ab_json_arena *arena;
+    struct ab_json_arena *tree_arena;
     static const char *const objects[] = {"customers", "orders", NULL};
     struct ab_mappings maps;
     const struct ab_mapping *m;
@@ -145,6 +157,9 @@ static void build_batch(enum build_path path, struct ab_buf *body, char *key, si
     ab_buf_init(&errors, AB_BUF_UNBOUNDED);
     arena = ab_json_arena_new(&err);
     assert_non_null(arena);
+    tree_arena = ab_json_arena_new(&err);
+    assert_non_null(tree_arena);
+    ab_json_arena_set_lazy(arena, path == PATH_LAZY);
     *verbatim = 0;
     assert_int_equal(ab_mappings_parse(&maps, NULL, objects, &err), AB_OK);
     m = ab_mappings_resolve(&maps, "customers", NULL, objects, &err);
@@ -168,13 +183,33 @@ static void build_batch(enum build_path path, struct ab_buf *body, char *key, si
         }
         if (path == PATH_BYTES) {
             text = ab_record_data_text(line, strlen(line), &text_len);
-        } else if (path == PATH_SPAN) {
+        } else if (path == PATH_SPAN || path == PATH_LAZY) {
             size_t off;
 
             assert_true(ab_json_arena_span(arena, data, &off, &text_len, &compact));
             text = line + off;
         }
         assert_true(text || !lines);
+        if (path == PATH_LAZY) {
+            struct ab_record rec;
+
+            memset(&rec, 0, sizeof(rec));
+            rec.data_text = text;
+            rec.data_len = text_len;
+            rec.data_compact = compact;
+            if (ab_json_arena_lazy(arena, data, &rec.members, &rec.nmembers)) {
+                (*lazily)++;
+                if (crm_record_as_it_came(m, &rec, CRM_UPSERT)) {
+                    assert_int_equal(ab_buf_add(body, text, text_len, &err), AB_OK);
+                    (*verbatim)++;
+                    continue;
+                }
+                /* the tree when one is needed: data's text parsed */
+                ab_json_arena_reset(tree_arena);
+                data = ab_json_parse_arena(tree_arena, text, text_len, &err);
+                assert_non_null(data);
+            }
+        }
         assert_int_equal(crm_build_record(m, data, text, text_len, compact, "dflt", CRM_UPSERT,
                                           body, &same, &errors, &err),
                          AB_OK);
@@ -183,6 +218,7 @@ static void build_batch(enum build_path path, struct ab_buf *body, char *key, si
     assert_int_equal(ab_buf_adds(body, "]}", &err), AB_OK);
     crm_idempotency_key(42, CRM_CUSTOMERS, CRM_UPSERT, body->data, body->len, key);
     ab_json_arena_free(arena);
+    ab_json_arena_free(tree_arena);
     ab_buf_release(&errors);
     ab_mappings_release(&maps);
 }
@@ -194,7 +230,12 @@ static void test_byte_path_bodies_and_keys(void **state)
     char kt[CRM_IDEMPOTENCY_KEY_SIZE];
     char ks[CRM_IDEMPOTENCY_KEY_SIZE];
     char ks2[CRM_IDEMPOTENCY_KEY_SIZE];
-    size_t verbatim[5];
+    char kl[CRM_IDEMPOTENCY_KEY_SIZE];
+    char kl2[CRM_IDEMPOTENCY_KEY_SIZE];
+    size_t verbatim[7];
+    size_t lazily[3] = {0, 0, 0};
+    struct ab_buf bl;
+    struct ab_buf bl2;
     struct ab_buf bs;
     struct ab_buf bs2;
     struct ab_buf b1;
@@ -215,15 +256,36 @@ static void test_byte_path_bodies_and_keys(void **state)
     ab_buf_init(&canont, AB_BUF_UNBOUNDED);
     ab_buf_init(&bs, AB_BUF_UNBOUNDED);
     ab_buf_init(&bs2, AB_BUF_UNBOUNDED);
-    build_batch(PATH_BYTES, &b1, k1, &verbatim[0]);
-    build_batch(PATH_BYTES, &b2, k2, &verbatim[1]);
-    build_batch(PATH_TREE, &bt, kt, &verbatim[2]);
-    build_batch(PATH_SPAN, &bs, ks, &verbatim[3]);
-    build_batch(PATH_SPAN, &bs2, ks2, &verbatim[4]);
-    /* only the driver's path copies a record at once: the two compact ones */
+    ab_buf_init(&bl, AB_BUF_UNBOUNDED);
+    ab_buf_init(&bl2, AB_BUF_UNBOUNDED);
+    build_batch(PATH_BYTES, &b1, k1, &verbatim[0], &lazily[0]);
+    build_batch(PATH_BYTES, &b2, k2, &verbatim[1], &lazily[0]);
+    build_batch(PATH_TREE, &bt, kt, &verbatim[2], &lazily[0]);
+    build_batch(PATH_SPAN, &bs, ks, &verbatim[3], &lazily[0]);
+    build_batch(PATH_SPAN, &bs2, ks2, &verbatim[4], &lazily[0]);
+    build_batch(PATH_LAZY, &bl, kl, &verbatim[5], &lazily[1]);
+    build_batch(PATH_LAZY, &bl2, kl2, &verbatim[6], &lazily[2]);
+    /* no lazy data but on the lazy path; there, every line whose data is
+     * plain (no \u escape, no exponent) */
+    assert_int_equal(lazily[0], 0);
+    assert_int_equal(lazily[1], 4);
+    assert_int_equal(lazily[2], 4);
+    /* the same bodies and keys as the driver's path, again when rebuilt,
+     * with as many records copied at once */
+    assert_int_equal(verbatim[5], verbatim[3]);
+    assert_int_equal(verbatim[6], verbatim[3]);
+    assert_int_equal(bl.len, bs.len);
+    assert_memory_equal(bl.data, bs.data, bs.len);
+    assert_string_equal(kl, ks);
+    assert_int_equal(bl2.len, bl.len);
+    assert_memory_equal(bl2.data, bl.data, bl.len);
+    assert_string_equal(kl2, kl);
+    ab_buf_release(&bl);
+    ab_buf_release(&bl2);
+    /* only the driver's path copies a record at once: the three compact ones */
     assert_int_equal(verbatim[0] + verbatim[1] + verbatim[2], 0);
-    assert_int_equal(verbatim[3], 2);
-    assert_int_equal(verbatim[4], 2);
+    assert_int_equal(verbatim[3], 3);
+    assert_int_equal(verbatim[4], 3);
     /* and its bodies, and so its keys, are those of the copying path */
     assert_int_equal(bs.len, b1.len);
     assert_memory_equal(bs.data, b1.data, b1.len);

@@ -137,14 +137,12 @@ static void test_state(void **state)
     round_trip("{\"resume\":{\"page\":3}}");
     assert_int_equal(bl_state_parse(NULL, &st, &err), AB_OK);
     assert_int_equal(st.cursor, -1);
-    const char *bad[] = {"[]",
-                         "{\"cursor\":5}",
-                         "{\"cursor\":\"yesterday\"}",
-                         "{\"resume\":{\"page\":0}}",
-                         "{\"resume\":true}",
+    const char *bad[] = {"[]", "{\"cursor\":5}", "{\"cursor\":\"yesterday\"}",
+                         "{\"resume\":{\"page\":0}}", "{\"resume\":true}",
                          "{\"resume\":{\"page\":2,\"start\":\"2026-12-01T10:00:00Z\"}}",
-                         "{\"resume\":{\"page\":2,\"start\":\"2026-12-02T10:00:00Z\",\"end\":"
-                         "\"2026-12-01T10:00:00Z\"}}"};
+                         /* a window that ends before its start */
+                         ("{\"resume\":{\"page\":2,\"start\":\"2026-12-02T10:00:00Z\",\"end\":"
+                          "\"2026-12-01T10:00:00Z\"}}")};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         v = parse(bad[i]);
         assert_int_equal(bl_state_parse(v, &st, &err), AB_ERR_CONFIG);
