@@ -222,6 +222,19 @@ void crm_stream_hash(const struct ab_stream *s, char out[13]);
  * requests (what: the request, for the error). */
 void crm_refresh_sweep_done(struct crm_dest *c, bool ok);
 void crm_refresh_sweep_fail(struct crm_dest *c, const char *what, const struct ab_http_resp *resp);
+/* The batch requests of refreshes (removals, stale customers tagged again).
+ * crm_post_batch() posts body to /v1/<object>:<op> with the idempotency key
+ * of its bytes; body is borrowed and must stay unchanged until done runs.
+ * AB_OK: done runs once with the answer; otherwise err is set and nothing
+ * was sent. crm_batch_results() returns the `results` array of a parsed
+ * answer when it has exactly n entries, else NULL with err set (what: the
+ * request, for the message). crm_count_results() adds each result's status
+ * to counts. */
+enum ab_status crm_post_batch(struct crm_dest *c, enum crm_object o, enum crm_op op,
+                              const struct ab_buf *body, const char *label, ab_http_done_fn done,
+                              struct ab_error *err);
+yajl_val crm_batch_results(yajl_val root, size_t n, const char *what, struct ab_error *err);
+void crm_count_results(yajl_val results, uint64_t counts[CRM_R_NRESULTS]);
 
 /* ledger.c: the refresh ledger of orders in object storage.
  * crm_ledger_init() (from crm_refresh_init()) opens it when an orders

@@ -496,7 +496,6 @@ static void on_deleted(void *arg, const struct ab_http_resp *resp)
     struct ab_error err;
     yajl_val root;
     yajl_val results;
-    size_t i;
 
     ab_error_init(&err);
     if (resp->status != 200) {
@@ -504,27 +503,14 @@ static void on_deleted(void *arg, const struct ab_http_resp *resp)
         return;
     }
     root = ab_json_parse(resp->body, resp->body_len, &err);
-    results = ab_json_get(root, "results");
-    if (!results || results->type != yajl_t_array || results->u.array.len != l->nbody) {
-        ab_error_set(&err, AB_ERR_PROTOCOL,
-                     "CRM360 answered a batchDelete of %zu orders of earlier generations with "
-                     "%zu results",
-                     l->nbody, results && results->type == yajl_t_array ? results->u.array.len : 0);
+    results =
+        crm_batch_results(root, l->nbody, "a batchDelete of orders of earlier generations", &err);
+    if (!results) {
         ab_json_free(root);
         ledger_fail(c, &err);
         return;
     }
-    for (i = 0; i < results->u.array.len; i++) {
-        const char *st = ab_json_get_str(results->u.array.values[i], "status", "");
-        int k;
-
-        for (k = 0; k < CRM_R_NRESULTS; k++) {
-            if (strcmp(st, crm_result_names[k]) == 0) {
-                l->results[k]++;
-                break;
-            }
-        }
-    }
+    crm_count_results(results, l->results);
     ab_json_free(root);
     send_next(c);
 }
@@ -597,35 +583,12 @@ static enum ab_status add_delete(struct crm_ledger *l, struct ab_error *err)
 static void submit_delete(struct crm_dest *c)
 {
     struct crm_ledger *l = c->ledger;
-    char url[2048];
-    char key[CRM_IDEMPOTENCY_KEY_SIZE];
-    char header[CRM_IDEMPOTENCY_KEY_SIZE + 32];
-    struct ab_http_req *req;
     struct ab_error err;
-    enum ab_status rc;
 
     ab_error_init(&err);
-    (void)snprintf(url, sizeof(url), "%s/v1/orders:batchDelete", c->api_url);
-    crm_idempotency_key(c->sync_id, CRM_ORDERS, CRM_DELETE, l->body.data, l->body.len, key);
-    (void)snprintf(header, sizeof(header), "Idempotency-Key: %s", key);
-    req = ab_http_req_new("POST", url, &err);
-    if (!req) {
-        ledger_fail(c, &err);
-        return;
-    }
-    rc = ab_http_req_header(req, header, &err);
-    if (rc == AB_OK) {
-        rc = ab_http_req_body_ref(req, l->body.data, l->body.len, "application/json", &err);
-    }
-    if (rc != AB_OK) {
-        ab_http_req_free(req);
-        ledger_fail(c, &err);
-        return;
-    }
-    ab_http_req_flags(req, c->gzip ? AB_HTTP_GZIP : 0);
-    ab_http_req_label(req, "orders batchDelete (earlier generations)");
     l->requests++;
-    if (ab_http_submit(c->http, req, on_deleted, c, &err) != AB_OK) {
+    if (crm_post_batch(c, CRM_ORDERS, CRM_DELETE, &l->body,
+                       "orders batchDelete (earlier generations)", on_deleted, &err) != AB_OK) {
         ledger_fail(c, &err);
     }
 }

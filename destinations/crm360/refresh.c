@@ -483,7 +483,6 @@ static void on_delete_done(void *arg, const struct ab_http_resp *resp)
     struct ab_error err;
     yajl_val root;
     yajl_val results;
-    size_t i;
 
     ab_error_init(&err);
     if (resp->status != 200) {
@@ -491,65 +490,92 @@ static void on_delete_done(void *arg, const struct ab_http_resp *resp)
         return;
     }
     root = ab_json_parse(resp->body, resp->body_len, &err);
-    results = ab_json_get(root, "results");
-    if (!results || results->type != yajl_t_array || results->u.array.len != w->nbody) {
-        ab_error_set(&err, AB_ERR_PROTOCOL,
-                     "CRM360 answered a batchDelete of %zu customers of earlier generations "
-                     "with %zu results",
-                     w->nbody, results && results->type == yajl_t_array ? results->u.array.len : 0);
+    results = crm_batch_results(root, w->nbody, "a batchDelete of customers of earlier generations",
+                                &err);
+    if (!results) {
         ab_json_free(root);
         w->active = false;
         ab_driver_fail(c->d, &err);
         return;
     }
+    crm_count_results(results, w->results);
+    ab_json_free(root);
+    sweep_next(c);
+}
+
+yajl_val crm_batch_results(yajl_val root, size_t n, const char *what, struct ab_error *err)
+{
+    yajl_val results = ab_json_get(root, "results");
+    size_t got = results && results->type == yajl_t_array ? results->u.array.len : 0;
+
+    if (!results || results->type != yajl_t_array || got != n) {
+        ab_error_set(err, AB_ERR_PROTOCOL, "CRM360 answered %s of %zu records with %zu results",
+                     what, n, got);
+        return NULL;
+    }
+    return results;
+}
+
+void crm_count_results(yajl_val results, uint64_t counts[CRM_R_NRESULTS])
+{
+    size_t i;
+
+    AB_ASSERT(results && results->type == yajl_t_array);
     for (i = 0; i < results->u.array.len; i++) {
         const char *st = ab_json_get_str(results->u.array.values[i], "status", "");
         int k;
 
         for (k = 0; k < CRM_R_NRESULTS; k++) {
             if (strcmp(st, crm_result_names[k]) == 0) {
-                w->results[k]++;
+                counts[k]++;
                 break;
             }
         }
     }
-    ab_json_free(root);
-    sweep_next(c);
+}
+
+enum ab_status crm_post_batch(struct crm_dest *c, enum crm_object o, enum crm_op op,
+                              const struct ab_buf *body, const char *label, ab_http_done_fn done,
+                              struct ab_error *err)
+{
+    char url[2048];
+    char key[CRM_IDEMPOTENCY_KEY_SIZE];
+    char header[CRM_IDEMPOTENCY_KEY_SIZE + 32];
+    struct ab_http_req *req;
+    enum ab_status rc;
+
+    (void)snprintf(url, sizeof(url), "%s/v1/%s:%s", c->api_url, crm_object_name(o),
+                   crm_op_name(op));
+    crm_idempotency_key(c->sync_id, o, op, body->data, body->len, key);
+    (void)snprintf(header, sizeof(header), "Idempotency-Key: %s", key);
+    req = ab_http_req_new("POST", url, err);
+    if (!req) {
+        return err->code;
+    }
+    rc = ab_http_req_header(req, header, err);
+    if (rc == AB_OK) {
+        rc = ab_http_req_body_ref(req, body->data, body->len, "application/json", err);
+    }
+    if (rc != AB_OK) {
+        ab_http_req_free(req);
+        return rc;
+    }
+    ab_http_req_flags(req, c->gzip ? AB_HTTP_GZIP : 0);
+    ab_http_req_label(req, label);
+    return ab_http_submit(c->http, req, done, c, err);
 }
 
 /* Sends the delete batch built in w->body. */
 static void send_delete(struct crm_dest *c)
 {
     struct crm_sweep *w = c->sweep;
-    char url[2048];
-    char key[CRM_IDEMPOTENCY_KEY_SIZE];
-    char header[CRM_IDEMPOTENCY_KEY_SIZE + 32];
-    struct ab_http_req *req;
     struct ab_error err;
-    enum ab_status rc;
 
     ab_error_init(&err);
-    (void)snprintf(url, sizeof(url), "%s/v1/customers:batchDelete", c->api_url);
-    crm_idempotency_key(c->sync_id, CRM_CUSTOMERS, CRM_DELETE, w->body.data, w->body.len, key);
-    (void)snprintf(header, sizeof(header), "Idempotency-Key: %s", key);
-    req = ab_http_req_new("POST", url, &err);
-    if (!req) {
-        ab_driver_fail(c->d, &err);
-        return;
-    }
-    rc = ab_http_req_header(req, header, &err);
-    if (rc == AB_OK) {
-        rc = ab_http_req_body_ref(req, w->body.data, w->body.len, "application/json", &err);
-    }
-    if (rc != AB_OK) {
-        ab_http_req_free(req);
-        ab_driver_fail(c->d, &err);
-        return;
-    }
-    ab_http_req_flags(req, c->gzip ? AB_HTTP_GZIP : 0);
-    ab_http_req_label(req, "customers batchDelete (earlier generations)");
     w->requests++;
-    if (ab_http_submit(c->http, req, on_delete_done, c, &err) != AB_OK) {
+    if (crm_post_batch(c, CRM_CUSTOMERS, CRM_DELETE, &w->body,
+                       "customers batchDelete (earlier generations)", on_delete_done,
+                       &err) != AB_OK) {
         ab_driver_fail(c->d, &err);
     }
 }

@@ -167,12 +167,9 @@ static void on_upserted(void *arg, const struct ab_http_resp *resp)
         return;
     }
     root = ab_json_parse(resp->body, resp->body_len, &err);
-    results = ab_json_get(root, "results");
-    if (!results || results->type != yajl_t_array || results->u.array.len != j->nsent) {
+    results = crm_batch_results(root, j->nsent, "an upsert of stale customers tagged again", &err);
+    if (!results) {
         ab_json_free(root);
-        ab_error_set(&err, AB_ERR_PROTOCOL,
-                     "CRM360 answered an upsert of %zu customers with another number of results",
-                     j->nsent);
         rs_fail_err(c, &err);
         return;
     }
@@ -230,40 +227,16 @@ static void on_upserted(void *arg, const struct ab_http_resp *resp)
 static void send_upsert(struct crm_dest *c)
 {
     struct crm_restale *r = c->restale;
-    char url[2048];
-    char key[CRM_IDEMPOTENCY_KEY_SIZE];
-    char header[CRM_IDEMPOTENCY_KEY_SIZE + 32];
-    struct ab_http_req *req;
     struct ab_error err;
-    enum ab_status rc;
 
     ab_error_init(&err);
-    rc = ab_buf_adds(&r->body, "]}", &err);
-    if (rc != AB_OK) {
+    if (ab_buf_adds(&r->body, "]}", &err) != AB_OK) {
         rs_fail_err(c, &err);
         return;
     }
-    (void)snprintf(url, sizeof(url), "%s/v1/customers:batchUpsert", c->api_url);
-    crm_idempotency_key(c->sync_id, CRM_CUSTOMERS, CRM_UPSERT, r->body.data, r->body.len, key);
-    (void)snprintf(header, sizeof(header), "Idempotency-Key: %s", key);
-    req = ab_http_req_new("POST", url, &err);
-    if (!req) {
-        rs_fail_err(c, &err);
-        return;
-    }
-    rc = ab_http_req_header(req, header, &err);
-    if (rc == AB_OK) {
-        rc = ab_http_req_body_ref(req, r->body.data, r->body.len, "application/json", &err);
-    }
-    if (rc != AB_OK) {
-        ab_http_req_free(req);
-        rs_fail_err(c, &err);
-        return;
-    }
-    ab_http_req_flags(req, c->gzip ? AB_HTTP_GZIP : 0);
-    ab_http_req_label(req, "customers batchUpsert (stale, tagged again)");
     r->active = true;
-    if (ab_http_submit(c->http, req, on_upserted, c, &err) != AB_OK) {
+    if (crm_post_batch(c, CRM_CUSTOMERS, CRM_UPSERT, &r->body,
+                       "customers batchUpsert (stale, tagged again)", on_upserted, &err) != AB_OK) {
         rs_fail_err(c, &err);
     }
 }
