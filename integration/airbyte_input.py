@@ -129,6 +129,20 @@ def record(stream, data):
                                          "data": data}}
 
 
+def stream_state(stream, state, namespace=None):
+    """A STREAM STATE message of stream holding state."""
+    return {"type": "STATE", "state": {"type": "STREAM", "stream": {
+        "stream_descriptor": descriptor(stream, namespace), "stream_state": state}}}
+
+
+def stream_status(stream, status, namespace=None):
+    """A STREAM_STATUS trace of stream (STARTED, RUNNING, COMPLETE, INCOMPLETE)."""
+    return {"type": "TRACE", "trace": {"type": "STREAM_STATUS", "emitted_at": 1767225600000.0,
+                                       "stream_status": {
+                                           "stream_descriptor": descriptor(stream, namespace),
+                                           "status": status}}}
+
+
 def insert_mid_window(lines, bad, after_state=3, skip=2):
     """Insert bad lines `skip` lines after the after_state-th STATE; returns
     (lines, 1-based number of the first inserted line)."""

@@ -37,7 +37,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
-from airbyte_input import descriptor  # noqa: E402
+from airbyte_input import record, stream_state, stream_status  # noqa: E402
 from crm360_helpers import API_KEY, CrmCase, catalog, key_of  # noqa: E402
 
 S3_EMULATOR = os.path.join(lib.EMULATORS, "s3_emulator.py")
@@ -63,37 +63,20 @@ def order(i, gen):
             "placed_at": rfc3339(T0), "updated_at": rfc3339(T0 + gen * 100000 + i)}
 
 
-def record(stream, data):
-    return {"type": "RECORD", "record": {"stream": stream, "data": data,
-                                         "emitted_at": 1767225600000}}
-
-
-def state(stream, n):
-    return {"type": "STATE", "state": {"type": "STREAM", "stream": {
-        "stream_descriptor": descriptor(stream, None), "stream_state": {"n": n}}}}
-
-
-def status(stream, st):
-    return {"type": "TRACE", "trace": {"type": "STREAM_STATUS", "emitted_at": 1767225600000.0,
-                                       "stream_status": {
-                                           "stream_descriptor": descriptor(stream, None),
-                                           "status": st}}}
-
-
 def order_messages(ids, gen, every=10, end="COMPLETE", stream="orders", prefix="O"):
     out = []
     for n, i in enumerate(ids, 1):
         out.append(record(stream, dict(order(i, gen), external_id="%s-%04d" % (prefix, i))))
         if n % every == 0 or n == len(ids):
-            out.append(state(stream, n))
+            out.append(stream_state(stream, {"n": n}))
     if end:
-        out.append(status(stream, end))
+        out.append(stream_status(stream, end))
     return out
 
 
 def customer_messages():
     return [record("customers", customer(i)) for i in range(5)] + [
-        state("customers", 5), status("customers", "COMPLETE")]
+        stream_state("customers", {"n": 5}), stream_status("customers", "COMPLETE")]
 
 
 def generation(gen, minimum, streams=("orders",)):
@@ -267,7 +250,7 @@ class OrdersRefresh(CrmCase):
     def test_customers_and_orders_truncating_together(self):
         self.load_gen1(list(range(0, 12)))
         msgs = [record("customers", customer(i)) for i in (0, 1, 2)] + [
-            state("customers", 3), status("customers", "COMPLETE")]
+            stream_state("customers", {"n": 3}), stream_status("customers", "COMPLETE")]
         msgs += order_messages([1, 2, 3], 2)
         res = self.run_gen("gen2", msgs, generation(2, 2, streams=("customers", "orders")))
         self.assert_ok(res)

@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
-from airbyte_input import descriptor  # noqa: E402
+from airbyte_input import record, stream_state, stream_status  # noqa: E402
 from crm360_helpers import (ALL_KEYS, API_KEY, CrmCase, catalog, key_of,  # noqa: E402
                             start_emulator)
 
@@ -51,23 +51,6 @@ def customer(i, gen, brand="acme"):
             "updated_at": rfc3339(T0 + gen * 100000 + i)}
 
 
-def record(stream, data):
-    return {"type": "RECORD", "record": {"stream": stream, "data": data,
-                                         "emitted_at": 1767225600000}}
-
-
-def state(stream, n):
-    return {"type": "STATE", "state": {"type": "STREAM", "stream": {
-        "stream_descriptor": descriptor(stream, None), "stream_state": {"n": n}}}}
-
-
-def status(stream, st):
-    return {"type": "TRACE", "trace": {"type": "STREAM_STATUS", "emitted_at": 1767225600000.0,
-                                       "stream_status": {
-                                           "stream_descriptor": descriptor(stream, None),
-                                           "status": st}}}
-
-
 def messages(ids, gen, stream="customers", every=10, end=None):
     """Records of the ids, a STATE after every `every` records and at the end,
     then STREAM_STATUS end (None: no status)."""
@@ -75,9 +58,9 @@ def messages(ids, gen, stream="customers", every=10, end=None):
     for n, i in enumerate(ids, 1):
         out.append(record(stream, customer(i, gen)))
         if n % every == 0 or n == len(ids):
-            out.append(state(stream, n))
+            out.append(stream_state(stream, {"n": n}))
     if end:
-        out.append(status(stream, end))
+        out.append(stream_status(stream, end))
     return out
 
 
