@@ -457,12 +457,64 @@ static void test_config_with(void **state)
     ab_json_free(v);
 }
 
+/* The RFC 3339 check both destinations apply before sending: each row is
+ * one side of a rule. */
+static void test_rfc3339_valid(void **state)
+{
+    static const char *const good[] = {
+        "2026-01-01T00:00:00Z",
+        "2026-01-01t00:00:00z",
+        "2024-02-29T23:59:59+14:00",
+        "2026-12-31T10:00:00.1Z",
+        "2026-12-31T10:00:00.123456789-03:00",
+        "0001-01-01T00:00:00Z",
+        "2000-02-29T00:00:00Z",
+    };
+    static const char *const bad[] = {
+        "",
+        "2026-01-01",
+        "2026-01-01 00:00:00Z",
+        "2026-01-01T00:00Z",
+        "2026-01-01T00:00:00",
+        "2026-01-01T00:00:00.Z",
+        "2026-01-01T00:00:60Z",
+        "2026-01-01T24:00:00Z",
+        "2026-01-01T00:60:00Z",
+        "2026-13-01T00:00:00Z",
+        "2026-00-01T00:00:00Z",
+        "2026-04-31T00:00:00Z",
+        "2025-02-29T00:00:00Z",
+        "1900-02-29T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "2026-01-01T00:00:00+24:00",
+        "2026-01-01T00:00:00+03:60",
+        "2026-01-01T00:00:00+0300",
+        "2026-01-01T00:00:00ZZ",
+        "2026-01-01T00:00:00 Z",
+        "２026-01-01T00:00:00Z",
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (!ab_rfc3339_valid(good[i])) {
+            fail_msg("refused: %s", good[i]);
+        }
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (ab_rfc3339_valid(bad[i])) {
+            fail_msg("accepted: %s", bad[i]);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_page_number_ends_on_short_or_empty_page),
         cmocka_unit_test(test_offset_ends_at_total),
         cmocka_unit_test(test_has_next),
+        cmocka_unit_test(test_rfc3339_valid),
         cmocka_unit_test(test_loop_ends),
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_time_parse_forms),

@@ -369,3 +369,57 @@ enum ab_status ab_form_add(struct ab_buf *out, const char *key, const char *valu
     }
     return rc;
 }
+
+static bool all_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int two(const char *s)
+{
+    return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+bool ab_rfc3339_valid(const char *s)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const char *p;
+    int y;
+    int m;
+    int d;
+
+    if (strlen(s) < 20 || !all_digits(s, 4) || s[4] != '-' || !all_digits(s + 5, 2) ||
+        s[7] != '-' || !all_digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't') ||
+        !all_digits(s + 11, 2) || s[13] != ':' || !all_digits(s + 14, 2) || s[16] != ':' ||
+        !all_digits(s + 17, 2)) {
+        return false;
+    }
+    y = two(s) * 100 + two(s + 2);
+    m = two(s + 5);
+    d = two(s + 8);
+    if (y < 1 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] ||
+        (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) ||
+        two(s + 11) > 23 || two(s + 14) > 59 || two(s + 17) > 59) {
+        return false;
+    }
+    p = s + 19;
+    if (*p == '.') {
+        p++;
+        if (!all_digits(p, 1)) {
+            return false;
+        }
+        while (all_digits(p, 1)) {
+            p++;
+        }
+    }
+    if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
+        return true;
+    }
+    return (*p == '+' || *p == '-') && strlen(p) == 6 && all_digits(p + 1, 2) && p[3] == ':' &&
+           all_digits(p + 4, 2) && two(p + 1) <= 23 && two(p + 4) <= 59;
+}

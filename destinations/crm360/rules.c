@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ab/json.h"
+#include "ab/pager.h"
 
 #include "crm360_int.h"
 
@@ -93,57 +94,6 @@ static bool digits(const char *s, size_t n)
     return true;
 }
 
-static int num(const char *s, size_t n)
-{
-    int v = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
-/* RFC 3339 as CRM360 reads it: T, seconds and an offset; fractions of any
- * length; a real calendar date. */
-static bool rfc3339(const char *s)
-{
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    size_t n = strlen(s);
-    const char *p;
-    int y;
-    int m;
-    int d;
-
-    if (n < 20 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
-        !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2) || s[13] != ':' ||
-        !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2)) {
-        return false;
-    }
-    y = num(s, 4);
-    m = num(s + 5, 2);
-    d = num(s + 8, 2);
-    if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1] ||
-        (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) || y < 1 ||
-        num(s + 11, 2) > 23 || num(s + 14, 2) > 59 || num(s + 17, 2) > 59) {
-        return false;
-    }
-    p = s + 19;
-    if (*p == '.') {
-        p++;
-        if (!isdigit((unsigned char)*p)) {
-            return false;
-        }
-        while (isdigit((unsigned char)*p)) {
-            p++;
-        }
-    }
-    if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
-        return true;
-    }
-    return (*p == '+' || *p == '-') && strlen(p) == 6 && digits(p + 1, 2) && p[3] == ':' &&
-           digits(p + 4, 2) && num(p + 1, 2) <= 23 && num(p + 4, 2) <= 59;
-}
-
 static void time_field(struct rules *r, yajl_val rec, const char *key, bool required)
 {
     yajl_val v = ab_json_get(rec, key);
@@ -156,7 +106,7 @@ static void time_field(struct rules *r, yajl_val rec, const char *key, bool requ
     }
     if (v->type != yajl_t_string) {
         problem(r, key, "invalid_type", "must be an RFC 3339 string");
-    } else if (!rfc3339(v->u.string)) {
+    } else if (!ab_rfc3339_valid(v->u.string)) {
         problem(r, key, "invalid_format",
                 "not an RFC 3339 date-time (needs T, seconds and an offset)");
     }

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "ab/json.h"
+#include "ab/pager.h"
 
 /*
  * shared/api/shops.md, "Items": the product and inventory tables, with the
@@ -185,56 +186,6 @@ static bool digits(const char *s, size_t n)
         }
     }
     return true;
-}
-
-static int num(const char *s, size_t n)
-{
-    int v = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
-/* YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), T and Z of either case,
- * a real calendar date (years 1..9999), no leap second. */
-static bool rfc3339(const char *s)
-{
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    const char *p;
-    int y;
-    int m;
-    int d;
-
-    if (strlen(s) < 20 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
-        !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2) || s[13] != ':' ||
-        !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2)) {
-        return false;
-    }
-    y = num(s, 4);
-    m = num(s + 5, 2);
-    d = num(s + 8, 2);
-    if (y < 1 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] ||
-        (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) ||
-        num(s + 11, 2) > 23 || num(s + 14, 2) > 59 || num(s + 17, 2) > 59) {
-        return false;
-    }
-    p = s + 19;
-    if (*p == '.') {
-        p++;
-        if (!is_digit(*p)) {
-            return false;
-        }
-        while (is_digit(*p)) {
-            p++;
-        }
-    }
-    if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
-        return true;
-    }
-    return (*p == '+' || *p == '-') && strlen(p) == 6 && digits(p + 1, 2) && p[3] == ':' &&
-           digits(p + 4, 2) && num(p + 1, 2) <= 23 && num(p + 4, 2) <= 59;
 }
 
 /* https://host[:port][(/|?|#)printable ASCII], the scheme of either case;
@@ -519,7 +470,7 @@ static void check_rule(struct check *c, const struct rule *r, yajl_val v, shp_fi
         }
         break;
     case K_TIME:
-        if (!rfc3339(v->u.string)) {
+        if (!ab_rfc3339_valid(v->u.string)) {
             (void)snprintf(msg, sizeof(msg), "%s must be an RFC 3339 date-time with offset",
                            r->field);
             problem(c, r->field, "invalid_format", msg);

@@ -76,6 +76,11 @@ bool ab_windows_next(struct ab_windows *w, int64_t *start, int64_t *end);
  */
 enum ab_status ab_time_parse(const char *text, int utc_offset_min, int64_t *epoch_s,
                              struct ab_error *err);
+/* true when s is an RFC 3339 date-time as targets check them:
+ * YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), T and Z of either case,
+ * fractions of any length, a real calendar date (years 1..9999), no leap
+ * second. */
+bool ab_rfc3339_valid(const char *s);
 /* Formats with strftime conversions (%Y %m %d %H %M %S and literal text) in
  * the API's clock; "%z" writes the offset as +hh:mm. Appends to out. */
 enum ab_status ab_time_format(int64_t epoch_s, int utc_offset_min, const char *fmt,
