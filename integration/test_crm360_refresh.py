@@ -20,7 +20,9 @@ generation of it are listed and deleted:
 * a customer the truncating stream sends that CRM360 answers `stale` (a
   newer version written by someone else, still tagged with generation 1)
   is read back and written again with generation 2's tag, its content and
-  updated_at kept, so the removal leaves it.
+  updated_at kept, so the removal leaves it; several such customers too large
+  for one body of max_batch_bytes are written again in several requests; one
+  stored larger than max_batch_bytes fails the sync, naming it, removing nothing.
 """
 
 import json
@@ -217,6 +219,70 @@ class Refresh(CrmCase):
         self.assertIn("2 customers answered stale (CRM360 holds a newer version) were tagged "
                       "with their generation: updated 2", info)
         self.assertIn("deleted 0,", info)
+
+    def test_stale_customers_tagged_again_in_bodies_of_max_batch_bytes(self):
+        gen1 = list(range(0, 20))
+        self.assert_ok(self.run_gen("gen1", messages(gen1, 1, end="COMPLETE"), generation(1, 0)))
+        tag1 = gen_tags(self.customers()["acme/C-0002"])
+        # another writer: six customers newer, each ~1.5 KB stored (20 long tags),
+        # so no more than two fit in a body of 4096 bytes
+        newer = rfc3339(T0 + 900000)
+        stale = (2, 4, 6, 8, 10, 12)
+        big = ["other-%02d-" % t + "x" * 52 for t in range(20)]
+        others = [dict(customer(i, 1), email="other%d@example.com" % i, updated_at=newer,
+                       tags=tag1 + big) for i in stale]
+        status_, got = lib.http_json("POST", self.emu.url + "/v1/customers:batchUpsert",
+                                     {"records": others},
+                                     {"Authorization": "Bearer " + API_KEY,
+                                      "Idempotency-Key": "other-writer-big"})
+        self.assertEqual(status_, 200, got)
+        applied = self.emu.get("/_admin/applied")
+        after = applied[-1]["seq"]
+
+        res = self.run_gen("gen2", messages(gen1, 2, end="COMPLETE"), generation(2, 2),
+                           batch_size=20, max_batch_bytes=4096)
+        self.assert_ok(res)
+        store = self.customers()
+        self.assertEqual(set(store), {"acme/C-%04d" % i for i in gen1}, "nothing deleted")
+        for i in stale:
+            r = store["acme/C-%04d" % i]
+            self.assertEqual(r["email"], "other%d@example.com" % i, "the newer version stays")
+            self.assertEqual(r["updated_at"], newer)
+            self.assertEqual([t for t in r["tags"] if not t.startswith("ab-gen:")], big)
+            self.assertEqual(len(gen_tags(r)), 1)
+            self.assertTrue(gen_tags(r)[0].endswith(":2"), r)
+        applied = self.emu.get("/_admin/applied?after_seq=%d" % after)
+        keys = {"C-%04d" % i for i in stale}
+        retag = [a for a in applied if a["external_id"] in keys and a["status"] == "updated"]
+        self.assertEqual(sorted(a["external_id"] for a in retag), sorted(keys), applied)
+        batches = {a["batch_id"] for a in retag}
+        self.assertGreater(len(batches), 1, "the stale customers took more than one body")
+        self.assertGreaterEqual(len(batches), 3, "no more than two ~1.5 KB records in 4096 bytes")
+        info = " ".join(res.logs("INFO"))
+        self.assertIn("6 customers answered stale (CRM360 holds a newer version) were tagged "
+                      "with their generation: updated 6", info)
+
+    def test_stale_customer_stored_larger_than_max_batch_bytes_fails_the_sync(self):
+        gen1 = list(range(0, 20))
+        self.assert_ok(self.run_gen("gen1", messages(gen1, 1, end="COMPLETE"), generation(1, 0)))
+        tag1 = gen_tags(self.customers()["acme/C-0005"])
+        newer = rfc3339(T0 + 900000)
+        other = dict(customer(5, 1), email="other5@example.com", updated_at=newer, tags=tag1,
+                     attributes={"notes": "y" * 5000})
+        status_, got = lib.http_json("POST", self.emu.url + "/v1/customers:batchUpsert",
+                                     {"records": [other]},
+                                     {"Authorization": "Bearer " + API_KEY,
+                                      "Idempotency-Key": "other-writer-huge"})
+        self.assertEqual(status_, 200, got)
+
+        res = self.run_gen("gen2", messages(gen1, 2, end="COMPLETE"), generation(2, 2),
+                           batch_size=20, max_batch_bytes=4096)
+        self.assert_fatal(res, "config_error", ("acme/C-0005", "max_batch_bytes"))
+        self.assertEqual(res.states, [], "the state covering the untagged customer waits")
+        store = self.customers()
+        self.assertEqual(set(store), {"acme/C-%04d" % i for i in gen1}, "nothing deleted")
+        self.assertEqual(store["acme/C-0005"]["email"], "other5@example.com")
+        self.assertEqual(gen_tags(store["acme/C-0005"]), tag1)
 
     def test_key_without_read_scope(self):
         """check warns; a truncating sync loads and acknowledges everything,

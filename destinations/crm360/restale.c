@@ -24,6 +24,12 @@
  * `stale` again (written meanwhile), it is read and written again, up to
  * RESTALE_TRIES times; then a WARN names it.
  *
+ * A body holds at most batch_size records and max_batch_bytes, like every
+ * batch: a record that would overflow it is left for the next body (read
+ * again after the full one is answered). A stored record that alone does
+ * not fit fails the sync naming it, before any removal: sent untagged, the
+ * removal would delete it.
+ *
  * The states covering those records wait: each batch holding stale records
  * opens a checkpoint unit holding them, done once they are tagged. One
  * request is on the wire at a time; reading input waits while more than
@@ -46,7 +52,7 @@ struct rs_job {
     uint64_t unit;
     struct rs_item *items;
     size_t n;
-    size_t next_get; /* the item to read next */
+    size_t next_get; /* the item to read next; those before it are read */
     size_t *sent;    /* items in the body, in its order */
     size_t nsent;
 };
@@ -199,9 +205,9 @@ static void on_upserted(void *arg, const struct ab_http_resp *resp)
         }
     }
     ab_json_free(root);
-    /* the items stale again are read once more */
+    /* the items stale again are read once more, those not read yet too */
     for (i = 0, k = 0; i < j->n; i++) {
-        if (j->items[i].again) {
+        if (j->items[i].again || i >= j->next_get) {
             struct rs_item t = j->items[k];
 
             j->items[k] = j->items[i];
@@ -297,6 +303,8 @@ static void on_read(void *arg, const struct ab_http_resp *resp)
     size_t at = j->next_get;
     struct rs_item *it = &j->items[at];
     struct ab_error err;
+    enum ab_status rc;
+    size_t mark;
     yajl_val rec;
 
     ab_error_init(&err);
@@ -327,7 +335,31 @@ static void on_read(void *arg, const struct ab_http_resp *resp)
             return;
         }
     }
-    if (add_record(c, rec, &c->gens[it->stream], &err) != AB_OK) {
+    AB_ASSERT(j->nsent < c->batch_size);
+    mark = r->body.len;
+    rc = add_record(c, rec, &c->gens[it->stream], &err);
+    if (rc == AB_OK && r->body.len + 2 > c->max_bytes) {
+        rc = AB_ERR_PROTOCOL; /* no room for the closing "]}" */
+    }
+    if (rc == AB_ERR_PROTOCOL) { /* larger than the body's room */
+        ab_buf_truncate(&r->body, mark);
+        ab_json_arena_reset(r->arena);
+        if (j->nsent > 0) {
+            j->next_get = at; /* read again for the next body */
+            send_upsert(c);
+            return;
+        }
+        ab_error_init(&err);
+        ab_error_set(&err, AB_ERR_CONFIG,
+                     "stream '%s': customer %s/%s answered stale is stored by CRM360 larger "
+                     "than max_batch_bytes (%zu bytes): it cannot be written again with this "
+                     "generation's tag, and the removal of earlier generations would delete "
+                     "it; raise max_batch_bytes",
+                     c->cat->streams[it->stream].name, it->brand, it->id, c->max_bytes);
+        rs_fail_err(c, &err);
+        return;
+    }
+    if (rc != AB_OK) {
         rs_fail_err(c, &err);
         return;
     }
@@ -355,7 +387,7 @@ static void rs_step(struct crm_dest *c)
         }
         return;
     }
-    if (j->next_get == j->n) {
+    if (j->next_get == j->n || j->nsent == c->batch_size) {
         if (j->nsent) {
             send_upsert(c);
             return;
@@ -364,7 +396,7 @@ static void rs_step(struct crm_dest *c)
         rs_step(c);
         return;
     }
-    if (j->next_get == 0 && j->nsent == 0) {
+    if (j->nsent == 0) {
         ab_buf_reset(&r->body);
         if (ab_buf_adds(&r->body, "{\"records\":[", &err) != AB_OK) {
             rs_fail_err(c, &err);
@@ -430,7 +462,7 @@ enum ab_status crm_restale_batch(struct crm_dest *c, const struct crm_batch *b, 
             if (!c->restale) {
                 return ab_error_set(err, AB_ERR_NOMEM, "out of memory");
             }
-            ab_buf_init(&c->restale->body, AB_BUF_UNBOUNDED);
+            ab_buf_init(&c->restale->body, c->max_bytes);
             c->restale->arena = ab_json_arena_new(err);
             if (!c->restale->arena) {
                 return err->code;
