@@ -22,21 +22,28 @@ generation of it are listed and deleted:
   is read back and written again with generation 2's tag, its content and
   updated_at kept, so the removal leaves it; several such customers too large
   for one body of max_batch_bytes are written again in several requests; one
-  stored larger than max_batch_bytes fails the sync, naming it, removing nothing.
+  stored larger than max_batch_bytes fails the sync, naming it, removing nothing;
+  written again by the other writer between the read and the write (a proxy
+  in front of the emulator writes it), it is read and written once more, and
+  after three times a WARN names it.
 """
 
+import http.client
 import json
 import os
 import secrets
 import signal
 import sys
+import threading
 import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 from airbyte_input import record, stream_state, stream_status  # noqa: E402
-from crm360_helpers import (ALL_KEYS, API_KEY, CrmCase, catalog, key_of,  # noqa: E402
-                            start_emulator)
+from crm360_helpers import (ALL_KEYS, API_KEY, CrmCase, catalog, config,  # noqa: E402
+                            key_of, start_emulator)
 
 WRITE_ONLY_KEY = "sk-crm360-wo-" + secrets.token_hex(12)
 T0 = 1767225600  # 2026-01-01T00:00:00Z
@@ -76,6 +83,55 @@ def generation(gen, minimum, streams=("customers",)):
 
 def gen_tags(rec):
     return sorted(t for t in rec.get("tags") or [] if t.startswith("ab-gen:"))
+
+
+class WritingProxy:
+    """Forwards every request to the emulator; after answering a GET of the
+    customer `key` (brand/external_id) from the emulator, and before passing
+    the answer on, it calls write(n) (n: that customer's GETs so far), the
+    other writer writing it again meanwhile."""
+
+    def __init__(self, upstream, key, write):
+        target = urllib.parse.urlsplit(upstream)
+        proxy = self
+        self.gets = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "connection")}
+                conn.request(self.command, self.path, body or None, headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                if self.command == "GET" and self.path.endswith("/v1/customers/" + key):
+                    proxy.gets += 1
+                    write(proxy.gets)
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("connection", "content-length", "transfer-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Refresh(CrmCase):
@@ -283,6 +339,58 @@ class Refresh(CrmCase):
         self.assertEqual(set(store), {"acme/C-%04d" % i for i in gen1}, "nothing deleted")
         self.assertEqual(store["acme/C-0005"]["email"], "other5@example.com")
         self.assertEqual(gen_tags(store["acme/C-0005"]), tag1)
+
+    def other_writer(self, i, when, email, tags, key):
+        rec = dict(customer(i, 1), email=email, updated_at=rfc3339(when), tags=tags)
+        status_, got = lib.http_json("POST", self.emu.url + "/v1/customers:batchUpsert",
+                                     {"records": [rec]},
+                                     {"Authorization": "Bearer " + API_KEY,
+                                      "Idempotency-Key": key})
+        self.assertEqual(status_, 200, got)
+        self.assertEqual(got["results"][0]["status"], "updated", got)
+
+    def stale_again_run(self, writes):
+        """Generation 2 through a proxy that lets the other writer write
+        customer 5 again after each of its first `writes` reads."""
+        gen1 = list(range(0, 20))
+        self.assert_ok(self.run_gen("gen1", messages(gen1, 1, end="COMPLETE"), generation(1, 0)))
+        tag1 = gen_tags(self.customers()["acme/C-0005"])
+        self.other_writer(5, T0 + 900000, "other5@example.com", tag1, "other-writer-0")
+
+        def write(n):
+            if n <= writes:
+                self.other_writer(5, T0 + 900000 + n, "other5.%d@example.com" % n, tag1,
+                                  "other-writer-%d" % n)
+
+        proxy = WritingProxy(self.emu.url, "acme/C-0005", write)
+        try:
+            path = self.wd.write_lines("gen2.jsonl", messages(gen1, 2, end="COMPLETE"))
+            res = self.write(path, cfg=config(proxy.url, self.wd, batch_size=20),
+                             cat=generation(2, 2), name="gen2")
+        finally:
+            proxy.close()
+        return res, proxy.gets, gen1
+
+    def test_stale_again_is_read_and_written_again(self):
+        res, gets, gen1 = self.stale_again_run(1)
+        self.assert_ok(res)
+        self.assertEqual(gets, 2, "read, written meanwhile (stale again), read once more")
+        store = self.customers()
+        self.assertEqual(set(store), {"acme/C-%04d" % i for i in gen1}, "nothing deleted")
+        r = store["acme/C-0005"]
+        self.assertEqual(r["email"], "other5.1@example.com", "the latest version stays")
+        self.assertEqual(len(gen_tags(r)), 1)
+        self.assertTrue(gen_tags(r)[0].endswith(":2"), r)
+        self.assertIn("1 customers answered stale (CRM360 holds a newer version) were tagged "
+                      "with their generation: updated 1", " ".join(res.logs("INFO")))
+
+    def test_stale_every_time_gives_up_with_a_warning(self):
+        res, gets, _ = self.stale_again_run(3)
+        self.assert_ok(res)
+        self.assertEqual(gets, 3, "read and written three times")
+        warns = " ".join(res.logs("WARN"))
+        self.assertIn("customer acme/C-0005 was written by another writer 3 times", warns)
+        self.assertIn("written again by others too often 1", " ".join(res.logs("INFO")))
 
     def test_key_without_read_scope(self):
         """check warns; a truncating sync loads and acknowledges everything,
