@@ -515,6 +515,17 @@ static void on_deleted(void *arg, const struct ab_http_resp *resp)
     send_next(c);
 }
 
+/* Appends the n bytes at src, a ledger field, unescaped as a JSON string. */
+static enum ab_status add_unescaped(struct crm_ledger *l, const char *src, size_t n,
+                                    struct ab_error *err)
+{
+    enum ab_status rc;
+
+    ab_buf_reset(&l->field);
+    rc = ab_keyrun_unescape(&l->field, src, n, err);
+    return rc == AB_OK ? ab_json_write_str(&l->body, l->field.data, l->field.len, err) : rc;
+}
+
 /* Appends the delete of one ledger line ("<brand>\|<id>\t<updated_at>"). */
 static enum ab_status add_delete(struct crm_ledger *l, struct ab_error *err)
 {
@@ -538,41 +549,20 @@ static enum ab_status add_delete(struct crm_ledger *l, struct ab_error *err)
         return ab_error_set(err, AB_ERR_PROTOCOL, "refresh ledger: a malformed key line");
     }
     rc = ab_buf_adds(&l->body, l->nbody ? ",{\"external_id\":" : "{\"external_id\":", err);
-    ab_buf_reset(&l->field);
     if (rc == AB_OK) {
-        rc = ab_keyrun_unescape(&l->field, sep + 2, klen - (size_t)(sep + 2 - s), err);
-    }
-    if (rc == AB_OK) {
-        rc = ab_buf_addc(&l->field, '\0', err);
-    }
-    if (rc == AB_OK) {
-        rc = ab_json_write_cstr(&l->body, l->field.data, err);
-    }
-    ab_buf_reset(&l->field);
-    if (rc == AB_OK) {
-        rc = ab_keyrun_unescape(&l->field, s, (size_t)(sep - s), err);
-    }
-    if (rc == AB_OK) {
-        rc = ab_buf_addc(&l->field, '\0', err);
+        rc = add_unescaped(l, sep + 2, klen - (size_t)(sep + 2 - s), err);
     }
     if (rc == AB_OK) {
         rc = ab_buf_adds(&l->body, ",\"brand\":", err);
     }
     if (rc == AB_OK) {
-        rc = ab_json_write_cstr(&l->body, l->field.data, err);
-    }
-    ab_buf_reset(&l->field);
-    if (rc == AB_OK) {
-        rc = ab_keyrun_unescape(&l->field, s + klen + 1, l->line.len - klen - 1, err);
-    }
-    if (rc == AB_OK) {
-        rc = ab_buf_addc(&l->field, '\0', err);
+        rc = add_unescaped(l, s, (size_t)(sep - s), err);
     }
     if (rc == AB_OK) {
         rc = ab_buf_adds(&l->body, ",\"deleted_at\":", err);
     }
     if (rc == AB_OK) {
-        rc = ab_json_write_cstr(&l->body, l->field.data, err);
+        rc = add_unescaped(l, s + klen + 1, l->line.len - klen - 1, err);
     }
     if (rc == AB_OK) {
         rc = ab_buf_addc(&l->body, '}', err);
