@@ -514,6 +514,14 @@ class Connector:
         with self._lock:
             return b"".join(self._chunks)
 
+    def wait_for_states(self, n, timeout=60):
+        """Waits until n STATE messages are on stdout (or timeout seconds)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(b'"STATE"' in ln for ln in self.stdout_so_far().splitlines()) >= n:
+                return
+            time.sleep(0.05)
+
     def _poll_hwm(self):
         try:
             with open("/proc/%d/status" % self.pid, "rb") as f:

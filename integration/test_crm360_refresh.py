@@ -209,12 +209,7 @@ class Refresh(CrmCase):
         cat_path = self.wd.write_json("gen2a.catalog.json", generation(2, 2))
         conn = lib.Connector(lib.binary(), ["write", "--config", cfg_path, "--catalog", cat_path],
                              self.wd, name="gen2a", stdin=data, keep_stdin_open=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            states = [ln for ln in conn.stdout_so_far().splitlines() if b'"STATE"' in ln]
-            if len(states) == 3:
-                break
-            time.sleep(0.05)
+        conn.wait_for_states(3)
         conn.signal(signal.SIGKILL)
         res = self.finish(conn)
         self.assertEqual(len(res.states), 3, res.describe())
