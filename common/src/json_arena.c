@@ -551,17 +551,20 @@ static int stop_mask16(const unsigned char *p, bool quote)
 #endif
 
 /* The end of the run of bytes from t[i] that need no decoding: printable
- * ASCII but the backslash. Eight bytes at a time while none of them is a
- * control character, a backslash or a byte of 0x80 or more (the tests have
- * no false negatives, and no false positive below the first true one). */
-static size_t plain_run(const unsigned char *t, size_t i, size_t end)
+ * ASCII but the backslash (and the quote when quote is true). Eight bytes at
+ * a time while none of them is a control character, a backslash, a quote
+ * (when asked) or a byte of 0x80 or more (the tests have no false negatives,
+ * and no false positive below the first true one). Inlined with a constant
+ * quote, so each caller gets its own loop. */
+static inline __attribute__((always_inline)) size_t plain_scan(const unsigned char *t, size_t i,
+                                                               size_t end, bool quote)
 {
     const uint64_t ones = 0x0101010101010101u;
     const uint64_t high = 0x8080808080808080u;
 
 #ifdef __SSE2__
     while (i + 16 <= end) {
-        int m = stop_mask16(t + i, false);
+        int m = stop_mask16(t + i, quote);
 
         if (m != 0) {
             return i + (size_t)__builtin_ctz((unsigned)m);
@@ -576,7 +579,13 @@ static size_t plain_run(const unsigned char *t, size_t i, size_t end)
 
         memcpy(&x, t + i, 8);
         bs = x ^ (ones * '\\');
-        hit = (x | ((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs)) & high;
+        hit = x | ((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs);
+        if (quote) {
+            uint64_t qt = x ^ (ones * '"');
+
+            hit |= (qt - ones) & ~qt;
+        }
+        hit &= high;
         if (hit != 0) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
             /* the first flagged byte is the first to stop at: a borrow
@@ -588,54 +597,21 @@ static size_t plain_run(const unsigned char *t, size_t i, size_t end)
         }
         i += 8;
     }
-    while (i < end && t[i] >= 0x20 && t[i] < 0x80 && t[i] != '\\') {
+    while (i < end && t[i] >= 0x20 && t[i] < 0x80 && t[i] != '\\' && !(quote && t[i] == '"')) {
         i++;
     }
     return i;
 }
 
-/* As plain_run(), also stopping at a quote: from t[i], the end of the run
- * of printable ASCII but the backslash and the quote. */
+static size_t plain_run(const unsigned char *t, size_t i, size_t end)
+{
+    return plain_scan(t, i, end, false);
+}
+
+/* As plain_run(), also stopping at a quote. */
 static size_t plain_run_q(const unsigned char *t, size_t i, size_t end)
 {
-    const uint64_t ones = 0x0101010101010101u;
-    const uint64_t high = 0x8080808080808080u;
-
-#ifdef __SSE2__
-    while (i + 16 <= end) {
-        int m = stop_mask16(t + i, true);
-
-        if (m != 0) {
-            return i + (size_t)__builtin_ctz((unsigned)m);
-        }
-        i += 16;
-    }
-#endif
-    while (i + 8 <= end) {
-        uint64_t x;
-        uint64_t bs;
-        uint64_t qt;
-        uint64_t hit;
-
-        memcpy(&x, t + i, 8);
-        bs = x ^ (ones * '\\');
-        qt = x ^ (ones * '"');
-        hit = (x | ((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs) | ((qt - ones) & ~qt)) & high;
-        if (hit != 0) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            /* the first flagged byte is the first to stop at: a borrow
-             * only carries upwards from a byte that is flagged itself */
-            return i + ((size_t)__builtin_ctzll(hit) >> 3);
-#else
-            break;
-#endif
-        }
-        i += 8;
-    }
-    while (i < end && t[i] >= 0x20 && t[i] < 0x80 && t[i] != '\\' && t[i] != '"') {
-        i++;
-    }
-    return i;
+    return plain_scan(t, i, end, true);
 }
 
 static bool read_string(struct ab_json_arena *a, char **out, size_t *outlen)
