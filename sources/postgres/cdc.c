@@ -117,19 +117,18 @@ enum pg_conv pg_conv_of_col(const struct pg_col *col)
 
 /* ---- verification ---------------------------------------------------------- */
 
-static enum ab_status one_row(PGconn *c, const char *sql, int n, const char *const *params,
-                              PGresult **out, struct ab_error *err)
+/* The result of a catalog query, or NULL with err set (the caller clears it). */
+static PGresult *one_row(PGconn *c, const char *sql, int n, const char *const *params,
+                         struct ab_error *err)
 {
     PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        enum ab_status rc = pg_result_error(c, r, "reading the replication catalog", err);
-
+        pg_result_error(c, r, "reading the replication catalog", err);
         PQclear(r);
-        return rc;
+        return NULL;
     }
-    *out = r;
-    return AB_OK;
+    return r;
 }
 
 static const char slot_sql[] = "SELECT plugin, coalesce(database, ''), current_database(), "
@@ -142,7 +141,7 @@ void pg_cdc_check(PGconn *c, const char *slot, const char *pub, struct ab_check 
     const char *params[1] = {slot};
     PGresult *r;
 
-    if (one_row(c, slot_sql, 1, params, &r, &err) != AB_OK) {
+    if ((r = one_row(c, slot_sql, 1, params, &err)) == NULL) {
         ab_check_problem(chk, "%s", err.message);
         return;
     }
@@ -164,8 +163,8 @@ void pg_cdc_check(PGconn *c, const char *slot, const char *pub, struct ab_check 
     }
     PQclear(r);
     params[0] = pub;
-    if (one_row(c, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params, &r, &err) !=
-        AB_OK) {
+    if ((r = one_row(c, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params, &err)) ==
+        NULL) {
         ab_check_problem(chk, "%s", err.message);
         return;
     }
@@ -186,7 +185,7 @@ enum ab_status pg_cdc_verify(struct pgsrc *p, struct ab_error *err)
     yajl_val shared = ab_source_shared_state(p->d);
     bool ok;
 
-    if (one_row(p->conn, slot_sql, 1, params, &r, err) != AB_OK) {
+    if ((r = one_row(p->conn, slot_sql, 1, params, err)) == NULL) {
         return err->code;
     }
     ok = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "pgoutput") == 0 &&
@@ -213,8 +212,8 @@ enum ab_status pg_cdc_verify(struct pgsrc *p, struct ab_error *err)
         p->input_lsn = (uint64_t)lsn;
     }
     params[0] = p->publication;
-    if (one_row(p->conn, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params, &r, err) !=
-        AB_OK) {
+    if ((r = one_row(p->conn, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params, err)) ==
+        NULL) {
         return err->code;
     }
     ok = PQntuples(r) == 1;
@@ -233,10 +232,10 @@ enum ab_status pg_cdc_verify(struct pgsrc *p, struct ab_error *err)
         }
         params[1] = rel->schema;
         params[2] = rel->name;
-        if (one_row(p->conn,
-                    "SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 "
-                    "AND tablename = $3",
-                    3, params, &r, err) != AB_OK) {
+        if ((r = one_row(p->conn,
+                         "SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND "
+                         "schemaname = $2 AND tablename = $3",
+                         3, params, err)) == NULL) {
             return err->code;
         }
         ok = PQntuples(r) == 1;
