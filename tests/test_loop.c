@@ -303,6 +303,59 @@ static void test_descriptor_table_grows_and_reports_hangup(void **state)
     ab_loop_free(l);
 }
 
+/* The first ready descriptor's callback adds many more (the table grows
+ * under the turn); the second ready one is still dispatched. */
+struct grower {
+    struct ab_loop *l;
+    int (*p)[2];
+    int added;
+    int calls;
+};
+
+static enum ab_status on_grow(void *arg, int fd, unsigned ready, struct ab_error *err)
+{
+    struct grower *g = arg;
+    char c;
+
+    (void)ready;
+    assert_int_equal(read(fd, &c, 1), 1);
+    g->calls++;
+    for (; g->added < MANY_PIPES; g->added++) {
+        assert_int_equal(pipe(g->p[g->added]), 0);
+        assert_int_equal(ab_loop_add_fd(g->l, g->p[g->added][0], AB_LOOP_READ, on_grow, g, err),
+                         AB_OK);
+    }
+    return AB_OK;
+}
+
+static void test_descriptors_added_during_a_turn(void **state)
+{
+    struct ab_loop *l = new_loop();
+    int first[2][2];
+    int more[MANY_PIPES][2];
+    struct grower g = {l, more, 0, 0};
+    struct ab_error err;
+
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pipe(first[i]), 0);
+        assert_int_equal(ab_loop_add_fd(l, first[i][0], AB_LOOP_READ, on_grow, &g, &err), AB_OK);
+        assert_int_equal(write(first[i][1], "x", 1), 1);
+    }
+    assert_int_equal(ab_loop_turn(l, 1000, &err), AB_OK);
+    assert_int_equal(g.calls, 2);
+    assert_int_equal(g.added, MANY_PIPES);
+    ab_loop_free(l);
+    for (int i = 0; i < 2; i++) {
+        (void)close(first[i][0]);
+        (void)close(first[i][1]);
+    }
+    for (int i = 0; i < MANY_PIPES; i++) {
+        (void)close(more[i][0]);
+        (void)close(more[i][1]);
+    }
+}
+
 struct hook {
     int calls;
     struct ab_loop *l;
@@ -351,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_descriptor_read_pause_and_delete),
         cmocka_unit_test(test_wake_skips_the_wait),
         cmocka_unit_test(test_descriptor_table_grows_and_reports_hangup),
+        cmocka_unit_test(test_descriptors_added_during_a_turn),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2048,7 +2048,7 @@ enum ab_status ab_http_wait(struct ab_http *h, struct pollfd *fds, unsigned nfds
             }
         }
         /* the sockets' entries follow the caller's */
-        rc = pump(h, h->pfd + given, pr > 0 ? nsock : 0, err);
+        rc = pump(h, pr > 0 ? h->pfd + given : NULL, pr > 0 ? nsock : 0, err);
     }
     return rc;
 }

@@ -286,33 +286,33 @@ static enum ab_status wait_fds(struct ab_loop *l, long ms, unsigned *n, struct a
 
 static enum ab_status dispatch_fds(struct ab_loop *l, unsigned n, struct ab_error *err)
 {
-    const struct pollfd *pfd = l->pfd;
-
     for (unsigned i = 0; i < n && !l->stop; i++) {
+        /* a copy: a callback that adds a descriptor may move l->pfd (the
+         * entries before n are kept) */
+        struct pollfd p = l->pfd[i];
+        short hup = (short)(p.revents & (POLLHUP | POLLERR | POLLNVAL));
         struct loop_fd *f;
         unsigned ready = 0;
         enum ab_status rc;
 
-        if (pfd[i].revents == 0) {
+        if (p.revents == 0) {
             continue;
         }
         /* a callback may have removed or paused it */
-        f = find_fd(l, pfd[i].fd);
+        f = find_fd(l, p.fd);
         if (!f) {
             continue;
         }
-        if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
+        if (p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
             ready |= AB_LOOP_READ;
         }
-        if (pfd[i].revents & POLLOUT) {
+        if (p.revents & POLLOUT) {
             ready |= AB_LOOP_WRITE;
         }
-        if (pfd[i].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+        if (hup) {
             ready |= AB_LOOP_ERROR;
         }
-        ready &=
-            f->mask |
-            ((pfd[i].revents & (POLLHUP | POLLERR | POLLNVAL)) ? AB_LOOP_READ | AB_LOOP_ERROR : 0);
+        ready &= f->mask | (hup ? AB_LOOP_READ | AB_LOOP_ERROR : 0);
         if (!ready) {
             continue;
         }
