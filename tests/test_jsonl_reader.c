@@ -181,6 +181,45 @@ static void test_oversize_line_fails_early(void **state)
     ab_jsonl_reader_free(r);
 }
 
+/* space()/commit(): bytes written in place are lines as if fed; a commit of
+ * fewer bytes than the room keeps the rest out; after lines were taken, an
+ * oversize line is still named by its number in the whole input. */
+static void test_space_commit_in_place(void **state)
+{
+    struct ab_error err = {0};
+    struct ab_jsonl_reader *r = ab_jsonl_reader_new(8, &err);
+    struct ab_buf lines;
+    char *to;
+    size_t room;
+
+    (void)state;
+    assert_non_null(r);
+    ab_buf_init(&lines, AB_BUF_UNBOUNDED);
+    assert_int_equal(ab_jsonl_reader_space(r, 100, &to, &room, &err), AB_OK);
+    assert_true(room >= 1 && room <= 100);
+    assert_true(room >= 12);
+    memcpy(to, "a\nbb\nccc\nXXXX", 16 < room ? 16 : room);
+    assert_int_equal(ab_jsonl_reader_commit(r, 9, &err), AB_OK); /* "a\nbb\nccc\n" */
+    drain(r, &lines);
+    assert_string_equal(lines.data, "1:a|2:bb|3:ccc|");
+    assert_int_equal(ab_jsonl_reader_offset(r), 9);
+    assert_int_equal(ab_jsonl_reader_space(r, 3, &to, &room, &err), AB_OK);
+    assert_int_equal(room, 3);
+    memcpy(to, "d\ne", 3);
+    assert_int_equal(ab_jsonl_reader_commit(r, 3, &err), AB_OK);
+    /* short lines and then a long one in one span: line 8 */
+    assert_int_equal(ab_jsonl_reader_feed(r, "\nf\ng\n123456789\n", 15, &err), AB_ERR_PROTOCOL);
+    assert_string_equal(err.message, "line 8: longer than the limit of 8 bytes");
+    ab_error_init(&err);
+    assert_int_equal(ab_jsonl_reader_space(r, 10, &to, &room, &err), AB_ERR_PROTOCOL);
+    assert_null(to);
+    ab_buf_reset(&lines);
+    drain(r, &lines);
+    assert_string_equal(lines.data, "4:d|5:e|6:f|7:g|");
+    ab_buf_release(&lines);
+    ab_jsonl_reader_free(r);
+}
+
 static void test_oversize_line_complete_in_one_feed(void **state)
 {
     const char *input = "ok\n0123456789\nlater\n";
@@ -471,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_max_line_accepted_at_cap),
         cmocka_unit_test(test_oversize_line_fails_early),
         cmocka_unit_test(test_oversize_line_complete_in_one_feed),
+        cmocka_unit_test(test_space_commit_in_place),
         cmocka_unit_test(test_oversize_crlf_line),
         cmocka_unit_test(test_huge_feed_stays_bounded),
         cmocka_unit_test(test_unterminated_last_line),

@@ -170,6 +170,33 @@ static enum ab_status gz_pump(struct ab_input *in, struct ab_jsonl_reader *r, st
     return AB_OK;
 }
 
+/* Plain input once sniffed: read straight into the line reader's buffer. */
+static enum ab_status read_plain(struct ab_input *in, struct ab_jsonl_reader *r, bool *eof,
+                                 struct ab_error *err)
+{
+    char *to;
+    size_t room;
+    ssize_t n;
+    enum ab_status rc = ab_jsonl_reader_space(r, IN_CHUNK, &to, &room, err);
+
+    if (rc != AB_OK) {
+        return rc;
+    }
+    n = read(in->fd, to, room);
+    if (n < 0) {
+        int e = errno;
+
+        (void)ab_jsonl_reader_commit(r, 0, err);
+        if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) {
+            return AB_OK;
+        }
+        return sys_err(err, AB_ERR_IO, "cannot read input", in->path, e);
+    }
+    *eof = n == 0;
+    in->raw_read += (uint64_t)n;
+    return ab_jsonl_reader_commit(r, (size_t)n, err);
+}
+
 enum ab_status ab_input_fill(struct ab_input *in, struct ab_jsonl_reader *r, bool *eof,
                              struct ab_error *err)
 {
@@ -177,6 +204,9 @@ enum ab_status ab_input_fill(struct ab_input *in, struct ab_jsonl_reader *r, boo
     enum ab_status rc;
 
     *eof = false;
+    if (in->sniffed && !in->gz && in->skip == 0) {
+        return read_plain(in, r, eof, err);
+    }
     rc = read_raw(in, &got, eof, err);
     if (rc != AB_OK) {
         return rc;

@@ -1,5 +1,6 @@
 /* jsonl_reader.c - splits a byte stream into lines of bounded length. */
 /* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE /* memrchr */
 #include "ab/jsonl_reader.h"
 
 #include <errno.h>
@@ -7,6 +8,8 @@
 #include <string.h>
 
 #include <unistd.h>
+
+#include "ab/assert.h"
 
 /*
  * One buffer holds [start, len): bytes not yet returned. Everything in
@@ -34,8 +37,8 @@ struct ab_jsonl_reader {
     size_t len;         /* bytes in buf */
     size_t max_line;    /* content bytes allowed per line */
     size_t limit;       /* buffer size the drained reader never exceeds */
+    size_t reserved;    /* bytes handed out by space(), not yet committed */
     uint64_t next_line; /* number of the line at start */
-    uint64_t scan_line; /* number of the line at line_start */
     uint64_t bytes;
     bool finished;
     bool unterminated;
@@ -61,7 +64,6 @@ struct ab_jsonl_reader *ab_jsonl_reader_new(size_t max_line, struct ab_error *er
     r->max_line = max_line;
     r->limit = max_line + 1 + AB_JSONL_CHUNK + AB_JSONL_SLACK;
     r->next_line = 1;
-    r->scan_line = 1;
     ab_error_init(&r->failure);
     return r;
 }
@@ -128,11 +130,27 @@ static enum ab_status make_room(struct ab_jsonl_reader *r, size_t n, struct ab_e
     return AB_OK;
 }
 
+/* Number of the line that starts at pos (start <= pos <= len): lines are
+ * counted only when one is needed for a message. */
+static uint64_t line_number_at(const struct ab_jsonl_reader *r, size_t pos)
+{
+    const char *p = r->buf + r->start;
+    const char *end = r->buf + pos;
+    uint64_t n = r->next_line;
+    const char *nl;
+
+    while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        n++;
+        p = nl + 1;
+    }
+    return n;
+}
+
 static enum ab_status fail_oversize(struct ab_jsonl_reader *r, struct ab_error *err)
 {
     (void)ab_error_set(&r->failure, AB_ERR_PROTOCOL,
                        "line %llu: longer than the limit of %zu bytes",
-                       (unsigned long long)r->scan_line, r->max_line);
+                       (unsigned long long)line_number_at(r, r->line_start), r->max_line);
     if (err) {
         *err = r->failure;
     }
@@ -158,25 +176,34 @@ static size_t content_len(const char *b, const char *e)
     return n;
 }
 
-/* Checks the bytes [from, len) just appended. */
+/*
+ * Checks the bytes [from, len) just appended. The lines completed by them
+ * lie in [line_start, the last "\n"]: when that whole span is within the cap
+ * so is each of its lines, and one search from the end finds the new partial
+ * line (next() finds the line ends as it hands the lines out). Only a span
+ * longer than the cap is walked line by line.
+ */
 static enum ab_status scan(struct ab_jsonl_reader *r, size_t from, struct ab_error *err)
 {
     const char *end = r->buf + r->len;
-    const char *p = r->buf + from;
-    const char *nl;
+    const char *last = memrchr(r->buf + from, '\n', r->len - from);
     size_t partial;
 
-    while (p < end) {
-        nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) {
-            break;
+    if (last && (size_t)(last - r->buf) - r->line_start > r->max_line) {
+        const char *p = r->buf + from;
+        const char *nl;
+
+        while (p <= last) {
+            nl = memchr(p, '\n', (size_t)(end - p));
+            AB_ASSERT(nl != NULL);
+            if (content_len(r->buf + r->line_start, nl) > r->max_line) {
+                return fail_oversize(r, err);
+            }
+            r->line_start = (size_t)(nl + 1 - r->buf);
+            p = nl + 1;
         }
-        if (content_len(r->buf + r->line_start, nl) > r->max_line) {
-            return fail_oversize(r, err);
-        }
-        r->line_start = (size_t)(nl + 1 - r->buf);
-        r->scan_line++;
-        p = nl + 1;
+    } else if (last) {
+        r->line_start = (size_t)(last + 1 - r->buf);
     }
     /* The partial line may hold one byte more than the cap if that is the
      * "\r" of a CRLF: anything else over the cap fails now, not at its end. */
@@ -185,6 +212,45 @@ static enum ab_status scan(struct ab_jsonl_reader *r, size_t from, struct ab_err
         return fail_oversize(r, err);
     }
     return AB_OK;
+}
+
+enum ab_status ab_jsonl_reader_space(struct ab_jsonl_reader *r, size_t want, char **to,
+                                     size_t *room, struct ab_error *err)
+{
+    size_t m = want < AB_JSONL_CHUNK ? want : AB_JSONL_CHUNK;
+    enum ab_status rc;
+
+    *to = NULL;
+    *room = 0;
+    if (r->failure.code != AB_OK) {
+        return sticky(r, err);
+    }
+    if (m == 0) {
+        m = 1;
+    }
+    rc = make_room(r, m, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    AB_ASSERT(r->len + m + 1 <= r->cap);
+    r->reserved = m;
+    *to = r->buf + r->len;
+    *room = m;
+    return AB_OK;
+}
+
+enum ab_status ab_jsonl_reader_commit(struct ab_jsonl_reader *r, size_t n, struct ab_error *err)
+{
+    size_t from = r->len;
+
+    AB_ASSERT(n <= r->reserved);
+    r->reserved = 0;
+    if (n == 0) {
+        return AB_OK;
+    }
+    r->len += n;
+    r->bytes += n;
+    return scan(r, from, err);
 }
 
 enum ab_status ab_jsonl_reader_feed(struct ab_jsonl_reader *r, const void *p, size_t n,
@@ -198,18 +264,15 @@ enum ab_status ab_jsonl_reader_feed(struct ab_jsonl_reader *r, const void *p, si
     /* A chunk at a time, so that an oversize line is caught before a huge
      * input is copied in whole. */
     while (n > 0) {
-        size_t m = n < AB_JSONL_CHUNK ? n : AB_JSONL_CHUNK;
-        size_t from;
-        enum ab_status rc = make_room(r, m, err);
+        char *to;
+        size_t m;
+        enum ab_status rc = ab_jsonl_reader_space(r, n, &to, &m, err);
 
         if (rc != AB_OK) {
             return rc;
         }
-        from = r->len;
-        memcpy(r->buf + r->len, src, m);
-        r->len += m;
-        r->bytes += m;
-        rc = scan(r, from, err);
+        memcpy(to, src, m);
+        rc = ab_jsonl_reader_commit(r, m, err);
         if (rc != AB_OK) {
             return rc;
         }
@@ -222,23 +285,22 @@ enum ab_status ab_jsonl_reader_feed(struct ab_jsonl_reader *r, const void *p, si
 enum ab_status ab_jsonl_reader_fill(struct ab_jsonl_reader *r, int fd, bool *eof,
                                     struct ab_error *err)
 {
-    enum ab_status rc;
+    size_t room;
+    char *to;
     ssize_t got;
-    size_t from;
+    enum ab_status rc;
 
     *eof = false;
-    if (r->failure.code != AB_OK) {
-        return sticky(r, err);
-    }
-    rc = make_room(r, AB_JSONL_CHUNK, err);
+    rc = ab_jsonl_reader_space(r, AB_JSONL_CHUNK, &to, &room, err);
     if (rc != AB_OK) {
         return rc;
     }
-    got = read(fd, r->buf + r->len, AB_JSONL_CHUNK);
+    got = read(fd, to, room);
     if (got < 0) {
         int e = errno;
         char msg[128];
 
+        (void)ab_jsonl_reader_commit(r, 0, err);
         if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) {
             return AB_OK;
         }
@@ -249,12 +311,8 @@ enum ab_status ab_jsonl_reader_fill(struct ab_jsonl_reader *r, int fd, bool *eof
     }
     if (got == 0) {
         *eof = true;
-        return AB_OK;
     }
-    from = r->len;
-    r->len += (size_t)got;
-    r->bytes += (uint64_t)got;
-    return scan(r, from, err);
+    return ab_jsonl_reader_commit(r, (size_t)got, err);
 }
 
 static bool blank(const char *s, size_t n)
@@ -310,7 +368,6 @@ bool ab_jsonl_reader_next(struct ab_jsonl_reader *r, char **line, size_t *len, u
         r->start = r->len;
         r->line_start = r->len;
         r->next_line++;
-        r->scan_line = r->next_line;
         if (blank(b, n)) {
             return false;
         }
@@ -342,7 +399,6 @@ void ab_jsonl_reader_set_origin(struct ab_jsonl_reader *r, uint64_t offset, uint
 {
     r->bytes = offset;
     r->next_line = first_line ? first_line : 1;
-    r->scan_line = r->next_line;
 }
 
 uint64_t ab_jsonl_reader_offset(const struct ab_jsonl_reader *r)

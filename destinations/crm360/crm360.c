@@ -22,17 +22,25 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
     struct crm_rec *r;
     enum ab_status rc;
     bool verbatim = false;
+    const char *out = NULL; /* the record as it goes into the batch */
+    size_t out_len = 0;
+    bool as_it_came = crm_record_as_it_came(m, rec, op);
 
     ab_buf_reset(&c->scratch);
     ab_buf_reset(&c->errors);
-    if (crm_record_as_it_came(m, rec, op)) {
-        rc = ab_buf_add(&c->scratch, rec->data_text, rec->data_len, err);
+    if (as_it_came && !(obj == CRM_CUSTOMERS && c->gens[rec->stream].tag[0])) {
+        /* the batch takes data's text as it came, with no copy in between */
+        out = rec->data_text;
+        out_len = rec->data_len;
         verbatim = true;
-        if (rc == AB_OK && obj == CRM_CUSTOMERS && c->gens[rec->stream].tag[0]) {
-            /* the record is data's text: its members say where tags are */
-            const struct ab_json_member *t = ab_record_member(rec, "tags");
+        rc = AB_OK;
+    } else if (as_it_came) {
+        /* the record is data's text: its members say where tags are */
+        const struct ab_json_member *t = ab_record_member(rec, "tags");
 
-            verbatim = false; /* the generation tag changes the record */
+        rc = ab_buf_add(&c->scratch, rec->data_text, rec->data_len, err);
+        if (rc == AB_OK) {
+            /* the generation tag changes the record: not verbatim */
             rc = crm_tag_record_at(c, rec->stream, &c->scratch, t != NULL, t ? t->val_off : 0,
                                    t ? t->val_len : 0, err);
         }
@@ -50,7 +58,11 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
             rc = crm_tag_record(c, rec->stream, &c->scratch, err);
         }
     }
-    if (rc == AB_OK && c->scratch.len + 16 > c->max_bytes) {
+    if (!out) {
+        out = c->scratch.data;
+        out_len = c->scratch.len;
+    }
+    if (rc == AB_OK && out_len + 16 > c->max_bytes) {
         ab_buf_reset(&c->errors);
         rc = crm_add_problem(&c->errors, "", "too_long",
                              "the record is larger than max_batch_bytes", err);
@@ -87,7 +99,7 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
         return rc;
     }
     b = c->open[obj][op];
-    if (b && b->body.len + 1 + c->scratch.len + 2 > c->max_bytes) {
+    if (b && b->body.len + 1 + out_len + 2 > c->max_bytes) {
         rc = crm_seal(c, obj, op, err);
         if (rc != AB_OK) {
             return rc;
@@ -117,12 +129,12 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
     }
     r = &b->recs[b->n];
     r->off = b->body.len;
-    r->len = c->scratch.len;
+    r->len = out_len;
     r->seq = rec->seq;
     r->lineno = rec->lineno;
     r->stream = rec->stream;
     if (rc == AB_OK) {
-        rc = ab_buf_add(&b->body, c->scratch.data, c->scratch.len, err);
+        rc = ab_buf_add(&b->body, out, out_len, err);
     }
     if (verbatim) {
         r->roff = CRM_AS_SENT; /* what went out is the data as it came */

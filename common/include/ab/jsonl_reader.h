@@ -35,6 +35,17 @@ enum ab_status ab_jsonl_reader_feed(struct ab_jsonl_reader *r, const void *p, si
  * end of file. EAGAIN/EINTR return AB_OK with nothing read. */
 enum ab_status ab_jsonl_reader_fill(struct ab_jsonl_reader *r, int fd, bool *eof,
                                     struct ab_error *err);
+/*
+ * Feeding without a copy: ab_jsonl_reader_space() makes room for up to want
+ * bytes (at most one read chunk, at least 1) and sets *to to where they go
+ * and *room to how many fit; it fails as feed() does (allocation, or the
+ * sticky oversize error). ab_jsonl_reader_commit() then takes the n <= *room
+ * bytes written there, as feed() would have taken a copy of them. *to is
+ * valid until the next call of any reader function.
+ */
+enum ab_status ab_jsonl_reader_space(struct ab_jsonl_reader *r, size_t want, char **to,
+                                     size_t *room, struct ab_error *err);
+enum ab_status ab_jsonl_reader_commit(struct ab_jsonl_reader *r, size_t n, struct ab_error *err);
 /* Marks end of input: a final line without "\n" becomes available. */
 void ab_jsonl_reader_finish(struct ab_jsonl_reader *r);
 
