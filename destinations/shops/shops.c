@@ -1031,6 +1031,7 @@ static void shp_close(void *self)
     ab_http_free(s->h);
     s->h = NULL;
     shp_reqs_free(s);
+    shp_bodies_free(s);
     while (s->imports) {
         imp = s->imports;
         s->imports = imp->next;
