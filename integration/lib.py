@@ -50,6 +50,22 @@ _BINARY = None
 KEEP = os.environ.get("AB_IT_KEEP", "") not in ("", "0")
 
 
+def test_failed(case):
+    """Whether the unittest.TestCase case has failed or errored so far (in
+    its tearDown: its work directory is then kept for inspection)."""
+    outcome = getattr(case, "_outcome", None)
+    if outcome is None:
+        return False
+    errs = getattr(outcome, "errors", None)
+    if errs is None:  # Python >= 3.11
+        res = getattr(outcome, "result", None)
+        if res is None:
+            return not getattr(outcome, "success", True)
+        return (not getattr(outcome, "success", True)
+                or any(t is case for t, _ in res.errors + res.failures))
+    return any(e for _, e in errs)
+
+
 def binary():
     if not _BINARY:
         raise unittest.SkipTest("no connector binary given (--bin)")
@@ -711,20 +727,19 @@ def strip_dest_stats(state):
 
 
 class ServersCase(unittest.TestCase):
-    """A work directory per test (kept when the test did not set self.ok)
+    """A work directory per test (kept when the test failed)
     and the servers it started, stopped after it."""
 
     workdir_prefix = "ab-it-"
 
     def setUp(self):
         self.wd = Workdir(self.workdir_prefix)
-        self.ok = False
         self.servers = []
 
     def tearDown(self):
         for s in self.servers:
             s.stop()
-        self.wd.cleanup(keep=not self.ok)
+        self.wd.cleanup(keep=test_failed(self))
 
     def started(self, server):
         """server (started), stopped after the test."""
@@ -789,25 +804,12 @@ class DestinationCase(unittest.TestCase):
         self.runs = []
 
     def tearDown(self):
-        failed = self._failed()
+        failed = test_failed(self)
         try:
             if not failed:
                 self.assert_no_secrets()
         finally:
             self.wd.cleanup(keep=failed)
-
-    def _failed(self):
-        """Whether this test has failed or errored so far."""
-        outcome = getattr(self, "_outcome", None)
-        if outcome is None:
-            return False
-        errs = getattr(outcome, "errors", None)
-        if errs is None:  # Python >= 3.11
-            res = getattr(outcome, "result", None)
-            if res is None:
-                return False
-            return any(t is self for t, _ in res.errors + res.failures)
-        return any(e for _, e in errs)
 
     def assert_no_secrets(self, extra_paths=()):
         """No file of the work directory but the config files (and none of
@@ -986,11 +988,10 @@ class SourceCase(unittest.TestCase):
     def setUp(self):
         self.wd = Workdir(self.workdir_prefix)
         self.srv = self.start_emulator(**self.emulator_args).start()
-        self.ok = False
 
     def tearDown(self):
         self.srv.stop()
-        self.wd.cleanup(keep=not self.ok)
+        self.wd.cleanup(keep=test_failed(self))
 
     def args(self, cmd, cfg, cat=None, state=None, name="run"):
         argv = [cmd, "--config", self.wd.write_json(name + ".config.json", cfg)]

@@ -80,10 +80,9 @@ class PgCase(unittest.TestCase):
 
     def setUp(self):
         self.wd = lib.Workdir("ab-pg-")
-        self.ok = False
 
     def tearDown(self):
-        self.wd.cleanup(keep=not self.ok)
+        self.wd.cleanup(keep=lib.test_failed(self))
 
     def sql(self, text, **kw):
         return self.pg.sql(text, **kw)

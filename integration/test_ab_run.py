@@ -82,7 +82,6 @@ def alive(pid):
 class AbRun(unittest.TestCase):
     def setUp(self):
         self.wd = lib.Workdir("ab-run-")
-        self.ok = False
         self.emu = crm.start_emulator()
         self.cfgdir = self.wd.join("cfg")
         os.makedirs(self.cfgdir)
@@ -93,7 +92,7 @@ class AbRun(unittest.TestCase):
 
     def tearDown(self):
         self.emu.stop()
-        self.wd.cleanup(keep=not self.ok)
+        self.wd.cleanup(keep=lib.test_failed(self))
 
     def write_configs(self, source=None, **dest):
         src = {"count": 3000, "page_size": 250, "state_every": 500, "customer_fields": True,
@@ -183,7 +182,6 @@ class AbRun(unittest.TestCase):
         self.assertEqual(cursor_of(self.read_state()), 3700)
         self.assertIn(b"(700 records, ", res.stderr)
         self.assert_exactly(3700)
-        self.ok = True
 
     def test_secrets_masked(self):
         # wrappers that print their whole config on stderr before running
@@ -196,7 +194,6 @@ class AbRun(unittest.TestCase):
         self.assertIn(b'"token": "**********"', res.stderr)
         self.assertIn(b'"api_key": "**********"', res.stderr)
         self.assert_exactly(3000)
-        self.ok = True
 
     def wait_for_cursor(self, proc, at_least, limit=120):
         deadline = time.monotonic() + limit
@@ -245,7 +242,6 @@ class AbRun(unittest.TestCase):
         self.assertIn(b"resuming from the state", res.stderr)
         self.assertEqual(cursor_of(self.read_state()), 20000)
         self.assert_exactly(20000)
-        self.ok = True
 
     def test_shops_destination_killed_then_resume(self):
         """destination-shops through the runner: killed mid-run, rerun from
@@ -286,7 +282,6 @@ class AbRun(unittest.TestCase):
             self.assertLessEqual(applied, 6000 - cursor + 500, "records sent twice")
         finally:
             emu.stop()
-        self.ok = True
 
     def test_replay_from_a_pipe(self):
         name = "crm360-global"
@@ -302,7 +297,6 @@ class AbRun(unittest.TestCase):
         self.assertEqual(gen_captures.store_view("crm360", self.emu.get("/_admin/dump"),
                                                  exp["store"]), exp["store"])
         self.assertEqual(self.read_state(), exp["final_state"])
-        self.ok = True
 
     def test_source_config_update_persisted_and_masked(self):
         """source-bling rotates its refresh token at every run and says so in
@@ -352,7 +346,6 @@ class AbRun(unittest.TestCase):
             json.dump(cfg, f)
         res = self.run_ab(self.args(source=bling, destination=echo), "stale-token")
         self.assertEqual(res.rc, 3, res.describe())
-        self.ok = True
 
     # ---- exit codes --------------------------------------------------
 
@@ -367,7 +360,6 @@ class AbRun(unittest.TestCase):
             res = self.run_ab(args, "usage")
             self.assertEqual(res.rc, 2, "%r: %s" % (args, res.describe()))
             self.assertIn(b"ab-run: ", res.stderr)
-        self.ok = True
 
     def test_source_failure_exit_3_state_untouched(self):
         res = self.run_ab(self.args(), "first")
@@ -381,7 +373,6 @@ class AbRun(unittest.TestCase):
         self.assertIn(b"[source] ERROR (config_error)", res.stderr)
         with open(self.state, "rb") as f:
             self.assertEqual(f.read(), before)
-        self.ok = True
 
     def test_source_failing_mid_stream_exit_3(self):
         """A source that dies after some states: the destination is stopped
@@ -415,7 +406,6 @@ class AbRun(unittest.TestCase):
         exp = gen_captures.load_expected(name)
         want &= set(exp["store"]["customers"])  # the valid ones
         self.assertEqual(want - have, set(), "acknowledged customers not stored")
-        self.ok = True
 
     def test_destination_failure_exit_4(self):
         self.write_configs(api_key=crm.WRONG_KEY)
@@ -431,7 +421,6 @@ class AbRun(unittest.TestCase):
         self.assertEqual(res.rc, 4, res.describe())
         self.assertIn(b"the destination exited before the end of its input", res.stderr)
         self.assertIsNone(self.read_state())
-        self.ok = True
 
     def test_state_file_unwritable_exit_1(self):
         self.state = self.wd.join("no-such-dir", "state.json")
@@ -443,7 +432,6 @@ class AbRun(unittest.TestCase):
         self.assertIn(b"stopping the destination", res.stderr)
         self.assertIn(b"state file '%s' not updated" % self.state.encode(), res.stderr)
         self.assertFalse(os.path.exists(self.state))
-        self.ok = True
 
     def test_sigterm_stops_both_sides_exit_143(self):
         self.write_configs({"count": 100000, "page_size": 100, "page_delay_ms": 50})
@@ -461,7 +449,6 @@ class AbRun(unittest.TestCase):
         self.assertGreaterEqual(after, before)
         st = self.stored()
         self.assertEqual([i for i in range(1, after + 1) if "n%d" % i not in st], [])
-        self.ok = True
 
 
 def extra(p):

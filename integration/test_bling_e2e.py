@@ -40,7 +40,6 @@ class Commands(BlingCase):
             self.assertIn(k, props)
         self.assertTrue(props["refresh_token"]["airbyte_secret"])
         self.assertEqual(props["requests_per_second"]["default"], 3)
-        self.ok = True
 
     def test_check_rotates_the_token_and_says_so_first(self):
         cfg = bh.config(self.srv)
@@ -52,19 +51,16 @@ class Commands(BlingCase):
                      ("path./estoques/saldos", 1)):
             self.assertEqual(paths.get(p), n, p)
         self.assert_only_the_rotated_token_works(cfg, new)
-        self.ok = True
 
     def test_check_wrong_client_secret(self):
         cfg = bh.config(self.srv, client_secret="not-the-secret")
         self.check_failed(cfg, ("credentials", "HTTP 401"), ("not-the-secret", bh.RT0))
-        self.ok = True
 
     def test_check_bad_config(self):
         cfg = bh.config(self.srv, api_url="http://example.com/Api/v3", start_date="2024-13-45",
                         refresh_token="short")
         message = self.check_failed(cfg, ("refresh_token",))
         self.assertNotIn("short", message)
-        self.ok = True
 
     def test_discover(self):
         res = self.run_src("discover", bh.config(self.srv))
@@ -79,7 +75,6 @@ class Commands(BlingCase):
         self.assertIn("variacao", streams["variacoes"]["json_schema"]["properties"])
         self.assertEqual(streams["variacoes"]["source_defined_primary_key"], [["id"]])
         self.assertEqual(self.counters().get("api_requests"), None)
-        self.ok = True
 
 
 class Reads(BlingCase):
@@ -130,7 +125,6 @@ class Reads(BlingCase):
         self.assertEqual(len(variations), sum(len(p.get("variacoes", [])) for p in parents.values()))
         self.assert_no_secret(res, cfg["client_secret"], bh.RT0,
                               bh.latest_config(res.messages, cfg)["refresh_token"])
-        self.ok = True
 
     def test_incremental_second_run_moves_only_what_changed(self):
         cfg = bh.config(self.srv, lookback_seconds=0)
@@ -174,7 +168,6 @@ class Reads(BlingCase):
                            state=state, name="third")
         self.assertEqual(res.rc, 0, res.describe())
         self.assertEqual(bh.records(res.messages), [])
-        self.ok = True
 
     def test_start_date_windows(self):
         """A start date 200 days back with 30-day windows: several windows,
@@ -188,7 +181,6 @@ class Reads(BlingCase):
         self.assertEqual(sorted(r["id"] for r in bh.records(res.messages)), expect)
         self.assertGreaterEqual(len(res.states), 7)
         self.assert_states_consistent(res)
-        self.ok = True
 
 
 class Failures(BlingCase):
@@ -201,7 +193,6 @@ class Failures(BlingCase):
              [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "pedidos"},
                                             "stream_state": {"cursor": "yesterday"}}}],
              "cursor")))
-        self.ok = True
 
     def test_wrong_client_secret_is_a_config_error(self):
         cfg = bh.config(self.srv, client_secret="not-the-secret-000")
@@ -209,32 +200,27 @@ class Failures(BlingCase):
         self.assert_read_failed(res, "config_error", "invalid_client")
         self.assertEqual(self.counters().get("api_requests"), None)
         self.assert_no_secret(res, "not-the-secret-000", bh.RT0)
-        self.ok = True
 
     def test_dead_refresh_token_is_a_config_error(self):
         cfg = bh.config(self.srv, refresh_token="rt-not-valid-000000")
         res = self.run_src("read", cfg, bh.catalog())
         self.assert_read_failed(res, "config_error", "invalid_grant", "authorize")
-        self.ok = True
 
     def test_5xx_resets_and_throttling_are_retried(self):
         res = self.read_through_faults({"seed": 11, "rate_503": 0.1, "rate_500": 0.05,
                                         "rate_reset": 0.05, "rate_429": 0.05},
                                        bh.config(self.srv, max_retries=8), bh.catalog(), 5)
         self.assert_equal_to_account(res)
-        self.ok = True
 
     def test_persistent_5xx_is_transient_error(self):
         self.srv.post("/_admin/faults", {"rate_503": 1.0})
         res = self.run_src("read", bh.config(self.srv, max_retries=1),
                            bh.catalog({"contatos": "incremental"}))
         self.assert_read_failed(res, "transient_error", "HTTP 503", "SERVER_ERROR")
-        self.ok = True
 
     def test_token_expiry_mid_sync(self):
         res = self.read_through_token_expiry(bh.config(self.srv), bh.catalog(), 0.03)
         self.assert_equal_to_account(res)
-        self.ok = True
 
 
 class DailyQuota(BlingCase):
@@ -263,7 +249,6 @@ class DailyQuota(BlingCase):
         resume = bh.last_states(res.messages)[0]["stream"]["stream_state"]["resume"]
         self.assertEqual(resume["page"], 2)
         self.assertEqual(len(bh.records(res.messages)), 5)
-        self.ok = True
 
 
 class RateLimit(BlingCase):
@@ -281,7 +266,6 @@ class RateLimit(BlingCase):
         c = self.counters()
         self.assertEqual(c.get("rate_limited", 0), 0)
         self.assertGreaterEqual(wall, (c["api_requests"] - 3) / 3.0)
-        self.ok = True
 
     def test_over_the_limit_429_is_retried(self):
         cfg = bh.config(self.srv, requests_per_second=0, max_retries=10)
@@ -291,7 +275,6 @@ class RateLimit(BlingCase):
         self.assertGreater(self.counters().get("rate_limited", 0), 0)
         summary = [m for m in res.logs() if m.startswith("bling: ")][-1]
         self.assertNotRegex(summary, r"\b0 throttled")
-        self.ok = True
 
 
 class Crashes(BlingCase):
@@ -308,7 +291,6 @@ class Crashes(BlingCase):
         res = self.run_src("read", new_cfg, cat, name="new")
         self.assertEqual(res.rc, 0, res.describe())
         self.assert_equal_to_account(res, ("contatos",))
-        self.ok = True
 
     def test_sigkill_mid_stream_then_resume_from_state(self):
         cfg = bh.config(self.srv, page_size=10, requests_per_second=100)
@@ -325,7 +307,6 @@ class Crashes(BlingCase):
                                  200 - (resume["page"] - 1) * 10, mode)
             cfg = bh.latest_config(second.messages, cfg)
             cfg["refresh_token"] = bh.RT0  # the next loop resets the account
-        self.ok = True
 
 
 if __name__ == "__main__":

@@ -60,12 +60,11 @@ class Pipeline(unittest.TestCase):
                             brand=BRAND, requests_per_second=0,
                             dead_letter_path=self.wd.join("dead-letters.jsonl"))
         self.state = None
-        self.ok = False
 
     def tearDown(self):
         self.bling.stop()
         self.crm.stop()
-        self.wd.cleanup(keep=not self.ok)
+        self.wd.cleanup(keep=lib.test_failed(self))
 
     def start(self, name):
         """source | tee | destination in a shell; the tee keeps what the
@@ -144,7 +143,6 @@ class Pipeline(unittest.TestCase):
             rewritten = {k for k, r in store[obj].items()
                          if before[obj].get(k) != r["updated_at"]}
             self.assertEqual(rewritten, moved[stream], obj)
-        self.ok = True
 
     def test_ab_run_keeps_the_rotated_token(self):
         """Through ab-run: the source's CONTROL message rewrites source.json,
@@ -183,7 +181,6 @@ class Pipeline(unittest.TestCase):
         after = self.crm_store()["orders"]
         self.assertEqual({k for k, r in after.items() if before.get(k) != r["updated_at"]},
                          {str(i) for i in touched["pedidos"]})
-        self.ok = True
 
     def killed_then_rerun(self, victim, states):
         """victim (a command name) SIGKILLed once the source wrote that many
@@ -228,7 +225,6 @@ class Pipeline(unittest.TestCase):
             key = (e.get("object"), e.get("external_id"), e.get("updated_at"))
             self.assertNotIn(key, seen, "applied twice: %r" % (key,))
             seen.add(key)
-        self.ok = True
 
     def test_source_killed_mid_run_then_rerun(self):
         self.killed_then_rerun("source-bling", 3)

@@ -91,12 +91,11 @@ class Pipeline(unittest.TestCase):
         self.write("destination.json", dst)
         self.write("catalog.json", load("catalog.json"))
         self.state_path = os.path.join(self.conf, "state.json")
-        self.ok = False
 
     def tearDown(self):
         self.bling.stop()
         self.shops.stop()
-        self.wd.cleanup(keep=not self.ok)
+        self.wd.cleanup(keep=lib.test_failed(self))
 
     def write(self, name, obj):
         with open(os.path.join(self.conf, name), "w", encoding="utf-8") as f:
@@ -211,7 +210,6 @@ class Pipeline(unittest.TestCase):
         self.assertEqual(bh.records(msgs, "produtos") + bh.records(msgs, "variacoes"), [])
         self.assertEqual([e for e in self.applied()[seq:] if e["object"] == "products"], [])
         self.assert_mirrors_bling()
-        self.ok = True
 
     def side_pid(self, proc, name):
         deadline = time.monotonic() + 10
@@ -266,7 +264,6 @@ class Pipeline(unittest.TestCase):
         # every product was applied exactly once over both runs
         skus = [e["sku"] for e in self.applied() if e["object"] == "products"]
         self.assertEqual(len(skus), len(set(skus)))
-        self.ok = True
 
     def test_source_killed_mid_run_then_rerun(self):
         self.killed_then_rerun("source-bling", 3)

@@ -102,12 +102,11 @@ class PipelineCase(unittest.TestCase):
             with open(os.path.join(self.cfgdir, name), "w") as f:
                 json.dump(obj, f)
         self.state = self.wd.join("state.json")
-        self.ok = False
 
     def tearDown(self):
         self.tiny.stop()
         self.shops.stop()
-        self.wd.cleanup(keep=not self.ok)
+        self.wd.cleanup(keep=lib.test_failed(self))
 
     def args(self, capture=None):
         out = ["--source", os.path.abspath(lib.OPTIONS.source), "--destination",
@@ -181,7 +180,6 @@ class Pipeline(PipelineCase):
         # stock has no change filter: every balance again
         self.assertEqual(len(moved["estoque"]), len(dump["estoque"]))
         self.assert_nothing_applied_twice()
-        self.ok = True
 
 
 
@@ -212,11 +210,9 @@ class Kills(PipelineCase):
 
     def test_kill_source_mid_run(self):
         self.kill_mid_run("source")
-        self.ok = True
 
     def test_kill_destination_mid_run(self):
         self.kill_mid_run("destination")
-        self.ok = True
 
 
 if __name__ == "__main__":

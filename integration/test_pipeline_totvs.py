@@ -72,12 +72,11 @@ class PipelineCase(unittest.TestCase):
         self.src_cfg = dict(load(self.example, "source.json"), **th.config(self.totvs))
         self.src_cfg.update(branch_codes=[1], start_date="2000-01-01")
         self.state = None
-        self.ok = False
 
     def tearDown(self):
         self.totvs.stop()
         self.dst.stop()
-        self.wd.cleanup(keep=not self.ok)
+        self.wd.cleanup(keep=lib.test_failed(self))
 
     def start(self, name):
         src = [lib.binary(), "read", "--config",
@@ -241,7 +240,6 @@ class ToShops(PipelineCase):
                 | {("p", r) for r in touched["references"]}
                 | {("i", str(c), "1") for c in touched["stock"]})
         self.assertEqual(rewritten, want)
-        self.ok = True
 
     def test_through_the_api_hub(self):
         """The source reads through the TOTVS Moda API Hub (its key on every
@@ -265,15 +263,12 @@ class ToShops(PipelineCase):
             if not path.endswith(".src.json"):
                 with open(path, "rb") as f:
                     self.assertNotIn(th.HUB_KEY.encode(), f.read(), path)
-        self.ok = True
 
     def test_source_killed_mid_run_then_rerun(self):
         self.killed_then_rerun("source-totvs-moda")
-        self.ok = True
 
     def test_destination_killed_mid_run_then_rerun(self):
         self.killed_then_rerun("destination-shops")
-        self.ok = True
 
 
 class ToCrm360(PipelineCase):
@@ -350,15 +345,12 @@ class ToCrm360(PipelineCase):
         want = ({("c", str(c)) for c in touched["individuals"]}
                 | {("o", orders[tuple(k)]) for k in touched["orders"] + touched["new_orders"]})
         self.assertEqual(rewritten, want)
-        self.ok = True
 
     def test_source_killed_mid_run_then_rerun(self):
         self.killed_then_rerun("source-totvs-moda")
-        self.ok = True
 
     def test_destination_killed_mid_run_then_rerun(self):
         self.killed_then_rerun("destination-crm360")
-        self.ok = True
 
     def test_through_ab_run(self):
         d = self.wd.join("conf")
@@ -390,7 +382,6 @@ class ToCrm360(PipelineCase):
         after = self.updated_at()
         self.assertEqual({k for k, v in after.items() if before.get(k) != v},
                          {("o", orders[tuple(k)]) for k in touched["orders"]})
-        self.ok = True
 
 
 if __name__ == "__main__":

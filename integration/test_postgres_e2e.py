@@ -40,7 +40,6 @@ class Discover(PgCase):
         modes = [o["properties"]["mode"]["const"] for o in props["ssl_mode"]["oneOf"]]
         self.assertEqual(modes, ["disable", "allow", "prefer", "require", "verify-ca",
                                  "verify-full"])
-        self.ok = True
 
     def test_discover_tables_views_matviews(self):
         res = self.run_src("discover", self.config(schemas=["shop"]))
@@ -74,7 +73,6 @@ class Discover(PgCase):
         self.assertEqual(streams["products"]["supported_sync_modes"],
                          ["full_refresh", "incremental"])
         self.assertTrue(streams["products"]["source_defined_cursor"])
-        self.ok = True
 
     def test_check(self):
         self.assertEqual(self.check_status(self.config(schemas=["shop", "public"]))["status"],
@@ -92,7 +90,6 @@ class Discover(PgCase):
         self.assertIn("no schema 'missing_schema'", st["message"])
         res = self.run_src("check", self.config(password="not-the-password"), name="secret")
         self.assert_no_secret(res, "not-the-password")
-        self.ok = True
 
     def test_connection_string(self):
         cs = "postgresql://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable" % (
@@ -103,7 +100,6 @@ class Discover(PgCase):
         st = self.check_status({"connection_string": cs, "database": "nowhere"})
         self.assertEqual(st["status"], "FAILED")
         self.assertNotIn("superpass-for-tests", st["message"])
-        self.ok = True
 
 
 class FullRefresh(PgCase):
@@ -147,7 +143,6 @@ class FullRefresh(PgCase):
         estimates = [m["trace"]["estimate"] for m in res.of_type("TRACE")
                      if m["trace"]["type"] == "ESTIMATE"]
         self.assertEqual([e.get("row_estimate") for e in estimates], [1050])
-        self.ok = True
 
     def test_resume_from_a_chunk_state(self):
         first = self.full("items", chunk_size=100)
@@ -158,7 +153,6 @@ class FullRefresh(PgCase):
                         state=state, name="resumed")
         self.assert_ok(res)
         self.assertEqual([r["id"] for r in records(res)], list(range(301, 1051)))
-        self.ok = True
 
     def test_composite_key(self):
         res = self.full("pairs", chunk_size=7)
@@ -166,7 +160,6 @@ class FullRefresh(PgCase):
         want = sorted((chr(97 + g % 3), g) for g in range(1, 101))
         self.assertEqual(got, want)
         self.assertEqual(res.states[0]["stream"]["stream_state"], {"pk": list(map(str, want[6]))})
-        self.ok = True
 
     def test_no_key_in_ctid_ranges(self):
         res = self.full("heap", chunk_size=500)
@@ -186,7 +179,6 @@ class FullRefresh(PgCase):
         before = sum(int(s["sourceStats"]["recordCount"]) for s in res.states[:2])
         self.assertEqual(len(records(again)), 3000 - before)
         self.assertEqual(sorted(r["n"] for r in records(again)), ns[before:])
-        self.ok = True
 
     def test_views_and_matviews_and_quoted_names(self):
         res = self.read(catalog(("items_view", "full_refresh"), ("items_mv", "full_refresh"),
@@ -196,7 +188,6 @@ class FullRefresh(PgCase):
         self.assertEqual(sorted(r["id"] for r in records(res, "items_mv")), list(range(1, 41)))
         self.assertEqual(records(res, 'Odd "Name"'), [{"Weird col": 1, "select": "a"},
                                                      {"Weird col": 2, "select": "b"}])
-        self.ok = True
 
     def test_missing_table_and_permission(self):
         res = self.read(catalog(("nope", "full_refresh")))
@@ -209,7 +200,6 @@ class FullRefresh(PgCase):
         res = self.read(catalog(("items", "full_refresh")), cfg, name="allowed")
         self.assert_ok(res)
         self.assertEqual(len(records(res)), 1050)
-        self.ok = True
 
     def test_statement_timeout_is_transient(self):
         self.sql("create view slow as select 1 as x from pg_sleep(3)")
@@ -219,13 +209,11 @@ class FullRefresh(PgCase):
         self.assertEqual(res.errors[0]["failure_type"], "transient_error")
         self.assertIn("stream 'slow'", res.errors[0]["message"])
         self.assertIn("statement timeout", res.errors[0]["message"])
-        self.ok = True
 
     def test_wrong_password_on_read_is_config_error(self):
         res = self.read(catalog(("items", "full_refresh")), self.config(password="wrong-pw-1"))
         self.assert_config_error(res, "password authentication failed", "user 'postgres'")
         self.assert_no_secret(res, "wrong-pw-1")
-        self.ok = True
 
 
 class Incremental(PgCase):
@@ -267,12 +255,10 @@ class Incremental(PgCase):
         self.assertEqual(ids, [5, 18, 19, 20, 100, 101])
         fourth = self.incr(states_of(third), name="fourth")
         self.assertEqual(records(fourth), [])
-        self.ok = True
 
     def test_missing_cursor_column(self):
         res = self.read(catalog(("ev", "incremental", "nope")))
         self.assert_config_error(res, "cursor_field 'nope'", '"public"."ev"')
-        self.ok = True
 
     def test_xmin(self):
         self.sql("insert into ev select g, null, 'a' from generate_series(1, 50) g")
@@ -300,7 +286,6 @@ class Incremental(PgCase):
         self.assert_ok(wrapped)
         self.assertEqual(len(records(wrapped)), 51)
         self.assertIn("wrapped around", json.dumps(wrapped.logs("WARN")))
-        self.ok = True
 
 
 class Tls(PgCase):
@@ -326,7 +311,6 @@ class Tls(PgCase):
         self.assertIn("certificate verify failed", st["message"])
         res = self.read(catalog(("pg_class", "full_refresh")), wrong)
         self.assert_config_error(res, "certificate verify failed")
-        self.ok = True
 
 
 class TlsRefused(PgCase):
@@ -336,7 +320,6 @@ class TlsRefused(PgCase):
         st = self.check_status(self.config(ssl_mode={"mode": "require"}))
         self.assertEqual(st["status"], "FAILED")
         self.assertIn("server does not support SSL", st["message"])
-        self.ok = True
 
 
 if __name__ == "__main__":

@@ -194,7 +194,6 @@ class Types(PgCase):
         self.assertIn('"c_int8":-9223372036854775808', raw)
         self.assertIn('"c_numeric":"-123456789012345678901234567890.123456789"', raw)
         self.assertIn('"c_float8":1.7976931348623157e+308', raw)
-        self.ok = True
 
     def test_discovered_schema_of_every_type(self):
         res = self.run_src("discover", self.config())
@@ -213,7 +212,6 @@ class Types(PgCase):
         self.assertEqual(props["c_grid"]["type"], ["null", "array"])
         self.assertEqual(props["c_dom"]["type"], ["null", "string"])
         self.assertEqual(props["row_no"]["type"], ["integer"])
-        self.ok = True
 
 
 if __name__ == "__main__":

@@ -94,8 +94,7 @@ class Test(__import__("unittest").TestCase):
         os.mkdir(self.cwd)
 
     def tearDown(self):
-        self.wd.cleanup(keep=not self._outcome.success if hasattr(self._outcome, "success")
-                        else False)
+        self.wd.cleanup(keep=lib.test_failed(self))
 
     def s3_config(self, bucket="rejects", prefix="rej/crm"):
         return {"storage_type": "S3", "endpoint": self.s3.url, "region": "us-east-1",

@@ -37,10 +37,9 @@ def rss_kb(pid):
 class SourceExample(unittest.TestCase):
     def setUp(self):
         self.wd = lib.Workdir("ab-src-")
-        self.ok = False
 
     def tearDown(self):
-        self.wd.cleanup(keep=not self.ok)
+        self.wd.cleanup(keep=lib.test_failed(self))
 
     def run_src(self, args, config=None, state=None, sync_mode="incremental", **kw):
         argv = list(args)
@@ -83,7 +82,6 @@ class SourceExample(unittest.TestCase):
         self.assertEqual(res.rc, 0, res.describe())
         spec = res.of_type("SPEC")[0]["spec"]
         self.assertIn("count", spec["connectionSpecification"]["properties"])
-        self.ok = True
 
     def test_check(self):
         res = self.run_src(["check"], {"count": 1, "token": "good-token"})
@@ -101,7 +99,6 @@ class SourceExample(unittest.TestCase):
         self.assertIn("count", status["message"])
         self.assertIn("token", status["message"])  # too short, named, not quoted
         self.assertNotIn("sec\"", res.stdout.decode())
-        self.ok = True
 
     def test_discover(self):
         res = self.run_src(["discover"], {"count": 1})
@@ -110,13 +107,11 @@ class SourceExample(unittest.TestCase):
         self.assertEqual([s["name"] for s in streams], ["numbers"])
         self.assertEqual(streams[0]["source_defined_primary_key"], [["id"]])
         self.assertEqual(streams[0]["default_cursor_field"], ["id"])
-        self.ok = True
 
     def test_commands_of_the_other_kind_are_usage_errors(self):
         res = self.run_src(["write"], {"count": 1})
         self.assertEqual(res.rc, 2)
         self.assertIn(b"command of destinations", res.stderr)
-        self.ok = True
 
     def test_full_read(self):
         res = self.run_src(["read"], {"count": 2500, "page_size": 300, "state_every": 1000},
@@ -127,7 +122,6 @@ class SourceExample(unittest.TestCase):
         est = [m["trace"]["estimate"] for m in res.of_type("TRACE")
                if m["trace"]["type"] == "ESTIMATE"]
         self.assertEqual(est, [{"name": "numbers", "type": "STREAM", "row_estimate": 2500}])
-        self.ok = True
 
     def test_incremental_resumes_after_the_state(self):
         res = self.run_src(["read"], {"count": 50, "state_every": 7}, state=stream_state(42))
@@ -146,7 +140,6 @@ class SourceExample(unittest.TestCase):
             self.assertEqual(res.rc, 1, res.describe())
             self.assertEqual(res.errors[0]["failure_type"], "config_error")
             self.assertIn(needle, res.errors[0]["message"])
-        self.ok = True
 
     def test_timer_between_pages(self):
         t0 = time.monotonic()
@@ -154,7 +147,6 @@ class SourceExample(unittest.TestCase):
         self.assertEqual(res.rc, 0, res.describe())
         self.assert_read_consistent(res, 1, 50)
         self.assertGreaterEqual(time.monotonic() - t0, 0.4)
-        self.ok = True
 
     def test_sigterm_marks_the_stream_incomplete(self):
         cfg = self.wd.write_json("config.json", {"count": 1000, "page_size": 10,
@@ -173,7 +165,6 @@ class SourceExample(unittest.TestCase):
                     if m["type"] == "TRACE" and m["trace"]["type"] == "STREAM_STATUS"]
         self.assertEqual(statuses[-1], "INCOMPLETE")
         self.assertTrue(any(m["type"] == "STATE" for m in msgs))
-        self.ok = True
 
     def test_slow_consumer_keeps_memory_bounded(self):
         """2,000,000 rows (about 150 MB of output) read at about 2 MB/s: the
@@ -207,7 +198,6 @@ class SourceExample(unittest.TestCase):
               % (got, peak / 1024.0, min(samples), max(samples)))
         self.assertGreater(got, 100 * 1000 * 1000)
         self.assertLess(peak, 16 * 1024, "peak RSS %d kB" % peak)
-        self.ok = True
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ class Commands(TinyCase):
             self.assertIn(k, props)
         self.assertTrue(props["refresh_token"]["airbyte_secret"])
         self.assertLessEqual(props["requests_per_second"]["default"] * 60, 30)
-        self.ok = True
 
     def test_check_rotates_the_token_and_says_so_first(self):
         cfg = th.config(self.srv)
@@ -52,12 +51,10 @@ class Commands(TinyCase):
         for p in ("path.contatos", "path.pedidos", "path.produtos", "path.estoque"):
             self.assertEqual(paths.get(p), 1, p)
         self.assert_only_the_rotated_token_works(cfg, new)
-        self.ok = True
 
     def test_check_wrong_client_secret(self):
         cfg = th.config(self.srv, client_secret="not-the-secret")
         self.check_failed(cfg, ("credentials", "invalid_client"), ("not-the-secret", th.RT0))
-        self.ok = True
 
     def test_check_bad_config(self):
         cfg = th.config(self.srv, token_url="ftp://x", start_date="2024-13-45",
@@ -65,7 +62,6 @@ class Commands(TinyCase):
         message = self.check_failed(cfg, ("refresh_token", "token_url"))
         self.assertNotIn("short", message)
         self.assertEqual(self.counters().get("tokens_issued"), None)
-        self.ok = True
 
     def test_discover(self):
         res = self.run_src("discover", th.config(self.srv))
@@ -78,7 +74,6 @@ class Commands(TinyCase):
         self.assertIn("itens", streams["pedidos"]["json_schema"]["properties"])
         self.assertIn("variacoes", streams["produtos"]["json_schema"]["properties"])
         self.assertEqual(self.counters().get("api_requests"), None)
-        self.ok = True
 
 
 class Reads(TinyCase):
@@ -109,7 +104,6 @@ class Reads(TinyCase):
         self.assertTrue(all(v["grade"] for v in variations))
         self.assert_no_secret(res, cfg["client_secret"], th.RT0,
                               th.latest_config(res.messages, cfg)["refresh_token"])
-        self.ok = True
 
     def test_incremental_second_run_moves_only_what_changed(self):
         cfg = th.config(self.srv, lookback_seconds=0)
@@ -155,7 +149,6 @@ class Reads(TinyCase):
                            state=state, name="third")
         self.assertEqual(res.rc, 0, res.describe())
         self.assertEqual(th.records(res.messages), [])
-        self.ok = True
 
 
 class Failures(TinyCase):
@@ -168,7 +161,6 @@ class Failures(TinyCase):
              [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "pedidos"},
                                             "stream_state": {"cursor": "yesterday"}}}],
              "cursor")))
-        self.ok = True
 
     def test_wrong_credentials_are_config_errors(self):
         for over, needle in (({"refresh_token": "rt-not-valid-000000"}, "invalid_grant"),
@@ -176,14 +168,12 @@ class Failures(TinyCase):
             res = self.run_src("read", th.config(self.srv, **over), th.catalog(), name=needle)
             self.assert_read_failed(res, "config_error", needle)
             self.assert_no_secret(res, "rt-not-valid-000000", "not-the-secret")
-        self.ok = True
 
     def test_5xx_resets_and_throttling_are_retried(self):
         res = self.read_through_faults({"seed": 11, "rate_503": 0.1, "rate_500": 0.05,
                                         "rate_reset": 0.05},
                                        th.config(self.srv, max_retries=8), th.catalog(), 5)
         self.assert_equal_to_account(res)
-        self.ok = True
 
     def test_persistent_5xx_is_transient_error(self):
         self.srv.post("/_admin/faults", {"rate_503": 1.0})
@@ -193,12 +183,10 @@ class Failures(TinyCase):
         statuses = [m["trace"]["stream_status"]["status"] for m in res.of_type("TRACE")
                     if m["trace"]["type"] == "STREAM_STATUS"]
         self.assertEqual(statuses[-1], "INCOMPLETE")
-        self.ok = True
 
     def test_token_expiry_mid_sync(self):
         res = self.read_through_token_expiry(th.config(self.srv), th.catalog(), 0.05)
         self.assert_equal_to_account(res)
-        self.ok = True
 
 
 class RateLimit(TinyCase):
@@ -217,7 +205,6 @@ class RateLimit(TinyCase):
         self.assertEqual(c.get("rate_limited"), 1, c)
         summary = [m for m in res.logs() if m.startswith("tiny: ")][-1]
         self.assertIn(" 1 throttled", summary)
-        self.ok = True
 
 
 class Crashes(TinyCase):
@@ -234,7 +221,6 @@ class Crashes(TinyCase):
         res = self.run_src("read", new_cfg, cat, name="new")
         self.assertEqual(res.rc, 0, res.describe())
         self.assert_equal_to_account(res, ("contatos",))
-        self.ok = True
 
     def test_sigkill_mid_stream_then_resume_from_state(self):
         cfg = th.config(self.srv, page_size=10, requests_per_second=100)
@@ -250,7 +236,6 @@ class Crashes(TinyCase):
             self.assertEqual(len(th.records(second.messages)), 200 - resume["offset"], mode)
             cfg = th.latest_config(second.messages, cfg)
             cfg["refresh_token"] = th.RT0  # the next loop resets the account
-        self.ok = True
 
 
 if __name__ == "__main__":

@@ -89,27 +89,53 @@ static bool parse_ns(yajl_val v, const char **ns)
 static enum ab_status parse_record(struct ab_msg *msg, struct ab_error *err)
 {
     yajl_val rec = ab_json_get(msg->root, "record");
-    const char *stream = ab_json_str(ab_json_get(rec, "stream"));
+    yajl_val stream_v = NULL;
+    yajl_val ns = NULL;
+    yajl_val data = NULL;
+    yajl_val emitted_at = NULL;
+    const char *stream;
 
     if (!rec || rec->type != yajl_t_object) {
         return ab_error_set(err, AB_ERR_PROTOCOL, "RECORD has no \"record\" object");
     }
+    /* one pass over the members (names are unique: the parser checks) */
+    for (size_t i = 0; i < rec->u.object.len; i++) {
+        const char *k = rec->u.object.keys[i];
+        yajl_val v = rec->u.object.values[i];
+
+        switch (k[0]) {
+        case 's':
+            stream_v = strcmp(k, "stream") == 0 ? v : stream_v;
+            break;
+        case 'd':
+            data = strcmp(k, "data") == 0 ? v : data;
+            break;
+        case 'e':
+            emitted_at = strcmp(k, "emitted_at") == 0 ? v : emitted_at;
+            break;
+        case 'n':
+            ns = strcmp(k, "namespace") == 0 ? v : ns;
+            break;
+        default:
+            break;
+        }
+    }
+    stream = ab_json_str(stream_v);
     if (!stream || !stream[0]) {
         return ab_error_set(err, AB_ERR_PROTOCOL, "RECORD has no \"stream\"");
     }
     msg->stream = stream;
-    if (!parse_ns(ab_json_get(rec, "namespace"), &msg->ns)) {
+    if (!parse_ns(ns, &msg->ns)) {
         return ab_error_set(err, AB_ERR_PROTOCOL,
                             "RECORD for stream '%.*s' has a \"namespace\" that is not a string",
                             AB_PROTO_NAME_MAX, stream);
     }
-    msg->data = ab_json_get(rec, "data");
-    if (!msg->data || msg->data->type != yajl_t_object) {
-        msg->data = NULL;
+    if (!data || data->type != yajl_t_object) {
         return ab_error_set(err, AB_ERR_PROTOCOL, "RECORD for stream '%.*s' has no \"data\" object",
                             AB_PROTO_NAME_MAX, stream);
     }
-    msg->emitted_at = parse_ms(ab_json_get(rec, "emitted_at"));
+    msg->data = data;
+    msg->emitted_at = parse_ms(emitted_at);
     return AB_OK;
 }
 
