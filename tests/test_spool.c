@@ -107,6 +107,27 @@ static void check_all(struct ab_spool *sp, const uint64_t *offs, size_t n)
             assert_int_equal(next, ab_spool_end(sp));
         }
     }
+    /* A piece of a record, read where it is wanted: its length and the
+     * next offset come along; nothing past its end. */
+    for (i = 0; i < n; i++) {
+        size_t len = make_record(i, want, sizeof(want));
+        size_t pos = len / 3;
+        size_t got_len = 0;
+        uint64_t next = 0;
+        char piece[4096];
+
+        assert_int_equal(
+            ab_spool_read_at(sp, offs[i], pos, piece, len - pos, &got_len, &next, &err), AB_OK);
+        assert_int_equal(got_len, len);
+        assert_memory_equal(len > pos ? piece : "", want + pos, len - pos);
+        assert_int_equal(next, i + 1 < n ? offs[i + 1] : ab_spool_end(sp));
+        assert_int_equal(ab_spool_read_at(sp, offs[i], 0, piece, len, NULL, NULL, &err), AB_OK);
+        assert_memory_equal(len ? piece : "", want, len);
+        assert_int_equal(ab_spool_read_at(sp, offs[i], pos, piece, len - pos + 1, NULL, NULL, &err),
+                         AB_ERR_INTERNAL);
+        assert_int_equal(ab_spool_read_at(sp, offs[i], len + 1, piece, 0, NULL, NULL, &err),
+                         AB_ERR_INTERNAL);
+    }
     ab_buf_release(&b);
 }
 

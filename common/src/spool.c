@@ -580,6 +580,39 @@ enum ab_status ab_spool_read(struct ab_spool *sp, uint64_t off, struct ab_buf *o
     return AB_OK;
 }
 
+enum ab_status ab_spool_read_at(struct ab_spool *sp, uint64_t off, size_t pos, void *dst, size_t n,
+                                size_t *len, uint64_t *next, struct ab_error *err)
+{
+    size_t rlen = 0;
+    enum ab_status rc;
+
+    if (sp->sticky.code != AB_OK) {
+        return broken(sp, err);
+    }
+    rc = read_frame(sp, off, &rlen, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    if (pos > rlen || n > rlen - pos) {
+        return ab_error_set(err, AB_ERR_INTERNAL,
+                            "bytes %zu to %zu of a spool record of %zu bytes asked for", pos,
+                            pos + n, rlen);
+    }
+    if (n > 0) {
+        rc = get_bytes(sp, off + SPOOL_FRAME + pos, dst, n, err);
+        if (rc != AB_OK) {
+            return fail(sp, err);
+        }
+    }
+    if (len) {
+        *len = rlen;
+    }
+    if (next) {
+        *next = off + SPOOL_FRAME + rlen;
+    }
+    return AB_OK;
+}
+
 void ab_spool_iter_init(struct ab_spool_iter *it, struct ab_spool *sp, uint64_t from)
 {
     it->sp = sp;

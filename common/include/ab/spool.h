@@ -77,6 +77,15 @@ enum ab_status ab_spool_append3(struct ab_spool *sp, const void *a, size_t na, c
 enum ab_status ab_spool_read(struct ab_spool *sp, uint64_t off, struct ab_buf *out, uint64_t *next,
                              struct ab_error *err);
 
+/* Copies n bytes from position pos of the record at off into dst, without
+ * reading the rest of it (a header, then only the part of the record the
+ * caller needs, where it needs it). *len (may be NULL) receives the
+ * record's length and *next (may be NULL) the offset of the following
+ * record. pos + n past the record's length, or an offset that is not a
+ * record, is AB_ERR_INTERNAL. */
+enum ab_status ab_spool_read_at(struct ab_spool *sp, uint64_t off, size_t pos, void *dst, size_t n,
+                                size_t *len, uint64_t *next, struct ab_error *err);
+
 /* Iteration from a given offset (0: the first record). Value struct. */
 struct ab_spool_iter {
     struct ab_spool *sp;
