@@ -12,8 +12,8 @@ benchmark runs, in one go and on the same input files:
   only parses every line;
 * destination-crm360 with gzip, destination-crm360 without gzip (both on a
   customers + orders stream, the one bench_crm360.py generates) and
-  destination-shops (products + inventory, as bench_shops.py generates),
-  each against its fast sink (integration/fast_sink*.py, a server that
+  destination-shops with gzip (its default) and without it (products +
+  inventory, as bench_shops.py generates), each against its fast sink (integration/fast_sink*.py, a server that
   answers at once without validating, so the figures are the destination's
   own).
 
@@ -147,8 +147,9 @@ def main():
     p.add_argument("--repeat", type=int, default=5, help="timed runs per figure (median)")
     p.add_argument("--callgrind-records", type=int, default=200000,
                    help="input size of the callgrind runs; 0 skips them")
-    p.add_argument("--only", default="crm360-gzip,crm360-plain,shops",
-                   help="comma-separated subset of crm360-gzip,crm360-plain,shops")
+    p.add_argument("--only", default="crm360-gzip,crm360-plain,shops,shops-plain",
+                   help="comma-separated subset of crm360-gzip,crm360-plain,shops (with gzip), "
+                   "shops-plain (without)")
     p.add_argument("--quick", action="store_true", help="CI smoke: 20,000 records, 1 run")
     p.add_argument("--cache-dir", default=None, help="keep generated inputs here")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -172,8 +173,8 @@ def main():
         k = wd.write_json("crm.catalog.json", crm360_helpers.catalog())
         return [crm_bin, "write", "--config", c, "--catalog", k]
 
-    def shops_args(url, n):
-        c = wd.write_json("shops.config.json", shops_config(url, wd))
+    def shops_args(url, n, gzip):
+        c = wd.write_json("shops-%s.config.json" % gzip, shops_config(url, wd, gzip=gzip))
         k = wd.write_json("shops-%d.catalog.json" % n, shops_helpers.catalog(sync_id=n))
         return [shops_bin, "write", "--config", c, "--catalog", k]
 
@@ -195,7 +196,11 @@ def main():
                 cases.append((n, "crm360 no gzip", crm_in,
                               lambda n: crm_args(crm_sink.url, False)))
             if "shops" in only:
-                cases.append((n, "shops", shops_in, lambda n: shops_args(shops_sink.url, n)))
+                cases.append((n, "shops gzip", shops_in,
+                              lambda n: shops_args(shops_sink.url, n, True)))
+            if "shops-plain" in only:
+                cases.append((n, "shops no gzip", shops_in,
+                              lambda n: shops_args(shops_sink.url, n, False)))
         floors = {}
         for n, name, path, argv in cases:
             recs = count_records(path)

@@ -107,6 +107,27 @@ static void check_all(struct ab_spool *sp, const uint64_t *offs, size_t n)
             assert_int_equal(next, ab_spool_end(sp));
         }
     }
+    /* A piece of a record, read where it is wanted: its length and the
+     * next offset come along; nothing past its end. */
+    for (i = 0; i < n; i++) {
+        size_t len = make_record(i, want, sizeof(want));
+        size_t pos = len / 3;
+        size_t got_len = 0;
+        uint64_t next = 0;
+        char piece[4096];
+
+        assert_int_equal(
+            ab_spool_read_at(sp, offs[i], pos, piece, len - pos, &got_len, &next, &err), AB_OK);
+        assert_int_equal(got_len, len);
+        assert_memory_equal(len > pos ? piece : "", want + pos, len - pos);
+        assert_int_equal(next, i + 1 < n ? offs[i + 1] : ab_spool_end(sp));
+        assert_int_equal(ab_spool_read_at(sp, offs[i], 0, piece, len, NULL, NULL, &err), AB_OK);
+        assert_memory_equal(len ? piece : "", want, len);
+        assert_int_equal(ab_spool_read_at(sp, offs[i], pos, piece, len - pos + 1, NULL, NULL, &err),
+                         AB_ERR_INTERNAL);
+        assert_int_equal(ab_spool_read_at(sp, offs[i], len + 1, piece, 0, NULL, NULL, &err),
+                         AB_ERR_INTERNAL);
+    }
     ab_buf_release(&b);
 }
 
@@ -221,9 +242,22 @@ static void test_spool_shared_budget(void **state)
     check_all(b, offs_b, 1000);
     assert_int_equal(ab_spool_reset(a, &err), AB_OK);
     assert_int_equal(budget.used, ab_spool_memory(b));
+    /* a's chunks stay with the budget, counted against its limit */
+    assert_true(budget.cached > 0);
+    assert_true(budget.used + budget.cached <= budget.limit);
+    /* and a spool that fills again takes them: nothing new beyond the limit */
+    fill(a, offs_a, 0, 1000);
+    check_all(a, offs_a, 1000);
+    check_all(b, offs_b, 1000);
+    assert_true(budget.used + budget.cached <= budget.limit);
     ab_spool_free(b);
-    assert_int_equal(budget.used, 0);
+    assert_int_equal(budget.used, ab_spool_memory(a));
     ab_spool_free(a);
+    assert_int_equal(budget.used, 0);
+    assert_int_equal(budget.cached, AB_SPOOL_CHUNK * 3);
+    ab_spool_budget_release(&budget);
+    assert_int_equal(budget.cached, 0);
+    assert_null(budget.free);
 }
 
 static void test_spool_large_records_and_two_pieces(void **state)

@@ -40,7 +40,7 @@
     ((sp)->mem_len <= (uint64_t)(sp)->nchunks * AB_SPOOL_CHUNK &&                                  \
      ((sp)->spilled || (sp)->file_len == 0) &&                                                     \
      (sp)->file_flushed + (sp)->wlen == (sp)->file_len && (sp)->wlen <= SPOOL_WBUF &&              \
-     (sp)->budget->used <= (sp)->budget->limit)
+     (sp)->budget->used + (sp)->budget->cached <= (sp)->budget->limit)
 
 struct ab_spool {
     struct ab_spool_budget own;
@@ -71,6 +71,50 @@ void ab_spool_budget_init(struct ab_spool_budget *b, size_t limit)
 {
     b->limit = limit;
     b->used = 0;
+    b->cached = 0;
+    b->free = NULL;
+}
+
+void ab_spool_budget_release(struct ab_spool_budget *b)
+{
+    AB_ASSERT(b->used == 0);
+    while (b->free) {
+        char *c = b->free;
+
+        memcpy(&b->free, c, sizeof(b->free));
+        free(c);
+        b->cached -= AB_SPOOL_CHUNK;
+    }
+    AB_ASSERT(b->cached == 0);
+}
+
+/* A chunk from the budget's cache, else a new one if the budget allows;
+ * NULL when it does not (or malloc fails). */
+static char *budget_take(struct ab_spool_budget *b)
+{
+    char *c = b->free;
+
+    if (c) {
+        memcpy(&b->free, c, sizeof(b->free));
+        b->cached -= AB_SPOOL_CHUNK;
+    } else if (b->used > b->limit || b->limit - b->used < AB_SPOOL_CHUNK) {
+        return NULL;
+    } else if ((c = malloc(AB_SPOOL_CHUNK)) == NULL) {
+        return NULL; /* RAM is short: the file takes over */
+    }
+    b->used += AB_SPOOL_CHUNK;
+    AB_ASSERT(b->used + b->cached <= b->limit);
+    return c;
+}
+
+/* Gives a chunk back to the budget's cache. */
+static void budget_give(struct ab_spool_budget *b, char *c)
+{
+    AB_ASSERT(b->used >= AB_SPOOL_CHUNK);
+    memcpy(c, &b->free, sizeof(b->free));
+    b->free = c;
+    b->used -= AB_SPOOL_CHUNK;
+    b->cached += AB_SPOOL_CHUNK;
 }
 
 void ab_spool_opts_init(struct ab_spool_opts *o)
@@ -181,9 +225,8 @@ static void free_chunks_from(struct ab_spool *sp, size_t keep)
 {
     while (sp->nchunks > keep) {
         sp->nchunks--;
-        free(sp->chunks[sp->nchunks]);
+        budget_give(sp->budget, sp->chunks[sp->nchunks]);
         sp->chunks[sp->nchunks] = NULL;
-        sp->budget->used -= AB_SPOOL_CHUNK;
     }
 }
 
@@ -193,6 +236,9 @@ void ab_spool_free(struct ab_spool *sp)
         return;
     }
     free_chunks_from(sp, 0);
+    if (sp->budget == &sp->own) {
+        ab_spool_budget_release(&sp->own);
+    }
     free(sp->chunks);
     if (sp->fd >= 0) {
         (void)close(sp->fd);
@@ -332,10 +378,6 @@ static bool grow_chunks(struct ab_spool *sp)
 {
     char *c;
 
-    if (sp->budget->used > sp->budget->limit ||
-        sp->budget->limit - sp->budget->used < AB_SPOOL_CHUNK) {
-        return false;
-    }
     if (sp->nchunks == sp->chunks_cap) {
         size_t cap = sp->chunks_cap ? sp->chunks_cap * 2 : 16;
         char **v = realloc(sp->chunks, cap * sizeof(*v));
@@ -346,12 +388,11 @@ static bool grow_chunks(struct ab_spool *sp)
         sp->chunks = v;
         sp->chunks_cap = cap;
     }
-    c = malloc(AB_SPOOL_CHUNK);
+    c = budget_take(sp->budget);
     if (!c) {
-        return false; /* RAM is short: the file takes over */
+        return false;
     }
     sp->chunks[sp->nchunks++] = c;
-    sp->budget->used += AB_SPOOL_CHUNK;
     return true;
 }
 
@@ -576,6 +617,39 @@ enum ab_status ab_spool_read(struct ab_spool *sp, uint64_t off, struct ab_buf *o
     out->data[len] = '\0';
     if (next) {
         *next = off + SPOOL_FRAME + len;
+    }
+    return AB_OK;
+}
+
+enum ab_status ab_spool_read_at(struct ab_spool *sp, uint64_t off, size_t pos, void *dst, size_t n,
+                                size_t *len, uint64_t *next, struct ab_error *err)
+{
+    size_t rlen = 0;
+    enum ab_status rc;
+
+    if (sp->sticky.code != AB_OK) {
+        return broken(sp, err);
+    }
+    rc = read_frame(sp, off, &rlen, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    if (pos > rlen || n > rlen - pos) {
+        return ab_error_set(err, AB_ERR_INTERNAL,
+                            "bytes %zu to %zu of a spool record of %zu bytes asked for", pos,
+                            pos + n, rlen);
+    }
+    if (n > 0) {
+        rc = get_bytes(sp, off + SPOOL_FRAME + pos, dst, n, err);
+        if (rc != AB_OK) {
+            return fail(sp, err);
+        }
+    }
+    if (len) {
+        *len = rlen;
+    }
+    if (next) {
+        *next = off + SPOOL_FRAME + rlen;
     }
     return AB_OK;
 }

@@ -186,6 +186,53 @@ static struct shp_req *req_new(struct shp_dest *s, enum shp_req_kind kind,
     return q;
 }
 
+/* A part body to fill: a spare one, or a new one (NULL: out of memory). */
+static struct ab_buf *body_take(struct shp_dest *s)
+{
+    struct ab_buf *b;
+
+    if (s->nspare_bodies > 0) {
+        return s->spare_bodies[--s->nspare_bodies];
+    }
+    b = malloc(sizeof(*b));
+    if (b) {
+        ab_buf_init(b, s->cfg.lim.max_bytes);
+    }
+    return b;
+}
+
+/* b (may be NULL) is no longer needed: kept for the next part, or freed. */
+static void body_give(struct shp_dest *s, struct ab_buf *b)
+{
+    if (!b) {
+        return;
+    }
+    if (s->nspare_bodies < s->cfg.max_in_flight + 1 && s->nspare_bodies < SHP_SPARE_BODIES) {
+        ab_buf_reset(b);
+        s->spare_bodies[s->nspare_bodies++] = b;
+        return;
+    }
+    ab_buf_release(b);
+    free(b);
+}
+
+void shp_bodies_free(struct shp_dest *s)
+{
+    while (s->nspare_bodies > 0) {
+        struct ab_buf *b = s->spare_bodies[--s->nspare_bodies];
+
+        ab_buf_release(b);
+        free(b);
+    }
+}
+
+/* Frees an unlinked request context and gives its body back. */
+static void req_free(struct shp_dest *s, struct shp_req *q)
+{
+    body_give(s, q->body);
+    free(q);
+}
+
 static void req_unlink(struct shp_req *q)
 {
     if (q->prev) {
@@ -206,7 +253,7 @@ void shp_reqs_free(struct shp_dest *s)
         struct shp_req *q = s->reqs;
 
         req_unlink(q);
-        free(q);
+        req_free(s, q);
     }
 }
 
@@ -228,9 +275,12 @@ static void on_header(void *arg, const char *name, size_t name_len, const char *
     }
 }
 
-/* Submits r (ownership taken) with a fresh context; false after shp_fail. */
-static bool submit(struct shp_dest *s, struct ab_http_req *r, enum shp_req_kind kind,
-                   const struct shp_import *imp, size_t part, const char *id)
+/* Submits r (ownership taken) with a fresh context, which keeps body (may
+ * be NULL: the part body r points at) until the answer; false after
+ * shp_fail. */
+static bool submit_body(struct shp_dest *s, struct ab_http_req *r, enum shp_req_kind kind,
+                        const struct shp_import *imp, size_t part, const char *id,
+                        struct ab_buf *body)
 {
     struct ab_error e;
     struct shp_req *q = req_new(s, kind, imp, part, id);
@@ -238,18 +288,26 @@ static bool submit(struct shp_dest *s, struct ab_http_req *r, enum shp_req_kind 
     ab_error_init(&e);
     if (!q) {
         ab_http_req_free(r);
+        body_give(s, body);
         fail_msg(s, AB_ERR_NOMEM, "out of memory (request context)");
         return false;
     }
+    q->body = body;
     ab_http_req_on_header(r, on_header, q);
     q->sent_us = ab_now_us();
     if (ab_http_submit(s->h, r, on_done, q, &e) != AB_OK) {
         req_unlink(q);
-        free(q);
+        req_free(s, q);
         shp_fail(s, &e);
         return false;
     }
     return true;
+}
+
+static bool submit(struct shp_dest *s, struct ab_http_req *r, enum shp_req_kind kind,
+                   const struct shp_import *imp, size_t part, const char *id)
+{
+    return submit_body(s, r, kind, imp, part, id, NULL);
 }
 
 /* "<api_url>/v1/imports/<id><suffix>" into u. */
@@ -824,7 +882,8 @@ static enum ab_status spooled_meta(const struct ab_buf *rec, struct shp_rec_meta
     return AB_OK;
 }
 
-/* The body of part pi (read back from the spool) into body. */
+/* The body of part pi into body: each item read from the spool straight
+ * into its place (the header first, then the item's bytes alone). */
 static enum ab_status part_body(struct shp_dest *s, struct shp_import *imp, size_t pi,
                                 struct ab_buf *body, struct ab_error *e)
 {
@@ -836,22 +895,36 @@ static enum ab_status part_body(struct shp_dest *s, struct shp_import *imp, size
     uint32_t k;
     uint32_t n = 0;
 
+    (void)s;
     rc = shp_part_body_begin(body, shp_object_name(p->obj), e);
+    if (rc == AB_OK && p->bytes > body->len) {
+        rc = ab_buf_reserve(body, p->bytes - body->len, e); /* the whole part: no growth */
+    }
     for (k = 0; rc == AB_OK && k < p->count; k++) {
-        rc = ab_spool_read(sp, off, &s->scratch, &off, e);
-        if (rc == AB_OK && (p->fix && shp_leftout_has(&p->fix->out, k))) {
-            continue; /* refused by the target: dead-lettered */
-        }
-        if (rc == AB_OK && shp_probe_includes(probe, k)) {
-            struct shp_rec_meta meta;
+        unsigned char hdr[SHP_REC_HEADER];
+        struct shp_rec_meta meta;
+        size_t len = 0;
+        uint64_t next = 0;
+        char *at;
 
-            rc = spooled_meta(&s->scratch, &meta, e);
+        rc = ab_spool_read_at(sp, off, 0, hdr, sizeof(hdr), &len, &next, e);
+        if (rc != AB_OK) {
+            break;
+        }
+        if (!(p->fix && shp_leftout_has(&p->fix->out, k)) && shp_probe_includes(probe, k)) {
+            /* (a left-out record was refused by the target: dead-lettered) */
+            shp_rec_header_decode(hdr, &meta);
+            if (meta.item_len > len - SHP_REC_HEADER) {
+                rc = ab_error_set(e, AB_ERR_INTERNAL, "spool record shorter than its item");
+                break;
+            }
+            rc = shp_part_body_room(body, n == 0, meta.item_len, &at, e);
             if (rc == AB_OK) {
-                rc = shp_part_body_add(body, n == 0, s->scratch.data + SHP_REC_HEADER,
-                                       meta.item_len, e);
+                rc = ab_spool_read_at(sp, off, SHP_REC_HEADER, at, meta.item_len, NULL, NULL, e);
             }
             n++;
         }
+        off = next;
     }
     if (rc == AB_OK) {
         rc = shp_part_body_end(body, e);
@@ -873,19 +946,22 @@ static void dry_import(struct shp_dest *s, struct shp_import *imp)
 
     ab_error_init(&e);
     for (size_t pi = 0; pi < imp->nparts; pi++) {
-        struct ab_buf body;
+        struct ab_buf *body = body_take(s);
         enum ab_status rc;
 
-        ab_buf_init(&body, s->cfg.lim.max_bytes);
-        rc = part_body(s, imp, pi, &body, &e);
+        if (!body) {
+            fail_msg(s, AB_ERR_NOMEM, "out of memory (part body)");
+            return;
+        }
+        rc = part_body(s, imp, pi, body, &e);
         if (rc == AB_OK) {
             (void)snprintf(label, sizeof(label), "PUT /v1/imports/{import #%llu}/parts/%zu",
                            (unsigned long long)imp->serial, pi + 1);
             ab_driver_dry_request(s->d, shp_object_name(imp->parts[pi].obj),
                                   imp->mode_replace ? "replace import part" : "import part", label,
-                                  imp->parts[pi].count, body.data, body.len);
+                                  imp->parts[pi].count, body->data, body->len);
         }
-        ab_buf_release(&body);
+        body_give(s, body);
         if (rc != AB_OK) {
             shp_fail(s, &e);
             return;
@@ -900,33 +976,40 @@ static void dry_import(struct shp_dest *s, struct shp_import *imp)
 static void submit_part(struct shp_dest *s, struct shp_import *imp, size_t pi)
 {
     struct ab_error e;
-    struct ab_buf body;
+    struct ab_buf *body = body_take(s);
     struct ab_http_req *r = NULL;
     char label[SHP_ID_MAX + 64];
     enum ab_status rc;
 
     ab_error_init(&e);
-    ab_buf_init(&body, s->cfg.lim.max_bytes);
-    rc = part_body(s, imp, pi, &body, &e);
+    if (!body) {
+        fail_msg(s, AB_ERR_NOMEM, "out of memory (part body)");
+        return;
+    }
+    rc = part_body(s, imp, pi, body, &e);
     if (rc == AB_OK) {
         char suffix[32];
 
         (void)snprintf(suffix, sizeof(suffix), "/parts/%zu", pi + 1);
         (void)snprintf(label, sizeof(label), "PUT %s part %zu", imp->id, pi + 1);
-        r = import_req(s, "PUT", imp->id, suffix, &body, label, &e);
+        r = import_req(s, "PUT", imp->id, suffix, NULL, label, &e);
         if (!r) {
             rc = e.code;
+        } else {
+            /* the request points at the body, kept with its context */
+            rc = ab_http_req_body_ref(r, body->data, body->len, "application/json", &e);
         }
     }
-    ab_buf_release(&body);
     if (rc != AB_OK) {
+        ab_http_req_free(r);
+        body_give(s, body);
         shp_fail(s, &e);
         return;
     }
     if (s->cfg.gzip) {
         ab_http_req_flags(r, AB_HTTP_GZIP);
     }
-    if (submit(s, r, SHP_REQ_PART, imp, pi, imp->id)) {
+    if (submit_body(s, r, SHP_REQ_PART, imp, pi, imp->id, body)) {
         set_part_state(imp, pi, SHP_PART_UPLOADING);
         s->uploads_inflight++;
     }
@@ -1757,6 +1840,7 @@ static void on_done(void *arg, const struct ab_http_resp *resp)
     struct shp_req *q = arg;
     struct shp_dest *s = q->s;
     struct shp_import *imp;
+    struct ab_buf *sent;
     yajl_val body;
 
     req_unlink(q);
@@ -1767,7 +1851,7 @@ static void on_done(void *arg, const struct ab_http_resp *resp)
         s->aborts_inflight--;
     }
     if (s->failed) {
-        free(q);
+        req_free(s, q);
         return;
     }
     imp = q->kind == SHP_REQ_ABORT ? NULL : find_import(s, q->serial);
@@ -1807,8 +1891,13 @@ out:
     if (body) {
         ab_json_free(body);
     }
+    /* its part body is given back once the pump is done: the client may
+     * read it until this callback returns */
+    sent = q->body;
+    q->body = NULL;
     free(q);
     shp_pump(s);
+    body_give(s, sent);
 }
 
 /* ---- the pump -------------------------------------------------------------- */

@@ -121,6 +121,23 @@ enum ab_status shp_part_body_end(struct ab_buf *b, struct ab_error *err)
     return ab_buf_adds(b, BODY_TAIL, err);
 }
 
+enum ab_status shp_part_body_room(struct ab_buf *b, bool first, size_t len, char **at,
+                                  struct ab_error *err)
+{
+    enum ab_status rc = ab_buf_reserve(b, len + (first ? 0 : 1), err);
+
+    if (rc != AB_OK) {
+        return rc;
+    }
+    if (!first) {
+        b->data[b->len++] = ',';
+    }
+    *at = b->data + b->len;
+    b->len += len;
+    b->data[b->len] = '\0';
+    return AB_OK;
+}
+
 /* ---- parts refused as a whole ------------------------------------------- */
 
 /* The position of the first left-out index >= k. */

@@ -60,6 +60,11 @@ enum ab_status shp_part_body_begin(struct ab_buf *b, const char *object, struct 
 enum ab_status shp_part_body_add(struct ab_buf *b, bool first, const char *item, size_t len,
                                  struct ab_error *err);
 enum ab_status shp_part_body_end(struct ab_buf *b, struct ab_error *err);
+/* As shp_part_body_add() for an item whose bytes the caller writes: *at is
+ * where its len bytes go, at the end of b, whose length counts them
+ * already (write them before anything else changes b). */
+enum ab_status shp_part_body_room(struct ab_buf *b, bool first, size_t len, char **at,
+                                  struct ab_error *err);
 
 /*
  * A part the target refuses as a whole (400 invalid_json or invalid_encoding:

@@ -2,11 +2,13 @@
 /* SPDX-License-Identifier: MIT */
 #include "rules.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <strings.h>
 
+#include "ab/assert.h"
 #include "ab/json.h"
 #include "ab/pager.h"
 
@@ -37,6 +39,7 @@ enum kind {
 
 struct rule {
     const char *field;
+    size_t flen; /* strlen(field) */
     enum kind kind;
     bool required;
     size_t min;
@@ -53,26 +56,29 @@ struct rule {
 #define MAX_QUANTITY          1000000000ULL
 #define MAX_PRICE_INT_DIGITS  15
 
+/* A field's name and its length. */
+#define F(name) name, sizeof(name) - 1
+
 static const struct rule product_rules[] = {
-    {"sku", K_SKU, true, 1, MAX_SKU_CHARS, false, NULL},
-    {"parent_sku", K_SKU, false, 1, MAX_SKU_CHARS, false, NULL},
-    {"brand", K_TEXT, true, 1, 0, false, NULL},
-    {"title", K_TEXT, true, 1, MAX_TITLE_CHARS, false, NULL},
-    {"description", K_TEXT, false, 0, MAX_DESCRIPTION_BYTES, true, NULL},
-    {"price", K_DECIMAL, true, 0, 0, false, NULL},
-    {"compare_at_price", K_DECIMAL, false, 0, 0, false, "price"},
-    {"currency", K_CURRENCY, true, 0, 0, false, NULL},
-    {"attributes", K_OBJECT, false, 0, 0, false, NULL},
-    {"images", K_URLS, false, 0, MAX_IMAGES, false, NULL},
-    {"active", K_BOOL, false, 0, 0, false, NULL},
-    {"updated_at", K_TIME, true, 0, 0, false, NULL},
+    {F("sku"), K_SKU, true, 1, MAX_SKU_CHARS, false, NULL},
+    {F("parent_sku"), K_SKU, false, 1, MAX_SKU_CHARS, false, NULL},
+    {F("brand"), K_TEXT, true, 1, 0, false, NULL},
+    {F("title"), K_TEXT, true, 1, MAX_TITLE_CHARS, false, NULL},
+    {F("description"), K_TEXT, false, 0, MAX_DESCRIPTION_BYTES, true, NULL},
+    {F("price"), K_DECIMAL, true, 0, 0, false, NULL},
+    {F("compare_at_price"), K_DECIMAL, false, 0, 0, false, "price"},
+    {F("currency"), K_CURRENCY, true, 0, 0, false, NULL},
+    {F("attributes"), K_OBJECT, false, 0, 0, false, NULL},
+    {F("images"), K_URLS, false, 0, MAX_IMAGES, false, NULL},
+    {F("active"), K_BOOL, false, 0, 0, false, NULL},
+    {F("updated_at"), K_TIME, true, 0, 0, false, NULL},
 };
 
 static const struct rule inventory_rules[] = {
-    {"sku", K_SKU, true, 1, MAX_SKU_CHARS, false, NULL},
-    {"location", K_TEXT, false, 1, MAX_LOCATION_CHARS, false, NULL},
-    {"quantity", K_QUANTITY, true, 0, MAX_QUANTITY, false, NULL},
-    {"updated_at", K_TIME, true, 0, 0, false, NULL},
+    {F("sku"), K_SKU, true, 1, MAX_SKU_CHARS, false, NULL},
+    {F("location"), K_TEXT, false, 1, MAX_LOCATION_CHARS, false, NULL},
+    {F("quantity"), K_QUANTITY, true, 0, MAX_QUANTITY, false, NULL},
+    {F("updated_at"), K_TIME, true, 0, 0, false, NULL},
 };
 
 static const struct {
@@ -82,6 +88,10 @@ static const struct {
     {product_rules, sizeof(product_rules) / sizeof(product_rules[0])},
     {inventory_rules, sizeof(inventory_rules) / sizeof(inventory_rules[0])},
 };
+
+_Static_assert(sizeof(product_rules) / sizeof(product_rules[0]) <= SHP_MAX_RULES &&
+                   sizeof(inventory_rules) / sizeof(inventory_rules[0]) <= SHP_MAX_RULES,
+               "SHP_MAX_RULES holds every table");
 
 static const char target_only[] =
     "unknown_sku (an inventory sku must name a product the channel stores or the same import "
@@ -121,6 +131,241 @@ yajl_val shp_item_field(void *arg, const char *field)
     return ab_json_get((yajl_val)arg, field);
 }
 
+/* ---- values ----------------------------------------------------------------- */
+
+/* Times read from lazy text are copied to be NUL-terminated: up to this. */
+#define TIME_TEXT_MAX 256
+
+void shp_val_of_tree(yajl_val v, struct shp_val *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!v) {
+        return;
+    }
+    switch (v->type) {
+    case yajl_t_string:
+        out->type = SHP_V_STRING;
+        out->s = v->u.string;
+        out->len = strlen(v->u.string);
+        out->nul_ended = true;
+        break;
+    case yajl_t_number:
+        out->type = SHP_V_NUMBER;
+        out->s = v->u.number.r;
+        out->len = v->u.number.r ? strlen(v->u.number.r) : 0;
+        out->nul_ended = true;
+        break;
+    case yajl_t_true:
+        out->type = SHP_V_TRUE;
+        break;
+    case yajl_t_false:
+        out->type = SHP_V_FALSE;
+        break;
+    case yajl_t_object:
+        out->type = SHP_V_OBJECT;
+        break;
+    case yajl_t_array:
+        out->type = SHP_V_ARRAY;
+        out->tree = v;
+        out->count = v->u.array.len;
+        break;
+    default:
+        break; /* null */
+    }
+}
+
+/* Field names are short: 4 to 16 bytes compared as two overlapping words. */
+static bool same_bytes(const char *a, const char *b, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t x[4];
+
+        memcpy(&x[0], a, 8);
+        memcpy(&x[1], b, 8);
+        memcpy(&x[2], a + n - 8, 8);
+        memcpy(&x[3], b + n - 8, 8);
+        return x[0] == x[1] && x[2] == x[3];
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t y[4];
+
+        memcpy(&y[0], a, 4);
+        memcpy(&y[1], b, 4);
+        memcpy(&y[2], a + n - 4, 4);
+        memcpy(&y[3], b + n - 4, 4);
+        return y[0] == y[1] && y[2] == y[3];
+    }
+    return memcmp(a, b, n) == 0;
+}
+
+/* The index of the rule of rules[0..n) named name (len bytes), or n;
+ * hint: where to look first (members mostly come in the tables' order). */
+static size_t rule_index(const struct rule *rules, size_t n, const char *name, size_t len,
+                         size_t hint)
+{
+    for (size_t k = 0; k < n; k++) {
+        size_t i = hint + k < n ? hint + k : hint + k - n;
+
+        if (rules[i].flen == len && rules[i].field[0] == name[0] &&
+            same_bytes(rules[i].field, name, len)) {
+            return i;
+        }
+    }
+    return n;
+}
+
+void shp_vals_of_object(unsigned obj, yajl_val o, struct shp_val vals[SHP_MAX_RULES])
+{
+    const struct rule *rules;
+    size_t n;
+    size_t hint = 0;
+
+    memset(vals, 0, SHP_MAX_RULES * sizeof(*vals));
+    if (obj >= sizeof(tables) / sizeof(tables[0]) || !o || o->type != yajl_t_object) {
+        return;
+    }
+    rules = tables[obj].rules;
+    n = tables[obj].n;
+    for (size_t j = 0; j < o->u.object.len; j++) {
+        const char *k = o->u.object.keys[j];
+        size_t i = rule_index(rules, n, k, strlen(k), hint);
+
+        if (i < n) {
+            shp_val_of_tree(o->u.object.values[j], &vals[i]);
+            hint = i + 1 < n ? i + 1 : 0;
+        }
+    }
+}
+
+void shp_vals_of_fields(unsigned obj, shp_field_fn get, void *arg,
+                        struct shp_val vals[SHP_MAX_RULES])
+{
+    memset(vals, 0, SHP_MAX_RULES * sizeof(*vals));
+    if (obj >= sizeof(tables) / sizeof(tables[0])) {
+        return;
+    }
+    for (size_t i = 0; i < tables[obj].n; i++) {
+        shp_val_of_tree(get(arg, tables[obj].rules[i].field), &vals[i]);
+    }
+}
+
+static const char *skip_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p;
+}
+
+/* The next string of a lazily read array of strings without escapes, from
+ * *p (just after '[' or the previous item): its bytes in *s, *len; false
+ * at the end, or at an item that is not such a string (*plain false). */
+static bool next_plain_string(const char **p, const char *e, const char **s, size_t *len,
+                              bool *plain)
+{
+    const char *q = skip_ws(*p, e);
+    const char *end;
+
+    *plain = true;
+    if (q < e && *q == ',') {
+        q = skip_ws(q + 1, e);
+    }
+    if (q >= e || *q == ']') {
+        return false;
+    }
+    if (*q != '"') {
+        *plain = false;
+        return false;
+    }
+    end = memchr(q + 1, '"', (size_t)(e - q - 1));
+    if (!end || memchr(q + 1, '\\', (size_t)(end - q - 1)) != NULL) {
+        *plain = false;
+        return false;
+    }
+    *s = q + 1;
+    *len = (size_t)(end - q - 1);
+    *p = end + 1;
+    return true;
+}
+
+/* A member's value text (t, n bytes: as the lazy reader kept it) for rule r. */
+static bool val_of_text(const struct rule *r, const char *t, size_t n, struct shp_val *v)
+{
+    memset(v, 0, sizeof(*v));
+    switch (t[0]) {
+    case '"':
+        if (n < 2 || memchr(t + 1, '\\', n - 2) != NULL) {
+            return false;
+        }
+        v->type = SHP_V_STRING;
+        v->s = t + 1;
+        v->len = n - 2;
+        return r->kind != K_TIME || v->len < TIME_TEXT_MAX;
+    case 'n':
+        return true;
+    case 't':
+        v->type = SHP_V_TRUE;
+        return true;
+    case 'f':
+        v->type = SHP_V_FALSE;
+        return true;
+    case '{':
+        v->type = SHP_V_OBJECT;
+        return true;
+    case '[':
+        v->type = SHP_V_ARRAY;
+        v->s = t;
+        v->len = n;
+        if (r->kind == K_URLS) {
+            const char *p = t + 1;
+            const char *s;
+            size_t len;
+            bool plain = true;
+
+            while (next_plain_string(&p, t + n, &s, &len, &plain)) {
+                v->count++;
+            }
+            return plain;
+        }
+        return true;
+    default:
+        v->type = SHP_V_NUMBER;
+        v->s = t;
+        v->len = n;
+        return true;
+    }
+}
+
+bool shp_vals_of_members(unsigned obj, const char *text, const struct ab_json_member *members,
+                         size_t n, struct shp_val vals[SHP_MAX_RULES])
+{
+    const struct rule *rules;
+    size_t nr;
+    size_t hint = 0;
+
+    if (obj >= sizeof(tables) / sizeof(tables[0]) || !text) {
+        return false;
+    }
+    rules = tables[obj].rules;
+    nr = tables[obj].n;
+    for (size_t i = 0; i < nr; i++) {
+        vals[i].type = SHP_V_NULL; /* absent: nothing else is read */
+    }
+    for (size_t j = 0; j < n; j++) {
+        const struct ab_json_member *m = &members[j];
+        size_t i = rule_index(rules, nr, text + m->name_off, m->name_len, hint);
+
+        if (i < nr) {
+            if (m->val_len == 0 ||
+                !val_of_text(&rules[i], text + m->val_off, m->val_len, &vals[i])) {
+                return false;
+            }
+            hint = i + 1 < nr ? i + 1 : 0;
+        }
+    }
+    return true;
+}
+
 /* ---- checks ----------------------------------------------------------------- */
 
 struct check {
@@ -153,14 +398,14 @@ static void problem(struct check *c, const char *field, const char *code, const 
 }
 
 /* Unicode code points of a UTF-8 string (the intake accepts valid UTF-8 only). */
-static size_t chars(const char *s)
+static size_t chars(const char *s, size_t n)
 {
-    size_t n = 0;
+    size_t k = 0;
 
-    for (; *s; s++) {
-        n += ((unsigned char)*s & 0xC0) != 0x80;
+    for (size_t i = 0; i < n; i++) {
+        k += ((unsigned char)s[i] & 0xC0) != 0x80;
     }
-    return n;
+    return k;
 }
 
 static bool is_digit(char ch)
@@ -178,6 +423,12 @@ static bool is_alnum(char ch)
     return is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
 }
 
+static bool is_hex_or(char ch)
+{
+    return is_digit(ch) || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F') || ch == ':' ||
+           ch == '.';
+}
+
 static bool digits(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -190,50 +441,51 @@ static bool digits(const char *s, size_t n)
 
 /* https://host[:port][(/|?|#)printable ASCII], the scheme of either case;
  * host: letters, digits, '.', '-' starting and ending with a letter or
- * digit, or [an IPv6 literal]; port 1 to 5 digits. */
-static bool https_url(const char *s)
+ * digit, or [an IPv6 literal]; port 1 to 5 digits. s: n bytes. */
+static bool https_url(const char *s, size_t n)
 {
+    const char *e = s + n;
     const char *p = s;
     const char *h;
 
-    if (strncasecmp(p, "https://", 8) != 0) {
+    if (n < 8 || strncasecmp(p, "https://", 8) != 0) {
         return false;
     }
     p += 8;
-    if (*p == '[') {
+    if (p < e && *p == '[') {
         h = ++p;
-        while (*p && (is_digit(*p) || strchr("abcdefABCDEF:.", *p) != NULL)) {
+        while (p < e && is_hex_or(*p)) {
             p++;
         }
-        if (p == h || *p != ']') {
+        if (p == h || p == e || *p != ']') {
             return false;
         }
         p++;
     } else {
         h = p;
-        while (is_alnum(*p) || *p == '.' || *p == '-') {
+        while (p < e && (is_alnum(*p) || *p == '.' || *p == '-')) {
             p++;
         }
         if (p == h || !is_alnum(h[0]) || !is_alnum(p[-1])) {
             return false;
         }
     }
-    if (*p == ':') {
+    if (p < e && *p == ':') {
         h = ++p;
-        while (is_digit(*p)) {
+        while (p < e && is_digit(*p)) {
             p++;
         }
         if (p == h || p - h > 5) {
             return false;
         }
     }
-    if (*p == '\0') {
+    if (p == e) {
         return true;
     }
     if (*p != '/' && *p != '?' && *p != '#') {
         return false;
     }
-    for (p++; *p; p++) {
+    for (p++; p < e; p++) {
         if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7E) {
             return false;
         }
@@ -241,25 +493,26 @@ static bool https_url(const char *s)
     return true;
 }
 
-/* A price in cents into *cents: 1 valid, 0 bad format, -1 out of range
- * (negative non-zero, or more than 15 integer digits). */
-static int decimal(const char *s, long long *cents)
+/* A price (n bytes) in cents into *cents: 1 valid, 0 bad format, -1 out of
+ * range (negative non-zero, or more than 15 integer digits). */
+static int decimal(const char *s, size_t n, long long *cents)
 {
+    const char *e = s + n;
     const char *p = s;
-    bool neg = *p == '-';
+    bool neg = p < e && *p == '-';
     const char *whole;
     long long v = 0;
     size_t sig;
 
     p += neg;
     whole = p;
-    while (is_digit(*p)) {
+    while (p < e && is_digit(*p)) {
         p++;
     }
     if (p == whole) {
         return 0;
     }
-    while (*whole == '0' && whole < p) {
+    while (whole < p && *whole == '0') {
         whole++;
     }
     sig = (size_t)(p - whole);
@@ -267,17 +520,17 @@ static int decimal(const char *s, long long *cents)
         v = v * 10 + (*q - '0');
     }
     v *= 100;
-    if (*p == '.') {
+    if (p < e && *p == '.') {
         p++;
-        if (!is_digit(*p)) {
+        if (p == e || !is_digit(*p)) {
             return 0;
         }
         v += (*p++ - '0') * 10;
-        if (is_digit(*p)) {
+        if (p < e && is_digit(*p)) {
             v += *p++ - '0';
         }
     }
-    if (*p) {
+    if (p != e) {
         return 0;
     }
     if (sig > MAX_PRICE_INT_DIGITS || (neg && v != 0)) {
@@ -287,48 +540,69 @@ static int decimal(const char *s, long long *cents)
     return 1;
 }
 
-/* -?digits, as JSON writes an integer: 1 in range, 0 not an integer, -1 out
- * of 0..max. */
-static int integer(yajl_val v, unsigned long long max)
+/* -?digits, as JSON writes an integer (a number's text, n bytes): 1 in
+ * range, 0 not an integer, -1 out of 0..max. */
+static int integer(const char *s, size_t n, unsigned long long max)
 {
-    const char *s = v->u.number.r;
     const char *p;
-    unsigned long long n = 0;
+    size_t k;
+    unsigned long long v = 0;
 
-    if (!s) {
+    if (!s || n == 0) {
         return 0;
     }
     p = s + (*s == '-');
-    if (!*p || !digits(p, strlen(p))) {
+    k = n - (size_t)(p - s);
+    if (k == 0 || !digits(p, k)) {
         return 0;
     }
     if (*s == '-') {
-        return strspn(p, "0") == strlen(p) ? 1 : -1;
+        for (size_t i = 0; i < k; i++) {
+            if (p[i] != '0') {
+                return -1;
+            }
+        }
+        return 1;
     }
-    if (strlen(p) > 19) {
+    if (k > 19) {
         return -1;
     }
-    for (; *p; p++) {
-        n = n * 10 + (unsigned long long)(*p - '0');
+    for (size_t i = 0; i < k; i++) {
+        v = v * 10 + (unsigned long long)(p[i] - '0');
     }
-    return n <= max ? 1 : -1;
+    return v <= max ? 1 : -1;
 }
 
-/* The length of s when it is only [A-Za-z0-9._-], else 0. */
-static size_t sku_chars(const char *s)
+/* The bytes of a sku: [A-Za-z0-9._-]. */
+static const bool sku_byte[256] = {
+    ['-'] = true, ['.'] = true, ['0'] = true, ['1'] = true, ['2'] = true, ['3'] = true,
+    ['4'] = true, ['5'] = true, ['6'] = true, ['7'] = true, ['8'] = true, ['9'] = true,
+    ['A'] = true, ['B'] = true, ['C'] = true, ['D'] = true, ['E'] = true, ['F'] = true,
+    ['G'] = true, ['H'] = true, ['I'] = true, ['J'] = true, ['K'] = true, ['L'] = true,
+    ['M'] = true, ['N'] = true, ['O'] = true, ['P'] = true, ['Q'] = true, ['R'] = true,
+    ['S'] = true, ['T'] = true, ['U'] = true, ['V'] = true, ['W'] = true, ['X'] = true,
+    ['Y'] = true, ['Z'] = true, ['_'] = true, ['a'] = true, ['b'] = true, ['c'] = true,
+    ['d'] = true, ['e'] = true, ['f'] = true, ['g'] = true, ['h'] = true, ['i'] = true,
+    ['j'] = true, ['k'] = true, ['l'] = true, ['m'] = true, ['n'] = true, ['o'] = true,
+    ['p'] = true, ['q'] = true, ['r'] = true, ['s'] = true, ['t'] = true, ['u'] = true,
+    ['v'] = true, ['w'] = true, ['x'] = true, ['y'] = true, ['z'] = true,
+};
+
+/* The length of s (n bytes) when it is only [A-Za-z0-9._-], else 0. */
+static size_t sku_chars(const char *s, size_t n)
 {
-    const char *p = s;
-
-    while (is_alnum(*p) || *p == '.' || *p == '_' || *p == '-') {
-        p++;
+    for (size_t i = 0; i < n; i++) {
+        if (!sku_byte[(unsigned char)s[i]]) {
+            return 0;
+        }
     }
-    return *p ? 0 : (size_t)(p - s);
+    return n;
 }
 
-static void sku_rule(struct check *c, const struct rule *r, const char *s)
+static void sku_rule(struct check *c, const struct rule *r, const struct shp_val *v)
 {
     char msg[96];
-    size_t n = sku_chars(s);
+    size_t n = sku_chars(v->s, v->len);
 
     if (n == 0) {
         (void)snprintf(msg, sizeof(msg), "%s must use only A-Z a-z 0-9 - _ .", r->field);
@@ -339,41 +613,58 @@ static void sku_rule(struct check *c, const struct rule *r, const char *s)
     }
 }
 
-static void text_rule(struct check *c, const struct rule *r, const char *s)
+static void text_rule(struct check *c, const struct rule *r, const struct shp_val *v)
 {
     char msg[96];
 
-    if (!*s && r->min > 0) {
+    /* no more characters than bytes: counted only past max bytes */
+    if (v->len == 0 && r->min > 0) {
         (void)snprintf(msg, sizeof(msg), "%s must be %zu-%llu characters", r->field, r->min,
                        r->max);
         problem(c, r->field, "invalid_format", msg);
-    } else if (r->max && (r->bytes ? strlen(s) : chars(s)) > r->max) {
+    } else if (r->max && v->len > r->max && (r->bytes ? v->len : chars(v->s, v->len)) > r->max) {
         (void)snprintf(msg, sizeof(msg), "%s must be at most %llu %s", r->field, r->max,
                        r->bytes ? "bytes" : "characters");
         problem(c, r->field, "too_long", msg);
     }
 }
 
-static void urls_rule(struct check *c, const struct rule *r, yajl_val v)
+/* The array's items: a tree's nodes, or the strings of lazy text. */
+static void urls_rule(struct check *c, const struct rule *r, const struct shp_val *v)
 {
     char field[64];
     char msg[96];
+    const char *p = v->tree ? NULL : v->s + 1;
 
-    if (v->type != yajl_t_array) {
+    if (v->type != SHP_V_ARRAY) {
         problem(c, r->field, "invalid_type", "images must be an array of strings");
         return;
     }
-    if (v->u.array.len > r->max) {
+    if (v->count > r->max) {
         (void)snprintf(msg, sizeof(msg), "images must have at most %llu entries", r->max);
         problem(c, r->field, "out_of_range", msg);
         return;
     }
-    for (size_t i = 0; i < v->u.array.len; i++) {
-        yajl_val u = v->u.array.values[i];
+    for (size_t i = 0; i < v->count; i++) {
+        const char *s = NULL;
+        size_t len = 0;
+        bool str;
 
-        bool str = u->type == yajl_t_string;
+        if (v->tree) {
+            yajl_val u = v->tree->u.array.values[i];
 
-        if (!str || !https_url(u->u.string)) {
+            str = u->type == yajl_t_string;
+            if (str) {
+                s = u->u.string;
+                len = strlen(s);
+            }
+        } else {
+            bool plain;
+
+            str = next_plain_string(&p, v->s + v->len, &s, &len, &plain);
+            AB_ASSERT(str); /* shp_vals_of_members() counted only such strings */
+        }
+        if (!str || !https_url(s, len)) {
             (void)snprintf(field, sizeof(field), "%s[%zu]", r->field, i);
             problem(c, field, str ? "invalid_format" : "invalid_type",
                     str ? "image must be an https URL" : "image must be a string");
@@ -381,12 +672,27 @@ static void urls_rule(struct check *c, const struct rule *r, yajl_val v)
     }
 }
 
-/* One rule; *cents gets a valid decimal's value (else -1). */
-static void check_rule(struct check *c, const struct rule *r, yajl_val v, shp_field_fn get,
-                       void *arg, long long *cents)
+static bool time_valid(const struct shp_val *v)
+{
+    char text[TIME_TEXT_MAX];
+
+    if (v->nul_ended) {
+        return ab_rfc3339_valid(v->s);
+    }
+    AB_ASSERT(v->len < sizeof(text)); /* shp_vals_of_members() took only such */
+    memcpy(text, v->s, v->len);
+    text[v->len] = '\0';
+    return ab_rfc3339_valid(text);
+}
+
+/* One rule; *cents gets a valid decimal's value (else -1). vals: the
+ * item's values, for a rule comparing with another field. */
+static void check_rule(struct check *c, const struct rule *r, const struct shp_val *v,
+                       const struct rule *rules, const struct shp_val *vals, size_t n,
+                       long long *cents)
 {
     char msg[128];
-    bool empty = v && v->type == yajl_t_string && !*v->u.string;
+    bool empty = v->type == SHP_V_STRING && v->len == 0;
     const char *want = r->kind == K_DECIMAL    ? "a decimal string such as \"19.90\""
                        : r->kind == K_OBJECT   ? "an object"
                        : r->kind == K_BOOL     ? "a boolean"
@@ -396,7 +702,7 @@ static void check_rule(struct check *c, const struct rule *r, yajl_val v, shp_fi
     int k;
 
     *cents = -1;
-    if (ab_json_is_null(v) || (r->required && empty)) {
+    if (v->type == SHP_V_NULL || (r->required && empty)) {
         if (r->required) {
             (void)snprintf(msg, sizeof(msg), "%s is required", r->field);
             problem(c, r->field, "missing_field", msg);
@@ -405,19 +711,19 @@ static void check_rule(struct check *c, const struct rule *r, yajl_val v, shp_fi
     }
     switch (r->kind) {
     case K_OBJECT:
-        type_ok = v->type == yajl_t_object;
+        type_ok = v->type == SHP_V_OBJECT;
         break;
     case K_BOOL:
-        type_ok = v->type == yajl_t_true || v->type == yajl_t_false;
+        type_ok = v->type == SHP_V_TRUE || v->type == SHP_V_FALSE;
         break;
     case K_QUANTITY:
-        type_ok = v->type == yajl_t_number && integer(v, r->max) != 0;
+        type_ok = v->type == SHP_V_NUMBER && integer(v->s, v->len, r->max) != 0;
         break;
     case K_URLS:
         type_ok = true; /* urls_rule() says what is wrong */
         break;
     default:
-        type_ok = v->type == yajl_t_string;
+        type_ok = v->type == SHP_V_STRING;
         break;
     }
     if (!type_ok) {
@@ -427,13 +733,13 @@ static void check_rule(struct check *c, const struct rule *r, yajl_val v, shp_fi
     }
     switch (r->kind) {
     case K_SKU:
-        sku_rule(c, r, v->u.string);
+        sku_rule(c, r, v);
         break;
     case K_TEXT:
-        text_rule(c, r, v->u.string);
+        text_rule(c, r, v);
         break;
     case K_DECIMAL:
-        k = decimal(v->u.string, cents);
+        k = decimal(v->s, v->len, cents);
         if (k == 0) {
             (void)snprintf(msg, sizeof(msg), "%s must be a decimal with at most 2 fraction digits",
                            r->field);
@@ -443,19 +749,19 @@ static void check_rule(struct check *c, const struct rule *r, yajl_val v, shp_fi
                            r->field, MAX_PRICE_INT_DIGITS);
             problem(c, r->field, "out_of_range", msg);
         } else if (r->at_least) {
-            yajl_val o = get(arg, r->at_least);
+            size_t j = rule_index(rules, n, r->at_least, strlen(r->at_least), 0);
             long long floor = -1;
 
-            if (!ab_json_is_null(o) && o->type == yajl_t_string &&
-                decimal(o->u.string, &floor) == 1 && *cents < floor) {
+            AB_ASSERT(j < n);
+            if (vals[j].type == SHP_V_STRING && decimal(vals[j].s, vals[j].len, &floor) == 1 &&
+                *cents < floor) {
                 (void)snprintf(msg, sizeof(msg), "%s must be >= %s", r->field, r->at_least);
                 problem(c, r->field, "out_of_range", msg);
             }
         }
         break;
     case K_CURRENCY:
-        if (!(is_upper(v->u.string[0]) && is_upper(v->u.string[1]) && is_upper(v->u.string[2]) &&
-              v->u.string[3] == '\0')) {
+        if (!(v->len == 3 && is_upper(v->s[0]) && is_upper(v->s[1]) && is_upper(v->s[2]))) {
             problem(c, r->field, "invalid_format",
                     "currency must be an ISO 4217 code such as BRL (three upper-case letters)");
         }
@@ -464,13 +770,13 @@ static void check_rule(struct check *c, const struct rule *r, yajl_val v, shp_fi
         urls_rule(c, r, v);
         break;
     case K_QUANTITY:
-        if (integer(v, r->max) < 0) {
+        if (integer(v->s, v->len, r->max) < 0) {
             (void)snprintf(msg, sizeof(msg), "%s must be between 0 and %llu", r->field, r->max);
             problem(c, r->field, "out_of_range", msg);
         }
         break;
     case K_TIME:
-        if (!ab_rfc3339_valid(v->u.string)) {
+        if (!time_valid(v)) {
             (void)snprintf(msg, sizeof(msg), "%s must be an RFC 3339 date-time with offset",
                            r->field);
             problem(c, r->field, "invalid_format", msg);
@@ -481,7 +787,7 @@ static void check_rule(struct check *c, const struct rule *r, yajl_val v, shp_fi
     }
 }
 
-enum ab_status shp_check_item(unsigned obj, shp_field_fn get, void *arg, struct ab_buf *errors,
+enum ab_status shp_check_vals(unsigned obj, const struct shp_val *vals, struct ab_buf *errors,
                               struct ab_error *err)
 {
     struct check c = {errors, err, AB_OK};
@@ -492,12 +798,20 @@ enum ab_status shp_check_item(unsigned obj, shp_field_fn get, void *arg, struct 
         return ab_error_set(err, AB_ERR_INTERNAL, "no item rules for object %u", obj);
     }
     for (size_t i = 0; i < tables[obj].n && c.rc == AB_OK; i++) {
-        const struct rule *r = &tables[obj].rules[i];
-
-        check_rule(&c, r, get(arg, r->field), get, arg, &cents);
+        check_rule(&c, &tables[obj].rules[i], &vals[i], tables[obj].rules, vals, tables[obj].n,
+                   &cents);
     }
     if (c.rc == AB_OK && errors->len) {
         c.rc = ab_buf_addc(errors, ']', err);
     }
     return c.rc;
+}
+
+enum ab_status shp_check_item(unsigned obj, shp_field_fn get, void *arg, struct ab_buf *errors,
+                              struct ab_error *err)
+{
+    struct shp_val vals[SHP_MAX_RULES];
+
+    shp_vals_of_fields(obj, get, arg, vals);
+    return shp_check_vals(obj, vals, errors, err);
 }

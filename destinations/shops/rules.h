@@ -23,9 +23,62 @@
  * declared beside them: shp_rules_target_only().
  */
 
+struct ab_json_member;
+
 /* The value of a target field of the item being checked (NULL or a JSON
  * null: absent). arg is the caller's. */
 typedef yajl_val (*shp_field_fn)(void *arg, const char *field);
+
+/*
+ * A target field's value as the rules read it: taken from a tree node
+ * (shp_val_of_tree()) or from the text of lazily read data
+ * (shp_vals_of_members()); the checks are the same for both.
+ */
+enum shp_vtype {
+    SHP_V_NULL = 0, /* absent, or a JSON null */
+    SHP_V_STRING,
+    SHP_V_NUMBER,
+    SHP_V_TRUE,
+    SHP_V_FALSE,
+    SHP_V_OBJECT,
+    SHP_V_ARRAY
+};
+
+struct shp_val {
+    enum shp_vtype type;
+    /* STRING: its bytes, unescaped (never a NUL among them); NUMBER: its
+     * text; ARRAY read lazily: its text, brackets included. Borrowed. */
+    const char *s;
+    size_t len;
+    bool nul_ended; /* s[len] is a NUL (a tree's string) */
+    yajl_val tree;  /* ARRAY: its node; NULL when read lazily (strings only) */
+    size_t count;   /* ARRAY: its items */
+};
+
+/* The most rules of one object: the size of a values array. */
+#define SHP_MAX_RULES 12
+/* The key, sku, is the first rule of every object (vals[SHP_RULE_SKU]). */
+#define SHP_RULE_SKU 0
+
+/* The value of node v (NULL: absent). Borrowed from v. */
+void shp_val_of_tree(yajl_val v, struct shp_val *out);
+/* The values of object obj's rules (vals[i] for its i-th rule, in the
+ * tables' order) from a tree object o, in one pass over its members. */
+void shp_vals_of_object(unsigned obj, yajl_val o, struct shp_val vals[SHP_MAX_RULES]);
+/* The same through a field getter (a mapped item). */
+void shp_vals_of_fields(unsigned obj, shp_field_fn get, void *arg,
+                        struct shp_val vals[SHP_MAX_RULES]);
+/* The same from lazily read data (text: the object's text, members as
+ * struct ab_record gives them), in one pass over the members. False when
+ * a value the rules read is not plain enough to be read from its text (a
+ * string with an escape, an images array holding anything but strings
+ * without escapes, a time of 256 bytes or more): then only a tree can say,
+ * and vals is not to be used. */
+bool shp_vals_of_members(unsigned obj, const char *text, const struct ab_json_member *members,
+                         size_t n, struct shp_val vals[SHP_MAX_RULES]);
+/* As shp_check_item(), over values filled by one of the above. */
+enum ab_status shp_check_vals(unsigned obj, const struct shp_val *vals, struct ab_buf *errors,
+                              struct ab_error *err);
 
 /*
  * Checks the item of object obj (0 products, 1 inventory: enum shp_obj)

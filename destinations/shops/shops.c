@@ -403,6 +403,7 @@ static enum ab_status check_rules(struct shp_dest *s, const struct ab_record *re
                                   unsigned obj, bool *rejected, struct ab_error *err)
 {
     struct mapped_item view = {s->streams[rec->stream].map, data};
+    struct shp_val vals[SHP_MAX_RULES];
     yajl_val parsed = NULL;
     enum ab_status rc;
 
@@ -412,10 +413,13 @@ static enum ab_status check_rules(struct shp_dest *s, const struct ab_record *re
         if (!parsed) {
             return err->code;
         }
-        rc = shp_check_item(obj, shp_item_field, parsed, &s->rule_errors, err);
+        shp_vals_of_object(obj, parsed, vals);
+    } else if (view.map->identity) {
+        shp_vals_of_object(obj, data, vals);
     } else {
-        rc = shp_check_item(obj, mapped_field, &view, &s->rule_errors, err);
+        shp_vals_of_fields(obj, mapped_field, &view, vals);
     }
+    rc = shp_check_vals(obj, vals, &s->rule_errors, err);
     ab_json_free(parsed);
     if (rc != AB_OK || s->rule_errors.len == 0) {
         return rc;
@@ -472,13 +476,39 @@ static struct shp_import *track_import(struct shp_dest *s, bool replace, struct 
     return *slot;
 }
 
-static enum ab_status shp_record(void *self, const struct ab_record *rec, struct ab_error *err)
+/* Whether lazy data goes out as it came with every check passed, read
+ * from its members without a tree: an identity mapping, compact data with
+ * no top-level Airbyte member (so no deletion either), a sku, values the
+ * item rules can read from the text and break none of, and an item that
+ * fits a part. Anything else (*ok false) goes the tree's way, which then
+ * decides as it always did, with the same messages. AB_ERR_NOMEM only. */
+static enum ab_status as_it_came(struct shp_dest *s, const struct ab_record *rec,
+                                 const struct shp_stream *st, bool *ok, struct ab_error *err)
 {
-    struct shp_dest *s = self;
-    const struct shp_stream *st = &s->streams[rec->stream];
+    struct shp_val vals[SHP_MAX_RULES];
+    enum ab_status rc;
+
+    *ok = false;
+    if (!rec->members || !rec->data_compact || rec->deleted ||
+        !ab_mapping_verbatim_members(st->map, rec->data_text, rec->members, rec->nmembers, NULL,
+                                     NULL) ||
+        !shp_vals_of_members(st->obj, rec->data_text, rec->members, rec->nmembers, vals) ||
+        vals[SHP_RULE_SKU].type == SHP_V_NULL ||
+        !shp_item_fits_alone(shp_object_name(st->obj), rec->data_len, &s->cfg.lim)) {
+        return AB_OK;
+    }
+    rc = shp_check_vals(st->obj, vals, &s->rule_errors, err);
+    *ok = rc == AB_OK && s->rule_errors.len == 0;
+    return rc;
+}
+
+/* The item of a record through the tree (mapped, deactivated, checked):
+ * into s->item, and the record as received into s->received when it is
+ * not the item's very bytes. *done: rejected (or failed) here. */
+static enum ab_status tree_item(struct shp_dest *s, const struct ab_record *rec,
+                                const struct shp_stream *st, bool *done, struct ab_error *err)
+{
     const char *object = shp_object_name(st->obj);
-    struct shp_import *imp;
-    struct shp_rec_meta meta;
     enum ab_status rc;
     bool verbatim;
     bool rejected = false;
@@ -486,6 +516,7 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
     char src[300];
     yajl_val data;
 
+    *done = true;
     data = ab_record_tree(rec, err);
     if (!data) {
         return err->code;
@@ -520,11 +551,57 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
                        object, s->item.len, s->cfg.lim.max_bytes);
         return reject_local(s, rec, "", "too_long", msg, err);
     }
+    /* The record as received is spooled beside the item for a rejection
+     * at upload or commit, unless the item is its very bytes. */
+    ab_buf_reset(&s->received);
+    if (!rec->data_text || rec->data_len != s->item.len ||
+        memcmp(rec->data_text, s->item.data, s->item.len) != 0) {
+        rc = ab_json_write(&s->received, data, err);
+        if (rc != AB_OK) {
+            return rc;
+        }
+    }
+    *done = false;
+    return AB_OK;
+}
+
+static enum ab_status shp_record(void *self, const struct ab_record *rec, struct ab_error *err)
+{
+    struct shp_dest *s = self;
+    const struct shp_stream *st = &s->streams[rec->stream];
+    struct shp_import *imp;
+    struct shp_rec_meta meta;
+    const char *item;
+    size_t len;
+    const char *received = NULL;
+    size_t rlen = 0;
+    enum ab_status rc;
+    bool ok;
+
+    rc = as_it_came(s, rec, st, &ok, err);
+    if (rc != AB_OK) {
+        return rc;
+    }
+    if (ok) {
+        item = rec->data_text; /* the item is the data's very bytes */
+        len = rec->data_len;
+    } else {
+        bool done;
+
+        rc = tree_item(s, rec, st, &done, err);
+        if (rc != AB_OK || done) {
+            return rc;
+        }
+        item = s->item.data;
+        len = s->item.len;
+        received = s->received.data;
+        rlen = s->received.len;
+    }
     imp = track_import(s, st->replace_track, err);
     if (!imp) {
         return err->code;
     }
-    if (!shp_imp_can_take(s, imp, st->obj, s->item.len)) {
+    if (!shp_imp_can_take(s, imp, st->obj, len)) {
         if (imp->replace_track) {
             return ab_error_set(err, AB_ERR_CONFIG,
                                 "the full refresh does not fit one replace import (%d parts): "
@@ -537,22 +614,11 @@ static enum ab_status shp_record(void *self, const struct ab_record *rec, struct
             return err->code;
         }
     }
-    /* The record as received is spooled beside the item for a rejection
-     * at upload or commit, unless the item is its very bytes. */
-    ab_buf_reset(&s->received);
-    if (!rec->data_text || rec->data_len != s->item.len ||
-        memcmp(rec->data_text, s->item.data, s->item.len) != 0) {
-        rc = ab_json_write(&s->received, data, err);
-        if (rc != AB_OK) {
-            return rc;
-        }
-    }
     meta.stream = (uint32_t)rec->stream;
     meta.seq = rec->seq;
     meta.lineno = rec->lineno;
     meta.item_len = 0;
-    rc = shp_imp_add(s, imp, st->obj, &meta, s->item.data, s->item.len, s->received.data,
-                     s->received.len, err);
+    rc = shp_imp_add(s, imp, st->obj, &meta, item, len, received, rlen, err);
     if (rc != AB_OK) {
         return rc;
     }
@@ -965,11 +1031,13 @@ static void shp_close(void *self)
     ab_http_free(s->h);
     s->h = NULL;
     shp_reqs_free(s);
+    shp_bodies_free(s);
     while (s->imports) {
         imp = s->imports;
         s->imports = imp->next;
         shp_imp_free(imp);
     }
+    ab_spool_budget_release(&s->budget); /* after every spool */
     ab_oauth2_free(s->auth);
     ab_mappings_release(&s->maps);
     free(s->streams);
@@ -986,6 +1054,7 @@ const struct ab_destination_ops shp_destination_ops = {
     .version = AB_VERSION,
     .spec_json = shp_spec_json,
     .destination_catalog_json = shp_destination_catalog_json,
+    .lazy_data = true,
     .check = shp_check,
     .open = shp_open,
     .record = shp_record,

@@ -50,9 +50,10 @@
  */
 
 enum shp_obj { SHP_PRODUCTS = 0, SHP_INVENTORY = 1 };
-#define SHP_NOBJ    2
-#define SHP_NO_PART ((size_t)-1)
-#define SHP_ID_MAX  128
+#define SHP_NOBJ         2
+#define SHP_NO_PART      ((size_t)-1)
+#define SHP_ID_MAX       128
+#define SHP_SPARE_BODIES 65 /* max_in_flight (at most 64) + 1 */
 
 /* The object names, NULL-terminated. */
 const char *const *shp_objects(void);
@@ -172,6 +173,7 @@ struct shp_req {
     char id[SHP_ID_MAX]; /* the import id the request addressed */
     bool replayed;       /* the answer carried "Idempotent-Replayed: true" */
     bool probe;          /* a part upload carrying a subset of the part (part.h) */
+    struct ab_buf *body; /* a part upload's body, which the request points at */
     int64_t sent_us;     /* submitted to the HTTP client */
 };
 
@@ -251,6 +253,10 @@ struct shp_dest {
     struct ab_buf received;    /* the record as received, when not the item's bytes */
     struct ab_buf scratch;     /* spool reads, rejection records */
     struct ab_buf rule_errors; /* the errors of an item breaking Shops' rules */
+    /* Part bodies not on the wire, kept for the next uploads (at most
+     * max_in_flight + 1: no fresh large buffer per part). */
+    struct ab_buf *spare_bodies[SHP_SPARE_BODIES];
+    size_t nspare_bodies;
     struct shp_stats stats;
     struct ab_latency lat[SHP_NREQ_KINDS]; /* per request kind, for the summary */
 };
@@ -319,6 +325,8 @@ enum ab_status shp_recover(struct shp_dest *s, struct ab_error *err);
 void shp_fail(struct shp_dest *s, const struct ab_error *err);
 /* Frees the request contexts the HTTP client will never complete. */
 void shp_reqs_free(struct shp_dest *s);
+/* Frees the spare part bodies (at close, after shp_reqs_free()). */
+void shp_bodies_free(struct shp_dest *s);
 
 /* The token provider of the API: OAuth 2.0 client credentials at
  * <api_url>/oauth/token, sent in the form body (common/ oauth2.h: cached,

@@ -30,13 +30,21 @@
 struct ab_spool;
 
 /* Shared RAM budget (caller-owned value struct, fields private: use the API).
- * It must outlive every spool using it. */
+ * It must outlive every spool using it. Chunks a spool gives back (a
+ * truncate, a reset, a free) stay with the budget for the next spool that
+ * needs one, so a destination that fills and drops its spools at every
+ * commit does not make the kernel zero fresh pages each time: used + cached
+ * never exceeds limit, and ab_spool_budget_release() frees the cached ones. */
 struct ab_spool_budget {
     size_t limit;
-    size_t used;
+    size_t used;   /* bytes of chunks held by spools */
+    size_t cached; /* bytes of chunks given back, kept for reuse */
+    char *free;    /* the cached chunks, linked through their first bytes */
 };
 
 void ab_spool_budget_init(struct ab_spool_budget *b, size_t limit);
+/* Frees the cached chunks (every spool of the budget freed first). */
+void ab_spool_budget_release(struct ab_spool_budget *b);
 
 struct ab_spool_opts {
     size_t memory_bytes;            /* RAM budget of this spool when budget is NULL */
@@ -76,6 +84,15 @@ enum ab_status ab_spool_append3(struct ab_spool *sp, const void *a, size_t na, c
  * or past the end is AB_ERR_INTERNAL. */
 enum ab_status ab_spool_read(struct ab_spool *sp, uint64_t off, struct ab_buf *out, uint64_t *next,
                              struct ab_error *err);
+
+/* Copies n bytes from position pos of the record at off into dst, without
+ * reading the rest of it (a header, then only the part of the record the
+ * caller needs, where it needs it). *len (may be NULL) receives the
+ * record's length and *next (may be NULL) the offset of the following
+ * record. pos + n past the record's length, or an offset that is not a
+ * record, is AB_ERR_INTERNAL. */
+enum ab_status ab_spool_read_at(struct ab_spool *sp, uint64_t off, size_t pos, void *dst, size_t n,
+                                size_t *len, uint64_t *next, struct ab_error *err);
 
 /* Iteration from a given offset (0: the first record). Value struct. */
 struct ab_spool_iter {

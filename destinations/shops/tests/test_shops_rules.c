@@ -167,6 +167,162 @@ static void test_every_case_of_the_table(void **state)
     ab_buf_release(&file);
 }
 
+/* The errors of item (JSON text) read from its lazily kept members, as the
+ * driver hands them for a RECORD line: into lazy_errors; false when the
+ * values are not plain enough (the tree decides then). */
+static bool lazy_check(struct ab_json_arena *a, unsigned obj, const char *item, size_t len,
+                       struct ab_buf *line, struct ab_buf *lazy_errors)
+{
+    struct ab_error err = {0};
+    const struct ab_json_member *members = NULL;
+    size_t n = 0;
+    size_t off = 0;
+    size_t dlen = 0;
+    bool compact = false;
+    struct shp_val vals[SHP_MAX_RULES];
+    yajl_val root;
+    yajl_val data;
+
+    ab_buf_reset(line);
+    assert_int_equal(ab_buf_printf(line, &err,
+                                   "{\"type\":\"RECORD\",\"record\":{\"stream\":\"%s\","
+                                   "\"emitted_at\":1,\"data\":%.*s}}",
+                                   obj ? "inventory" : "products", (int)len, item),
+                     AB_OK);
+    ab_json_arena_reset(a);
+    root = ab_json_parse_arena(a, line->data, line->len, &err);
+    assert_non_null(root);
+    data = ab_json_get(ab_json_get(root, "record"), "data");
+    assert_non_null(data);
+    if (!ab_json_arena_lazy(a, data, &members, &n)) {
+        return false; /* the parser built a tree: not lazy data */
+    }
+    assert_true(ab_json_arena_span(a, data, &off, &dlen, &compact));
+    assert_int_equal(dlen, len);
+    if (!shp_vals_of_members(obj, line->data + off, members, n, vals)) {
+        return false;
+    }
+    assert_int_equal(shp_check_vals(obj, vals, lazy_errors, &err), AB_OK);
+    return true;
+}
+
+/* Every case of the table, and tricky items around it, give the same
+ * errors, byte for byte, read three ways: through the field getter (the
+ * mapped path), in one pass over a tree's members, and from the text of
+ * lazily read data; values the text cannot give (escapes, images that are
+ * not plain strings) say so, and the tree decides. */
+static void test_lazy_members_give_the_trees_errors(void **state)
+{
+    static const char *const extra[] = {
+        /* strings with escapes: the tree decides */
+        "{\"sku\":\"A\\/B\",\"quantity\":1,\"updated_at\":\"2026-01-01T00:00:00Z\"}",
+        "{\"sku\":\"A\",\"location\":\"a\\\"b\",\"quantity\":1,\"updated_at\":\"2026-01-01T00:00:"
+        "00Z\"}",
+        "{\"sku\":\"A\",\"quantity\":1,\"updated_at\":\"2026-01-01T00:00:00\\u005a\"}",
+        /* whitespace inside the values and between members */
+        "{ \"sku\" : \"A\" , \"quantity\" : 7 , \"updated_at\" : \"2026-01-01T00:00:00Z\" }",
+        "{\"sku\":\"P1\",\"brand\":\"b\",\"title\":\"t\",\"price\":\"1.00\",\"currency\":\"BRL\","
+        "\"images\":[ \"https://a.example/x.jpg\" ,\"http://b\",  \"https://c.example\"],"
+        "\"updated_at\":\"2026-01-01T00:00:00Z\"}",
+        /* images that are not all plain strings */
+        "{\"sku\":\"P1\",\"brand\":\"b\",\"title\":\"t\",\"price\":\"1.00\",\"currency\":\"BRL\","
+        "\"images\":[\"https://a.example/x.jpg\",1,null,{\"u\":\"https://x\"}],"
+        "\"updated_at\":\"2026-01-01T00:00:00Z\"}",
+        "{\"sku\":\"P1\",\"brand\":\"b\",\"title\":\"t\",\"price\":\"1.00\",\"currency\":\"BRL\","
+        "\"images\":[\"https://a.example/\\u00e9.jpg\"],\"updated_at\":\"2026-01-01T00:00:00Z\"}",
+        "{\"sku\":\"P1\",\"brand\":\"b\",\"title\":\"t\",\"price\":\"1.00\",\"currency\":\"BRL\","
+        "\"images\":[],\"updated_at\":\"2026-01-01T00:00:00Z\"}",
+        "{\"sku\":\"P1\",\"brand\":\"b\",\"title\":\"t\",\"price\":\"1.00\",\"currency\":\"BRL\","
+        "\"images\":\"https://a.example/x.jpg\",\"updated_at\":\"2026-01-01T00:00:00Z\"}",
+        /* multi-byte characters, members out of the tables' order, unknown
+         * members, nulls, types the rules refuse */
+        "{\"updated_at\":\"2026-02-29T00:00:00+03:00\",\"title\":\"Saia ção 日本\",\"sku\":\"P1\","
+        "\"x\":[1,{\"y\":2}],\"brand\":\"é\",\"price\":\"10\",\"compare_at_price\":\"9.99\","
+        "\"currency\":\"BRL\",\"active\":null,\"description\":null}",
+        "{\"sku\":\"P1\",\"brand\":\"b\",\"title\":\"t\",\"price\":12,\"currency\":\"brl\","
+        "\"attributes\":[],\"active\":\"yes\",\"updated_at\":20260101}",
+        "{\"sku\":-0,\"quantity\":-0,\"updated_at\":\"2026-01-01T00:00:00Z\"}",
+        "{\"sku\":\"A\",\"quantity\":1.5,\"location\":\"\",\"updated_at\":\"2026-13-01T00:00:"
+        "00Z\"}",
+        "{\"sku\":\"A\",\"quantity\":12345678901234567890123,\"updated_at\":\"\"}",
+        "{\"sku\":\"\",\"quantity\":true,\"updated_at\":false}",
+        "{}",
+    };
+    struct ab_error err = {0};
+    struct ab_buf file;
+    struct ab_buf item;
+    struct ab_buf line;
+    struct ab_buf want;
+    struct ab_buf once;
+    struct ab_buf lazy;
+    struct ab_json_arena *a = ab_json_arena_new(&err);
+    char why[256];
+    yajl_val doc;
+    yajl_val cases;
+    size_t nlazy = 0;
+    size_t ntotal = 0;
+
+    (void)state;
+    assert_non_null(a);
+    ab_json_arena_set_lazy(a, true);
+    assert_int_equal(ab_buf_read_file(CASES, 4 << 20, &file, why, sizeof(why)), AB_OK);
+    doc = ab_json_parse(file.data, file.len, &err);
+    assert_non_null(doc);
+    cases = ab_json_get(doc, "cases");
+    ab_buf_init(&item, AB_BUF_UNBOUNDED);
+    ab_buf_init(&line, AB_BUF_UNBOUNDED);
+    ab_buf_init(&want, AB_BUF_UNBOUNDED);
+    ab_buf_init(&once, AB_BUF_UNBOUNDED);
+    ab_buf_init(&lazy, AB_BUF_UNBOUNDED);
+    for (size_t i = 0; i < cases->u.array.len + 2 * (sizeof(extra) / sizeof(extra[0])); i++) {
+        unsigned obj;
+        yajl_val it;
+        struct shp_val vals[SHP_MAX_RULES];
+
+        if (i < cases->u.array.len) {
+            yajl_val cs = cases->u.array.values[i];
+            const char *object = ab_json_get_str(cs, "object", "");
+
+            obj = strcmp(object, "products") == 0 ? 0U : 1U;
+            build_item(ab_json_get(ab_json_get(doc, "base"), object), cs, &item);
+        } else {
+            size_t k = i - cases->u.array.len;
+
+            obj = (unsigned)(k & 1U); /* each extra item as both objects */
+            ab_buf_reset(&item);
+            assert_int_equal(ab_buf_adds(&item, extra[k / 2], &err), AB_OK);
+        }
+        it = ab_json_parse(item.data, item.len, &err);
+        assert_non_null(it);
+        assert_int_equal(shp_check_item(obj, shp_item_field, it, &want, &err), AB_OK);
+        shp_vals_of_object(obj, it, vals);
+        assert_int_equal(shp_check_vals(obj, vals, &once, &err), AB_OK);
+        assert_int_equal(once.len, want.len);
+        assert_memory_equal(once.data, want.data, want.len);
+        ntotal++;
+        if (lazy_check(a, obj, item.data, item.len, &line, &lazy)) {
+            if (lazy.len != want.len || memcmp(lazy.data, want.data, want.len) != 0) {
+                print_error("item %s (object %u): tree %s, lazy %s\n", item.data, obj,
+                            want.len ? want.data : "[]", lazy.len ? lazy.data : "[]");
+                fail();
+            }
+            nlazy++;
+        }
+        ab_json_free(it);
+    }
+    /* only the items with escapes or odd images leave the lazy path */
+    assert_true(nlazy + 12 >= ntotal);
+    assert_true(nlazy > 140);
+    ab_buf_release(&lazy);
+    ab_buf_release(&once);
+    ab_buf_release(&want);
+    ab_buf_release(&line);
+    ab_buf_release(&item);
+    ab_json_free(doc);
+    ab_buf_release(&file);
+    ab_json_arena_free(a);
+}
+
 /* The errors are JSON Shops' own shape, one per field. */
 static void test_errors_are_a_json_array(void **state)
 {
@@ -217,6 +373,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_case_of_the_table),
+        cmocka_unit_test(test_lazy_members_give_the_trees_errors),
         cmocka_unit_test(test_errors_are_a_json_array),
         cmocka_unit_test(test_reports_name_the_rules),
     };
