@@ -40,7 +40,7 @@
     ((sp)->mem_len <= (uint64_t)(sp)->nchunks * AB_SPOOL_CHUNK &&                                  \
      ((sp)->spilled || (sp)->file_len == 0) &&                                                     \
      (sp)->file_flushed + (sp)->wlen == (sp)->file_len && (sp)->wlen <= SPOOL_WBUF &&              \
-     (sp)->budget->used <= (sp)->budget->limit)
+     (sp)->budget->used + (sp)->budget->kept <= (sp)->budget->limit)
 
 struct ab_spool {
     struct ab_spool_budget own;
@@ -71,6 +71,20 @@ void ab_spool_budget_init(struct ab_spool_budget *b, size_t limit)
 {
     b->limit = limit;
     b->used = 0;
+    b->kept = 0;
+    b->spare = NULL;
+}
+
+void ab_spool_budget_release(struct ab_spool_budget *b)
+{
+    while (b->spare) {
+        void *c = b->spare;
+
+        memcpy(&b->spare, c, sizeof(b->spare)); /* the next kept chunk */
+        free(c);
+        b->kept -= AB_SPOOL_CHUNK;
+    }
+    AB_ASSERT(b->kept == 0);
 }
 
 void ab_spool_opts_init(struct ab_spool_opts *o)
@@ -180,9 +194,15 @@ struct ab_spool *ab_spool_new(const struct ab_spool_opts *o, struct ab_error *er
 static void free_chunks_from(struct ab_spool *sp, size_t keep)
 {
     while (sp->nchunks > keep) {
+        char *c;
+
         sp->nchunks--;
-        free(sp->chunks[sp->nchunks]);
+        c = sp->chunks[sp->nchunks];
         sp->chunks[sp->nchunks] = NULL;
+        /* kept by the budget for the next chunk a spool takes */
+        memcpy(c, &sp->budget->spare, sizeof(sp->budget->spare));
+        sp->budget->spare = c;
+        sp->budget->kept += AB_SPOOL_CHUNK;
         sp->budget->used -= AB_SPOOL_CHUNK;
     }
 }
@@ -193,6 +213,7 @@ void ab_spool_free(struct ab_spool *sp)
         return;
     }
     free_chunks_from(sp, 0);
+    ab_spool_budget_release(&sp->own); /* a shared budget keeps its chunks */
     free(sp->chunks);
     if (sp->fd >= 0) {
         (void)close(sp->fd);
@@ -332,8 +353,10 @@ static bool grow_chunks(struct ab_spool *sp)
 {
     char *c;
 
-    if (sp->budget->used > sp->budget->limit ||
-        sp->budget->limit - sp->budget->used < AB_SPOOL_CHUNK) {
+    if (sp->budget->spare) {
+        AB_ASSERT(sp->budget->kept >= AB_SPOOL_CHUNK);
+    } else if (sp->budget->used > sp->budget->limit ||
+               sp->budget->limit - sp->budget->used < AB_SPOOL_CHUNK) {
         return false;
     }
     if (sp->nchunks == sp->chunks_cap) {
@@ -346,9 +369,15 @@ static bool grow_chunks(struct ab_spool *sp)
         sp->chunks = v;
         sp->chunks_cap = cap;
     }
-    c = malloc(AB_SPOOL_CHUNK);
-    if (!c) {
-        return false; /* RAM is short: the file takes over */
+    if (sp->budget->spare) {
+        c = sp->budget->spare; /* one the budget kept */
+        memcpy(&sp->budget->spare, c, sizeof(sp->budget->spare));
+        sp->budget->kept -= AB_SPOOL_CHUNK;
+    } else {
+        c = malloc(AB_SPOOL_CHUNK);
+        if (!c) {
+            return false; /* RAM is short: the file takes over */
+        }
     }
     sp->chunks[sp->nchunks++] = c;
     sp->budget->used += AB_SPOOL_CHUNK;

@@ -30,13 +30,20 @@
 struct ab_spool;
 
 /* Shared RAM budget (caller-owned value struct, fields private: use the API).
- * It must outlive every spool using it. */
+ * It must outlive every spool using it. The chunks a spool gives back
+ * (truncate, reset, free) are kept by the budget for the next one to take,
+ * so RAM is reused instead of being returned and touched afresh; the chunks
+ * in use and those kept stay within the limit together. */
 struct ab_spool_budget {
     size_t limit;
-    size_t used;
+    size_t used; /* chunks in use by spools */
+    size_t kept; /* chunks kept for reuse (bytes) */
+    void *spare; /* those chunks, a list */
 };
 
 void ab_spool_budget_init(struct ab_spool_budget *b, size_t limit);
+/* Frees the chunks the budget keeps (call once its spools are freed). */
+void ab_spool_budget_release(struct ab_spool_budget *b);
 
 struct ab_spool_opts {
     size_t memory_bytes;            /* RAM budget of this spool when budget is NULL */
