@@ -20,6 +20,7 @@
 #include "ab/clock.h"
 #include "ab/emitter.h"
 #include "ab/http.h"
+#include "ab/loop.h"
 #include "ab/oauth2.h"
 
 #include "ab_test.h"
@@ -1541,6 +1542,220 @@ static void test_http_bad_requests_rejected(void **state)
     ab_http_req_free(NULL);
 }
 
+/* ---- the client attached to an event loop ---- */
+
+/* Turns l until *calls reaches want; fails the test after limit_s. Returns
+ * the number of turns (a loop that sleeps takes few, one that spins many). */
+static int turn_until(struct ab_loop *l, const int *calls, int want, double limit_s)
+{
+    int64_t start = ab_now_us();
+    int turns = 0;
+
+    while (*calls < want) {
+        struct ab_error err;
+
+        ab_error_init(&err);
+        assert_int_equal(ab_loop_turn(l, -1, &err), AB_OK);
+        turns++;
+        assert_true(seconds_since(start) < limit_s);
+    }
+    return turns;
+}
+
+static struct ab_loop *loop_new(struct ab_http *h)
+{
+    struct ab_error err;
+    struct ab_loop *l;
+
+    ab_error_init(&err);
+    l = ab_loop_new(&err);
+    assert_non_null(l);
+    ab_loop_set_http(l, h);
+    assert_ptr_equal(ab_loop_http(l), h);
+    return l;
+}
+
+/* A blocking request from inside a loop callback, on the attached client. */
+struct run_in_timer {
+    struct ab_http *h;
+    int calls;
+    int status;
+};
+
+static enum ab_status on_run_timer(void *arg, uint64_t id, struct ab_error *err)
+{
+    struct run_in_timer *t = arg;
+
+    (void)id;
+    t->calls++;
+    return ab_http_run(t->h, req_new("GET", "/seq?k=lrun&s=202"), &t->status, NULL, err);
+}
+
+static void test_http_loop_socket_readiness_drives_transfers(void **state)
+{
+    struct ab_http *h = client_default();
+    struct ab_loop *l = loop_new(h);
+    struct ab_error err;
+    struct run_in_timer t = {h, 0, 0};
+    struct got g[3];
+    int turns;
+
+    (void)state;
+    ab_error_init(&err);
+    /* The answers come 300 ms late: only the sockets' readiness (curl's
+     * timeouts are 5 and 10 s) can end the waits, in few turns. */
+    submit(h, req_new("GET", "/seq?k=lsock&s=200&delay=300"), &g[0]);
+    turns = turn_until(l, &g[0].calls, 1, 5);
+    assert_int_equal(g[0].status, 200);
+    assert_string_equal(g[0].body, "lsock 0 200");
+    assert_true(g[0].elapsed_s >= 0.3);
+    assert_true(turns < 30);
+    /* Several at once, each completing in its own callback. */
+    submit(h, req_new("POST", "/seq?k=lsock1&s=201&delay=100"), &g[1]);
+    submit(h, req_new("GET", "/seq?k=lsock2&s=200&delay=200"), &g[2]);
+    (void)turn_until(l, &g[2].calls, 1, 5);
+    (void)turn_until(l, &g[1].calls, 1, 5);
+    assert_int_equal(g[1].status, 201);
+    assert_int_equal(g[2].status, 200);
+    assert_int_equal(ab_http_pending(h), 0);
+    /* ab_http_run() from a loop callback drives the attached client itself. */
+    assert_int_not_equal(ab_loop_add_timer(l, 0, 0, on_run_timer, &t, &err), 0);
+    (void)turn_until(l, &t.calls, 1, 5);
+    assert_int_equal(t.status, 202);
+    ab_http_free(h);
+    assert_null(ab_loop_http(l));
+    ab_loop_free(l);
+}
+
+static void test_http_loop_timer_alone_completes_a_transfer(void **state)
+{
+    struct ab_http_opts o;
+    struct ab_http *h;
+    struct ab_loop *l;
+    struct got g;
+    int turns;
+
+    (void)state;
+    opts_for_test(&o);
+    o.request_timeout_ms = 300;
+    o.max_retries = 0;
+    h = client_new(&o);
+    l = loop_new(h);
+    /* The server answers after 3 s: curl's timeout, a loop timer, ends the
+     * attempt while its socket stays silent. */
+    submit(h, req_new("GET", "/seq?k=ltimer&s=200&delay=3000"), &g);
+    turns = turn_until(l, &g.calls, 1, 2.5);
+    assert_int_equal(g.status, 0);
+    assert_true(g.transient);
+    assert_true(g.elapsed_s >= 0.3 && g.elapsed_s < 2.5);
+    assert_non_null(strstr(g.error, "imed out"));
+    assert_true(turns < 30);
+    ab_loop_free(l); /* freed first: it detaches the client */
+    ab_http_free(h);
+}
+
+struct hup_seen {
+    int calls;
+    unsigned ready;
+    size_t pending;
+    struct ab_http *h;
+    struct ab_loop *l;
+};
+
+static enum ab_status on_hup(void *arg, int fd, unsigned ready, struct ab_error *err)
+{
+    struct hup_seen *s = arg;
+
+    (void)err;
+    s->calls++;
+    s->ready = ready;
+    s->pending = ab_http_pending(s->h);
+    ab_loop_del_fd(s->l, fd);
+    return AB_OK;
+}
+
+static void test_http_loop_fd_hangup_reported_while_transfers_run(void **state)
+{
+    struct ab_http *h = client_default();
+    struct ab_loop *l = loop_new(h);
+    struct hup_seen s = {0, 0, 0, h, l};
+    struct ab_error err;
+    struct got g;
+    int p[2];
+    int64_t start;
+
+    (void)state;
+    ab_error_init(&err);
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(ab_loop_add_fd(l, p[0], AB_LOOP_READ, on_hup, &s, &err), AB_OK);
+    submit(h, req_new("GET", "/seq?k=lhup&s=200&delay=1500"), &g);
+    /* The request goes out; then the writer closes. */
+    assert_int_equal(ab_loop_turn(l, 100, &err), AB_OK);
+    (void)close(p[1]);
+    start = ab_now_us();
+    (void)turn_until(l, &s.calls, 1, 1.0);
+    assert_true(seconds_since(start) < 1.0);
+    assert_true(s.ready & AB_LOOP_READ);
+    assert_true(s.ready & AB_LOOP_ERROR);
+    assert_int_equal(s.pending, 1);
+    assert_int_equal(g.calls, 0);
+    (void)turn_until(l, &g.calls, 1, 10);
+    assert_int_equal(g.status, 200);
+    (void)close(p[0]);
+    ab_http_free(h);
+    ab_loop_free(l);
+}
+
+static void test_http_loop_retries_and_rate_limit_wake_on_time(void **state)
+{
+    struct ab_http_opts o;
+    struct ab_http *h;
+    struct ab_loop *l;
+    struct got g[6];
+    char path[64];
+    int64_t start;
+    int turns;
+
+    (void)state;
+    opts_for_test(&o);
+    h = client_new(&o);
+    l = loop_new(h);
+    /* Retry-After: 1 s, waited on a loop timer (no spinning). */
+    submit(h, req_new("GET", "/seq?k=lra&s=429,200&ra=1"), &g[0]);
+    turns = turn_until(l, &g[0].calls, 1, 10);
+    assert_int_equal(g[0].status, 200);
+    assert_int_equal(g[0].attempts, 2);
+    assert_true(g[0].elapsed_s >= 1.0 && g[0].elapsed_s < 2.5);
+    assert_true(turns < 30);
+    /* Backoff after a 503 (10 to 50 ms). */
+    submit(h, req_new("GET", "/seq?k=lbo&s=503,503,200"), &g[1]);
+    (void)turn_until(l, &g[1].calls, 1, 10);
+    assert_int_equal(g[1].status, 200);
+    assert_int_equal(g[1].attempts, 3);
+    ab_http_free(h);
+
+    /* The rate limiter: one at once, then five at 200 ms intervals. */
+    o.max_in_flight = 8;
+    o.requests_per_second = 5;
+    o.burst = 1;
+    h = client_new(&o);
+    ab_loop_set_http(l, h);
+    start = ab_now_us();
+    for (int i = 0; i < 6; i++) {
+        (void)snprintf(path, sizeof(path), "/seq?k=lrl%d&s=200", i);
+        submit(h, req_new("GET", path), &g[i]);
+    }
+    turns = turn_until(l, &g[5].calls, 1, 10);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(g[i].calls, 1);
+    }
+    assert_true(seconds_since(start) >= 0.95 && seconds_since(start) < 3.0);
+    assert_true(turns < 60);
+    ab_loop_set_http(l, NULL);
+    ab_http_free(h);
+    ab_loop_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1572,6 +1787,10 @@ int main(void)
         cmocka_unit_test(test_http_run_blocking),
         cmocka_unit_test(test_http_rate_limited_client),
         cmocka_unit_test(test_http_free_aborts_without_callbacks),
+        cmocka_unit_test(test_http_loop_socket_readiness_drives_transfers),
+        cmocka_unit_test(test_http_loop_timer_alone_completes_a_transfer),
+        cmocka_unit_test(test_http_loop_fd_hangup_reported_while_transfers_run),
+        cmocka_unit_test(test_http_loop_retries_and_rate_limit_wake_on_time),
         cmocka_unit_test(test_http_logs_never_show_secrets),
         cmocka_unit_test(test_http_bad_requests_rejected),
         cmocka_unit_test(test_oauth2_client_credentials),

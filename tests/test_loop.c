@@ -245,6 +245,64 @@ static void test_descriptor_read_pause_and_delete(void **state)
     ab_loop_free(l);
 }
 
+/* What the callback of a descriptor table test saw. */
+struct seen {
+    int calls;
+    int fd;
+    unsigned ready;
+};
+
+static enum ab_status on_seen(void *arg, int fd, unsigned ready, struct ab_error *err)
+{
+    struct seen *s = arg;
+
+    (void)err;
+    s->calls++;
+    s->fd = fd;
+    s->ready = ready;
+    return AB_OK;
+}
+
+#define MANY_PIPES 40
+
+static void test_descriptor_table_grows_and_reports_hangup(void **state)
+{
+    struct ab_loop *l = new_loop();
+    struct seen s = {0, -1, 0};
+    struct ab_error err;
+    int p[MANY_PIPES][2];
+
+    (void)state;
+    /* more than the initial 16 entries */
+    for (int i = 0; i < MANY_PIPES; i++) {
+        assert_int_equal(pipe(p[i]), 0);
+        assert_int_equal(ab_loop_add_fd(l, p[i][0], AB_LOOP_READ, on_seen, &s, &err), AB_OK);
+    }
+    assert_int_equal(write(p[MANY_PIPES - 1][1], "x", 1), 1);
+    assert_int_equal(ab_loop_turn(l, 1000, &err), AB_OK);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.fd, p[MANY_PIPES - 1][0]);
+    assert_int_equal(s.ready, AB_LOOP_READ);
+    ab_loop_del_fd(l, p[MANY_PIPES - 1][0]);
+    /* a closed writer: readable and hung up, even when only watched for
+     * writing or paused for reading */
+    (void)close(p[3][1]);
+    p[3][1] = -1;
+    ab_loop_fd_mask(l, p[3][0], AB_LOOP_WRITE);
+    assert_int_equal(ab_loop_turn(l, 1000, &err), AB_OK);
+    assert_int_equal(s.calls, 2);
+    assert_int_equal(s.fd, p[3][0]);
+    assert_int_equal(s.ready, AB_LOOP_READ | AB_LOOP_ERROR);
+    for (int i = 0; i < MANY_PIPES; i++) {
+        ab_loop_del_fd(l, p[i][0]);
+        (void)close(p[i][0]);
+        if (p[i][1] >= 0) {
+            (void)close(p[i][1]);
+        }
+    }
+    ab_loop_free(l);
+}
+
 struct hook {
     int calls;
     struct ab_loop *l;
@@ -292,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_timer_table_is_bounded),
         cmocka_unit_test(test_descriptor_read_pause_and_delete),
         cmocka_unit_test(test_wake_skips_the_wait),
+        cmocka_unit_test(test_descriptor_table_grows_and_reports_hangup),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,7 +13,9 @@
 #include <curl/curl.h>
 #include <libdeflate.h>
 
+#include "ab/assert.h"
 #include "ab/clock.h"
+#include "ab/loop.h"
 
 #include "http_int.h"
 
@@ -31,13 +33,31 @@
  *   or error text is ever built from headers.
  * - curl_global_init() is reference-counted by libcurl: each client takes one
  *   reference in ab_http_new() and drops it in ab_http_free().
+ * - Transfers are driven only by curl_multi_socket_action(), from pump():
+ *   socks mirrors the sockets curl asked to watch (CURLMOPT_SOCKETFUNCTION)
+ *   and curl_due_us its timeout (CURLMOPT_TIMERFUNCTION). With a loop
+ *   attached, every entry of socks is registered with it (same fd, mask
+ *   from CURL_POLL_*) and one loop timer (timer_id) is armed for
+ *   min(curl_due_us, next_wake_us) whenever that is finite; ab_http_wait()
+ *   polls socks itself, with the caller's descriptors, in one poll(2).
+ * - pump() never nests (in_pump), and curl's socket and timer callbacks
+ *   only record what curl asked for: socket_action is never called from
+ *   inside curl.
  */
 
 #define AB_HTTP_TOKEN_MAX 8192
 #define AB_HTTP_LABEL_MAX 128
 #define AB_HTTP_RA_MAX    64
 #define AB_HTTP_ERROR_MAX 256
-#define AB_HTTP_STACK_FDS 8 /* ab_http_wait() fds without an allocation */
+/* Rounds of curl timeouts due at once that one pump() handles before
+ * leaving the rest to the next loop turn. */
+#define AB_HTTP_PUMP_ROUNDS 4
+
+/* A socket curl asked to watch: what is CURL_POLL_IN, _OUT or _INOUT. */
+struct ab_http_sock {
+    curl_socket_t fd;
+    int what;
+};
 
 struct ab_http_list {
     struct ab_http_req *head;
@@ -115,6 +135,19 @@ struct ab_http {
 
     struct ab_ratelimit rl;
     int64_t next_wake_us; /* when a blocked start may become possible */
+    int64_t curl_due_us;  /* curl's timeout, INT64_MAX: none */
+
+    struct ab_http_sock *socks; /* what curl watches, nsocks of sock_cap */
+    size_t nsocks;
+    size_t sock_cap;
+    struct pollfd *pfd; /* ab_http_wait()'s poll set, pfd_cap entries */
+    size_t pfd_cap;
+    struct ab_loop *loop;  /* borrowed; NULL: none */
+    uint64_t timer_id;     /* the loop timer, 0: none armed */
+    int64_t timer_due_us;  /* its due time, INT64_MAX: none */
+    bool in_pump;          /* pump() is running */
+    enum ab_status broken; /* a loop registration failed: every later call fails */
+    char broken_msg[AB_HTTP_ERROR_MAX];
     uint64_t rng;
     struct ab_http_stats stats;
 
@@ -124,7 +157,7 @@ struct ab_http {
     char *token; /* AB_HTTP_TOKEN_MAX bytes, the provider's output */
 
     bool in_callback;
-    size_t n_done;                 /* callbacks run by the current ab_http_wait() */
+    size_t n_done;                 /* callbacks run since ab_http_wait() began */
     enum ab_status done_fail_code; /* of the request whose callback runs */
 };
 
@@ -772,6 +805,9 @@ static void apply_defaults(struct ab_http_opts *o)
     }
 }
 
+static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp);
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp);
+
 struct ab_http *ab_http_new(const struct ab_http_opts *o, struct ab_error *err)
 {
     struct ab_http *h;
@@ -800,6 +836,9 @@ struct ab_http *ab_http_new(const struct ab_http_opts *o, struct ab_error *err)
         }
     }
     h->rng = h->o.seed ? h->o.seed : clock_seed();
+    h->next_wake_us = INT64_MAX;
+    h->curl_due_us = INT64_MAX;
+    h->timer_due_us = INT64_MAX;
     ab_ratelimit_init(&h->rl, h->o.requests_per_second, h->o.burst, ab_now_us());
     h->pool = calloc((size_t)h->o.max_in_flight, sizeof(*h->pool));
     h->token = calloc(1, AB_HTTP_TOKEN_MAX);
@@ -819,7 +858,11 @@ struct ab_http *ab_http_new(const struct ab_http_opts *o, struct ab_error *err)
     if (curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)h->o.max_in_flight) !=
             CURLM_OK ||
         curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->o.max_in_flight * 2) !=
-            CURLM_OK) {
+            CURLM_OK ||
+        curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
+        curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, (void *)h) != CURLM_OK ||
+        curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
+        curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, (void *)h) != CURLM_OK) {
         ab_error_set(err, AB_ERR_INTERNAL, "cannot configure libcurl");
         goto fail;
     }
@@ -888,6 +931,16 @@ void ab_http_free(struct ab_http *h)
     if (!h) {
         return;
     }
+    AB_ASSERT(!h->in_pump && !h->in_callback);
+    if (h->loop) {
+        /* no callback of curl's touches the loop from here on */
+        if (ab_loop_http(h->loop) == h) {
+            ab_loop_set_http(h->loop, NULL);
+        } else {
+            ab_http_set_loop(h, NULL);
+        }
+    }
+    AB_ASSERT(!h->loop);
     abort_list(h, &h->active);
     abort_list(h, &h->retry);
     abort_list(h, &h->queue);
@@ -903,6 +956,8 @@ void ab_http_free(struct ab_http *h)
     if (h->curl_inited) {
         curl_global_cleanup();
     }
+    free(h->socks);
+    free(h->pfd);
     free_secret(h->bearer);
     if (h->token) {
         wipe(h->token, AB_HTTP_TOKEN_MAX);
@@ -952,6 +1007,8 @@ void ab_http_get_stats(const struct ab_http *h, struct ab_http_stats *out)
     *out = h->stats;
 }
 
+static void sync_timer(struct ab_http *h);
+
 enum ab_status ab_http_submit(struct ab_http *h, struct ab_http_req *r, ab_http_done_fn done,
                               void *arg, struct ab_error *err)
 {
@@ -979,6 +1036,12 @@ enum ab_status ab_http_submit(struct ab_http *h, struct ab_http_req *r, ab_http_
     r->submit_us = ab_now_us();
     r->due_us = r->submit_us;
     list_push(&h->queue, r);
+    /* a start may be possible now: the next pump (a loop timer due at once
+     * when a loop is attached) tries */
+    h->next_wake_us = r->submit_us;
+    if (!h->in_pump) {
+        sync_timer(h);
+    }
     return AB_OK;
 fail:
     ab_http_req_free(r);
@@ -1598,17 +1661,173 @@ static void finish_attempt(struct ab_http *h, struct ab_http_req *r, CURLcode cc
     complete(h, r, transient);
 }
 
-static enum ab_status drive(struct ab_http *h, struct ab_error *err)
+/* ---- driving: curl_multi_socket_action() and the loop ---- */
+
+static void set_broken(struct ab_http *h, const struct ab_error *e)
+{
+    if (h->broken == AB_OK) {
+        h->broken = e->code != AB_OK ? e->code : AB_ERR_INTERNAL;
+        copy_text(h->broken_msg, sizeof(h->broken_msg), "", e->message);
+    }
+}
+
+static enum ab_status fail_broken(const struct ab_http *h, struct ab_error *err)
+{
+    return ab_error_set(err, h->broken, "HTTP client: %s", h->broken_msg);
+}
+
+static unsigned loop_mask(int what)
+{
+    return ((what == CURL_POLL_IN || what == CURL_POLL_INOUT) ? AB_LOOP_READ : 0U) |
+           ((what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ? AB_LOOP_WRITE : 0U);
+}
+
+static short poll_events(int what)
+{
+    unsigned m = loop_mask(what);
+
+    return (short)(((m & AB_LOOP_READ) ? POLLIN : 0) | ((m & AB_LOOP_WRITE) ? POLLOUT : 0));
+}
+
+/* CURL_CSELECT_* bits of poll(2) revents; a hang-up or an error is passed
+ * on as readable too, so that curl reads the end of the stream. */
+static int cselect_of_revents(short rev)
+{
+    int bits = 0;
+
+    if (rev & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
+        bits |= CURL_CSELECT_IN;
+    }
+    if (rev & POLLOUT) {
+        bits |= CURL_CSELECT_OUT;
+    }
+    if (rev & (POLLHUP | POLLERR | POLLNVAL)) {
+        bits |= CURL_CSELECT_ERR;
+    }
+    return bits;
+}
+
+static enum ab_status on_loop_fd(void *arg, int fd, unsigned ready, struct ab_error *err);
+static enum ab_status on_loop_timer(void *arg, uint64_t id, struct ab_error *err);
+
+/* Arms the loop timer for the earliest of curl's timeout and the next
+ * possible start (disarms it when neither is set). */
+static void sync_timer(struct ab_http *h)
+{
+    int64_t due = h->curl_due_us < h->next_wake_us ? h->curl_due_us : h->next_wake_us;
+    struct ab_error e;
+
+    if (!h->loop || (due == h->timer_due_us && (h->timer_id != 0) == (due != INT64_MAX))) {
+        return;
+    }
+    ab_loop_del_timer(h->loop, h->timer_id);
+    h->timer_id = 0;
+    h->timer_due_us = INT64_MAX;
+    if (due == INT64_MAX) {
+        return;
+    }
+    ab_error_init(&e);
+    h->timer_id = ab_loop_add_timer(h->loop, due - ab_now_us(), 0, on_loop_timer, h, &e);
+    if (h->timer_id == 0) {
+        set_broken(h, &e);
+        return;
+    }
+    h->timer_due_us = due;
+}
+
+static struct ab_http_sock *find_sock(struct ab_http *h, curl_socket_t fd)
+{
+    for (size_t i = 0; i < h->nsocks; i++) {
+        if (h->socks[i].fd == fd) {
+            return &h->socks[i];
+        }
+    }
+    return NULL;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: records what curl wants watched on fd, and
+ * (un)registers fd with the loop. Never calls back into curl. */
+static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct ab_http *h = userp;
+    struct ab_http_sock *s = find_sock(h, fd);
+    struct ab_error err;
+
+    (void)e;
+    (void)socketp;
+    ab_error_init(&err);
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            *s = h->socks[--h->nsocks];
+        }
+        if (h->loop) {
+            ab_loop_del_fd(h->loop, fd);
+        }
+        return 0;
+    }
+    if (s) {
+        s->what = what;
+        if (h->loop) {
+            ab_loop_fd_mask(h->loop, fd, loop_mask(what));
+        }
+        return 0;
+    }
+    if (h->nsocks == h->sock_cap) {
+        size_t cap = h->sock_cap ? h->sock_cap * 2 : 8;
+        struct ab_http_sock *n = realloc(h->socks, cap * sizeof(*n));
+
+        if (!n) {
+            (void)ab_error_set(&err, AB_ERR_NOMEM, "out of memory (sockets)");
+            set_broken(h, &err);
+            return -1;
+        }
+        h->socks = n;
+        h->sock_cap = cap;
+    }
+    if (h->loop && ab_loop_add_fd(h->loop, fd, loop_mask(what), on_loop_fd, h, &err) != AB_OK) {
+        set_broken(h, &err);
+        return -1;
+    }
+    h->socks[h->nsocks].fd = fd;
+    h->socks[h->nsocks].what = what;
+    h->nsocks++;
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: curl wants socket_action(CURL_SOCKET_TIMEOUT)
+ * after timeout_ms (0: as soon as possible; -1: no timeout). */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct ab_http *h = userp;
+
+    (void)multi;
+    h->curl_due_us = timeout_ms < 0 ? INT64_MAX : ab_now_us() + ms_to_us(timeout_ms);
+    if (!h->in_pump) {
+        sync_timer(h);
+    }
+    return 0;
+}
+
+static enum ab_status socket_action(struct ab_http *h, curl_socket_t fd, int bits,
+                                    struct ab_error *err)
 {
     int running = 0;
-    CURLMcode mc;
+    CURLMcode mc = curl_multi_socket_action(h->multi, fd, bits, &running);
 
-    start_attempts(h);
-    mc = curl_multi_perform(h->multi, &running);
-    if (mc != CURLM_OK) {
-        return ab_error_set(err, AB_ERR_INTERNAL, "curl_multi_perform failed: %s",
+    /* a socket curl dropped while its readiness was pending is no error */
+    if (mc != CURLM_OK && mc != CURLM_BAD_SOCKET) {
+        if (h->broken != AB_OK) {
+            return fail_broken(h, err);
+        }
+        return ab_error_set(err, AB_ERR_INTERNAL, "curl_multi_socket_action failed: %s",
                             curl_multi_strerror(mc));
     }
+    return AB_OK;
+}
+
+/* Finishes the attempts curl reports done. */
+static enum ab_status read_done(struct ab_http *h, struct ab_error *err)
+{
     for (;;) {
         int left = 0;
         CURLMsg *msg = curl_multi_info_read(h->multi, &left);
@@ -1617,7 +1836,7 @@ static enum ab_status drive(struct ab_http *h, struct ab_error *err)
         char *priv = NULL;
 
         if (!msg) {
-            break;
+            return AB_OK;
         }
         if (msg->msg != CURLMSG_DONE) {
             continue;
@@ -1630,18 +1849,127 @@ static enum ab_status drive(struct ab_http *h, struct ab_error *err)
         }
         finish_attempt(h, (struct ab_http_req *)(void *)priv, cc);
     }
-    start_attempts(h);
-    return AB_OK;
 }
 
-/* Milliseconds to poll: until the deadline or the next possible start. */
+/*
+ * The one place transfers advance: tells curl which sockets are ready
+ * (ready: n poll(2) entries, revents set; entries without revents are
+ * skipped), runs curl's due timeout, finishes the completed attempts (their
+ * callbacks run here) and starts queued or due ones; then rounds of curl
+ * timeouts already due (a new transfer's first step), at most
+ * AB_HTTP_PUMP_ROUNDS; finally re-arms the loop timer.
+ */
+static enum ab_status pump(struct ab_http *h, const struct pollfd *ready, size_t n,
+                           struct ab_error *err)
+{
+    enum ab_status rc = AB_OK;
+
+    AB_ASSERT(!h->in_pump && !h->in_callback);
+    if (h->broken != AB_OK) {
+        return fail_broken(h, err);
+    }
+    h->in_pump = true;
+    for (size_t i = 0; i < n && rc == AB_OK; i++) {
+        int bits = cselect_of_revents(ready[i].revents);
+
+        if (bits) {
+            rc = socket_action(h, ready[i].fd, bits, err);
+        }
+    }
+    for (int round = 0; rc == AB_OK; round++) {
+        if (h->curl_due_us <= ab_now_us()) {
+            h->curl_due_us = INT64_MAX;
+            rc = socket_action(h, CURL_SOCKET_TIMEOUT, 0, err);
+        }
+        if (rc == AB_OK) {
+            rc = read_done(h, err);
+        }
+        if (rc == AB_OK) {
+            /* cheap when nothing waits; sets next_wake_us */
+            start_attempts(h);
+        }
+        if (round + 1 >= AB_HTTP_PUMP_ROUNDS || h->curl_due_us > ab_now_us()) {
+            break;
+        }
+    }
+    h->in_pump = false;
+    sync_timer(h);
+    if (rc == AB_OK && h->broken != AB_OK) {
+        rc = fail_broken(h, err);
+    }
+    return rc;
+}
+
+static enum ab_status on_loop_fd(void *arg, int fd, unsigned ready, struct ab_error *err)
+{
+    struct ab_http *h = arg;
+    struct pollfd p;
+
+    p.fd = fd;
+    p.events = 0;
+    p.revents =
+        (short)(((ready & AB_LOOP_READ) ? POLLIN : 0) | ((ready & AB_LOOP_WRITE) ? POLLOUT : 0) |
+                ((ready & AB_LOOP_ERROR) ? POLLERR : 0));
+    return pump(h, &p, 1, err);
+}
+
+static enum ab_status on_loop_timer(void *arg, uint64_t id, struct ab_error *err)
+{
+    struct ab_http *h = arg;
+
+    AB_ASSERT(id == h->timer_id);
+    (void)id;
+    /* one-shot: the loop deleted it before this call */
+    h->timer_id = 0;
+    h->timer_due_us = INT64_MAX;
+    return pump(h, NULL, 0, err);
+}
+
+void ab_http_set_loop(struct ab_http *h, struct ab_loop *l)
+{
+    struct ab_error e;
+
+    AB_ASSERT(!h->in_pump);
+    if (h->loop == l) {
+        return;
+    }
+    if (h->loop) {
+        for (size_t i = 0; i < h->nsocks; i++) {
+            ab_loop_del_fd(h->loop, h->socks[i].fd);
+        }
+        ab_loop_del_timer(h->loop, h->timer_id);
+        h->timer_id = 0;
+        h->timer_due_us = INT64_MAX;
+    }
+    h->loop = l;
+    if (!l) {
+        return;
+    }
+    ab_error_init(&e);
+    for (size_t i = 0; i < h->nsocks; i++) {
+        if (ab_loop_add_fd(l, h->socks[i].fd, loop_mask(h->socks[i].what), on_loop_fd, h, &e) !=
+            AB_OK) {
+            set_broken(h, &e);
+        }
+    }
+    sync_timer(h);
+}
+
+/* Milliseconds to poll: until the deadline, curl's timeout or the next
+ * possible start, whichever comes first. */
 static int poll_ms(const struct ab_http *h, int64_t now, int64_t deadline)
 {
-    int64_t until = deadline < h->next_wake_us ? deadline : h->next_wake_us;
+    int64_t until = deadline;
     int64_t ms;
 
+    if (h->next_wake_us < until) {
+        until = h->next_wake_us;
+    }
+    if (h->curl_due_us < until) {
+        until = h->curl_due_us;
+    }
     if (until == INT64_MAX) {
-        return INT_MAX;
+        return -1;
     }
     ms = (until - now + 999) / 1000;
     if (ms > INT_MAX) {
@@ -1650,94 +1978,77 @@ static int poll_ms(const struct ab_http *h, int64_t now, int64_t deadline)
     return ms < 0 ? 0 : (int)ms;
 }
 
-static short to_curl_events(short ev)
+/* Room for n entries in h->pfd. */
+static enum ab_status pfd_room(struct ab_http *h, size_t n, struct ab_error *err)
 {
-    short c = 0;
+    struct pollfd *p;
 
-    c = (short)(c | ((ev & POLLIN) ? CURL_WAIT_POLLIN : 0));
-    c = (short)(c | ((ev & POLLPRI) ? CURL_WAIT_POLLPRI : 0));
-    c = (short)(c | ((ev & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
-    return c;
-}
-
-/*
- * curl reports only POLLIN/POLLPRI/POLLOUT of extra fds, not POLLHUP or
- * POLLERR (a closed pipe): the fds' real state comes from poll() with a zero
- * timeout after curl returns. Returns whether any is ready, -1 on failure.
- */
-static int probe_fds(struct pollfd *fds, unsigned nfds)
-{
-    int r;
-
-    if (nfds == 0) {
-        return 0;
+    if (n <= h->pfd_cap) {
+        return AB_OK;
     }
-    do {
-        r = poll(fds, (nfds_t)nfds, 0);
-    } while (r < 0 && errno == EINTR);
-    return r < 0 ? -1 : r > 0;
+    p = realloc(h->pfd, n * sizeof(*p));
+    if (!p) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (%zu descriptors to poll)", n);
+    }
+    h->pfd = p;
+    h->pfd_cap = n;
+    return AB_OK;
 }
 
 enum ab_status ab_http_wait(struct ab_http *h, struct pollfd *fds, unsigned nfds, long timeout_ms,
                             struct ab_error *err)
 {
     int64_t deadline = timeout_ms >= 0 ? ab_now_us() + ms_to_us(timeout_ms) : INT64_MAX;
-    struct curl_waitfd stack_cfds[AB_HTTP_STACK_FDS];
-    struct curl_waitfd *cfds = stack_cfds;
-    unsigned ncfds = 0;
+    unsigned given = 0;
     bool ready = false;
-    enum ab_status rc = AB_OK;
+    enum ab_status rc;
 
     for (unsigned i = 0; i < nfds; i++) {
         fds[i].revents = 0;
+        given += fds[i].fd >= 0;
     }
-    if (h->in_callback) {
+    if (h->in_callback || h->in_pump) {
         return ab_error_set(err, AB_ERR_INTERNAL, "ab_http_wait called from a completion callback");
     }
-    if (nfds > AB_HTTP_STACK_FDS) {
-        cfds = calloc(nfds, sizeof(*cfds));
-        if (!cfds) {
-            return ab_error_set(err, AB_ERR_NOMEM, "out of memory (%u descriptors to poll)", nfds);
-        }
-    }
-    for (unsigned i = 0; i < nfds; i++) {
-        if (fds[i].fd >= 0) {
-            cfds[ncfds].fd = fds[i].fd;
-            cfds[ncfds].events = to_curl_events(fds[i].events);
-            cfds[ncfds].revents = 0;
-            ncfds++;
-        }
-    }
     h->n_done = 0;
-    for (;;) {
-        int64_t now;
-        CURLMcode mc;
-        int probed;
+    rc = pump(h, NULL, 0, err);
+    while (rc == AB_OK && h->n_done == 0 && !ready) {
+        int64_t now = ab_now_us();
+        size_t n = 0;
+        size_t nsock = h->nsocks;
+        int pr;
 
-        rc = drive(h, err);
-        if (rc != AB_OK || h->n_done > 0 || ready) {
+        if (now >= deadline || (ab_http_pending(h) == 0 && given == 0)) {
             break;
         }
-        now = ab_now_us();
-        if (now >= deadline || (ab_http_pending(h) == 0 && ncfds == 0)) {
+        rc = pfd_room(h, (size_t)given + nsock, err);
+        if (rc != AB_OK) {
             break;
         }
-        /* Returns early when curl's own timers or sockets need attention. */
-        mc = curl_multi_poll(h->multi, ncfds ? cfds : NULL, ncfds, poll_ms(h, now, deadline), NULL);
-        if (mc != CURLM_OK) {
-            rc = ab_error_set(err, AB_ERR_INTERNAL, "curl_multi_poll failed: %s",
-                              curl_multi_strerror(mc));
-            break;
+        for (unsigned i = 0; i < nfds; i++) {
+            if (fds[i].fd >= 0) {
+                h->pfd[n++] = (struct pollfd){.fd = fds[i].fd, .events = fds[i].events};
+            }
         }
-        probed = probe_fds(fds, nfds);
-        if (probed < 0) {
+        for (size_t i = 0; i < nsock; i++) {
+            h->pfd[n++] =
+                (struct pollfd){.fd = h->socks[i].fd, .events = poll_events(h->socks[i].what)};
+        }
+        pr = poll(h->pfd, (nfds_t)n, poll_ms(h, now, deadline));
+        if (pr < 0 && errno != EINTR) {
             rc = ab_error_set(err, AB_ERR_IO, "poll failed: %s", strerror(errno));
             break;
         }
-        ready = probed > 0;
-    }
-    if (cfds != stack_cfds) {
-        free(cfds);
+        n = 0;
+        for (unsigned i = 0; i < nfds; i++) {
+            if (fds[i].fd >= 0) {
+                fds[i].revents = pr > 0 ? h->pfd[n].revents : 0;
+                ready = ready || fds[i].revents != 0;
+                n++;
+            }
+        }
+        /* the sockets' entries follow the caller's */
+        rc = pump(h, h->pfd + given, pr > 0 ? nsock : 0, err);
     }
     return rc;
 }

@@ -28,9 +28,20 @@ struct loop_timer {
     void *arg;
 };
 
+/* Entries of the descriptor table before it first grows. */
+#define LOOP_FDS_INITIAL 16
+
+/*
+ * Invariants: fds[0..nfds) hold distinct descriptors, nfds <= cap <=
+ * AB_LOOP_MAX_FDS, and pfd has cap entries too (the poll set of a turn never
+ * needs more). in_turn is set while a turn runs (no nested turns).
+ */
 struct ab_loop {
-    struct loop_fd fds[AB_LOOP_MAX_FDS];
+    struct loop_fd *fds;
+    struct pollfd *pfd;
     unsigned nfds;
+    unsigned cap;
+    bool in_turn;
     struct loop_timer timers[AB_LOOP_MAX_TIMERS];
     uint64_t next_id;
     struct ab_http *http;
@@ -54,7 +65,39 @@ struct ab_loop *ab_loop_new(struct ab_error *err)
 
 void ab_loop_free(struct ab_loop *l)
 {
+    if (!l) {
+        return;
+    }
+    AB_ASSERT(!l->in_turn);
+    ab_loop_set_http(l, NULL);
+    free(l->fds);
+    free(l->pfd);
     free(l);
+}
+
+/* Room for one more descriptor: doubles the table (and the poll set). */
+static enum ab_status grow_fds(struct ab_loop *l, struct ab_error *err)
+{
+    unsigned cap = l->cap ? l->cap * 2 : LOOP_FDS_INITIAL;
+    struct loop_fd *fds;
+    struct pollfd *pfd;
+
+    if (cap > AB_LOOP_MAX_FDS) {
+        cap = AB_LOOP_MAX_FDS;
+    }
+    AB_ASSERT(cap > l->cap);
+    fds = realloc(l->fds, cap * sizeof(*fds));
+    if (!fds) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (event loop descriptors)");
+    }
+    l->fds = fds;
+    pfd = realloc(l->pfd, cap * sizeof(*pfd));
+    if (!pfd) {
+        return ab_error_set(err, AB_ERR_NOMEM, "out of memory (event loop descriptors)");
+    }
+    l->pfd = pfd;
+    l->cap = cap;
+    return AB_OK;
 }
 
 static struct loop_fd *find_fd(struct ab_loop *l, int fd)
@@ -79,6 +122,10 @@ enum ab_status ab_loop_add_fd(struct ab_loop *l, int fd, unsigned mask, ab_loop_
         return ab_error_set(err, AB_ERR_INTERNAL, "event loop: more than %d descriptors",
                             AB_LOOP_MAX_FDS);
     }
+    if (l->nfds == l->cap && grow_fds(l, err) != AB_OK) {
+        return err->code;
+    }
+    AB_ASSERT(l->nfds < l->cap);
     f = &l->fds[l->nfds++];
     f->fd = fd;
     f->mask = mask;
@@ -151,7 +198,16 @@ bool ab_loop_timer_armed(const struct ab_loop *l, uint64_t id)
 
 void ab_loop_set_http(struct ab_loop *l, struct ab_http *h)
 {
+    if (l->http == h) {
+        return;
+    }
+    if (l->http) {
+        ab_http_set_loop(l->http, NULL);
+    }
     l->http = h;
+    if (h) {
+        ab_http_set_loop(h, l);
+    }
 }
 
 struct ab_http *ab_loop_http(const struct ab_loop *l)
@@ -199,9 +255,10 @@ static long wait_ms(const struct ab_loop *l, long max_wait_ms, int64_t now)
     return ms;
 }
 
-static enum ab_status wait_fds(struct ab_loop *l, long ms, struct pollfd *pfd, unsigned *n,
-                               struct ab_error *err)
+/* The one poll(2) of a turn; *n gets the entries of l->pfd it filled. */
+static enum ab_status wait_fds(struct ab_loop *l, long ms, unsigned *n, struct ab_error *err)
 {
+    struct pollfd *pfd = l->pfd;
     unsigned k = 0;
 
     for (unsigned i = 0; i < l->nfds; i++) {
@@ -215,11 +272,11 @@ static enum ab_status wait_fds(struct ab_loop *l, long ms, struct pollfd *pfd, u
         k++;
     }
     *n = k;
-    if (l->http) {
-        return ab_http_wait(l->http, pfd, k, ms, err);
-    }
     if (k == 0 && ms < 0) {
         return ab_error_set(err, AB_ERR_INTERNAL, "event loop: nothing to wait for");
+    }
+    if (k == 0 && ms == 0) {
+        return AB_OK; /* a due timer and nothing to poll: no system call */
     }
     if (poll(pfd, k, ms > INT_MAX ? INT_MAX : (int)ms) < 0 && errno != EINTR) {
         return ab_error_set(err, AB_ERR_IO, "poll failed: %s", strerror(errno));
@@ -227,9 +284,10 @@ static enum ab_status wait_fds(struct ab_loop *l, long ms, struct pollfd *pfd, u
     return AB_OK;
 }
 
-static enum ab_status dispatch_fds(struct ab_loop *l, const struct pollfd *pfd, unsigned n,
-                                   struct ab_error *err)
+static enum ab_status dispatch_fds(struct ab_loop *l, unsigned n, struct ab_error *err)
 {
+    const struct pollfd *pfd = l->pfd;
+
     for (unsigned i = 0; i < n && !l->stop; i++) {
         struct loop_fd *f;
         unsigned ready = 0;
@@ -249,7 +307,12 @@ static enum ab_status dispatch_fds(struct ab_loop *l, const struct pollfd *pfd, 
         if (pfd[i].revents & POLLOUT) {
             ready |= AB_LOOP_WRITE;
         }
-        ready &= f->mask | ((pfd[i].revents & (POLLHUP | POLLERR)) ? AB_LOOP_READ : 0);
+        if (pfd[i].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+            ready |= AB_LOOP_ERROR;
+        }
+        ready &=
+            f->mask |
+            ((pfd[i].revents & (POLLHUP | POLLERR | POLLNVAL)) ? AB_LOOP_READ | AB_LOOP_ERROR : 0);
         if (!ready) {
             continue;
         }
@@ -318,27 +381,30 @@ static enum ab_status fire_timers(struct ab_loop *l, struct ab_error *err)
 
 enum ab_status ab_loop_turn(struct ab_loop *l, long max_wait_ms, struct ab_error *err)
 {
-    struct pollfd pfd[AB_LOOP_MAX_FDS];
     unsigned n = 0;
     enum ab_status rc;
     long ms;
 
+    AB_ASSERT(!l->in_turn);
+    l->in_turn = true;
     l->stop = false;
     if (l->before_wait) {
         rc = l->before_wait(l->before_wait_arg, err);
         if (rc != AB_OK || l->stop) {
+            l->in_turn = false;
             return rc;
         }
     }
     ms = l->woken ? 0 : wait_ms(l, max_wait_ms, ab_now_us());
     l->woken = false;
-    rc = wait_fds(l, ms, pfd, &n, err);
+    rc = wait_fds(l, ms, &n, err);
     if (rc == AB_OK) {
-        rc = dispatch_fds(l, pfd, n, err);
+        rc = dispatch_fds(l, n, err);
     }
     if (rc == AB_OK) {
         rc = fire_timers(l, err);
     }
+    l->in_turn = false;
     return rc;
 }
 

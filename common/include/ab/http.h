@@ -15,9 +15,13 @@
 #include "ab/error.h"
 
 /*
- * Single-threaded. Requests are queued with ab_http_submit() and progress
- * only inside ab_http_wait()/ab_http_run(), which also call the completion
- * callbacks. Connections are reused (keep-alive). TLS peers are verified.
+ * Single-threaded: the client, its requests and the loop it is attached to
+ * are used from one thread. Requests are queued with ab_http_submit() and
+ * progress only inside ab_http_wait()/ab_http_run() or, once attached to a
+ * loop (ab_loop_set_http()), inside that loop's turns; the completion
+ * callbacks run there too, one at a time, never from inside
+ * ab_http_submit(). Connections are reused (keep-alive). TLS peers are
+ * verified.
  *
  * Each request is retried by this module when an attempt is transient:
  * transport failures (timeout, reset, refused, DNS), and answers its
@@ -46,6 +50,7 @@
  */
 struct ab_http;
 struct ab_http_req;
+struct ab_loop;
 
 struct ab_http_opts {
     const char *ca_path;        /* CA bundle file or NULL for the system store */
@@ -159,7 +164,7 @@ enum ab_status ab_http_req_body_ref(struct ab_http_req *r, const char *data, siz
 void ab_http_req_flags(struct ab_http_req *r, unsigned flags);
 /* Per-request hooks, each replacing a previous one (fn NULL: none); arg is
  * borrowed and must outlive the request (until its callback ran or the
- * client was freed). Both run inside ab_http_wait()/ab_http_run(), for every
+ * client was freed). Both run where transfers progress (see above), for every
  * attempt; they must not call into the client. */
 void ab_http_req_on_header(struct ab_http_req *r, ab_http_header_fn fn, void *arg);
 void ab_http_req_classify(struct ab_http_req *r, ab_http_classify_fn fn, void *arg);
@@ -175,7 +180,8 @@ enum ab_status ab_http_req_delay_header(struct ab_http_req *r, const char *name,
 void ab_http_req_label(struct ab_http_req *r, const char *label);
 
 /* Queues r (ownership taken, also on failure); done is called exactly once,
- * from ab_http_wait()/ab_http_run(), unless the client is freed first. */
+ * where transfers progress (ab_http_wait()/ab_http_run() or the loop), unless
+ * the client is freed first. */
 enum ab_status ab_http_submit(struct ab_http *h, struct ab_http_req *r, ab_http_done_fn done,
                               void *arg, struct ab_error *err);
 
@@ -186,9 +192,26 @@ size_t ab_http_pending(const struct ab_http *h);
 size_t ab_http_active(const struct ab_http *h);
 
 /*
+ * Attaches the client to a loop (borrowed; NULL detaches): its sockets and
+ * one timer are then registered there, and the loop's turns drive the
+ * transfers (curl_multi_socket_action() on readiness, with
+ * CURL_CSELECT_ERR for a hang-up or an error; on the timer, curl's timeout
+ * and the next possible start after a retry backoff or the rate limiter);
+ * completion callbacks run inside those loop callbacks. A registration the
+ * loop refuses (its tables full, out of memory) breaks the client: every
+ * later loop callback, ab_http_wait() and ab_http_run() fails with that
+ * error. Called by ab_loop_set_http(), which connectors use (ab_http_free()
+ * and ab_loop_free() detach). Not from a callback of the client's.
+ */
+void ab_http_set_loop(struct ab_http *h, struct ab_loop *l);
+
+/*
  * Drives transfers, starts queued attempts as the concurrency and the rate
  * limiter allow, calls completion callbacks, and waits at most timeout_ms for
- * activity. fds (nfds entries, POSIX struct pollfd, may be NULL when nfds is
+ * activity, in one poll(2) per round over the fds and the client's sockets
+ * (the same machinery as the loop's: curl_multi_socket_action(); with a loop
+ * attached, the sockets stay registered there too, so ab_http_run() works
+ * from inside a loop callback). fds (nfds entries, POSIX struct pollfd, may be NULL when nfds is
  * 0) are polled too: events in, revents out (0, or what poll(2) reported,
  * POLLHUP/POLLERR/POLLNVAL included); an entry with fd < 0 is ignored.
  * Returns as soon as a callback ran or any fd is ready, when timeout_ms

@@ -9,30 +9,41 @@
 #include "ab/error.h"
 
 /*
- * One loop per run, single-threaded (redis' ae.c in miniature). Everything a
- * connector waits for is registered here: file descriptors (stdin, a signal
- * pipe, a libpq socket, a subprocess pipe), timers (one-shot or periodic),
- * and the HTTP client, whose sockets are polled together with the
- * descriptors. A turn:
+ * One loop per run, single-threaded (redis' ae.c in miniature): every call
+ * on a loop, and every callback it makes, happens on the thread that made
+ * it. Everything a connector waits for is registered here: file descriptors
+ * (stdin, a signal pipe, a libpq socket, a subprocess pipe, the HTTP
+ * client's sockets), and timers (one-shot or periodic; the HTTP client's
+ * curl timeout and retry/rate-limit wake-up among them). A turn:
  *
  *   1. the before-wait hook runs (the driver advances its phase there);
- *   2. the loop waits until a descriptor is ready, an HTTP transfer needs
- *      attention or completes, or the nearest timer is due;
+ *   2. one poll(2) over every watched descriptor, until one is ready or the
+ *      nearest timer is due (not at all when a timer is already due);
  *   3. ready descriptors' callbacks run, then every due timer's.
+ *
+ * The loop knows nothing of HTTP: the client attached with ab_loop_set_http()
+ * registers its sockets and its timer like any other (see ab/http.h), and
+ * its completion callbacks run inside those descriptor and timer callbacks.
  *
  * Callbacks run only inside ab_loop_turn()/ab_loop_run() and may add and
  * delete descriptors and timers (their own included). A callback that
  * returns non-OK ends the turn: ab_loop_turn()/ab_loop_run() return that
- * status with err as the callback filled it.
+ * status with err as the callback filled it. ab_loop_turn() must not be
+ * called from a callback of the same loop (asserted).
  */
 struct ab_loop;
 struct ab_http;
 
 #define AB_LOOP_READ  1U /* readable, or hung up / in error (the read says which) */
 #define AB_LOOP_WRITE 2U
+/* In ready only, with AB_LOOP_READ: POLLHUP, POLLERR or POLLNVAL was reported. */
+#define AB_LOOP_ERROR 4U
 
-/* Most descriptors one loop watches at once (besides the HTTP sockets). */
-#define AB_LOOP_MAX_FDS 16
+/* Most descriptors one loop watches at once, the HTTP client's sockets
+ * included (curl keeps at most 2 x max_in_flight <= 128 connections in its
+ * cache, plus those being opened). The table starts with 16 entries and
+ * doubles as descriptors are added, up to this bound. */
+#define AB_LOOP_MAX_FDS 512
 /* Most timers armed at once. */
 #define AB_LOOP_MAX_TIMERS 32
 
@@ -43,11 +54,13 @@ typedef enum ab_status (*ab_loop_hook_fn)(void *arg, struct ab_error *err);
 
 /* NULL with err set (AB_ERR_NOMEM) on failure. */
 struct ab_loop *ab_loop_new(struct ab_error *err);
-/* Frees the loop; registered descriptors are not closed. NULL is ignored. */
+/* Frees the loop (not from its callbacks); registered descriptors are not
+ * closed; the client of ab_loop_set_http() is detached. NULL is ignored. */
 void ab_loop_free(struct ab_loop *l);
 
 /* Watches fd for the conditions in mask (0: registered, not watched).
- * AB_ERR_INTERNAL when fd is already registered or the table is full. */
+ * AB_ERR_INTERNAL when fd is already registered or the table is full,
+ * AB_ERR_NOMEM when it cannot grow. */
 enum ab_status ab_loop_add_fd(struct ab_loop *l, int fd, unsigned mask, ab_loop_fd_fn fn, void *arg,
                               struct ab_error *err);
 /* Changes what fd is watched for (back-pressure: 0 pauses it). An unknown
@@ -66,8 +79,10 @@ void ab_loop_del_timer(struct ab_loop *l, uint64_t id);
 /* True while the timer is armed. */
 bool ab_loop_timer_armed(const struct ab_loop *l, uint64_t id);
 
-/* The client whose sockets and timeouts the loop drives (borrowed; NULL:
- * none). Its completion callbacks run during the wait of a turn. */
+/* The client whose sockets and timer this loop watches (borrowed; NULL:
+ * none): calls ab_http_set_loop(h, l) (and ab_http_set_loop(old, NULL) for
+ * a previous client). Its completion callbacks then run inside this loop's
+ * descriptor and timer callbacks. Freeing either detaches the client. */
 void ab_loop_set_http(struct ab_loop *l, struct ab_http *h);
 struct ab_http *ab_loop_http(const struct ab_loop *l);
 
