@@ -2,6 +2,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "ab/protocol.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -219,7 +220,10 @@ static void parse_trace(struct ab_msg *msg)
 
 static void msg_init(struct ab_msg *msg)
 {
-    memset(msg, 0, sizeof(*msg));
+    /* every field but the path buffer, whose first byte says it is empty
+     * (this runs twice per line) */
+    memset(msg, 0, offsetof(struct ab_msg, invalid_field));
+    msg->invalid_field[0] = '\0';
     msg->type = AB_MSG_UNKNOWN;
     msg->root = NULL;
     msg->type_name = NULL;

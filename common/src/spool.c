@@ -40,7 +40,7 @@
     ((sp)->mem_len <= (uint64_t)(sp)->nchunks * AB_SPOOL_CHUNK &&                                  \
      ((sp)->spilled || (sp)->file_len == 0) &&                                                     \
      (sp)->file_flushed + (sp)->wlen == (sp)->file_len && (sp)->wlen <= SPOOL_WBUF &&              \
-     (sp)->budget->used + (sp)->budget->kept <= (sp)->budget->limit)
+     (sp)->budget->used + (sp)->budget->cached <= (sp)->budget->limit)
 
 struct ab_spool {
     struct ab_spool_budget own;
@@ -71,20 +71,50 @@ void ab_spool_budget_init(struct ab_spool_budget *b, size_t limit)
 {
     b->limit = limit;
     b->used = 0;
-    b->kept = 0;
-    b->spare = NULL;
+    b->cached = 0;
+    b->free = NULL;
 }
 
 void ab_spool_budget_release(struct ab_spool_budget *b)
 {
-    while (b->spare) {
-        void *c = b->spare;
+    AB_ASSERT(b->used == 0);
+    while (b->free) {
+        char *c = b->free;
 
-        memcpy(&b->spare, c, sizeof(b->spare)); /* the next kept chunk */
+        memcpy(&b->free, c, sizeof(b->free));
         free(c);
-        b->kept -= AB_SPOOL_CHUNK;
+        b->cached -= AB_SPOOL_CHUNK;
     }
-    AB_ASSERT(b->kept == 0);
+    AB_ASSERT(b->cached == 0);
+}
+
+/* A chunk from the budget's cache, else a new one if the budget allows;
+ * NULL when it does not (or malloc fails). */
+static char *budget_take(struct ab_spool_budget *b)
+{
+    char *c = b->free;
+
+    if (c) {
+        memcpy(&b->free, c, sizeof(b->free));
+        b->cached -= AB_SPOOL_CHUNK;
+    } else if (b->used > b->limit || b->limit - b->used < AB_SPOOL_CHUNK) {
+        return NULL;
+    } else if ((c = malloc(AB_SPOOL_CHUNK)) == NULL) {
+        return NULL; /* RAM is short: the file takes over */
+    }
+    b->used += AB_SPOOL_CHUNK;
+    AB_ASSERT(b->used + b->cached <= b->limit);
+    return c;
+}
+
+/* Gives a chunk back to the budget's cache. */
+static void budget_give(struct ab_spool_budget *b, char *c)
+{
+    AB_ASSERT(b->used >= AB_SPOOL_CHUNK);
+    memcpy(c, &b->free, sizeof(b->free));
+    b->free = c;
+    b->used -= AB_SPOOL_CHUNK;
+    b->cached += AB_SPOOL_CHUNK;
 }
 
 void ab_spool_opts_init(struct ab_spool_opts *o)
@@ -194,16 +224,9 @@ struct ab_spool *ab_spool_new(const struct ab_spool_opts *o, struct ab_error *er
 static void free_chunks_from(struct ab_spool *sp, size_t keep)
 {
     while (sp->nchunks > keep) {
-        char *c;
-
         sp->nchunks--;
-        c = sp->chunks[sp->nchunks];
+        budget_give(sp->budget, sp->chunks[sp->nchunks]);
         sp->chunks[sp->nchunks] = NULL;
-        /* kept by the budget for the next chunk a spool takes */
-        memcpy(c, &sp->budget->spare, sizeof(sp->budget->spare));
-        sp->budget->spare = c;
-        sp->budget->kept += AB_SPOOL_CHUNK;
-        sp->budget->used -= AB_SPOOL_CHUNK;
     }
 }
 
@@ -213,7 +236,9 @@ void ab_spool_free(struct ab_spool *sp)
         return;
     }
     free_chunks_from(sp, 0);
-    ab_spool_budget_release(&sp->own); /* a shared budget keeps its chunks */
+    if (sp->budget == &sp->own) {
+        ab_spool_budget_release(&sp->own);
+    }
     free(sp->chunks);
     if (sp->fd >= 0) {
         (void)close(sp->fd);
@@ -353,12 +378,6 @@ static bool grow_chunks(struct ab_spool *sp)
 {
     char *c;
 
-    if (sp->budget->spare) {
-        AB_ASSERT(sp->budget->kept >= AB_SPOOL_CHUNK);
-    } else if (sp->budget->used > sp->budget->limit ||
-               sp->budget->limit - sp->budget->used < AB_SPOOL_CHUNK) {
-        return false;
-    }
     if (sp->nchunks == sp->chunks_cap) {
         size_t cap = sp->chunks_cap ? sp->chunks_cap * 2 : 16;
         char **v = realloc(sp->chunks, cap * sizeof(*v));
@@ -369,18 +388,11 @@ static bool grow_chunks(struct ab_spool *sp)
         sp->chunks = v;
         sp->chunks_cap = cap;
     }
-    if (sp->budget->spare) {
-        c = sp->budget->spare; /* one the budget kept */
-        memcpy(&sp->budget->spare, c, sizeof(sp->budget->spare));
-        sp->budget->kept -= AB_SPOOL_CHUNK;
-    } else {
-        c = malloc(AB_SPOOL_CHUNK);
-        if (!c) {
-            return false; /* RAM is short: the file takes over */
-        }
+    c = budget_take(sp->budget);
+    if (!c) {
+        return false;
     }
     sp->chunks[sp->nchunks++] = c;
-    sp->budget->used += AB_SPOOL_CHUNK;
     return true;
 }
 

@@ -1037,7 +1037,7 @@ static void shp_close(void *self)
         s->imports = imp->next;
         shp_imp_free(imp);
     }
-    ab_spool_budget_release(&s->budget); /* after the spools */
+    ab_spool_budget_release(&s->budget); /* after every spool */
     ab_oauth2_free(s->auth);
     ab_mappings_release(&s->maps);
     free(s->streams);

@@ -75,7 +75,7 @@ struct ab_msg {
      * problem ("$.record.data.name"). data is NULL or partly replaced by
      * ab_json_is_invalid() markers: never load it. */
     bool invalid;
-    char invalid_field[256];
+    char invalid_field[256]; /* stays last: only its first byte is reset */
 };
 
 /*

@@ -30,19 +30,20 @@
 struct ab_spool;
 
 /* Shared RAM budget (caller-owned value struct, fields private: use the API).
- * It must outlive every spool using it. The chunks a spool gives back
- * (truncate, reset, free) are kept by the budget for the next one to take,
- * so RAM is reused instead of being returned and touched afresh; the chunks
- * in use and those kept stay within the limit together. */
+ * It must outlive every spool using it. Chunks a spool gives back (a
+ * truncate, a reset, a free) stay with the budget for the next spool that
+ * needs one, so a destination that fills and drops its spools at every
+ * commit does not make the kernel zero fresh pages each time: used + cached
+ * never exceeds limit, and ab_spool_budget_release() frees the cached ones. */
 struct ab_spool_budget {
     size_t limit;
-    size_t used; /* chunks in use by spools */
-    size_t kept; /* chunks kept for reuse (bytes) */
-    void *spare; /* those chunks, a list */
+    size_t used;   /* bytes of chunks held by spools */
+    size_t cached; /* bytes of chunks given back, kept for reuse */
+    char *free;    /* the cached chunks, linked through their first bytes */
 };
 
 void ab_spool_budget_init(struct ab_spool_budget *b, size_t limit);
-/* Frees the chunks the budget keeps (call once its spools are freed). */
+/* Frees the cached chunks (every spool of the budget freed first). */
 void ab_spool_budget_release(struct ab_spool_budget *b);
 
 struct ab_spool_opts {
