@@ -1138,6 +1138,9 @@ static bool check_lazy_line(const struct ab_mapping *m, const char *line, size_t
                 fail_msg("member %zu of %.*s: %s", i, (int)len, line, e.message);
             }
             assert_true(json_equal(v, td->u.object.values[i]));
+            /* escapes lie only in strings: a backslash anywhere says one */
+            assert_int_equal(mem[i].escaped,
+                             memchr(text + mem[i].val_off, '\\', mem[i].val_len) != NULL);
             ab_json_free(v);
         }
         /* the rest of the line is the tree's too */

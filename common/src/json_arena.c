@@ -1200,8 +1200,8 @@ static bool count_value(struct ab_json_arena *a)
 /* Skips the string whose opening quote is at *pos; false (nothing said) on
  * anything the tree path would have to decode or refuse: a \u escape, a
  * control character, invalid UTF-8, the end of input; in a name, any
- * escape. */
-static bool lazy_string(const unsigned char *t, size_t len, size_t *pos, bool name)
+ * escape. *esc is set when it holds an escape (else left as it is). */
+static bool lazy_string(const unsigned char *t, size_t len, size_t *pos, bool name, bool *esc)
 {
     size_t i = *pos + 1;
 
@@ -1224,6 +1224,7 @@ static bool lazy_string(const unsigned char *t, size_t len, size_t *pos, bool na
                           e == 'r' || e == 't')) {
                 return false;
             }
+            *esc = true;
             i += 2;
         } else if (c < 0x20) {
             return false;
@@ -1332,8 +1333,9 @@ static yajl_val lazy_object(struct ab_json_arena *a)
         {
             size_t at = pos;
             size_t i;
+            bool name_esc = false; /* (a name with an escape is not read lazily) */
 
-            if (pos >= len || t[pos] != '"' || !lazy_string(t, len, &pos, true)) {
+            if (pos >= len || t[pos] != '"' || !lazy_string(t, len, &pos, true, &name_esc)) {
                 goto bail;
             }
             if (nnames == LAZY_NAMES || nnames - first[d] == LAZY_OBJ_NAMES) {
@@ -1364,6 +1366,7 @@ static yajl_val lazy_object(struct ab_json_arena *a)
                 a->lazy_members[nmem].name_len = a->lazy_names[nnames - 1].len;
                 a->lazy_members[nmem].val_off = pos - start;
                 a->lazy_members[nmem].val_len = 0; /* set where it ends */
+                a->lazy_members[nmem].escaped = false;
                 nmem++;
             }
         }
@@ -1390,7 +1393,8 @@ static yajl_val lazy_object(struct ab_json_arena *a)
                 goto value; /* its first item */
             }
         } else if (c == '"') {
-            if (!lazy_string(t, len, &pos, false)) {
+            /* every value lies in the top-level member last named (nmem > 0) */
+            if (!lazy_string(t, len, &pos, false, &a->lazy_members[nmem - 1].escaped)) {
                 goto bail;
             }
         } else if (c == '-' || (c >= '0' && c <= '9')) {

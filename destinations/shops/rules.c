@@ -257,7 +257,8 @@ static const char *skip_ws(const char *p, const char *e)
     return p;
 }
 
-/* The next string of a lazily read array of strings without escapes, from
+/* The next string of a lazily read array of strings (the member holds no
+ * escape: the lazy reader said so), from
  * *p (just after '[' or the previous item): its bytes in *s, *len; false
  * at the end, or at an item that is not such a string (*plain false). */
 static bool next_plain_string(const char **p, const char *e, const char **s, size_t *len,
@@ -277,8 +278,8 @@ static bool next_plain_string(const char **p, const char *e, const char **s, siz
         *plain = false;
         return false;
     }
-    end = memchr(q + 1, '"', (size_t)(e - q - 1));
-    if (!end || memchr(q + 1, '\\', (size_t)(end - q - 1)) != NULL) {
+    end = memchr(q + 1, '"', (size_t)(e - q - 1)); /* no escape: its closing quote */
+    if (!end) {
         *plain = false;
         return false;
     }
@@ -288,13 +289,18 @@ static bool next_plain_string(const char **p, const char *e, const char **s, siz
     return true;
 }
 
-/* A member's value text (t, n bytes: as the lazy reader kept it) for rule r. */
-static bool val_of_text(const struct rule *r, const char *t, size_t n, struct shp_val *v)
+/* A member's value text (t, n bytes: as the lazy reader kept it, escaped
+ * when a string in it holds an escape) for rule r. */
+static bool val_of_text(const struct rule *r, const char *t, size_t n, bool escaped,
+                        struct shp_val *v)
 {
     memset(v, 0, sizeof(*v));
+    if (escaped) {
+        return false; /* only the tree unescapes */
+    }
     switch (t[0]) {
     case '"':
-        if (n < 2 || memchr(t + 1, '\\', n - 2) != NULL) {
+        if (n < 2) {
             return false;
         }
         v->type = SHP_V_STRING;
@@ -357,7 +363,7 @@ bool shp_vals_of_members(unsigned obj, const char *text, const struct ab_json_me
 
         if (i < nr) {
             if (m->val_len == 0 ||
-                !val_of_text(&rules[i], text + m->val_off, m->val_len, &vals[i])) {
+                !val_of_text(&rules[i], text + m->val_off, m->val_len, m->escaped, &vals[i])) {
                 return false;
             }
             hint = i + 1 < nr ? i + 1 : 0;

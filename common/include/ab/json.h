@@ -107,6 +107,7 @@ struct ab_json_member {
     size_t name_len; /* its bytes, no escapes */
     size_t val_off;  /* of the value's first byte, from the '{' */
     size_t val_len;  /* the value's JSON text, quotes and brackets included */
+    bool escaped;    /* a string in the value holds an escape (a backslash) */
 };
 void ab_json_arena_set_lazy(struct ab_json_arena *a, bool on);
 /* True when v is the object the last document read lazily: its members in

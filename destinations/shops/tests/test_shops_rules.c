@@ -298,10 +298,12 @@ static void test_lazy_members_give_the_trees_errors(void **state)
         shp_vals_of_object(obj, it, vals);
         assert_int_equal(shp_check_vals(obj, vals, &once, &err), AB_OK);
         assert_int_equal(once.len, want.len);
-        assert_memory_equal(once.data, want.data, want.len);
+        if (want.len) {
+            assert_memory_equal(once.data, want.data, want.len);
+        }
         ntotal++;
         if (lazy_check(a, obj, item.data, item.len, &line, &lazy)) {
-            if (lazy.len != want.len || memcmp(lazy.data, want.data, want.len) != 0) {
+            if (lazy.len != want.len || (want.len && memcmp(lazy.data, want.data, want.len) != 0)) {
                 print_error("item %s (object %u): tree %s, lazy %s\n", item.data, obj,
                             want.len ? want.data : "[]", lazy.len ? lazy.data : "[]");
                 fail();
