@@ -90,10 +90,12 @@ void ab_input_close(struct ab_input *in)
     in->out = NULL;
 }
 
-/* Reads a chunk of raw bytes; *got 0 at end of file. */
-static enum ab_status read_raw(struct ab_input *in, size_t *got, bool *eof, struct ab_error *err)
+/* Reads at most cap bytes into dst; *got 0 at end of file (*eof) or when
+ * nothing was ready. */
+static enum ab_status read_raw(struct ab_input *in, void *dst, size_t cap, size_t *got, bool *eof,
+                               struct ab_error *err)
 {
-    ssize_t n = read(in->fd, in->raw, IN_CHUNK);
+    ssize_t n = read(in->fd, dst, cap);
 
     *got = 0;
     *eof = n == 0;
@@ -176,25 +178,13 @@ static enum ab_status read_plain(struct ab_input *in, struct ab_jsonl_reader *r,
 {
     char *to;
     size_t room;
-    ssize_t n;
+    size_t got = 0;
     enum ab_status rc = ab_jsonl_reader_space(r, IN_CHUNK, &to, &room, err);
 
-    if (rc != AB_OK) {
-        return rc;
+    if (rc == AB_OK) {
+        rc = read_raw(in, to, room, &got, eof, err);
     }
-    n = read(in->fd, to, room);
-    if (n < 0) {
-        int e = errno;
-
-        (void)ab_jsonl_reader_commit(r, 0, err);
-        if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) {
-            return AB_OK;
-        }
-        return sys_err(err, AB_ERR_IO, "cannot read input", in->path, e);
-    }
-    *eof = n == 0;
-    in->raw_read += (uint64_t)n;
-    return ab_jsonl_reader_commit(r, (size_t)n, err);
+    return rc == AB_OK ? ab_jsonl_reader_commit(r, got, err) : rc;
 }
 
 enum ab_status ab_input_fill(struct ab_input *in, struct ab_jsonl_reader *r, bool *eof,
@@ -207,7 +197,7 @@ enum ab_status ab_input_fill(struct ab_input *in, struct ab_jsonl_reader *r, boo
     if (in->sniffed && !in->gz && in->skip == 0) {
         return read_plain(in, r, eof, err);
     }
-    rc = read_raw(in, &got, eof, err);
+    rc = read_raw(in, in->raw, IN_CHUNK, &got, eof, err);
     if (rc != AB_OK) {
         return rc;
     }

@@ -300,7 +300,6 @@ enum ab_status ab_jsonl_reader_fill(struct ab_jsonl_reader *r, int fd, bool *eof
         int e = errno;
         char msg[128];
 
-        (void)ab_jsonl_reader_commit(r, 0, err);
         if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) {
             return AB_OK;
         }
