@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format cppcheck valgrind python3 procps time git openssl
-      libcurl4-openssl-dev libyajl-dev libpq-dev libssl-dev libcmocka-dev zlib1g-dev libdeflate-dev
+      libcurl4-openssl-dev libyajl-dev libpq-dev libssl-dev libcmocka-dev zlib1g-dev libisal-dev
       postgresql yajl-tools debootstrap)
 
 missing=()

@@ -35,6 +35,7 @@ The server plumbing is integration/httpbase.py.
 """
 
 import gzip
+import hashlib
 import json
 import os
 import sys
@@ -102,6 +103,8 @@ class Handler(httpbase.Handler):
             data = gzip.decompress(body) if enc == "gzip" else body
             if q.get("info") == "1":
                 data = ("%s %d" % (enc or "none", len(body))).encode()
+            elif q.get("digest") == "1":
+                data = ("%d %s" % (len(data), hashlib.sha256(data).hexdigest())).encode()
             self.reply(200, data, [("X-Echo-Encoding", enc or "none"),
                                    ("X-Echo-Raw-Length", str(len(body)))])
         elif path == "/headers":

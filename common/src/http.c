@@ -5,13 +5,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <curl/curl.h>
-#include <libdeflate.h>
+#include <isa-l/igzip_lib.h>
 
 #include "ab/assert.h"
 #include "ab/clock.h"
@@ -123,9 +124,9 @@ struct ab_http {
     char *user_agent;
     bool curl_inited;
     CURLM *multi;
-    CURL **pool;                            /* idle easy handles, at most max_in_flight */
-    struct libdeflate_compressor *deflater; /* gzip bodies; made on first use */
-    unsigned char *zbuf;                    /* its output, zcap bytes */
+    CURL **pool;             /* idle easy handles, at most max_in_flight */
+    struct ab_http_gzip *gz; /* gzip bodies; made on first use */
+    unsigned char *zbuf;     /* its output, zcap bytes */
     size_t zcap;
     size_t n_pool;
 
@@ -697,24 +698,49 @@ static void default_label(struct ab_http_req *r)
     (void)snprintf(r->label, sizeof(r->label), "%s %.*s", r->method, (int)n, host);
 }
 
-/* gzip at libdeflate's level 1, with the client's one compressor: about
- * five times as fast as zlib's Z_BEST_SPEED, with smaller output. It
- * compresses into the client's scratch buffer (the size of the largest body
- * so far), and the request keeps an exact copy: no large transient blocks
- * left to fragment the heap while requests wait. */
+/* The compressor's state: ISA-L's stream (82 KB, its stateful buffers unused
+ * here) and the level-1 match buffer (84 KB). */
+struct ab_http_gzip {
+    struct isal_zstream zs;
+    unsigned char level_buf[ISAL_DEF_LVL1_SMALL];
+};
+
+/* The most a stateless deflate writes for n bytes: the input in stored
+ * blocks (5 bytes of header per 64 KiB), the largest block header, the gzip
+ * header and trailer, with room to spare. */
+static size_t gzip_bound(size_t n)
+{
+    return n + (n >> 12) + ISAL_DEF_MAX_HDR_SIZE + 1024;
+}
+
+/* gzip at ISA-L's level 1 (igzip), with the client's one compressor: about
+ * twice libdeflate's level 1 and ten times zlib's Z_BEST_SPEED on JSON bodies,
+ * within 3 % of their size (README, Dependencies). It compresses into the
+ * client's scratch buffer (the size of the largest body so far), and the
+ * request keeps an exact copy: no large transient blocks left to fragment
+ * the heap while requests wait. */
 static enum ab_status gzip_body(struct ab_http *h, struct ab_http_req *r, struct ab_error *err)
 {
+    struct isal_zstream *zs;
     size_t bound;
     size_t n;
     char *out;
+    int rc;
 
-    if (!h->deflater) {
-        h->deflater = libdeflate_alloc_compressor(1);
-        if (!h->deflater) {
+    if (!h->gz) {
+        /* zeroed: igzip reads its hash table before it has written all of
+         * it (a stale entry is checked against the input, so the table's
+         * content changes the output's size, never its meaning) */
+        h->gz = calloc(1, sizeof(*h->gz));
+        if (!h->gz) {
             return ab_error_set(err, AB_ERR_NOMEM, "cannot initialise gzip compression");
         }
     }
-    bound = libdeflate_gzip_compress_bound(h->deflater, r->body_len);
+    if (r->body_len > UINT32_MAX / 2) { /* igzip counts in 32 bits */
+        return ab_error_set(err, AB_ERR_INTERNAL, "a body of %zu bytes is too large to gzip",
+                            r->body_len);
+    }
+    bound = gzip_bound(r->body_len);
     if (bound > h->zcap) {
         unsigned char *z = realloc(h->zbuf, bound);
 
@@ -724,10 +750,22 @@ static enum ab_status gzip_body(struct ab_http *h, struct ab_http_req *r, struct
         h->zbuf = z;
         h->zcap = bound;
     }
-    n = libdeflate_gzip_compress(h->deflater, r->body ? r->body : r->body_ref, r->body_len, h->zbuf,
-                                 h->zcap);
-    if (n == 0) {
-        return ab_error_set(err, AB_ERR_INTERNAL, "gzip compression failed");
+    zs = &h->gz->zs;
+    isal_deflate_stateless_init(zs);
+    zs->level = 1;
+    zs->level_buf = h->gz->level_buf;
+    zs->level_buf_size = sizeof(h->gz->level_buf);
+    zs->gzip_flag = IGZIP_GZIP;
+    zs->end_of_stream = 1;
+    zs->flush = NO_FLUSH;
+    zs->next_in = (uint8_t *)(uintptr_t)(r->body ? r->body : r->body_ref);
+    zs->avail_in = (uint32_t)r->body_len;
+    zs->next_out = h->zbuf;
+    zs->avail_out = (uint32_t)bound;
+    rc = isal_deflate_stateless(zs);
+    n = (size_t)(zs->next_out - h->zbuf);
+    if (rc != COMP_OK || zs->avail_in != 0 || n == 0) {
+        return ab_error_set(err, AB_ERR_INTERNAL, "gzip compression failed (igzip %d)", rc);
     }
     out = malloc(n);
     if (!out) {
@@ -948,7 +986,7 @@ void ab_http_free(struct ab_http *h)
         curl_easy_cleanup(h->pool[i]);
     }
     free(h->pool);
-    libdeflate_free_compressor(h->deflater);
+    free(h->gz);
     free(h->zbuf);
     if (h->multi) {
         (void)curl_multi_cleanup(h->multi);
