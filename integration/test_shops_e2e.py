@@ -102,7 +102,7 @@ class Commands(ShopsCase):
         for f in SPEC_FIELDS:
             self.assertIn(f, props, "spec lacks %s" % f)
         self.assertIs(props["client_secret"].get("airbyte_secret"), True)
-        self.assertEqual(props["min_commit_records"].get("default"), 50000)
+        self.assertEqual(props["min_commit_records"].get("default"), 20000)
         self.assertEqual(props["replace_deactivate_without_complete"].get("default"), False)
         self.assertEqual(sorted(spec.get("supported_destination_sync_modes")),
                          ["append", "append_dedup", "overwrite"])

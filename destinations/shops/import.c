@@ -1906,7 +1906,7 @@ void shp_pump(struct shp_dest *s)
 {
     struct shp_import *imp;
     struct shp_import *next;
-    int64_t now = ab_now_us();
+    int64_t now = -1; /* read when an import waits: not at every record */
 
     for (imp = s->imports; imp && !s->failed; imp = next) {
         next = imp->next;
@@ -1929,6 +1929,9 @@ void shp_pump(struct shp_dest *s)
             }
             break;
         case SHP_IMP_WAIT:
+            if (now < 0) {
+                now = ab_now_us();
+            }
             if (now >= imp->wait_until_us) {
                 submit_get(s, imp);
             }
