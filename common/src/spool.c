@@ -666,7 +666,6 @@ enum ab_status ab_spool_read_at(struct ab_spool *sp, uint64_t off, size_t pos, v
 {
     size_t rlen = 0;
     enum ab_status rc;
-
     const char *at;
 
     if (sp->sticky.code != AB_OK) {
@@ -674,11 +673,15 @@ enum ab_status ab_spool_read_at(struct ab_spool *sp, uint64_t off, size_t pos, v
     }
     at = in_one_chunk(sp, off, SPOOL_FRAME);
     if (at) {
+        const char *src = NULL;
+
         rlen = frame_len((const unsigned char *)at);
-        if (rlen <= ab_spool_end(sp) - off - SPOOL_FRAME && pos <= rlen && n <= rlen - pos &&
-            in_one_chunk(sp, off + SPOOL_FRAME + pos, n) != NULL) {
-            /* The frame and the bytes asked for in one chunk: copied from it. */
-            memcpy(dst, at + SPOOL_FRAME + pos, n);
+        if (rlen <= ab_spool_end(sp) - off - SPOOL_FRAME && pos <= rlen && n <= rlen - pos) {
+            src = in_one_chunk(sp, off + SPOOL_FRAME + pos, n);
+        }
+        if (src) {
+            /* The bytes asked for lie in one RAM chunk: copied from it. */
+            memcpy(dst, src, n);
             if (len) {
                 *len = rlen;
             }
