@@ -88,6 +88,11 @@ void ab_spool_budget_release(struct ab_spool_budget *b)
     AB_ASSERT(b->cached == 0);
 }
 
+size_t ab_spool_budget_held(const struct ab_spool_budget *b)
+{
+    return b->used + b->cached;
+}
+
 /* A chunk from the budget's cache, else a new one if the budget allows;
  * NULL when it does not (or malloc fails). */
 static char *budget_take(struct ab_spool_budget *b)
@@ -713,6 +718,28 @@ enum ab_status ab_spool_read_at(struct ab_spool *sp, uint64_t off, size_t pos, v
         *next = off + SPOOL_FRAME + rlen;
     }
     return AB_OK;
+}
+
+bool ab_spool_peek(struct ab_spool *sp, uint64_t off, const char **p, size_t *len, uint64_t *next)
+{
+    const char *at;
+    const char *rec;
+    size_t rlen;
+
+    if (sp->sticky.code != AB_OK || (at = in_one_chunk(sp, off, SPOOL_FRAME)) == NULL) {
+        return false;
+    }
+    rlen = frame_len((const unsigned char *)at);
+    if (rlen > ab_spool_end(sp) - off - SPOOL_FRAME ||
+        (rec = in_one_chunk(sp, off + SPOOL_FRAME, rlen)) == NULL) {
+        return false;
+    }
+    *p = rec;
+    *len = rlen;
+    if (next) {
+        *next = off + SPOOL_FRAME + rlen;
+    }
+    return true;
 }
 
 void ab_spool_iter_init(struct ab_spool_iter *it, struct ab_spool *sp, uint64_t from)

@@ -175,7 +175,7 @@ void shp_val_of_tree(yajl_val v, struct shp_val *out)
 }
 
 /* Field names are short: 4 to 16 bytes compared as two overlapping words. */
-static bool same_bytes(const char *a, const char *b, size_t n)
+static inline bool same_bytes(const char *a, const char *b, size_t n)
 {
     if (n >= 8 && n <= 16) {
         uint64_t x[4];
@@ -201,18 +201,24 @@ static bool same_bytes(const char *a, const char *b, size_t n)
     return memcmp(a, b, n) == 0;
 }
 
+/* Whether rule r is named name (len bytes). */
+static inline bool named(const struct rule *r, const char *name, size_t len)
+{
+    return r->flen == len && same_bytes(r->field, name, len);
+}
+
 /* The index of the rule of rules[0..n) named name (len bytes), or n;
  * hint: where to look first (members mostly come in the tables' order). */
 static size_t rule_index(const struct rule *rules, size_t n, const char *name, size_t len,
                          size_t hint)
 {
     for (size_t i = hint; i < n; i++) {
-        if (rules[i].flen == len && same_bytes(rules[i].field, name, len)) {
+        if (named(&rules[i], name, len)) {
             return i;
         }
     }
     for (size_t i = 0; i < hint && i < n; i++) {
-        if (rules[i].flen == len && same_bytes(rules[i].field, name, len)) {
+        if (named(&rules[i], name, len)) {
             return i;
         }
     }
@@ -364,7 +370,11 @@ bool shp_vals_of_members(unsigned obj, const char *text, const struct ab_json_me
     }
     for (size_t j = 0; j < n; j++) {
         const struct ab_json_member *m = &members[j];
-        size_t i = rule_index(rules, nr, text + m->name_off, m->name_len, hint);
+        const char *name = text + m->name_off;
+        /* the hint inline: members mostly come in the tables' order */
+        size_t i = named(&rules[hint], name, m->name_len)
+                       ? hint
+                       : rule_index(rules, nr, name, m->name_len, hint);
 
         if (i < nr) {
             if (m->val_len == 0 ||
