@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -75,6 +76,31 @@ void ab_spool_budget_init(struct ab_spool_budget *b, size_t limit)
     b->free = NULL;
 }
 
+/* A chunk is filled whole soon after it is taken, so where the system
+ * allows it its pages are mapped by the one call that makes it
+ * (MAP_POPULATE) instead of one page fault each, which costs microseconds
+ * apiece on a virtual machine; the memory is the same. */
+static char *chunk_new(void)
+{
+#ifdef MAP_POPULATE
+    void *c = mmap(NULL, AB_SPOOL_CHUNK, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+    return c == MAP_FAILED ? NULL : c;
+#else
+    return malloc(AB_SPOOL_CHUNK);
+#endif
+}
+
+static void chunk_free(char *c)
+{
+#ifdef MAP_POPULATE
+    (void)munmap(c, AB_SPOOL_CHUNK);
+#else
+    free(c);
+#endif
+}
+
 void ab_spool_budget_release(struct ab_spool_budget *b)
 {
     AB_ASSERT(b->used == 0);
@@ -82,7 +108,7 @@ void ab_spool_budget_release(struct ab_spool_budget *b)
         char *c = b->free;
 
         memcpy(&b->free, c, sizeof(b->free));
-        free(c);
+        chunk_free(c);
         b->cached -= AB_SPOOL_CHUNK;
     }
     AB_ASSERT(b->cached == 0);
@@ -104,7 +130,7 @@ static char *budget_take(struct ab_spool_budget *b)
         b->cached -= AB_SPOOL_CHUNK;
     } else if (b->used > b->limit || b->limit - b->used < AB_SPOOL_CHUNK) {
         return NULL;
-    } else if ((c = malloc(AB_SPOOL_CHUNK)) == NULL) {
+    } else if ((c = chunk_new()) == NULL) {
         return NULL; /* RAM is short: the file takes over */
     }
     b->used += AB_SPOOL_CHUNK;
