@@ -33,7 +33,7 @@ void shp_rec_header_decode(const unsigned char in[SHP_REC_HEADER], struct shp_re
 
 size_t shp_part_overhead(const char *object)
 {
-    return strlen(BODY_HEAD) + strlen(object) + strlen(BODY_MID) + strlen(BODY_TAIL);
+    return sizeof(BODY_HEAD) - 1 + strlen(object) + sizeof(BODY_MID) - 1 + sizeof(BODY_TAIL) - 1;
 }
 
 void shp_part_acc_init(struct shp_part_acc *a, const char *object)

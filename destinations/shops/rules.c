@@ -822,6 +822,9 @@ enum ab_status shp_check_vals(unsigned obj, const struct shp_val *vals, struct a
         return ab_error_set(err, AB_ERR_INTERNAL, "no item rules for object %u", obj);
     }
     for (size_t i = 0; i < tables[obj].n && c.rc == AB_OK; i++) {
+        if (vals[i].type == SHP_V_NULL && !tables[obj].rules[i].required) {
+            continue; /* absent and optional: nothing to check */
+        }
         check_rule(&c, &tables[obj].rules[i], &vals[i], tables[obj].rules, vals, tables[obj].n,
                    &cents);
     }
