@@ -533,6 +533,14 @@ class Features(ShopsCase):
         self.assertEqual([t for t in in_spool if not t.endswith(" (deleted)")], [],
                          "spool files were visible (not unlinked)")
         self.assertEqual(os.listdir(spool), [], "spool files left behind")
+        # the summary says where the records waited: none in RAM, all in the file
+        kept = [m for m in res.logs() if m.startswith("shops: records kept for their commit")]
+        self.assertEqual(len(kept), 1, kept)
+        m = re.search(r"at most ([0-9.]+) MiB in RAM .*, ([0-9.]+) MiB in the spool file",
+                      kept[0])
+        self.assertIsNotNone(m, kept[0])
+        self.assertEqual(float(m.group(1)), 0.0)
+        self.assertGreater(float(m.group(2)), 0.0)
 
     def test_quiet_source_commits_on_timer(self):
         """Records and states, then the source goes quiet with stdin open:

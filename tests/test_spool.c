@@ -270,10 +270,12 @@ static void test_spool_shared_budget(void **state)
     assert_int_equal(ab_spool_memory(a) + ab_spool_memory(b), budget.used);
     check_all(a, offs_a, 1000);
     check_all(b, offs_b, 1000);
+    assert_int_equal(ab_spool_budget_held(&budget), ab_spool_memory(a) + ab_spool_memory(b));
     assert_int_equal(ab_spool_reset(a, &err), AB_OK);
     assert_int_equal(budget.used, ab_spool_memory(b));
     /* a's chunks stay with the budget, counted against its limit */
     assert_true(budget.cached > 0);
+    assert_int_equal(ab_spool_budget_held(&budget), budget.used + budget.cached);
     assert_true(budget.used + budget.cached <= budget.limit);
     /* and a spool that fills again takes them: nothing new beyond the limit */
     fill(a, offs_a, 0, 1000);
@@ -285,8 +287,11 @@ static void test_spool_shared_budget(void **state)
     ab_spool_free(a);
     assert_int_equal(budget.used, 0);
     assert_int_equal(budget.cached, AB_SPOOL_CHUNK * 3);
+    /* what it held at most, still held until the release */
+    assert_int_equal(ab_spool_budget_held(&budget), AB_SPOOL_CHUNK * 3);
     ab_spool_budget_release(&budget);
     assert_int_equal(budget.cached, 0);
+    assert_int_equal(ab_spool_budget_held(&budget), 0);
     assert_null(budget.free);
 }
 
