@@ -19,7 +19,7 @@ records). Full mode:
 20,000 against the emulator.
 
 Each run uses the destination's defaults (spec.json: parts of 1000 items,
-gzip, commits every 20,000 records, 4 uploads in flight, 16 MiB spool budget)
+gzip, commits every 20,000 records, 4 uploads in flight, 8 MiB spool budget)
 with the client-side rate limit off.
 """
 
