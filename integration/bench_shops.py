@@ -18,9 +18,9 @@ records). Full mode:
 --quick (CI smoke, < 60 s): 20,000 and 100,000 records against the sink,
 20,000 against the emulator.
 
-Each run uses the destination's defaults (parts of 1000 items, gzip, commits
-every 50,000 records, 4 uploads in flight, 64 MiB spool budget) with the
-client-side rate limit off.
+Each run uses the destination's defaults (spec.json: parts of 1000 items,
+gzip, commits every 20,000 records, 4 uploads in flight, 8 MiB spool budget)
+with the client-side rate limit off.
 """
 
 import json

@@ -102,7 +102,7 @@ class Commands(ShopsCase):
         for f in SPEC_FIELDS:
             self.assertIn(f, props, "spec lacks %s" % f)
         self.assertIs(props["client_secret"].get("airbyte_secret"), True)
-        self.assertEqual(props["min_commit_records"].get("default"), 50000)
+        self.assertEqual(props["min_commit_records"].get("default"), 20000)
         self.assertEqual(props["replace_deactivate_without_complete"].get("default"), False)
         self.assertEqual(sorted(spec.get("supported_destination_sync_modes")),
                          ["append", "append_dedup", "overwrite"])
@@ -533,6 +533,14 @@ class Features(ShopsCase):
         self.assertEqual([t for t in in_spool if not t.endswith(" (deleted)")], [],
                          "spool files were visible (not unlinked)")
         self.assertEqual(os.listdir(spool), [], "spool files left behind")
+        # the summary says where the records waited: none in RAM, all in the file
+        kept = [m for m in res.logs() if m.startswith("shops: records kept for their commit")]
+        self.assertEqual(len(kept), 1, kept)
+        m = re.search(r"at most ([0-9.]+) MiB in RAM .*, ([0-9.]+) MiB in the spool file",
+                      kept[0])
+        self.assertIsNotNone(m, kept[0])
+        self.assertEqual(float(m.group(1)), 0.0)
+        self.assertGreater(float(m.group(2)), 0.0)
 
     def test_quiet_source_commits_on_timer(self):
         """Records and states, then the source goes quiet with stdin open:

@@ -131,6 +131,31 @@ static void check_all(struct ab_spool *sp, const uint64_t *offs, size_t n)
     ab_buf_release(&b);
 }
 
+/* Peeks at every record: each one peek gives is the record's very bytes,
+ * with its length and the next offset. Returns how many it gave; the end
+ * gives none. */
+static size_t peek_all(struct ab_spool *sp, const uint64_t *offs, size_t n)
+{
+    char want[4096];
+    size_t given = 0;
+    const char *p = NULL;
+    size_t len = 0;
+    uint64_t next = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        size_t wlen = make_record(i, want, sizeof(want));
+
+        if (ab_spool_peek(sp, offs[i], &p, &len, &next)) {
+            assert_int_equal(len, wlen);
+            assert_memory_equal(len ? p : "", want, wlen);
+            assert_int_equal(next, i + 1 < n ? offs[i + 1] : ab_spool_end(sp));
+            given++;
+        }
+    }
+    assert_false(ab_spool_peek(sp, ab_spool_end(sp), &p, &len, &next));
+    return given;
+}
+
 static void fill(struct ab_spool *sp, uint64_t *offs, size_t from, size_t to)
 {
     struct ab_error err = {0};
@@ -156,6 +181,8 @@ static void test_spool_memory_only(void **state)
     assert_true(ab_spool_memory(sp) > 0);
     assert_true(ab_spool_memory(sp) <= (size_t)4 * 1024 * 1024);
     check_all(sp, offs, 200);
+    /* in RAM, only a record across two chunks is not given in place */
+    assert_true(peek_all(sp, offs, 200) + ab_spool_memory(sp) / AB_SPOOL_CHUNK >= 200);
     ab_spool_free(sp);
     assert_int_equal(dir_entries(tmpdir), 0);
 }
@@ -173,6 +200,8 @@ static void test_spool_spills_to_file_with_bounded_memory(void **state)
     /* the file is unlinked as soon as it is created */
     assert_int_equal(dir_entries(tmpdir), 0);
     check_all(sp, offs, 3000);
+    /* the records in the file are read, not given in place */
+    assert_true(peek_all(sp, offs, 3000) < 2 * AB_SPOOL_CHUNK / 1000);
     ab_spool_free(sp);
 }
 
@@ -185,6 +214,7 @@ static void test_spool_zero_budget_all_on_file(void **state)
     fill(sp, offs, 0, 50);
     assert_int_equal(ab_spool_memory(sp), 0);
     check_all(sp, offs, 50);
+    assert_int_equal(peek_all(sp, offs, 50), 0);
     ab_spool_free(sp);
 }
 
@@ -240,10 +270,12 @@ static void test_spool_shared_budget(void **state)
     assert_int_equal(ab_spool_memory(a) + ab_spool_memory(b), budget.used);
     check_all(a, offs_a, 1000);
     check_all(b, offs_b, 1000);
+    assert_int_equal(ab_spool_budget_held(&budget), ab_spool_memory(a) + ab_spool_memory(b));
     assert_int_equal(ab_spool_reset(a, &err), AB_OK);
     assert_int_equal(budget.used, ab_spool_memory(b));
     /* a's chunks stay with the budget, counted against its limit */
     assert_true(budget.cached > 0);
+    assert_int_equal(ab_spool_budget_held(&budget), budget.used + budget.cached);
     assert_true(budget.used + budget.cached <= budget.limit);
     /* and a spool that fills again takes them: nothing new beyond the limit */
     fill(a, offs_a, 0, 1000);
@@ -255,8 +287,11 @@ static void test_spool_shared_budget(void **state)
     ab_spool_free(a);
     assert_int_equal(budget.used, 0);
     assert_int_equal(budget.cached, AB_SPOOL_CHUNK * 3);
+    /* what it held at most, still held until the release */
+    assert_int_equal(ab_spool_budget_held(&budget), AB_SPOOL_CHUNK * 3);
     ab_spool_budget_release(&budget);
     assert_int_equal(budget.cached, 0);
+    assert_int_equal(ab_spool_budget_held(&budget), 0);
     assert_null(budget.free);
 }
 

@@ -664,6 +664,9 @@ void shp_imp_seal(struct shp_dest *s, struct shp_import *imp)
     imp->seal_no = ++s->seal_seq;
     for (i = 0; i < SHP_NOBJ; i++) {
         close_open_part(imp, i);
+        if (imp->spool[i]) {
+            s->stats.spool_file_bytes += ab_spool_file_bytes(imp->spool[i]);
+        }
     }
     if (s->merge_cur == imp) {
         s->merge_cur = NULL;
@@ -882,8 +885,9 @@ static enum ab_status spooled_meta(const struct ab_buf *rec, struct shp_rec_meta
     return AB_OK;
 }
 
-/* The body of part pi into body: each item read from the spool straight
- * into its place (the header first, then the item's bytes alone). */
+/* The body of part pi into body: each item copied from the spool straight
+ * into its place (where the record lies in one RAM chunk, from there;
+ * otherwise the header read first, then the item's bytes alone). */
 static enum ab_status part_body(struct shp_dest *s, struct shp_import *imp, size_t pi,
                                 struct ab_buf *body, struct ab_error *e)
 {
@@ -903,13 +907,19 @@ static enum ab_status part_body(struct shp_dest *s, struct shp_import *imp, size
     for (k = 0; rc == AB_OK && k < p->count; k++) {
         unsigned char hdr[SHP_REC_HEADER];
         struct shp_rec_meta meta;
+        const char *rec = NULL;
         size_t len = 0;
         uint64_t next = 0;
         char *at;
 
-        rc = ab_spool_read_at(sp, off, 0, hdr, sizeof(hdr), &len, &next, e);
-        if (rc != AB_OK) {
-            break;
+        if (ab_spool_peek(sp, off, &rec, &len, &next) && len >= SHP_REC_HEADER) {
+            memcpy(hdr, rec, sizeof(hdr));
+        } else {
+            rec = NULL;
+            rc = ab_spool_read_at(sp, off, 0, hdr, sizeof(hdr), &len, &next, e);
+            if (rc != AB_OK) {
+                break;
+            }
         }
         if (!(p->fix && shp_leftout_has(&p->fix->out, k)) && shp_probe_includes(probe, k)) {
             /* (a left-out record was refused by the target: dead-lettered) */
@@ -919,7 +929,9 @@ static enum ab_status part_body(struct shp_dest *s, struct shp_import *imp, size
                 break;
             }
             rc = shp_part_body_room(body, n == 0, meta.item_len, &at, e);
-            if (rc == AB_OK) {
+            if (rc == AB_OK && rec) {
+                memcpy(at, rec + SHP_REC_HEADER, meta.item_len);
+            } else if (rc == AB_OK) {
                 rc = ab_spool_read_at(sp, off, SHP_REC_HEADER, at, meta.item_len, NULL, NULL, e);
             }
             n++;
@@ -1906,7 +1918,7 @@ void shp_pump(struct shp_dest *s)
 {
     struct shp_import *imp;
     struct shp_import *next;
-    int64_t now = ab_now_us();
+    int64_t now = -1; /* read when an import waits: not at every record */
 
     for (imp = s->imports; imp && !s->failed; imp = next) {
         next = imp->next;
@@ -1929,6 +1941,9 @@ void shp_pump(struct shp_dest *s)
             }
             break;
         case SHP_IMP_WAIT:
+            if (now < 0) {
+                now = ab_now_us();
+            }
             if (now >= imp->wait_until_us) {
                 submit_get(s, imp);
             }

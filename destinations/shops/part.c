@@ -11,45 +11,29 @@
 #define BODY_MID  "\",\"items\":["
 #define BODY_TAIL "]}"
 
-static void put_le(unsigned char *p, uint64_t v, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        p[i] = (unsigned char)((v >> (8 * i)) & 0xFFU);
-    }
-}
-
-static uint64_t get_le(const unsigned char *p, size_t n)
-{
-    uint64_t v = 0;
-    size_t i;
-
-    for (i = n; i-- > 0;) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
+/* The header's fields in the host's byte order, each copied whole (the
+ * spool never outlives the process, so no byte order is fixed). */
+_Static_assert(SHP_REC_HEADER == 4 + 8 + 8 + 4, "the header holds the four fields");
 
 void shp_rec_header_encode(unsigned char out[SHP_REC_HEADER], const struct shp_rec_meta *m)
 {
-    put_le(out, m->stream, 4);
-    put_le(out + 4, m->seq, 8);
-    put_le(out + 12, m->lineno, 8);
-    put_le(out + 20, m->item_len, 4);
+    memcpy(out, &m->stream, 4);
+    memcpy(out + 4, &m->seq, 8);
+    memcpy(out + 12, &m->lineno, 8);
+    memcpy(out + 20, &m->item_len, 4);
 }
 
 void shp_rec_header_decode(const unsigned char in[SHP_REC_HEADER], struct shp_rec_meta *m)
 {
-    m->stream = (uint32_t)get_le(in, 4);
-    m->seq = get_le(in + 4, 8);
-    m->lineno = get_le(in + 12, 8);
-    m->item_len = (uint32_t)get_le(in + 20, 4);
+    memcpy(&m->stream, in, 4);
+    memcpy(&m->seq, in + 4, 8);
+    memcpy(&m->lineno, in + 12, 8);
+    memcpy(&m->item_len, in + 20, 4);
 }
 
 size_t shp_part_overhead(const char *object)
 {
-    return strlen(BODY_HEAD) + strlen(object) + strlen(BODY_MID) + strlen(BODY_TAIL);
+    return sizeof(BODY_HEAD) - 1 + strlen(object) + sizeof(BODY_MID) - 1 + sizeof(BODY_TAIL) - 1;
 }
 
 void shp_part_acc_init(struct shp_part_acc *a, const char *object)

@@ -175,7 +175,7 @@ void shp_val_of_tree(yajl_val v, struct shp_val *out)
 }
 
 /* Field names are short: 4 to 16 bytes compared as two overlapping words. */
-static bool same_bytes(const char *a, const char *b, size_t n)
+static inline bool same_bytes(const char *a, const char *b, size_t n)
 {
     if (n >= 8 && n <= 16) {
         uint64_t x[4];
@@ -195,7 +195,16 @@ static bool same_bytes(const char *a, const char *b, size_t n)
         memcpy(&y[3], b + n - 4, 4);
         return y[0] == y[1] && y[2] == y[3];
     }
+    if (n > 0 && n < 4) {
+        return a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1];
+    }
     return memcmp(a, b, n) == 0;
+}
+
+/* Whether rule r is named name (len bytes). */
+static inline bool named(const struct rule *r, const char *name, size_t len)
+{
+    return r->flen == len && same_bytes(r->field, name, len);
 }
 
 /* The index of the rule of rules[0..n) named name (len bytes), or n;
@@ -203,11 +212,13 @@ static bool same_bytes(const char *a, const char *b, size_t n)
 static size_t rule_index(const struct rule *rules, size_t n, const char *name, size_t len,
                          size_t hint)
 {
-    for (size_t k = 0; k < n; k++) {
-        size_t i = hint + k < n ? hint + k : hint + k - n;
-
-        if (rules[i].flen == len && rules[i].field[0] == name[0] &&
-            same_bytes(rules[i].field, name, len)) {
+    for (size_t i = hint; i < n; i++) {
+        if (named(&rules[i], name, len)) {
+            return i;
+        }
+    }
+    for (size_t i = 0; i < hint && i < n; i++) {
+        if (named(&rules[i], name, len)) {
             return i;
         }
     }
@@ -359,7 +370,11 @@ bool shp_vals_of_members(unsigned obj, const char *text, const struct ab_json_me
     }
     for (size_t j = 0; j < n; j++) {
         const struct ab_json_member *m = &members[j];
-        size_t i = rule_index(rules, nr, text + m->name_off, m->name_len, hint);
+        const char *name = text + m->name_off;
+        /* the hint inline: members mostly come in the tables' order */
+        size_t i = named(&rules[hint], name, m->name_len)
+                       ? hint
+                       : rule_index(rules, nr, name, m->name_len, hint);
 
         if (i < nr) {
             if (m->val_len == 0 ||
@@ -699,13 +714,9 @@ static void check_rule(struct check *c, const struct rule *r, const struct shp_v
 {
     char msg[128];
     bool empty = v->type == SHP_V_STRING && v->len == 0;
-    const char *want = r->kind == K_DECIMAL    ? "a decimal string such as \"19.90\""
-                       : r->kind == K_OBJECT   ? "an object"
-                       : r->kind == K_BOOL     ? "a boolean"
-                       : r->kind == K_QUANTITY ? "an integer"
-                                               : "a string";
     bool type_ok;
     int k;
+    int q = 0; /* K_QUANTITY: integer()'s answer */
 
     *cents = -1;
     if (v->type == SHP_V_NULL || (r->required && empty)) {
@@ -723,7 +734,8 @@ static void check_rule(struct check *c, const struct rule *r, const struct shp_v
         type_ok = v->type == SHP_V_TRUE || v->type == SHP_V_FALSE;
         break;
     case K_QUANTITY:
-        type_ok = v->type == SHP_V_NUMBER && integer(v->s, v->len, r->max) != 0;
+        q = v->type == SHP_V_NUMBER ? integer(v->s, v->len, r->max) : 0;
+        type_ok = q != 0;
         break;
     case K_URLS:
         type_ok = true; /* urls_rule() says what is wrong */
@@ -733,6 +745,12 @@ static void check_rule(struct check *c, const struct rule *r, const struct shp_v
         break;
     }
     if (!type_ok) {
+        const char *want = r->kind == K_DECIMAL    ? "a decimal string such as \"19.90\""
+                           : r->kind == K_OBJECT   ? "an object"
+                           : r->kind == K_BOOL     ? "a boolean"
+                           : r->kind == K_QUANTITY ? "an integer"
+                                                   : "a string";
+
         (void)snprintf(msg, sizeof(msg), "%s must be %s", r->field, want);
         problem(c, r->field, "invalid_type", msg);
         return;
@@ -776,7 +794,7 @@ static void check_rule(struct check *c, const struct rule *r, const struct shp_v
         urls_rule(c, r, v);
         break;
     case K_QUANTITY:
-        if (integer(v->s, v->len, r->max) < 0) {
+        if (q < 0) {
             (void)snprintf(msg, sizeof(msg), "%s must be between 0 and %llu", r->field, r->max);
             problem(c, r->field, "out_of_range", msg);
         }
@@ -804,6 +822,9 @@ enum ab_status shp_check_vals(unsigned obj, const struct shp_val *vals, struct a
         return ab_error_set(err, AB_ERR_INTERNAL, "no item rules for object %u", obj);
     }
     for (size_t i = 0; i < tables[obj].n && c.rc == AB_OK; i++) {
+        if (vals[i].type == SHP_V_NULL && !tables[obj].rules[i].required) {
+            continue; /* absent and optional: nothing to check */
+        }
         check_rule(&c, &tables[obj].rules[i], &vals[i], tables[obj].rules, vals, tables[obj].n,
                    &cents);
     }

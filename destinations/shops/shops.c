@@ -962,6 +962,12 @@ static void shp_summary(void *self, struct ab_emitter *em)
             (unsigned long long)s->stats.commits_in_doubt, (unsigned long long)hs.requests,
             (unsigned long long)hs.retries, (unsigned long long)hs.throttled,
             (unsigned long long)(s->auth ? ab_oauth2_fetches(s->auth) : 0));
+    AB_INFO(em,
+            "shops: records kept for their commit: at most %.1f MiB in RAM (spool_memory_bytes "
+            "%.1f MiB), %.1f MiB in the spool file",
+            (double)ab_spool_budget_held(&s->budget) / (1024.0 * 1024.0),
+            (double)s->cfg.spool_memory_bytes / (1024.0 * 1024.0),
+            (double)s->stats.spool_file_bytes / (1024.0 * 1024.0));
     if (s->stats.parts_refused > 0) {
         AB_INFO(em,
                 "shops: parts refused as a whole %llu: %llu parts of them uploaded to find the "

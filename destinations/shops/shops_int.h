@@ -205,7 +205,8 @@ struct shp_stats {
     uint64_t parts_dropped;  /* parts left with no item */
     uint64_t commits_in_doubt;
     uint64_t deferred;
-    uint64_t deleted; /* records deleted upstream, sent deactivated */
+    uint64_t deleted;          /* records deleted upstream, sent deactivated */
+    uint64_t spool_file_bytes; /* spooled bytes beyond the RAM budget (counted at seal) */
 };
 
 struct shp_dest {

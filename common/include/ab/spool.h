@@ -45,6 +45,9 @@ struct ab_spool_budget {
 void ab_spool_budget_init(struct ab_spool_budget *b, size_t limit);
 /* Frees the cached chunks (every spool of the budget freed first). */
 void ab_spool_budget_release(struct ab_spool_budget *b);
+/* Bytes of RAM the budget holds: chunks in spools and cached ones. Chunks
+ * are kept until the release, so this is also the most it ever held. */
+size_t ab_spool_budget_held(const struct ab_spool_budget *b);
 
 struct ab_spool_opts {
     size_t memory_bytes;            /* RAM budget of this spool when budget is NULL */
@@ -93,6 +96,15 @@ enum ab_status ab_spool_read(struct ab_spool *sp, uint64_t off, struct ab_buf *o
  * record, is AB_ERR_INTERNAL. */
 enum ab_status ab_spool_read_at(struct ab_spool *sp, uint64_t off, size_t pos, void *dst, size_t n,
                                 size_t *len, uint64_t *next, struct ab_error *err);
+
+/* The record at off without copying it, when its bytes lie in one RAM
+ * chunk (the usual case): *p points at them (valid until a truncate,
+ * reset or free drops the record), *len is its length and *next (may be
+ * NULL) the offset of the following record; true. False when the record
+ * is split across chunks or lies in the file, when off is at or past the
+ * end, or after an error: ab_spool_read_at() then reads it (or says what
+ * is wrong). off must be an offset from append or a *next. */
+bool ab_spool_peek(struct ab_spool *sp, uint64_t off, const char **p, size_t *len, uint64_t *next);
 
 /* Iteration from a given offset (0: the first record). Value struct. */
 struct ab_spool_iter {

@@ -128,9 +128,9 @@ static void test_spec_defaults_fill_a_minimal_config(void **state)
     assert_int_equal(c.lim.max_items, 1000);
     assert_int_equal(c.lim.max_bytes, 8388608);
     assert_true(c.gzip);
-    assert_int_equal(c.min_commit_records, 50000);
+    assert_int_equal(c.min_commit_records, 20000);
     assert_int_equal(c.max_commit_interval_us, (int64_t)300 * 1000000);
-    assert_int_equal(c.spool_memory_bytes, 67108864);
+    assert_int_equal(c.spool_memory_bytes, 8388608);
     assert_false(c.deactivate_without_complete);
     assert_null(c.spool_dir);
     /* what the code took is what the spec declares */
