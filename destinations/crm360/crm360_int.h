@@ -30,17 +30,6 @@
  * dead-lettered with CRM360's error and every other record is committed.
  */
 
-enum crm_result {
-    CRM_R_CREATED = 0,
-    CRM_R_UPDATED,
-    CRM_R_UNCHANGED,
-    CRM_R_STALE,
-    CRM_R_DELETED,
-    CRM_R_NOT_FOUND,
-    CRM_R_REJECTED,
-    CRM_R_NRESULTS
-};
-
 struct crm_rec {
     uint64_t seq;
     uint64_t lineno;
@@ -210,6 +199,9 @@ void crm_refresh_free(struct crm_dest *c);
  * truncating stream to be tagged again. */
 enum ab_status crm_refresh_committed(struct crm_dest *c, const struct crm_batch *b,
                                      yajl_val results, struct ab_error *err);
+/* Whether crm_refresh_committed() reads anything of b's results (false: it
+ * does nothing with them, the answer may be read without a tree). */
+bool crm_refresh_wants_results(const struct crm_dest *c, const struct crm_batch *b);
 /* Writes a tag list: the strings of tags (NULL: none) that are not of g's
  * stream, then g's tag. */
 enum ab_status crm_write_tags(struct ab_buf *out, yajl_val tags, const struct crm_gen *g,
@@ -247,6 +239,8 @@ void crm_count_results(yajl_val results, uint64_t counts[CRM_R_NRESULTS]);
 enum ab_status crm_ledger_init(struct crm_dest *c, struct ab_error *err);
 enum ab_status crm_ledger_batch(struct crm_dest *c, const struct crm_batch *b, yajl_val results,
                                 struct ab_error *err);
+/* Whether crm_ledger_batch() reads b's results. */
+bool crm_ledger_wants(const struct crm_dest *c, const struct crm_batch *b);
 bool crm_ledger_sweeps(const struct crm_dest *c);
 void crm_ledger_sweep(struct crm_dest *c);
 void crm_ledger_summary(struct crm_dest *c, struct ab_emitter *em);
@@ -263,6 +257,8 @@ void crm_ledger_check(struct ab_driver *d);
  * crm_restale_backlog() when reading should wait for it. */
 enum ab_status crm_restale_batch(struct crm_dest *c, const struct crm_batch *b, yajl_val results,
                                  struct ab_error *err);
+/* Whether crm_restale_batch() reads b's results. */
+bool crm_restale_wants(const struct crm_dest *c, const struct crm_batch *b);
 bool crm_restale_pending(const struct crm_dest *c);
 bool crm_restale_backlog(const struct crm_dest *c);
 void crm_restale_summary(struct crm_dest *c, struct ab_emitter *em);

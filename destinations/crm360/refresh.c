@@ -822,6 +822,11 @@ bool crm_refresh_busy(const struct crm_dest *c)
     return (c->sweep && c->sweep->active) || crm_restale_pending(c);
 }
 
+bool crm_refresh_wants_results(const struct crm_dest *c, const struct crm_batch *b)
+{
+    return crm_ledger_wants(c, b) || crm_restale_wants(c, b);
+}
+
 enum ab_status crm_refresh_committed(struct crm_dest *c, const struct crm_batch *b,
                                      yajl_val results, struct ab_error *err)
 {
