@@ -100,8 +100,10 @@ enum ab_status crm_build_record(const struct ab_mapping *m, yajl_val data, const
  * crm_build_record() would send as it came: an upsert, an identity mapping,
  * compact data with non-empty strings as external_id and brand and no
  * top-level Airbyte member. Its data_text is then the record, no tree
- * needed. */
+ * needed. *tags (tags may be NULL) is then its top-level member "tags"
+ * (NULL: none), pointing into rec's members. */
 struct ab_record;
-bool crm_record_as_it_came(const struct ab_mapping *m, const struct ab_record *rec, enum crm_op op);
+bool crm_record_as_it_came(const struct ab_mapping *m, const struct ab_record *rec, enum crm_op op,
+                           const struct ab_json_member **tags);
 
 #endif

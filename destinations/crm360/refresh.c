@@ -160,10 +160,14 @@ enum ab_status crm_write_tags(struct ab_buf *out, yajl_val tags, const struct cr
         rc = ab_buf_addc(out, ',', err);
     }
     if (rc == AB_OK) {
-        rc = ab_json_write_cstr(out, g->tag, err);
+        /* the tag is ASCII letters, digits, '-' and ':': a JSON string as it is */
+        rc = ab_buf_addc(out, '"', err);
     }
     if (rc == AB_OK) {
-        rc = ab_buf_addc(out, ']', err);
+        rc = ab_buf_add(out, g->tag, strlen(g->tag), err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_add(out, "\"]", 2, err);
     }
     return rc;
 }

@@ -427,13 +427,47 @@ static bool member_string(const struct ab_record *rec, const struct ab_json_memb
 
 /* Lazy data that crm_build_record() would send as it came (an upsert: an
  * identity mapping, compact data, no top-level Airbyte member, non-empty
- * strings as external_id and brand): then it is copied without a tree. */
-bool crm_record_as_it_came(const struct ab_mapping *m, const struct ab_record *rec, enum crm_op op)
+ * strings as external_id and brand): then it is copied without a tree.
+ * One pass over the members, which also finds "tags". */
+bool crm_record_as_it_came(const struct ab_mapping *m, const struct ab_record *rec, enum crm_op op,
+                           const struct ab_json_member **tags)
 {
-    return op == CRM_UPSERT && rec->members && rec->data_compact &&
-           member_string(rec, ab_record_member(rec, "external_id")) &&
-           member_string(rec, ab_record_member(rec, "brand")) &&
-           ab_mapping_verbatim_members(m, rec->data_text, rec->members, rec->nmembers, NULL, NULL);
+    const struct ab_json_member *id = NULL;
+    const struct ab_json_member *brand = NULL;
+    const struct ab_json_member *t = NULL;
+    size_t i;
+
+    if (tags) {
+        *tags = NULL;
+    }
+    if (op != CRM_UPSERT || !rec->members || !rec->data_compact || !m->identity ||
+        !rec->data_text || rec->nmembers == 0) {
+        return false;
+    }
+    for (i = 0; i < rec->nmembers; i++) {
+        const struct ab_json_member *mb = &rec->members[i];
+        const char *k = rec->data_text + mb->name_off;
+        size_t len = mb->name_len;
+
+        if (k[0] == '_' && ((len >= 4 && memcmp(k, "_ab_", 4) == 0) ||
+                            (len >= 9 && memcmp(k, "_airbyte_", 9) == 0))) {
+            return false; /* Airbyte's own: the mapping leaves it out */
+        }
+        if (len == 11 && !id && memcmp(k, "external_id", 11) == 0) {
+            id = mb;
+        } else if (len == 5 && !brand && memcmp(k, "brand", 5) == 0) {
+            brand = mb;
+        } else if (len == 4 && !t && memcmp(k, "tags", 4) == 0) {
+            t = mb;
+        }
+    }
+    if (!member_string(rec, id) || !member_string(rec, brand)) {
+        return false;
+    }
+    if (tags) {
+        *tags = t;
+    }
+    return true;
 }
 
 enum ab_status crm_build_record(const struct ab_mapping *m, yajl_val data, const char *text,
