@@ -100,9 +100,10 @@ static struct crm_batch *batch_alloc(struct crm_dest *c)
 }
 
 struct crm_batch *crm_batch_new(struct crm_dest *c, enum crm_object obj, enum crm_op op,
-                                struct ab_error *err)
+                                size_t first_len, struct ab_error *err)
 {
     struct crm_batch *b = batch_alloc(c);
+    size_t want;
 
     if (!b) {
         ab_error_set(err, AB_ERR_NOMEM, "out of memory");
@@ -112,7 +113,15 @@ struct crm_batch *crm_batch_new(struct crm_dest *c, enum crm_object obj, enum cr
     b->obj = obj;
     b->op = op;
     b->id = ++c->next_batch_id;
-    if (ab_buf_adds(&b->body, "{\"records\":[", err) != AB_OK) {
+    /* The body is filled where it is, no copy as it grows: room for the
+     * largest body so far, or for batch_size records the size of the first
+     * (at most max_batch_bytes; untouched room costs no memory). */
+    want = c->body_hint ? c->body_hint : c->batch_size * (first_len + 1) + 16;
+    if (want > c->max_bytes) {
+        want = c->max_bytes;
+    }
+    if (ab_buf_reserve(&b->body, want, err) != AB_OK ||
+        ab_buf_adds(&b->body, "{\"records\":[", err) != AB_OK) {
         crm_batch_free(b);
         return NULL;
     }
@@ -741,6 +750,9 @@ enum ab_status crm_seal(struct crm_dest *c, enum crm_object obj, enum crm_op op,
     if (rc != AB_OK) {
         crm_batch_free(b);
         return rc;
+    }
+    if (b->body.len > c->body_hint) {
+        c->body_hint = b->body.len;
     }
     if (c->queue_tail) {
         c->queue_tail->next = b;

@@ -107,14 +107,14 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
         b = NULL;
     }
     if (!b) {
-        b = crm_batch_new(c, obj, op, err);
+        b = crm_batch_new(c, obj, op, out_len, err);
         if (!b) {
             return err->code;
         }
         c->open[obj][op] = b;
     }
     if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
+        size_t cap = b->cap ? b->cap * 2 : c->batch_size;
         struct crm_rec *p = realloc(b->recs, cap * sizeof(*p));
 
         if (!p) {

@@ -129,6 +129,7 @@ struct crm_dest {
     struct ab_json_arena *answers; /* batch answers are parsed here */
     struct crm_batch *pool;        /* freed batches, their buffers kept (batch.c) */
     size_t npool;
+    size_t body_hint; /* the largest body sealed so far */
 
     struct crm_gen *gens; /* per catalog stream */
     size_t refreshing;    /* truncating customers streams */
@@ -152,8 +153,9 @@ enum ab_status crm_add_problem(struct ab_buf *errors, const char *field, const c
                                const char *message, struct ab_error *err);
 
 /* batch.c: batches, their requests and answers. */
+/* first_len: the size of its first record, to size the body. */
 struct crm_batch *crm_batch_new(struct crm_dest *c, enum crm_object obj, enum crm_op op,
-                                struct ab_error *err);
+                                size_t first_len, struct ab_error *err);
 /* Returns b to the pool of its destination (or frees it when the pool is
  * full); crm_pool_free() frees the pool. */
 void crm_batch_free(struct crm_batch *b);
