@@ -152,6 +152,10 @@ enum ab_status crm_add_problem_opt(struct ab_buf *errors, const char *field, con
 enum ab_status crm_add_problem(struct ab_buf *errors, const char *field, const char *code,
                                const char *message, struct ab_error *err);
 
+/* p (before e) at a '"': the closing quote of a JSON string of plain text,
+ * printable ASCII but '"' and '\\' (it reads as it is written); NULL: not one. */
+const unsigned char *crm_plain_string_end(const unsigned char *p, const unsigned char *e);
+
 /* batch.c: batches, their requests and answers. */
 /* first_len: the size of its first record, to size the body. */
 struct crm_batch *crm_batch_new(struct crm_dest *c, enum crm_object obj, enum crm_op op,

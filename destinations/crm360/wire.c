@@ -83,8 +83,7 @@ static const unsigned char *scan_char(const unsigned char *p, const unsigned cha
     return p < e && *p == (unsigned char)ch ? p + 1 : NULL;
 }
 
-/* p at a '"': the closing quote of a string of plain text; NULL: not one. */
-static const unsigned char *scan_plain_end(const unsigned char *p, const unsigned char *e)
+const unsigned char *crm_plain_string_end(const unsigned char *p, const unsigned char *e)
 {
     for (p++; p < e && scan_plain[*p]; p++) {
     }
@@ -101,7 +100,7 @@ static const unsigned char *scan_str(const unsigned char *p, const unsigned char
     if (p >= e || *p != '"') {
         return NULL;
     }
-    q = scan_plain_end(p, e);
+    q = crm_plain_string_end(p, e);
     if (!q) {
         return NULL;
     }
@@ -146,12 +145,12 @@ static const unsigned char *scan_result(const unsigned char *p, const unsigned c
     p = scan_ws(p, e);
     /* the usual form, compact: {"external_id":"..","status":".."} */
     if ((size_t)(e - p) > sizeof(id_at) && memcmp(p, id_at, sizeof(id_at) - 1) == 0) {
-        const unsigned char *q = scan_plain_end(p + sizeof(id_at) - 2, e);
+        const unsigned char *q = crm_plain_string_end(p + sizeof(id_at) - 2, e);
 
         if (q && (size_t)(e - q) > sizeof(status_at) &&
             memcmp(q, status_at, sizeof(status_at) - 1) == 0) {
             const unsigned char *v = q + sizeof(status_at) - 2;
-            const unsigned char *r = scan_plain_end(v, e);
+            const unsigned char *r = crm_plain_string_end(v, e);
 
             if (r && r + 1 < e && r[1] == '}') {
                 *k = scan_status((const char *)v + 1, (size_t)(r - v - 1));

@@ -693,6 +693,83 @@ static void test_answer_scan_sweep(void **state)
     free(t);
 }
 
+/* A generation tag written into a record's list of plain strings without a
+ * parse comes out as crm_write_tags() writes the parsed list. */
+static void test_tags_written_as_parsed(void **state)
+{
+    static const char *const lists[] = {
+        "[]",
+        "[\"vip\"]",
+        "[\"a\",\"b\"]",
+        "[\"\"]",
+        "[\"ab-gen:0123456789ab:7\"]",
+        "[\"x\",\"ab-gen:0123456789ab:1\",\"y\"]",
+        "[\"ab-gen:0123456789ab:\"]",
+        "[\"ab-gen:0123456789ab\"]",
+        "[\"ab-gen:0123456789abX7\"]",
+        "[\"ab-gen:ffffffffffff:7\"]",
+        "[\"ab-gen:0123456789ab:7\",\"ab-gen:0123456789ab:7\"]",
+        "[\"caf\\u00e9\",\"q\\\"\"]",
+        "[\"Jos\xc3\xa9\",\"a/b\"]",
+        "[\"tab\\t\"]",
+        "[1,\"a\",true,null,{\"k\":\"ab-gen:0123456789ab:7\"}]",
+        "[null]",
+        "[[\"a\"]]",
+        "[ \"a\" , \"b\" ]",
+        "null",
+        "\"vip\"",
+        "{}",
+    };
+    struct crm_dest c;
+    struct crm_gen g;
+    struct ab_error err;
+    size_t i;
+
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    memset(&g, 0, sizeof(g));
+    (void)snprintf(g.tag, sizeof(g.tag), "ab-gen:0123456789ab:7");
+    g.prefix_len = strlen("ab-gen:0123456789ab:");
+    c.gens = &g;
+    ab_buf_init(&c.tagged, AB_BUF_UNBOUNDED);
+    ab_error_init(&err);
+    for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        struct ab_buf rec;
+        struct ab_buf want;
+        yajl_val tree;
+        yajl_val tags;
+        const char *at;
+
+        ab_buf_init(&rec, AB_BUF_UNBOUNDED);
+        ab_buf_init(&want, AB_BUF_UNBOUNDED);
+        assert_int_equal(
+            ab_buf_printf(&rec, &err, "{\"external_id\":\"C\",\"tags\":%s,\"b\":1}", lists[i]),
+            AB_OK);
+        /* what the parse makes of it */
+        tree = ab_json_parse(rec.data, rec.len, &err);
+        assert_non_null(tree);
+        tags = ab_json_get(tree, "tags");
+        at = strstr(rec.data, "\"tags\":") + 7;
+        if (!ab_json_is_null(tags) && tags->type != yajl_t_array) {
+            assert_int_equal(ab_buf_add(&want, rec.data, rec.len, &err), AB_OK);
+        } else {
+            assert_int_equal(ab_buf_add(&want, rec.data, (size_t)(at - rec.data), &err), AB_OK);
+            assert_int_equal(crm_write_tags(&want, ab_json_is_null(tags) ? NULL : tags, &g, &err),
+                             AB_OK);
+            assert_int_equal(ab_buf_adds(&want, ",\"b\":1}", &err), AB_OK);
+        }
+        assert_int_equal(crm_tag_record(&c, 0, &rec, &err), AB_OK);
+        if (rec.len != want.len || memcmp(rec.data, want.data, want.len) != 0) {
+            fail_msg("list %s: %s, parsed: %s", lists[i], rec.data, want.data);
+        }
+        ab_json_free(tree);
+        ab_buf_release(&rec);
+        ab_buf_release(&want);
+    }
+    ab_buf_release(&c.tagged);
+    ab_json_arena_free(c.tag_arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -704,6 +781,7 @@ int main(void)
         cmocka_unit_test(test_build_record_with_field_mapping),
         cmocka_unit_test(test_answer_scan_matches_tree),
         cmocka_unit_test(test_answer_scan_sweep),
+        cmocka_unit_test(test_tags_written_as_parsed),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
