@@ -114,7 +114,7 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
         c->open[obj][op] = b;
     }
     if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : c->batch_size;
+        size_t cap = b->cap ? b->cap * 2 : c->batch_size > 0 ? c->batch_size : 64;
         struct crm_rec *p = realloc(b->recs, cap * sizeof(*p));
 
         if (!p) {

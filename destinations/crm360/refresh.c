@@ -172,9 +172,10 @@ enum ab_status crm_write_tags(struct ab_buf *out, yajl_val tags, const struct cr
     return rc;
 }
 
-/* As crm_write_tags() of the list text (len bytes) holds, when it is compact
- * and of plain strings only ([], ["a","b"]): their text is what the writer
- * would write. 1: written; 0: another list (nothing written). */
+/* Appends what crm_write_tags() writes for the parsed list whose text is
+ * text (len bytes), when that list is compact and holds only strings of
+ * plain text ([], ["a","b"]), each written as it reads. 1: done (*rc: its
+ * status); 0: another list, out left as it was. */
 static int write_plain_tags(struct ab_buf *out, const char *text, size_t len,
                             const struct crm_gen *g, enum ab_status *rc, struct ab_error *err)
 {
