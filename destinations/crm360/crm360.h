@@ -46,13 +46,13 @@ struct crm_answer_scan {
  * Reads a 200 answer to a batch of n records without building a tree, when
  * it is of the usual form and nothing in it needs more than counting:
  *   {"batch_id":"..","committed_at":"..","results":[{"external_id":"..",
- *    "status":".."},...]}
+ *    "brand":"..","status":".."},...]}
  * - top-level members batch_id (a string), committed_at (a string) and
  *   results (an array of exactly n objects), each at most once, in any
  *   order, results required;
  * - each result: status (one of the known statuses except rejected) and
- *   optionally external_id (a string or null), each at most once, in any
- *   order;
+ *   optionally external_id and brand (strings or null), each at most once,
+ *   in any order;
  * - every string printable ASCII with no escape, whitespace (space, tab, CR,
  *   LF) only between tokens and after the object.
  * True: *out holds the counts and batch_id. False: anything else (out

@@ -134,8 +134,10 @@ static bool scan_is(const char *text, size_t len, const char *name, size_t name_
 static const unsigned char *scan_result(const unsigned char *p, const unsigned char *e, int *k)
 {
     static const char id_at[] = "{\"external_id\":\"";
+    static const char brand_at[] = "\",\"brand\":\"";
     static const char status_at[] = "\",\"status\":\"";
     bool have_id = false;
+    bool have_brand = false;
     const char *name;
     const char *val;
     size_t nlen;
@@ -147,6 +149,10 @@ static const unsigned char *scan_result(const unsigned char *p, const unsigned c
     if ((size_t)(e - p) > sizeof(id_at) && memcmp(p, id_at, sizeof(id_at) - 1) == 0) {
         const unsigned char *q = crm_plain_string_end(p + sizeof(id_at) - 2, e);
 
+        if (q && (size_t)(e - q) > sizeof(brand_at) &&
+            memcmp(q, brand_at, sizeof(brand_at) - 1) == 0) {
+            q = crm_plain_string_end(q + sizeof(brand_at) - 2, e);
+        }
         if (q && (size_t)(e - q) > sizeof(status_at) &&
             memcmp(q, status_at, sizeof(status_at) - 1) == 0) {
             const unsigned char *v = q + sizeof(status_at) - 2;
@@ -177,8 +183,13 @@ static const unsigned char *scan_result(const unsigned char *p, const unsigned c
             if (*k < 0 || *k == CRM_R_REJECTED) {
                 return NULL; /* an error, or a rejection to record */
             }
-        } else if (scan_is(name, nlen, "external_id", 11) && !have_id) {
-            have_id = true;
+        } else if ((scan_is(name, nlen, "external_id", 11) && !have_id) ||
+                   (scan_is(name, nlen, "brand", 5) && !have_brand)) {
+            if (nlen == 5) {
+                have_brand = true;
+            } else {
+                have_id = true;
+            }
             p = scan_ws(p, e);
             if (e - p >= 4 && memcmp(p, "null", 4) == 0) {
                 p += 4;

@@ -547,8 +547,9 @@ static bool scan_agrees(const char *text, size_t len, size_t n)
 
 static const char usual[] =
     "{\"batch_id\":\"b_1\",\"committed_at\":\"2026-01-01T00:00:00Z\",\"results\":["
-    "{\"external_id\":\"C-1\",\"status\":\"created\"},{\"external_id\":\"C-2\",\"status\":"
-    "\"updated\"},{\"external_id\":null,\"status\":\"unchanged\"},{\"status\":\"stale\","
+    "{\"external_id\":\"C-1\",\"status\":\"created\"},{\"external_id\":\"C-2\",\"brand\":"
+    "\"b\",\"status\":\"updated\"},{\"external_id\":null,\"status\":\"unchanged\"},{\"status\":"
+    "\"stale\","
     "\"external_id\":\"C-4\"},{\"external_id\":\"C-5\",\"status\":\"not_found\"},"
     "{\"external_id\":\"\",\"status\":\"deleted\"}]}";
 
@@ -563,6 +564,23 @@ static void test_answer_scan_matches_tree(void **state)
     } cases[] = {
         {1, 6, usual},
         {1, 1, "{\"results\":[{\"status\":\"created\"}]}"},
+        /* as the emulator answers */
+        {1, 2,
+         "{\"batch_id\":\"b_000001\",\"committed_at\":\"2026-11-21T10:00:00.000Z\","
+         "\"results\":[{\"external_id\":\"C-1\",\"brand\":\"acme\",\"status\":\"created\"},"
+         "{\"external_id\":\"C-2\",\"brand\":\"acme\",\"status\":\"stale\"}]}"},
+        {1, 1, "{\"results\":[{\"brand\":null,\"status\":\"deleted\",\"external_id\":null}]}"},
+        {1, 1, "{\"results\":[{\"external_id\":\"C\",\"brand\":\"\",\"status\":\"created\"}]}"},
+        {0, 1,
+         "{\"results\":[{\"external_id\":\"C\",\"brand\":\"b\",\"brand\":\"b\","
+         "\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"brand\":1,\"status\":\"created\"}]}"},
+        {0, 1,
+         "{\"results\":[{\"external_id\":\"C\",\"brand\":\"\u00e9\",\"status\":"
+         "\"created\"}]}"},
+        {0, 1,
+         "{\"results\":[{\"external_id\":\"C\",\"brand\":\"b\",\"status\":\"rejected\","
+         "\"errors\":[]}]}"},
         {1, 1,
          " \r\n\t{ \"results\" : [ { \"external_id\" : \"X\" , \"status\" : \"deleted\" } ] "
          ", \"batch_id\" : \"b 2\" } \n"},
@@ -605,7 +623,8 @@ static void test_answer_scan_matches_tree(void **state)
         {0, 1, "{\"results\":[{\"st\\u0061tus\":\"created\"}]}"},
         /* members the scan does not expect, duplicates, other types */
         {0, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":\"created\",\"errors\":[]}]}"},
-        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":\"created\",\"brand\":\"b\"}]}"},
+        {1, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":\"created\",\"brand\":\"b\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":\"created\",\"at\":\"b\"}]}"},
         {0, 1, "{\"results\":[{\"status\":\"created\",\"status\":\"created\"}]}"},
         {0, 1,
          "{\"results\":[{\"external_id\":\"C\",\"external_id\":\"C\",\"status\":"
