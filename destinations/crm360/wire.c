@@ -145,7 +145,7 @@ static const unsigned char *scan_result(const unsigned char *p, const unsigned c
 
     *k = -1;
     p = scan_ws(p, e);
-    /* the usual form, compact: {"external_id":"..","status":".."} */
+    /* the usual form, compact: {"external_id":"..",["brand":"..",]"status":".."} */
     if ((size_t)(e - p) > sizeof(id_at) && memcmp(p, id_at, sizeof(id_at) - 1) == 0) {
         const unsigned char *q = crm_plain_string_end(p + sizeof(id_at) - 2, e);
 
