@@ -100,9 +100,10 @@ static struct crm_batch *batch_alloc(struct crm_dest *c)
 }
 
 struct crm_batch *crm_batch_new(struct crm_dest *c, enum crm_object obj, enum crm_op op,
-                                struct ab_error *err)
+                                size_t first_len, struct ab_error *err)
 {
     struct crm_batch *b = batch_alloc(c);
+    size_t want;
 
     if (!b) {
         ab_error_set(err, AB_ERR_NOMEM, "out of memory");
@@ -112,7 +113,15 @@ struct crm_batch *crm_batch_new(struct crm_dest *c, enum crm_object obj, enum cr
     b->obj = obj;
     b->op = op;
     b->id = ++c->next_batch_id;
-    if (ab_buf_adds(&b->body, "{\"records\":[", err) != AB_OK) {
+    /* The body is filled where it is, no copy as it grows: room for the
+     * largest body so far, or for batch_size records the size of the first
+     * (at most max_batch_bytes; untouched room costs no memory). */
+    want = c->body_hint ? c->body_hint : c->batch_size * (first_len + 1) + 16;
+    if (want > c->max_bytes) {
+        want = c->max_bytes;
+    }
+    if (ab_buf_reserve(&b->body, want, err) != AB_OK ||
+        ab_buf_adds(&b->body, "{\"records\":[", err) != AB_OK) {
         crm_batch_free(b);
         return NULL;
     }
@@ -254,11 +263,27 @@ static enum ab_status record_result(struct crm_dest *c, struct crm_batch *b, siz
     return AB_OK;
 }
 
+/* An answer of the usual form (crm_answer_scan()): what record_result()
+ * counts for each of its results, none a rejection. */
+static void apply_scanned(struct crm_dest *c, const struct crm_batch *b,
+                          const struct crm_answer_scan *a, bool earlier_run)
+{
+    int k;
+
+    for (k = 0; k < CRM_R_NRESULTS; k++) {
+        if (earlier_run) {
+            c->already_applied[b->obj] += a->counts[k];
+        } else {
+            c->results[b->obj][k] += a->counts[k];
+        }
+    }
+}
+
 static enum ab_status apply_results(struct crm_dest *c, struct crm_batch *b,
                                     const struct ab_http_resp *resp, struct ab_error *err)
 {
-    /* one arena for every answer: no node-by-node malloc and free */
-    yajl_val root = ab_json_parse_arena(c->answers, resp->body, resp->body_len, err);
+    struct crm_answer_scan scan;
+    yajl_val root = NULL;
     yajl_val results;
     enum ab_status rc = AB_OK;
     size_t i;
@@ -267,7 +292,21 @@ static enum ab_status apply_results(struct crm_dest *c, struct crm_batch *b,
      * was applied by an earlier run (same sync id, same body). After an
      * attempt of this run whose answer was lost it is this run's own. */
     bool earlier_run = b->replayed && resp->attempts <= 1;
+    const char *batch_id = "?";
+    size_t batch_id_len = 1;
 
+    if (!crm_refresh_wants_results(c, b) &&
+        crm_answer_scan(resp->body, resp->body_len, b->n, &scan)) {
+        /* the usual answer, only counted: no tree */
+        apply_scanned(c, b, &scan, earlier_run);
+        if (scan.batch_id) {
+            batch_id = scan.batch_id;
+            batch_id_len = scan.batch_id_len;
+        }
+        goto committed;
+    }
+    /* one arena for every answer: no node-by-node malloc and free */
+    root = ab_json_parse_arena(c->answers, resp->body, resp->body_len, err);
     if (!root) {
         return ab_error_prefix(err, "CRM360 answer to batch %llu", (unsigned long long)b->id);
     }
@@ -285,21 +324,26 @@ static enum ab_status apply_results(struct crm_dest *c, struct crm_batch *b,
     if (rc == AB_OK) {
         rc = crm_refresh_committed(c, b, results, err); /* before the unit is done */
     }
-    if (rc == AB_OK) {
-        ab_driver_add_committed(c->d,
-                                b->n - (c->results[b->obj][CRM_R_REJECTED] - rejected_before));
-        if (b->replayed) {
-            c->batches_replayed++;
-        }
-        if (earlier_run) {
-            c->batches_earlier++;
-        }
-        AB_DEBUG(c->em, "batch %llu of %zu %s committed (%s)%s", (unsigned long long)b->id, b->n,
-                 crm_object_name(b->obj), ab_json_get_str(root, "batch_id", "?"),
-                 b->replayed ? ", replayed by CRM360" : "");
+    if (rc != AB_OK) {
+        goto out;
     }
+    batch_id = ab_json_get_str(root, "batch_id", "?");
+    batch_id_len = strlen(batch_id);
+committed:
+    ab_driver_add_committed(c->d, b->n - (c->results[b->obj][CRM_R_REJECTED] - rejected_before));
+    if (b->replayed) {
+        c->batches_replayed++;
+    }
+    if (earlier_run) {
+        c->batches_earlier++;
+    }
+    AB_DEBUG(c->em, "batch %llu of %zu %s committed (%.*s)%s", (unsigned long long)b->id, b->n,
+             crm_object_name(b->obj), (int)batch_id_len, batch_id,
+             b->replayed ? ", replayed by CRM360" : "");
 out:
-    ab_json_arena_reset(c->answers);
+    if (root) {
+        ab_json_arena_reset(c->answers);
+    }
     return rc;
 }
 
@@ -706,6 +750,9 @@ enum ab_status crm_seal(struct crm_dest *c, enum crm_object obj, enum crm_op op,
     if (rc != AB_OK) {
         crm_batch_free(b);
         return rc;
+    }
+    if (b->body.len > c->body_hint) {
+        c->body_hint = b->body.len;
     }
     if (c->queue_tail) {
         c->queue_tail->next = b;

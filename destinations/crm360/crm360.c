@@ -24,7 +24,8 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
     bool verbatim = false;
     const char *out = NULL; /* the record as it goes into the batch */
     size_t out_len = 0;
-    bool as_it_came = crm_record_as_it_came(m, rec, op);
+    const struct ab_json_member *t = NULL; /* data's "tags" when as_it_came */
+    bool as_it_came = crm_record_as_it_came(m, rec, op, &t);
 
     ab_buf_reset(&c->scratch);
     ab_buf_reset(&c->errors);
@@ -36,8 +37,6 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
         rc = AB_OK;
     } else if (as_it_came) {
         /* the record is data's text: its members say where tags are */
-        const struct ab_json_member *t = ab_record_member(rec, "tags");
-
         rc = ab_buf_add(&c->scratch, rec->data_text, rec->data_len, err);
         if (rc == AB_OK) {
             /* the generation tag changes the record: not verbatim */
@@ -108,14 +107,14 @@ static enum ab_status crm_record(void *self, const struct ab_record *rec, struct
         b = NULL;
     }
     if (!b) {
-        b = crm_batch_new(c, obj, op, err);
+        b = crm_batch_new(c, obj, op, out_len, err);
         if (!b) {
             return err->code;
         }
         c->open[obj][op] = b;
     }
     if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
+        size_t cap = b->cap ? b->cap * 2 : c->batch_size > 0 ? c->batch_size : 64;
         struct crm_rec *p = realloc(b->recs, cap * sizeof(*p));
 
         if (!p) {

@@ -30,17 +30,6 @@
  * dead-lettered with CRM360's error and every other record is committed.
  */
 
-enum crm_result {
-    CRM_R_CREATED = 0,
-    CRM_R_UPDATED,
-    CRM_R_UNCHANGED,
-    CRM_R_STALE,
-    CRM_R_DELETED,
-    CRM_R_NOT_FOUND,
-    CRM_R_REJECTED,
-    CRM_R_NRESULTS
-};
-
 struct crm_rec {
     uint64_t seq;
     uint64_t lineno;
@@ -140,6 +129,7 @@ struct crm_dest {
     struct ab_json_arena *answers; /* batch answers are parsed here */
     struct crm_batch *pool;        /* freed batches, their buffers kept (batch.c) */
     size_t npool;
+    size_t body_hint; /* the largest body sealed so far */
 
     struct crm_gen *gens; /* per catalog stream */
     size_t refreshing;    /* truncating customers streams */
@@ -162,9 +152,14 @@ enum ab_status crm_add_problem_opt(struct ab_buf *errors, const char *field, con
 enum ab_status crm_add_problem(struct ab_buf *errors, const char *field, const char *code,
                                const char *message, struct ab_error *err);
 
+/* p (before e) at a '"': the closing quote of a JSON string of plain text,
+ * printable ASCII but '"' and '\\' (it reads as it is written); NULL: not one. */
+const unsigned char *crm_plain_string_end(const unsigned char *p, const unsigned char *e);
+
 /* batch.c: batches, their requests and answers. */
+/* first_len: the size of its first record, to size the body. */
 struct crm_batch *crm_batch_new(struct crm_dest *c, enum crm_object obj, enum crm_op op,
-                                struct ab_error *err);
+                                size_t first_len, struct ab_error *err);
 /* Returns b to the pool of its destination (or frees it when the pool is
  * full); crm_pool_free() frees the pool. */
 void crm_batch_free(struct crm_batch *b);
@@ -210,6 +205,9 @@ void crm_refresh_free(struct crm_dest *c);
  * truncating stream to be tagged again. */
 enum ab_status crm_refresh_committed(struct crm_dest *c, const struct crm_batch *b,
                                      yajl_val results, struct ab_error *err);
+/* Whether crm_refresh_committed() reads anything of b's results (false: it
+ * does nothing with them, the answer may be read without a tree). */
+bool crm_refresh_wants_results(const struct crm_dest *c, const struct crm_batch *b);
 /* Writes a tag list: the strings of tags (NULL: none) that are not of g's
  * stream, then g's tag. */
 enum ab_status crm_write_tags(struct ab_buf *out, yajl_val tags, const struct crm_gen *g,
@@ -247,6 +245,8 @@ void crm_count_results(yajl_val results, uint64_t counts[CRM_R_NRESULTS]);
 enum ab_status crm_ledger_init(struct crm_dest *c, struct ab_error *err);
 enum ab_status crm_ledger_batch(struct crm_dest *c, const struct crm_batch *b, yajl_val results,
                                 struct ab_error *err);
+/* Whether crm_ledger_batch() reads b's results. */
+bool crm_ledger_wants(const struct crm_dest *c, const struct crm_batch *b);
 bool crm_ledger_sweeps(const struct crm_dest *c);
 void crm_ledger_sweep(struct crm_dest *c);
 void crm_ledger_summary(struct crm_dest *c, struct ab_emitter *em);
@@ -263,6 +263,8 @@ void crm_ledger_check(struct ab_driver *d);
  * crm_restale_backlog() when reading should wait for it. */
 enum ab_status crm_restale_batch(struct crm_dest *c, const struct crm_batch *b, yajl_val results,
                                  struct ab_error *err);
+/* Whether crm_restale_batch() reads b's results. */
+bool crm_restale_wants(const struct crm_dest *c, const struct crm_batch *b);
 bool crm_restale_pending(const struct crm_dest *c);
 bool crm_restale_backlog(const struct crm_dest *c);
 void crm_restale_summary(struct crm_dest *c, struct ab_emitter *em);

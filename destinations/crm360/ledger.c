@@ -220,6 +220,11 @@ static void clear_seen(struct crm_ledger *l, const struct crm_batch *b)
     }
 }
 
+bool crm_ledger_wants(const struct crm_dest *c, const struct crm_batch *b)
+{
+    return c->ledger && b->obj == CRM_ORDERS && b->op == CRM_UPSERT;
+}
+
 enum ab_status crm_ledger_batch(struct crm_dest *c, const struct crm_batch *b, yajl_val results,
                                 struct ab_error *err)
 {
@@ -228,7 +233,7 @@ enum ab_status crm_ledger_batch(struct crm_dest *c, const struct crm_batch *b, y
     size_t i;
     size_t k;
 
-    if (!l || b->obj != CRM_ORDERS || b->op != CRM_UPSERT) {
+    if (!crm_ledger_wants(c, b)) {
         return AB_OK;
     }
     /* a batch may hold several streams: one run per stream, each stream

@@ -160,12 +160,74 @@ enum ab_status crm_write_tags(struct ab_buf *out, yajl_val tags, const struct cr
         rc = ab_buf_addc(out, ',', err);
     }
     if (rc == AB_OK) {
-        rc = ab_json_write_cstr(out, g->tag, err);
+        /* the tag is ASCII letters, digits, '-' and ':': a JSON string as it is */
+        rc = ab_buf_addc(out, '"', err);
     }
     if (rc == AB_OK) {
-        rc = ab_buf_addc(out, ']', err);
+        rc = ab_buf_add(out, g->tag, strlen(g->tag), err);
+    }
+    if (rc == AB_OK) {
+        rc = ab_buf_add(out, "\"]", 2, err);
     }
     return rc;
+}
+
+/* Appends what crm_write_tags() writes for the parsed list whose text is
+ * text (len bytes), when that list is compact and holds only strings of
+ * plain text ([], ["a","b"]), each written as it reads. 1: done (*rc: its
+ * status); 0: another list, out left as it was. */
+static int write_plain_tags(struct ab_buf *out, const char *text, size_t len,
+                            const struct crm_gen *g, enum ab_status *rc, struct ab_error *err)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    const unsigned char *e = p + len;
+    size_t mark = out->len;
+    bool first = true;
+
+    *rc = AB_OK;
+    if (len < 2 || p[0] != '[' || e[-1] != ']') {
+        return 0;
+    }
+    p++;
+    e--;
+    if (p < e) {
+        for (;;) {
+            const unsigned char *q = *p == '"' ? crm_plain_string_end(p, e) : NULL;
+
+            if (!q) {
+                ab_buf_truncate(out, mark);
+                return 0;
+            }
+            /* one of the stream's own tags is left out */
+            if ((size_t)(q - p - 1) < g->prefix_len || memcmp(p + 1, g->tag, g->prefix_len) != 0) {
+                *rc = ab_buf_add(out, first ? "[" : ",", 1, err);
+                if (*rc == AB_OK) {
+                    *rc = ab_buf_add(out, p, (size_t)(q - p + 1), err);
+                }
+                if (*rc != AB_OK) {
+                    return 1;
+                }
+                first = false;
+            }
+            p = q + 1;
+            if (p == e) {
+                break;
+            }
+            if (*p != ',') {
+                ab_buf_truncate(out, mark);
+                return 0;
+            }
+            p++;
+        }
+    }
+    *rc = ab_buf_add(out, first ? "[\"" : ",\"", 2, err);
+    if (*rc == AB_OK) {
+        *rc = ab_buf_add(out, g->tag, strlen(g->tag), err);
+    }
+    if (*rc == AB_OK) {
+        *rc = ab_buf_add(out, "\"]", 2, err);
+    }
+    return 1;
 }
 
 /* Finds the top-level member "tags" of rec, a valid JSON object (built by
@@ -296,9 +358,23 @@ enum ab_status crm_tag_record_at(struct crm_dest *c, size_t stream, struct ab_bu
             return rc;
         }
         if (found == 1) {
-            /* only the tag list is parsed */
-            yajl_val t = ab_json_parse_arena(c->tag_arena, rec->data + off, len, err);
+            yajl_val t;
 
+            rc = ab_buf_add(&c->tagged, rec->data, off, err);
+            if (rc == AB_OK &&
+                write_plain_tags(&c->tagged, rec->data + off, len, g, &rc, err) == 1) {
+                /* a list of plain strings: no parse */
+                if (rc == AB_OK) {
+                    rc = ab_buf_add(&c->tagged, rec->data + off + len, rec->len - off - len, err);
+                }
+                goto done;
+            }
+            if (rc != AB_OK) {
+                return rc;
+            }
+            ab_buf_reset(&c->tagged);
+            /* only the tag list is parsed */
+            t = ab_json_parse_arena(c->tag_arena, rec->data + off, len, err);
             if (!t) {
                 return err->code;
             }
@@ -820,6 +896,11 @@ void crm_refresh_maybe_start(struct crm_dest *c)
 bool crm_refresh_busy(const struct crm_dest *c)
 {
     return (c->sweep && c->sweep->active) || crm_restale_pending(c);
+}
+
+bool crm_refresh_wants_results(const struct crm_dest *c, const struct crm_batch *b)
+{
+    return crm_ledger_wants(c, b) || crm_restale_wants(c, b);
 }
 
 enum ab_status crm_refresh_committed(struct crm_dest *c, const struct crm_batch *b,

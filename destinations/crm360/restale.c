@@ -430,6 +430,11 @@ static void rs_step(struct crm_dest *c)
     }
 }
 
+bool crm_restale_wants(const struct crm_dest *c, const struct crm_batch *b)
+{
+    return b->obj == CRM_CUSTOMERS && b->op == CRM_UPSERT && c->refreshing;
+}
+
 enum ab_status crm_restale_batch(struct crm_dest *c, const struct crm_batch *b, yajl_val results,
                                  struct ab_error *err)
 {
@@ -437,7 +442,7 @@ enum ab_status crm_restale_batch(struct crm_dest *c, const struct crm_batch *b, 
     struct rs_job *j = NULL;
     size_t i;
 
-    if (b->obj != CRM_CUSTOMERS || b->op != CRM_UPSERT || !c->refreshing) {
+    if (!crm_restale_wants(c, b)) {
         return AB_OK;
     }
     for (i = 0; i < b->n; i++) {

@@ -1,5 +1,6 @@
-/* test_crm360.c - pure parts of destination-crm360: spec, keys, record building. */
+/* test_crm360.c - pure parts of destination-crm360: spec, keys, record building, answers. */
 /* SPDX-License-Identifier: MIT */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include "ab_spec_test.h"
 #include "ab_test.h"
 #include "crm360.h"
+#include "crm360_int.h"
 
 static void test_spec_declares_every_field_read(void **state)
 {
@@ -125,6 +127,9 @@ static const char *const batch_lines[] = {
     "[true,false,null]}}},\"emitted_at\":1}}",
     "{\"type\":\"RECORD\",\"record\":{\"stream\":\"customers\",\"data\":{\"_ab_first\":1,"
     "\"external_id\":\"C-8\",\"brand\":null,\"n\":-0.5,\"_airbyte_last\":\"z\"}}}",
+    /* as it came, tags between the keys */
+    "{\"type\":\"RECORD\",\"record\":{\"stream\":\"customers\",\"data\":{\"external_id\":"
+    "\"C-9\",\"tags\":[\"t\"],\"brand\":\"b\"}}}",
 };
 
 enum build_path {
@@ -199,7 +204,19 @@ static void build_batch(enum build_path path, struct ab_buf *body, char *key, si
             rec.data_compact = compact;
             if (ab_json_arena_lazy(arena, data, &rec.members, &rec.nmembers)) {
                 (*lazily)++;
-                if (crm_record_as_it_came(m, &rec, CRM_UPSERT)) {
+                const struct ab_json_member *tags = &rec.members[0];
+                bool came = crm_record_as_it_came(m, &rec, CRM_UPSERT, &tags);
+                const struct ab_json_member *id = ab_record_member(&rec, "external_id");
+                const struct ab_json_member *br = ab_record_member(&rec, "brand");
+
+                /* the one pass decides as the member lookups and the mapping do */
+                assert_int_equal(came, id && id->val_len > 2 && text[id->val_off] == '"' && br &&
+                                           br->val_len > 2 && text[br->val_off] == '"' &&
+                                           ab_mapping_verbatim_members(m, text, rec.members,
+                                                                       rec.nmembers, NULL, NULL));
+                assert_ptr_equal(tags, came ? ab_record_member(&rec, "tags") : NULL);
+                assert_false(crm_record_as_it_came(m, &rec, CRM_DELETE, NULL));
+                if (came) {
                     assert_int_equal(ab_buf_add(body, text, text_len, &err), AB_OK);
                     (*verbatim)++;
                     continue;
@@ -268,8 +285,8 @@ static void test_byte_path_bodies_and_keys(void **state)
     /* no lazy data but on the lazy path; there, every line whose data is
      * plain (no \u escape, no exponent) */
     assert_int_equal(lazily[0], 0);
-    assert_int_equal(lazily[1], 4);
-    assert_int_equal(lazily[2], 4);
+    assert_int_equal(lazily[1], 5);
+    assert_int_equal(lazily[2], 5);
     /* the same bodies and keys as the driver's path, again when rebuilt,
      * with as many records copied at once */
     assert_int_equal(verbatim[5], verbatim[3]);
@@ -282,10 +299,10 @@ static void test_byte_path_bodies_and_keys(void **state)
     assert_string_equal(kl2, kl);
     ab_buf_release(&bl);
     ab_buf_release(&bl2);
-    /* only the driver's path copies a record at once: the three compact ones */
+    /* only the driver's path copies a record at once: the four compact ones */
     assert_int_equal(verbatim[0] + verbatim[1] + verbatim[2], 0);
-    assert_int_equal(verbatim[3], 3);
-    assert_int_equal(verbatim[4], 3);
+    assert_int_equal(verbatim[3], 4);
+    assert_int_equal(verbatim[4], 4);
     /* and its bodies, and so its keys, are those of the copying path */
     assert_int_equal(bs.len, b1.len);
     assert_memory_equal(bs.data, b1.data, b1.len);
@@ -448,6 +465,330 @@ static void test_build_record_with_field_mapping(void **state)
     yajl_tree_free(data);
 }
 
+/* ---- batch answers read without a tree ---------------------------------- */
+
+/* What the tree path (batch.c: apply_results, record_result) makes of an
+ * answer to n records, with the same accessors. */
+enum tree_outcome {
+    T_UNREADABLE, /* the parser refuses it */
+    T_COUNT,      /* no results array of n entries */
+    T_UNKNOWN,    /* a status it does not know */
+    T_REJECTION,  /* a rejection: dead-lettered */
+    T_COUNTED     /* every result counted */
+};
+
+static enum tree_outcome tree_read(const char *text, size_t len, size_t n,
+                                   uint64_t counts[CRM_R_NRESULTS], char *batch_id, size_t size)
+{
+    struct ab_error err;
+    yajl_val root;
+    yajl_val results;
+    enum tree_outcome out = T_COUNTED;
+    size_t i;
+
+    ab_error_init(&err);
+    memset(counts, 0, CRM_R_NRESULTS * sizeof(*counts));
+    root = ab_json_parse(text, len, &err);
+    if (!root) {
+        return T_UNREADABLE;
+    }
+    results = ab_json_get(root, "results");
+    if (!results || results->type != yajl_t_array || results->u.array.len != n) {
+        out = T_COUNT;
+    }
+    for (i = 0; out == T_COUNTED && i < n; i++) {
+        const char *st = ab_json_get_str(results->u.array.values[i], "status", "");
+        int k;
+
+        for (k = 0; k < CRM_R_NRESULTS && strcmp(st, crm_result_names[k]) != 0; k++) {
+        }
+        if (k == CRM_R_NRESULTS) {
+            out = T_UNKNOWN;
+        } else if (k == CRM_R_REJECTED) {
+            out = T_REJECTION;
+        } else {
+            counts[k]++;
+        }
+    }
+    (void)snprintf(batch_id, size, "%s", ab_json_get_str(root, "batch_id", "?"));
+    ab_json_free(root);
+    return out;
+}
+
+/* The scan accepts text only when the tree path counts it, with the same
+ * counts and batch_id; returns whether it accepted. */
+static bool scan_agrees(const char *text, size_t len, size_t n)
+{
+    struct crm_answer_scan a;
+    struct crm_answer_scan untouched;
+    uint64_t counts[CRM_R_NRESULTS];
+    char tree_id[256];
+    char scan_id[256];
+    enum tree_outcome t = tree_read(text, len, n, counts, tree_id, sizeof(tree_id));
+    bool ok;
+
+    memset(&a, 0xa5, sizeof(a));
+    untouched = a;
+    ok = crm_answer_scan(text, len, n, &a);
+    if (!ok) {
+        assert_memory_equal(&a, &untouched, sizeof(a));
+        return false;
+    }
+    if (t != T_COUNTED) {
+        fail_msg("scanned an answer the tree path does not count (%d): %.*s", (int)t, (int)len,
+                 text);
+    }
+    assert_memory_equal(a.counts, counts, sizeof(counts));
+    (void)snprintf(scan_id, sizeof(scan_id), "%.*s", a.batch_id ? (int)a.batch_id_len : 1,
+                   a.batch_id ? a.batch_id : "?");
+    assert_string_equal(scan_id, tree_id);
+    return true;
+}
+
+static const char usual[] =
+    "{\"batch_id\":\"b_1\",\"committed_at\":\"2026-01-01T00:00:00Z\",\"results\":["
+    "{\"external_id\":\"C-1\",\"status\":\"created\"},{\"external_id\":\"C-2\",\"brand\":"
+    "\"b\",\"status\":\"updated\"},{\"external_id\":null,\"status\":\"unchanged\"},{\"status\":"
+    "\"stale\","
+    "\"external_id\":\"C-4\"},{\"external_id\":\"C-5\",\"status\":\"not_found\"},"
+    "{\"external_id\":\"\",\"status\":\"deleted\"}]}";
+
+static void test_answer_scan_matches_tree(void **state)
+{
+    /* accept: 1 when the scan must read it, 0 when it must leave it to the
+     * tree path (which may still count it: the scan keeps to one form) */
+    static const struct {
+        int accept;
+        size_t n;
+        const char *text;
+    } cases[] = {
+        {1, 6, usual},
+        {1, 1, "{\"results\":[{\"status\":\"created\"}]}"},
+        /* as the emulator answers */
+        {1, 2,
+         "{\"batch_id\":\"b_000001\",\"committed_at\":\"2026-11-21T10:00:00.000Z\","
+         "\"results\":[{\"external_id\":\"C-1\",\"brand\":\"acme\",\"status\":\"created\"},"
+         "{\"external_id\":\"C-2\",\"brand\":\"acme\",\"status\":\"stale\"}]}"},
+        {1, 1, "{\"results\":[{\"brand\":null,\"status\":\"deleted\",\"external_id\":null}]}"},
+        {1, 1, "{\"results\":[{\"external_id\":\"C\",\"brand\":\"\",\"status\":\"created\"}]}"},
+        {0, 1,
+         "{\"results\":[{\"external_id\":\"C\",\"brand\":\"b\",\"brand\":\"b\","
+         "\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"brand\":1,\"status\":\"created\"}]}"},
+        {0, 1,
+         "{\"results\":[{\"external_id\":\"C\",\"brand\":\"\u00e9\",\"status\":"
+         "\"created\"}]}"},
+        {0, 1,
+         "{\"results\":[{\"external_id\":\"C\",\"brand\":\"b\",\"status\":\"rejected\","
+         "\"errors\":[]}]}"},
+        {1, 1,
+         " \r\n\t{ \"results\" : [ { \"external_id\" : \"X\" , \"status\" : \"deleted\" } ] "
+         ", \"batch_id\" : \"b 2\" } \n"},
+        {1, 2,
+         "{\"committed_at\":\"t\",\"results\":[{\"status\":\"stale\",\"external_id\":null},"
+         "{\"status\":\"stale\"}],\"batch_id\":\"\"}"},
+        /* wrong counts */
+        {0, 5, usual},
+        {0, 7, usual},
+        {0, 1, "{\"results\":[]}"},
+        {0, 0, "{\"results\":{}}"},
+        {0, 1, "{\"batch_id\":\"b\"}"},
+        {0, 1, "{}"},
+        {0, 1, "[]"},
+        {0, 1, ""},
+        {0, 1, "null"},
+        /* rejections, unknown or missing statuses */
+        {0, 1,
+         "{\"results\":[{\"external_id\":\"C\",\"status\":\"rejected\",\"errors\":"
+         "[{\"field\":\"email\",\"code\":\"invalid_format\",\"message\":\"no\"}]}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":\"rejected\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":\"Created\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":\"create\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":\"createdd\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":\"\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"C\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":null}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":1}]}"},
+        {0, 1, "{\"results\":[{}]}"},
+        {0, 1, "{\"results\":[null]}"},
+        {0, 1, "{\"results\":[\"created\"]}"},
+        /* escapes and non-ASCII text: the parser reads them */
+        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":\"cr\\u0065ated\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"C\\\"1\",\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"Jos\xc3\xa9\",\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"bad \xc3\",\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"tab\there\",\"status\":\"created\"}]}"},
+        {0, 1, "{\"batch_id\":\"b\\n\",\"results\":[{\"status\":\"created\"}]}"},
+        {0, 1, "{\"res\\u0075lts\":[{\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"st\\u0061tus\":\"created\"}]}"},
+        /* members the scan does not expect, duplicates, other types */
+        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":\"created\",\"errors\":[]}]}"},
+        {1, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":\"created\",\"brand\":\"b\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":\"C\",\"status\":\"created\",\"at\":\"b\"}]}"},
+        {0, 1, "{\"results\":[{\"status\":\"created\",\"status\":\"created\"}]}"},
+        {0, 1,
+         "{\"results\":[{\"external_id\":\"C\",\"external_id\":\"C\",\"status\":"
+         "\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"status\":\"created\"}],\"results\":[{\"status\":\"created\"}]}"},
+        {0, 1, "{\"batch_id\":\"a\",\"batch_id\":\"b\",\"results\":[{\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"status\":\"created\"}],\"extra\":1}"},
+        {0, 1, "{\"batch_id\":7,\"results\":[{\"status\":\"created\"}]}"},
+        {0, 1, "{\"committed_at\":null,\"results\":[{\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":7,\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":nul,\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":nullx,\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"external_id\":true,\"status\":\"created\"}]}"},
+        /* not JSON, or more after it */
+        {0, 1, "{\"results\":[{\"status\":\"created\"}]}x"},
+        {0, 1, "{\"results\":[{\"status\":\"created\"}]}{}"},
+        {0, 1, "{\"results\":[{\"status\":\"created\"},]}"},
+        {0, 1, "{\"results\":[,{\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"status\":\"created\",}]}"},
+        {0, 1, "{\"results\":[{\"status\":\"created\"}],}"},
+        {0, 1, "{,\"results\":[{\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\" [{\"status\":\"created\"}]}"},
+        {0, 1, "{\"results\":[{\"status\" \"created\"}]}"},
+        {0, 1, "{\"results\":[{\"status\":\"created\"}]"},
+        {0, 1, "{\"results\":[{\"status\":\"created\"}}"},
+        {0, 1, "{'results':[{'status':'created'}]}"},
+        {0, 1, "{\"results\":[{\"status\":\"created\"}]}\f"},
+        {0, 1, "\xef\xbb\xbf{\"results\":[{\"status\":\"created\"}]}"},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bool ok = scan_agrees(cases[i].text, strlen(cases[i].text), cases[i].n);
+
+        if (ok != (cases[i].accept == 1)) {
+            fail_msg("case %zu: scan %s %s", i, ok ? "accepted" : "refused", cases[i].text);
+        }
+    }
+    /* counts come out per status */
+    {
+        struct crm_answer_scan a;
+
+        assert_true(crm_answer_scan(usual, strlen(usual), 6, &a));
+        assert_int_equal(a.counts[CRM_R_CREATED], 1);
+        assert_int_equal(a.counts[CRM_R_UPDATED], 1);
+        assert_int_equal(a.counts[CRM_R_UNCHANGED], 1);
+        assert_int_equal(a.counts[CRM_R_STALE], 1);
+        assert_int_equal(a.counts[CRM_R_NOT_FOUND], 1);
+        assert_int_equal(a.counts[CRM_R_DELETED], 1);
+        assert_int_equal(a.counts[CRM_R_REJECTED], 0);
+        assert_int_equal(a.batch_id_len, 3);
+        assert_memory_equal(a.batch_id, "b_1", 3);
+    }
+}
+
+/* Every prefix of the usual answer, and every byte of it replaced by each of
+ * a set of troublesome bytes: the scan never reads what the tree path would
+ * not count the same way. */
+static void test_answer_scan_sweep(void **state)
+{
+    static const char subst[] = "\"\\,:{}[] \t\nx0-n\x01\x7f\x80\xc3\xff";
+    size_t len = strlen(usual);
+    char *t = malloc(len + 1);
+    size_t accepted = 0;
+    size_t i;
+    size_t j;
+
+    (void)state;
+    assert_non_null(t);
+    for (i = 0; i < len; i++) {
+        assert_false(scan_agrees(usual, i, 6));
+    }
+    for (i = 0; i < len; i++) {
+        for (j = 0; j < sizeof(subst) - 1; j++) {
+            memcpy(t, usual, len + 1);
+            t[i] = subst[j];
+            accepted += scan_agrees(t, len, 6);
+            /* and with one result fewer asked for */
+            (void)scan_agrees(t, len, 5);
+        }
+    }
+    /* the replacements inside strings of plain text are still read */
+    assert_true(accepted > 0);
+    free(t);
+}
+
+/* A generation tag written into a record's list of plain strings without a
+ * parse comes out as crm_write_tags() writes the parsed list. */
+static void test_tags_written_as_parsed(void **state)
+{
+    static const char *const lists[] = {
+        "[]",
+        "[\"vip\"]",
+        "[\"a\",\"b\"]",
+        "[\"\"]",
+        "[\"ab-gen:0123456789ab:7\"]",
+        "[\"x\",\"ab-gen:0123456789ab:1\",\"y\"]",
+        "[\"ab-gen:0123456789ab:\"]",
+        "[\"ab-gen:0123456789ab\"]",
+        "[\"ab-gen:0123456789abX7\"]",
+        "[\"ab-gen:ffffffffffff:7\"]",
+        "[\"ab-gen:0123456789ab:7\",\"ab-gen:0123456789ab:7\"]",
+        "[\"caf\\u00e9\",\"q\\\"\"]",
+        "[\"Jos\xc3\xa9\",\"a/b\"]",
+        "[\"tab\\t\"]",
+        "[1,\"a\",true,null,{\"k\":\"ab-gen:0123456789ab:7\"}]",
+        "[null]",
+        "[[\"a\"]]",
+        "[ \"a\" , \"b\" ]",
+        "null",
+        "\"vip\"",
+        "{}",
+    };
+    struct crm_dest c;
+    struct crm_gen g;
+    struct ab_error err;
+    size_t i;
+
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    memset(&g, 0, sizeof(g));
+    (void)snprintf(g.tag, sizeof(g.tag), "ab-gen:0123456789ab:7");
+    g.prefix_len = strlen("ab-gen:0123456789ab:");
+    c.gens = &g;
+    ab_buf_init(&c.tagged, AB_BUF_UNBOUNDED);
+    ab_error_init(&err);
+    for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        struct ab_buf rec;
+        struct ab_buf want;
+        yajl_val tree;
+        yajl_val tags;
+        const char *at;
+
+        ab_buf_init(&rec, AB_BUF_UNBOUNDED);
+        ab_buf_init(&want, AB_BUF_UNBOUNDED);
+        assert_int_equal(
+            ab_buf_printf(&rec, &err, "{\"external_id\":\"C\",\"tags\":%s,\"b\":1}", lists[i]),
+            AB_OK);
+        /* what the parse makes of it */
+        tree = ab_json_parse(rec.data, rec.len, &err);
+        assert_non_null(tree);
+        tags = ab_json_get(tree, "tags");
+        at = strstr(rec.data, "\"tags\":") + 7;
+        if (!ab_json_is_null(tags) && tags->type != yajl_t_array) {
+            assert_int_equal(ab_buf_add(&want, rec.data, rec.len, &err), AB_OK);
+        } else {
+            assert_int_equal(ab_buf_add(&want, rec.data, (size_t)(at - rec.data), &err), AB_OK);
+            assert_int_equal(crm_write_tags(&want, ab_json_is_null(tags) ? NULL : tags, &g, &err),
+                             AB_OK);
+            assert_int_equal(ab_buf_adds(&want, ",\"b\":1}", &err), AB_OK);
+        }
+        assert_int_equal(crm_tag_record(&c, 0, &rec, &err), AB_OK);
+        if (rec.len != want.len || memcmp(rec.data, want.data, want.len) != 0) {
+            fail_msg("list %s: %s, parsed: %s", lists[i], rec.data, want.data);
+        }
+        ab_json_free(tree);
+        ab_buf_release(&rec);
+        ab_buf_release(&want);
+    }
+    ab_buf_release(&c.tagged);
+    ab_json_arena_free(c.tag_arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -457,6 +798,9 @@ int main(void)
         cmocka_unit_test(test_byte_path_bodies_and_keys),
         cmocka_unit_test(test_build_record_table),
         cmocka_unit_test(test_build_record_with_field_mapping),
+        cmocka_unit_test(test_answer_scan_matches_tree),
+        cmocka_unit_test(test_answer_scan_sweep),
+        cmocka_unit_test(test_tags_written_as_parsed),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
