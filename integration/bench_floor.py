@@ -18,8 +18,9 @@ benchmark runs, in one go and on the same input files:
   own).
 
 For every input size it prints the median CPU seconds (user + sys, of
-`--repeat` runs, default 5) of the destination and of the floor, the
-microseconds per record and their ratio, and the destination's peak RSS
+`--repeat` runs, default 5) of the destination and of the floor, run
+alternately (floor, destination, floor, ...) so that both see the same
+machine, the microseconds per record and their ratio, and the destination's peak RSS
 (the largest of the runs; GNU time's %M of the process alone). Then, for
 `--callgrind-records` records, the instructions each executes under
 `valgrind --tool=callgrind` (exact, so immune to a busy machine) and their
@@ -205,15 +206,17 @@ def main():
         for n, name, path, argv in cases:
             recs = count_records(path)
             if n in sizes:
-                if path not in floors:
-                    ts = [run.time("json_verify", [JSON_VERIFY, "-s"], path, False)[0]
-                          for _ in range(opts.repeat)]
-                    floors[path] = statistics.median(ts)
-                dest = [run.time("%s %d" % (name, n), argv(n), path, True)
-                        for _ in range(opts.repeat)]
+                # the floor and the destination alternate, run by run: each
+                # ratio compares runs made side by side, whatever else the
+                # machine does meanwhile
+                ts = []
+                dest = []
+                for _ in range(opts.repeat):
+                    ts.append(run.time("json_verify", [JSON_VERIFY, "-s"], path, False)[0])
+                    dest.append(run.time("%s %d" % (name, n), argv(n), path, True))
                 cpu = statistics.median(d[0] for d in dest)
                 row = {"name": name, "records": recs, "size": n, "cpu": cpu,
-                       "floor": floors[path], "rss_kb": max(d[1] for d in dest),
+                       "floor": statistics.median(ts), "rss_kb": max(d[1] for d in dest),
                        "mb": os.path.getsize(path) / 1e6}
                 rows.append(row)
                 sys.stderr.write("  %-15s %8d records: %.3f s CPU (%.2f us/record), floor %.3f s, "
